@@ -1,0 +1,109 @@
+/**
+ * Parameter creation shared by the zoo builders: each parameter is an initializer named by its module path,
+ * valued from a weight source when one supplies it (a checkpoint, or the model being rebuilt) and otherwise
+ * from a seeded initialiser. The seed of each tensor is derived from (model seed, module path), so adding or
+ * dropping a layer leaves every other parameter's initial value unchanged.
+ */
+import type { GraphBuilder } from '../../onnx/builder.ts';
+import { numel } from '../../onnx/tensor.ts';
+import type { Parameter, ParamLayout, ParamRole } from '../model.ts';
+
+/** Supplies graph-layout values for a parameter, or undefined to let the builder initialise it. */
+export type WeightSource = (path: string, shape: readonly number[], layout: ParamLayout) => Float32Array | undefined;
+
+export type Init =
+  | { kind: 'normal'; std: number }
+  | { kind: 'uniform'; bound: number }
+  | { kind: 'zeros' }
+  | { kind: 'ones' };
+
+/** FNV-1a over the seed and the path: a stable per-tensor seed. */
+function tensorSeed(seed: number, path: string): number {
+  let h = 0x811c9dc5 ^ (seed >>> 0);
+  h = Math.imul(h, 0x01000193);
+  for (let i = 0; i < path.length; i++) {
+    h ^= path.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** mulberry32: small, portable, identical on every platform. */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Values for one tensor from an initialiser, reproducible from (seed, path). */
+export function initValues(init: Init, n: number, seed: number, path: string): Float32Array {
+  const out = new Float32Array(n);
+  if (init.kind === 'ones') return out.fill(1);
+  if (init.kind === 'zeros') return out;
+  const rnd = mulberry32(tensorSeed(seed, path));
+  if (init.kind === 'uniform') {
+    for (let i = 0; i < n; i++) out[i] = (rnd() * 2 - 1) * init.bound;
+    return out;
+  }
+  // Box-Muller; 1 - u keeps the log argument in (0, 1].
+  for (let i = 0; i < n; i += 2) {
+    const u = 1 - rnd();
+    const v = rnd();
+    const r = Math.sqrt(-2 * Math.log(u)) * init.std;
+    out[i] = r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  return out;
+}
+
+export interface ParamSpec {
+  shape: number[];
+  role: ParamRole;
+  layout?: ParamLayout;
+  init: Init;
+  /** Post-process fresh values (e.g. zero the padding row of an embedding). */
+  fix?: (v: Float32Array) => void;
+}
+
+/** Creates parameters as named float32 initializers and records them. */
+export class ParamContext {
+  readonly params = new Map<string, Parameter>();
+  readonly newlyInitialized: string[] = [];
+  readonly trainable: (path: string) => boolean;
+
+  constructor(
+    readonly b: GraphBuilder,
+    readonly seed: number,
+    readonly source?: WeightSource,
+    trainable?: (path: string) => boolean,
+  ) {
+    this.trainable = trainable ?? (() => true);
+  }
+
+  /** Adds parameter `path` and returns its initializer name (the path itself). */
+  param(path: string, spec: ParamSpec): string {
+    const layout = spec.layout ?? 'same';
+    let values = this.source?.(path, spec.shape, layout);
+    if (!values) {
+      values = initValues(spec.init, numel(spec.shape), this.seed, path);
+      spec.fix?.(values);
+      if (this.source) this.newlyInitialized.push(path);
+    }
+    this.b.initializer(path, 'float32', values, spec.shape);
+    const trainable = spec.role !== 'buffer' && this.trainable(path);
+    this.params.set(path, { path, initializer: path, dtype: 'float32', shape: [...spec.shape], trainable, role: spec.role, layout });
+    return path;
+  }
+
+  /** `y = x·W + b` with W `[in, out]` under module `path` (nodes named `/path/MatMul`, `/path/Add`). */
+  linear(x: string, path: string, inF: number, outF: number, wInit: Init, bInit: Init = { kind: 'zeros' }): string {
+    const w = this.param(`${path}.weight`, { shape: [inF, outF], role: 'weight', layout: 'in_out', init: wInit });
+    const bias = this.param(`${path}.bias`, { shape: [outF], role: 'bias', init: bInit });
+    return this.b.scope(path, () => this.b.add(this.b.matmul(x, w), bias));
+  }
+}
