@@ -3,7 +3,7 @@
  * The protobuf code is `onnx-proto` (protobufjs static code generated from onnx.proto).
  */
 import onnxProto from 'onnx-proto';
-import { ModelFileError } from '../errors.ts';
+import { ModelFileError, TailorError } from '../errors.ts';
 import { bytesPerElement, dtypeFromOnnx, dtypeToOnnx, type DType } from './dtype.ts';
 import type { Attribute, ExternalLocation, Graph, Model, Node, Shape, Tensor, ValueInfo } from './ir.ts';
 import { numel } from './tensor.ts';
@@ -29,25 +29,51 @@ export interface DecodeOptions {
 /** Parses `.onnx` bytes into a Model. Errors name the file and the tensor/node at fault. */
 export function decodeModel(bytes: Uint8Array, opts: DecodeOptions = {}): Model {
   const file = opts.file ?? '<memory>';
+  if (bytes.byteLength === 0) throw new ModelFileError(`${file} is not a valid ONNX model: the file is empty`, { file });
   let proto: onnxProto.onnx.ModelProto;
   try {
     proto = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new ModelFileError(`${file} is not a valid ONNX model (protobuf decoding failed: ${(e as Error).message})`, { file }, { cause: e });
+    throw new ModelFileError(`${file} is not a valid ONNX model (truncated or not protobuf: ${(e as Error).message})`, { file }, { cause: e });
   }
+  // protobufjs skips unknown fields, so text or image bytes can "decode" into an almost empty message: require
+  // what every real model has (IR version 3+ always carries opset imports).
+  const irVersion = toNum(proto.irVersion as LongLike);
   if (!proto.graph) throw new ModelFileError(`${file} is not a valid ONNX model: it has no graph`, { file });
+  if (!proto.opsetImport || proto.opsetImport.length === 0) {
+    throw new ModelFileError(`${file} is not a valid ONNX model: it has no opset imports (truncated or not an ONNX file)`, { file });
+  }
+  if (!Number.isInteger(irVersion) || irVersion < 3 || irVersion > MAX_IR_VERSION) {
+    throw new ModelFileError(`${file} is not a valid ONNX model: IR version ${irVersion} is outside 3..${MAX_IR_VERSION}`, { file, value: String(irVersion) });
+  }
+  const opsetImports = proto.opsetImport.map((o) => ({ domain: o.domain === 'ai.onnx' ? '' : (o.domain ?? ''), version: toNum(o.version as LongLike) }));
+  for (const o of opsetImports) {
+    if (!Number.isInteger(o.version) || o.version < 1 || o.version > 10_000) {
+      throw new ModelFileError(`${file} is not a valid ONNX model: opset import '${o.domain || 'ai.onnx'}' has version ${o.version}`, { file, value: String(o.version) });
+    }
+  }
   const metadata: Record<string, string> = {};
   for (const p of proto.metadataProps ?? []) metadata[p.key ?? ''] = p.value ?? '';
+  let graph: Graph;
+  try {
+    graph = decodeGraph(proto.graph, file, opts);
+  } catch (e) {
+    if (e instanceof TailorError) throw e;
+    throw new ModelFileError(`${file}: could not decode the graph: ${(e as Error).message}`, { file }, { cause: e });
+  }
   return {
-    graph: decodeGraph(proto.graph, file, opts),
-    opsetImports: (proto.opsetImport ?? []).map((o) => ({ domain: o.domain ?? '', version: toNum(o.version as LongLike) })),
-    irVersion: toNum(proto.irVersion as LongLike),
+    graph,
+    opsetImports,
+    irVersion,
     producerName: proto.producerName ?? '',
     producerVersion: proto.producerVersion ?? '',
     metadata,
     ...(proto.docString ? { docString: proto.docString } : {}),
   };
 }
+
+/** Highest ONNX IR version accepted (ONNX 1.18 writes 11; leave room for newer files). */
+const MAX_IR_VERSION = 32;
 
 function decodeGraph(g: onnxProto.onnx.IGraphProto, file: string, opts: DecodeOptions): Graph {
   const initializers = new Map<string, Tensor>();
@@ -142,6 +168,12 @@ export function decodeTensor(t: onnxProto.onnx.ITensorProto, file: string, opts:
     const location = kv.get('location');
     if (!location) throw new ModelFileError(`${file}: external tensor '${name}' has no 'location' entry`, { file, field: name });
     external = { location, offset: Number(kv.get('offset') ?? 0), length: Number(kv.get('length') ?? n * bpe) };
+    for (const key of ['offset', 'length'] as const) {
+      const v = external[key];
+      if (!Number.isSafeInteger(v) || v < 0) {
+        throw new ModelFileError(`${file}: external tensor '${name}' has invalid ${key} '${kv.get(key)}'`, { file, field: name, value: kv.get(key) });
+      }
+    }
     if (!opts.loadExternal) {
       throw new ModelFileError(`${file}: tensor '${name}' is stored in external file '${location}'; load the model from a file path so the data can be found`, { file, field: name });
     }
