@@ -1,0 +1,358 @@
+/**
+ * The training engine: holds parameters and optimizer state as ORT tensors, compiles and caches one session per
+ * static input shape, and runs optimizer steps (forward + backward + update in ORT, no per-element JS).
+ *
+ * Per-step copying is kept to what ORT's node binding cannot avoid: inputs are fed as the very `ort.Tensor` objects
+ * the previous step wrote, and updated values are written into pre-allocated spare tensors passed as fetches, which
+ * then swap with the current ones (ping-pong). Nothing is updated in place, so a step whose loss or gradient norm is
+ * not finite is discarded without touching the last good state.
+ */
+import { ConfigError, TrainingError } from '../errors.ts';
+import type { Graph } from '../onnx/ir.ts';
+import { modelFromGraph } from '../onnx/ir.ts';
+import { Session, ort, type SessionOptions } from '../runtime/session.ts';
+import {
+  accumName, bindInputs, bindingsFromDims, buildOptimizerGraph, buildTrainingGraphs, evalGraph, gradName, LOSS_OUTPUT,
+  paramsToInputs, resolveTrainable, withLoss, type DropoutSite, type GradientBuilder, type LossSpec, type ParamInfo,
+  type ShapeOracle,
+} from './graph.ts';
+import { GRAD_NORM, learningRateAt, nextName, optimizerScalars, slotName, updateRule, type OptimizerConfig, type ScheduleConfig, type UpdateRule } from './optim/index.ts';
+import type { TrainRng } from './rng.ts';
+
+/** A batch: input name -> tensor (inputs and labels). */
+export type Batch = Record<string, ort.Tensor>;
+
+export interface EngineOptions {
+  loss: LossSpec;
+  trainable: readonly string[] | ((name: string) => boolean);
+  optimizer: OptimizerConfig;
+  schedule?: ScheduleConfig;
+  maxGradNorm?: number;
+  /** Micro-batches per optimizer step (default 1). */
+  gradAccumulation?: number;
+  noDecay?: (name: string) => boolean;
+  /** 'fused' (default) or 'separate' optimizer graph. */
+  mode?: 'fused' | 'separate';
+  /** Model outputs returned by `evaluate` (default: all of the model's outputs). */
+  evalOutputs?: readonly string[];
+  gradients: GradientBuilder;
+  shapes?: ShapeOracle;
+  session?: SessionOptions;
+  /** Pre-allocate and reuse output tensors (default true). */
+  preallocate?: boolean;
+}
+
+export interface StepResult {
+  /** Mean loss over the micro-batches of the step (float32 value read back as a number). */
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  step: number;
+}
+
+/** Everything needed to continue training: plain arrays, so a checkpoint can store them. */
+export interface EngineState {
+  step: number;
+  params: Record<string, Float32Array>;
+  slots: Record<string, Float32Array>;
+}
+
+interface Compiled {
+  key: string;
+  step?: Session;
+  grad?: Session;
+  dropout: DropoutSite[];
+  noise: Float32Array[];
+}
+
+function f32(dims: readonly number[], data?: Float32Array): ort.Tensor {
+  const n = dims.reduce((a, b) => a * b, 1);
+  return new ort.Tensor('float32', data ?? new Float32Array(n), [...dims]);
+}
+
+function scalar(v: number): ort.Tensor {
+  return new ort.Tensor('float32', Float32Array.of(v), []);
+}
+
+function shapeKey(batch: Batch): string {
+  return Object.keys(batch).sort().map((k) => `${k}:${batch[k].dims.join('x')}`).join(',');
+}
+
+export class TrainingEngine {
+  readonly params: ParamInfo[];
+  readonly rule: UpdateRule;
+  /** Optimizer steps taken. */
+  step = 0;
+  private cur = new Map<string, ort.Tensor>();
+  private spare = new Map<string, ort.Tensor>();
+  private accCur = new Map<string, ort.Tensor>();
+  private accSpare = new Map<string, ort.Tensor>();
+  private zeros = new Map<string, ort.Tensor>();
+  private compiled = new Map<string, Compiled>();
+  private evalSessions = new Map<string, Session>();
+  private optimizerSession?: Session;
+  private microLosses: number[] = [];
+  private readonly accumSteps: number;
+  private readonly mode: 'fused' | 'separate';
+
+  constructor(readonly model: Graph, readonly opts: EngineOptions, private readonly rng: TrainRng) {
+    this.accumSteps = opts.gradAccumulation ?? 1;
+    if (!Number.isInteger(this.accumSteps) || this.accumSteps < 1) throw new ConfigError(`gradAccumulation must be a positive integer, got ${this.accumSteps}`, { field: 'gradAccumulation' });
+    this.mode = opts.mode ?? 'fused';
+    this.rule = updateRule(opts.optimizer);
+    this.params = paramsToInputs(model, resolveTrainable(model, opts.trainable), opts.noDecay).params;
+    for (const p of this.params) {
+      const init = new Float32Array(p.init.data.byteLength / 4);
+      new Uint8Array(init.buffer).set(p.init.data);
+      this.cur.set(p.name, f32(p.shape, init));
+      for (const s of this.rule.slots) this.cur.set(slotName(s, p.name), f32(p.shape));
+    }
+  }
+
+  /** Names of all state tensors: parameters and optimizer slots. */
+  get stateNames(): string[] { return [...this.cur.keys()]; }
+
+  private sessionOpts(label: string): SessionOptions {
+    return { ...this.opts.session, label };
+  }
+
+  private async compile(batch: Batch): Promise<Compiled> {
+    const key = shapeKey(batch);
+    const hit = this.compiled.get(key);
+    if (hit) return hit;
+    const dims: Record<string, number[]> = {};
+    for (const [k, t] of Object.entries(batch)) dims[k] = [...t.dims];
+    const base = {
+      loss: this.opts.loss, trainable: this.opts.trainable, optimizer: this.opts.optimizer, maxGradNorm: this.opts.maxGradNorm,
+      noDecay: this.opts.noDecay, gradients: this.opts.gradients, shapes: this.opts.shapes,
+    };
+    // Bindings come from the batch dims of the inputs the model itself declares; label inputs the loss adds are static.
+    const bindings = bindingsFromDims(this.model, dims);
+    const accumulate = this.accumSteps > 1;
+    const c: Compiled = { key, dropout: [], noise: [] };
+    if (this.mode === 'fused') {
+      const g = buildTrainingGraphs(this.model, { ...base, bindings, mode: 'fused', accumulate });
+      c.step = await Session.create(modelFromGraph(g.train), this.sessionOpts(`training step ${key}`));
+      c.dropout = g.dropout;
+    }
+    if (this.mode === 'separate' || accumulate) {
+      const g = buildTrainingGraphs(this.model, { ...base, bindings, mode: 'separate', accumulate });
+      c.grad = await Session.create(modelFromGraph(g.train), this.sessionOpts(`gradients ${key}`));
+      c.dropout = g.dropout;
+    }
+    c.noise = c.dropout.map((d) => new Float32Array(d.shape.reduce((a, b) => a * b, 1)));
+    this.compiled.set(key, c);
+    return c;
+  }
+
+  private spareFor(name: string, like: ort.Tensor, pool: Map<string, ort.Tensor>): ort.Tensor | null {
+    if (this.opts.preallocate === false) return null;
+    let t = pool.get(name);
+    if (!t) {
+      t = f32(like.dims);
+      pool.set(name, t);
+    }
+    return t;
+  }
+
+  private noiseFeeds(c: Compiled): Batch {
+    const feeds: Batch = {};
+    c.dropout.forEach((d, i) => {
+      feeds[d.input] = f32(d.shape, this.rng.fillUniform(c.noise[i]));
+    });
+    return feeds;
+  }
+
+  private checkFinite(what: string, v: number): void {
+    if (!Number.isFinite(v)) {
+      throw new TrainingError(`${what} is ${v} at step ${this.step + 1}: training stopped (the last good state is kept)`, { details: { step: this.step + 1, [what]: v } });
+    }
+  }
+
+  /** Learning rate of the next optimizer step. */
+  get nextLr(): number {
+    return learningRateAt(this.opts.optimizer.lr, this.opts.schedule, this.step + 1);
+  }
+
+  private updateFetches(): Record<string, ort.Tensor | null> {
+    const fetches: Record<string, ort.Tensor | null> = { [GRAD_NORM]: null };
+    for (const [name, t] of this.cur) fetches[nextName(name)] = this.spareFor(name, t, this.spare);
+    return fetches;
+  }
+
+  private commitUpdate(out: Record<string, ort.Tensor>): void {
+    const next = new Map<string, ort.Tensor>();
+    for (const name of this.cur.keys()) next.set(name, out[nextName(name)]);
+    if (this.opts.preallocate !== false) this.spare = this.cur;
+    this.cur = next;
+  }
+
+  private scalarFeeds(): Batch {
+    const feeds: Batch = {};
+    for (const [k, v] of Object.entries(optimizerScalars(this.rule, this.step + 1, this.nextLr, 1 / this.accumSteps))) feeds[k] = scalar(v);
+    return feeds;
+  }
+
+  private paramFeeds(): Batch {
+    const feeds: Batch = {};
+    for (const p of this.params) feeds[p.name] = this.cur.get(p.name) as ort.Tensor;
+    return feeds;
+  }
+
+  private accumFeeds(): Batch {
+    const feeds: Batch = {};
+    for (const p of this.params) {
+      let z = this.accCur.get(p.name);
+      if (!z) {
+        z = this.zeros.get(p.name) ?? f32(p.shape);
+        this.zeros.set(p.name, z);
+      }
+      feeds[accumName(p.name)] = z;
+    }
+    return feeds;
+  }
+
+  /**
+   * Feeds one micro-batch. Returns the step result when this micro-batch completed an optimizer step, otherwise
+   * undefined (gradient accumulation). Throws TrainingError on a non-finite loss or gradient norm.
+   */
+  async trainBatch(batch: Batch): Promise<StepResult | undefined> {
+    const c = await this.compile(batch);
+    const last = this.microLosses.length + 1 === this.accumSteps;
+    const accumulate = this.accumSteps > 1;
+    const feeds: Batch = { ...batch, ...this.paramFeeds(), ...this.noiseFeeds(c) };
+    if (accumulate) Object.assign(feeds, this.accumFeeds());
+    if (last && this.mode === 'fused') {
+      Object.assign(feeds, this.scalarFeeds());
+      for (const [name, t] of this.cur) if (!(name in feeds)) feeds[name] = t;
+      const fetches: Record<string, ort.Tensor | null> = { [LOSS_OUTPUT]: null, ...this.updateFetches() };
+      const out = await (c.step as Session).inner.run(feeds, fetches);
+      const loss = this.finishLoss(Number(out[LOSS_OUTPUT].data[0]));
+      const gradNorm = Number(out[GRAD_NORM].data[0]);
+      this.checkFinite('gradient norm', gradNorm);
+      const lr = this.nextLr;
+      this.commitUpdate(out);
+      this.accCur.clear();
+      this.step++;
+      return { loss, gradNorm, lr, step: this.step };
+    }
+    const fetches: Record<string, ort.Tensor | null> = { [LOSS_OUTPUT]: null };
+    for (const p of this.params) fetches[gradName(p.name)] = this.spareFor(p.name, this.cur.get(p.name) as ort.Tensor, this.accSpare);
+    const out = await (c.grad as Session).inner.run(feeds, fetches);
+    const microLoss = Number(out[LOSS_OUTPUT].data[0]);
+    if (!last) {
+      this.checkFinite('loss', microLoss);
+      this.microLosses.push(microLoss);
+      this.swapAccum(out);
+      return undefined;
+    }
+    const loss = this.finishLoss(microLoss);
+    return this.applySeparate(out, loss);
+  }
+
+  private swapAccum(out: Record<string, ort.Tensor>): void {
+    const next = new Map<string, ort.Tensor>();
+    for (const p of this.params) next.set(p.name, out[gradName(p.name)]);
+    if (this.opts.preallocate !== false) {
+      // The zero tensors fed at the first micro-batch are not spares; keep them out of the pool.
+      const old = this.accCur;
+      this.accSpare = old.size ? old : new Map();
+    }
+    this.accCur = next;
+  }
+
+  private finishLoss(last: number): number {
+    this.checkFinite('loss', last);
+    const all = [...this.microLosses, last];
+    this.microLosses = [];
+    return all.reduce((a, b) => a + b, 0) / all.length;
+  }
+
+  private async applySeparate(gradOut: Record<string, ort.Tensor>, loss: number): Promise<StepResult> {
+    if (!this.optimizerSession) {
+      this.optimizerSession = await Session.create(modelFromGraph(buildOptimizerGraph(this.params, this.opts.optimizer, this.opts.maxGradNorm)), this.sessionOpts('optimizer'));
+    }
+    const feeds: Batch = { ...this.scalarFeeds() };
+    for (const [name, t] of this.cur) feeds[name] = t;
+    for (const p of this.params) feeds[gradName(p.name)] = gradOut[gradName(p.name)];
+    const out = await this.optimizerSession.inner.run(feeds, this.updateFetches());
+    const gradNorm = Number(out[GRAD_NORM].data[0]);
+    this.checkFinite('gradient norm', gradNorm);
+    const lr = this.nextLr;
+    this.commitUpdate(out);
+    if (this.accumSteps > 1) this.swapAccum(gradOut);
+    this.accCur.clear();
+    this.step++;
+    return { loss, gradNorm, lr, step: this.step };
+  }
+
+  /** Runs the eval graph (Dropout off) on a batch; returns the model outputs and `loss`. */
+  async evaluate(batch: Batch): Promise<Record<string, ort.Tensor>> {
+    const key = shapeKey(batch);
+    let s = this.evalSessions.get(key);
+    if (!s) {
+      const dims: Record<string, number[]> = {};
+      for (const [k, t] of Object.entries(batch)) dims[k] = [...t.dims];
+      let g = bindInputs(this.model, bindingsFromDims(this.model, dims));
+      const keep = this.opts.evalOutputs ?? g.outputs.map((o) => o.name);
+      g = withLoss(evalGraph(g), this.opts.loss, keep).graph;
+      g = paramsToInputs(g, this.params.map((p) => p.name)).graph;
+      s = await Session.create(modelFromGraph(g), this.sessionOpts(`eval ${key}`));
+      this.evalSessions.set(key, s);
+    }
+    return s.run({ ...batch, ...this.paramFeeds() });
+  }
+
+  /** Current parameter values (views of the live tensors: copy before keeping them across steps). */
+  paramValues(): Map<string, Float32Array> {
+    return new Map(this.params.map((p) => [p.name, (this.cur.get(p.name) as ort.Tensor).data as Float32Array]));
+  }
+
+  /** A copy of the state, for checkpoints. */
+  getState(): EngineState {
+    const params: Record<string, Float32Array> = {};
+    const slots: Record<string, Float32Array> = {};
+    const names = new Set(this.params.map((p) => p.name));
+    for (const [k, t] of this.cur) (names.has(k) ? params : slots)[k] = Float32Array.from(t.data as Float32Array);
+    return { step: this.step, params, slots };
+  }
+
+  /** Restores a state from `getState` (or a checkpoint). Missing slots are zero (e.g. weights-only restore). */
+  setState(state: EngineState): void {
+    for (const [k, t] of this.cur) {
+      const v = state.params[k] ?? state.slots[k];
+      if (!v) {
+        if (k in state.params || this.params.some((p) => p.name === k)) throw new ConfigError(`state has no value for parameter '${k}'`, { field: k });
+        (t.data as Float32Array).fill(0);
+        continue;
+      }
+      if (v.length !== t.size) throw new ConfigError(`state value '${k}' has ${v.length} elements, expected ${t.size}`, { field: k });
+      this.cur.set(k, f32(t.dims, Float32Array.from(v)));
+    }
+    this.step = state.step;
+    this.accCur.clear();
+    this.microLosses = [];
+  }
+
+  /** The model graph with trained parameters written back as initializers (a new graph; the input is unchanged). */
+  exportGraph(values: Map<string, Float32Array> = this.paramValues()): Graph {
+    const g = { ...this.model, initializers: new Map(this.model.initializers) };
+    for (const p of this.params) {
+      const v = Float32Array.from(values.get(p.name) as Float32Array);
+      g.initializers.set(p.name, { name: p.name, dtype: 'float32', dims: [...p.shape], data: new Uint8Array(v.buffer) });
+    }
+    return g;
+  }
+
+  async release(): Promise<void> {
+    for (const c of this.compiled.values()) {
+      await c.step?.release();
+      await c.grad?.release();
+    }
+    for (const s of this.evalSessions.values()) await s.release();
+    await this.optimizerSession?.release();
+    this.compiled.clear();
+    this.evalSessions.clear();
+    this.optimizerSession = undefined;
+  }
+}

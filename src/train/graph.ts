@@ -1,0 +1,275 @@
+/**
+ * Training-graph construction: model graph + loss + trainable set -> the graphs the engine runs.
+ *
+ * - Trainable initializers become graph inputs (their current values are fed each step, as ORT tensors that the
+ *   previous step produced); frozen weights stay initializers, so ORT keeps them in place with no per-step copy.
+ * - Symbolic input dims are bound to the batch's static shape (`bindings`) before differentiation, because gradient
+ *   rules undo broadcasting from static shapes; the engine caches one compiled session per shape.
+ * - Dropout is lowered to `x · (noise >= ratio) / (1 - ratio)` with `noise` a graph input filled each step from the
+ *   run's seeded generator: ONNX Dropout's fixed `seed` attribute would repeat the same mask at every step.
+ * - The optimizer is either fused into the same graph (one `run` does forward, backward and update) or a separate
+ *   graph fed with the gradients (`mode: 'separate'`).
+ */
+import { ConfigError, GraphError } from '../errors.ts';
+import { GraphBuilder } from '../onnx/builder.ts';
+import type { DType } from '../onnx/dtype.ts';
+import { cloneGraph, type Dim, type Graph, type Node, type Shape, type Tensor } from '../onnx/ir.ts';
+import { tensorToNumbers } from '../onnx/tensor.ts';
+import { appendOptimizerStep, nextName, type OptimizerConfig, type ParamGrad, updateRule } from './optim/index.ts';
+
+/** The forward+backward graph builder (src/autodiff): gradients of `loss` w.r.t. `wrt` as extra graph outputs. */
+export type GradientBuilder = (graph: Graph, opts: { loss: string; wrt: string[] }) => { graph: Graph; gradients: Map<string, string> };
+
+/** Static shapes of values, after symbolic dims are bound (used to size dropout noise). */
+export type ShapeOracle = (graph: Graph, bindings: Record<string, number>) => (value: string) => number[] | undefined;
+
+/**
+ * The loss: the name of a scalar value already in the graph, or a function that appends loss nodes (and label
+ * inputs) with a GraphBuilder over the model graph and returns the scalar loss value's name.
+ */
+export type LossSpec = string | ((b: GraphBuilder) => string);
+
+export interface ParamInfo {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  /** Initial value, as stored in the model. */
+  init: Tensor;
+  decay: boolean;
+}
+
+export interface DropoutSite {
+  /** The float32 noise input fed each step. */
+  input: string;
+  shape: number[];
+  ratio: number;
+}
+
+export interface TrainingGraphOptions {
+  loss: LossSpec;
+  /** Initializer names to train, or a predicate over initializer names. */
+  trainable: readonly string[] | ((name: string) => boolean);
+  optimizer: OptimizerConfig;
+  maxGradNorm?: number;
+  /** Parameters excluded from weight decay (default: none). */
+  noDecay?: (name: string) => boolean;
+  /** 'fused' (default): one graph does forward, backward and update. 'separate': gradients graph + optimizer graph. */
+  mode?: 'fused' | 'separate';
+  /** Gradients add into `accum::<param>` inputs (gradient accumulation). */
+  accumulate?: boolean;
+  /** Values of symbolic dims (batch, seq). */
+  bindings?: Record<string, number>;
+  /** Forward outputs kept as outputs of the training graph besides the loss (default none). */
+  keepOutputs?: readonly string[];
+  gradients: GradientBuilder;
+  shapes?: ShapeOracle;
+}
+
+export interface TrainingGraphs {
+  /** forward + backward (+ update when fused). Outputs: `loss`, kept outputs, then `grad::<p>` or updated values. */
+  train: Graph;
+  /** The separate optimizer graph (mode 'separate'). */
+  optimizer?: Graph;
+  params: ParamInfo[];
+  dropout: DropoutSite[];
+  /** Name of the loss output. */
+  loss: string;
+}
+
+export const LOSS_OUTPUT = 'loss';
+export function gradName(param: string): string { return `grad::${param}`; }
+export function accumName(param: string): string { return `accum::${param}`; }
+
+/** Which initializers are trainable, in initializer order. */
+export function resolveTrainable(graph: Graph, trainable: TrainingGraphOptions['trainable']): string[] {
+  if (typeof trainable === 'function') return [...graph.initializers.keys()].filter((n) => trainable(n));
+  for (const n of trainable) {
+    if (!graph.initializers.has(n)) throw new ConfigError(`trainable parameter '${n}' is not an initializer of graph '${graph.name}'`, { field: 'trainable', value: n });
+  }
+  return [...trainable];
+}
+
+/** Replaces symbolic dims in the graph inputs with `bindings`; the rest of the graph is left to shape inference. */
+export function bindInputs(graph: Graph, bindings: Record<string, number>): Graph {
+  const g = cloneGraph(graph);
+  g.inputs = g.inputs.map((v) => (v.shape ? { ...v, shape: v.shape.map((d: Dim) => (typeof d === 'string' && d in bindings ? bindings[d] : d)) } : v));
+  return g;
+}
+
+/** Binds symbolic dims of `graph`'s inputs from concrete batch dims: input name -> dims. */
+export function bindingsFromDims(graph: Graph, dims: Record<string, readonly number[]>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of graph.inputs) {
+    const d = dims[v.name];
+    const shape = v.shape;
+    if (!d || !shape) continue;
+    if (d.length !== shape.length) {
+      throw new GraphError(`input '${v.name}' has rank ${shape.length} [${shape.join(', ')}] but the batch gives [${d.join(', ')}]`, { field: v.name });
+    }
+    shape.forEach((s, i) => {
+      if (typeof s === 'string') {
+        if (out[s] !== undefined && out[s] !== d[i]) throw new GraphError(`dim '${s}' is ${out[s]} in one input and ${d[i]} in '${v.name}'`, { field: v.name });
+        out[s] = d[i];
+      } else if (s !== d[i] && s > 0) {
+        throw new GraphError(`input '${v.name}' expects [${shape.join(', ')}] but the batch gives [${d.join(', ')}]`, { field: v.name });
+      }
+    });
+  }
+  return out;
+}
+
+function dropoutRatio(graph: Graph, node: Node): number {
+  const r = node.inputs[1];
+  if (!r) return 0.5;
+  const t = graph.initializers.get(r);
+  if (!t) throw new GraphError(`Dropout node '${node.name}': ratio '${r}' must be a constant initializer to train`, { node: node.name, op: 'Dropout' });
+  return tensorToNumbers(t)[0];
+}
+
+/**
+ * Dropout for evaluation: every Dropout becomes Identity (a mask output becomes all-true), BatchNormalization uses
+ * running statistics.
+ */
+export function evalGraph(graph: Graph): Graph {
+  const g = cloneGraph(graph);
+  const nodes: Node[] = [];
+  for (const n of g.nodes) {
+    if (n.opType === 'Dropout' && n.domain === '') {
+      nodes.push({ name: n.name, opType: 'Identity', domain: '', inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs: {} });
+      if (n.outputs[1]) {
+        const shp = `${n.name}/mask_shape`;
+        nodes.push({ name: shp, opType: 'Shape', domain: '', inputs: [n.inputs[0]], outputs: [shp], attrs: {} });
+        nodes.push({ name: `${n.name}/mask`, opType: 'ConstantOfShape', domain: '', inputs: [shp], outputs: [n.outputs[1]], attrs: { value: { type: 'tensor', value: { name: '', dtype: 'bool', dims: [1], data: Uint8Array.of(1) } } } });
+      }
+    } else if (n.opType === 'BatchNormalization' && n.domain === '') {
+      nodes.push({ ...n, outputs: [n.outputs[0]], attrs: { ...n.attrs, training_mode: { type: 'int', value: 0 } } });
+    } else nodes.push(n);
+  }
+  g.nodes = nodes;
+  return g;
+}
+
+/** Lowers training-mode Dropout to noise inputs (see the module comment). Needs the static shape of each input. */
+export function lowerDropout(graph: Graph, shapeOf: (value: string) => number[] | undefined): { graph: Graph; sites: DropoutSite[] } {
+  const g = cloneGraph(graph);
+  const b = new GraphBuilder(g);
+  const sites: DropoutSite[] = [];
+  const old = g.nodes;
+  g.nodes = [];
+  for (const n of old) {
+    if (n.opType !== 'Dropout' || n.domain !== '') {
+      g.nodes.push(n);
+      continue;
+    }
+    const ratio = dropoutRatio(graph, n);
+    const x = n.inputs[0];
+    if (ratio === 0) {
+      b.node('Identity', [x], {}, { outputs: [n.outputs[0]] });
+      continue;
+    }
+    const shape = shapeOf(x);
+    if (!shape) throw new GraphError(`Dropout node '${n.name}': the shape of its input '${x}' is not known statically`, { node: n.name, op: 'Dropout' });
+    const noise = b.input(b.uniqueName(`dropout::noise::${sites.length}`), 'float32', shape);
+    sites.push({ input: noise, shape, ratio });
+    const keep = n.outputs[1] ? b.node('GreaterOrEqual', [noise, b.scalar(ratio)], {}, { outputs: [n.outputs[1]] })[0] : b.op('GreaterOrEqual', [noise, b.scalar(ratio)]);
+    const scale = b.mul(b.cast(keep, 'float32'), b.scalar(1 / (1 - ratio)));
+    b.node('Mul', [x, scale], {}, { outputs: [n.outputs[0]] });
+  }
+  return { graph: g, sites };
+}
+
+function setTrainingMode(graph: Graph): void {
+  for (const n of graph.nodes) {
+    if (n.opType === 'BatchNormalization' && n.domain === '') n.attrs = { ...n.attrs, training_mode: { type: 'int', value: 1 } };
+  }
+}
+
+/** Appends the loss and returns the graph (a clone) with the loss exposed as output `loss`. */
+export function withLoss(graph: Graph, loss: LossSpec, keepOutputs: readonly string[]): { graph: Graph; loss: string } {
+  const g = cloneGraph(graph);
+  const b = new GraphBuilder(g);
+  const lossValue = typeof loss === 'string' ? loss : loss(b);
+  const known = new Set<string>([...g.nodes.flatMap((n) => n.outputs), ...g.inputs.map((i) => i.name), ...g.initializers.keys()]);
+  if (!known.has(lossValue)) throw new GraphError(`loss value '${lossValue}' is not produced by graph '${g.name}'`, { field: 'loss' });
+  const kept = g.outputs.filter((o) => keepOutputs.includes(o.name));
+  g.outputs = [];
+  b.output(b.op('Identity', [lossValue], {}, { outputs: [LOSS_OUTPUT] }), 'float32', []);
+  g.outputs.push(...kept);
+  return { graph: g, loss: LOSS_OUTPUT };
+}
+
+/** Moves trainable initializers to graph inputs (their values are then fed each step). */
+export function paramsToInputs(graph: Graph, names: readonly string[], noDecay?: (name: string) => boolean): { graph: Graph; params: ParamInfo[] } {
+  const g = cloneGraph(graph);
+  const params: ParamInfo[] = [];
+  for (const name of names) {
+    const t = g.initializers.get(name);
+    if (!t) throw new ConfigError(`trainable parameter '${name}' is not an initializer`, { field: 'trainable', value: name });
+    if (t.dtype !== 'float32') throw new ConfigError(`trainable parameter '${name}' is ${t.dtype}; only float32 parameters can be trained`, { field: 'trainable', value: name });
+    g.initializers.delete(name);
+    g.inputs.push({ name, dtype: t.dtype, shape: [...t.dims] });
+    params.push({ name, dtype: t.dtype, shape: [...t.dims], init: t, decay: !(noDecay?.(name) ?? false) });
+  }
+  return { graph: g, params };
+}
+
+/** Builds the training graph (and, in separate mode, the optimizer graph) for one static shape. */
+export function buildTrainingGraphs(model: Graph, opts: TrainingGraphOptions): TrainingGraphs {
+  const bindings = opts.bindings ?? {};
+  const names = resolveTrainable(model, opts.trainable);
+  if (names.length === 0) throw new ConfigError('no trainable parameters selected', { field: 'trainable' });
+  const rule = updateRule(opts.optimizer);
+  let g = bindInputs(model, bindings);
+  const withL = withLoss(g, opts.loss, opts.keepOutputs ?? []);
+  g = withL.graph;
+  setTrainingMode(g);
+  const p = paramsToInputs(g, names, opts.noDecay);
+  g = p.graph;
+  let sites: DropoutSite[] = [];
+  if (g.nodes.some((n) => n.opType === 'Dropout' && n.domain === '')) {
+    if (!opts.shapes) throw new ConfigError('the model has Dropout nodes: a shape oracle is needed to size their noise', { field: 'shapes' });
+    const lowered = lowerDropout(g, opts.shapes(g, bindings));
+    g = lowered.graph;
+    sites = lowered.sites;
+  }
+  const grad = opts.gradients(g, { loss: withL.loss, wrt: names });
+  const tg = grad.graph;
+  // Gradients come back as extra outputs; this module decides what leaves the graph.
+  const gradValues = new Set(grad.gradients.values());
+  tg.outputs = tg.outputs.filter((o) => !gradValues.has(o.name));
+  const b = new GraphBuilder(tg);
+  const gradOf = (pi: ParamInfo): string => {
+    const gv = grad.gradients.get(pi.name);
+    if (!gv) throw new GraphError(`the loss does not depend on trainable parameter '${pi.name}'`, { field: pi.name });
+    if (!opts.accumulate) return gv;
+    return b.add(b.input(accumName(pi.name), 'float32', pi.shape), gv);
+  };
+  const mode = opts.mode ?? 'fused';
+  if (mode === 'fused') {
+    const pg: ParamGrad[] = p.params.map((pi) => ({ param: pi.name, grad: gradOf(pi), shape: pi.shape, decay: pi.decay }));
+    appendOptimizerStep(b, pg, rule, { maxGradNorm: opts.maxGradNorm });
+    return { train: tg, params: p.params, dropout: sites, loss: withL.loss };
+  }
+  for (const pi of p.params) b.output(b.op('Identity', [gradOf(pi)], {}, { outputs: [gradName(pi.name)] }), 'float32', pi.shape);
+  return { train: tg, optimizer: buildOptimizerGraph(p.params, opts.optimizer, opts.maxGradNorm), params: p.params, dropout: sites, loss: withL.loss };
+}
+
+/** A standalone optimizer graph: inputs params, `grad::<p>`, slots and scalars; outputs `<name>::next`. */
+export function buildOptimizerGraph(params: readonly ParamInfo[], optimizer: OptimizerConfig, maxGradNorm?: number): Graph {
+  const b = new GraphBuilder('optimizer');
+  const pg: ParamGrad[] = params.map((pi) => ({
+    param: b.input(pi.name, 'float32', pi.shape),
+    grad: b.input(gradName(pi.name), 'float32', pi.shape),
+    shape: pi.shape,
+    decay: pi.decay,
+  }));
+  appendOptimizerStep(b, pg, updateRule(optimizer), { maxGradNorm });
+  return b.graph;
+}
+
+/** Output names of the updated values of a parameter and its optimizer slots. */
+export function updatedNames(param: string, slots: readonly string[]): string[] {
+  return [nextName(param), ...slots.map((s) => nextName(`optim::${s}::${param}`))];
+}
+
+export type { Shape };
