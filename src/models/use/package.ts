@@ -125,17 +125,21 @@ export function readTfGraphModel(dir: string): TfGraphModel {
   return { nodes, weights };
 }
 
-/** Reads vocab.json: an array of [piece, score] pairs. */
+/**
+ * Reads vocab.json: an array of [piece, score] pairs. The published file has `null` scores for seven pieces that
+ * contain ':' (and ':30' scores 30): its export split lines on ':'. The package's own tokenizer adds the null as
+ * 0, so that is what the model has always been fed; we keep that reading (null -> 0) to stay faithful to it.
+ */
 export function readVocab(dir: string): VocabEntry[] {
   const file = path.join(dir, 'vocab.json');
   const json = readJson(file);
   if (!Array.isArray(json) || json.length === 0) throw new ModelFileError(`${file}: expected a non-empty array of [piece, score] pairs`, { file });
-  json.forEach((e: unknown, i) => {
-    if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'number') {
+  return json.map((e: unknown, i): VocabEntry => {
+    if (!Array.isArray(e) || typeof e[0] !== 'string' || e[0].length === 0 || (typeof e[1] !== 'number' && e[1] !== null)) {
       throw new ModelFileError(`${file}: entry ${i} is ${JSON.stringify(e)?.slice(0, 60)}; expected [piece, score]`, { file, field: String(i) });
     }
+    return [e[0], e[1] ?? 0];
   });
-  return json as VocabEntry[];
 }
 
 /** Size and mtime of the package files, so that a cache can tell a reinstalled package from the converted one. */
