@@ -1,0 +1,67 @@
+/**
+ * Expected calibration error (Guo et al., 2017): confidences (max probability) binned into equal-width bins
+ * (lo, hi]; ECE = Σ_b (n_b / N) · |accuracy_b − mean confidence_b|. A confidence of exactly 0 goes in the
+ * first bin.
+ */
+import { ConfigError } from '../errors.ts';
+import { argmax } from './metrics.ts';
+
+export interface ReliabilityBin {
+  lower: number;
+  upper: number;
+  count: number;
+  /** NaN for an empty bin. */
+  accuracy: number;
+  confidence: number;
+  /** |accuracy − confidence|, 0 for an empty bin. */
+  gap: number;
+}
+
+export interface CalibrationResult {
+  ece: number;
+  /** Largest gap over non-empty bins (maximum calibration error). */
+  mce: number;
+  bins: ReliabilityBin[];
+}
+
+/** ECE and reliability table from per-example confidence and correctness. */
+export function calibrationFromConfidence(confidence: ArrayLike<number>, correct: ArrayLike<boolean | number>, numBins = 15): CalibrationResult {
+  if (!Number.isInteger(numBins) || numBins < 1) throw new ConfigError(`numBins must be a positive integer, got ${numBins}`, { field: 'calibrationBins' });
+  if (confidence.length !== correct.length) throw new ConfigError('confidence and correct differ in length', { field: 'confidence' });
+  const count = new Array<number>(numBins).fill(0);
+  const hits = new Array<number>(numBins).fill(0);
+  const conf = new Array<number>(numBins).fill(0);
+  for (let i = 0; i < confidence.length; i++) {
+    const c = confidence[i];
+    if (!(c >= 0 && c <= 1)) throw new ConfigError(`confidence[${i}] = ${c} is not a probability`, { field: 'scores', value: String(c) });
+    const b = Math.min(numBins - 1, Math.max(0, Math.ceil(c * numBins) - 1));
+    count[b]++;
+    conf[b] += c;
+    if (correct[i]) hits[b]++;
+  }
+  const n = confidence.length;
+  let ece = 0;
+  let mce = 0;
+  const bins: ReliabilityBin[] = [];
+  for (let b = 0; b < numBins; b++) {
+    const acc = count[b] > 0 ? hits[b] / count[b] : NaN;
+    const mc = count[b] > 0 ? conf[b] / count[b] : NaN;
+    const gap = count[b] > 0 ? Math.abs(acc - mc) : 0;
+    if (n > 0) ece += (count[b] / n) * gap;
+    mce = Math.max(mce, gap);
+    bins.push({ lower: b / numBins, upper: (b + 1) / numBins, count: count[b], accuracy: acc, confidence: mc, gap });
+  }
+  return { ece, mce, bins };
+}
+
+/** ECE from probability rows and true class ids (prediction = argmax). */
+export function expectedCalibrationError(probs: ArrayLike<ArrayLike<number>>, yTrue: ArrayLike<number>, numBins = 15): CalibrationResult {
+  const confidence: number[] = [];
+  const correct: boolean[] = [];
+  for (let i = 0; i < probs.length; i++) {
+    const p = argmax(probs[i]);
+    confidence.push(probs[i][p]);
+    correct.push(p === yTrue[i]);
+  }
+  return calibrationFromConfidence(confidence, correct, numBins);
+}
