@@ -145,6 +145,9 @@ export interface WriteModelResult {
   dataBytes: number;
 }
 
+/** Fault injection for tests of the rollback path; not for production use. */
+export const writeHooks: { beforeModelRename?: () => void } = {};
+
 /** Protobuf messages cannot exceed 2 GiB; leave headroom for the graph itself. */
 const INLINE_LIMIT = 1.8 * 1024 ** 3;
 const PAGE = 4096;
@@ -178,8 +181,13 @@ export async function writeModel(model: Model, file: string, opts: WriteModelOpt
     throw new ModelFileError(`cannot encode model for ${modelFile}: ${(e as Error).message}`, { file: modelFile }, { cause: e });
   }
 
-  const tmpModel = tempName(modelFile);
   const dataFile = ext ? path.join(dir, ext.location) : undefined;
+  for (const target of [modelFile, dataFile]) {
+    if (target && fs.existsSync(target) && !fs.statSync(target).isFile()) {
+      throw new ModelFileError(`cannot write model ${modelFile}: ${target} exists and is not a regular file`, { file: target });
+    }
+  }
+  const tmpModel = tempName(modelFile);
   const tmpData = dataFile ? tempName(dataFile) : undefined;
   const cleanup = async (): Promise<void> => {
     for (const f of [tmpModel, tmpData]) if (f) await fsp.rm(f, { force: true }).catch(() => undefined);
@@ -209,6 +217,7 @@ async function commitRenames(modelFile: string, tmpModel: string, dataFile: stri
       await fsp.rename(tmpData, dataFile);
       dataMoved = true;
     }
+    writeHooks.beforeModelRename?.();
     await fsp.rename(tmpModel, modelFile);
   } catch (e) {
     if (dataFile && dataMoved) await fsp.rm(dataFile, { force: true }).catch(() => undefined);
