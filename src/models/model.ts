@@ -11,7 +11,7 @@
  */
 import { ConfigError, GraphError } from '../errors.ts';
 import type { DType, TypedArray } from '../onnx/dtype.ts';
-import { cloneGraph, type Graph, type Tensor, type ValueInfo } from '../onnx/ir.ts';
+import { cloneGraph, modelFromGraph, type Graph, type Model as OnnxModel, type OpsetImport, type Tensor, type ValueInfo } from '../onnx/ir.ts';
 import { numel, tensorFromArray, tensorToArray } from '../onnx/tensor.ts';
 import type { TextTokenizer } from './hf/tokenizer.ts';
 
@@ -62,6 +62,16 @@ export interface Model {
   source: ModelSource;
   /** Parameters that were freshly initialised on load (e.g. a new head on a base checkpoint). */
   newlyInitialized?: string[];
+  /** Opset imports of an imported graph (zoo graphs use Tailor's default opset). */
+  opsets?: OpsetImport[];
+}
+
+/** The ONNX model to run or save: the forward graph with the model's opsets (Tailor's default for zoo graphs). */
+export function toOnnxModel(model: Model): OnnxModel {
+  const m = modelFromGraph(model.graph);
+  if (model.opsets) m.opsetImports = model.opsets.map((o) => ({ ...o }));
+  m.metadata = { 'tailor.architecture': model.architecture, 'tailor.task': model.task };
+  return m;
 }
 
 /** The tensor that holds a parameter's value in the graph. */

@@ -125,6 +125,13 @@ export interface BuildBertOptions {
   weights?: WeightSource;
   /** Trainable flag per parameter (default: all trainable). */
   trainable?: (path: string) => boolean;
+  /**
+   * 'tailor' (default): opset 17, LayerNormalization nodes, heads as MatMul+Add.
+   * 'optimum': the form of Hugging Face Optimum's exports: opset 14, LayerNorm decomposed into
+   * ReduceMean/Sub/Pow/Sqrt/Div, pooler and classifier as Gemm(transB=1) over PyTorch-layout weights, and linear
+   * weights stored as anonymous `onnx::MatMul_N` initializers (see `anonymizeMatMulWeights`).
+   */
+  style?: 'tailor' | 'optimum';
 }
 
 /** The module-path prefix of the encoder for a task (HF's task models nest BertModel under `bert`). */
@@ -163,10 +170,24 @@ export function buildBert(config: BertConfig, opts: BuildBertOptions = {}): Mode
   const attentionMask = b.input('attention_mask', 'int64', ['batch', 'seq']);
   const tokenTypeIds = b.input('token_type_ids', 'int64', ['batch', 'seq']);
 
+  const optimum = opts.style === 'optimum';
   const layerNorm = (x: string, path: string): string => {
     const w = ctx.param(`${path}.weight`, { shape: [H], role: 'norm', init: ones });
     const bias = ctx.param(`${path}.bias`, { shape: [H], role: 'norm', init: zeros });
-    return b.scope(path, () => b.layerNorm(x, w, bias, -1, c.layer_norm_eps));
+    return b.scope(path, () => {
+      if (!optimum) return b.layerNorm(x, w, bias, -1, c.layer_norm_eps);
+      const d = b.sub(x, b.reduceMean(x, [-1]));
+      const variance = b.reduceMean(b.pow(d, b.scalar(2)), [-1]);
+      const y = b.div(d, b.sqrt(b.add(variance, b.scalar(c.layer_norm_eps))));
+      return b.add(b.mul(y, w), bias);
+    });
+  };
+  // Optimum exports the pooler and classifier as Gemm over nn.Linear's [out, in] weight.
+  const headLinear = (x: string, path: string, inF: number, outF: number): string => {
+    if (!optimum) return ctx.linear(x, path, inF, outF, normal);
+    const w = ctx.param(`${path}.weight`, { shape: [outF, inF], role: 'weight', layout: 'out_in', init: normal });
+    const bias = ctx.param(`${path}.bias`, { shape: [outF], role: 'bias', init: zeros });
+    return b.scope(path, () => b.gemm(x, w, bias, { transB: 1 }));
   };
 
   // ---- embeddings ----
@@ -241,8 +262,8 @@ export function buildBert(config: BertConfig, opts: BuildBertOptions = {}): Mode
   // ---- heads ----
   if (task === 'sequence-classification') {
     const first = b.scope(`${pre}pooler`, () => b.squeeze(b.op('Slice', [x, b.ints([0]), b.ints([1]), b.ints([1])]), [1]));
-    const pooled = b.scope(`${pre}pooler.activation`, () => b.tanh(ctx.linear(first, `${pre}pooler.dense`, H, H, normal)));
-    b.output(b.identity(ctx.linear(pooled, 'classifier', H, c.num_labels, normal)), 'float32', ['batch', c.num_labels]);
+    const pooled = b.scope(`${pre}pooler.activation`, () => b.tanh(headLinear(first, `${pre}pooler.dense`, H, H)));
+    b.output(b.identity(headLinear(pooled, 'classifier', H, c.num_labels)), 'float32', ['batch', c.num_labels]);
     renameLastOutput(b, 'logits');
   } else if (task === 'token-classification') {
     b.output(b.identity(ctx.linear(x, 'classifier', H, c.num_labels, normal)), 'float32', ['batch', 'seq', c.num_labels]);
@@ -270,6 +291,7 @@ export function buildBert(config: BertConfig, opts: BuildBertOptions = {}): Mode
     config: { ...c },
     ...(hasHead ? { labels: configLabels(c) } : {}),
     source: { kind: 'zoo' },
+    ...(optimum ? { opsets: [{ domain: '', version: 14 }] } : {}),
     ...(ctx.newlyInitialized.length ? { newlyInitialized: ctx.newlyInitialized } : {}),
   };
 }

@@ -6,7 +6,7 @@
  */
 import type { GraphBuilder } from '../../onnx/builder.ts';
 import { numel } from '../../onnx/tensor.ts';
-import type { Parameter, ParamLayout, ParamRole } from '../model.ts';
+import { fromPyTorchLayout, pytorchShape, toPyTorchLayout, type Parameter, type ParamLayout, type ParamRole } from '../model.ts';
 
 /** Supplies graph-layout values for a parameter, or undefined to let the builder initialise it. */
 export type WeightSource = (path: string, shape: readonly number[], layout: ParamLayout) => Float32Array | undefined;
@@ -106,4 +106,26 @@ export class ParamContext {
     const bias = this.param(`${path}.bias`, { shape: [outF], role: 'bias', init: bInit });
     return this.b.scope(path, () => this.b.add(this.b.matmul(x, w), bias));
   }
+}
+
+/**
+ * A weight source that reads another model's parameters by module path (through `rename` when paths move),
+ * converting between layouts via the PyTorch layout so that a [in, out] MatMul weight can feed an [out, in] Gemm.
+ */
+export function weightsFrom(
+  params: ReadonlyMap<string, Parameter>,
+  values: (p: Parameter) => Float32Array,
+  rename: (path: string) => string | undefined = (p) => p,
+): WeightSource {
+  return (path, shape, layout) => {
+    const from = rename(path);
+    const p = from === undefined ? undefined : params.get(from);
+    if (!p) return undefined;
+    const target: Parameter = { ...p, shape: [...shape], layout };
+    const pt = toPyTorchLayout(p, values(p));
+    const ptShape = pytorchShape(target);
+    const srcShape = pytorchShape(p);
+    if (ptShape.length !== srcShape.length || ptShape.some((d, i) => d !== srcShape[i])) return undefined;
+    return fromPyTorchLayout(target, pt) as Float32Array;
+  };
 }
