@@ -143,8 +143,11 @@ function findCycle(nodes: Node[], deps: number[][], remaining: number[]): number
     if (next === undefined) break;
     cur = next;
   }
-  // Dependencies point backwards along data flow; reverse so the cycle reads producer -> consumer.
-  return path.slice(seenAt.get(cur) ?? 0).reverse();
+  // Dependencies point backwards along data flow; reverse so the cycle reads producer -> consumer, and start it at
+  // the earliest node so the message is stable.
+  const cycle = path.slice(seenAt.get(cur) ?? 0).reverse();
+  const first = cycle.indexOf(Math.min(...cycle));
+  return [...cycle.slice(first), ...cycle.slice(0, first)];
 }
 
 /** A copy of the graph with nodes in topological order. */

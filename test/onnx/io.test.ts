@@ -310,7 +310,7 @@ describe('bad model files', () => {
     b.output('a', 'float32', [2]);
     const cyc = path.join(dir, 'cycle.onnx');
     fs.writeFileSync(cyc, encodeModel(modelFromGraph(b.graph)));
-    await rejectsWith(readModel(cyc), GraphError, /cycle\.onnx: graph 'cyclic' has a cycle: (first -> second -> first|second -> first -> second)/);
+    await rejectsWith(readModel(cyc), GraphError, /cycle\.onnx: graph 'cyclic' has a cycle: first -> second -> first$/);
   });
 });
 
