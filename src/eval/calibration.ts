@@ -34,7 +34,11 @@ export function calibrationFromConfidence(confidence: ArrayLike<number>, correct
   for (let i = 0; i < confidence.length; i++) {
     const c = confidence[i];
     if (!(c >= 0 && c <= 1)) throw new ConfigError(`confidence[${i}] = ${c} is not a probability`, { field: 'scores', value: String(c) });
-    const b = Math.min(numBins - 1, Math.max(0, Math.ceil(c * numBins) - 1));
+    // c * numBins can land just above an integer (0.3 * 10 = 3.0000000000000004); compare against the
+    // bin edges themselves so a value equal to an edge goes in the bin it closes.
+    let b = Math.min(numBins - 1, Math.max(0, Math.ceil(c * numBins) - 1));
+    if (b > 0 && c <= b / numBins) b--;
+    else if (b < numBins - 1 && c > (b + 1) / numBins) b++;
     count[b]++;
     conf[b] += c;
     if (correct[i]) hits[b]++;
