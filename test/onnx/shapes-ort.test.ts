@@ -65,7 +65,7 @@ async function check(c: Case): Promise<void> {
     const n = concrete.reduce((a, d) => a * d, 1);
     const data = makeData(dtype, n, inp);
     if (inp.init) return b.initializer(`in${i}`, dtype, data as Float32Array, concrete);
-    feeds[`in${i}`] = new ort.Tensor(dtype, data as Float32Array, concrete);
+    feeds[`in${i}`] = new ort.Tensor(dtype as 'float32', data as Float32Array, concrete);
     return b.input(`in${i}`, dtype, inp.shape);
   });
   while (names.length && names[names.length - 1] === '') names.pop();

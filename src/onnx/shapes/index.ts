@@ -5,7 +5,7 @@
  * values, possibly with symbolic entries, so Reshape/Expand/Slice/Tile get exact output shapes.
  */
 import { ConfigError, GraphError, ShapeError } from '../../errors.ts';
-import { cloneGraph, type Graph, type Node, type Shape, type ValueInfo } from '../ir.ts';
+import { cloneGraph, type Graph, type Node, type Shape, type Tensor, type ValueInfo } from '../ir.ts';
 import { InferContext, type InType } from './context.ts';
 import { bindDim, canon } from './dims.ts';
 import { inferFnFor } from './registry.ts';
@@ -31,13 +31,16 @@ export interface InferOptions {
 /** Where inference gets each value's type from while walking the graph. */
 export type TypeEnv = Map<string, InType>;
 
+/** The type (and, for small integer tensors, the values) of a constant tensor as inference sees it. */
+export function tensorType(t: Tensor, name = t.name): InType {
+  const known = knownFromTensor(t);
+  return { name, dtype: t.dtype, shape: [...t.dims], ...(known ? { known } : {}) };
+}
+
 /** Types of the graph's inputs and initializers (an input of the same name wins over its initializer). */
 export function seedEnv(graph: Graph, bindings?: Record<string, number>): TypeEnv {
   const env: TypeEnv = new Map();
-  for (const [name, t] of graph.initializers) {
-    const known = knownFromTensor(t);
-    env.set(name, { name, dtype: t.dtype, shape: [...t.dims], ...(known ? { known } : {}) });
-  }
+  for (const [name, t] of graph.initializers) env.set(name, tensorType(t, name));
   for (const v of graph.inputs) {
     const shape = v.shape?.map((d) => (bindings ? bindDim(d, bindings) : canon(d)));
     env.set(v.name, { name: v.name, dtype: v.dtype, ...(shape ? { shape } : {}) });
