@@ -41,7 +41,15 @@ export function toPoly(d: Dim): Poly {
 }
 
 function tryParse(s: string): Poly | undefined {
-  const src = s.replace(/\s+/g, '');
+  // 'sequence length' is one name, not a product
+  if (/[\w)]\s+[\w(]/.test(s.replace(/\([^()]*\)/g, 'X'))) return undefined;
+  let src = '';
+  let depth0 = 0;
+  for (const ch of s) {
+    if (ch === '(') depth0++;
+    if (ch === ')') depth0--;
+    if (depth0 > 0 || !/\s/.test(ch)) src += ch;
+  }
   if (!src) return undefined;
   // '-' only as a term sign: rewrite a-b as a+-b outside parentheses
   let rewritten = '';
