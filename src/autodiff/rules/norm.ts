@@ -27,7 +27,24 @@ export const layerNorm: GradRule = (c) => {
     const g = c.mul(dy, c.x(1));
     const meanG = c.op('ReduceMean', [g], { axes: inner, keepdims: 1 });
     const meanGX = c.op('ReduceMean', [c.mul(g, xhat)], { axes: inner, keepdims: 1 });
-    out[0] = c.mul(invStd, c.sub(c.sub(g, meanG), c.mul(xhat, meanGX)));
+    let dx = c.mul(invStd, c.sub(c.sub(g, meanG), c.mul(xhat, meanGX)));
+    // gradients reaching the Mean / InvStdDev outputs themselves (rare: a loss on the statistics)
+    const dMean = c.dy(1);
+    const dInv = c.dy(2);
+    if (dMean || dInv) {
+      const xs = c.shapeOf(x).slice(axis);
+      const n = xs.every((d) => typeof d === 'number') ? c.scalar((xs as number[]).reduce((a, b) => a * b, 1))
+        : c.op('CastLike', [c.op('ReduceProd', [c.op('Slice', [c.op('Shape', [x]), c.ints([axis]), c.ints([rank])])], { keepdims: 0 }), x]);
+      let extra: string | undefined;
+      if (dMean) extra = c.op('CastLike', [dMean, x]);
+      if (dInv) {
+        const i3 = c.mul(c.mul(invStd, invStd), invStd);
+        const t = c.neg(c.mul(c.mul(c.op('CastLike', [dInv, x]), i3), c.sub(x, mean)));
+        extra = extra ? c.add(extra, t) : t;
+      }
+      dx = c.add(dx, c.div(extra!, n));
+    }
+    out[0] = dx;
   }
   const innerShape = c.shapeOf(x).slice(axis);
   if (c.needs(1)) out[1] = c.unbroadcast(c.reduceSum(c.mul(dy, xhat), outer, false), c.x(1), innerShape);
