@@ -306,12 +306,12 @@ export class GraphBuilder {
   maxPool(x: string, kernel: number[], opts: PoolOptions = {}): string { return this.maxPoolWithIndices(x, kernel, opts)[0]; }
   /** MaxPool with its Indices output (flat indices into the input): [y, indices]. */
   maxPoolWithIndices(x: string, kernel: number[], opts: PoolOptions = {}): [string, string] {
-    const [y, i] = this.node('MaxPool', [x], { kernel_shape: kernel, ...convAttrs(opts), ceil_mode: opts.ceilMode ? 1 : undefined }, { outputs: 2 });
+    const [y, i] = this.node('MaxPool', [x], { ...convAttrs(opts), kernel_shape: kernel, ceil_mode: opts.ceilMode ? 1 : undefined }, { outputs: 2 });
     return [y, i];
   }
   averagePool(x: string, kernel: number[], opts: PoolOptions & { countIncludePad?: boolean } = {}): string {
     return this.op('AveragePool', [x], {
-      kernel_shape: kernel, ...convAttrs(opts), ceil_mode: opts.ceilMode ? 1 : undefined, count_include_pad: opts.countIncludePad ? 1 : undefined,
+      ...convAttrs(opts), kernel_shape: kernel, ceil_mode: opts.ceilMode ? 1 : undefined, count_include_pad: opts.countIncludePad ? 1 : undefined,
     });
   }
   globalAveragePool(x: string): string { return this.op('GlobalAveragePool', [x]); }
