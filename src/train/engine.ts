@@ -18,6 +18,17 @@ import {
 } from './graph.ts';
 import { GRAD_NORM, learningRateAt, nextName, optimizerScalars, slotName, updateRule, type OptimizerConfig, type ScheduleConfig, type UpdateRule } from './optim/index.ts';
 import type { TrainRng } from './rng.ts';
+import { buildGradientGraph } from '../autodiff/index.ts';
+import { inferShapes, staticShape, valueType } from '../onnx/shapes/index.ts';
+
+/** Static shapes from src/onnx/shapes, for sizing dropout noise. */
+export const inferredShapes: ShapeOracle = (graph, bindings) => {
+  const g = inferShapes(graph, { bindings, allowUnknown: true });
+  return (value) => {
+    const t = valueType(g, value);
+    return t ? staticShape(value, t.shape) : undefined;
+  };
+};
 
 /** A batch: input name -> tensor (inputs and labels). */
 export type Batch = Record<string, ort.Tensor>;
@@ -35,7 +46,9 @@ export interface EngineOptions {
   mode?: 'fused' | 'separate';
   /** Model outputs returned by `evaluate` (default: all of the model's outputs). */
   evalOutputs?: readonly string[];
-  gradients: GradientBuilder;
+  /** Default: src/autodiff's buildGradientGraph. */
+  gradients?: GradientBuilder;
+  /** Default: src/onnx/shapes inference. */
   shapes?: ShapeOracle;
   session?: SessionOptions;
   /** Pre-allocate and reuse output tensors (default true). */
@@ -124,7 +137,7 @@ export class TrainingEngine {
     for (const [k, t] of Object.entries(batch)) dims[k] = [...t.dims];
     const base = {
       loss: this.opts.loss, trainable: this.opts.trainable, optimizer: this.opts.optimizer, maxGradNorm: this.opts.maxGradNorm,
-      noDecay: this.opts.noDecay, gradients: this.opts.gradients, shapes: this.opts.shapes,
+      noDecay: this.opts.noDecay, gradients: this.opts.gradients ?? buildGradientGraph, shapes: this.opts.shapes ?? inferredShapes,
     };
     // Bindings come from the batch dims of the inputs the model itself declares; label inputs the loss adds are static.
     const bindings = bindingsFromDims(this.model, dims);

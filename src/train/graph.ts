@@ -80,9 +80,9 @@ export const LOSS_OUTPUT = 'loss';
 export function gradName(param: string): string { return `grad::${param}`; }
 export function accumName(param: string): string { return `accum::${param}`; }
 
-/** Which initializers are trainable, in initializer order. */
+/** Which initializers are trainable, in initializer order (a predicate only sees float32 initializers). */
 export function resolveTrainable(graph: Graph, trainable: TrainingGraphOptions['trainable']): string[] {
-  if (typeof trainable === 'function') return [...graph.initializers.keys()].filter((n) => trainable(n));
+  if (typeof trainable === 'function') return [...graph.initializers.values()].filter((t) => t.dtype === 'float32' && trainable(t.name)).map((t) => t.name);
   for (const n of trainable) {
     if (!graph.initializers.has(n)) throw new ConfigError(`trainable parameter '${n}' is not an initializer of graph '${graph.name}'`, { field: 'trainable', value: n });
   }
@@ -154,6 +154,10 @@ export function lowerDropout(graph: Graph, shapeOf: (value: string) => number[] 
   const g = cloneGraph(graph);
   const b = new GraphBuilder(g);
   const sites: DropoutSite[] = [];
+  // The replacement nodes keep the Dropout's output names, which the builder already counts as used.
+  const reuse = (opType: string, inputs: string[], output: string): void => {
+    g.nodes.push({ name: b.uniqueName(`${output}/${opType}`), opType, domain: '', inputs, outputs: [output], attrs: {} });
+  };
   const old = g.nodes;
   g.nodes = [];
   for (const n of old) {
@@ -164,16 +168,17 @@ export function lowerDropout(graph: Graph, shapeOf: (value: string) => number[] 
     const ratio = dropoutRatio(graph, n);
     const x = n.inputs[0];
     if (ratio === 0) {
-      b.node('Identity', [x], {}, { outputs: [n.outputs[0]] });
+      reuse('Identity', [x], n.outputs[0]);
       continue;
     }
     const shape = shapeOf(x);
     if (!shape) throw new GraphError(`Dropout node '${n.name}': the shape of its input '${x}' is not known statically`, { node: n.name, op: 'Dropout' });
-    const noise = b.input(b.uniqueName(`dropout::noise::${sites.length}`), 'float32', shape);
+    const noise = b.input(`dropout::noise::${sites.length}`, 'float32', shape);
     sites.push({ input: noise, shape, ratio });
-    const keep = n.outputs[1] ? b.node('GreaterOrEqual', [noise, b.scalar(ratio)], {}, { outputs: [n.outputs[1]] })[0] : b.op('GreaterOrEqual', [noise, b.scalar(ratio)]);
+    const keep = n.outputs[1] ? n.outputs[1] : b.uniqueName(`${n.name}/keep`);
+    reuse('GreaterOrEqual', [noise, b.scalar(ratio)], keep);
     const scale = b.mul(b.cast(keep, 'float32'), b.scalar(1 / (1 - ratio)));
-    b.node('Mul', [x, scale], {}, { outputs: [n.outputs[0]] });
+    reuse('Mul', [x, scale], n.outputs[0]);
   }
   return { graph: g, sites };
 }
