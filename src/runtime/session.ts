@@ -124,6 +124,11 @@ export class Session {
     }
   }
 
+  /** The temporary folder ORT writes its trace into while profiling (removed by endProfiling/release). */
+  get profileDirectory(): string | undefined {
+    return this.profileDir;
+  }
+
   /** Whether the session was created with profiling on and `endProfiling` has not been called yet. */
   get profiling(): boolean {
     return this.profileDir !== undefined;

@@ -9,7 +9,6 @@ import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { modelFromGraph, type Model, type Tensor, type Graph } from '../../src/onnx/ir.ts';
 import { readModel, readModelSync, writeModel, writeHooks } from '../../src/onnx/io.ts';
 import { encodeModel, decodeModel } from '../../src/onnx/serialize.ts';
-import { tensorFromArray } from '../../src/onnx/tensor.ts';
 import { Session, ort } from '../../src/runtime/session.ts';
 
 let dir: string;
@@ -171,8 +170,8 @@ describe('readModel/writeModel round trips', () => {
     const b = new GraphBuilder('foreign');
     const x = b.input('x', 'float32', [3]);
     const w = b.initializer('w', 'float32', Float32Array.of(1.5, -2, 0.25), [3]);
-    const k = b.initializer('k', 'int64', BigInt64Array.of(7n, -9n), [2]);
-    const h = b.initializer('h', 'float16', Uint16Array.of(0x3c00, 0xc000, 0x7e00), [3]);
+    b.initializer('k', 'int64', BigInt64Array.of(7n, -9n), [2]);
+    b.initializer('h', 'float16', Uint16Array.of(0x3c00, 0xc000, 0x7e00), [3]);
     b.output(b.mul(x, w), 'float32', [3]);
     const m = modelFromGraph(b.graph);
     const locs: Record<string, { location: string; offset: number; length: number }> = {
