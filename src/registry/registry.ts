@@ -12,6 +12,7 @@ import * as fsp from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, RegistryError } from '../errors.ts';
+import { compareRuns as compareRunsImpl, type CompareOptions, type RunComparison } from './compare.ts';
 import { LocalArtifactStore } from './local-artifacts.ts';
 import { checkAlias, checkModelName, formatModelRef, parseModelRef } from './refs.ts';
 import { SqliteMetadataStore } from './sqlite-store.ts';
@@ -295,6 +296,11 @@ export class Registry {
   /** Full metric series of a run, optionally one key. */
   async getMetrics(idOrPrefix: string, key?: string): Promise<MetricPoint[]> {
     return this.metadata.getMetrics(await this.resolveRunId(idOrPrefix), key);
+  }
+
+  /** Metric table side by side, params diff, and McNemar + bootstrap CIs when both logged predictions. */
+  async compareRuns(a: string, b: string, options: CompareOptions = {}): Promise<RunComparison> {
+    return compareRunsImpl(this, a, b, options);
   }
 
   /** Deletes a run's rows (not a run that produced a registered model). Objects go at the next gc. */
