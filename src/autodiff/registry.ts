@@ -17,7 +17,7 @@ import * as shp from './rules/shape.ts';
 const RULES: Record<string, GradRule> = {
   // elementwise arithmetic
   Add: ew.add, Sub: ew.sub, Mul: ew.mul, Div: ew.div, Neg: ew.neg, Pow: ew.pow, Sqrt: ew.sqrt,
-  Reciprocal: ew.reciprocal, Exp: ew.exp, Log: ew.log, Abs: ew.abs, Identity: ew.identity, Cast: ew.cast,
+  Reciprocal: ew.reciprocal, Exp: ew.exp, Log: ew.log, Abs: ew.abs, Identity: ew.identity, Cast: ew.cast, CastLike: ew.castLike,
   Sum: ew.sum, Mean: ew.mean, Max: ew.maxMin, Min: ew.maxMin, Where: ew.where, Expand: ew.expand, Clip: ew.clip,
   // activations
   Tanh: act.tanh, Sigmoid: act.sigmoid, Relu: act.relu, LeakyRelu: act.leakyRelu, Elu: act.elu, Erf: act.erf,

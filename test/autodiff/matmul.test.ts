@@ -2,7 +2,6 @@ import { describe, it } from 'node:test';
 import { gradCheck, type FloatDType } from './fd.ts';
 
 describe('MatMul / Gemm / Einsum gradients', () => {
-  // float64 exercises the Transpose+MatMul form; float32 the FusedMatMul(transA/transB) form that only has float kernels
   for (const dtype of ['float64', 'float32'] as FloatDType[]) {
     it(`MatMul batched with broadcast batch axes (${dtype})`, async () => {
       await gradCheck(dtype, (b, feed) => {

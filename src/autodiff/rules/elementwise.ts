@@ -70,6 +70,12 @@ export const cast: GradRule = (c) => {
   return [c.op('CastLike', [c.dy()!, c.x(0)])];
 };
 
+/** CastLike: like Cast; the second input only supplies a dtype and gets no gradient. */
+export const castLike: GradRule = (c) => {
+  if (!c.needs(0)) return [undefined, undefined];
+  return [c.typeOf(c.x(0)).dtype === c.typeOf(c.y(0)).dtype ? c.dy() : c.op('CastLike', [c.dy()!, c.x(0)]), undefined];
+};
+
 /** Sum and Mean (variadic, broadcasting). */
 export const sum: GradRule = (c) => c.node.inputs.map((_, i) => (c.needs(i) ? ub(c, c.dy()!, i) : undefined));
 export const mean: GradRule = (c) => {

@@ -2,12 +2,12 @@
 import type { GradContext, GradRule } from '../context.ts';
 
 /**
- * a·bᵀ-style products without Transpose nodes where ORT has the fused kernel (com.microsoft FusedMatMul runs
- * float32 only); other dtypes get an explicit Transpose + MatMul.
+ * a·bᵀ-style products without Transpose nodes through com.microsoft FusedMatMul (ORT's CPU kernels: float32 and
+ * float64); other dtypes get an explicit Transpose + MatMul.
  */
 function matmulT(c: GradContext, a: string, b: string, rankA: number, rankB: number, transA: boolean, transB: boolean): string {
   if (!transA && !transB) return c.op('MatMul', [a, b]);
-  if (c.dtype === 'float32') {
+  if (c.dtype === 'float32' || c.dtype === 'float64') {
     return c.op('FusedMatMul', [a, b], { transA: transA ? 1 : 0, transB: transB ? 1 : 0, alpha: 1.0 }, { domain: 'com.microsoft' });
   }
   return c.op('MatMul', [transA ? c.transposeLast2(a, rankA) : a, transB ? c.transposeLast2(b, rankB) : b]);

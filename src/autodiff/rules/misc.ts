@@ -29,8 +29,9 @@ export const dropout: GradRule = (c) => {
 export const softmaxCrossEntropyLoss: GradRule = (c) => {
   const scores = c.x(0);
   const labels = c.x(1);
-  const ss = c.staticShape(scores);
+  const ss = c.shapeOf(scores);
   const C = ss[1];
+  if (typeof C !== 'number') throw c.error(`the class count of '${scores}' must be static, found ${String(C)}`);
   const rank = ss.length;
   const logp = c.ensureOutput(1, 'log_prob');
   const p = c.op('Exp', [logp]);
@@ -59,7 +60,7 @@ export const softmaxCrossEntropyLoss: GradRule = (c) => {
     let coef = dy;
     if (w) coef = c.mul(coef, w);
     if (reduction === 'mean') {
-      const denom = w ? c.op('ReduceSum', [w], { keepdims: 0 }) : c.scalar(ss[0] * ss.slice(2).reduce((a, b) => a * b, 1));
+      const denom = w ? c.op('ReduceSum', [w], { keepdims: 0 }) : c.op('CastLike', [c.op('Size', [labels]), scores]);
       coef = c.div(coef, denom);
     }
     const coefShaped = reduction === 'none' || w ? c.op('Unsqueeze', [coef, c.ints([1])]) : coef;
