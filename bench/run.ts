@@ -1,0 +1,182 @@
+/**
+ * `npm run bench [-- --json] [-- --cases mlp,encoder-full,encoder-lora] [-- --steps N]`: training-step time of
+ * Tailor (onnxruntime-node) vs PyTorch (Debian python3-torch + OpenBLAS) on the same models, batch and thread count
+ * (2), in one run; plus achieved GFLOP/s against a measured ORT MatMul peak. See docs/bench.md.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GraphBuilder } from '../src/onnx/builder.ts';
+import { modelFromGraph, type Graph } from '../src/onnx/ir.ts';
+import { Session, ort, type SessionOptions } from '../src/runtime/session.ts';
+import { TrainingEngine } from '../src/train/engine.ts';
+import { TrainRng } from '../src/train/rng.ts';
+import { buildEncoderClassifier, classificationLoss, type EncoderConfig } from './encoder.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PY = '/usr/bin/python3';
+const THREADS = 2;
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const argOf = (k: string): string | undefined => {
+  const i = args.indexOf(k);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const STEPS = Number(argOf('--steps') ?? 5);
+const WARMUP = 2;
+const say = (s: string): void => { if (!json) console.log(s); else process.stderr.write(`${s}\n`); };
+
+function ensureTorch(): string {
+  const probe = spawnSync(PY, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  if (probe.status === 0) return probe.stdout.trim();
+  say(`PyTorch is missing for ${PY}: installing Debian's python3-torch and libopenblas0-pthread with apt-get`);
+  execFileSync('sh', ['-c', 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-torch libopenblas0-pthread'], { stdio: json ? ['ignore', 'ignore', 'inherit'] : 'inherit' });
+  return spawnSync(PY, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim();
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const session: SessionOptions = { intraOpThreads: THREADS, interOpThreads: 1 };
+
+async function matmulPeak(): Promise<number> {
+  const n = 1024;
+  const b = new GraphBuilder('peak');
+  b.output(b.matmul(b.input('a', 'float32', [n, n]), b.input('b', 'float32', [n, n])), 'float32', [n, n]);
+  const s = await Session.create(modelFromGraph(b.graph), session);
+  const t = new ort.Tensor('float32', Float32Array.from({ length: n * n }, (_, i) => (i % 13) / 13), [n, n]);
+  const times: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    const t0 = performance.now();
+    await s.run({ a: t, b: t });
+    if (i >= 2) times.push(performance.now() - t0);
+  }
+  await s.release();
+  return (2 * n ** 3) / (median(times) / 1000) / 1e9;
+}
+
+function mlp(): Graph {
+  const rng = new TrainRng(0);
+  const b = new GraphBuilder('mlp');
+  let x = b.input('x', 'float32', ['batch', 784]);
+  const dims = [784, 1024, 1024, 10];
+  for (let l = 0; l < 3; l++) {
+    const w = b.initializer(`fc${l}.weight`, 'float32', Float32Array.from({ length: dims[l] * dims[l + 1] }, () => rng.normal() / Math.sqrt(dims[l])), [dims[l], dims[l + 1]]);
+    const bias = b.initializer(`fc${l}.bias`, 'float32', new Float32Array(dims[l + 1]), [dims[l + 1]]);
+    x = l < 2 ? b.relu(b.add(b.matmul(x, w), bias)) : b.node('Add', [b.matmul(x, w), bias], {}, { outputs: ['logits'] })[0];
+  }
+  b.output(x, 'float32', ['batch', 10]);
+  return b.graph;
+}
+
+interface Case {
+  name: string;
+  graph: () => Graph;
+  trainable: (n: string) => boolean;
+  batch: () => Record<string, ort.Tensor>;
+  flops: number;
+  torch: Record<string, unknown>;
+}
+
+const ENC: EncoderConfig = { vocab: 30522, hidden: 256, heads: 4, ffn: 1024, layers: 4, maxSeq: 128, classes: 2, dropout: 0.1, seed: 0 };
+const SEQ = 128;
+const EB = 32;
+
+function encoderFlops(lora: boolean): number {
+  const tokens = EB * SEQ;
+  const H = ENC.hidden;
+  const perLayerLinear = 2 * tokens * (4 * H * H + 2 * H * ENC.ffn);
+  const attn = 2 * 2 * EB * SEQ * SEQ * H;
+  const fwd = ENC.layers * (perLayerLinear + attn);
+  // Full fine-tuning: forward + input grads + weight grads (~3x). LoRA: frozen weights need input grads only (~2x).
+  return lora ? 2 * fwd : 3 * fwd;
+}
+
+function encoderBatch(): Record<string, ort.Tensor> {
+  const rng = new TrainRng(1);
+  return {
+    input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: EB * SEQ }, () => BigInt(rng.int(ENC.vocab))), [EB, SEQ]),
+    attention_mask: new ort.Tensor('float32', new Float32Array(EB * SEQ).fill(1), [EB, SEQ]),
+    labels: new ort.Tensor('int64', BigInt64Array.from({ length: EB }, () => BigInt(rng.int(ENC.classes))), [EB]),
+  };
+}
+
+const torchEnc = { model: 'encoder', vocab: ENC.vocab, hidden: ENC.hidden, heads: ENC.heads, ffn: ENC.ffn, layers: ENC.layers, seq: SEQ, classes: ENC.classes, dropout: ENC.dropout, batch: EB };
+const CASES: Case[] = [
+  {
+    name: 'mlp-784-1024-1024-10-b256-adamw',
+    graph: mlp,
+    trainable: () => true,
+    batch: () => {
+      const rng = new TrainRng(2);
+      return {
+        x: new ort.Tensor('float32', Float32Array.from({ length: 256 * 784 }, () => rng.normal()), [256, 784]),
+        labels: new ort.Tensor('int64', BigInt64Array.from({ length: 256 }, () => BigInt(rng.int(10))), [256]),
+      };
+    },
+    flops: 3 * 2 * 256 * (784 * 1024 + 1024 * 1024 + 1024 * 10),
+    torch: { model: 'mlp', batch: 256 },
+  },
+  {
+    name: 'encoder-4x256-seq128-b32-full-adamw',
+    graph: () => buildEncoderClassifier(ENC),
+    trainable: (n) => /\.(weight|bias)$/.test(n),
+    batch: encoderBatch,
+    flops: encoderFlops(false),
+    torch: torchEnc,
+  },
+  {
+    name: 'encoder-4x256-seq128-b32-lora8-adamw',
+    graph: () => buildEncoderClassifier({ ...ENC, lora: { rank: 8, alpha: 16 } }),
+    trainable: (n) => n.includes('lora_') || n.startsWith('classifier.'),
+    batch: encoderBatch,
+    flops: encoderFlops(true),
+    torch: { ...torchEnc, lora_rank: 8, lora_alpha: 16 },
+  },
+];
+
+async function tailorCase(c: Case, mode: 'fused' | 'separate'): Promise<{ ms: number; compileMs: number }> {
+  const t0 = performance.now();
+  const engine = new TrainingEngine(c.graph(), {
+    loss: classificationLoss, trainable: c.trainable, optimizer: { type: 'adamw', lr: 1e-4 }, mode, session,
+  }, new TrainRng(0));
+  const batch = c.batch();
+  await engine.trainBatch(batch);
+  const compileMs = performance.now() - t0;
+  const times: number[] = [];
+  for (let i = 0; i < WARMUP - 1 + STEPS; i++) {
+    const s = performance.now();
+    await engine.trainBatch(batch);
+    if (i >= WARMUP - 1) times.push(performance.now() - s);
+  }
+  await engine.release();
+  return { ms: median(times), compileMs };
+}
+
+function torchCase(c: Case): number {
+  const r = spawnSync(PY, [path.join(HERE, 'torch_bench.py'), JSON.stringify({ ...c.torch, warmup: WARMUP, steps: STEPS })], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`PyTorch case ${c.name} failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout.trim().split('\n').pop() as string) as { median_ms: number }).median_ms;
+}
+
+const torchVersion = ensureTorch();
+const wanted = argOf('--cases')?.split(',');
+const modes = (argOf('--mode') ?? 'fused').split(',') as ('fused' | 'separate')[];
+const peak = await matmulPeak();
+say(`ORT MatMul 1024^3 peak (${THREADS} threads): ${peak.toFixed(1)} GFLOP/s; PyTorch ${torchVersion} (${PY}); ${STEPS} timed steps after ${WARMUP} warm-up`);
+const results = [];
+for (const c of CASES) {
+  if (wanted && !wanted.some((w) => c.name.startsWith(w))) continue;
+  const torchMs = torchCase(c);
+  for (const mode of modes) {
+    const t = await tailorCase(c, mode);
+    const row = {
+      name: modes.length > 1 ? `${c.name}-${mode}` : c.name,
+      tailor_ms: Number(t.ms.toFixed(1)), torch_ms: Number(torchMs.toFixed(1)), ratio: Number((t.ms / torchMs).toFixed(3)),
+      tailor_gflops: Number((c.flops / (t.ms / 1000) / 1e9).toFixed(1)), torch_gflops: Number((c.flops / (torchMs / 1000) / 1e9).toFixed(1)),
+      tailor_peak_fraction: Number((c.flops / (t.ms / 1000) / 1e9 / peak).toFixed(3)), compile_ms: Number(t.compileMs.toFixed(0)), optimizer_mode: mode,
+    };
+    results.push(row);
+    say(`${row.name.padEnd(44)} tailor ${row.tailor_ms.toFixed(1).padStart(8)} ms  torch ${row.torch_ms.toFixed(1).padStart(8)} ms  ratio ${row.ratio.toFixed(2)}  ` +
+      `${row.tailor_gflops} vs ${row.torch_gflops} GFLOP/s (${(row.tailor_peak_fraction * 100).toFixed(0)}% of peak)  first step ${row.compile_ms} ms`);
+  }
+}
+if (json) console.log(JSON.stringify({ threads: THREADS, matmul_peak_gflops: Number(peak.toFixed(1)), torch: torchVersion, steps: STEPS, cases: results }));
