@@ -7,7 +7,7 @@
  * (safetensors, PEFT adapters) store PyTorch `nn.Linear.weight` as `[out, in]`. A parameter whose graph layout is
  * `[in, out]` carries `layout: 'in_out'`; `toPyTorchLayout` / `fromPyTorchLayout` transpose exactly (a copy, no
  * arithmetic), so load -> save is bit-identical both ways. Embeddings, norms, biases and conv kernels have the same
- * layout in both worlds (`layout: 'same'`); a Gemm with transB=1 (Optimum's pooler/classifier) is `out_in`.
+ * layout in both worlds (`layout: 'same'`); a Gemm with transB=1 (Optimum's pooler/classifier) keeps [out, in] and is `out_in`.
  */
 import { ConfigError, GraphError } from '../errors.ts';
 import type { DType, TypedArray } from '../onnx/dtype.ts';
@@ -18,7 +18,11 @@ import type { TextTokenizer } from './hf/tokenizer.ts';
 /** What a parameter is, so strategies can select by role (bias-only BitFit, norms, embeddings). */
 export type ParamRole = 'weight' | 'bias' | 'embedding' | 'norm' | 'buffer';
 
-/** How a parameter's graph layout relates to the PyTorch checkpoint layout. */
+/**
+ * How a parameter's graph layout relates to the PyTorch checkpoint layout: 'in_out' is a linear weight stored
+ * transposed ([in, out], a MatMul operand); 'out_in' is a linear weight kept in PyTorch's own [out, in] layout (a
+ * Gemm with transB=1, as Optimum exports heads), so no transpose; 'same' is anything that is not a linear weight.
+ */
 export type ParamLayout = 'same' | 'in_out' | 'out_in';
 
 export interface Parameter {
@@ -120,7 +124,7 @@ export function trainableParams(model: Model): string[] {
 
 /** Shape of a parameter as PyTorch stores it. */
 export function pytorchShape(p: Parameter): number[] {
-  return p.layout === 'same' ? [...p.shape] : [p.shape[1], p.shape[0]];
+  return p.layout === 'in_out' ? [p.shape[1], p.shape[0]] : [...p.shape];
 }
 
 function transpose2d<T extends TypedArray>(src: T, rows: number, cols: number): T {
@@ -129,15 +133,15 @@ function transpose2d<T extends TypedArray>(src: T, rows: number, cols: number): 
   return out;
 }
 
-/** Graph-layout values -> PyTorch-layout values (a transposed copy for `in_out`/`out_in`, the same array otherwise). */
+/** Graph-layout values -> PyTorch-layout values (a transposed copy for `in_out`, the same array otherwise). */
 export function toPyTorchLayout(p: Parameter, values: TypedArray): TypedArray {
-  if (p.layout === 'same') return values;
+  if (p.layout !== 'in_out') return values;
   return transpose2d(values, p.shape[0], p.shape[1]);
 }
 
 /** PyTorch-layout values -> graph-layout values; exact inverse of `toPyTorchLayout`. */
 export function fromPyTorchLayout(p: Parameter, values: TypedArray): TypedArray {
-  if (p.layout === 'same') return values;
+  if (p.layout !== 'in_out') return values;
   return transpose2d(values, p.shape[1], p.shape[0]);
 }
 

@@ -132,7 +132,7 @@ async function loadSafetensorsRoute(file: string, rawCfg: Record<string, unknown
       throw new ModelFileError(`${file}: tensor '${path}' is missing (config.json describes ${config.num_hidden_layers} layers of hidden_size ${config.hidden_size})`, { file, field: path });
     }
     const t = tensors.get(key) as Tensor;
-    const expected = layout === 'same' ? [...shape] : [shape[1], shape[0]];
+    const expected = layout === 'in_out' ? [shape[1], shape[0]] : [...shape];
     if (t.dims.length !== expected.length || t.dims.some((d, i) => d !== expected[i])) {
       // A head with another label count is replaced, as HF does with ignore_mismatched_sizes.
       if (MAY_BE_NEW.test(path) && path.startsWith('classifier.') && opts.task !== undefined) return undefined;
