@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ConfigError, RuntimeError } from '../errors.ts';
+import { ConfigError, ModelFileError, RuntimeError } from '../errors.ts';
 import type { Model, Tensor } from '../onnx/ir.ts';
 import { encodeModel } from '../onnx/serialize.ts';
 import { validateModel } from '../onnx/graph.ts';
@@ -76,6 +76,9 @@ export class Session {
     assertProvidersAvailable(providers.map(providerName));
     checkThreads('intraOpThreads', opts.intraOpThreads);
     checkThreads('interOpThreads', opts.interOpThreads);
+    if (typeof source === 'string' && !fs.existsSync(source)) {
+      throw new ModelFileError(`cannot load model ${source}: no such file`, { file: source });
+    }
     let bytes: Uint8Array | undefined;
     if (typeof source !== 'string' && !(source instanceof Uint8Array)) {
       if (opts.validate ?? true) validateModel(source, { file: label });

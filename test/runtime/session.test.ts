@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, GraphError, RuntimeError } from '../../src/errors.ts';
+import { ConfigError, GraphError, ModelFileError, RuntimeError } from '../../src/errors.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { modelFromGraph, type Model, type Tensor } from '../../src/onnx/ir.ts';
 import { tensorFromArray, tensorToArray } from '../../src/onnx/tensor.ts';
@@ -75,6 +75,8 @@ describe('Session', () => {
     await assert.rejects(Session.create(broken, { validate: false, label: 'broken.onnx' }), (e: unknown) =>
       e instanceof RuntimeError && /ONNX Runtime could not load broken\.onnx/.test((e as Error).message));
     await assert.rejects(Session.create(Uint8Array.of(1, 2, 3)), RuntimeError);
+    await assert.rejects(Session.create('/no/such/model.onnx'), (e: unknown) =>
+      e instanceof ModelFileError && e.message === 'cannot load model /no/such/model.onnx: no such file');
     const s = await Session.create(model);
     await assert.rejects(s.run({ wrong: new ort.Tensor('float32', new Float32Array(4), [1, 4]) }), RuntimeError);
     await s.release();
