@@ -201,10 +201,11 @@ export function buildBert(config: BertConfig, opts: BuildBertOptions = {}): Mode
   let x = b.scope(`${emb}.word_embeddings`, () => b.gather(wordW, inputIds));
   const tt = b.scope(`${emb}.token_type_embeddings`, () => b.gather(ttW, tokenTypeIds));
   x = b.scope(emb, () => b.add(x, tt));
-  // Rows [0, seq) of the position table; the sequence length comes from the input's runtime shape.
+  // Rows [0, seq) of the position table, gathered by Range(0, seq) so the gradient is an ordinary Gather's
+  // (a Slice with a runtime end has no standard-op gradient); seq comes from the input's runtime shape.
   const pos = b.scope(`${emb}.position_embeddings`, () => {
-    const seq = b.op('Gather', [b.op('Shape', [inputIds]), b.ints([1])], { axis: 0 });
-    return b.op('Slice', [posW, b.ints([0]), seq, b.ints([0])]);
+    const seq = b.op('Gather', [b.op('Shape', [inputIds]), b.scalar(1, 'int64')], { axis: 0 });
+    return b.gather(posW, b.op('Range', [b.scalar(0, 'int64'), seq, b.scalar(1, 'int64')]));
   });
   x = b.scope(emb, () => b.add(x, pos));
   x = layerNorm(x, `${emb}.LayerNorm`);
