@@ -4,7 +4,7 @@
  */
 import { Deduplicator, type DedupOptions, type HeldOutKeys } from './dedup.ts';
 import type { Fingerprinter } from './fingerprint.ts';
-import { readTable, type TableFormat } from './load.ts';
+import { readTableBatches, type TableFormat } from './load.ts';
 import type { SplitLog } from './report.ts';
 import type { ColumnSpec, TextExample } from './types.ts';
 import { checkRow, rowError } from './validate.ts';
@@ -26,28 +26,30 @@ export async function* streamExamples(files: string | string[], options: StreamO
   const dedup = options.deduplicator ?? new Deduplicator(options, options.heldOut);
   const required = [options.textColumn, options.labelColumn, ...(options.groupColumn ? [options.groupColumn] : [])];
   for (const file of Array.isArray(files) ? files : [files]) {
-    for await (const event of readTable(file, { format: options.format, requiredColumns: required })) {
-      log.read();
-      const checked = checkRow(event, options);
-      if (!checked.ok) {
-        if (options.invalidRows !== 'drop') throw rowError(checked.reason, checked.issue);
-        log.removed(checked.reason, checked.issue);
-        continue;
-      }
-      const ex = checked.example;
-      const verdict = dedup.check(ex);
-      if (verdict.action !== 'keep') {
-        const issue = { file: ex.file, line: ex.line, field: options.textColumn, message: verdict.message };
-        if (verdict.action === 'remove') {
-          log.removed(verdict.reason, issue);
+    for await (const batch of readTableBatches(file, { format: options.format, requiredColumns: required })) {
+      for (const event of batch) {
+        log.read();
+        const checked = checkRow(event, options);
+        if (!checked.ok) {
+          if (options.invalidRows !== 'drop') throw rowError(checked.reason, checked.issue);
+          log.removed(checked.reason, checked.issue);
           continue;
         }
-        log.flagged(verdict.reason, issue);
+        const ex = checked.example;
+        const verdict = dedup.check(ex);
+        if (verdict.action !== 'keep') {
+          const issue = { file: ex.file, line: ex.line, field: options.textColumn, message: verdict.message };
+          if (verdict.action === 'remove') {
+            log.removed(verdict.reason, issue);
+            continue;
+          }
+          log.flagged(verdict.reason, issue);
+        }
+        log.report.rowsKept++;
+        log.report.classCounts[ex.label] = (log.report.classCounts[ex.label] ?? 0) + 1;
+        options.fingerprinter?.add(ex);
+        yield ex;
       }
-      log.report.rowsKept++;
-      log.report.classCounts[ex.label] = (log.report.classCounts[ex.label] ?? 0) + 1;
-      options.fingerprinter?.add(ex);
-      yield ex;
     }
   }
 }
