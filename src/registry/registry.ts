@@ -273,10 +273,7 @@ export class Registry {
     const run = await this.getRun(idOrPrefix);
     const latestMetrics: Record<string, number> = {};
     for (const p of await this.metadata.getMetrics(run.id)) latestMetrics[p.key] = p.value; // ordered by step
-    const models: Array<{ name: string; version: number }> = [];
-    for (const m of await this.metadata.listModels()) {
-      for (const v of await this.metadata.listModelVersions(m.name)) if (v.runId === run.id) models.push({ name: v.name, version: v.version });
-    }
+    const models = (await this.metadata.listModelVersionsByRun(run.id)).map((v) => ({ name: v.name, version: v.version }));
     return {
       ...run,
       durationMs: run.endedAt === null ? null : run.endedAt - run.startedAt,

@@ -505,6 +505,11 @@ export class SqliteMetadataStore implements MetadataStore {
     return rows.map((r) => this.versionFromRow(r));
   }
 
+  async listModelVersionsByRun(runId: string): Promise<ModelVersion[]> {
+    const rows = this.db.prepare('SELECT * FROM model_versions WHERE run_id = ? ORDER BY name, version').all(runId) as VersionRow[];
+    return rows.map((r) => this.versionFromRow(r));
+  }
+
   async listModels(): Promise<ModelSummary[]> {
     const rows = this.db
       .prepare(

@@ -63,6 +63,8 @@ export interface MetadataStore {
   createModelVersion(input: NewModelVersion, releaseTokens?: string[]): Promise<ModelVersion>;
   getModelVersion(name: string, version: number): Promise<ModelVersion | undefined>;
   listModelVersions(name: string): Promise<ModelVersion[]>;
+  /** Versions registered from one run, by name then version. */
+  listModelVersionsByRun(runId: string): Promise<ModelVersion[]>;
   listModels(): Promise<ModelSummary[]>;
   /** Points `alias` of `name` at `version`, replacing any previous target atomically. */
   setAlias(name: string, alias: string, version: number): Promise<void>;

@@ -90,3 +90,18 @@ test('a run whose process is killed mid-way shows as failed and its partial arti
   assert.deepEqual(readdirSync(join(home, 'tmp')), []);
   await reg.close();
 });
+
+test('with handleSignals, SIGTERM marks the run killed and the process exits 143', async () => {
+  const home = join(root, 'sigterm', '.tailor');
+  mkdirSync(join(root, 'sigterm'), { recursive: true });
+  const w = spawnWriter([home, 'S', 'signals', '1']);
+  const runId = await w.firstLine;
+  process.kill(w.pid, 'SIGTERM');
+  const res = await w.done;
+  assert.equal(res.code, 143, res.err);
+  const reg = await openRegistry({ home });
+  const run = await reg.getRun(runId);
+  assert.equal(run.status, 'killed');
+  assert.equal(run.error, 'received SIGTERM');
+  await reg.close();
+});
