@@ -6,20 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
 import { ModelFileError } from '../../src/errors.ts';
 import { loadUseLite, locateUseLitePackage, readTfGraphModel, readVocab, useLiteCacheDir, type LoadedUseLite, type VocabEntry } from '../../src/models/use/index.ts';
 import { Session, ort } from '../../src/runtime/session.ts';
+import { loadTfModel, referenceTokenizer, tfEmbed, useTfBackend } from './use-lite.reference.ts';
 
-const require = createRequire(import.meta.url);
-// The package's tokenizer lives in @energetic-ai/embeddings, whose @energetic-ai/core bundle shares TF.js's global
-// engine and selects a backend on load: load it first, then pick ours in before().
-const { EmbeddingsModel } = require('@energetic-ai/embeddings') as { EmbeddingsModel: new (d: { model: unknown; vocabulary: unknown }) => { tokenizer: { encode(text: string): number[] } } };
 const pkg = locateUseLitePackage();
 const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'tailor-use-lite-'));
 
@@ -87,30 +81,6 @@ const SENTENCES = [
   'last sentence, not empty',
 ];
 
-/** The package's own tokenizer (the reference: the code that fed this model in production). */
-function referenceTokenizer(vocab: unknown): { encode(text: string): number[] } {
-  return new EmbeddingsModel({ model: null, vocabulary: vocab }).tokenizer;
-}
-
-async function loadTfModel(dir: string): Promise<tf.GraphModel> {
-  const mj = JSON.parse(readFileSync(path.join(dir, 'model.json'), 'utf8')) as { modelTopology: object; weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[] };
-  const specs = mj.weightsManifest.flatMap((g) => g.weights);
-  const data = Buffer.concat(mj.weightsManifest.flatMap((g) => g.paths.map((p) => readFileSync(path.join(dir, p)))));
-  const ab = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
-  return tf.loadGraphModel(tf.io.fromMemory({ modelTopology: mj.modelTopology, weightSpecs: specs, weightData: ab }));
-}
-
-/** Runs the TF graph the way @energetic-ai/embeddings does: sparse [row, position] indices and token values. */
-async function tfEmbed(model: tf.GraphModel, encodings: number[][]): Promise<number[][]> {
-  const indices: number[][] = [];
-  encodings.forEach((e, i) => e.forEach((_, j) => indices.push([i, j])));
-  const inputs = { indices: tf.tensor2d(indices, [indices.length, 2], 'int32'), values: tf.tensor1d(encodings.flat(), 'int32') };
-  const out = (await model.executeAsync(inputs)) as tf.Tensor;
-  const rows = (await out.array()) as number[][];
-  tf.dispose([out, inputs.indices, inputs.values]);
-  return rows;
-}
-
 async function tailorEmbed(session: Session, loaded: LoadedUseLite, texts: string[]): Promise<Float32Array[]> {
   const enc = loaded.tokenizer.encodeBatch(texts);
   const out = await session.run({
@@ -146,8 +116,7 @@ describe('USE-lite', () => {
     session = await Session.create(loaded.onnx, { intraOpThreads: 2 });
     vocab = readVocab(pkg.dir);
     rawVocab = JSON.parse(readFileSync(path.join(pkg.dir, 'vocab.json'), 'utf8'));
-    await tf.ready();
-    assert.ok(await tf.setBackend('wasm'), 'TF.js wasm backend');
+    await useTfBackend('wasm');
   });
 
   after(async () => {
