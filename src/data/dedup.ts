@@ -74,8 +74,9 @@ export class Deduplicator {
     return id;
   }
 
+  /** `example.text` must be cleanText output (as streamExamples produces). */
   check(example: TextExample): DedupVerdict {
-    const key = normalizeForMatch(example.text);
+    const key = normalizeForMatch(example.text, true);
     const leak = this.heldOut?.lookup(key);
     if (leak !== undefined) {
       const verdict = this.options.leakage === 'keep' ? 'flag' : 'remove';

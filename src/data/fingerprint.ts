@@ -22,6 +22,22 @@ export function canonicalJson(value: unknown): string {
 export class Fingerprinter {
   private readonly hash: Hash = createHash('sha256');
   private split = '';
+  // Row strings are joined into ~64 KiB pieces: one native update per row costs more than the hashing.
+  private pending: string[] = [];
+  private pendingLength = 0;
+
+  private push(s: string): void {
+    this.pending.push(s);
+    this.pendingLength += s.length;
+    if (this.pendingLength > 65536) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    this.hash.update(this.pending.join(''));
+    this.pending = [];
+    this.pendingLength = 0;
+  }
 
   constructor(options: Record<string, unknown>) {
     this.hash.update(`${VERSION}\n${canonicalJson(options)}\n`);
@@ -30,17 +46,17 @@ export class Fingerprinter {
   /** Starts a new named split; rows added afterwards belong to it. */
   beginSplit(name: string): void {
     this.split = name;
-    this.hash.update(`#split ${JSON.stringify(name)}\n`);
+    this.push(`#split ${JSON.stringify(name)}\n`);
   }
 
   /** Adds one row. JSON array encoding makes the boundaries between fields unambiguous. */
   add(example: Pick<TextExample, 'text' | 'label' | 'group' | 'augmented'>): void {
-    this.hash.update(JSON.stringify([example.text, example.label, example.group ?? null, example.augmented === true]));
-    this.hash.update('\n');
+    this.push(`${JSON.stringify([example.text, example.label, example.group ?? null, example.augmented === true])}\n`);
   }
 
   /** Adds a binary payload (e.g. decoded image pixels) with its label. */
   addBytes(label: string, bytes: Uint8Array): void {
+    this.flush();
     this.hash.update(`${JSON.stringify(label)}:${bytes.length}:`);
     this.hash.update(bytes);
     this.hash.update('\n');
@@ -48,6 +64,7 @@ export class Fingerprinter {
 
   /** Hex sha256, prefixed with the algorithm. Can only be called once. */
   digest(): string {
+    this.flush();
     return `sha256:${this.hash.digest('hex')}`;
   }
 
