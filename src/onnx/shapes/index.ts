@@ -4,7 +4,8 @@
  * Unsqueeze -> Concat -> Reshape chains that exports emit, Constant, ConstantOfShape, Range) are folded to known
  * values, possibly with symbolic entries, so Reshape/Expand/Slice/Tile get exact output shapes.
  */
-import { ConfigError, GraphError, ShapeError } from '../../errors.ts';
+import { topoOrder } from '../graph.ts';
+import { ConfigError, ShapeError } from '../../errors.ts';
 import { cloneGraph, type Graph, type Node, type Shape, type Tensor, type ValueInfo } from '../ir.ts';
 import { InferContext, type InType } from './context.ts';
 import { bindDim, canon } from './dims.ts';
@@ -94,34 +95,8 @@ export function inferNode(node: Node, env: TypeEnv, fresh: { n: number }, allowU
   return true;
 }
 
-/** Nodes in an order where every producer comes before its consumers (the given order when it already is). */
-export function topoOrder(graph: Graph): Node[] {
-  const producer = new Map<string, number>();
-  graph.nodes.forEach((n, i) => n.outputs.forEach((o) => o && producer.set(o, i)));
-  const state = new Uint8Array(graph.nodes.length); // 0 new, 1 on stack, 2 done
-  const order: Node[] = [];
-  for (let root = 0; root < graph.nodes.length; root++) {
-    if (state[root]) continue;
-    const stack: [number, number][] = [[root, 0]];
-    state[root] = 1;
-    while (stack.length) {
-      const top = stack[stack.length - 1];
-      const node = graph.nodes[top[0]];
-      if (top[1] < node.inputs.length) {
-        const p = producer.get(node.inputs[top[1]++]);
-        if (p === undefined || state[p] === 2) continue;
-        if (state[p] === 1) throw new GraphError(`graph '${graph.name}' has a cycle through node '${graph.nodes[p].name}'`, { node: graph.nodes[p].name, op: graph.nodes[p].opType });
-        state[p] = 1;
-        stack.push([p, 0]);
-      } else {
-        state[top[0]] = 2;
-        order.push(node);
-        stack.pop();
-      }
-    }
-  }
-  return order;
-}
+/** Nodes in dependency order (re-exported: one implementation in graph.ts). */
+export { topoOrder };
 
 function toValueInfo(t: InType): ValueInfo {
   return { name: t.name, dtype: t.dtype, ...(t.shape ? { shape: [...t.shape] } : {}) };
