@@ -3,7 +3,9 @@
  * Tailor (onnxruntime-node) vs PyTorch (Debian python3-torch + OpenBLAS) on the same models, batch and thread count
  * (2), in one run; plus achieved GFLOP/s against a measured ORT MatMul peak. See docs/bench.md.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as readline from 'node:readline';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GraphBuilder } from '../src/onnx/builder.ts';
@@ -35,7 +37,10 @@ function ensureTorch(): string {
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const session: SessionOptions = { intraOpThreads: THREADS, interOpThreads: 1 };
+const PROFILE = args.includes('--profile');
+// No interOpThreads: ORT then runs nodes sequentially (the parallel executor only adds scheduling cost for a chain).
+const session: SessionOptions = { intraOpThreads: THREADS };
+const load = (): string => os.loadavg().map((x) => x.toFixed(1)).join(' ');
 
 async function matmulPeak(): Promise<number> {
   const n = 1024;
@@ -133,30 +138,62 @@ const CASES: Case[] = [
   },
 ];
 
-async function tailorCase(c: Case, mode: 'fused' | 'separate'): Promise<{ ms: number; compileMs: number }> {
+/** A PyTorch process that runs one training step per request, so steps interleave with Tailor's. */
+class TorchWorker {
+  private readonly proc;
+  private readonly lines: AsyncIterableIterator<string>;
+  private constructor(cfg: Record<string, unknown>) {
+    this.proc = spawn(PY, [path.join(HERE, 'torch_bench.py'), JSON.stringify({ ...cfg, serve: true })], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.lines = readline.createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
+  }
+  static async start(cfg: Record<string, unknown>): Promise<TorchWorker> {
+    const w = new TorchWorker(cfg);
+    await w.next();
+    return w;
+  }
+  private async next(): Promise<Record<string, number>> {
+    const r = await this.lines.next();
+    if (r.done) throw new Error('the PyTorch worker exited early (see its stderr above)');
+    return JSON.parse(r.value) as Record<string, number>;
+  }
+  async step(): Promise<number> {
+    this.proc.stdin.write('step\n');
+    return (await this.next()).ms;
+  }
+  stop(): void { this.proc.stdin.end('quit\n'); }
+}
+
+interface CaseResult { tailorMs: number; torchMs: number; compileMs: number; nodes: number; loadBefore: string; loadAfter: string; profile?: string }
+
+/** Builds the engine, then alternates Tailor and PyTorch steps (order flipped each round); medians of each. */
+async function runCase(c: Case, mode: 'fused' | 'separate'): Promise<CaseResult> {
+  const loadBefore = load();
+  const torch = await TorchWorker.start(c.torch);
+  await torch.step(); // matches Tailor's first (compiling) step, which is not timed either
   const t0 = performance.now();
   const engine = new TrainingEngine(c.graph(), {
-    loss: classificationLoss, trainable: c.trainable, optimizer: { type: 'adamw', lr: 1e-4 }, mode, session,
+    loss: classificationLoss, trainable: c.trainable, optimizer: { type: 'adamw', lr: 1e-4 }, mode, session: { ...session, profile: PROFILE },
   }, new TrainRng(0));
   const batch = c.batch();
   await engine.trainBatch(batch);
   const compileMs = performance.now() - t0;
-  const times: number[] = [];
+  const tailor: number[] = [];
+  const torchT: number[] = [];
+  const tailorStep = async (): Promise<number> => { const s = performance.now(); await engine.trainBatch(batch); return performance.now() - s; };
   for (let i = 0; i < WARMUP - 1 + STEPS; i++) {
-    const s = performance.now();
-    await engine.trainBatch(batch);
-    if (i >= WARMUP - 1) times.push(performance.now() - s);
+    const [a, b] = i % 2 === 0 ? [await tailorStep(), await torch.step()] : [await torch.step(), await tailorStep()].reverse();
+    if (i >= WARMUP - 1) { tailor.push(a); torchT.push(b); }
+  }
+  torch.stop();
+  const nodes = engine.trainingGraphs().reduce((n, g) => n + g.nodes.length, 0);
+  let profile: string | undefined;
+  if (PROFILE) {
+    const p = (await engine.endProfiling())[0];
+    profile = p.byOpType.slice(0, 12).map((o) => `${o.opType} ${(o.calls / p.runs).toFixed(0)}x ${(o.totalUs / 1e3 / p.runs).toFixed(1)}ms`).join(', ');
   }
   await engine.release();
-  return { ms: median(times), compileMs };
+  return { tailorMs: median(tailor), torchMs: median(torchT), compileMs, nodes, loadBefore, loadAfter: load(), profile };
 }
-
-function torchCase(c: Case): number {
-  const r = spawnSync(PY, [path.join(HERE, 'torch_bench.py'), JSON.stringify({ ...c.torch, warmup: WARMUP, steps: STEPS })], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`PyTorch case ${c.name} failed: ${r.stderr}`);
-  return (JSON.parse(r.stdout.trim().split('\n').pop() as string) as { median_ms: number }).median_ms;
-}
-
 const torchVersion = ensureTorch();
 const wanted = argOf('--cases')?.split(',');
 const modes = (argOf('--mode') ?? 'fused').split(',') as ('fused' | 'separate')[];
@@ -165,18 +202,20 @@ say(`ORT MatMul 1024^3 peak (${THREADS} threads): ${peak.toFixed(1)} GFLOP/s; Py
 const results = [];
 for (const c of CASES) {
   if (wanted && !wanted.some((w) => c.name.startsWith(w))) continue;
-  const torchMs = torchCase(c);
   for (const mode of modes) {
-    const t = await tailorCase(c, mode);
+    const t = await runCase(c, mode);
+    const torchMs = t.torchMs;
     const row = {
       name: modes.length > 1 ? `${c.name}-${mode}` : c.name,
-      tailor_ms: Number(t.ms.toFixed(1)), torch_ms: Number(torchMs.toFixed(1)), ratio: Number((t.ms / torchMs).toFixed(3)),
-      tailor_gflops: Number((c.flops / (t.ms / 1000) / 1e9).toFixed(1)), torch_gflops: Number((c.flops / (torchMs / 1000) / 1e9).toFixed(1)),
-      tailor_peak_fraction: Number((c.flops / (t.ms / 1000) / 1e9 / peak).toFixed(3)), compile_ms: Number(t.compileMs.toFixed(0)), optimizer_mode: mode,
+      tailor_ms: Number(t.tailorMs.toFixed(1)), torch_ms: Number(torchMs.toFixed(1)), ratio: Number((t.tailorMs / torchMs).toFixed(3)),
+      tailor_gflops: Number((c.flops / (t.tailorMs / 1000) / 1e9).toFixed(1)), torch_gflops: Number((c.flops / (torchMs / 1000) / 1e9).toFixed(1)),
+      tailor_peak_fraction: Number((c.flops / (t.tailorMs / 1000) / 1e9 / peak).toFixed(3)), compile_ms: Number(t.compileMs.toFixed(0)), optimizer_mode: mode,
+      gflop_per_step: Number((c.flops / 1e9).toFixed(2)), graph_nodes: t.nodes, load_before: t.loadBefore, load_after: t.loadAfter,
     };
     results.push(row);
     say(`${row.name.padEnd(44)} tailor ${row.tailor_ms.toFixed(1).padStart(8)} ms  torch ${row.torch_ms.toFixed(1).padStart(8)} ms  ratio ${row.ratio.toFixed(2)}  ` +
-      `${row.tailor_gflops} vs ${row.torch_gflops} GFLOP/s (${(row.tailor_peak_fraction * 100).toFixed(0)}% of peak)  first step ${row.compile_ms} ms`);
+      `${row.tailor_gflops} vs ${row.torch_gflops} GFLOP/s (${(row.tailor_peak_fraction * 100).toFixed(0)}% of peak)  first step ${row.compile_ms} ms  ${row.graph_nodes} nodes  load ${t.loadBefore} -> ${t.loadAfter}`);
+    if (t.profile) say(`  ORT kernel time per step: ${t.profile}`);
   }
 }
 if (json) console.log(JSON.stringify({ threads: THREADS, matmul_peak_gflops: Number(peak.toFixed(1)), torch: torchVersion, steps: STEPS, cases: results }));

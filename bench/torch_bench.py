@@ -1,5 +1,6 @@
 """PyTorch side of `npm run bench`: the same models as bench/encoder.ts / bench/run.ts, idiomatic PyTorch
-(nn.Module, torch.optim.AdamW, loss.backward()), 2 threads. Reads one JSON case from argv[1], prints one JSON line."""
+(nn.Module, torch.optim.AdamW, loss.backward()), 2 threads. Reads one JSON case from argv[1], prints one JSON line;
+with "serve": true it prints {"ready"} and then runs one step per "step" line on stdin, answering {"ms"} each time."""
 import json, math, sys, time
 import torch
 import torch.nn as nn
@@ -81,15 +82,27 @@ def main():
     labels = torch.randint(0, 10 if c["model"] == "mlp" else c["classes"], (c["batch"],))
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    times = []
-    for i in range(c["warmup"] + c["steps"]):
+    def step():
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(*inputs), labels)
         loss.backward()
         opt.step()
+        return (time.perf_counter() - t0) * 1000
+
+    if c.get("serve"):
+        # Interleaved mode: the Node side asks for one step at a time, so both frameworks see the same machine load.
+        print(json.dumps({"ready": True, "torch": torch.__version__}), flush=True)
+        for line in sys.stdin:
+            if line.strip() != "step":
+                break
+            print(json.dumps({"ms": step()}), flush=True)
+        return
+    times = []
+    for i in range(c["warmup"] + c["steps"]):
+        ms = step()
         if i >= c["warmup"]:
-            times.append((time.perf_counter() - t0) * 1000)
+            times.append(ms)
     times.sort()
     print(json.dumps({"median_ms": times[len(times) // 2], "times_ms": times, "torch": torch.__version__, "blas": torch.__config__.show().count("openblas") > 0}))
 

@@ -11,6 +11,7 @@ import { ConfigError, TrainingError } from '../errors.ts';
 import type { Graph } from '../onnx/ir.ts';
 import { modelFromGraph } from '../onnx/ir.ts';
 import { Session, ort, type SessionOptions } from '../runtime/session.ts';
+import type { ProfileSummary } from '../runtime/profile.ts';
 import {
   accumName, bindInputs, bindingsFromDims, buildOptimizerGraph, buildTrainingGraphs, evalGraph, gradName, LOSS_OUTPUT,
   paramsToInputs, resolveTrainable, withLoss, type DropoutSite, type GradientBuilder, type LossSpec, type ParamInfo,
@@ -72,6 +73,8 @@ export interface EngineState {
 
 interface Compiled {
   key: string;
+  /** The graphs behind the sessions (fused step or gradients), for inspection. */
+  graphs: Graph[];
   step?: Session;
   grad?: Session;
   dropout: DropoutSite[];
@@ -142,14 +145,16 @@ export class TrainingEngine {
     // Bindings come from the batch dims of the inputs the model itself declares; label inputs the loss adds are static.
     const bindings = bindingsFromDims(this.model, dims);
     const accumulate = this.accumSteps > 1;
-    const c: Compiled = { key, dropout: [], noise: [] };
+    const c: Compiled = { key, graphs: [], dropout: [], noise: [] };
     if (this.mode === 'fused') {
       const g = buildTrainingGraphs(this.model, { ...base, bindings, mode: 'fused', accumulate });
+      c.graphs.push(g.train);
       c.step = await Session.create(modelFromGraph(g.train), this.sessionOpts(`training step ${key}`));
       c.dropout = g.dropout;
     }
     if (this.mode === 'separate' || accumulate) {
       const g = buildTrainingGraphs(this.model, { ...base, bindings, mode: 'separate', accumulate });
+      c.graphs.push(g.train);
       c.grad = await Session.create(modelFromGraph(g.train), this.sessionOpts(`gradients ${key}`));
       c.dropout = g.dropout;
     }
@@ -355,6 +360,24 @@ export class TrainingEngine {
       g.initializers.set(p.name, { name: p.name, dtype: 'float32', dims: [...p.shape], data: new Uint8Array(v.buffer) });
     }
     return g;
+  }
+
+  /** The training graphs compiled so far (one per batch shape; two with accumulation), e.g. to count nodes. */
+  trainingGraphs(): Graph[] {
+    return [...this.compiled.values()].flatMap((c) => c.graphs);
+  }
+
+  /**
+   * Ends ORT's profiler on every training session (the engine must have been created with `session.profile`) and
+   * returns one summary per session: kernel time per op type and per node.
+   */
+  async endProfiling(): Promise<ProfileSummary[]> {
+    const out: ProfileSummary[] = [];
+    for (const c of this.compiled.values()) {
+      for (const s of [c.step, c.grad]) if (s?.profiling) out.push(await s.endProfiling());
+    }
+    if (this.optimizerSession?.profiling) out.push(await this.optimizerSession.endProfiling());
+    return out;
   }
 
   async release(): Promise<void> {
