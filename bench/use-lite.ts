@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import * as tf from '@tensorflow/tfjs';
 import { loadUseLite, locateUseLitePackage } from '../src/models/use/index.ts';
@@ -32,7 +33,8 @@ async function timeIt(runs: number, fn: () => Promise<void>): Promise<number> {
   return median(ms);
 }
 
-const csv = readFileSync('/work/shared/datasets/clinc150/test.csv', 'utf8');
+const CLINC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/datasets/clinc150');
+const csv = readFileSync(path.join(CLINC, 'test.csv'), 'utf8');
 const rows = parse(csv, { columns: true, skip_empty_lines: true }) as { text: string }[];
 const sentences = rows.slice(0, BATCH).map((r) => r.text);
 
