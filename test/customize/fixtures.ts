@@ -1,0 +1,47 @@
+/** Fixtures for the customize tests: a tiny BERT with a word-level WordPiece vocabulary over a CLINC150 slice. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'csv-parse/sync';
+import type { CustomizeData, LabeledText } from '../../src/customize/customize.ts';
+import { wordPieceTokenizerConfig, wordPieceTokenizerJson } from '../../src/models/hf/tokenizer-json.ts';
+import { TextTokenizer } from '../../src/models/hf/tokenizer.ts';
+import type { Model } from '../../src/models/model.ts';
+import { bertConfig, buildBert, type BertTask } from '../../src/models/zoo/bert.ts';
+
+export const CLINC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/datasets/clinc150');
+
+function read(file: string): LabeledText[] {
+  return (parse(fs.readFileSync(path.join(CLINC, file)), { columns: true, skip_empty_lines: true }) as { text: string; intent: string }[]).map((r) => ({ text: r.text, label: r.intent }));
+}
+
+/** The first `intents` intents (sorted) of CLINC150's train and validation splits, `perIntent` training rows each. */
+export function clincSlice(intents: number, perIntent = 100, valPerIntent = 20): CustomizeData {
+  const train = read('train.csv');
+  const labels = new Set([...new Set(train.map((r) => r.label))].sort().slice(0, intents));
+  const take = (rows: LabeledText[], n: number): LabeledText[] => {
+    const count = new Map<string, number>();
+    return rows.filter((r) => {
+      if (!labels.has(r.label)) return false;
+      const c = count.get(r.label) ?? 0;
+      count.set(r.label, c + 1);
+      return c < n;
+    });
+  };
+  return { train: take(train, perIntent), validation: take(read('validation.csv'), valPerIntent) };
+}
+
+/** A WordPiece tokenizer whose vocabulary is every lower-cased word of the texts (BERT's basic pre-tokenizer). */
+export function wordTokenizer(texts: readonly string[], maxLength = 32): TextTokenizer {
+  const words = new Set<string>();
+  for (const t of texts) for (const w of t.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean)) words.add(w);
+  const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...[...words].sort(), ...'abcdefghijklmnopqrstuvwxyz0123456789'.split('').filter((c) => !words.has(c))];
+  return TextTokenizer.fromJSON(wordPieceTokenizerJson(vocab), wordPieceTokenizerConfig(maxLength));
+}
+
+/** Tiny BERT (hidden 32, 2 layers) with a tokenizer over `data`'s texts. */
+export function tinyBert(data: CustomizeData, task: BertTask = 'sentence-embedding', seed = 1): Model {
+  const tok = wordTokenizer([...data.train, ...data.validation].map((r) => r.text));
+  const cfg = bertConfig({ vocab_size: tok.vocabSize, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 64, max_position_embeddings: 64, num_labels: 2 });
+  return { ...buildBert(cfg, { task, seed }), tokenizer: tok };
+}
