@@ -317,6 +317,16 @@ describe('USE-lite', () => {
       await assert.rejects(loadUseLite(opts(dir)), (e: Error) => e instanceof ModelFileError && e.message.startsWith(`USE-lite model file ${path.join(dir, 'model.json')} is not valid JSON`));
     });
 
+    test('a malformed vocab.json entry', async () => {
+      const dir = brokenPackage('vocabentry', (d) => {
+        const f = path.join(d, 'vocab.json');
+        const v = JSON.parse(readFileSync(f, 'utf8')) as unknown[];
+        v[42] = [7, -1];
+        writeFileSync(f, JSON.stringify(v));
+      });
+      await assert.rejects(loadUseLite(opts(dir)), (e: Error) => e instanceof ModelFileError && e.message === `${path.join(dir, 'vocab.json')}: entry 42 is [7,-1]; expected [piece, score]`);
+    });
+
     test('a weight missing from model.json', async () => {
       const dir = brokenPackage('weight', (d) => {
         const f = path.join(d, 'model.json');
