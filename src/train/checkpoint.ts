@@ -49,6 +49,7 @@ export async function saveCheckpoint(dir: string, loop: LoopState, engine: Engin
   const dimsOf = (k: string, n: number): number[] => shapes.get(k) ?? [n];
   for (const [k, v] of Object.entries(engine.params)) tensors.push(f32tensor(`param/${k}`, v, dimsOf(k, v.length)));
   for (const [k, v] of Object.entries(engine.slots)) tensors.push(f32tensor(`slot/${k}`, v, [v.length]));
+  for (const [k, v] of Object.entries(engine.buffers ?? {})) tensors.push(f32tensor(`buffer/${k}`, v, dimsOf(k, v.length)));
   if (best) for (const [k, v] of best) tensors.push(f32tensor(`best/${k}`, v, dimsOf(k, v.length)));
   const name = `step-${String(loop.step).padStart(8, '0')}.safetensors`;
   const file = path.join(dir, name);
@@ -80,6 +81,7 @@ export async function loadCheckpoint(file: string): Promise<Checkpoint> {
   const loop = JSON.parse(st.metadata.loop) as LoopState;
   const params: Record<string, Float32Array> = {};
   const slots: Record<string, Float32Array> = {};
+  const buffers: Record<string, Float32Array> = {};
   const best: Record<string, Float32Array> = {};
   for (const [k, t] of st.tensors) {
     const v = Float32Array.from(tensorToArray(t) as Float32Array);
@@ -88,7 +90,8 @@ export async function loadCheckpoint(file: string): Promise<Checkpoint> {
     const name = k.slice(slash + 1);
     if (kind === 'param') params[name] = v;
     else if (kind === 'slot') slots[name] = v;
+    else if (kind === 'buffer') buffers[name] = v;
     else if (kind === 'best') best[name] = v;
   }
-  return { loop, engine: { step: Number(st.metadata.engine_step), params, slots }, ...(Object.keys(best).length ? { best } : {}), file };
+  return { loop, engine: { step: Number(st.metadata.engine_step), params, slots, ...(Object.keys(buffers).length ? { buffers } : {}) }, ...(Object.keys(best).length ? { best } : {}), file };
 }

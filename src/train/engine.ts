@@ -13,7 +13,7 @@ import { modelFromGraph } from '../onnx/ir.ts';
 import { Session, ort, type SessionOptions } from '../runtime/session.ts';
 import type { ProfileSummary } from '../runtime/profile.ts';
 import {
-  accumName, bindInputs, bindingsFromDims, buildOptimizerGraph, buildTrainingGraphs, evalGraph, gradName, LOSS_OUTPUT,
+  accumName, bindInputs, bindingsFromDims, bufferInfos, type BufferInfo, buildOptimizerGraph, buildTrainingGraphs, evalGraph, gradName, LOSS_OUTPUT,
   paramsToInputs, resolveTrainable, withLoss, type DropoutSite, type GradientBuilder, type LossSpec, type ParamInfo,
   type ShapeOracle,
 } from './graph.ts';
@@ -69,6 +69,8 @@ export interface EngineState {
   step: number;
   params: Record<string, Float32Array>;
   slots: Record<string, Float32Array>;
+  /** BatchNorm running statistics (absent in states written before they were carried: initial values are kept). */
+  buffers?: Record<string, Float32Array>;
 }
 
 interface Compiled {
@@ -86,6 +88,12 @@ function f32(dims: readonly number[], data?: Float32Array): ort.Tensor {
   return new ort.Tensor('float32', data ?? new Float32Array(n), [...dims]);
 }
 
+function initValues(bytes: Uint8Array): Float32Array {
+  const v = new Float32Array(bytes.byteLength / 4);
+  new Uint8Array(v.buffer).set(bytes);
+  return v;
+}
+
 function scalar(v: number): ort.Tensor {
   return new ort.Tensor('float32', Float32Array.of(v), []);
 }
@@ -96,11 +104,15 @@ function shapeKey(batch: Batch): string {
 
 export class TrainingEngine {
   readonly params: ParamInfo[];
+  /** BatchNorm running statistics, updated by every training forward pass and used by `evaluate`. */
+  readonly buffers: BufferInfo[];
   readonly rule: UpdateRule;
   /** Optimizer steps taken. */
   step = 0;
   private cur = new Map<string, ort.Tensor>();
   private spare = new Map<string, ort.Tensor>();
+  private bufCur = new Map<string, ort.Tensor>();
+  private bufSpare = new Map<string, ort.Tensor>();
   private accCur = new Map<string, ort.Tensor>();
   private accSpare = new Map<string, ort.Tensor>();
   private zeros = new Map<string, ort.Tensor>();
@@ -118,11 +130,11 @@ export class TrainingEngine {
     this.rule = updateRule(opts.optimizer);
     this.params = paramsToInputs(model, resolveTrainable(model, opts.trainable), opts.noDecay).params;
     for (const p of this.params) {
-      const init = new Float32Array(p.init.data.byteLength / 4);
-      new Uint8Array(init.buffer).set(p.init.data);
-      this.cur.set(p.name, f32(p.shape, init));
+      this.cur.set(p.name, f32(p.shape, initValues(p.init.data)));
       for (const s of this.rule.slots) this.cur.set(slotName(s, p.name), f32(p.shape));
     }
+    this.buffers = bufferInfos(model);
+    for (const buf of this.buffers) this.bufCur.set(buf.name, f32(buf.shape, initValues(buf.init.data)));
   }
 
   /** Names of all state tensors: parameters and optimizer slots. */
@@ -238,23 +250,24 @@ export class TrainingEngine {
     const c = await this.compile(batch);
     const last = this.microLosses.length + 1 === this.accumSteps;
     const accumulate = this.accumSteps > 1;
-    const feeds: Batch = { ...batch, ...this.paramFeeds(), ...this.noiseFeeds(c) };
+    const feeds: Batch = { ...batch, ...this.paramFeeds(), ...this.bufferFeeds(), ...this.noiseFeeds(c) };
     if (accumulate) Object.assign(feeds, this.accumFeeds());
     if (last && this.mode === 'fused') {
       Object.assign(feeds, this.scalarFeeds());
       for (const [name, t] of this.cur) if (!(name in feeds)) feeds[name] = t;
-      const fetches: Record<string, ort.Tensor | null> = { [LOSS_OUTPUT]: null, ...this.updateFetches() };
+      const fetches: Record<string, ort.Tensor | null> = { [LOSS_OUTPUT]: null, ...this.updateFetches(), ...this.bufferFetches() };
       const out = await (c.step as Session).inner.run(feeds, fetches);
       const loss = this.finishLoss(Number(out[LOSS_OUTPUT].data[0]));
       const gradNorm = Number(out[GRAD_NORM].data[0]);
       this.checkFinite('gradient norm', gradNorm);
       const lr = this.nextLr;
       this.commitUpdate(out);
+      this.commitBuffers(out);
       this.accCur.clear();
       this.step++;
       return { loss, gradNorm, lr, step: this.step };
     }
-    const fetches: Record<string, ort.Tensor | null> = { [LOSS_OUTPUT]: null };
+    const fetches: Record<string, ort.Tensor | null> = { [LOSS_OUTPUT]: null, ...this.bufferFetches() };
     for (const p of this.params) fetches[gradName(p.name)] = this.spareFor(p.name, this.cur.get(p.name) as ort.Tensor, this.accSpare);
     const out = await (c.grad as Session).inner.run(feeds, fetches);
     const microLoss = Number(out[LOSS_OUTPUT].data[0]);
@@ -262,10 +275,32 @@ export class TrainingEngine {
       this.checkFinite('loss', microLoss);
       this.microLosses.push(microLoss);
       this.swapAccum(out);
+      this.commitBuffers(out);
       return undefined;
     }
     const loss = this.finishLoss(microLoss);
-    return this.applySeparate(out, loss);
+    const r = await this.applySeparate(out, loss);
+    this.commitBuffers(out);
+    return r;
+  }
+
+  private bufferFeeds(): Batch {
+    return Object.fromEntries(this.bufCur);
+  }
+
+  private bufferFetches(): Record<string, ort.Tensor | null> {
+    const fetches: Record<string, ort.Tensor | null> = {};
+    for (const [name, t] of this.bufCur) fetches[nextName(name)] = this.spareFor(name, t, this.bufSpare);
+    return fetches;
+  }
+
+  /** Running statistics move forward only with a step that succeeded (same ping-pong as parameters). */
+  private commitBuffers(out: Record<string, ort.Tensor>): void {
+    if (this.bufCur.size === 0) return;
+    const next = new Map<string, ort.Tensor>();
+    for (const name of this.bufCur.keys()) next.set(name, out[nextName(name)]);
+    if (this.opts.preallocate !== false) this.bufSpare = this.bufCur;
+    this.bufCur = next;
   }
 
   private swapAccum(out: Record<string, ort.Tensor>): void {
@@ -314,16 +349,21 @@ export class TrainingEngine {
       let g = bindInputs(this.model, bindingsFromDims(this.model, dims));
       const keep = this.opts.evalOutputs ?? g.outputs.map((o) => o.name);
       g = withLoss(evalGraph(g), this.opts.loss, keep).graph;
-      g = paramsToInputs(g, this.params.map((p) => p.name)).graph;
+      g = paramsToInputs(g, [...this.params.map((p) => p.name), ...this.buffers.map((buf) => buf.name)]).graph;
       s = await Session.create(modelFromGraph(g), this.sessionOpts(`eval ${key}`));
       this.evalSessions.set(key, s);
     }
-    return s.run({ ...batch, ...this.paramFeeds() });
+    return s.run({ ...batch, ...this.paramFeeds(), ...this.bufferFeeds() });
   }
 
-  /** Current parameter values (views of the live tensors: copy before keeping them across steps). */
+  /**
+   * Current parameter values and BatchNorm running statistics (views of the live tensors: copy before keeping them
+   * across steps).
+   */
   paramValues(): Map<string, Float32Array> {
-    return new Map(this.params.map((p) => [p.name, (this.cur.get(p.name) as ort.Tensor).data as Float32Array]));
+    const out = new Map(this.params.map((p) => [p.name, (this.cur.get(p.name) as ort.Tensor).data as Float32Array]));
+    for (const [name, t] of this.bufCur) out.set(name, t.data as Float32Array);
+    return out;
   }
 
   /** A copy of the state, for checkpoints. */
@@ -332,7 +372,9 @@ export class TrainingEngine {
     const slots: Record<string, Float32Array> = {};
     const names = new Set(this.params.map((p) => p.name));
     for (const [k, t] of this.cur) (names.has(k) ? params : slots)[k] = Float32Array.from(t.data as Float32Array);
-    return { step: this.step, params, slots };
+    const buffers: Record<string, Float32Array> = {};
+    for (const [k, t] of this.bufCur) buffers[k] = Float32Array.from(t.data as Float32Array);
+    return { step: this.step, params, slots, ...(this.bufCur.size ? { buffers } : {}) };
   }
 
   /** Restores a state from `getState` (or a checkpoint). Missing slots are zero (e.g. weights-only restore). */
@@ -347,16 +389,28 @@ export class TrainingEngine {
       if (v.length !== t.size) throw new ConfigError(`state value '${k}' has ${v.length} elements, expected ${t.size}`, { field: k });
       this.cur.set(k, f32(t.dims, Float32Array.from(v)));
     }
+    for (const buf of this.buffers) {
+      const v = state.buffers?.[buf.name] ?? initValues(buf.init.data);
+      const n = buf.shape.reduce((a, b) => a * b, 1);
+      if (v.length !== n) throw new ConfigError(`state value '${buf.name}' has ${v.length} elements, expected ${n}`, { field: buf.name });
+      this.bufCur.set(buf.name, f32(buf.shape, Float32Array.from(v)));
+    }
+    this.bufSpare.clear();
     this.step = state.step;
     this.accCur.clear();
     this.microLosses = [];
   }
 
-  /** The model graph with trained parameters written back as initializers (a new graph; the input is unchanged). */
+  /**
+   * The model graph with trained parameters (and BatchNorm running statistics, where `values` has them) written back
+   * as initializers (a new graph; the input is unchanged).
+   */
   exportGraph(values: Map<string, Float32Array> = this.paramValues()): Graph {
     const g = { ...this.model, initializers: new Map(this.model.initializers) };
-    for (const p of this.params) {
-      const v = Float32Array.from(values.get(p.name) as Float32Array);
+    for (const p of [...this.params, ...this.buffers]) {
+      const cur = values.get(p.name);
+      if (!cur) continue;
+      const v = Float32Array.from(cur);
       g.initializers.set(p.name, { name: p.name, dtype: 'float32', dims: [...p.shape], data: new Uint8Array(v.buffer) });
     }
     return g;

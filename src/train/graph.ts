@@ -38,6 +38,17 @@ export interface ParamInfo {
   decay: boolean;
 }
 
+/**
+ * A non-trainable state tensor that the training graph updates each step: BatchNormalization's running mean and
+ * variance. Fed as input `name`, produced as output `<name>::next`, carried between steps like optimizer state.
+ */
+export interface BufferInfo {
+  name: string;
+  shape: number[];
+  /** Initial value, as stored in the model. */
+  init: Tensor;
+}
+
 export interface DropoutSite {
   /** The float32 noise input fed each step. */
   input: string;
@@ -71,6 +82,8 @@ export interface TrainingGraphs {
   /** The separate optimizer graph (mode 'separate'). */
   optimizer?: Graph;
   params: ParamInfo[];
+  /** BatchNorm running statistics the training graph updates (outputs `<name>::next`). */
+  buffers: BufferInfo[];
   dropout: DropoutSite[];
   /** Name of the loss output. */
   loss: string;
@@ -80,11 +93,35 @@ export const LOSS_OUTPUT = 'loss';
 export function gradName(param: string): string { return `grad::${param}`; }
 export function accumName(param: string): string { return `accum::${param}`; }
 
-/** Which initializers are trainable, in initializer order (a predicate only sees float32 initializers). */
+/** Initializers holding BatchNormalization running statistics (inputs 3 and 4 of each node), in node order. */
+export function batchNormStats(graph: Graph): string[] {
+  const out: string[] = [];
+  for (const n of graph.nodes) {
+    if (n.opType !== 'BatchNormalization' || n.domain !== '') continue;
+    for (const v of [n.inputs[3], n.inputs[4]]) if (v && graph.initializers.has(v) && !out.includes(v)) out.push(v);
+  }
+  return out;
+}
+
+/** The BatchNorm running statistics of `graph` as buffers (float32 initializers only). */
+export function bufferInfos(graph: Graph): BufferInfo[] {
+  return batchNormStats(graph).map((name) => {
+    const t = graph.initializers.get(name) as Tensor;
+    if (t.dtype !== 'float32') throw new ConfigError(`BatchNorm statistic '${name}' is ${t.dtype}; only float32 running statistics can be trained`, { field: name });
+    return { name, shape: [...t.dims], init: t };
+  });
+}
+
+/**
+ * Which initializers are trainable, in initializer order (a predicate only sees float32 initializers, and never
+ * BatchNorm running statistics, which are updated by the forward pass, not by gradients).
+ */
 export function resolveTrainable(graph: Graph, trainable: TrainingGraphOptions['trainable']): string[] {
-  if (typeof trainable === 'function') return [...graph.initializers.values()].filter((t) => t.dtype === 'float32' && trainable(t.name)).map((t) => t.name);
+  const stats = new Set(batchNormStats(graph));
+  if (typeof trainable === 'function') return [...graph.initializers.values()].filter((t) => t.dtype === 'float32' && !stats.has(t.name) && trainable(t.name)).map((t) => t.name);
   for (const n of trainable) {
     if (!graph.initializers.has(n)) throw new ConfigError(`trainable parameter '${n}' is not an initializer of graph '${graph.name}'`, { field: 'trainable', value: n });
+    if (stats.has(n)) throw new ConfigError(`'${n}' is a BatchNormalization running statistic, updated by training itself; it cannot be a trainable parameter`, { field: 'trainable', value: n });
   }
   return [...trainable];
 }
@@ -183,9 +220,24 @@ export function lowerDropout(graph: Graph, shapeOf: (value: string) => number[] 
   return { graph: g, sites };
 }
 
-function setTrainingMode(graph: Graph): void {
+/**
+ * Switches BatchNormalization nodes to training mode (batch statistics) and gives each its running-statistics
+ * outputs, which ORT requires in that mode: `<running_mean>::next` and `<running_var>::next` for statistics held in
+ * initializers (the buffers the engine carries between steps), throwaway names otherwise. Mutates `graph`.
+ */
+export function setTrainingMode(graph: Graph): void {
+  const stats = new Set(batchNormStats(graph));
+  const taken = new Set<string>();
   for (const n of graph.nodes) {
-    if (n.opType === 'BatchNormalization' && n.domain === '') n.attrs = { ...n.attrs, training_mode: { type: 'int', value: 1 } };
+    if (n.opType !== 'BatchNormalization' || n.domain !== '') continue;
+    const outs = [n.inputs[3], n.inputs[4]].map((v, i) => {
+      if (!v || !stats.has(v)) return `${n.name || n.outputs[0]}/running_${i === 0 ? 'mean' : 'var'}`;
+      if (taken.has(v)) throw new GraphError(`BatchNormalization node '${n.name}' shares running statistic '${v}' with another node; each node needs its own to train`, { node: n.name, op: n.opType });
+      taken.add(v);
+      return nextName(v);
+    });
+    n.attrs = { ...n.attrs, training_mode: { type: 'int', value: 1 } };
+    n.outputs = [n.outputs[0], ...outs];
   }
 }
 
@@ -218,6 +270,21 @@ export function paramsToInputs(graph: Graph, names: readonly string[], noDecay?:
   return { graph: g, params };
 }
 
+/**
+ * Moves BatchNorm running statistics to graph inputs and exposes their updated values (`<name>::next`, produced by
+ * the training-mode nodes) as outputs. Returns a clone.
+ */
+export function statsToInputs(graph: Graph, buffers: readonly BufferInfo[]): Graph {
+  if (buffers.length === 0) return graph;
+  const g = cloneGraph(graph);
+  for (const buf of buffers) {
+    g.initializers.delete(buf.name);
+    g.inputs.push({ name: buf.name, dtype: 'float32', shape: [...buf.shape] });
+    g.outputs.push({ name: nextName(buf.name), dtype: 'float32', shape: [...buf.shape] });
+  }
+  return g;
+}
+
 /** Builds the training graph (and, in separate mode, the optimizer graph) for one static shape. */
 export function buildTrainingGraphs(model: Graph, opts: TrainingGraphOptions): TrainingGraphs {
   const bindings = opts.bindings ?? {};
@@ -230,6 +297,8 @@ export function buildTrainingGraphs(model: Graph, opts: TrainingGraphOptions): T
   setTrainingMode(g);
   const p = paramsToInputs(g, names, opts.noDecay);
   g = p.graph;
+  const buffers = bufferInfos(g);
+  g = statsToInputs(g, buffers);
   let sites: DropoutSite[] = [];
   if (g.nodes.some((n) => n.opType === 'Dropout' && n.domain === '')) {
     if (!opts.shapes) throw new ConfigError('the model has Dropout nodes: a shape oracle is needed to size their noise', { field: 'shapes' });
@@ -253,10 +322,10 @@ export function buildTrainingGraphs(model: Graph, opts: TrainingGraphOptions): T
   if (mode === 'fused') {
     const pg: ParamGrad[] = p.params.map((pi) => ({ param: pi.name, grad: gradOf(pi), shape: pi.shape, decay: pi.decay }));
     appendOptimizerStep(b, pg, rule, { maxGradNorm: opts.maxGradNorm });
-    return { train: tg, params: p.params, dropout: sites, loss: withL.loss };
+    return { train: tg, params: p.params, buffers, dropout: sites, loss: withL.loss };
   }
   for (const pi of p.params) b.output(b.op('Identity', [gradOf(pi)], {}, { outputs: [gradName(pi.name)] }), 'float32', pi.shape);
-  return { train: tg, optimizer: buildOptimizerGraph(p.params, opts.optimizer, opts.maxGradNorm), params: p.params, dropout: sites, loss: withL.loss };
+  return { train: tg, optimizer: buildOptimizerGraph(p.params, opts.optimizer, opts.maxGradNorm), params: p.params, buffers, dropout: sites, loss: withL.loss };
 }
 
 /** A standalone optimizer graph: inputs params, `grad::<p>`, slots and scalars; outputs `<name>::next`. */

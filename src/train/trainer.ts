@@ -162,7 +162,7 @@ export class Trainer {
     const accum = cfg.gradAccumulation ?? 1;
     const nb = this.batchesPerEpoch();
     if (nb < accum) throw new ConfigError(`an epoch has ${nb} batches, fewer than gradAccumulation ${accum}`, { field: 'gradAccumulation' });
-    const shapes = new Map(this.engine.params.map((p) => [p.name, p.shape]));
+    const shapes = new Map([...this.engine.params, ...this.engine.buffers].map((p) => [p.name, p.shape]));
     const bestSpec = cfg.bestMetric ?? cfg.earlyStopping ?? (cfg.validation ? { metric: 'val_loss', mode: 'min' as const } : undefined);
     let loop: LoopState = { step: 0, epoch: 0, batchInEpoch: 0, rng: this.rng.getState(), badEpochs: 0, history: [] };
     let best: Map<string, Float32Array> | undefined;
