@@ -51,7 +51,8 @@ export class HeldOutKeys {
 
 /** Decides for each example, in stream order, whether it is new. The first occurrence always wins. */
 export class Deduplicator {
-  private readonly exact = new HashMap64(1 << 12, 1);
+  // Membership only: the first occurrence's location is kept in `near`, which an exact duplicate also hits.
+  private readonly exact = new HashMap64(1 << 12, 0);
   // value: [label id, file id, line] of the first row with this normalised text.
   private readonly near = new HashMap64(1 << 12, 3);
   private readonly labelIds = new Map<string, number>();
@@ -85,7 +86,7 @@ export class Deduplicator {
     const id = this.labelId(example.label);
     const where = [id, this.files.id(example.file), example.line];
     const exactKey = `${example.label}\u0000${example.text}`;
-    const firstExact = this.exact.setIfAbsent(exactKey, where);
+    const firstExact = this.exact.setIfAbsent(exactKey, []);
     const firstNear = this.near.setIfAbsent(key, where);
     if (firstNear === undefined) return { action: 'keep' };
     const at = `${this.files.names[firstNear[1]]}:${firstNear[2]}`;

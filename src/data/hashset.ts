@@ -1,7 +1,8 @@
 /**
  * Memory-bounded set of seen texts for streaming deduplication. A JS Set of strings costs ~100 bytes per
- * entry and keeps every text alive; here each entry is a 64-bit hash plus an int32 value in typed arrays
- * (~24 bytes at the maximum load factor), so ten million rows fit in a few hundred MB.
+ * entry and keeps every text alive; here each entry is a 64-bit hash plus `width` int32 values in typed
+ * arrays at a load factor of 0.375–0.75 (12–24 bytes per entry for width 0), so ten million rows fit in a
+ * few hundred MB.
  * The price is a tiny false-positive rate: two different texts colliding on 64 bits, about n²/2⁶⁵
  * (≈3·10⁻⁶ for 10⁷ rows).
  */
@@ -38,7 +39,7 @@ export class HashMap64 {
     readonly width = 1,
   ) {
     let cap = 16;
-    while (cap < initialCapacity * 2) cap *= 2;
+    while (cap * 0.75 < initialCapacity) cap *= 2;
     this.hi = new Uint32Array(cap);
     this.lo = new Uint32Array(cap);
     this.values = new Int32Array(cap * width);
@@ -53,7 +54,7 @@ export class HashMap64 {
   get(key: string): Int32Array | undefined {
     const [a, b] = hash64(key);
     const slot = this.find(a, b);
-    return this.used[slot] ? this.values.subarray(slot * this.width, (slot + 1) * this.width) : undefined;
+    return this.used[slot] === 1 ? this.values.subarray(slot * this.width, (slot + 1) * this.width) : undefined;
   }
 
   has(key: string): boolean {
@@ -67,7 +68,7 @@ export class HashMap64 {
     let slot = this.find(a, b);
     const w = this.width;
     if (this.used[slot]) return this.values.subarray(slot * w, (slot + 1) * w);
-    if ((this.count + 1) * 2 > this.used.length) {
+    if ((this.count + 1) * 4 > this.used.length * 3) {
       this.grow();
       slot = this.find(a, b);
     }
