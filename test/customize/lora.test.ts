@@ -84,8 +84,8 @@ test('merge folds W + scale*A*B (checked in float64), runs standalone in onnxrun
   const merged = mergeLora(headed, w, 2);
   // Independent check of one merged weight.
   const mod = 'encoder.layer.1.attention.output.dense';
-  const W = paramValues(headed, `${mod}.weight`);
-  const M = paramValues(merged.model, `${mod}.weight`);
+  const W = paramValues(headed, `${mod}.weight`) as Float32Array;
+  const M = paramValues(merged.model, `${mod}.weight`) as Float32Array;
   const { A, B } = w.get(mod)!;
   for (let i = 0; i < 32; i++) {
     for (let o = 0; o < 32; o++) {

@@ -86,8 +86,8 @@ test('a PEFT-layout adapter written by hand loads: names, [r,in]/[out,r] layouts
   assert.deepEqual(a.head!.labels, ['LABEL_0', 'LABEL_1', 'LABEL_2']);
   // Merged weight checked against PEFT's formula W_pt + (alpha/r) * B_pt A_pt, transposed to ONNX's [in, out].
   const merged = mergeAdapter(base, a);
-  const W = paramValues(base, `${QUERY}.weight`);
-  const M = paramValues(merged.model, `${QUERY}.weight`);
+  const W = paramValues(base, `${QUERY}.weight`) as Float32Array;
+  const M = paramValues(merged.model, `${QUERY}.weight`) as Float32Array;
   for (let i = 0; i < H; i++) {
     for (let o = 0; o < H; o++) {
       const delta = 2 * (qB[o * 2] * qA[i] + qB[o * 2 + 1] * qA[H + i]);

@@ -1,0 +1,12 @@
+/** Customization strategies, LoRA transforms and PEFT-format adapters. */
+export { customize, DEFAULT_LR, encodeTexts, labelIds, layerDecayScales, layerIndex, lrScaleReparam, reinitialize, RssSampler, STRATEGIES, topLayersTrainable } from './customize.ts';
+export type { CustomizeData, CustomizeOptions, CustomizeReport, CustomizeResult, EpochReport, LabeledText, Strategy } from './customize.ts';
+export { compareStrategies, formatComparison, type ComparisonRow } from './compare.ts';
+export { attachHead, bodyGraph, featureValue, featureWidth, headGraph, HEAD_BIAS, HEAD_WEIGHT, LOGITS, type HeadSpec } from './head.ts';
+export { initLoraA, injectLora, loraAName, loraBName, loraScaling, loraWeightsOf, mergeLora, unmergeLora } from './lora.ts';
+export type { LoraBinding, LoraOptions, LoraSpec, LoraWeights, MergedModel } from './lora.ts';
+export { AdapterHost, applyAdapter, mergeAdapter } from './adapters.ts';
+export { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterScaling, adapterTensors, checkAdapterBase, loadAdapter, peftConfig, saveAdapter, TAILOR_JSON } from './peft.ts';
+export type { AdapterHead, LoraAdapter, PeftLoraConfig } from './peft.ts';
+export { baseHash, baseId, dataFingerprint, isBaseParam, makeLineage, type Lineage } from './lineage.ts';
+export { describeSpec, linearSites, peftTargetModules, selectSites, targetMatches, type LinearSite, type TargetKind, type TargetSpec } from './sites.ts';
