@@ -17,7 +17,7 @@ import {
   paramsToInputs, resolveTrainable, withLoss, type DropoutSite, type GradientBuilder, type LossSpec, type ParamInfo,
   type ShapeOracle,
 } from './graph.ts';
-import { GRAD_NORM, learningRateAt, nextName, optimizerScalars, slotName, updateRule, type OptimizerConfig, type ScheduleConfig, type UpdateRule } from './optim/index.ts';
+import { GRAD_NORM, GRAD_SCALE, learningRateAt, nextName, optimizerScalars, slotName, updateRule, type OptimizerConfig, type ScheduleConfig, type UpdateRule } from './optim/index.ts';
 import type { TrainRng } from './rng.ts';
 import { buildGradientGraph } from '../autodiff/index.ts';
 import { inferShapes, staticShape, valueType } from '../onnx/shapes/index.ts';
@@ -188,7 +188,7 @@ export class TrainingEngine {
   private noiseFeeds(c: Compiled): Batch {
     const feeds: Batch = {};
     c.dropout.forEach((d, i) => {
-      feeds[d.input] = f32(d.shape, this.rng.fillUniform(c.noise[i]));
+      feeds[d.input] = f32(d.shape, this.rng.fillDropoutMask(c.noise[i], d.ratio));
     });
     return feeds;
   }
@@ -217,9 +217,12 @@ export class TrainingEngine {
     this.cur = next;
   }
 
-  private scalarFeeds(): Batch {
+  /** Per-step optimizer scalars; `optim::grad_scale` only for graphs that have it (accumulation, separate optimizer). */
+  private scalarFeeds(withScale: boolean): Batch {
     const feeds: Batch = {};
-    for (const [k, v] of Object.entries(optimizerScalars(this.rule, this.step + 1, this.nextLr, 1 / this.accumSteps))) feeds[k] = scalar(v);
+    for (const [k, v] of Object.entries(optimizerScalars(this.rule, this.step + 1, this.nextLr, 1 / this.accumSteps))) {
+      if (k !== GRAD_SCALE || withScale) feeds[k] = scalar(v);
+    }
     return feeds;
   }
 
@@ -253,7 +256,7 @@ export class TrainingEngine {
     const feeds: Batch = { ...batch, ...this.paramFeeds(), ...this.bufferFeeds(), ...this.noiseFeeds(c) };
     if (accumulate) Object.assign(feeds, this.accumFeeds());
     if (last && this.mode === 'fused') {
-      Object.assign(feeds, this.scalarFeeds());
+      Object.assign(feeds, this.scalarFeeds(accumulate));
       for (const [name, t] of this.cur) if (!(name in feeds)) feeds[name] = t;
       const fetches: Record<string, ort.Tensor | null> = { [LOSS_OUTPUT]: null, ...this.updateFetches(), ...this.bufferFetches() };
       const out = await (c.step as Session).inner.run(feeds, fetches);
@@ -325,7 +328,7 @@ export class TrainingEngine {
     if (!this.optimizerSession) {
       this.optimizerSession = await Session.create(modelFromGraph(buildOptimizerGraph(this.params, this.opts.optimizer, this.opts.maxGradNorm)), this.sessionOpts('optimizer'));
     }
-    const feeds: Batch = { ...this.scalarFeeds() };
+    const feeds: Batch = { ...this.scalarFeeds(true) };
     for (const [name, t] of this.cur) feeds[name] = t;
     for (const p of this.params) feeds[gradName(p.name)] = gradOut[gradName(p.name)];
     const out = await this.optimizerSession.inner.run(feeds, this.updateFetches());

@@ -5,8 +5,9 @@
  *   previous step produced); frozen weights stay initializers, so ORT keeps them in place with no per-step copy.
  * - Symbolic input dims are bound to the batch's static shape (`bindings`) before differentiation, because gradient
  *   rules undo broadcasting from static shapes; the engine caches one compiled session per shape.
- * - Dropout is lowered to `x · (noise >= ratio) / (1 - ratio)` with `noise` a graph input filled each step from the
- *   run's seeded generator: ONNX Dropout's fixed `seed` attribute would repeat the same mask at every step.
+ * - Dropout is lowered to `x · mask` with `mask` (0 or 1/(1-ratio)) a graph input filled each step from the run's
+ *   seeded generator: ONNX Dropout's fixed `seed` attribute would repeat the same mask at every step. One Mul forward
+ *   and one backward (dX = dY·mask) is all a dropout site costs in the graph.
  * - The optimizer is either fused into the same graph (one `run` does forward, backward and update) or a separate
  *   graph fed with the gradients (`mode: 'separate'`).
  */
@@ -50,7 +51,7 @@ export interface BufferInfo {
 }
 
 export interface DropoutSite {
-  /** The float32 noise input fed each step. */
+  /** The float32 mask input fed each step: 1/(1-ratio) where kept, 0 where dropped (`TrainRng.fillDropoutMask`). */
   input: string;
   shape: number[];
   ratio: number;
@@ -186,7 +187,7 @@ export function evalGraph(graph: Graph): Graph {
   return g;
 }
 
-/** Lowers training-mode Dropout to noise inputs (see the module comment). Needs the static shape of each input. */
+/** Lowers training-mode Dropout to mask inputs (see the module comment). Needs the static shape of each input. */
 export function lowerDropout(graph: Graph, shapeOf: (value: string) => number[] | undefined): { graph: Graph; sites: DropoutSite[] } {
   const g = cloneGraph(graph);
   const b = new GraphBuilder(g);
@@ -210,12 +211,11 @@ export function lowerDropout(graph: Graph, shapeOf: (value: string) => number[] 
     }
     const shape = shapeOf(x);
     if (!shape) throw new GraphError(`Dropout node '${n.name}': the shape of its input '${x}' is not known statically`, { node: n.name, op: 'Dropout' });
-    const noise = b.input(`dropout::noise::${sites.length}`, 'float32', shape);
-    sites.push({ input: noise, shape, ratio });
-    const keep = n.outputs[1] ? n.outputs[1] : b.uniqueName(`${n.name}/keep`);
-    reuse('GreaterOrEqual', [noise, b.scalar(ratio)], keep);
-    const scale = b.mul(b.cast(keep, 'float32'), b.scalar(1 / (1 - ratio)));
-    reuse('Mul', [x, scale], n.outputs[0]);
+    const mask = b.input(`dropout::mask::${sites.length}`, 'float32', shape);
+    sites.push({ input: mask, shape, ratio });
+    // the optional bool mask output, for graphs that use it
+    if (n.outputs[1]) reuse('Greater', [mask, b.scalar(0)], n.outputs[1]);
+    reuse('Mul', [x, mask], n.outputs[0]);
   }
   return { graph: g, sites };
 }
@@ -321,7 +321,7 @@ export function buildTrainingGraphs(model: Graph, opts: TrainingGraphOptions): T
   const mode = opts.mode ?? 'fused';
   if (mode === 'fused') {
     const pg: ParamGrad[] = p.params.map((pi) => ({ param: pi.name, grad: gradOf(pi), shape: pi.shape, decay: pi.decay }));
-    appendOptimizerStep(b, pg, rule, { maxGradNorm: opts.maxGradNorm });
+    appendOptimizerStep(b, pg, rule, { maxGradNorm: opts.maxGradNorm, gradScale: opts.accumulate === true });
     return { train: tg, params: p.params, buffers, dropout: sites, loss: withL.loss };
   }
   for (const pi of p.params) b.output(b.op('Identity', [gradOf(pi)], {}, { outputs: [gradName(pi.name)] }), 'float32', pi.shape);

@@ -71,6 +71,23 @@ export class TrainRng {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
 
+  /**
+   * Fills `out` with an inverted-dropout mask: `scale` where the uniform draw u (the same draws as `fillUniform`) has
+   * u >= ratio, else 0. One pass, no uniform array: the graph then needs a single Mul per dropout site.
+   */
+  fillDropoutMask(out: Float32Array, ratio: number, scale = 1 / (1 - ratio)): Float32Array {
+    let s0 = this.s0, s1 = this.s1, s2 = this.s2, s3 = this.s3;
+    for (let i = 0; i < out.length; i++) {
+      const r = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      out[i] = (r >>> 8) * (1 / 16777216) >= ratio ? scale : 0;
+    }
+    this.s0 = s0; this.s1 = s1; this.s2 = s2; this.s3 = s3;
+    return out;
+  }
+
   /** Fills `out` with uniform [0, 1) float32 values (24 random bits each, exactly representable). */
   fillUniform(out: Float32Array): Float32Array {
     let s0 = this.s0, s1 = this.s1, s2 = this.s2, s3 = this.s3;

@@ -49,6 +49,11 @@ export interface ParamGrad {
 export interface OptimizerStepOptions {
   /** Clip the global gradient norm to this value (torch.nn.utils.clip_grad_norm_). */
   maxGradNorm?: number;
+  /**
+   * Multiply gradients by the `optim::grad_scale` input (default true; gradient accumulation needs it). Without it
+   * the graph has no such input and skips one elementwise pass over every gradient.
+   */
+  gradScale?: boolean;
 }
 
 /**
@@ -58,8 +63,8 @@ export interface OptimizerStepOptions {
 export function appendOptimizerStep(b: GraphBuilder, params: readonly ParamGrad[], rule: UpdateRule, opts: OptimizerStepOptions = {}): void {
   const scalars: Record<string, string> = {};
   for (const s of rule.scalarNames) scalars[s] = b.input(scalarInputName(s), 'float32', []);
-  const gradScale = b.input(GRAD_SCALE, 'float32', []);
-  const grads = params.map((p) => b.mul(p.grad, gradScale));
+  const gradScale = opts.gradScale ?? true ? b.input(GRAD_SCALE, 'float32', []) : undefined;
+  const grads = params.map((p) => (gradScale ? b.mul(p.grad, gradScale) : p.grad));
   const sq = grads.map((g) => b.op('ReduceSumSquare', [g], { keepdims: 0 }));
   const norm = b.op('Sqrt', [sq.length === 1 ? sq[0] : b.op('Sum', sq)], {}, { outputs: [GRAD_NORM] });
   b.output(norm, 'float32', []);
@@ -69,14 +74,32 @@ export function appendOptimizerStep(b: GraphBuilder, params: readonly ParamGrad[
     // torch: clip_coef = max_norm / (total_norm + 1e-6), clamped to at most 1.
     coef = b.op('Min', [b.div(b.scalar(opts.maxGradNorm), b.add(norm, b.scalar(1e-6))), b.scalar(1)]);
   }
+  const first = b.graph.nodes.length;
+  const renames = new Map<string, string>();
+  const emitted = new Set<string>();
+  // The updated values get their `::next` names by renaming the emitted nodes' outputs: an Identity per output
+  // would copy every parameter and slot once more per step (ORT cannot elide an Identity that feeds a graph output).
+  const nameOutput = (value: string, name: string, shape: Shape): void => {
+    if (emitted.has(value) && !renames.has(value)) renames.set(value, name);
+    else b.node('Identity', [value], {}, { outputs: [name] });
+    b.output(name, 'float32', shape);
+  };
   params.forEach((p, i) => {
     const g = coef ? b.mul(grads[i], coef) : grads[i];
     const slots: Record<string, string> = {};
     for (const s of rule.slots) slots[s] = b.input(slotName(s, p.param), 'float32', p.shape);
+    const start = b.graph.nodes.length;
     const out = rule.emit(b, p.param, g, slots, scalars, p.decay ?? true);
-    b.output(b.op('Identity', [out.param], {}, { outputs: [nextName(p.param)] }), 'float32', p.shape);
-    for (const s of rule.slots) b.output(b.op('Identity', [out.slots[s]], {}, { outputs: [nextName(slots[s])] }), 'float32', p.shape);
+    emitted.clear();
+    for (const n of b.graph.nodes.slice(start)) for (const o of n.outputs) emitted.add(o);
+    nameOutput(out.param, nextName(p.param), p.shape);
+    for (const s of rule.slots) nameOutput(out.slots[s], nextName(slots[s]), p.shape);
   });
+  if (renames.size === 0) return;
+  for (const n of b.graph.nodes.slice(first)) {
+    n.inputs = n.inputs.map((v) => renames.get(v) ?? v);
+    n.outputs = n.outputs.map((v) => renames.get(v) ?? v);
+  }
 }
 
 /** The per-step scalar feeds (`optim::*` names) for optimizer step `step` (1-based) at learning rate `lr`. */

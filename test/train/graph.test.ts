@@ -1,0 +1,54 @@
+/** Training-graph lowering details that the step cost depends on: dropout masks, optimizer outputs, grad scale. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildGradientGraph } from '../../src/autodiff/index.ts';
+import { GraphBuilder } from '../../src/onnx/builder.ts';
+import { modelFromGraph } from '../../src/onnx/ir.ts';
+import { Session, ort } from '../../src/runtime/session.ts';
+import { buildTrainingGraphs, lowerDropout } from '../../src/train/graph.ts';
+import { GRAD_SCALE } from '../../src/train/optim/index.ts';
+import { TrainRng } from '../../src/train/rng.ts';
+import { linearModel, mseLoss } from './helpers.ts';
+
+test('fillDropoutMask draws the same uniforms as fillUniform: scale where u >= ratio, else 0', () => {
+  const a = new TrainRng(9);
+  const b = new TrainRng(9);
+  const u = a.fillUniform(new Float32Array(1000));
+  const m = b.fillDropoutMask(new Float32Array(1000), 0.3);
+  for (let i = 0; i < u.length; i++) assert.equal(m[i], u[i] >= 0.3 ? Math.fround(1 / 0.7) : 0, `element ${i}`);
+  assert.deepEqual(a.getState(), b.getState(), 'both advance the generator equally');
+  const kept = m.filter((v) => v > 0).length;
+  assert.ok(kept > 640 && kept < 760, `kept ${kept} of 1000 at ratio 0.3`);
+});
+
+test('lowered Dropout is one Mul by the fed mask; its bool mask output is mask > 0', async () => {
+  const b = new GraphBuilder('d');
+  const x = b.input('x', 'float32', [2, 5]);
+  const [y, mask] = b.node('Dropout', [x, b.scalar(0.25), b.constant('bool', Uint8Array.of(1), [])], {}, { outputs: ['y', 'keep'] });
+  b.output(y, 'float32', [2, 5]);
+  b.output(mask, 'bool', [2, 5]);
+  const { graph, sites } = lowerDropout(b.graph, () => [2, 5]);
+  assert.deepEqual(sites, [{ input: 'dropout::mask::0', shape: [2, 5], ratio: 0.25 }]);
+  assert.deepEqual(graph.nodes.filter((n) => n.opType !== 'Constant').map((n) => n.opType).sort(), ['Greater', 'Mul']);
+  const xs = Float32Array.from({ length: 10 }, (_, i) => i - 3);
+  const ms = new TrainRng(1).fillDropoutMask(new Float32Array(10), 0.25);
+  const s = await Session.create(modelFromGraph(graph));
+  const out = await s.run({ x: new ort.Tensor('float32', xs, [2, 5]), 'dropout::mask::0': new ort.Tensor('float32', ms, [2, 5]) });
+  await s.release();
+  assert.deepEqual(Array.from(out.y.data as Float32Array), Array.from(xs, (v, i) => Math.fround(v * ms[i])));
+  assert.deepEqual(Array.from(out.keep.data as Uint8Array, Boolean), Array.from(ms, (v) => v > 0));
+});
+
+test('fused step: updated values are named by their producing nodes (no Identity copies); grad scale only with accumulation', () => {
+  const base = { loss: mseLoss, trainable: ['W', 'B'], optimizer: { type: 'adamw' as const, lr: 0.1 }, bindings: { batch: 4 }, gradients: buildGradientGraph };
+  const g = buildTrainingGraphs(linearModel([1, 2, 3, 4, 5, 6], [0, 0]), base).train;
+  const nexts = g.outputs.map((o) => o.name).filter((n) => n.endsWith('::next'));
+  assert.equal(nexts.length, 6, 'W, B and two AdamW slots each');
+  for (const name of nexts) {
+    const producer = g.nodes.find((n) => n.outputs.includes(name));
+    assert.ok(producer && producer.opType !== 'Identity', `${name} is produced by ${producer?.opType}`);
+  }
+  assert.ok(!g.inputs.some((i) => i.name === GRAD_SCALE));
+  const acc = buildTrainingGraphs(linearModel([1, 2, 3, 4, 5, 6], [0, 0]), { ...base, accumulate: true }).train;
+  assert.ok(acc.inputs.some((i) => i.name === GRAD_SCALE));
+});
