@@ -1,0 +1,48 @@
+/** `tailor audit`: measure the off-the-shelf model on the domain and recommend a strategy. Writes nothing. */
+import { Command } from 'commander';
+import { audit } from '../../audit/index.ts';
+import { collect, emit, num, progressFor, providersFor, stageProgress, withGlobals, type GlobalOptions } from '../common.ts';
+import { formatAudit } from '../format.ts';
+
+interface AuditCliOptions extends GlobalOptions {
+  base: string;
+  train: string[];
+  eval?: string[];
+  textColumn: string;
+  labelColumn: string;
+  targetAccuracy?: number;
+  maxLatencyMs?: number;
+  maxTrainExamples?: number;
+  maxEvalExamples?: number;
+  maxLength?: number;
+  seed: number;
+}
+
+export function auditCommand(): Command {
+  const cmd = new Command('audit')
+    .description('measure the generic model on your data as used off the shelf (frozen encoder + linear head): quality, latency, memory, per-op time; recommend a strategy')
+    .option('--base <model>', 'use-lite, a model folder, a .onnx file or a hub id', 'use-lite')
+    .requiredOption('--train <file>', 'train file (CSV, TSV, JSONL, Parquet); repeat for several', collect)
+    .option('--eval <file>', 'held-out eval file; default: the validation split of train', collect)
+    .option('--text-column <name>', 'column holding the text', 'text')
+    .option('--label-column <name>', 'column holding the label', 'label')
+    .option('--target-accuracy <x>', 'accuracy the model must reach, in (0, 1]', num({ min: 0, max: 1 }))
+    .option('--max-latency-ms <ms>', 'latency budget, p50 at batch 1', num({ min: 0 }))
+    .option('--max-train-examples <n>', 'subsample train (stratified, seeded)', num({ min: 2, int: true }))
+    .option('--max-eval-examples <n>', 'subsample eval (stratified, seeded)', num({ min: 1, int: true }))
+    .option('--max-length <n>', 'longest token sequence', num({ min: 2, int: true }))
+    .option('--seed <n>', 'seed for splits and subsampling', num({ int: true }), 0);
+  withGlobals(cmd, { device: true });
+  cmd.action(async (o: AuditCliOptions) => {
+    const progress = progressFor(o);
+    const r = await audit({
+      base: o.base, train: o.train, eval: o.eval, textColumn: o.textColumn, labelColumn: o.labelColumn,
+      targetAccuracy: o.targetAccuracy, maxLatencyMs: o.maxLatencyMs, maxTrainExamples: o.maxTrainExamples, maxEvalExamples: o.maxEvalExamples,
+      maxLength: o.maxLength, seed: o.seed, providers: providersFor(o.device),
+      onProgress: stageProgress(progress),
+    });
+    progress.stop();
+    emit(o, r, () => formatAudit(r, { profile: o.profile }));
+  });
+  return cmd;
+}

@@ -1,0 +1,71 @@
+/** `tailor customize`: audit, customize, evaluate against the baseline, write the artifact, register run + model. */
+import { Command, Option } from 'commander';
+import { collect, emit, num, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
+import { formatPipeline } from '../format.ts';
+import { runPipeline, STRATEGY_CHOICES, type StrategyChoice } from '../pipeline.ts';
+
+interface CustomizeCliOptions extends GlobalOptions {
+  base: string;
+  train: string[];
+  eval?: string[];
+  textColumn: string;
+  labelColumn: string;
+  strategy: StrategyChoice;
+  out: string;
+  name?: string;
+  alias?: string[];
+  targetAccuracy?: number;
+  maxLatencyMs?: number;
+  maxTrainExamples?: number;
+  maxEvalExamples?: number;
+  epochs?: number;
+  lr?: number;
+  batchSize?: number;
+  maxLength?: number;
+  rank?: number;
+  targets?: string;
+  layers?: number;
+  seed: number;
+  threads?: number;
+}
+
+export function customizeCommand(): Command {
+  const cmd = new Command('customize')
+    .description('customize the base on your data, evaluate it against the off-the-shelf baseline, save the artifact and register it')
+    .option('--base <model>', 'use-lite, a model folder, a .onnx file or a hub id', 'use-lite')
+    .requiredOption('--train <file>', 'train file (CSV, TSV, JSONL, Parquet); repeat for several', collect)
+    .option('--eval <file>', 'held-out eval file; default: the validation split of train', collect)
+    .option('--text-column <name>', 'column holding the text', 'text')
+    .option('--label-column <name>', 'column holding the label', 'label')
+    .addOption(new Option('--strategy <s>', 'auto follows the audit\'s recommendation; none keeps the baseline').choices([...STRATEGY_CHOICES]).default('auto'))
+    .requiredOption('--out <dir>', 'new folder for the artifact (model, adapter) and its report')
+    .option('--name <name>', 'model name in the registry (default: the --out folder\'s name)')
+    .option('--alias <alias>', 'alias to set on the new model version (repeatable)', collect)
+    .option('--target-accuracy <x>', 'for --strategy auto: accuracy to reach', num({ min: 0, max: 1 }))
+    .option('--max-latency-ms <ms>', 'for --strategy auto: latency budget (p50, batch 1)', num({ min: 0 }))
+    .option('--max-train-examples <n>', 'subsample train (stratified, seeded)', num({ min: 2, int: true }))
+    .option('--max-eval-examples <n>', 'subsample eval (stratified, seeded)', num({ min: 1, int: true }))
+    .option('--epochs <n>', 'training epochs (default 3)', num({ min: 1, int: true }))
+    .option('--lr <x>', 'peak learning rate (default per strategy)', num({ min: 0 }))
+    .option('--batch-size <n>', 'examples per step (default 32)', num({ min: 1, int: true }))
+    .option('--max-length <n>', 'longest token sequence (default 64)', num({ min: 2, int: true }))
+    .option('--rank <r>', 'lora: rank (alpha = 2r)', num({ min: 1, int: true }))
+    .option('--targets <spec>', 'lora: attention | ffn | all-linear | a regular expression over module paths')
+    .option('--layers <n>', 'partial: top encoder blocks to train', num({ min: 1, int: true }))
+    .option('--threads <n>', 'ONNX Runtime threads per op', num({ min: 1, int: true }))
+    .option('--seed <n>', 'seed for splits, initialisation and shuffling', num({ int: true }), 0);
+  withGlobals(cmd, { device: true });
+  cmd.action(async (o: CustomizeCliOptions) => {
+    const progress = progressFor(o);
+    const r = await runPipeline({
+      base: o.base, train: o.train, eval: o.eval, textColumn: o.textColumn, labelColumn: o.labelColumn, strategy: o.strategy, out: o.out,
+      name: o.name, aliases: o.alias, home: o.home, targetAccuracy: o.targetAccuracy, maxLatencyMs: o.maxLatencyMs,
+      maxTrainExamples: o.maxTrainExamples, maxEvalExamples: o.maxEvalExamples, epochs: o.epochs, lr: o.lr, batchSize: o.batchSize,
+      maxLength: o.maxLength, rank: o.rank, targets: o.targets, layers: o.layers, seed: o.seed, threads: o.threads,
+      providers: providersFor(o.device), progress,
+    });
+    progress.stop();
+    emit(o, r, () => formatPipeline(r));
+  });
+  return cmd;
+}

@@ -1,0 +1,143 @@
+/**
+ * What every command shares: the global options (--json, --home, --device, --profile), output that keeps stdout
+ * for the result (JSON or text) and stderr for progress, and a progress bar that degrades to plain log lines
+ * when stderr is not a terminal (CI logs, pipes).
+ */
+import cliProgress from 'cli-progress';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { ConfigError } from '../errors.ts';
+import type { ProviderSpec } from '../runtime/session.ts';
+
+export interface GlobalOptions {
+  json?: boolean;
+  home?: string;
+  device?: 'cpu' | 'cuda' | 'webgpu';
+  profile?: boolean;
+  quiet?: boolean;
+}
+
+/** Adds the options every command accepts. */
+export function withGlobals(cmd: Command, opts: { device?: boolean } = {}): Command {
+  cmd.option('--json', 'print one machine-readable JSON object (the API return value) on stdout');
+  cmd.option('--home <dir>', 'registry folder (default: $TAILOR_HOME, else ./.tailor)');
+  cmd.option('-q, --quiet', 'no progress output on stderr');
+  if (opts.device) {
+    cmd.addOption(new Option('--device <device>', 'where models run: ONNX Runtime execution provider').choices(['cpu', 'cuda', 'webgpu']).default('cpu'));
+    cmd.option('--profile', 'print ONNX Runtime\'s per-op profile of the model (time by op type)');
+  }
+  return cmd;
+}
+
+/** `--device` -> ONNX Runtime providers. */
+export function providersFor(device: string | undefined): ProviderSpec[] {
+  switch (device ?? 'cpu') {
+    case 'cpu': return ['cpu'];
+    case 'cuda': return ['cuda'];
+    case 'webgpu': return ['webgpu'];
+    default: throw new ConfigError(`unknown --device '${device}' (cpu, cuda, webgpu)`, { field: 'device', value: device });
+  }
+}
+
+/** Parses a numeric option; a value out of range is a usage error naming the option. */
+export function num(opts: { min?: number; max?: number; int?: boolean } = {}): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    const bad = v.trim() === '' || !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max);
+    if (bad) {
+      const range = [opts.int ? 'an integer' : 'a number', opts.min !== undefined ? `>= ${opts.min}` : '', opts.max !== undefined ? `<= ${opts.max}` : ''].filter(Boolean).join(' ');
+      // A usage error (exit 2): commander prints it with the option's name.
+      throw new InvalidArgumentError(`must be ${range}`);
+    }
+    return n;
+  };
+}
+
+/** JSON text where NaN/Infinity become null (JSON has no such numbers). */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : typeof v === 'bigint' ? Number(v) : v), 2);
+}
+
+/** Prints the command's result: JSON on --json, else the text rendering. */
+export function emit(opts: GlobalOptions, value: unknown, text: () => string): void {
+  process.stdout.write(opts.json ? `${toJson(value)}\n` : `${text()}\n`);
+}
+
+/** Progress on stderr: a bar on a TTY, otherwise a line at every 10% (and at the end). */
+export class Progress {
+  private bar: cliProgress.SingleBar | undefined;
+  private label = '';
+  private total = 0;
+  private lastDecile = -1;
+  private readonly tty: boolean;
+  constructor(private readonly enabled: boolean, tty = process.stderr.isTTY === true) {
+    this.tty = tty;
+  }
+
+  /** Starts (or switches to) a stage. */
+  start(label: string, total: number): void {
+    this.stop();
+    this.label = label;
+    this.total = total;
+    this.lastDecile = -1;
+    if (!this.enabled) return;
+    if (this.tty) {
+      this.bar = new cliProgress.SingleBar(
+        { format: `${label.padEnd(22)} [{bar}] {percentage}% | {value}/{total} | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true, clearOnComplete: false },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(total, 0);
+    }
+  }
+
+  update(done: number, total = this.total): void {
+    if (!this.enabled) return;
+    if (this.bar) {
+      if (total !== this.total) this.bar.setTotal(total);
+      this.total = total;
+      this.bar.update(done);
+      return;
+    }
+    const decile = total > 0 ? Math.floor((10 * done) / total) : 10;
+    if (decile > this.lastDecile) {
+      this.lastDecile = decile;
+      process.stderr.write(`${this.label}: ${done}/${total}\n`);
+    }
+  }
+
+  /** A plain message line (not a bar). */
+  log(message: string): void {
+    if (!this.enabled) return;
+    if (this.bar) this.stop();
+    process.stderr.write(`${message}\n`);
+  }
+
+  stop(): void {
+    if (this.bar) {
+      this.bar.stop();
+      this.bar = undefined;
+    }
+  }
+}
+
+/** A Progress following the global options. */
+export function progressFor(opts: GlobalOptions): Progress {
+  return new Progress(!opts.quiet);
+}
+
+/** Collects a repeatable option into an array. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** An onProgress(stage, done, total) callback that starts a new bar whenever the stage changes. */
+export function stageProgress(progress: Progress | undefined, prefix = ''): (stage: string, done: number, total: number) => void {
+  let current: string | undefined;
+  return (stage, done, total) => {
+    if (!progress) return;
+    if (stage !== current) {
+      current = stage;
+      progress.start(`${prefix}${stage}`, total);
+    }
+    progress.update(done, total);
+  };
+}

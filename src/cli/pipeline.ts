@@ -1,0 +1,261 @@
+/**
+ * The product loop behind `tailor customize` (and `demo`): load and check everything first (data, base, registry,
+ * output folder), audit the off-the-shelf baseline, customize with the chosen (or recommended) strategy, evaluate
+ * both on the same eval examples, write the artifact folder atomically, and record two runs (baseline and
+ * customized, with predictions so `runs compare` has McNemar) plus a model version with lineage.
+ */
+import path from 'node:path';
+import { ConfigError } from '../errors.ts';
+import { customize, STRATEGIES, type CustomizeOptions, type CustomizeResult, type Strategy } from '../customize/customize.ts';
+import { mergeAdapter } from '../customize/adapters.ts';
+import { saveAdapter } from '../customize/peft.ts';
+import { evaluate, evalReportToJson, formatEvalReport, type EvalReport } from '../eval/index.ts';
+import { countParams, type Model } from '../models/model.ts';
+import { openRegistry, type Registry } from '../registry/index.ts';
+import type { ProviderSpec } from '../runtime/session.ts';
+import { loadDomainData, metricSummary, predictTexts, resolveBase, runAudit, argmaxRows, type AuditResult, type AuditState, type MetricSummary, type Recommendation } from '../audit/index.ts';
+import { assertFreshOut, writeClassifier, writeFolderAtomic } from './artifacts.ts';
+import { stageProgress, type Progress } from './common.ts';
+
+export type StrategyChoice = Strategy | 'auto' | 'none';
+export const STRATEGY_CHOICES: readonly StrategyChoice[] = ['auto', 'none', ...STRATEGIES];
+
+export interface PipelineOptions {
+  base?: string;
+  train: string | string[];
+  eval?: string | string[];
+  textColumn?: string;
+  labelColumn?: string;
+  strategy?: StrategyChoice;
+  out: string;
+  /** Model name in the registry (default: the out folder's name). */
+  name?: string;
+  home?: string;
+  targetAccuracy?: number;
+  maxLatencyMs?: number;
+  maxTrainExamples?: number;
+  maxEvalExamples?: number;
+  epochs?: number;
+  lr?: number;
+  batchSize?: number;
+  maxLength?: number;
+  rank?: number;
+  targets?: string;
+  layers?: number;
+  seed?: number;
+  providers?: ProviderSpec[];
+  threads?: number;
+  progress?: Progress;
+  /** Aliases to set on the new model version. */
+  aliases?: string[];
+}
+
+export interface PipelineResult {
+  run_id: string;
+  baseline_run_id: string;
+  strategy: Strategy | 'none';
+  requested_strategy: StrategyChoice;
+  recommendation?: Recommendation;
+  trainable_params: number;
+  total_params: number;
+  train_seconds: number;
+  baseline: MetricSummary;
+  customized: MetricSummary;
+  /** McNemar's exact test, customized vs baseline on the same eval examples. */
+  comparison: { only_baseline_right: number; only_customized_right: number; p_value: number };
+  model: { name: string; version: number; ref: string; aliases: string[] };
+  out: string;
+  artifacts: { model: string; adapter?: string; report: string };
+  data: AuditResult['data'];
+  /** The full audit of the base on this data (baseline, latency, memory, profile, recommendation). */
+  audit: AuditResult;
+  curve: CustomizeResult['report']['curve'];
+  seconds: number;
+}
+
+function strategyOptions(strategy: Strategy, o: PipelineOptions, rec: Recommendation | undefined, labels: string[], progress?: Progress): CustomizeOptions {
+  const hp = rec?.hyperparameters ?? {};
+  const c: CustomizeOptions = {
+    strategy,
+    labels,
+    seed: o.seed ?? 0,
+    ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
+    ...(o.lr !== undefined ? { lr: o.lr } : {}),
+    ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+    ...(o.maxLength !== undefined ? { maxLength: o.maxLength } : {}),
+    ...(typeof hp.weightDecay === 'number' ? { weightDecay: hp.weightDecay } : {}),
+    ...(o.threads !== undefined ? { threads: o.threads } : {}),
+  };
+  if (strategy === 'lora') {
+    c.lora = {
+      ...(o.rank !== undefined ? { r: o.rank, alpha: 2 * o.rank } : {}),
+      ...(typeof hp.loraDropout === 'number' ? { dropout: hp.loraDropout } : {}),
+      ...(o.targets ? { targets: o.targets === 'attention' || o.targets === 'ffn' || o.targets === 'all-linear' ? { kind: o.targets } : o.targets } : {}),
+    };
+  }
+  if (strategy === 'partial' && o.layers !== undefined) c.partial = { layers: o.layers };
+  let epoch = 0;
+  c.onEpoch = (e) => {
+    epoch++;
+    progress?.log(`epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)}, val accuracy ${(e.accuracy * 100).toFixed(2)}%, ${e.seconds.toFixed(1)} s`);
+    void epoch;
+  };
+  return c;
+}
+
+async function recordBaseline(reg: Registry, state: AuditState, spec: string): Promise<string> {
+  const r = state.result;
+  const run = await reg.startRun({
+    name: 'baseline',
+    experiment: 'customize',
+    params: { strategy: 'none', head: 'ridge', lambda: r.baseline.lambda, max_length: r.settings.maxLength, seed: r.settings.seed },
+    tags: { kind: 'audit-baseline' },
+    baseModel: spec,
+    datasetFingerprint: r.data.fingerprint,
+  });
+  try {
+    await run.logMetrics({ accuracy: r.baseline.accuracy, macro_f1: r.baseline.macro_f1, latency_p50_ms: r.latency.batch1.p50Ms });
+    const labels = state.data.labels;
+    await run.logPredictions('eval', state.evalTrue.map((i) => labels[i]), state.evalPred.map((i) => labels[i]));
+    await run.logArtifactBytes(JSON.stringify(r, null, 2), 'audit.json', 'report');
+    await run.finish();
+    return run.id;
+  } catch (e) {
+    await run.fail(e);
+    throw e;
+  }
+}
+
+/** Customize end to end; see the module comment. Bad input fails before anything is written. */
+export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
+  const t0 = performance.now();
+  const progress = o.progress;
+  const requested = o.strategy ?? 'auto';
+  if (!STRATEGY_CHOICES.includes(requested)) throw new ConfigError(`unknown strategy '${requested}' (choose from ${STRATEGY_CHOICES.join(', ')})`, { field: 'strategy', value: requested });
+  const out = path.resolve(o.out);
+  const name = o.name ?? path.basename(out).replace(/[^A-Za-z0-9._-]/g, '-');
+  // Check, in order of cost: the output folder, the data, the base, the registry. Nothing is written before all pass.
+  await assertFreshOut(out);
+  progress?.log('reading data');
+  const data = await loadDomainData({ train: o.train, eval: o.eval, textColumn: o.textColumn, labelColumn: o.labelColumn, seed: o.seed });
+  progress?.log(`loading base ${o.base ?? 'use-lite'}`);
+  const { model: base, spec } = await resolveBase(o.base);
+  const reg = await openRegistry(o.home !== undefined ? { home: o.home } : {});
+  try {
+    const state = await runAudit({
+      base, data, targetAccuracy: o.targetAccuracy, maxLatencyMs: o.maxLatencyMs, maxTrainExamples: o.maxTrainExamples, maxEvalExamples: o.maxEvalExamples,
+      maxLength: o.maxLength, providers: o.providers, seed: o.seed,
+      onProgress: stageProgress(progress, 'audit: '),
+    });
+    progress?.stop();
+    const audit = state.result;
+    const rec = audit.recommendation;
+    const strategy: Strategy | 'none' = requested === 'auto' ? rec.strategy : requested;
+    progress?.log(`baseline (frozen encoder + ridge head): accuracy ${(audit.baseline.accuracy * 100).toFixed(2)}%; strategy ${strategy}${requested === 'auto' ? ` (recommended: ${rec.rules.join(', ')})` : ''}`);
+    const baselineRunId = await recordBaseline(reg, state, spec);
+
+    const run = await reg.startRun({
+      name: strategy,
+      experiment: 'customize',
+      params: {
+        strategy, requested_strategy: requested, base: spec, seed: o.seed ?? 0,
+        ...(requested === 'auto' ? { recommendation_rules: rec.rules, recommendation_reasons: rec.reasons.map((r) => r.text) } : {}),
+        ...Object.fromEntries(Object.entries({ epochs: o.epochs, lr: o.lr, batch_size: o.batchSize, max_length: o.maxLength, rank: o.rank, targets: o.targets }).filter(([, v]) => v !== undefined)) as Record<string, string | number>,
+        max_train_examples: o.maxTrainExamples ?? null, max_eval_examples: o.maxEvalExamples ?? null,
+      },
+      tags: { baseline_run: baselineRunId },
+      baseModel: spec,
+      datasetFingerprint: audit.data.fingerprint,
+      handleSignals: true,
+    });
+    try {
+      const labels = state.data.labels;
+      let final: Model;
+      let result: CustomizeResult | undefined;
+      const tTrain = performance.now();
+      if (strategy === 'none') {
+        final = state.baselineModel;
+      } else {
+        progress?.log(`customizing: ${strategy} on ${state.train.length} train examples`);
+        const copts = strategyOptions(strategy, o, requested === 'auto' ? rec : undefined, labels, progress);
+        const onEpoch = copts.onEpoch!;
+        copts.onEpoch = (e) => {
+          onEpoch(e);
+          void run.logMetrics({ train_loss: e.trainLoss, val_loss: e.valLoss, val_accuracy: e.accuracy, val_macro_f1: e.macroF1 }, { epoch: e.epoch });
+        };
+        const validation = state.data.validation;
+        result = await customize(base, { train: state.train, validation }, copts);
+        final = result.adapter ? mergeAdapter(base, result.adapter).model : result.model;
+      }
+      const trainSeconds = (performance.now() - tTrain) / 1000;
+      progress?.log('evaluating the customized model');
+      const texts = state.evalSet.map((e) => e.text);
+      const { logits, classes } = await predictTexts(final, texts, { maxLength: o.maxLength, providers: o.providers, batchSize: 32 });
+      const yPred = argmaxRows(logits, classes);
+      const report: EvalReport = await evaluate({
+        labels, yTrue: state.evalTrue, yPred, model: `${name} (${strategy})`, datasetFingerprint: audit.data.fingerprint,
+        baseline: { name: 'baseline', yPred: state.evalPred }, bootstrap: { iterations: 1000, seed: o.seed ?? 0 },
+        parameters: [...final.params.values()].map((p) => ({ name: p.path, shape: p.shape, trainable: p.trainable })),
+      });
+      const customized = metricSummary(report);
+      const counts = result ? { trainable: result.report.trainableParams, total: result.report.totalParams } : { trainable: countParams(state.baselineModel).trainable, total: countParams(state.baselineModel).total };
+      const maxLength = o.maxLength ?? (strategy === 'none' ? audit.settings.maxLength : 64);
+
+      const summary = {
+        strategy, requested_strategy: requested, base: spec,
+        trainable_params: counts.trainable, total_params: counts.total, train_seconds: trainSeconds,
+        baseline: audit.baseline, customized, comparison: report.comparison,
+        ...(requested === 'auto' ? { recommendation: rec } : {}),
+        lineage: result?.lineage ?? { base: spec, strategy: 'none', dataFingerprint: audit.data.fingerprint },
+      };
+      await writeFolderAtomic(out, async (tmp) => {
+        await writeClassifier(final, path.join(tmp, 'model'), { labels, maxLength, strategy, base: spec, lineage: summary.lineage, metrics: { baseline: audit.baseline, customized } });
+        if (result?.adapter) await saveAdapter(path.join(tmp, 'adapter'), result.adapter);
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(path.join(tmp, 'report.json'), `${JSON.stringify({ ...summary, audit, customize: result?.report ?? null, eval: JSON.parse(evalReportToJson(report)) }, null, 2)}\n`);
+        await writeFile(path.join(tmp, 'report.txt'), `${formatEvalReport(report)}\n`);
+      });
+
+      await run.logMetrics({ accuracy: customized.accuracy, macro_f1: customized.macro_f1, train_seconds: trainSeconds, trainable_params: counts.trainable, total_params: counts.total });
+      await run.logPredictions('eval', state.evalTrue.map((i) => labels[i]), yPred.map((i) => labels[i]));
+      await run.logArtifact(path.join(out, 'model'), { path: 'model', kind: 'model' });
+      if (result?.adapter) await run.logArtifact(path.join(out, 'adapter'), { path: 'adapter', kind: 'adapter' });
+      await run.logArtifact(path.join(out, 'report.json'), { path: 'report.json', kind: 'report' });
+      const mv = await run.registerModel({
+        name,
+        source: { runId: run.id, artifactPath: 'model' },
+        parents: [{ relation: 'base', external: spec }],
+        ...(o.aliases?.length ? { aliases: o.aliases } : {}),
+        description: `${strategy} on ${spec}`,
+        metadata: { strategy, accuracy: customized.accuracy, macro_f1: customized.macro_f1, baseline_accuracy: audit.baseline.accuracy, dataset: audit.data.fingerprint },
+      });
+      await run.finish();
+      const c = report.comparison!;
+      return {
+        run_id: run.id,
+        baseline_run_id: baselineRunId,
+        strategy,
+        requested_strategy: requested,
+        ...(requested === 'auto' ? { recommendation: rec } : {}),
+        trainable_params: counts.trainable,
+        total_params: counts.total,
+        train_seconds: trainSeconds,
+        baseline: metricSummary(state.report),
+        customized,
+        comparison: { only_baseline_right: c.b, only_customized_right: c.c, p_value: c.pValue },
+        model: { name, version: mv.version, ref: `${name}:${mv.version}`, aliases: mv.aliases },
+        out,
+        artifacts: { model: path.join(out, 'model'), ...(result?.adapter ? { adapter: path.join(out, 'adapter') } : {}), report: path.join(out, 'report.json') },
+        data: audit.data,
+        audit,
+        curve: result?.report.curve ?? [],
+        seconds: (performance.now() - t0) / 1000,
+      };
+    } catch (e) {
+      await run.fail(e);
+      throw e;
+    }
+  } finally {
+    await reg.close();
+  }
+}
