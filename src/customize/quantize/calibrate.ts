@@ -110,8 +110,14 @@ export function entropyThreshold(hist: Float64Array, width: number, levels = 128
   for (let i = levels; i < n; i++) tail += hist[i];
   const p = new Float64Array(n);
   const q = new Float64Array(n);
+  // At most ~512 candidate thresholds: the KL curve is smooth, and 2048 candidates x 2048 bins per tensor is slow.
+  const stride = Math.max(1, Math.floor((n - levels) / 512));
   for (let i = levels; i <= n; i++) {
     // tail = mass of hist[i..n)
+    if ((i - levels) % stride !== 0 && i !== n) {
+      if (i < n) tail -= hist[i];
+      continue;
+    }
     p.set(hist.subarray(0, i));
     p[i - 1] += tail;
     const per = i / levels;
