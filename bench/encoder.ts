@@ -3,7 +3,7 @@
  * word + position embeddings, LayerNorm, N post-LN encoder layers (multi-head self-attention with an additive padding
  * mask, GELU FFN), masked mean pooling and a linear classifier. Parameter names follow Hugging Face's module paths
  * (`encoder.layer.0.attention.self.query.weight`), weights in ONNX's [in, out] layout. Optional rank-r LoRA on the
- * attention projections, written as y += (x·Aᵀ·Bᵀ)·(alpha/r) with A [r, in] and B [out, r] as PEFT stores them.
+ * attention projections, written as y += ((x·Aᵀ)·(alpha/r))·Bᵀ with A [r, in] and B [out, r] as PEFT stores them.
  */
 import { GraphBuilder } from '../src/onnx/builder.ts';
 import type { Graph } from '../src/onnx/ir.ts';
@@ -42,8 +42,10 @@ export function buildEncoderClassifier(cfg: EncoderConfig): Graph {
       // PEFT's init: A kaiming-uniform-like, B zeros (the branch starts as a no-op).
       const A = b.initializer(`${path}.lora_A.weight`, 'float32', Float32Array.from({ length: r * inF }, () => (rng.next() * 2 - 1) / Math.sqrt(inF)), [r, inF]);
       const B = fill(`${path}.lora_B.weight`, [outF, r], 0);
-      const branch = b.matmul(b.matmul(x, b.transpose(A, [1, 0])), b.transpose(B, [1, 0]));
-      y = b.add(y, b.mul(branch, b.scalar(cfg.lora.alpha / r)));
+      // The scale multiplies the rank-r intermediate ([tokens, r]) rather than the [tokens, out] branch output: the
+      // same product, 1/(out/r) of the elementwise work forward and backward.
+      const down = b.mul(b.matmul(x, b.transpose(A, [1, 0])), b.scalar(cfg.lora.alpha / r));
+      y = b.add(y, b.matmul(down, b.transpose(B, [1, 0])));
     }
     return y;
   };

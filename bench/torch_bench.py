@@ -23,7 +23,8 @@ class LoRALinear(nn.Module):
     def forward(self, x):
         y = self.base(x)
         if self.rank:
-            y = y + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scale
+            # scale on the rank-r intermediate, as bench/encoder.ts does (same product, less elementwise work)
+            y = y + ((x @ self.lora_A.t()) * self.scale) @ self.lora_B.t()
         return y
 
 
