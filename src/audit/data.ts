@@ -1,5 +1,5 @@
 /** Loading the domain data for the audit and the CLI, and seeded stratified subsampling. */
-import { access, constants } from 'node:fs/promises';
+import { access, constants, stat } from 'node:fs/promises';
 import { DataError } from '../errors.ts';
 import { createRng, prepareDataset, type PreparedDataset, type PrepareOptions } from '../data/index.ts';
 import type { TextExample } from '../data/types.ts';
@@ -27,6 +27,8 @@ export async function assertReadable(files: readonly string[], what: string): Pr
       const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
       throw new DataError(`cannot read ${what} file ${f}: ${why}`, { file: f, field: what }, { cause: e });
     }
+    // src/data's stream reader crashes the process on a folder (EISDIR from a stream), so refuse it here.
+    if ((await stat(f)).isDirectory()) throw new DataError(`cannot read ${what} file ${f}: it is a folder, not a file`, { file: f, field: what });
   }
 }
 

@@ -27,6 +27,8 @@ export interface AuditOptions {
   /** Held-out evaluation file(s); without them the validation split is used. */
   eval?: string | string[];
   data?: PreparedDataset;
+  /** How to name a base given as a Model in the results (default: its hub id, path or architecture). */
+  baseSpec?: string;
   textColumn?: string;
   labelColumn?: string;
   targetAccuracy?: number;
@@ -146,7 +148,9 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
   if (!opts.data && opts.train === undefined) throw new ConfigError('audit needs train data (--train FILE)', { field: 'train' });
   // Data first: it is the cheapest thing to get wrong, and a bad file should fail before a model loads.
   const data = opts.data ?? (await loadDomainData({ train: opts.train!, eval: opts.eval, textColumn: opts.textColumn, labelColumn: opts.labelColumn, seed }));
-  const { model: base, spec } = await resolveBase(opts.base);
+  const resolved = await resolveBase(opts.base);
+  const base = resolved.model;
+  const spec = opts.baseSpec ?? resolved.spec;
   const labels = data.labels;
   const train = subsample(data.train, opts.maxTrainExamples, seed);
   const validation = subsample(data.validation, opts.maxTrainExamples ? Math.max(50, Math.round(opts.maxTrainExamples / 5)) : undefined, seed);

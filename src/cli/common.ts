@@ -62,7 +62,7 @@ export function emit(opts: GlobalOptions, value: unknown, text: () => string): v
   process.stdout.write(opts.json ? `${toJson(value)}\n` : `${text()}\n`);
 }
 
-/** Progress on stderr: a bar on a TTY, otherwise a line at every 10% (and at the end). */
+/** Progress on stderr: a bar on a TTY, otherwise a line at every quarter (and at the end). */
 export class Progress {
   private bar: cliProgress.SingleBar | undefined;
   private label = '';
@@ -97,7 +97,8 @@ export class Progress {
       this.bar.update(done);
       return;
     }
-    const decile = total > 0 ? Math.floor((10 * done) / total) : 10;
+    // Without a terminal: a line per quarter, so logs stay short.
+    const decile = total > 0 ? Math.floor((4 * done) / total) : 4;
     if (decile > this.lastDecile) {
       this.lastDecile = decile;
       process.stderr.write(`${this.label}: ${done}/${total}\n`);

@@ -143,7 +143,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   const reg = await openRegistry(o.home !== undefined ? { home: o.home } : {});
   try {
     const state = await runAudit({
-      base, data, targetAccuracy: o.targetAccuracy, maxLatencyMs: o.maxLatencyMs, maxTrainExamples: o.maxTrainExamples, maxEvalExamples: o.maxEvalExamples,
+      base, baseSpec: spec, data, targetAccuracy: o.targetAccuracy, maxLatencyMs: o.maxLatencyMs, maxTrainExamples: o.maxTrainExamples, maxEvalExamples: o.maxEvalExamples,
       maxLength: o.maxLength, providers: o.providers, seed: o.seed,
       onProgress: stageProgress(progress, 'audit: '),
     });
