@@ -19,6 +19,7 @@ import { gradientRule } from './registry.ts';
 
 export { differentiableOps, gradientRule } from './registry.ts';
 export { GradContext, type GradRule } from './context.ts';
+export { fuseGelu } from './fuse.ts';
 
 export interface GradientOptions {
   /** Name of the scalar (or any-shape: seeded with ones) float value to differentiate. */

@@ -16,6 +16,7 @@ import { GraphBuilder } from '../onnx/builder.ts';
 import type { DType } from '../onnx/dtype.ts';
 import { cloneGraph, type Dim, type Graph, type Node, type Shape, type Tensor } from '../onnx/ir.ts';
 import { tensorToNumbers } from '../onnx/tensor.ts';
+import { fuseGelu } from '../autodiff/fuse.ts';
 import { appendOptimizerStep, nextName, type OptimizerConfig, type ParamGrad, updateRule } from './optim/index.ts';
 
 /** The forward+backward graph builder (src/autodiff): gradients of `loss` w.r.t. `wrt` as extra graph outputs. */
@@ -75,6 +76,11 @@ export interface TrainingGraphOptions {
   keepOutputs?: readonly string[];
   gradients: GradientBuilder;
   shapes?: ShapeOracle;
+  /**
+   * Replace exact GELU written in standard ops with com.microsoft Gelu before differentiating (default true): ORT
+   * cannot fuse it in a training graph, whose backward pass reads the intermediates (see src/autodiff/fuse.ts).
+   */
+  fuseGelu?: boolean;
 }
 
 export interface TrainingGraphs {
@@ -294,6 +300,7 @@ export function buildTrainingGraphs(model: Graph, opts: TrainingGraphOptions): T
   let g = bindInputs(model, bindings);
   const withL = withLoss(g, opts.loss, opts.keepOutputs ?? []);
   g = withL.graph;
+  if (opts.fuseGelu ?? true) g = fuseGelu(g).graph;
   setTrainingMode(g);
   const p = paramsToInputs(g, names, opts.noDecay);
   g = p.graph;
