@@ -91,6 +91,6 @@ export function json<T = Record<string, unknown>>(r: Spawned): T {
   try {
     return JSON.parse(r.stdout) as T;
   } catch (e) {
-    throw new Error(`stdout is not one JSON value (${(e as Error).message}); status ${r.status}\nstdout: ${r.stdout.slice(0, 2000)}\nstderr: ${r.stderr.slice(-2000)}`);
+    throw new Error(`stdout is not one JSON value (${(e as Error).message}); status ${r.status}\nstdout: ${r.stdout.slice(0, 2000)}\nstderr: ${r.stderr.slice(-2000)}`, { cause: e });
   }
 }
