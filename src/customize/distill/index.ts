@@ -1,0 +1,302 @@
+/**
+ * Knowledge distillation: a smaller student learns to reproduce a teacher's soft predictions.
+ *
+ * loss = alpha · T² · KL(softmax(teacher/T) ‖ softmax(student/T)) + (1 − alpha) · CE(student, labels)
+ *        [+ hiddenWeight · MSE(student final hidden states, teacher final hidden states)]
+ *
+ * The teacher only runs forward, once, over the transfer set (`teacherOutputs`); its logits (and hidden states
+ * when matched) are cached as tensors and fed to the student's training graph as data. Rows without a label (-1)
+ * take the teacher's argmax as their hard label, so unlabelled domain text is usable as-is.
+ * Students: `studentFromTeacher` keeps alternate encoder layers (DistilBERT's initialisation) or builds a narrower
+ * fresh encoder; any other classifier Model with the same inputs and a `logits` output works too.
+ */
+import { ConfigError } from '../../errors.ts';
+import { klDivergence, mse, softmaxCrossEntropy } from '../../autodiff/losses.ts';
+import type { GraphBuilder } from '../../onnx/builder.ts';
+import { bertConfig, buildBert, dropLayers, type BertConfig, type BertTask } from '../../models/index.ts';
+import { toOnnxModel, type Model } from '../../models/model.ts';
+import type { Graph } from '../../onnx/ir.ts';
+import { Session, ort } from '../../runtime/session.ts';
+import { tensorData, Trainer, type TrainData, type TrainerConfig, type TrainResult } from '../../train/trainer.ts';
+import type { Batch } from '../../train/engine.ts';
+
+/** Model inputs by name (first axis = examples), plus optional gold labels (-1 = unlabelled). */
+export interface TransferSet {
+  inputs: Record<string, ort.Tensor>;
+  labels?: BigInt64Array;
+}
+
+/** The teacher's cached outputs over a transfer set. */
+export interface TeacherCache {
+  /** [N, C] */
+  logits: Float32Array;
+  classes: number;
+  /** Final encoder hidden states [N, seq, H] when requested. */
+  hidden?: Float32Array;
+  hiddenDims?: number[];
+  /** Teacher forward runs it took (each one batch). */
+  runs: number;
+}
+
+export interface StudentSpec {
+  /** Encoder layers; with no width change they are copied from alternate teacher layers. */
+  layers?: number;
+  /** A narrower student (fresh initialisation): hidden size, heads, FFN size. */
+  hidden?: number;
+  heads?: number;
+  intermediate?: number;
+  seed?: number;
+}
+
+export interface DistillOptions {
+  /** Softening temperature T (default 2). */
+  temperature?: number;
+  /** Weight of the soft (KL) term, 1 − alpha on the hard-label CE (default 0.5; 1 = teacher logits alone). */
+  alpha?: number;
+  /** Weight of the final-hidden-state MSE (default 0 = off; needs equal hidden sizes). */
+  hiddenWeight?: number;
+  epochs?: number;
+  batchSize?: number;
+  /** AdamW learning rate (default 5e-4). */
+  lr?: number;
+  seed?: number;
+  /** Labelled examples to pick the best epoch by accuracy. */
+  validation?: TransferSet;
+  /** Teacher outputs computed earlier (e.g. by a previous run); skips the teacher's forward pass. */
+  cache?: TeacherCache;
+  /** Anything else for the Trainer (schedule, checkpointDir, progress, session threads...). */
+  trainer?: Partial<TrainerConfig>;
+}
+
+export interface DistillResult {
+  student: Model;
+  train: Pick<TrainResult, 'steps' | 'epochs' | 'history' | 'best' | 'stoppedEarly'>;
+  /** The teacher cache used (reuse it for another run with different student or hyper-parameters). */
+  cache: TeacherCache;
+  config: { temperature: number; alpha: number; hiddenWeight: number; labelledRows: number; teacherLabelledRows: number };
+}
+
+function bertOf(model: Model): { cfg: BertConfig; pre: string } {
+  if (model.architecture !== 'bert') throw new ConfigError(`distillation students are built from BERT teachers; this teacher is '${model.architecture}'`, { field: 'teacher', value: model.architecture });
+  return { cfg: model.config as unknown as BertConfig, pre: model.task === 'sentence-embedding' ? '' : 'bert.' };
+}
+
+/** Which teacher layers a student of `n` layers starts from: evenly spaced from layer 0 (0, 2, 4... for half). */
+export function alternateLayers(teacherLayers: number, n: number): number[] {
+  if (!Number.isInteger(n) || n < 1 || n > teacherLayers) throw new ConfigError(`a student needs 1..${teacherLayers} layers, got ${n}`, { field: 'layers', value: String(n) });
+  return Array.from({ length: n }, (_, i) => Math.floor((i * teacherLayers) / n));
+}
+
+/**
+ * A smaller BERT student. Same width: the teacher with only alternate layers kept (embeddings, pooler and head
+ * copied; DistilBERT-style). Narrower (`hidden` below the teacher's): a fresh seeded encoder of that width and
+ * `layers` depth with the teacher's vocabulary, labels and tokenizer.
+ */
+export function studentFromTeacher(teacher: Model, spec: StudentSpec): Model {
+  const { cfg } = bertOf(teacher);
+  const layers = spec.layers ?? cfg.num_hidden_layers;
+  if (spec.hidden === undefined || spec.hidden === cfg.hidden_size) {
+    const keep = new Set(alternateLayers(cfg.num_hidden_layers, layers));
+    const drop = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i).filter((i) => !keep.has(i));
+    return drop.length ? dropLayers(teacher, drop) : teacher;
+  }
+  const heads = spec.heads ?? Math.max(1, Math.round(spec.hidden / 64));
+  if (spec.hidden % heads !== 0) throw new ConfigError(`student hidden size ${spec.hidden} is not a multiple of ${heads} heads`, { field: 'hidden', value: String(spec.hidden) });
+  const config = bertConfig({
+    ...cfg, hidden_size: spec.hidden, num_hidden_layers: layers, num_attention_heads: heads,
+    intermediate_size: spec.intermediate ?? spec.hidden * 4,
+  });
+  const student = buildBert(config, { task: teacher.task as BertTask, seed: spec.seed ?? 0 });
+  return { ...student, ...(teacher.tokenizer ? { tokenizer: teacher.tokenizer } : {}), ...(teacher.labels ? { labels: teacher.labels } : {}) };
+}
+
+/** The value holding the final encoder hidden states (output of the last layer's output LayerNorm). */
+export function finalHiddenValue(graph: Graph): string {
+  let best = -1, value = '';
+  for (const n of graph.nodes) {
+    const m = /encoder\/layer\.(\d+)\/output\/LayerNorm\//.exec(n.name);
+    if (!m) continue;
+    // The decomposed (Optimum) LayerNorm has several nodes in scope: the last one in graph order is the output.
+    if (Number(m[1]) >= best) {
+      best = Number(m[1]);
+      value = n.outputs[0];
+    }
+  }
+  if (!value) throw new ConfigError(`graph '${graph.name}' has no encoder output LayerNorm to match hidden states on`, { field: 'hiddenWeight' });
+  return value;
+}
+
+function sliceRows(t: ort.Tensor, start: number, end: number): ort.Tensor {
+  const row = t.size / t.dims[0];
+  const d = t.data as Float32Array;
+  return new ort.Tensor(t.type, d.subarray(start * row, end * row) as Float32Array, [end - start, ...t.dims.slice(1)]);
+}
+
+/** Runs the teacher forward once over `inputs` in batches and keeps its logits (and final hidden states). */
+export async function teacherOutputs(teacher: Model, inputs: Record<string, ort.Tensor>, opts: { batchSize?: number; hidden?: boolean; intraOpThreads?: number } = {}): Promise<TeacherCache> {
+  const onnx = toOnnxModel(teacher);
+  const hiddenName = opts.hidden ? finalHiddenValue(onnx.graph) : undefined;
+  if (hiddenName && !onnx.graph.outputs.some((o) => o.name === hiddenName)) {
+    onnx.graph = { ...onnx.graph, outputs: [...onnx.graph.outputs, { name: hiddenName, dtype: 'float32' }] };
+  }
+  const names = Object.keys(inputs);
+  if (!names.length) throw new ConfigError('the transfer set has no inputs', { field: 'inputs' });
+  const n = inputs[names[0]].dims[0];
+  const bs = opts.batchSize ?? 64;
+  const s = await Session.create(onnx, { label: 'teacher', ...(opts.intraOpThreads ? { intraOpThreads: opts.intraOpThreads } : {}) });
+  let logits: Float32Array | undefined, hidden: Float32Array | undefined, hiddenDims: number[] | undefined;
+  let classes = 0, runs = 0;
+  try {
+    const wanted = onnx.graph.inputs.map((i) => i.name);
+    for (const w of wanted) if (!inputs[w]) throw new ConfigError(`the transfer set lacks the teacher input '${w}'`, { field: w });
+    for (let start = 0; start < n; start += bs) {
+      const end = Math.min(n, start + bs);
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const w of wanted) feeds[w] = sliceRows(inputs[w], start, end);
+      const out = await s.run(feeds, hiddenName ? ['logits', hiddenName] : ['logits']);
+      runs++;
+      const l = out.logits;
+      classes = l.dims[l.dims.length - 1];
+      logits ??= new Float32Array(n * classes);
+      logits.set(l.data as Float32Array, start * classes);
+      if (hiddenName) {
+        const h = out[hiddenName];
+        const per = h.size / h.dims[0];
+        hiddenDims = [n, ...h.dims.slice(1)];
+        hidden ??= new Float32Array(n * per);
+        hidden.set(h.data as Float32Array, start * per);
+      }
+    }
+  } finally {
+    await s.release();
+  }
+  return { logits: logits ?? new Float32Array(0), classes, runs, ...(hidden ? { hidden, hiddenDims } : {}) };
+}
+
+/** Hard labels: the gold label where present (>= 0), else the teacher's argmax. */
+export function hardLabels(cache: TeacherCache, gold?: BigInt64Array): { labels: BigInt64Array; teacherLabelled: number } {
+  const n = cache.logits.length / cache.classes;
+  const out = new BigInt64Array(n);
+  let teacherLabelled = 0;
+  for (let i = 0; i < n; i++) {
+    if (gold && gold[i] >= 0n) { out[i] = gold[i]; continue; }
+    let a = 0;
+    for (let c = 1; c < cache.classes; c++) if (cache.logits[i * cache.classes + c] > cache.logits[i * cache.classes + a]) a = c;
+    out[i] = BigInt(a);
+    teacherLabelled++;
+  }
+  return { labels: out, teacherLabelled };
+}
+
+/**
+ * The distillation loss appended to a student graph (inputs `teacher_logits` [batch, C], `labels` [batch] when
+ * alpha < 1, `teacher_hidden` when hiddenWeight > 0). Returns the loss value's name.
+ */
+export function distillationLoss(b: GraphBuilder, opts: { classes: number; temperature: number; alpha: number; hiddenWeight?: number; studentHidden?: string; hiddenShape?: (number | string)[] }): string {
+  const { temperature, alpha } = opts;
+  if (!(alpha >= 0 && alpha <= 1)) throw new ConfigError(`alpha must be in [0, 1], got ${alpha}`, { field: 'alpha', value: String(alpha) });
+  const parts: string[] = [];
+  if (alpha > 0) {
+    const t = b.input('teacher_logits', 'float32', ['batch', opts.classes]);
+    parts.push(b.mul(klDivergence(b, 'logits', t, { temperature }), b.scalar(alpha)));
+  }
+  if (alpha < 1) {
+    const y = b.input('labels', 'int64', ['batch']);
+    parts.push(b.mul(softmaxCrossEntropy(b, 'logits', y), b.scalar(1 - alpha)));
+  }
+  if (opts.hiddenWeight && opts.studentHidden) {
+    const th = b.input('teacher_hidden', 'float32', opts.hiddenShape ?? ['batch', 'seq', 'hidden']);
+    parts.push(b.mul(mse(b, opts.studentHidden, th), b.scalar(opts.hiddenWeight)));
+  }
+  return parts.length === 1 ? b.identity(parts[0]) : b.sum(...parts);
+}
+
+function argmaxAccuracy(outs: Record<string, ort.Tensor>[], batches: Batch[]): Record<string, number> {
+  let ok = 0, n = 0;
+  outs.forEach((o, bi) => {
+    const l = o.logits.data as Float32Array;
+    const C = o.logits.dims[1];
+    const y = batches[bi].gold_labels.data as BigInt64Array;
+    for (let i = 0; i < y.length; i++) {
+      let a = 0;
+      for (let c = 1; c < C; c++) if (l[i * C + c] > l[i * C + a]) a = c;
+      if (y[i] >= 0n) { n++; if (BigInt(a) === y[i]) ok++; }
+    }
+  });
+  return { accuracy: n ? ok / n : 0 };
+}
+
+/** Trains `student` to mimic `teacher` on the transfer set with the Trainer. Neither input model is modified. */
+export async function distill(teacher: Model, student: Model, transfer: TransferSet, opts: DistillOptions = {}): Promise<DistillResult> {
+  const temperature = opts.temperature ?? 2;
+  const alpha = opts.alpha ?? 0.5;
+  const hiddenWeight = opts.hiddenWeight ?? 0;
+  if (!(temperature > 0)) throw new ConfigError(`temperature must be > 0, got ${temperature}`, { field: 'temperature', value: String(temperature) });
+  const studentGraph = student.graph;
+  const studentHidden = hiddenWeight > 0 ? finalHiddenValue(studentGraph) : undefined;
+  if (hiddenWeight > 0) {
+    const th = (teacher.config as { hidden_size?: number }).hidden_size, sh = (student.config as { hidden_size?: number }).hidden_size;
+    if (th !== sh) throw new ConfigError(`hidden-state matching needs equal hidden sizes (teacher ${th}, student ${sh}); set hiddenWeight 0 for a narrower student`, { field: 'hiddenWeight' });
+  }
+  const cache = opts.cache ?? await teacherOutputs(teacher, transfer.inputs, { hidden: hiddenWeight > 0 });
+  if (hiddenWeight > 0 && !cache.hidden) throw new ConfigError('hiddenWeight > 0 needs a teacher cache with hidden states (teacherOutputs(..., { hidden: true }))', { field: 'cache' });
+  const n = cache.logits.length / cache.classes;
+  const { labels, teacherLabelled } = hardLabels(cache, transfer.labels);
+  const columns = (set: TransferSet, c: TeacherCache, lab: BigInt64Array): Record<string, ort.Tensor> => {
+    const rows = c.logits.length / c.classes;
+    const cols: Record<string, ort.Tensor> = {};
+    for (const i of studentGraph.inputs) {
+      const t = set.inputs[i.name];
+      if (!t) throw new ConfigError(`the transfer set lacks the student input '${i.name}'`, { field: i.name });
+      cols[i.name] = t;
+    }
+    if (alpha > 0) cols.teacher_logits = new ort.Tensor('float32', c.logits, [rows, c.classes]);
+    if (alpha < 1) cols.labels = new ort.Tensor('int64', lab, [rows]);
+    if (hiddenWeight > 0 && c.hidden && c.hiddenDims) cols.teacher_hidden = new ort.Tensor('float32', c.hidden, c.hiddenDims);
+    return cols;
+  };
+  const train = tensorData(columns(transfer, cache, labels));
+  if (train.size !== n) throw new ConfigError(`the teacher cache has ${n} rows but the transfer set has ${train.size}`, { field: 'cache' });
+  let validation: TrainerConfig['validation'];
+  if (opts.validation) {
+    if (!opts.validation.labels) throw new ConfigError('validation needs labels', { field: 'validation' });
+    const vc = await teacherOutputs(teacher, opts.validation.inputs, { hidden: hiddenWeight > 0 });
+    const vl = hardLabels(vc, opts.validation.labels).labels;
+    const cols = columns(opts.validation, vc, vl);
+    const vdata = tensorData(cols);
+    const gold = opts.validation.labels;
+    // The gold labels ride along under a name the graph does not read (ORT ignores extra feeds), for the metric.
+    const withGold: TrainData = {
+      size: vdata.size,
+      batch: (idx) => ({ ...vdata.batch(idx), gold_labels: new ort.Tensor('int64', BigInt64Array.from(idx, (i) => gold[i]), [idx.length]) }),
+    };
+    validation = { data: withGold, metrics: argmaxAccuracy };
+  }
+  const hiddenShape = cache.hiddenDims ? ['batch', ...cache.hiddenDims.slice(1)] : undefined;
+  const loss = (b: GraphBuilder): string => distillationLoss(b, { classes: cache.classes, temperature, alpha, hiddenWeight, ...(studentHidden ? { studentHidden } : {}), ...(hiddenShape ? { hiddenShape } : {}) });
+  const trainable = [...student.params.values()].filter((p) => p.trainable && p.dtype === 'float32').map((p) => p.initializer);
+  const trainer = new Trainer(studentGraph, loss, trainable, train, {
+    seed: opts.seed ?? 0,
+    epochs: opts.epochs ?? 3,
+    batchSize: Math.min(opts.batchSize ?? 32, n),
+    optimizer: { type: 'adamw', lr: opts.lr ?? 5e-4 },
+    progress: 'none',
+    ...(validation ? { validation, bestMetric: { metric: 'accuracy', mode: 'max' as const } } : {}),
+    ...opts.trainer,
+  });
+  let result: TrainResult;
+  try {
+    result = await trainer.fit();
+  } finally {
+    await trainer.release();
+  }
+  const trained: Model = { ...student, graph: result.graph };
+  return {
+    student: trained,
+    train: { steps: result.steps, epochs: result.epochs, history: result.history, ...(result.best ? { best: result.best } : {}), stoppedEarly: result.stoppedEarly },
+    cache,
+    config: { temperature, alpha, hiddenWeight, labelledRows: n - teacherLabelled, teacherLabelledRows: teacherLabelled },
+  };
+}
+
+export { distillationReport, formatDistillationReport, type DistillationReport, type DistillReportOptions, type DistillSide } from './report.ts';

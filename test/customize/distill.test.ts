@@ -1,0 +1,170 @@
+/**
+ * Distillation: the loss against a plain-JS formula, DistilBERT-style students keep alternate teacher layers, the
+ * teacher runs once (its cache is reused), a narrower student learns a task from teacher logits alone on unlabelled
+ * text, hidden-state matching trains, and the teacher-vs-student report.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GraphBuilder } from '../../src/onnx/builder.ts';
+import { emptyGraph, modelFromGraph } from '../../src/onnx/ir.ts';
+import { Session, ort } from '../../src/runtime/session.ts';
+import { buildBert, paramValues, trainableParams, type Model } from '../../src/models/index.ts';
+import { tensorData, Trainer } from '../../src/train/trainer.ts';
+import {
+  alternateLayers, distill, distillationLoss, distillationReport, hardLabels, studentFromTeacher, teacherOutputs, type TransferSet,
+} from '../../src/customize/distill/index.ts';
+import { tinyConfig, wordPiece } from '../models/fixtures.ts';
+
+function lcg(seed: number): () => number {
+  let s = seed;
+  return () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+}
+
+const WORDS = ['the', 'cat', 'sat', 'on', 'mat', 'hello', 'world', 'a'];
+
+/** Texts and "mentions a cat" labels. */
+function catSet(n: number, seed: number): TransferSet {
+  const rnd = lcg(seed);
+  const texts: string[] = [];
+  const labels: bigint[] = [];
+  for (let i = 0; i < n; i++) {
+    const ws = Array.from({ length: 3 + Math.floor(rnd() * 4) }, () => WORDS[Math.floor(rnd() * WORDS.length)]);
+    texts.push(ws.join(' '));
+    labels.push(ws.includes('cat') ? 1n : 0n);
+  }
+  const enc = wordPiece(12).encodeBatch(texts, { padding: 'max_length', maxLength: 10 });
+  const d = [enc.batch, enc.seq];
+  return {
+    inputs: {
+      input_ids: new ort.Tensor('int64', enc.inputIds, d), attention_mask: new ort.Tensor('int64', enc.attentionMask, d),
+      token_type_ids: new ort.Tensor('int64', enc.tokenTypeIds, d),
+    },
+    labels: BigInt64Array.from(labels),
+  };
+}
+
+let teacherPromise: Promise<Model> | undefined;
+/** A 2-layer tiny BERT trained on the cat task (shared by the tests). */
+function trainedTeacher(): Promise<Model> {
+  teacherPromise ??= (async () => {
+    const model = buildBert(tinyConfig({ initializer_range: 0.02, num_labels: 2 }), { task: 'sequence-classification', seed: 1 });
+    const set = catSet(128, 1);
+    const data = tensorData({ ...set.inputs, labels: new ort.Tensor('int64', set.labels!, [128]) });
+    const loss = (b: GraphBuilder): string => b.op('SoftmaxCrossEntropyLoss', ['logits', b.input('labels', 'int64', ['batch'])], { reduction: 'mean' });
+    const trainer = new Trainer(model.graph, loss, trainableParams(model), data, {
+      seed: 1, epochs: 12, batchSize: 32, optimizer: { type: 'adamw', lr: 5e-3 }, progress: 'none', session: { intraOpThreads: 1 },
+    });
+    try {
+      const r = await trainer.fit();
+      return { ...model, graph: r.graph };
+    } finally {
+      await trainer.release();
+    }
+  })();
+  return teacherPromise;
+}
+
+async function accuracy(model: Model, set: TransferSet): Promise<{ acc: number; preds: number[] }> {
+  const s = await Session.create(modelFromGraph(model.graph));
+  try {
+    const out = (await s.run(set.inputs, ['logits'])).logits;
+    const d = out.data as Float32Array;
+    const preds = Array.from({ length: out.dims[0] }, (_, i) => (d[2 * i + 1] > d[2 * i] ? 1 : 0));
+    return { acc: preds.filter((p, i) => BigInt(p) === set.labels![i]).length / preds.length, preds };
+  } finally {
+    await s.release();
+  }
+}
+
+test('distillation loss equals alpha·T²·KL(teacher‖student) + (1-alpha)·CE computed in plain JS', async () => {
+  const B = 3, C = 4, T = 2.5, alpha = 0.7;
+  const b = new GraphBuilder('loss');
+  b.input('logits', 'float32', ['batch', C]);
+  b.output(distillationLoss(b, { classes: C, temperature: T, alpha }), 'float32', []);
+  const rnd = lcg(9);
+  const s = Float32Array.from({ length: B * C }, () => rnd() * 6 - 3);
+  const t = Float32Array.from({ length: B * C }, () => rnd() * 6 - 3);
+  const y = BigInt64Array.from([1n, 3n, 0n]);
+  const sess = await Session.create(modelFromGraph(b.graph));
+  const out = await sess.run({ logits: new ort.Tensor('float32', s, [B, C]), teacher_logits: new ort.Tensor('float32', t, [B, C]), labels: new ort.Tensor('int64', y, [B]) });
+  await sess.release();
+  const logSoftmax = (v: number[]): number[] => { const m = Math.max(...v); const z = Math.log(v.reduce((a, x) => a + Math.exp(x - m), 0)) + m; return v.map((x) => x - z); };
+  let kl = 0, ce = 0;
+  for (let i = 0; i < B; i++) {
+    const si = Array.from(s.subarray(i * C, i * C + C)), ti = Array.from(t.subarray(i * C, i * C + C));
+    const lps = logSoftmax(si.map((x) => x / T)), lpt = logSoftmax(ti.map((x) => x / T));
+    for (let c = 0; c < C; c++) kl += Math.exp(lpt[c]) * (lpt[c] - lps[c]);
+    ce -= logSoftmax(si)[Number(y[i])];
+  }
+  const expected = alpha * T * T * (kl / B) + (1 - alpha) * (ce / B);
+  const got = (out[b.graph.outputs[0].name].data as Float32Array)[0];
+  assert.ok(Math.abs(got - expected) < 1e-5 * Math.max(1, Math.abs(expected)), `loss ${got} vs ${expected}`);
+  assert.throws(() => distillationLoss(new GraphBuilder('x'), { classes: 2, temperature: 1, alpha: 1.5 }), /alpha must be in \[0, 1\], got 1.5/);
+});
+
+test('DistilBERT-style student keeps alternate teacher layers with their weights', () => {
+  assert.deepEqual(alternateLayers(12, 6), [0, 2, 4, 6, 8, 10]);
+  assert.deepEqual(alternateLayers(4, 2), [0, 2]);
+  assert.deepEqual(alternateLayers(6, 4), [0, 1, 3, 4]);
+  assert.throws(() => alternateLayers(4, 5), /a student needs 1\.\.4 layers, got 5/);
+  const teacher = buildBert(tinyConfig({ num_hidden_layers: 4, num_labels: 2 }), { task: 'sequence-classification', seed: 4 });
+  const student = studentFromTeacher(teacher, { layers: 2 });
+  assert.equal((student.config as { num_hidden_layers: number }).num_hidden_layers, 2);
+  for (const [s, t] of [[0, 0], [1, 2]]) {
+    for (const leaf of ['attention.self.query.weight', 'output.dense.bias', 'output.LayerNorm.weight']) {
+      assert.deepEqual(paramValues(student, `bert.encoder.layer.${s}.${leaf}`), paramValues(teacher, `bert.encoder.layer.${t}.${leaf}`), `layer ${s} <- ${t}: ${leaf}`);
+    }
+  }
+  assert.deepEqual(paramValues(student, 'classifier.weight'), paramValues(teacher, 'classifier.weight'));
+  assert.ok(!student.params.has('bert.encoder.layer.2.output.dense.weight'), 'only two layers');
+  const narrow = studentFromTeacher(teacher, { layers: 1, hidden: 8, heads: 2, intermediate: 16 });
+  assert.equal(paramValues(narrow, 'bert.encoder.layer.0.attention.self.query.weight').length, 64);
+});
+
+test('a narrower student learns the task from teacher logits alone on unlabelled text; the teacher runs once', async () => {
+  const teacher = await trainedTeacher();
+  const heldOut = catSet(96, 7);
+  const tAcc = await accuracy(teacher, heldOut);
+  assert.ok(tAcc.acc >= 0.9, `teacher accuracy ${tAcc.acc}`);
+  const unlabelled = catSet(192, 3);
+  delete unlabelled.labels;
+  const cache = await teacherOutputs(teacher, unlabelled.inputs, { batchSize: 64 });
+  assert.equal(cache.runs, 3);
+  assert.equal(cache.logits.length, 192 * 2);
+  // Teacher labels the unlabelled rows.
+  assert.equal(hardLabels(cache).teacherLabelled, 192);
+  const student = studentFromTeacher(teacher, { layers: 1, hidden: 8, heads: 2, intermediate: 16, seed: 5 });
+  const before = await accuracy(student, heldOut);
+  // A teacher whose graph cannot run proves the cached logits are all the student sees of it.
+  const brokenTeacher: Model = { ...teacher, graph: emptyGraph('no teacher here') };
+  const res = await distill(brokenTeacher, student, unlabelled, { cache, alpha: 1, temperature: 2, epochs: 15, batchSize: 32, lr: 1e-2, seed: 2, trainer: { session: { intraOpThreads: 1 } } });
+  assert.equal(res.cache, cache);
+  assert.equal(res.config.labelledRows, 0);
+  const after = await accuracy(res.student, heldOut);
+  const agree = after.preds.filter((p, i) => p === tAcc.preds[i]).length / after.preds.length;
+  assert.ok(after.acc >= 0.85 && after.acc > before.acc + 0.15, `student accuracy ${before.acc} -> ${after.acc}`);
+  assert.ok(agree >= 0.85, `agreement with teacher ${agree}`);
+  assert.notEqual(res.student.graph, student.graph);
+  assert.ok(res.train.history[res.train.history.length - 1].train_loss < res.train.history[0].train_loss, 'loss fell');
+});
+
+test('hidden-state matching and labelled validation train a same-width student; the report compares both', async () => {
+  const teacher = await trainedTeacher();
+  const transfer = catSet(128, 11);
+  const student = studentFromTeacher(teacher, { layers: 1 });
+  const res = await distill(teacher, student, transfer, {
+    alpha: 0.5, hiddenWeight: 1, epochs: 3, lr: 5e-3, validation: catSet(64, 12), trainer: { session: { intraOpThreads: 1 } },
+  });
+  assert.ok(res.cache.hidden && res.cache.hiddenDims, 'teacher hidden states cached');
+  assert.deepEqual(res.cache.hiddenDims, [128, 10, 16]);
+  assert.equal(res.config.labelledRows, 128);
+  assert.ok(res.train.history.every((h) => Number.isFinite(h.train_loss) && h.accuracy >= 0), JSON.stringify(res.train.history));
+  await assert.rejects(distill(teacher, studentFromTeacher(teacher, { layers: 1, hidden: 8, heads: 2 }), transfer, { hiddenWeight: 1 }), /hidden-state matching needs equal hidden sizes \(teacher 16, student 8\)/);
+  const rep = await distillationReport(teacher, res.student, catSet(64, 13), { iterations: 5, throughputIterations: 2, throughputBatchSize: 8 });
+  assert.ok(rep.student.params < rep.teacher.params, 'fewer parameters');
+  assert.ok(rep.student.bytesOnDisk < rep.teacher.bytesOnDisk, 'smaller file');
+  assert.ok(rep.teacher.accuracy >= 0.85, `teacher accuracy ${rep.teacher.accuracy}`);
+  assert.equal(rep.accuracyDelta, rep.student.accuracy - rep.teacher.accuracy);
+  assert.ok(rep.agreement >= 0 && rep.agreement <= 1, 'agreement is a fraction');
+  assert.ok(rep.teacher.latencyBatch1.p50Ms > 0 && rep.student.throughput.itemsPerSecond > 0, 'timed');
+});
