@@ -52,3 +52,26 @@ test('fused step: updated values are named by their producing nodes (no Identity
   const acc = buildTrainingGraphs(linearModel([1, 2, 3, 4, 5, 6], [0, 0]), { ...base, accumulate: true }).train;
   assert.ok(acc.inputs.some((i) => i.name === GRAD_SCALE));
 });
+
+test('LoRA training graph: frozen weights stay initializers, get no dW, and dX only where a trainable lies upstream', async () => {
+  const { buildEncoderClassifier, classificationLoss } = await import('../../bench/encoder.ts');
+  const { inferredShapes } = await import('../../src/train/engine.ts');
+  const model = buildEncoderClassifier({ vocab: 50, hidden: 16, heads: 2, ffn: 32, layers: 2, maxSeq: 8, classes: 3, dropout: 0.1, lora: { rank: 2, alpha: 4 } });
+  const trainable = (n: string): boolean => n.includes('lora_') || n.startsWith('classifier.');
+  const g = buildTrainingGraphs(model, {
+    loss: classificationLoss, trainable, optimizer: { type: 'adamw', lr: 1e-3 }, bindings: { batch: 4, seq: 8 }, gradients: buildGradientGraph, shapes: inferredShapes,
+  }).train;
+  const consumers = (v: string): string[] => g.nodes.filter((n) => n.inputs.includes(v)).map((n) => n.opType);
+  for (const l of [0, 1]) {
+    for (const m of ['attention.self.query', 'attention.self.value', 'intermediate.dense']) {
+      const w = `encoder.layer.${l}.${m}.weight`;
+      assert.ok(g.initializers.has(w), `${w} is an initializer`);
+      // layer 0's query/value read the frozen embeddings: nothing trainable upstream, so only the forward product;
+      // everything above a LoRA adapter also gets dX = dY·Wᵀ (one FusedMatMul), and no weight gradient anywhere
+      const expected = l === 0 && m.startsWith('attention.self') ? ['MatMul'] : ['FusedMatMul', 'MatMul'];
+      assert.deepEqual(consumers(w).sort(), expected, w);
+    }
+  }
+  assert.ok(!g.outputs.some((o) => o.name.includes('encoder.layer.0.attention.self.query.weight')));
+  assert.equal(g.inputs.filter((i) => i.name.endsWith('::next') || i.name.startsWith('optim::exp_avg::')).length, 8 * 2 + 2, 'AdamW slots only for the 16 LoRA tensors and the classifier');
+});
