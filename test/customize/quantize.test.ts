@@ -301,6 +301,31 @@ test('exclusion by module pattern keeps those MatMuls float and says why', () =>
   assert.throws(() => quantizeDynamic(model, { exclude: ['('] }), /invalid exclude pattern '\('/);
 });
 
+test('embedding tables: int8 with one scale per row, dequantized after the lookup', async () => {
+  const r = rng(21);
+  const rows = 6, dim = 5;
+  const table = rand(rows * dim, r, 0.3);
+  table.fill(0, 2 * dim, 3 * dim); // an all-zero row (a padding embedding) keeps scale 1 and stays exactly 0
+  const b = new GraphBuilder('emb');
+  const ids = b.input('ids', 'int64', ['batch', 3]);
+  const t = b.initializer('embeddings.word_embeddings.weight', 'float32', table, [rows, dim]);
+  b.output(b.identity(b.scope('embeddings.word_embeddings', () => b.gather(t, ids))), 'float32', ['batch', 3, dim]);
+  const model = modelFromGraph(b.graph);
+  const res = quantizeDynamic(model);
+  assert.deepEqual(res.embeddings, [{ module: 'embeddings.word_embeddings', table: 'embeddings.word_embeddings.weight', rows, dim }]);
+  assert.deepEqual(quantizeDynamic(model, { embeddings: false }).embeddings, []);
+  const idv = BigInt64Array.from([0n, 2n, 5n, 5n, 1n, 3n]);
+  const y = await run(res.model, { ids: new ort.Tensor('int64', idv, [2, 3]) });
+  for (let i = 0; i < idv.length; i++) {
+    const row = Array.from(table.subarray(Number(idv[i]) * dim, (Number(idv[i]) + 1) * dim));
+    const s = maxAbs(row) > 0 ? Math.fround(maxAbs(row) / 127) : 1;
+    for (let c = 0; c < dim; c++) {
+      const want = Math.fround(roundEven(row[c] / s) * s);
+      assert.ok(Math.abs(y[i * dim + c] - want) <= 1e-7, `row ${idv[i]} col ${c}: ${y[i * dim + c]} vs ${want}`);
+    }
+  }
+});
+
 test('report on a zoo BERT: sizes, accuracy delta against float predictions, per-layer errors worst first', async () => {
   const { model, feeds } = bertCase();
   const evalBatches = [feeds(16, 1), feeds(16, 2)];
@@ -318,6 +343,10 @@ test('report on a zoo BERT: sizes, accuracy delta against float predictions, per
   assert.equal(rep.accuracyDelta, rep.quantized.accuracy! - 1);
   assert.ok(rep.quantized.bytes < rep.float.bytes, 'smaller file');
   assert.equal(rep.sizeRatio, rep.quantized.bytes / rep.float.bytes);
+  // Weights and embedding tables in int8 would be a quarter; norms, biases, scales and the graph's own bytes (large
+  // next to 75k parameters) stay, so this tiny model lands near 0.39.
+  assert.ok(rep.sizeRatio > 0.25 && rep.sizeRatio < 0.45, `size ratio ${rep.sizeRatio}`);
+  assert.deepEqual(rep.quantizedEmbeddings, ['bert.embeddings.word_embeddings', 'bert.embeddings.token_type_embeddings', 'bert.embeddings.position_embeddings']);
   assert.equal(rep.layerErrors.length, q.quantized.length);
   for (let i = 1; i < rep.layerErrors.length; i++) assert.ok(rep.layerErrors[i - 1].relativeMse >= rep.layerErrors[i].relativeMse, 'sorted worst first');
   assert.ok(rep.layerErrors.every((l) => l.relativeMse > 0 && l.relativeMse < 0.05), JSON.stringify(rep.layerErrors.slice(0, 2)));

@@ -12,7 +12,7 @@
 import type { Model } from '../../onnx/ir.ts';
 import {
   dropUnusedInitializers, ensureOpsets, f32Tensor, int8Tensor, mkNode, quantizePerChannelInt8, replaceNode, scopePrefix,
-  selectMatMuls, weightValues, workingCopy, type QuantizedNode, type SelectOptions, type SkippedNode,
+  selectMatMuls, weightValues, workingCopy, type QuantizedEmbedding, type QuantizedNode, type SelectOptions, type SkippedNode, quantizeEmbeddingTables,
 } from './common.ts';
 
 export type DynamicFormat = 'matmul-integer' | 'dynamic-quantize-matmul';
@@ -23,6 +23,8 @@ export interface DynamicQuantizeOptions extends SelectOptions {
    * DynamicQuantizeMatMul at batch 1 and 32 (ORT fuses the chain itself), and it is standard ONNX (bench/quantize.ts).
    */
   format?: DynamicFormat;
+  /** Also store embedding tables as int8 with per-row scales (default true; see quantizeEmbeddingTables). */
+  embeddings?: boolean;
 }
 
 export interface QuantizeResult {
@@ -31,6 +33,8 @@ export interface QuantizeResult {
   mode: 'dynamic-int8' | 'static-int8' | 'int4';
   quantized: QuantizedNode[];
   skipped: SkippedNode[];
+  /** Embedding tables stored as int8 (empty when not asked for). */
+  embeddings: QuantizedEmbedding[];
 }
 
 /** Dynamic INT8 quantization of every selected weight MatMul. Pure: the input model is not modified. */
@@ -71,8 +75,9 @@ export function quantizeDynamic(input: Model, opts: DynamicQuantizeOptions = {})
       quantized.push({ module: s.module, node: s.node.name, output: y, ops: ['DynamicQuantizeLinear', 'MatMulInteger', 'Cast', 'Mul'], k: s.k, n: s.n });
     }
   }
+  const embeddings = (opts.embeddings ?? true) ? quantizeEmbeddingTables(graph, fresh, opts) : [];
   dropUnusedInitializers(graph);
-  ensureOpsets(model, 11, format === 'dynamic-quantize-matmul' && quantized.length > 0);
+  ensureOpsets(model, 13, format === 'dynamic-quantize-matmul' && quantized.length > 0);
   model.metadata['tailor.quantization'] = `dynamic-int8:${format}`;
-  return { model, mode: 'dynamic-int8', quantized, skipped };
+  return { model, mode: 'dynamic-int8', quantized, skipped, embeddings };
 }

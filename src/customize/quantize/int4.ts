@@ -11,7 +11,7 @@
 import { ConfigError } from '../../errors.ts';
 import type { Model } from '../../onnx/ir.ts';
 import {
-  dropUnusedInitializers, ensureOpsets, f32Tensor, mkNode, replaceNode, roundHalfEven, scopePrefix, selectMatMuls,
+  dropUnusedInitializers, ensureOpsets, f32Tensor, mkNode, replaceNode, roundHalfEven, scopePrefix, quantizeEmbeddingTables, selectMatMuls,
   uint8Tensor, weightValues, workingCopy, type SelectOptions,
 } from './common.ts';
 import type { QuantizeResult } from './dynamic.ts';
@@ -26,6 +26,8 @@ export interface Int4Options extends SelectOptions {
    * blockwise to int8 and use integer dot products (faster on VNNI, slightly less exact). Default 4.
    */
   accuracyLevel?: 0 | 1 | 2 | 3 | 4;
+  /** Also store embedding tables as int8 with per-row scales (default true). */
+  embeddings?: boolean;
 }
 
 export interface PackedInt4 {
@@ -137,8 +139,9 @@ export function quantizeInt4(input: Model, opts: Int4Options = {}): QuantizeResu
     }, 'com.microsoft')]);
     quantized.push({ module: s.module, node: s.node.name, output: s.node.outputs[0], ops: ['MatMulNBits'], k: s.k, n: s.n });
   }
+  const embeddings = (opts.embeddings ?? true) ? quantizeEmbeddingTables(graph, fresh, opts) : [];
   dropUnusedInitializers(graph);
-  ensureOpsets(model, 1, quantized.length > 0);
+  ensureOpsets(model, 13, quantized.length > 0);
   model.metadata['tailor.quantization'] = `int4:block${blockSize}:${symmetric ? 'sym' : 'asym'}`;
-  return { model, mode: 'int4', quantized, skipped };
+  return { model, mode: 'int4', quantized, skipped, embeddings };
 }

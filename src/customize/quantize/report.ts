@@ -55,6 +55,8 @@ export interface ModelSideFigures {
 export interface QuantizationReport {
   mode: QuantizeResult['mode'];
   quantizedNodes: string[];
+  /** Embedding tables stored as int8. */
+  quantizedEmbeddings: string[];
   skipped: QuantizeResult['skipped'];
   float: ModelSideFigures;
   quantized: ModelSideFigures;
@@ -109,6 +111,7 @@ export async function quantizationReport(floatModel: Model, result: QuantizeResu
   const report: QuantizationReport = {
     mode: result.mode,
     quantizedNodes: result.quantized.map((q) => q.module),
+    quantizedEmbeddings: result.embeddings.map((e) => e.module),
     skipped: result.skipped,
     float: { bytes: encodeModel(floatModel).byteLength },
     quantized: { bytes: encodeModel(result.model).byteLength },
@@ -205,7 +208,7 @@ export function formatQuantizationReport(r: QuantizationReport): string {
   const pct = (v?: number): string => (v === undefined ? '-' : `${(v * 100).toFixed(2)}%`);
   const ms = (s?: LatencyStats): string => (s ? `${s.p50Ms.toFixed(2)} / ${s.p95Ms.toFixed(2)} ms` : '-');
   const lines = [
-    `quantization: ${r.mode}, ${r.quantizedNodes.length} MatMuls quantized, ${r.skipped.length} left float`,
+    `quantization: ${r.mode}, ${r.quantizedNodes.length} MatMuls and ${r.quantizedEmbeddings.length} embedding lookups quantized, ${r.skipped.length} MatMuls left float`,
     `                 float            quantized`,
     `size           ${mb(r.float.bytes).padEnd(16)} ${mb(r.quantized.bytes)}  (${(r.sizeRatio * 100).toFixed(1)}%, ${(1 / r.sizeRatio).toFixed(2)}x smaller)`,
     `p50/p95 b=1    ${ms(r.float.latencyBatch1).padEnd(16)} ${ms(r.quantized.latencyBatch1)}${r.speedupBatch1 ? `  (${r.speedupBatch1.toFixed(2)}x)` : ''}`,

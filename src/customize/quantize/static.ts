@@ -10,13 +10,15 @@ import type { Feeds } from '../../runtime/session.ts';
 import { calibrate, type CalibrationOptions, type TensorRange } from './calibrate.ts';
 import {
   dropUnusedInitializers, ensureOpsets, f32Tensor, int8Tensor, mkNode, quantizePerChannelInt8, roundHalfEven, scopePrefix,
-  selectMatMuls, uint8Tensor, weightValues, workingCopy, type SelectOptions,
+  quantizeEmbeddingTables, selectMatMuls, uint8Tensor, weightValues, workingCopy, type SelectOptions,
 } from './common.ts';
 import type { QuantizeResult } from './dynamic.ts';
 
 export interface StaticQuantizeOptions extends SelectOptions, CalibrationOptions {
   /** Batches of domain data (graph feeds) to calibrate activation ranges on. */
   calibration: readonly Feeds[];
+  /** Also store embedding tables as int8 with per-row scales (default true). */
+  embeddings?: boolean;
 }
 
 export interface StaticQuantizeResult extends QuantizeResult {
@@ -79,8 +81,9 @@ export async function quantizeStatic(input: Model, opts: StaticQuantizeOptions):
     const site = sites.find((s) => s.node.name === n.name);
     return site ? pending.get(site.node)! : [n];
   });
+  const embeddings = (opts.embeddings ?? true) ? quantizeEmbeddingTables(graph, fresh, opts) : [];
   dropUnusedInitializers(graph);
   ensureOpsets(model, 13, false);
   model.metadata['tailor.quantization'] = `static-int8:qdq:${opts.method ?? 'minmax'}`;
-  return { model, mode: 'static-int8', quantized, skipped, activations };
+  return { model, mode: 'static-int8', quantized, skipped, embeddings, activations };
 }
