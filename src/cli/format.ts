@@ -57,8 +57,18 @@ function metricRows(b: MetricSummary, c: MetricSummary): string[][] {
   ];
 }
 
+/** One line saying whether the customization is worth keeping, by McNemar's test at the 5% level. */
+export function verdict(r: Pick<PipelineResult, 'comparison' | 'strategy'>): string {
+  const c = r.comparison;
+  if (r.strategy === 'none') return 'the baseline is kept as the model (no customization)';
+  if (c.p_value >= 0.05) return `no significant difference from the baseline at the 5% level (p = ${c.p_value.toFixed(3)}); more data, epochs or another strategy may help`;
+  return c.only_customized_right > c.only_baseline_right
+    ? `the customized model is significantly better than the baseline (p = ${c.p_value.toPrecision(2)})`
+    : `the customized model is significantly WORSE than the baseline (p = ${c.p_value.toPrecision(2)}): keep the baseline`;
+}
+
 /** Before/after table of a customize run and where its artifacts are. */
-export function formatPipeline(r: PipelineResult): string {
+export function formatPipeline(r: PipelineResult, opts: { profile?: boolean } = {}): string {
   const out: string[] = [];
   out.push(`Customized ${r.model.ref} with strategy '${r.strategy}'${r.requested_strategy === 'auto' ? ' (recommended by the audit)' : ''}: ` +
     `${r.trainable_params.toLocaleString('en-US')} of ${r.total_params.toLocaleString('en-US')} parameters trained in ${r.train_seconds.toFixed(1)} s`);
@@ -68,6 +78,7 @@ export function formatPipeline(r: PipelineResult): string {
   out.push(renderTable(['metric', 'baseline', '95% CI', 'customized', '95% CI', 'change'], metricRows(r.baseline, r.customized), ['left', 'right', 'left', 'right', 'left', 'right']));
   const c = r.comparison;
   out.push(`McNemar exact: only baseline right ${c.only_baseline_right}, only customized right ${c.only_customized_right}, p = ${c.p_value < 1e-4 ? c.p_value.toExponential(2) : c.p_value.toFixed(4)}`);
+  out.push(`verdict: ${verdict(r)}`);
   out.push('');
   out.push(renderTable(['artifact', 'where'], [
     ['model (ONNX + tokenizer)', r.artifacts.model],
@@ -77,5 +88,10 @@ export function formatPipeline(r: PipelineResult): string {
     ['runs', `baseline ${r.baseline_run_id.slice(0, 8)}, customized ${r.run_id.slice(0, 8)}`],
   ], ['left', 'left']));
   out.push(`compare them: tailor runs compare ${r.baseline_run_id.slice(0, 8)} ${r.run_id.slice(0, 8)}`);
+  if (opts.profile) {
+    out.push('');
+    out.push(`Where the base's time goes (ONNX Runtime profile, ${r.audit.profile.runs} runs at batch 1):`);
+    out.push(opTable(r.audit, 12));
+  }
   return out.join('\n');
 }

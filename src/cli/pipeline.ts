@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { ConfigError } from '../errors.ts';
-import { customize, STRATEGIES, type CustomizeOptions, type CustomizeResult, type Strategy } from '../customize/customize.ts';
+import { customize, type CustomizeOptions, type CustomizeResult, type Strategy } from '../customize/customize.ts';
 import { mergeAdapter } from '../customize/adapters.ts';
 import { saveAdapter } from '../customize/peft.ts';
 import { evaluate, evalReportToJson, formatEvalReport, type EvalReport } from '../eval/index.ts';
@@ -17,8 +17,8 @@ import { loadDomainData, metricSummary, predictTexts, resolveBase, runAudit, arg
 import { assertFreshOut, writeClassifier, writeFolderAtomic } from './artifacts.ts';
 import { stageProgress, type Progress } from './common.ts';
 
-export type StrategyChoice = Strategy | 'auto' | 'none';
-export const STRATEGY_CHOICES: readonly StrategyChoice[] = ['auto', 'none', ...STRATEGIES];
+import { STRATEGY_CHOICES, type StrategyChoice } from './strategies.ts';
+export { STRATEGY_CHOICES, type StrategyChoice };
 
 export interface PipelineOptions {
   base?: string;

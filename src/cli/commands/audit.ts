@@ -1,8 +1,6 @@
 /** `tailor audit`: measure the off-the-shelf model on the domain and recommend a strategy. Writes nothing. */
 import { Command } from 'commander';
-import { audit } from '../../audit/index.ts';
 import { collect, emit, num, progressFor, providersFor, stageProgress, withGlobals, type GlobalOptions } from '../common.ts';
-import { formatAudit } from '../format.ts';
 
 interface AuditCliOptions extends GlobalOptions {
   base: string;
@@ -34,6 +32,7 @@ export function auditCommand(): Command {
     .option('--seed <n>', 'seed for splits and subsampling', num({ int: true }), 0);
   withGlobals(cmd, { device: true });
   cmd.action(async (o: AuditCliOptions) => {
+    const [{ audit }, { formatAudit }] = await Promise.all([import('../../audit/index.ts'), import('../format.ts')]);
     const progress = progressFor(o);
     const r = await audit({
       base: o.base, train: o.train, eval: o.eval, textColumn: o.textColumn, labelColumn: o.labelColumn,

@@ -1,8 +1,7 @@
 /** `tailor customize`: audit, customize, evaluate against the baseline, write the artifact, register run + model. */
 import { Command, Option } from 'commander';
 import { collect, emit, num, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
-import { formatPipeline } from '../format.ts';
-import { runPipeline, STRATEGY_CHOICES, type StrategyChoice } from '../pipeline.ts';
+import { STRATEGY_CHOICES, type StrategyChoice } from '../strategies.ts';
 
 interface CustomizeCliOptions extends GlobalOptions {
   base: string;
@@ -56,6 +55,7 @@ export function customizeCommand(): Command {
     .option('--seed <n>', 'seed for splits, initialisation and shuffling', num({ int: true }), 0);
   withGlobals(cmd, { device: true });
   cmd.action(async (o: CustomizeCliOptions) => {
+    const [{ runPipeline }, { formatPipeline }] = await Promise.all([import('../pipeline.ts'), import('../format.ts')]);
     const progress = progressFor(o);
     const r = await runPipeline({
       base: o.base, train: o.train, eval: o.eval, textColumn: o.textColumn, labelColumn: o.labelColumn, strategy: o.strategy, out: o.out,
@@ -65,7 +65,7 @@ export function customizeCommand(): Command {
       providers: providersFor(o.device), progress,
     });
     progress.stop();
-    emit(o, r, () => formatPipeline(r));
+    emit(o, r, () => formatPipeline(r, { profile: o.profile }));
   });
   return cmd;
 }

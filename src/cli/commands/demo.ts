@@ -12,8 +12,6 @@ import { Command } from 'commander';
 import { createRng } from '../../data/rng.ts';
 import { DataError } from '../../errors.ts';
 import { emit, num, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
-import { formatAudit, formatPipeline } from '../format.ts';
-import { runPipeline } from '../pipeline.ts';
 
 interface DemoCliOptions extends GlobalOptions {
   dir: string;
@@ -100,6 +98,7 @@ export function demoCommand(): Command {
     .option('--seed <n>', 'seed', num({ int: true }), 0);
   withGlobals(cmd, { device: true });
   cmd.action(async (o: DemoCliOptions) => {
+    const [{ runPipeline }, { formatAudit, formatPipeline }] = await Promise.all([import('../pipeline.ts'), import('../format.ts')]);
     const progress = progressFor(o);
     const nTrain = o.trainExamples ?? (o.quick ? 160 : 1200);
     const nEval = o.evalExamples ?? (o.quick ? 80 : 500);
@@ -124,7 +123,8 @@ export function demoCommand(): Command {
     progress.log(note);
     const r = await runPipeline({
       base: 'use-lite', train: trainFile, eval: evalFile, textColumn: 'email', labelColumn: 'category', strategy: 'auto', out, name: 'spam-demo',
-      home: o.home, epochs, maxLength, seed: o.seed, providers: providersFor(o.device), progress,
+      // LoRA's head starts from scratch (not from the audit's fitted head), so it gets a brisker learning rate.
+      home: o.home, epochs, lr: 5e-3, maxLength, seed: o.seed, providers: providersFor(o.device), progress,
     });
     progress.stop();
     emit(o, { ...r, demo: { note, data: { train: trainFile, eval: evalFile, corpus: all.length } } }, () => [

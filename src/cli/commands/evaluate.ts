@@ -1,14 +1,8 @@
 /** `tailor evaluate`: score a model (registry reference or folder) on an eval file, optionally against another. */
 import { Command } from 'commander';
-import { loadDomainData, predictTexts, argmaxRows } from '../../audit/index.ts';
 import { ConfigError } from '../../errors.ts';
-import { evaluate, formatEvalReport, measureLatency, type EvalReport } from '../../eval/index.ts';
-import { Session } from '../../runtime/session.ts';
-import { toOnnxModel } from '../../models/model.ts';
-import { textFeeds } from '../../audit/features.ts';
-import { formatProfile } from '../../runtime/profile.ts';
+import type { EvalReport } from '../../eval/index.ts';
 import { collect, emit, num, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
-import { resolveModelRef } from '../resolve.ts';
 
 interface EvaluateCliOptions extends GlobalOptions {
   model: string;
@@ -32,6 +26,9 @@ export function evaluateCommand(): Command {
     .option('--no-latency', 'skip the latency measurement');
   withGlobals(cmd, { device: true });
   cmd.action(async (o: EvaluateCliOptions) => {
+    const [{ loadDomainData, predictTexts, argmaxRows, textFeeds }, { evaluate, formatEvalReport, measureLatency }, { Session }, { toOnnxModel }, { formatProfile }, { resolveModelRef }] = await Promise.all([
+      import('../../audit/index.ts'), import('../../eval/index.ts'), import('../../runtime/session.ts'), import('../../models/model.ts'), import('../../runtime/profile.ts'), import('../resolve.ts'),
+    ]);
     const progress = progressFor(o);
     const providers = providersFor(o.device);
     // The eval file doubles as "train" for prepareDataset: only its rows and label set are used.

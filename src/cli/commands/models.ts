@@ -1,23 +1,29 @@
 /** `tailor models list | show | alias | export`. */
 import { Command } from 'commander';
 import { ConfigError } from '../../errors.ts';
-import { formatModelList, formatModelVersion, parseModelRef } from '../../registry/index.ts';
 import { emit, withGlobals, type GlobalOptions } from '../common.ts';
-import { withRegistry } from '../registry.ts';
+
+/** The registry and its formatters, loaded only when a subcommand runs (better-sqlite3 is a native module). */
+async function lib(): Promise<typeof import('../../registry/index.ts') & typeof import('../registry.ts')> {
+  const [a, b] = await Promise.all([import('../../registry/index.ts'), import('../registry.ts')]);
+  return { ...a, ...b };
+}
 
 export function modelsCommand(): Command {
   const models = new Command('models').description('registered models: list, show, alias, export');
 
   const list = new Command('list').description('every model name with its latest version and aliases');
   withGlobals(list).action(async (o: GlobalOptions) => {
-    const r = await withRegistry(o.home, (reg) => reg.listModels());
-    emit(o, r, () => formatModelList(r));
+    const L = await lib();
+    const r = await L.withRegistry(o.home, (reg) => reg.listModels());
+    emit(o, r, () => L.formatModelList(r));
   });
 
   const show = new Command('show').description('one model version (name = latest, name:3, name@alias), or all versions with --all').argument('<ref>', 'model reference').option('--all', 'every version of the model');
   withGlobals(show).action(async (ref: string, o: GlobalOptions & { all?: boolean }) => {
-    const r = await withRegistry(o.home, async (reg) => (o.all ? reg.listModelVersions(parseModelRef(ref).name) : reg.getModel(ref)));
-    emit(o, r, () => (Array.isArray(r) ? r.map(formatModelVersion).join('\n\n') : formatModelVersion(r)));
+    const L = await lib();
+    const r = await L.withRegistry(o.home, async (reg) => (o.all ? reg.listModelVersions(L.parseModelRef(ref).name) : reg.getModel(ref)));
+    emit(o, r, () => (Array.isArray(r) ? r.map(L.formatModelVersion).join('\n\n') : L.formatModelVersion(r)));
   });
 
   const alias = new Command('alias')
@@ -27,7 +33,8 @@ export function modelsCommand(): Command {
     .argument('[version]', 'version number, or a reference such as name@staging')
     .option('--delete', 'remove the alias');
   withGlobals(alias).action(async (name: string, al: string, version: string | undefined, o: GlobalOptions & { delete?: boolean }) => {
-    const r = await withRegistry(o.home, async (reg) => {
+    const L = await lib();
+    const r = await L.withRegistry(o.home, async (reg) => {
       if (o.delete) {
         await reg.deleteAlias(name, al);
         return { name, alias: al, deleted: true };
@@ -43,7 +50,8 @@ export function modelsCommand(): Command {
 
   const exp = new Command('export').description('copy a model version\'s folder out of the registry').argument('<ref>', 'model reference').argument('<dir>', 'destination folder (must not exist)');
   withGlobals(exp).action(async (ref: string, dir: string, o: GlobalOptions) => {
-    const r = await withRegistry(o.home, (reg) => reg.exportModel(ref, dir));
+    const L = await lib();
+    const r = await L.withRegistry(o.home, (reg) => reg.exportModel(ref, dir));
     emit(o, { ...r, exportedTo: dir }, () => `exported ${r.name}:${r.version} to ${dir}`);
   });
 

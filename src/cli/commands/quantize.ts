@@ -1,16 +1,10 @@
 /** `tailor quantize`: dynamic INT8 quantization of a classifier's weight MatMuls, measured before/after. */
 import path from 'node:path';
 import { Command } from 'commander';
-import { quantizeDynamic } from '../../customize/quantize/index.ts';
-import { argmaxRows, loadDomainData, predictTexts, textFeeds } from '../../audit/index.ts';
-import { measureLatency, metricsFromConfusion, confusionMatrix, modelSizeOnDisk } from '../../eval/index.ts';
 import type { Model } from '../../models/model.ts';
-import { toOnnxModel } from '../../models/model.ts';
-import { Session, type ProviderSpec } from '../../runtime/session.ts';
+import type { ProviderSpec } from '../../runtime/session.ts';
 import { renderTable } from '../../data/table.ts';
-import { assertFreshOut, writeClassifier, writeFolderAtomic } from '../artifacts.ts';
 import { collect, emit, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
-import { resolveModelRef } from '../resolve.ts';
 
 interface QuantizeCliOptions extends GlobalOptions {
   model: string;
@@ -22,6 +16,7 @@ interface QuantizeCliOptions extends GlobalOptions {
 }
 
 async function p50(model: Model, text: string, maxLength: number, providers: ProviderSpec[]): Promise<number> {
+  const [{ Session }, { toOnnxModel }, { textFeeds }, { measureLatency }] = await Promise.all([import('../../runtime/session.ts'), import('../../models/model.ts'), import('../../audit/index.ts'), import('../../eval/index.ts')]);
   const s = await Session.create(toOnnxModel(model), { providers });
   try {
     const feeds = textFeeds(model, [text], maxLength);
@@ -43,6 +38,9 @@ export function quantizeCommand(): Command {
     .option('--no-keep-head', 'quantize the classifier too (default: it stays float)');
   withGlobals(cmd, { device: true });
   cmd.action(async (o: QuantizeCliOptions) => {
+    const [{ quantizeDynamic }, { argmaxRows, loadDomainData, predictTexts }, { metricsFromConfusion, confusionMatrix, modelSizeOnDisk }, { toOnnxModel }, { assertFreshOut, writeClassifier, writeFolderAtomic }, { resolveModelRef }] = await Promise.all([
+      import('../../customize/quantize/index.ts'), import('../../audit/index.ts'), import('../../eval/index.ts'), import('../../models/model.ts'), import('../artifacts.ts'), import('../resolve.ts'),
+    ]);
     const progress = progressFor(o);
     const providers = providersFor(o.device);
     await assertFreshOut(o.out);

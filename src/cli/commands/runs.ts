@@ -1,9 +1,13 @@
 /** `tailor runs list | show | compare | gc`. */
 import { Command, Option } from 'commander';
-import { formatComparison, formatGcReport, formatRunDetails, formatRunList, formatVerifyReport } from '../../registry/index.ts';
 import type { RunStatus } from '../../registry/index.ts';
 import { emit, num, withGlobals, type GlobalOptions } from '../common.ts';
-import { withRegistry } from '../registry.ts';
+
+/** The registry and its formatters, loaded only when a subcommand runs (better-sqlite3 is a native module). */
+async function lib(): Promise<typeof import('../../registry/index.ts') & typeof import('../registry.ts')> {
+  const [a, b] = await Promise.all([import('../../registry/index.ts'), import('../registry.ts')]);
+  return { ...a, ...b };
+}
 
 export function runsCommand(): Command {
   const runs = new Command('runs').description('tracked runs: list, show, compare, gc');
@@ -14,14 +18,16 @@ export function runsCommand(): Command {
     .option('--experiment <name>', 'only runs of this experiment')
     .option('--limit <n>', 'at most this many', num({ min: 1, int: true }), 50);
   withGlobals(list).action(async (o: GlobalOptions & { status?: RunStatus; experiment?: string; limit: number }) => {
-    const r = await withRegistry(o.home, (reg) => reg.listRuns({ ...(o.status ? { status: o.status } : {}), ...(o.experiment ? { experiment: o.experiment } : {}), limit: o.limit }));
-    emit(o, r, () => formatRunList(r));
+    const L = await lib();
+    const r = await L.withRegistry(o.home, (reg) => reg.listRuns({ ...(o.status ? { status: o.status } : {}), ...(o.experiment ? { experiment: o.experiment } : {}), limit: o.limit }));
+    emit(o, r, () => L.formatRunList(r));
   });
 
   const show = new Command('show').description('one run: params, metrics, artifacts, lineage').argument('<run>', 'run id or a unique prefix (4+ characters)');
   withGlobals(show).action(async (id: string, o: GlobalOptions) => {
-    const r = await withRegistry(o.home, (reg) => reg.showRun(id));
-    emit(o, r, () => formatRunDetails(r));
+    const L = await lib();
+    const r = await L.withRegistry(o.home, (reg) => reg.showRun(id));
+    emit(o, r, () => L.formatRunDetails(r));
   });
 
   const compare = new Command('compare')
@@ -31,16 +37,18 @@ export function runsCommand(): Command {
     .option('--eval-set <name>', 'which logged prediction set to pair on (default: the one both have)')
     .option('--iterations <n>', 'bootstrap resamples', num({ min: 10, int: true }), 1000);
   withGlobals(compare).action(async (a: string, b: string, o: GlobalOptions & { evalSet?: string; iterations: number }) => {
-    const r = await withRegistry(o.home, (reg) => reg.compareRuns(a, b, { ...(o.evalSet ? { evalSet: o.evalSet } : {}), iterations: o.iterations }));
-    emit(o, r, () => formatComparison(r));
+    const L = await lib();
+    const r = await L.withRegistry(o.home, (reg) => reg.compareRuns(a, b, { ...(o.evalSet ? { evalSet: o.evalSet } : {}), iterations: o.iterations }));
+    emit(o, r, () => L.formatComparison(r));
   });
 
   const gc = new Command('gc')
     .description('delete artifacts no run or model version references (and stale temp files); then verify every referenced object')
     .option('--dry-run', 'only report what would be removed');
   withGlobals(gc).action(async (o: GlobalOptions & { dryRun?: boolean }) => {
-    const r = await withRegistry(o.home, async (reg) => ({ gc: await reg.gc({ dryRun: o.dryRun === true }), verify: await reg.verify() }));
-    emit(o, r, () => `${formatGcReport(r.gc)}\n${formatVerifyReport(r.verify)}`);
+    const L = await lib();
+    const r = await L.withRegistry(o.home, async (reg) => ({ gc: await reg.gc({ dryRun: o.dryRun === true }), verify: await reg.verify() }));
+    emit(o, r, () => `${L.formatGcReport(r.gc)}\n${L.formatVerifyReport(r.verify)}`);
   });
 
   return runs.addCommand(list).addCommand(show).addCommand(compare).addCommand(gc);
