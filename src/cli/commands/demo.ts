@@ -43,7 +43,7 @@ export function emailText(raw: string, maxChars = 400): string {
     .replace(/^[\w-]+:.*$/gm, ' ')
     .replace(/\s+/g, ' ')
     .trim();
-  return `${subject}. ${body}`.slice(0, maxChars).trim();
+  return `${subject}. ${body}`.replace(/\s+/g, ' ').slice(0, maxChars).trim();
 }
 
 /** The corpus as labelled texts (reads the package's per-email JSON files; no network). */
