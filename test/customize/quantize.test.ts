@@ -324,6 +324,12 @@ test('embedding tables: int8 with one scale per row, dequantized after the looku
       assert.ok(Math.abs(y[i * dim + c] - want) <= 1e-7, `row ${idv[i]} col ${c}: ${y[i * dim + c]} vs ${want}`);
     }
   }
+  // An opset-11 graph gets Unsqueeze's attribute form (its opset is never raised: that would change other ops).
+  const old: Model = { ...model, opsetImports: [{ domain: '', version: 11 }] };
+  const res11 = quantizeDynamic(old);
+  assert.equal(res11.model.opsetImports[0].version, 11);
+  assert.deepEqual(await run(res11.model, { ids: new ort.Tensor('int64', idv, [2, 3]) }), y);
+  await assert.rejects(quantizeStatic(old, { calibration: [] }), /static INT8 \(per-channel QDQ\) needs opset 13 or newer; this model uses opset 11/);
 });
 
 test('report on a zoo BERT: sizes, accuracy delta against float predictions, per-layer errors worst first', async () => {

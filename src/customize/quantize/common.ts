@@ -144,11 +144,20 @@ export function workingCopy(model: Model): { model: Model; graph: Graph; fresh: 
   return { model: copy, graph, fresh: nameAllocator(model.graph) };
 }
 
-/** Adds the com.microsoft opset import when a transform emitted contrib ops, and raises the default opset if needed. */
-export function ensureOpsets(model: Model, minDefault: number, contrib: boolean): void {
-  const def = model.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx');
-  if (!def) model.opsetImports.push({ domain: '', version: minDefault });
-  else if (def.version < minDefault) def.version = minDefault;
+/** The model's default-domain opset version. */
+export function defaultOpset(model: Model): number {
+  return model.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx')?.version ?? 1;
+}
+
+/**
+ * Checks the default opset is at least `minDefault` (raising it would change the meaning of ops such as Squeeze
+ * or ReduceSum in the rest of the graph, so it is an error instead) and adds the com.microsoft import when needed.
+ */
+export function ensureOpsets(model: Model, minDefault: number, contrib: boolean, mode = 'quantization'): void {
+  const v = defaultOpset(model);
+  if (v < minDefault) {
+    throw new ConfigError(`${mode} needs opset ${minDefault} or newer; this model uses opset ${v} (re-export it at a newer opset)`, { field: 'opset', value: String(v) });
+  }
   if (contrib && !model.opsetImports.some((o) => o.domain === 'com.microsoft')) model.opsetImports.push({ domain: 'com.microsoft', version: 1 });
 }
 
@@ -210,7 +219,7 @@ export interface QuantizedEmbedding {
  * the model), and for BERT-sized vocabularies the tables are a quarter of the parameters, so leaving them float
  * caps the file at ~2.5x smaller. Standard ONNX ops only.
  */
-export function quantizeEmbeddingTables(graph: Graph, fresh: (base: string) => string, opts: SelectOptions = {}): QuantizedEmbedding[] {
+export function quantizeEmbeddingTables(graph: Graph, fresh: (base: string) => string, opts: SelectOptions = {}, opset = 13): QuantizedEmbedding[] {
   const exclude = (opts.exclude ?? []).map((p) => compile(p, 'exclude'));
   const done: QuantizedEmbedding[] = [];
   const tables = new Map<string, { q: string; s: string }>();
@@ -241,12 +250,15 @@ export function quantizeEmbeddingTables(graph: Graph, fresh: (base: string) => s
     }
     const pre = scopePrefix(node);
     const [gq, gs, cast, us, axes] = ['Gather_q_output', 'Gather_scale_output', 'Cast_output', 'Unsqueeze_output', 'unsqueeze_axes'].map((b) => fresh(`${pre}${b}`));
-    graph.initializers.set(axes, tensorFromArray(axes, 'int64', BigInt64Array.of(-1n), [1]));
+    // Unsqueeze takes its axes as an input from opset 13, as an attribute before.
+    if (opset >= 13) graph.initializers.set(axes, tensorFromArray(axes, 'int64', BigInt64Array.of(-1n), [1]));
     replaceNode(graph, node, [
       mkNode(fresh(`${pre}Gather_quantized`), 'Gather', [qt.q, node.inputs[1]], [gq], { axis: { type: 'int', value: 0 } }),
       mkNode(fresh(`${pre}Gather_scale`), 'Gather', [qt.s, node.inputs[1]], [gs], { axis: { type: 'int', value: 0 } }),
       mkNode(fresh(`${pre}Cast`), 'Cast', [gq], [cast], { to: { type: 'int', value: 1 } }),
-      mkNode(fresh(`${pre}Unsqueeze`), 'Unsqueeze', [gs, axes], [us]),
+      opset >= 13
+        ? mkNode(fresh(`${pre}Unsqueeze`), 'Unsqueeze', [gs, axes], [us])
+        : mkNode(fresh(`${pre}Unsqueeze`), 'Unsqueeze', [gs], [us], { axes: { type: 'ints', value: [-1] } }),
       mkNode(fresh(`${pre}dequantize_Mul`), 'Mul', [cast, us], [node.outputs[0]]),
     ]);
     done.push({ module, table: t.name, rows, dim });

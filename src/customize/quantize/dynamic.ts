@@ -11,7 +11,7 @@
  */
 import type { Model } from '../../onnx/ir.ts';
 import {
-  dropUnusedInitializers, ensureOpsets, f32Tensor, int8Tensor, mkNode, quantizePerChannelInt8, replaceNode, scopePrefix,
+  defaultOpset, dropUnusedInitializers, ensureOpsets, f32Tensor, int8Tensor, mkNode, quantizePerChannelInt8, replaceNode, scopePrefix,
   selectMatMuls, weightValues, workingCopy, type QuantizedEmbedding, type QuantizedNode, type SelectOptions, type SkippedNode, quantizeEmbeddingTables,
 } from './common.ts';
 
@@ -75,9 +75,9 @@ export function quantizeDynamic(input: Model, opts: DynamicQuantizeOptions = {})
       quantized.push({ module: s.module, node: s.node.name, output: y, ops: ['DynamicQuantizeLinear', 'MatMulInteger', 'Cast', 'Mul'], k: s.k, n: s.n });
     }
   }
-  const embeddings = (opts.embeddings ?? true) ? quantizeEmbeddingTables(graph, fresh, opts) : [];
+  const embeddings = (opts.embeddings ?? true) ? quantizeEmbeddingTables(graph, fresh, opts, defaultOpset(input)) : [];
   dropUnusedInitializers(graph);
-  ensureOpsets(model, 13, format === 'dynamic-quantize-matmul' && quantized.length > 0);
+  ensureOpsets(model, 11, format === 'dynamic-quantize-matmul' && quantized.length > 0, 'dynamic INT8');
   model.metadata['tailor.quantization'] = `dynamic-int8:${format}`;
   return { model, mode: 'dynamic-int8', quantized, skipped, embeddings };
 }

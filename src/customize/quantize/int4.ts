@@ -11,7 +11,7 @@
 import { ConfigError } from '../../errors.ts';
 import type { Model } from '../../onnx/ir.ts';
 import {
-  dropUnusedInitializers, ensureOpsets, f32Tensor, mkNode, replaceNode, roundHalfEven, scopePrefix, quantizeEmbeddingTables, selectMatMuls,
+  defaultOpset, dropUnusedInitializers, ensureOpsets, f32Tensor, mkNode, replaceNode, roundHalfEven, scopePrefix, quantizeEmbeddingTables, selectMatMuls,
   uint8Tensor, weightValues, workingCopy, type SelectOptions,
 } from './common.ts';
 import type { QuantizeResult } from './dynamic.ts';
@@ -139,9 +139,9 @@ export function quantizeInt4(input: Model, opts: Int4Options = {}): QuantizeResu
     }, 'com.microsoft')]);
     quantized.push({ module: s.module, node: s.node.name, output: s.node.outputs[0], ops: ['MatMulNBits'], k: s.k, n: s.n });
   }
-  const embeddings = (opts.embeddings ?? true) ? quantizeEmbeddingTables(graph, fresh, opts) : [];
+  const embeddings = (opts.embeddings ?? true) ? quantizeEmbeddingTables(graph, fresh, opts, defaultOpset(input)) : [];
   dropUnusedInitializers(graph);
-  ensureOpsets(model, 13, quantized.length > 0);
+  ensureOpsets(model, 1, quantized.length > 0, 'INT4');
   model.metadata['tailor.quantization'] = `int4:block${blockSize}:${symmetric ? 'sym' : 'asym'}`;
   return { model, mode: 'int4', quantized, skipped, embeddings };
 }

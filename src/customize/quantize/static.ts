@@ -9,7 +9,7 @@ import type { Model, Node } from '../../onnx/ir.ts';
 import type { Feeds } from '../../runtime/session.ts';
 import { calibrate, type CalibrationOptions, type TensorRange } from './calibrate.ts';
 import {
-  dropUnusedInitializers, ensureOpsets, f32Tensor, int8Tensor, mkNode, quantizePerChannelInt8, roundHalfEven, scopePrefix,
+  defaultOpset, dropUnusedInitializers, ensureOpsets, f32Tensor, int8Tensor, mkNode, quantizePerChannelInt8, roundHalfEven, scopePrefix,
   quantizeEmbeddingTables, selectMatMuls, uint8Tensor, weightValues, workingCopy, type SelectOptions,
 } from './common.ts';
 import type { QuantizeResult } from './dynamic.ts';
@@ -37,6 +37,8 @@ export function uint8Params(lo: number, hi: number): { scale: number; zeroPoint:
 /** Calibrates on `opts.calibration`, then inserts QDQ pairs for the selected MatMuls. Pure for the input model. */
 export async function quantizeStatic(input: Model, opts: StaticQuantizeOptions): Promise<StaticQuantizeResult> {
   const { model, graph, fresh } = workingCopy(input);
+  // Checked before calibrating, which is the slow part.
+  ensureOpsets(model, 13, false, 'static INT8 (per-channel QDQ)');
   const { sites, skipped } = selectMatMuls(graph, opts);
   const acts = [...new Set(sites.map((s) => s.activation))];
   const ranges = await calibrate(input, acts, opts.calibration, opts);
@@ -81,9 +83,8 @@ export async function quantizeStatic(input: Model, opts: StaticQuantizeOptions):
     const site = sites.find((s) => s.node.name === n.name);
     return site ? pending.get(site.node)! : [n];
   });
-  const embeddings = (opts.embeddings ?? true) ? quantizeEmbeddingTables(graph, fresh, opts) : [];
+  const embeddings = (opts.embeddings ?? true) ? quantizeEmbeddingTables(graph, fresh, opts, defaultOpset(input)) : [];
   dropUnusedInitializers(graph);
-  ensureOpsets(model, 13, false);
   model.metadata['tailor.quantization'] = `static-int8:qdq:${opts.method ?? 'minmax'}`;
   return { model, mode: 'static-int8', quantized, skipped, embeddings, activations };
 }
