@@ -92,11 +92,10 @@ export function recommend(input: RecommendInput): Recommendation {
     strategy = perClass < THRESHOLDS.veryLittleData ? 'head' : 'lora';
     hyperparameters.weightDecay = 0.1;
     hyperparameters.loraDropout = 0.1;
-    hyperparameters.labelSmoothing = 0.1;
     reasons.push({
       rule: 'R6-little-data',
-      text: `only ${perClass} train examples per class (median; under ${THRESHOLDS.littleData}): ${before === strategy ? 'keep' : `use ${strategy} instead of ${before}`}` +
-        ` with strong regularisation (weight decay 0.1, dropout 0.1, label smoothing 0.1) to avoid memorising the training set`,
+      text: `only ${perClass} train examples per class (median; under ${THRESHOLDS.littleData}): ${before === strategy ? strategy : `${strategy} instead of ${before}`}` +
+        ` with strong regularisation (weight decay 0.1${strategy === 'lora' ? ', adapter dropout 0.1' : ''}) to avoid memorising the training set`,
     });
   }
 

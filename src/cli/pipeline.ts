@@ -159,7 +159,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       experiment: 'customize',
       params: {
         strategy, requested_strategy: requested, base: spec, seed: o.seed ?? 0,
-        ...(requested === 'auto' ? { recommendation_rules: rec.rules, recommendation_reasons: rec.reasons.map((r) => r.text) } : {}),
+        ...(requested === 'auto' ? { recommendation_rules: rec.rules } : {}),
         ...Object.fromEntries(Object.entries({ epochs: o.epochs, lr: o.lr, batch_size: o.batchSize, max_length: o.maxLength, rank: o.rank, targets: o.targets }).filter(([, v]) => v !== undefined)) as Record<string, string | number>,
         max_train_examples: o.maxTrainExamples ?? null, max_eval_examples: o.maxEvalExamples ?? null,
       },
@@ -169,6 +169,8 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       handleSignals: true,
     });
     try {
+      // The reasons are prose: an artifact reads better than a table cell (the rule ids are in the params).
+      if (requested === 'auto') await run.logArtifactBytes(`${JSON.stringify(rec, null, 2)}\n`, 'recommendation.json', 'report');
       const labels = state.data.labels;
       let final: Model;
       let result: CustomizeResult | undefined;
