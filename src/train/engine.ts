@@ -18,7 +18,7 @@ import {
   type ShapeOracle,
 } from './graph.ts';
 import { GRAD_NORM, GRAD_SCALE, learningRateAt, nextName, optimizerScalars, slotName, updateRule, type OptimizerConfig, type ScheduleConfig, type UpdateRule } from './optim/index.ts';
-import type { TrainRng } from './rng.ts';
+import { TrainRng, type RngState } from './rng.ts';
 import { buildGradientGraph } from '../autodiff/index.ts';
 import { inferShapes, staticShape, valueType } from '../onnx/shapes/index.ts';
 
@@ -81,7 +81,18 @@ interface Compiled {
   grad?: Session;
   dropout: DropoutSite[];
   noise: Float32Array[];
+  /** Second set of mask buffers, filled for the next step while ORT runs the current one. */
+  nextNoise: Float32Array[];
 }
+
+/** Masks drawn ahead from a copy of the run generator: valid while the generator still stands at `start`. */
+interface Prefetched {
+  key: string;
+  start: RngState;
+  end: RngState;
+}
+
+const sameState = (a: RngState, b: RngState): boolean => a.s.every((v, i) => v === b.s[i]);
 
 function f32(dims: readonly number[], data?: Float32Array): ort.Tensor {
   const n = dims.reduce((a, b) => a * b, 1);
@@ -120,6 +131,7 @@ export class TrainingEngine {
   private evalSessions = new Map<string, Session>();
   private optimizerSession?: Session;
   private microLosses: number[] = [];
+  private prefetched?: Prefetched;
   private readonly accumSteps: number;
   private readonly mode: 'fused' | 'separate';
 
@@ -157,7 +169,7 @@ export class TrainingEngine {
     // Bindings come from the batch dims of the inputs the model itself declares; label inputs the loss adds are static.
     const bindings = bindingsFromDims(this.model, dims);
     const accumulate = this.accumSteps > 1;
-    const c: Compiled = { key, graphs: [], dropout: [], noise: [] };
+    const c: Compiled = { key, graphs: [], dropout: [], noise: [], nextNoise: [] };
     if (this.mode === 'fused') {
       const g = buildTrainingGraphs(this.model, { ...base, bindings, mode: 'fused', accumulate });
       c.graphs.push(g.train);
@@ -171,6 +183,7 @@ export class TrainingEngine {
       c.dropout = g.dropout;
     }
     c.noise = c.dropout.map((d) => new Float32Array(d.shape.reduce((a, b) => a * b, 1)));
+    c.nextNoise = c.dropout.map((d) => new Float32Array(d.shape.reduce((a, b) => a * b, 1)));
     this.compiled.set(key, c);
     return c;
   }
@@ -187,10 +200,42 @@ export class TrainingEngine {
 
   private noiseFeeds(c: Compiled): Batch {
     const feeds: Batch = {};
-    c.dropout.forEach((d, i) => {
-      feeds[d.input] = f32(d.shape, this.rng.fillDropoutMask(c.noise[i], d.ratio));
-    });
+    const pre = this.prefetched;
+    this.prefetched = undefined;
+    if (pre && pre.key === c.key && sameState(this.rng.getState(), pre.start)) {
+      // The masks drawn during the previous run are exactly what drawing now would give: use them.
+      [c.noise, c.nextNoise] = [c.nextNoise, c.noise];
+      this.rng.setState(pre.end);
+    } else {
+      c.dropout.forEach((d, i) => this.rng.fillDropoutMask(c.noise[i], d.ratio));
+    }
+    c.dropout.forEach((d, i) => { feeds[d.input] = f32(d.shape, c.noise[i]); });
     return feeds;
+  }
+
+  /**
+   * Draws the next step's dropout masks while ORT runs this step (its `run` is asynchronous), from a copy of the run
+   * generator: the generator itself, and so checkpoints and resume, see no difference; `noiseFeeds` uses the masks
+   * only if nothing else drew from the generator in between and the batch shape is the same.
+   */
+  private prefetchMasks(c: Compiled): void {
+    if (c.dropout.length === 0) return;
+    const start = this.rng.getState();
+    const ahead = new TrainRng(start);
+    c.dropout.forEach((d, i) => ahead.fillDropoutMask(c.nextNoise[i], d.ratio));
+    this.prefetched = { key: c.key, start, end: ahead.getState() };
+  }
+
+  /** Starts a run, draws the next masks while it executes, then waits for it. */
+  private async runAndPrefetch(c: Compiled, session: Session, feeds: Batch, fetches: Record<string, ort.Tensor | null>): Promise<Record<string, ort.Tensor>> {
+    const pending = session.inner.run(feeds, fetches);
+    try {
+      this.prefetchMasks(c);
+    } finally {
+      // a failing run must still be awaited, so its rejection is not left unhandled
+      await pending.catch(() => undefined);
+    }
+    return pending;
   }
 
   private checkFinite(what: string, v: number): void {
@@ -259,7 +304,7 @@ export class TrainingEngine {
       Object.assign(feeds, this.scalarFeeds(accumulate));
       for (const [name, t] of this.cur) if (!(name in feeds)) feeds[name] = t;
       const fetches: Record<string, ort.Tensor | null> = { [LOSS_OUTPUT]: null, ...this.updateFetches(), ...this.bufferFetches() };
-      const out = await (c.step as Session).inner.run(feeds, fetches);
+      const out = await this.runAndPrefetch(c, c.step as Session, feeds, fetches);
       const loss = this.finishLoss(Number(out[LOSS_OUTPUT].data[0]));
       const gradNorm = Number(out[GRAD_NORM].data[0]);
       this.checkFinite('gradient norm', gradNorm);
@@ -272,7 +317,7 @@ export class TrainingEngine {
     }
     const fetches: Record<string, ort.Tensor | null> = { [LOSS_OUTPUT]: null, ...this.bufferFetches() };
     for (const p of this.params) fetches[gradName(p.name)] = this.spareFor(p.name, this.cur.get(p.name) as ort.Tensor, this.accSpare);
-    const out = await (c.grad as Session).inner.run(feeds, fetches);
+    const out = await this.runAndPrefetch(c, c.grad as Session, feeds, fetches);
     const microLoss = Number(out[LOSS_OUTPUT].data[0]);
     if (!last) {
       this.checkFinite('loss', microLoss);

@@ -75,3 +75,30 @@ test('LoRA training graph: frozen weights stay initializers, get no dW, and dX o
   assert.ok(!g.outputs.some((o) => o.name.includes('encoder.layer.0.attention.self.query.weight')));
   assert.equal(g.inputs.filter((i) => i.name.endsWith('::next') || i.name.startsWith('optim::exp_avg::')).length, 8 * 2 + 2, 'AdamW slots only for the 16 LoRA tensors and the classifier');
 });
+
+test('masks drawn ahead during a run leave the run generator exactly where sequential drawing would', async () => {
+  const { buildEncoderClassifier, classificationLoss } = await import('../../bench/encoder.ts');
+  const { TrainingEngine } = await import('../../src/train/engine.ts');
+  const model = buildEncoderClassifier({ vocab: 30, hidden: 8, heads: 2, ffn: 16, layers: 1, maxSeq: 6, classes: 2, dropout: 0.2 });
+  const rng = new TrainRng(3);
+  const engine = new TrainingEngine(model, { loss: classificationLoss, trainable: (n) => n.startsWith('classifier.'), optimizer: { type: 'sgd', lr: 0.1 } }, rng);
+  const batch = {
+    input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: 12 }, (_, i) => BigInt(i % 30)), [2, 6]),
+    attention_mask: new ort.Tensor('float32', new Float32Array(12).fill(1), [2, 6]),
+    labels: new ort.Tensor('int64', BigInt64Array.of(0n, 1n), [2]),
+  };
+  const perStep = 3 * 2 * 6 * 8; // three dropout sites of [2, 6, 8]
+  const ref = new TrainRng(3);
+  for (let step = 1; step <= 3; step++) {
+    await engine.trainBatch(batch);
+    ref.fillUniform(new Float32Array(perStep));
+    assert.deepEqual(rng.getState(), ref.getState(), `after step ${step}`);
+  }
+  // a draw between steps invalidates the masks drawn ahead: the next step draws afresh from the new state
+  rng.next();
+  ref.next();
+  await engine.trainBatch(batch);
+  ref.fillUniform(new Float32Array(perStep));
+  assert.deepEqual(rng.getState(), ref.getState(), 'after an outside draw');
+  await engine.release();
+});
