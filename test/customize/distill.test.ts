@@ -102,7 +102,7 @@ test('distillation loss equals alpha·T²·KL(teacher‖student) + (1-alpha)·CE
   assert.throws(() => distillationLoss(new GraphBuilder('x'), { classes: 2, temperature: 1, alpha: 1.5 }), /alpha must be in \[0, 1\], got 1.5/);
 });
 
-test('DistilBERT-style student keeps alternate teacher layers with their weights', () => {
+test('DistilBERT-style student keeps alternate teacher layers with their weights', async () => {
   assert.deepEqual(alternateLayers(12, 6), [0, 2, 4, 6, 8, 10]);
   assert.deepEqual(alternateLayers(4, 2), [0, 2]);
   assert.deepEqual(alternateLayers(6, 4), [0, 1, 3, 4]);
@@ -119,6 +119,8 @@ test('DistilBERT-style student keeps alternate teacher layers with their weights
   assert.ok(!student.params.has('bert.encoder.layer.2.output.dense.weight'), 'only two layers');
   const narrow = studentFromTeacher(teacher, { layers: 1, hidden: 8, heads: 2, intermediate: 16 });
   assert.equal(paramValues(narrow, 'bert.encoder.layer.0.attention.self.query.weight').length, 64);
+  const encoderOnly = buildBert(tinyConfig(), { task: 'sentence-embedding' });
+  await assert.rejects(teacherOutputs(encoderOnly, catSet(4, 1).inputs), /the teacher has no 'logits' output \(outputs: last_hidden_state, sentence_embedding\)/);
 });
 
 test('a narrower student learns the task from teacher logits alone on unlabelled text; the teacher runs once', async () => {

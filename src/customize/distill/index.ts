@@ -135,6 +135,9 @@ function sliceRows(t: ort.Tensor, start: number, end: number): ort.Tensor {
 /** Runs the teacher forward once over `inputs` in batches and keeps its logits (and final hidden states). */
 export async function teacherOutputs(teacher: Model, inputs: Record<string, ort.Tensor>, opts: { batchSize?: number; hidden?: boolean; intraOpThreads?: number } = {}): Promise<TeacherCache> {
   const onnx = toOnnxModel(teacher);
+  if (!onnx.graph.outputs.some((o) => o.name === 'logits')) {
+    throw new ConfigError(`the teacher has no 'logits' output (outputs: ${onnx.graph.outputs.map((o) => o.name).join(', ')}); distillation needs a classifier`, { field: 'teacher' });
+  }
   const hiddenName = opts.hidden ? finalHiddenValue(onnx.graph) : undefined;
   if (hiddenName && !onnx.graph.outputs.some((o) => o.name === hiddenName)) {
     onnx.graph = { ...onnx.graph, outputs: [...onnx.graph.outputs, { name: hiddenName, dtype: 'float32' }] };
