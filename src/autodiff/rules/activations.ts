@@ -37,14 +37,15 @@ export const erf: GradRule = (c) => {
 };
 
 /**
- * d/dx of x*Phi(x) = Phi(x) + x*phi(x) with a = x/√2: Phi = 0.5 + 0.5·erf(a), phi = exp(ln(1/√(2π)) − a²). Folding
- * the constants into the exponent and the affine term keeps it to 9 elementwise ops over the (large) FFN tensor.
+ * dY·d/dx[x·Φ(x)] = (0.5·dY)·(1 + erf(a) + x·2φ(x)) with a = x/√2 and 2φ(x) = exp(ln(2/√(2π)) − a²): the constants
+ * sit in the exponent, the three-term sum is one Sum node (it broadcasts the 1), and ORT folds the 0.5 into the
+ * FusedMatMul that produced dY (MatMulScaleFusion), so 8 elementwise passes over the (large) FFN tensor remain.
  */
-function exactGeluDeriv(c: GradContext, x: string): string {
+function exactGeluGrad(c: GradContext, x: string, dy: string): string {
   const a = c.mul(x, c.scalar(Math.SQRT1_2));
-  const cdf = c.add(c.mul(c.op('Erf', [a]), c.scalar(0.5)), c.scalar(0.5));
-  const pdf = c.op('Exp', [c.sub(c.scalar(Math.log(INV_SQRT_2PI)), c.mul(a, a))]);
-  return c.add(cdf, c.mul(x, pdf));
+  const twoPdf = c.op('Exp', [c.sub(c.scalar(Math.log(2 * INV_SQRT_2PI)), c.mul(a, a))]);
+  const twice = c.op('Sum', [c.op('Erf', [a]), c.mul(x, twoPdf), c.scalar(1)]);
+  return c.mul(c.mul(dy, c.scalar(0.5)), twice);
 }
 
 /** tanh approximation: y = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3). */
@@ -61,8 +62,7 @@ function tanhGeluDeriv(c: GradContext, x: string): string {
 /** com.microsoft Gelu (exact) and ONNX Gelu-20 (approximate = none | tanh). */
 export const gelu: GradRule = (c) => {
   const approx = c.str('approximate', 'none');
-  const d = approx === 'tanh' ? tanhGeluDeriv(c, c.x(0)) : exactGeluDeriv(c, c.x(0));
-  return [c.mul(c.dy()!, d)];
+  return [approx === 'tanh' ? c.mul(c.dy()!, tanhGeluDeriv(c, c.x(0))) : exactGeluGrad(c, c.x(0), c.dy()!)];
 };
 
 /** com.microsoft FastGelu(X, bias?) = tanh-GELU(X + bias). */
@@ -74,7 +74,7 @@ export const fastGelu: GradRule = (c) => {
 
 /** com.microsoft BiasGelu(X, bias) = exact GELU(X + bias). */
 export const biasGelu: GradRule = (c) => {
-  const dx = c.mul(c.dy()!, exactGeluDeriv(c, c.add(c.x(0), c.x(1))));
+  const dx = exactGeluGrad(c, c.add(c.x(0), c.x(1)), c.dy()!);
   return [c.needs(0) ? c.unbroadcast(dx, c.x(0)) : undefined, c.needs(1) ? c.unbroadcast(dx, c.x(1)) : undefined];
 };
 
