@@ -1,6 +1,8 @@
 /**
- * `tailor distill`: train a smaller student to mimic a customized teacher. The distillation loop belongs to
- * src/customize; until it exports `distill`, this command says so plainly instead of pretending.
+ * `tailor distill`: train a smaller student to mimic a customized teacher. src/customize/distill's `distill()`
+ * builds students from *zoo BERT* teachers (config + parameter table), while the classifier folders the CLI writes
+ * are plain ONNX graphs (model.onnx + tokenizer + tailor.json) that load back without a BERT config. Until the
+ * artifact keeps a BERT classifier's config.json (or distill accepts ONNX teachers), this command refuses plainly.
  */
 import { Command } from 'commander';
 import { ConfigError } from '../../errors.ts';
@@ -13,9 +15,6 @@ interface DistillCliOptions extends GlobalOptions {
   layers?: number;
 }
 
-/** The module that provides distillation, loaded lazily so the CLI works without it. */
-const DISTILL_MODULE = '../../customize/distill.ts';
-
 export function distillCommand(): Command {
   const cmd = new Command('distill')
     .description('distil a customized teacher into a smaller student (fewer layers) on unlabeled or labelled domain text')
@@ -25,16 +24,11 @@ export function distillCommand(): Command {
     .option('--layers <n>', 'student encoder layers', num({ min: 1, int: true }));
   withGlobals(cmd, { device: true });
   cmd.action(async (o: DistillCliOptions) => {
-    let mod: Record<string, unknown>;
-    try {
-      mod = (await import(DISTILL_MODULE)) as Record<string, unknown>;
-    } catch {
-      mod = {};
-    }
-    if (typeof mod.distill !== 'function') {
-      throw new ConfigError(`tailor distill: this build has no distillation engine (src/customize/distill.ts with distill()); teacher ${o.teacher} was not touched and nothing was written`, { field: 'distill' });
-    }
-    throw new ConfigError('tailor distill: the distillation engine is present but this CLI does not wire it yet', { field: 'distill' });
+    throw new ConfigError(
+      `tailor distill: not available from the command line yet: the distillation engine (src/customize/distill) needs a zoo BERT teacher, ` +
+        `and ${o.teacher} is a plain ONNX classifier folder; use the library API (distill, studentFromTeacher). Nothing was written`,
+      { field: 'teacher', value: o.teacher },
+    );
   });
   return cmd;
 }
