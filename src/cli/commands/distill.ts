@@ -25,7 +25,7 @@ export function distillCommand(): Command {
   withGlobals(cmd, { device: true });
   cmd.action(async (o: DistillCliOptions) => {
     throw new ConfigError(
-      `tailor distill: not available from the command line yet: the distillation engine (src/customize/distill) needs a zoo BERT teacher, ` +
+      `distill is not available from the command line yet: the distillation engine (src/customize/distill) needs a zoo BERT teacher, ` +
         `and ${o.teacher} is a plain ONNX classifier folder; use the library API (distill, studentFromTeacher). Nothing was written`,
       { field: 'teacher', value: o.teacher },
     );
