@@ -119,6 +119,13 @@ test('DistilBERT-style student keeps alternate teacher layers with their weights
   assert.ok(!student.params.has('bert.encoder.layer.2.output.dense.weight'), 'only two layers');
   const narrow = studentFromTeacher(teacher, { layers: 1, hidden: 8, heads: 2, intermediate: 16 });
   assert.equal(paramValues(narrow, 'bert.encoder.layer.0.attention.self.query.weight').length, 64);
+  // Any classifier teacher (here an 'onnx' model without a BERT config) gets a fresh zoo BERT student.
+  const imported: Model = { ...teacher, architecture: 'onnx', config: {}, labels: ['no', 'yes'] };
+  const fresh = studentFromTeacher(imported, { layers: 1, hidden: 8, heads: 2, vocabSize: 20, maxPositions: 12 });
+  assert.equal(fresh.architecture, 'bert');
+  assert.deepEqual(fresh.labels, ['no', 'yes']);
+  assert.equal(paramValues(fresh, 'bert.embeddings.word_embeddings.weight').length, 20 * 8);
+  assert.throws(() => studentFromTeacher({ ...imported, labels: undefined }, { hidden: 8, vocabSize: 20 }), /the teacher has no label list/);
   const encoderOnly = buildBert(tinyConfig(), { task: 'sentence-embedding' });
   await assert.rejects(teacherOutputs(encoderOnly, catSet(4, 1).inputs), /the teacher has no 'logits' output \(outputs: last_hidden_state, sentence_embedding\)/);
 });

@@ -7,13 +7,14 @@
  * The teacher only runs forward, once, over the transfer set (`teacherOutputs`); its logits (and hidden states
  * when matched) are cached as tensors and fed to the student's training graph as data. Rows without a label (-1)
  * take the teacher's argmax as their hard label, so unlabelled domain text is usable as-is.
- * Students: `studentFromTeacher` keeps alternate encoder layers (DistilBERT's initialisation) or builds a narrower
- * fresh encoder; any other classifier Model with the same inputs and a `logits` output works too.
+ * Students: `studentFromTeacher` keeps alternate encoder layers of a BERT teacher (DistilBERT's initialisation) or
+ * builds a fresh zoo BERT (narrower, or for any non-BERT classifier teacher such as an imported ONNX graph); any
+ * other classifier Model with a `logits` output works too. The teacher can be any classifier with a `logits` output.
  */
 import { ConfigError } from '../../errors.ts';
 import { klDivergence, mse, softmaxCrossEntropy } from '../../autodiff/losses.ts';
 import type { GraphBuilder } from '../../onnx/builder.ts';
-import { bertConfig, buildBert, dropLayers, type BertConfig, type BertTask } from '../../models/index.ts';
+import { bertConfig, buildBert, dropLayers, type BertConfig } from '../../models/index.ts';
 import { toOnnxModel, type Model } from '../../models/model.ts';
 import type { Graph } from '../../onnx/ir.ts';
 import { Session, ort } from '../../runtime/session.ts';
@@ -46,6 +47,10 @@ export interface StudentSpec {
   heads?: number;
   intermediate?: number;
   seed?: number;
+  /** For a teacher that is not a zoo/HF BERT (e.g. an imported ONNX classifier): the student's vocabulary size (default: the teacher tokenizer's). */
+  vocabSize?: number;
+  /** For a non-BERT teacher: position table size (default: the tokenizer's model_max_length, capped at 512). */
+  maxPositions?: number;
 }
 
 export interface DistillOptions {
@@ -76,9 +81,8 @@ export interface DistillResult {
   config: { temperature: number; alpha: number; hiddenWeight: number; labelledRows: number; teacherLabelledRows: number };
 }
 
-function bertOf(model: Model): { cfg: BertConfig; pre: string } {
-  if (model.architecture !== 'bert') throw new ConfigError(`distillation students are built from BERT teachers; this teacher is '${model.architecture}'`, { field: 'teacher', value: model.architecture });
-  return { cfg: model.config as unknown as BertConfig, pre: model.task === 'sentence-embedding' ? '' : 'bert.' };
+function bertOf(model: Model): { cfg: BertConfig } {
+  return { cfg: model.config as unknown as BertConfig };
 }
 
 /** Which teacher layers a student of `n` layers starts from: evenly spaced from layer 0 (0, 2, 4... for half). */
@@ -93,6 +97,7 @@ export function alternateLayers(teacherLayers: number, n: number): number[] {
  * `layers` depth with the teacher's vocabulary, labels and tokenizer.
  */
 export function studentFromTeacher(teacher: Model, spec: StudentSpec): Model {
+  if (teacher.architecture !== 'bert' || typeof (teacher.config as { hidden_size?: unknown }).hidden_size !== 'number') return freshStudent(teacher, spec);
   const { cfg } = bertOf(teacher);
   const layers = spec.layers ?? cfg.num_hidden_layers;
   if (spec.hidden === undefined || spec.hidden === cfg.hidden_size) {
@@ -100,14 +105,31 @@ export function studentFromTeacher(teacher: Model, spec: StudentSpec): Model {
     const drop = Array.from({ length: cfg.num_hidden_layers }, (_, i) => i).filter((i) => !keep.has(i));
     return drop.length ? dropLayers(teacher, drop) : teacher;
   }
-  const heads = spec.heads ?? Math.max(1, Math.round(spec.hidden / 64));
-  if (spec.hidden % heads !== 0) throw new ConfigError(`student hidden size ${spec.hidden} is not a multiple of ${heads} heads`, { field: 'hidden', value: String(spec.hidden) });
+  return freshStudent(teacher, { ...spec, layers }, cfg);
+}
+
+/**
+ * A freshly initialised zoo BERT classifier for any classifier teacher (the teacher only has to label the
+ * transfer set): width and depth from `spec`, labels and tokenizer from the teacher.
+ */
+function freshStudent(teacher: Model, spec: StudentSpec, base?: BertConfig): Model {
+  const hidden = spec.hidden ?? base?.hidden_size;
+  if (hidden === undefined) throw new ConfigError(`a student for a '${teacher.architecture}' teacher needs its width (hidden)`, { field: 'hidden' });
+  const labels = teacher.labels;
+  const numLabels = labels?.length ?? base?.num_labels;
+  if (!numLabels) throw new ConfigError('the teacher has no label list; a classifier student needs the number of classes', { field: 'labels' });
+  const vocab = spec.vocabSize ?? base?.vocab_size ?? teacher.tokenizer?.vocabSize;
+  if (!vocab) throw new ConfigError('the student needs a vocabulary size (vocabSize, or a teacher with a tokenizer)', { field: 'vocabSize' });
+  const heads = spec.heads ?? Math.max(1, Math.round(hidden / 64));
+  if (hidden % heads !== 0) throw new ConfigError(`student hidden size ${hidden} is not a multiple of ${heads} heads`, { field: 'hidden', value: String(hidden) });
   const config = bertConfig({
-    ...cfg, hidden_size: spec.hidden, num_hidden_layers: layers, num_attention_heads: heads,
-    intermediate_size: spec.intermediate ?? spec.hidden * 4,
+    ...(base ?? {}), vocab_size: vocab, hidden_size: hidden, num_hidden_layers: spec.layers ?? 2, num_attention_heads: heads,
+    intermediate_size: spec.intermediate ?? hidden * 4, num_labels: numLabels,
+    max_position_embeddings: spec.maxPositions ?? base?.max_position_embeddings ?? Math.min(512, teacher.tokenizer?.modelMaxLength ?? 512),
+    ...(labels ? { id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])) } : {}),
   });
-  const student = buildBert(config, { task: teacher.task as BertTask, seed: spec.seed ?? 0 });
-  return { ...student, ...(teacher.tokenizer ? { tokenizer: teacher.tokenizer } : {}), ...(teacher.labels ? { labels: teacher.labels } : {}) };
+  const student = buildBert(config, { task: 'sequence-classification', seed: spec.seed ?? 0 });
+  return { ...student, ...(teacher.tokenizer ? { tokenizer: teacher.tokenizer } : {}), ...(labels ? { labels } : {}) };
 }
 
 /** The value holding the final encoder hidden states (output of the last layer's output LayerNorm). */
