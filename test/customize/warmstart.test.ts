@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { predictTexts } from '../../src/audit/features.ts';
+import { mergeAdapter } from '../../src/customize/adapters.ts';
+import { customize, selectionKey, type CustomizeData, type CustomizeResult } from '../../src/customize/customize.ts';
+import { HEAD_BIAS, HEAD_WEIGHT } from '../../src/customize/head.ts';
+import { fitWarmHead } from '../../src/customize/warmstart.ts';
+import { calibrationFromConfidence } from '../../src/eval/calibration.ts';
+import { paramValues, type Model } from '../../src/models/model.ts';
+import { clincSlice, tinyBert } from './fixtures.ts';
+
+const data = clincSlice(4, 30, 10);
+const base = tinyBert(data);
+
+/** Mean log-loss and per-example (confidence, correct) of a model's logits on the validation split, in plain JS. */
+async function validationProbabilities(m: Model, labels: readonly string[], d: CustomizeData = data): Promise<{ nll: number; conf: number[]; correct: boolean[] }> {
+  const { logits, classes } = await predictTexts(m, d.validation.map((r) => r.text), { maxLength: 24 });
+  let nll = 0;
+  const conf: number[] = [];
+  const correct: boolean[] = [];
+  d.validation.forEach((r, i) => {
+    const row = Array.from(logits.subarray(i * classes, (i + 1) * classes));
+    const mx = Math.max(...row);
+    const z = row.reduce((a, v) => a + Math.exp(v - mx), 0);
+    const y = labels.indexOf(r.label);
+    nll += Math.log(z) - (row[y] - mx);
+    const arg = row.indexOf(mx);
+    conf.push(1 / z);
+    correct.push(arg === y);
+  });
+  return { nll: nll / d.validation.length, conf, correct };
+}
+
+test('selection key: more correct always wins; equal counts go to the lower log-loss', () => {
+  assert.ok(selectionKey(10, 50) > selectionKey(9, 0));
+  assert.ok(selectionKey(10, 0.1) > selectionKey(10, 0.2));
+  assert.ok(selectionKey(10, 0) > selectionKey(10, 1e-9));
+});
+
+test('best epoch: among epochs of equal validation accuracy the lowest loss wins, and the returned model has exactly its probabilities', async () => {
+  // A head-only run on an easy slice: accuracy saturates early while the loss keeps falling. The old rule (first
+  // epoch of best accuracy) returned a barely trained head, whose confidences sat near 1/classes.
+  const words = ['table', 'river', 'green', 'seven', 'window', 'music', 'paper', 'stone', 'light', 'cloud'];
+  const rows = (label: string, from: number, n: number) => Array.from({ length: n }, (_, i) => ({ text: `${label} ${label} ${words[(from + i) % 10]} ${words[(from + 3 * i) % 10]}`, label }));
+  const easy: CustomizeData = { train: [...rows('yes', 0, 40), ...rows('no', 0, 40)], validation: [...rows('yes', 5, 10), ...rows('no', 5, 10)] };
+  const easyBase = tinyBert(easy);
+  const r = await customize(easyBase, easy, { strategy: 'head', epochs: 6, batchSize: 20, lr: 3e-2, seed: 1, threads: 1, maxLength: 24 });
+  const c = r.report.curve;
+  const bestAcc = Math.max(...c.map((e) => e.accuracy));
+  const tied = c.filter((e) => e.accuracy === bestAcc);
+  assert.ok(tied.length >= 2, `the slice should give tied accuracies (curve ${JSON.stringify(c.map((e) => e.accuracy))})`);
+  const want = tied.reduce((a, e) => (e.valLoss < a.valLoss ? e : a));
+  assert.equal(r.report.bestEpoch, want.epoch);
+  assert.ok(want.epoch > tied[0].epoch, 'a later epoch than the first of the tie');
+  const p = await validationProbabilities(r.model, r.labels, easy);
+  assert.ok(Math.abs(p.nll - want.valLoss) < 1e-4, `exported model log-loss ${p.nll} vs training-time ${want.valLoss}`);
+});
+
+let lora: CustomizeResult;
+
+test('lora (warm-started head by default): the merged model reproduces training-time probabilities and is calibrated', async () => {
+  lora = await customize(base, data, { strategy: 'lora', epochs: 3, batchSize: 20, lr: 5e-3, seed: 1, threads: 1, maxLength: 24, lora: { targets: 'query|value', r: 4, alpha: 8 } });
+  assert.equal(lora.report.headInit.kind, 'warm');
+  const best = lora.report.curve[lora.report.bestEpoch];
+  const merged = mergeAdapter(base, lora.adapter!).model;
+  const p = await validationProbabilities(merged, lora.labels);
+  assert.ok(Math.abs(p.nll - best.valLoss) < 1e-4, `merged log-loss ${p.nll} vs training-time ${best.valLoss}`);
+  const acc = p.correct.filter(Boolean).length / p.correct.length;
+  assert.ok(Math.abs(acc - best.accuracy) < 1e-9);
+  const ece = calibrationFromConfidence(p.conf, p.correct, 10).ece;
+  assert.ok(ece < 0.2, `ECE ${ece}`);
+  // Confidences are not stuck near 1/classes as they were with the first-tied-epoch rule.
+  assert.ok(p.conf.reduce((a, b) => a + b, 0) / p.conf.length > 0.5);
+});
+
+test('warm start: the head starts at the softmax-regression fit on frozen features, which beats a random head', async () => {
+  const hi = lora.report.headInit;
+  assert.equal(hi.kind, 'warm');
+  if (hi.kind !== 'warm') return;
+  assert.ok(hi.valLoss < Math.log(4) - 0.1, `warm head validation loss ${hi.valLoss} vs uniform ${Math.log(4)}`);
+  // A given head is used as is (lr ~ 0 so training does not move it visibly).
+  const D = lora.adapter!.head!.features;
+  const weight = Float32Array.from({ length: D * 4 }, (_, i) => ((i * 7) % 5) / 10 - 0.2);
+  const bias = Float32Array.of(0.1, -0.1, 0.2, 0);
+  const r = await customize(base, data, { strategy: 'bitfit', epochs: 1, batchSize: 20, lr: 1e-12, seed: 1, threads: 1, maxLength: 24, head: { weight, bias } });
+  assert.equal(r.report.headInit.kind, 'given');
+  const w = paramValues(r.model, HEAD_WEIGHT) as Float32Array;
+  const b = paramValues(r.model, HEAD_BIAS) as Float32Array;
+  for (let i = 0; i < w.length; i++) assert.ok(Math.abs(w[i] - weight[i]) < 1e-6);
+  for (let i = 0; i < b.length; i++) assert.ok(Math.abs(b[i] - bias[i]) < 1e-6);
+});
+
+test('fitWarmHead: stationary point of the L2-regularised log-loss (gradient checked in plain JS)', () => {
+  const n = 60, d = 5, k = 3;
+  let s = 7;
+  const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+  const y = Array.from({ length: n }, (_, i) => i % k);
+  const x = Float32Array.from({ length: n * d }, (_, i) => rnd() + (i % d === y[Math.floor(i / d)] ? 0.6 : 0));
+  const h = fitWarmHead({ features: x, labels: y }, { features: x, labels: y }, d, k, { l2: [0.05], iterations: 3000 });
+  // Gradient of mean CE + (l2/2)|W|^2 at the fit, computed independently.
+  const gw = new Float64Array(d * k);
+  const gb = new Float64Array(k);
+  for (let i = 0; i < n; i++) {
+    const sc = Array.from({ length: k }, (_, c) => h.bias[c] + Array.from({ length: d }, (_, j) => x[i * d + j] * h.weight[j * k + c]).reduce((a, b) => a + b, 0));
+    const mx = Math.max(...sc);
+    const e = sc.map((v) => Math.exp(v - mx));
+    const z = e.reduce((a, b) => a + b, 0);
+    for (let c = 0; c < k; c++) {
+      const g = (e[c] / z - (c === y[i] ? 1 : 0)) / n;
+      gb[c] += g;
+      for (let j = 0; j < d; j++) gw[j * k + c] += x[i * d + j] * g;
+    }
+  }
+  for (let i = 0; i < d * k; i++) assert.ok(Math.abs(gw[i] + 0.05 * h.weight[i]) < 1e-4, `dW[${i}] = ${gw[i] + 0.05 * h.weight[i]}`);
+  for (let c = 0; c < k; c++) assert.ok(Math.abs(gb[c]) < 1e-4, `db[${c}] = ${gb[c]}`);
+  assert.equal(h.l2, 0.05);
+  assert.ok(h.valAccuracy > 0.8);
+});
