@@ -325,3 +325,5 @@ export async function distill(teacher: Model, student: Model, transfer: Transfer
 }
 
 export { distillationReport, formatDistillationReport, type DistillationReport, type DistillReportOptions, type DistillSide } from './report.ts';
+export { distillTextClassifier, type TextDistillOptions, type TextDistillResult } from './classifier.ts';
+export { inheritTeacherWeights, teacherShape, type TeacherShape } from './inherit.ts';

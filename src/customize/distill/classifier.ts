@@ -1,0 +1,129 @@
+/**
+ * Distilling a Tailor text classifier end to end: texts become a transfer set through the teacher's tokenizer,
+ * a zoo BERT student is built (alternate teacher layers when the widths match, fresh otherwise), trained on the
+ * cached teacher logits, and measured against the teacher.
+ */
+import { ConfigError } from '../../errors.ts';
+import type { Model } from '../../models/model.ts';
+import { ort } from '../../runtime/session.ts';
+import { alternateLayers, distill, studentFromTeacher, type DistillResult } from './index.ts';
+import { inheritTeacherWeights, teacherShape } from './inherit.ts';
+import { distillationReport, type DistillationReport } from './report.ts';
+
+export interface TextDistillOptions {
+  /** Student encoder layers. */
+  layers: number;
+  /** Student width (default: the teacher's, which lets it start from alternate teacher layers). */
+  hidden?: number;
+  heads?: number;
+  /** Labelled transfer texts (labels index the teacher's labels). */
+  train?: { texts: readonly string[]; labels: readonly number[] };
+  /** Unlabelled transfer texts: the teacher's argmax is their hard label. */
+  unlabelled?: readonly string[];
+  validation?: { texts: readonly string[]; labels: readonly number[] };
+  /** Labelled texts for the teacher-vs-student report (default: validation, else train, else the teacher's own labels on the transfer texts). */
+  eval?: { texts: readonly string[]; labels: readonly number[] };
+  temperature?: number;
+  alpha?: number;
+  hiddenWeight?: number;
+  epochs?: number;
+  lr?: number;
+  batchSize?: number;
+  maxLength?: number;
+  seed?: number;
+  /** Report timing: batch-1 runs (default 50) and throughput runs (default 8). */
+  iterations?: number;
+  throughputIterations?: number;
+  onEpoch?: (e: { epoch: number; trainLoss: number; metrics: Record<string, number> }) => void;
+}
+
+export interface TextDistillResult {
+  student: Model;
+  /** How the student was initialised. */
+  init: { kind: 'teacher-layers' | 'fresh'; teacherLayers: number[] | null; copiedParams: number; hidden: number; layers: number; heads: number };
+  train: DistillResult['train'];
+  config: DistillResult['config'] & { transferRows: number; teacherRuns: number };
+  report: DistillationReport;
+  /** Which labels the report's accuracies are against. */
+  reportOn: 'eval' | 'validation' | 'train' | 'teacher';
+}
+
+function encode(model: Model, texts: readonly string[], maxLength: number): Record<string, ort.Tensor> {
+  const tok = model.tokenizer;
+  if (!tok) throw new ConfigError(`the teacher ('${model.architecture}') has no tokenizer, so it cannot read text`, { field: 'teacher' });
+  const enc = tok.encodeBatch(texts, { maxLength: Math.min(maxLength, tok.modelMaxLength) });
+  const dims = [enc.batch, enc.seq];
+  return { input_ids: new ort.Tensor('int64', enc.inputIds, dims), attention_mask: new ort.Tensor('int64', enc.attentionMask, dims), token_type_ids: new ort.Tensor('int64', enc.tokenTypeIds, dims) };
+}
+
+/** Distils a text classifier teacher into a smaller zoo BERT student. Neither input is modified. */
+export async function distillTextClassifier(teacher: Model, opts: TextDistillOptions): Promise<TextDistillResult> {
+  const maxLength = opts.maxLength ?? 64;
+  const train = opts.train ?? { texts: [], labels: [] };
+  const unlabelled = opts.unlabelled ?? [];
+  const texts = [...train.texts, ...unlabelled];
+  if (texts.length === 0) throw new ConfigError('distillation needs transfer text: a labelled --train file or --unlabelled text', { field: 'train' });
+  const shape = teacherShape(teacher);
+  const isBert = teacher.architecture === 'bert' && typeof (teacher.config as { hidden_size?: unknown }).hidden_size === 'number';
+  const teacherHidden = isBert ? (teacher.config as { hidden_size: number }).hidden_size : shape?.hidden;
+  const teacherLayers = isBert ? (teacher.config as { num_hidden_layers: number }).num_hidden_layers : shape?.layers;
+  const hidden = opts.hidden ?? teacherHidden;
+  if (hidden === undefined) throw new ConfigError(`cannot tell the width of this '${teacher.architecture}' teacher; give the student's width (--student-hidden)`, { field: 'hidden' });
+  const heads = opts.heads ?? Math.max(1, Math.round(hidden / 64));
+  if (hidden % heads !== 0) throw new ConfigError(`student hidden size ${hidden} is not a multiple of ${heads} heads`, { field: 'heads', value: String(heads) });
+  const sameWidth = hidden === teacherHidden && teacherLayers !== undefined;
+  if (sameWidth && opts.layers > teacherLayers) throw new ConfigError(`a student of the teacher's width needs 1..${teacherLayers} layers, got ${opts.layers}`, { field: 'layers', value: String(opts.layers) });
+  const seed = opts.seed ?? 0;
+  const maxPositions = Math.max(shape?.maxPositions ?? 0, Math.min(512, teacher.tokenizer?.modelMaxLength ?? 512));
+  let student = studentFromTeacher(teacher, {
+    layers: opts.layers, hidden, heads, seed,
+    ...(shape ? { vocabSize: shape.vocab, maxPositions: shape.maxPositions, ...(sameWidth && shape.intermediate ? { intermediate: shape.intermediate } : {}) } : { maxPositions }),
+  });
+  let init: TextDistillResult['init'] = { kind: 'fresh', teacherLayers: null, copiedParams: 0, hidden, layers: opts.layers, heads };
+  if (sameWidth) {
+    const map = alternateLayers(teacherLayers, opts.layers);
+    if (isBert) init = { ...init, kind: 'teacher-layers', teacherLayers: map, copiedParams: student.params.size };
+    else {
+      const inh = inheritTeacherWeights(student, teacher, map);
+      student = inh.model;
+      if (inh.copied.length) init = { ...init, kind: 'teacher-layers', teacherLayers: map, copiedParams: inh.copied.length };
+    }
+  }
+  const labels = BigInt64Array.from([...train.labels.map(BigInt), ...unlabelled.map(() => -1n)]);
+  const transfer = { inputs: encode(teacher, texts, maxLength), labels };
+  const validation = opts.validation?.texts.length ? { inputs: encode(teacher, opts.validation.texts, maxLength), labels: BigInt64Array.from(opts.validation.labels.map(BigInt)) } : undefined;
+  const res = await distill(teacher, student, transfer, {
+    ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}),
+    ...(opts.alpha !== undefined ? { alpha: opts.alpha } : {}),
+    ...(opts.hiddenWeight !== undefined ? { hiddenWeight: opts.hiddenWeight } : {}),
+    ...(opts.epochs !== undefined ? { epochs: opts.epochs } : {}),
+    ...(opts.lr !== undefined ? { lr: opts.lr } : {}),
+    ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+    seed,
+    ...(validation ? { validation } : {}),
+    ...(opts.onEpoch ? { trainer: { onEpoch: (e) => opts.onEpoch!(e) } } : {}),
+  });
+  let reportOn: TextDistillResult['reportOn'];
+  let evalSet;
+  const labelled = (s: { texts: readonly string[]; labels: readonly number[] }): { inputs: Record<string, ort.Tensor>; labels: BigInt64Array } => ({ inputs: encode(teacher, s.texts, maxLength), labels: BigInt64Array.from(s.labels.map(BigInt)) });
+  if (opts.eval?.texts.length) { reportOn = 'eval'; evalSet = labelled(opts.eval); }
+  else if (opts.validation?.texts.length) { reportOn = 'validation'; evalSet = validation!; }
+  else if (train.texts.length) { reportOn = 'train'; evalSet = labelled(train); }
+  else {
+    // Only unlabelled text: accuracies are against the teacher's own predictions (teacher = 100%, student = agreement).
+    reportOn = 'teacher';
+    const c = res.cache;
+    evalSet = { inputs: transfer.inputs, labels: BigInt64Array.from({ length: c.logits.length / c.classes }, (_, i) => {
+      let a = 0;
+      for (let j = 1; j < c.classes; j++) if (c.logits[i * c.classes + j] > c.logits[i * c.classes + a]) a = j;
+      return BigInt(a);
+    }) };
+  }
+  const report = await distillationReport(teacher, res.student, evalSet, { iterations: opts.iterations ?? 50, throughputIterations: opts.throughputIterations ?? 8 });
+  if (reportOn === 'teacher') report.notes.push('no labelled text was given: accuracies are against the teacher\'s predictions on the transfer text');
+  return {
+    student: res.student, init, train: res.train,
+    config: { ...res.config, transferRows: texts.length, teacherRuns: res.cache.runs },
+    report, reportOn,
+  };
+}
