@@ -1,5 +1,5 @@
 /** Loading the domain data for the audit and the CLI, and seeded stratified subsampling. */
-import { access, constants, stat } from 'node:fs/promises';
+import { access, constants } from 'node:fs/promises';
 import { DataError } from '../errors.ts';
 import { createRng, prepareDataset, type PreparedDataset, type PrepareOptions } from '../data/index.ts';
 import type { TextExample } from '../data/types.ts';
@@ -17,7 +17,7 @@ export interface DomainDataOptions {
 
 const list = (f: string | string[] | undefined): string[] => (f === undefined ? [] : Array.isArray(f) ? f : [f]);
 
-/** Checks every input file is readable before anything else happens, so the error names the file. */
+/** Checks every input file exists and is readable before anything else happens, so the error names the file and its role (a folder is refused by src/data's reader). */
 export async function assertReadable(files: readonly string[], what: string): Promise<void> {
   for (const f of files) {
     try {
@@ -27,8 +27,6 @@ export async function assertReadable(files: readonly string[], what: string): Pr
       const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
       throw new DataError(`cannot read ${what} file ${f}: ${why}`, { file: f, field: what }, { cause: e });
     }
-    // src/data's stream reader crashes the process on a folder (EISDIR from a stream), so refuse it here.
-    if ((await stat(f)).isDirectory()) throw new DataError(`cannot read ${what} file ${f}: it is a folder, not a file`, { file: f, field: what });
   }
 }
 

@@ -4,7 +4,7 @@
  * folder-per-class layout, decoded with sharp to raw RGB.
  */
 import { createReadStream } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { extname, join, relative } from 'node:path';
 import { parse as parseCsv } from 'csv-parse';
@@ -74,9 +74,33 @@ export async function* readTable(file: string, options: ReadTableOptions = {}): 
  */
 export async function* readTableBatches(file: string, options: ReadTableOptions = {}): AsyncGenerator<TableEvent[]> {
   const format = options.format ?? detectFormat(file);
+  await assertDataFile(file);
   if (format === 'csv' || format === 'tsv') yield* readDelimited(file, format, options.requiredColumns);
   else if (format === 'jsonl') yield* readJsonl(file, options.requiredColumns);
   else yield* readParquet(file, options.requiredColumns);
+}
+
+/**
+ * A DataError naming the path unless it is a readable regular file. Checked up front because fs read streams
+ * report EISDIR/ENOENT as an 'error' event, and one piped into a parser has no listener: the process crashed.
+ */
+export async function assertDataFile(file: string): Promise<void> {
+  let isDir: boolean;
+  try {
+    isDir = (await stat(file)).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    throw new DataError(`cannot read ${file}: ${why}`, { file }, { cause: err });
+  }
+  if (isDir) throw new DataError(`cannot read ${file}: it is a folder, not a file`, { file });
+}
+
+/** A file read stream whose errors reach `into` (pipe() does not forward them), as a DataError naming the file. */
+function fileStream<T extends NodeJS.WritableStream & { destroy(error?: Error): void }>(file: string, into: T): T {
+  const src = createReadStream(file);
+  src.on('error', (err) => into.destroy(new DataError(`cannot read ${file}: ${err.message}`, { file }, { cause: err })));
+  return src.pipe(into);
 }
 
 /** Everything a readable object stream has buffered, as arrays, until it ends; rethrows its error. */
@@ -123,7 +147,8 @@ async function* readDelimited(file: string, format: 'csv' | 'tsv', required?: st
   // Line numbers are counted here rather than with csv-parse's `info` option, which roughly triples parse
   // time: each record spans one line plus the newlines inside its quoted fields, and blank lines come
   // through (skip_empty_lines off) as a single empty field so they can be counted too.
-  const parser = createReadStream(file).pipe(
+  const parser = fileStream(
+    file,
     parseCsv({
       delimiter: format === 'csv' ? ',' : '\t',
       quote: format === 'csv' ? '"' : false,
@@ -176,7 +201,14 @@ async function* readJsonl(file: string, required?: string[]): AsyncGenerator<Tab
 }
 
 async function* readJsonlRows(file: string, required?: string[]): AsyncGenerator<TableEvent> {
-  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+  const input = createReadStream(file);
+  // readline does not forward the stream's errors; without a listener they would crash the process.
+  let failure: Error | undefined;
+  input.on('error', (err) => {
+    failure = err;
+    lines.close();
+  });
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNo = 0;
   for await (const text of lines) {
     lineNo++;
@@ -196,6 +228,7 @@ async function* readJsonlRows(file: string, required?: string[]): AsyncGenerator
     void required;
     yield { kind: 'row', file, line: lineNo, values: value as Record<string, unknown> };
   }
+  if (failure) throw new DataError(`cannot read ${file}: ${failure.message}`, { file }, { cause: failure });
 }
 
 async function* readParquet(file: string, required?: string[]): AsyncGenerator<TableEvent[]> {

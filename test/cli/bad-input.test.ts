@@ -47,7 +47,7 @@ test('an unreadable file (missing, or a folder): exit 1, message names the file'
   mkdirSync(folder);
   r = await tailor(['customize', ...base(), '--train', ws.train, '--eval', folder, '--out', out, '--home', ws.home]);
   assert.equal(r.status, 1);
-  assert.equal(err(r.stderr), `tailor: cannot read eval file ${folder}: it is a folder, not a file`);
+  assert.equal(err(r.stderr), `tailor: cannot read ${folder}: it is a folder, not a file`);
   nothingWritten(out);
 });
 

@@ -126,3 +126,22 @@ test("invalidRows: 'drop' counts every removed row by reason, with samples", asy
     await t.cleanup();
   }
 });
+
+test('a folder or a missing path given as a data file is a DataError naming it (not an unhandled stream error)', async () => {
+  const t = await tempFiles({ 'ok.csv': 'text,label\na,b\n' });
+  try {
+    const { mkdir } = await import('node:fs/promises');
+    for (const ext of ['csv', 'tsv', 'jsonl', 'parquet']) {
+      const dir = t.path(`folder.${ext}`);
+      await mkdir(dir);
+      await assert.rejects(collect(readTable(dir)), (e: unknown) => e instanceof DataError && e.message === `cannot read ${dir}: it is a folder, not a file` && e.context.file === dir);
+      const missing = t.path(`missing.${ext}`);
+      await assert.rejects(collect(readTable(missing)), (e: unknown) => e instanceof DataError && e.message === `cannot read ${missing}: no such file`);
+    }
+    const dir = t.path('folder.csv');
+    const log = new SplitLog();
+    await assert.rejects(collect(streamExamples([t.path('ok.csv'), dir], cols, log)), (e: unknown) => e instanceof DataError && e.message.includes(dir));
+  } finally {
+    await t.cleanup();
+  }
+});
