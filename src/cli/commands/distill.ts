@@ -5,8 +5,8 @@
  */
 import path from 'node:path';
 import { Command } from 'commander';
-import { collect, emit, num, progressFor, withGlobals, type GlobalOptions } from '../common.ts';
-import { nameFromOut, readLabelled, readTexts, registerDerived } from './quantize.ts';
+import { collect, emit, num, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
+import { loadSource, nameFromOut, profileText, readLabelled, readTexts, registerDerived } from './quantize.ts';
 
 interface DistillCliOptions extends GlobalOptions {
   teacher: string;
@@ -58,17 +58,17 @@ export function distillCommand(): Command {
     .option('--name <name>', 'model name in the registry (default: the --out folder\'s name)')
     .option('--alias <alias>', 'alias to set on the new model version (repeatable)', collect)
     .option('--latency-iterations <n>', 'timed runs at batch 1 per model', num({ min: 1, int: true }), 50);
-  withGlobals(cmd);
+  withGlobals(cmd, { device: true });
   cmd.action(async (o: DistillCliOptions) => {
-    const [{ distillTextClassifier, formatDistillationReport }, { assertFreshOut, writeClassifier, writeFolderAtomic }, { resolveModelRef }, { writeFileSynced }, { ConfigError }] = await Promise.all([
-      import('../../customize/distill/index.ts'), import('../artifacts.ts'), import('../resolve.ts'), import('../../onnx/io.ts'), import('../../errors.ts'),
+    const [{ distillTextClassifier, formatDistillationReport }, { assertFreshOut, writeClassifier, writeFolderAtomic }, { writeFileSynced }, { ConfigError }] = await Promise.all([
+      import('../../customize/distill/index.ts'), import('../artifacts.ts'), import('../../onnx/io.ts'), import('../../errors.ts'),
     ]);
     const progress = progressFor(o);
     const out = path.resolve(o.out);
     // Every input is checked before anything is written: out folder, transfer text, teacher, data files.
     await assertFreshOut(out);
     if (!o.train && !o.unlabelled?.length) throw new ConfigError('distill needs transfer text: --train FILE (labelled) and/or --unlabelled FILE', { field: 'train' });
-    const t = await resolveModelRef(o.teacher, o.home);
+    const t = await loadSource(o.teacher, o.home, '--teacher');
     const labels = t.info.labels;
     const maxLength = o.maxLength ?? t.info.maxLength;
     const train = o.train ? await readLabelled(o.train, o.textColumn, o.labelColumn, labels, 'train') : undefined;
@@ -81,7 +81,7 @@ export function distillCommand(): Command {
       layers: o.studentLayers, ...(o.studentHidden !== undefined ? { hidden: o.studentHidden } : {}), ...(o.studentHeads !== undefined ? { heads: o.studentHeads } : {}),
       ...(train ? { train } : {}), unlabelled, ...(validation ? { validation } : {}), ...(evalSet ? { eval: evalSet } : {}),
       temperature: o.temperature, alpha: o.alpha, hiddenWeight: o.hiddenWeight, epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, maxLength, seed: o.seed,
-      iterations: o.latencyIterations, throughputIterations: Math.max(2, Math.ceil(o.latencyIterations / 6)),
+      iterations: o.latencyIterations, providers: providersFor(o.device), throughputIterations: Math.max(2, Math.ceil(o.latencyIterations / 6)),
       onEpoch: (e) => progress.log(`epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)}${e.metrics.accuracy !== undefined ? `, validation accuracy ${(e.metrics.accuracy * 100).toFixed(2)}%` : ''}`),
     });
     const settings = {
@@ -104,8 +104,10 @@ export function distillCommand(): Command {
       metadata: { strategy: 'distilled', accuracy: r.report.student.accuracy, teacher_accuracy: r.report.teacher.accuracy, report_on: r.reportOn },
     });
     progress.stop();
+    const sample = evalSet?.texts[0] ?? train?.texts[0] ?? unlabelled[0];
+    const profile = o.profile ? await profileText(r.student, sample, maxLength, providersFor(o.device)) : undefined;
     const value = { ...report, teacherRef: o.teacher, out, run_id: reg.runId, model: reg.model };
-    emit(o, value, () => `${formatDistillationReport(r.report)}\n(accuracies on the ${r.reportOn} set)\nwritten to ${out}; registered ${reg.model.ref} (distilled-from ${reg.model.parents[0].model ?? reg.model.parents[0].external})`);
+    emit(o, value, () => `${formatDistillationReport(r.report)}${profile ? `\n\nONNX Runtime profile of the student (batch 1):\n${profile}` : ''}\n(accuracies on the ${r.reportOn} set)\nwritten to ${out}; registered ${reg.model.ref} (distilled-from ${reg.model.parents[0].model ?? reg.model.parents[0].external})`);
   });
   return cmd;
 }

@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../../errors.ts';
 import type { Model } from '../../models/model.ts';
-import { ort } from '../../runtime/session.ts';
+import { ort, type ProviderSpec } from '../../runtime/session.ts';
 import { alternateLayers, distill, studentFromTeacher, type DistillResult } from './index.ts';
 import { inheritTeacherWeights, teacherShape } from './inherit.ts';
 import { distillationReport, type DistillationReport } from './report.ts';
@@ -34,6 +34,8 @@ export interface TextDistillOptions {
   /** Report timing: batch-1 runs (default 50) and throughput runs (default 8). */
   iterations?: number;
   throughputIterations?: number;
+  /** Execution providers for the report's sessions (training runs on CPU). */
+  providers?: ProviderSpec[];
   onEpoch?: (e: { epoch: number; trainLoss: number; metrics: Record<string, number> }) => void;
 }
 
@@ -119,7 +121,7 @@ export async function distillTextClassifier(teacher: Model, opts: TextDistillOpt
       return BigInt(a);
     }) };
   }
-  const report = await distillationReport(teacher, res.student, evalSet, { iterations: opts.iterations ?? 50, throughputIterations: opts.throughputIterations ?? 8 });
+  const report = await distillationReport(teacher, res.student, evalSet, { iterations: opts.iterations ?? 50, throughputIterations: opts.throughputIterations ?? 8, ...(opts.providers ? { providers: opts.providers } : {}) });
   if (reportOn === 'teacher') report.notes.push('no labelled text was given: accuracies are against the teacher\'s predictions on the transfer text');
   return {
     student: res.student, init, train: res.train,

@@ -11,7 +11,7 @@ import { classificationMetrics } from '../../eval/metrics.ts';
 import { modelSizeOnDisk, type LatencyStats } from '../../eval/latency.ts';
 import { countParams, toOnnxModel, type Model } from '../../models/model.ts';
 import { writeModel } from '../../onnx/io.ts';
-import { Session, ort } from '../../runtime/session.ts';
+import { Session, ort, type ProviderSpec } from '../../runtime/session.ts';
 import { timeInterleaved } from '../quantize/report.ts';
 import type { TransferSet } from './index.ts';
 
@@ -45,6 +45,8 @@ export interface DistillReportOptions {
   throughputBatchSize?: number;
   batchSize?: number;
   intraOpThreads?: number;
+  /** Execution providers for both sessions (default CPU). */
+  providers?: ProviderSpec[];
 }
 
 function rows(t: ort.Tensor, idx: readonly number[]): ort.Tensor {
@@ -80,7 +82,7 @@ async function predict(s: Session, set: TransferSet, batchSize: number): Promise
 export async function distillationReport(teacher: Model, student: Model, evalSet: TransferSet, opts: DistillReportOptions = {}): Promise<DistillationReport> {
   if (!evalSet.labels) throw new ConfigError('the distillation report needs a labelled eval set', { field: 'labels' });
   const gold = Array.from(evalSet.labels, Number);
-  const threads = opts.intraOpThreads ? { intraOpThreads: opts.intraOpThreads } : {};
+  const threads = { ...(opts.intraOpThreads ? { intraOpThreads: opts.intraOpThreads } : {}), ...(opts.providers ? { providers: opts.providers } : {}) };
   const dir = await mkdtemp(join(os.tmpdir(), 'tailor-distill-report-'));
   const ts = await Session.create(toOnnxModel(teacher), { label: 'teacher', ...threads });
   const ss = await Session.create(toOnnxModel(student), { label: 'student', ...threads });

@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../../errors.ts';
 import { feedInputs, toOnnxModel, type Model as TailorModel, type Parameter } from '../../models/model.ts';
-import { ort, type Feeds } from '../../runtime/session.ts';
+import { ort, type Feeds, type ProviderSpec } from '../../runtime/session.ts';
 import type { CalibrationMethod } from './calibrate.ts';
 import type { ModulePattern } from './common.ts';
 import { quantizeDynamic, type DynamicFormat, type QuantizeResult } from './dynamic.ts';
@@ -47,6 +47,8 @@ export interface ClassifierQuantizeOptions {
   throughputIterations?: number;
   throughputBatchSize?: number;
   intraOpThreads?: number;
+  /** Execution providers for the measurement sessions (default CPU). */
+  providers?: ProviderSpec[];
 }
 
 export interface ClassifierQuantizeResult {
@@ -124,6 +126,7 @@ export async function quantizeClassifier(source: TailorModel, opts: ClassifierQu
     ...(iterations > 0 ? { feedsFor: (n: number) => textBatchFeeds(source, Array.from({ length: n }, (_, i) => sample[i % sample.length]), maxLength) } : {}),
     iterations, throughputIterations: opts.throughputIterations ?? 6, throughputBatchSize: opts.throughputBatchSize ?? 32,
     ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}),
+    ...(opts.providers ? { providers: opts.providers } : {}),
   });
   return { model: quantizedTailorModel(source, result), result, report };
 }

@@ -7,7 +7,7 @@
 import { ConfigError } from '../../errors.ts';
 import type { Model } from '../../onnx/ir.ts';
 import { encodeModel } from '../../onnx/serialize.ts';
-import { Session, type Feeds } from '../../runtime/session.ts';
+import { Session, type Feeds, type ProviderSpec } from '../../runtime/session.ts';
 import { argmax, classificationMetrics } from '../../eval/metrics.ts';
 import { latencyStats, type LatencyStats } from '../../eval/latency.ts';
 import type { QuantizeResult } from './dynamic.ts';
@@ -33,6 +33,8 @@ export interface QuantReportOptions {
   throughputIterations?: number;
   throughputBatchSize?: number;
   intraOpThreads?: number;
+  /** Execution providers for the float and quantized sessions (default CPU). */
+  providers?: ProviderSpec[];
 }
 
 export interface LayerError {
@@ -105,7 +107,7 @@ export async function timeInterleaved(sessions: readonly Session[], feeds: Feeds
 
 /** Compares a float model with its quantized version (from any of the quantizers). */
 export async function quantizationReport(floatModel: Model, result: QuantizeResult, opts: QuantReportOptions = {}): Promise<QuantizationReport> {
-  const threads = opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {};
+  const threads = { ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}), ...(opts.providers ? { providers: opts.providers } : {}) };
   const fs = await Session.create(floatModel, { label: 'float model', ...threads });
   const qs = await Session.create(result.model, { label: `${result.mode} model`, ...threads });
   const report: QuantizationReport = {
