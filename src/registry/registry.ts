@@ -98,7 +98,7 @@ async function ensureWritableHome(home: string): Promise<void> {
   try {
     await fsp.mkdir(home, { recursive: true });
   } catch (e) {
-    throw new RegistryError(`registry folder ${home} cannot be created (${errCode(e) ?? (e as Error).message}); choose another with --registry or ${TAILOR_HOME_ENV}`, {
+    throw new RegistryError(`registry folder ${home} cannot be created (${errCode(e) ?? (e as Error).message}); choose another with --home DIR or ${TAILOR_HOME_ENV}`, {
       file: home,
     }, { cause: e });
   }
@@ -107,7 +107,7 @@ async function ensureWritableHome(home: string): Promise<void> {
     try {
       await fsp.access(p, fsc.W_OK);
     } catch (e) {
-      throw new RegistryError(`registry folder ${home} is not writable (${p}: ${errCode(e) ?? 'access denied'}); choose another with --registry or ${TAILOR_HOME_ENV}`, {
+      throw new RegistryError(`registry folder ${home} is not writable (${p}: ${errCode(e) ?? 'access denied'}); choose another with --home DIR or ${TAILOR_HOME_ENV}`, {
         file: p,
       }, { cause: e });
     }

@@ -70,7 +70,7 @@ test('a registry folder that is not writable: exit 1, message names the folder, 
   const home = path.join(file, '.tailor');
   const r = await tailor(['customize', ...base(), '--train', ws.train, '--out', out, '--home', home]);
   assert.equal(r.status, 1, r.stderr);
-  assert.match(r.stderr, new RegExp(`^tailor: registry folder ${home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (is not writable|cannot be created \\(ENOTDIR\\))`, 'm'));
+  assert.match(r.stderr, new RegExp(`^tailor: registry folder ${home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (is not writable|cannot be created \\(ENOTDIR\\)).*; choose another with --home DIR or TAILOR_HOME$`, 'm'));
   nothingWritten(out, home);
 });
 

@@ -195,7 +195,7 @@ describe('registry folder', () => {
     const home = join(file, '.tailor');
     await assert.rejects(openRegistry({ home }), (e: unknown) => {
       assert.ok(e instanceof RegistryError);
-      assert.equal(e.message, `registry folder ${home} cannot be created (ENOTDIR); choose another with --registry or TAILOR_HOME`);
+      assert.equal(e.message, `registry folder ${home} cannot be created (ENOTDIR); choose another with --home DIR or TAILOR_HOME`);
       return true;
     });
     if (process.getuid?.() !== 0) {
@@ -203,7 +203,7 @@ describe('registry folder', () => {
       const ro = join(root, `ro-${n++}`);
       mkdirSync(ro);
       chmodSync(ro, 0o555);
-      await assert.rejects(openRegistry({ home: ro }), isRegistryError(`registry folder ${ro} is not writable (${ro}: EACCES); choose another with --registry or TAILOR_HOME`));
+      await assert.rejects(openRegistry({ home: ro }), isRegistryError(`registry folder ${ro} is not writable (${ro}: EACCES); choose another with --home DIR or TAILOR_HOME`));
       assert.deepEqual(readdirSync(ro), []);
       chmodSync(ro, 0o755);
     }
