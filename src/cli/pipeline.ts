@@ -14,7 +14,7 @@ import { countParams, type Model } from '../models/model.ts';
 import { openRegistry, type Registry } from '../registry/index.ts';
 import type { ProviderSpec } from '../runtime/session.ts';
 import { loadDomainData, metricSummary, predictTexts, resolveBase, runAudit, argmaxRows, type AuditResult, type AuditState, type MetricSummary, type Recommendation } from '../audit/index.ts';
-import { assertFreshOut, writeClassifier, writeFolderAtomic } from './artifacts.ts';
+import { assertFreshOut, writeClassifier, writeFolderAtomic } from '../customize/artifact.ts';
 import { stageProgress, type Progress } from './common.ts';
 
 import { STRATEGY_CHOICES, type StrategyChoice } from './strategies.ts';

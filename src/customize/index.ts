@@ -11,3 +11,4 @@ export type { AdapterHead, LoraAdapter, PeftLoraConfig } from './peft.ts';
 export { baseHash, baseId, dataFingerprint, isBaseParam, makeLineage, type Lineage } from './lineage.ts';
 export { describeSpec, linearSites, peftTargetModules, selectSites, targetMatches, type LinearSite, type TargetKind, type TargetSpec } from './sites.ts';
 export { fitWarmHead, type WarmHead, type WarmHeadOptions } from './warmstart.ts';
+export { assertFreshOut, loadArtifact, saveCustomizedModel, TAILOR_ARTIFACT, writeClassifier, writeFolderAtomic, type ArtifactInfo, type SaveModelOptions } from './artifact.ts';
