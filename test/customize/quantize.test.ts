@@ -336,7 +336,8 @@ test('report on a zoo BERT: sizes, accuracy delta against float predictions, per
   const { model, feeds } = bertCase();
   const evalBatches = [feeds(16, 1), feeds(16, 2)];
   // Labels = the float model's own predictions, so float accuracy is exactly 1.
-  const s = await Session.create(model);
+  // One intra-op thread everywhere: under load from other jobs, ORT's spinning pool threads are what made this slow.
+  const s = await Session.create(model, { intraOpThreads: 1 });
   const labels: number[] = [];
   for (const b of evalBatches) {
     const d = (await s.run(b)).logits.data as Float32Array;
@@ -344,7 +345,7 @@ test('report on a zoo BERT: sizes, accuracy delta against float predictions, per
   }
   await s.release();
   const q = await quantizeStatic(model, { calibration: [feeds(8, 9)], method: 'percentile' });
-  const rep = await quantizationReport(model, q, { eval: { batches: evalBatches, labels }, feedsFor: (bs) => feeds(bs), iterations: 3, throughputIterations: 1, throughputBatchSize: 4 });
+  const rep = await quantizationReport(model, q, { eval: { batches: evalBatches, labels }, feedsFor: (bs) => feeds(bs), iterations: 3, throughputIterations: 1, throughputBatchSize: 4, intraOpThreads: 1 });
   assert.equal(rep.float.accuracy, 1);
   assert.equal(rep.accuracyDelta, rep.quantized.accuracy! - 1);
   assert.ok(rep.quantized.bytes < rep.float.bytes, 'smaller file');

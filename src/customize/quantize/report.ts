@@ -142,7 +142,7 @@ export async function quantizationReport(floatModel: Model, result: QuantizeResu
       report.macroF1Delta = qm.macroF1 - fm.macroF1;
     }
     const probe = opts.probe ?? opts.eval?.batches.slice(0, 2) ?? [];
-    if (probe.length && result.quantized.length) report.layerErrors = await layerErrors(floatModel, result, probe);
+    if (probe.length && result.quantized.length) report.layerErrors = await layerErrors(floatModel, result, probe, threads);
     if (opts.feedsFor) {
       const it = opts.iterations ?? 30;
       const tb = opts.throughputBatchSize ?? 32;
@@ -172,14 +172,14 @@ export async function quantizationReport(floatModel: Model, result: QuantizeResu
 }
 
 /** Output MSE of float vs quantized at each quantized MatMul's output, worst (by relative MSE) first. */
-export async function layerErrors(floatModel: Model, result: QuantizeResult, probe: readonly Feeds[]): Promise<LayerError[]> {
+export async function layerErrors(floatModel: Model, result: QuantizeResult, probe: readonly Feeds[], session: { intraOpThreads?: number; providers?: ProviderSpec[] } = {}): Promise<LayerError[]> {
   const names = result.quantized.map((q) => q.output);
   const withOutputs = (m: Model): Model => {
     const have = new Set(m.graph.outputs.map((o) => o.name));
     return { ...m, graph: { ...m.graph, outputs: [...m.graph.outputs, ...names.filter((n) => !have.has(n)).map((name) => ({ name, dtype: 'float32' as const }))] } };
   };
-  const fs = await Session.create(withOutputs(floatModel), { label: 'float probe' });
-  const qs = await Session.create(withOutputs(result.model), { label: 'quantized probe' });
+  const fs = await Session.create(withOutputs(floatModel), { label: 'float probe', ...session });
+  const qs = await Session.create(withOutputs(result.model), { label: 'quantized probe', ...session });
   const sq = new Float64Array(names.length), ref = new Float64Array(names.length), count = new Float64Array(names.length);
   try {
     for (const feeds of probe) {
