@@ -58,9 +58,13 @@ function metricRows(b: MetricSummary, c: MetricSummary): string[][] {
 }
 
 /** One line saying whether the customization is worth keeping, by McNemar's test at the 5% level. */
-export function verdict(r: Pick<PipelineResult, 'comparison' | 'strategy'>): string {
+export function verdict(r: Pick<PipelineResult, 'comparison' | 'strategy'> & Partial<Pick<PipelineResult, 'baseline' | 'customized'>>): string {
   const c = r.comparison;
   if (r.strategy === 'none') return 'the baseline is kept as the model (no customization)';
+  if (c.p_value >= 0.05 && r.baseline && r.customized && r.customized.accuracy <= r.baseline.accuracy) {
+    return `customizing did not beat the off-the-shelf baseline here (${pct(r.customized.accuracy)} vs ${pct(r.baseline.accuracy)}; the difference is not significant, p = ${c.p_value.toFixed(3)}): ` +
+      'the frozen encoder + linear head already separates this data well, and what training adds is within the noise of this eval set; keep the baseline unless more data or a target says otherwise';
+  }
   if (c.p_value >= 0.05) return `no significant difference from the baseline at the 5% level (p = ${c.p_value.toFixed(3)}); more data, epochs or another strategy may help`;
   return c.only_customized_right > c.only_baseline_right
     ? `the customized model is significantly better than the baseline (p = ${c.p_value.toPrecision(2)})`

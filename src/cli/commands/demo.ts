@@ -123,8 +123,8 @@ export function demoCommand(): Command {
     progress.log(note);
     const r = await runPipeline({
       base: 'use-lite', train: trainFile, eval: evalFile, textColumn: 'email', labelColumn: 'category', strategy: 'auto', out, name: 'spam-demo',
-      // LoRA's head starts from scratch (not from the audit's fitted head), so it gets a brisker learning rate.
-      home: o.home, epochs, lr: 5e-3, maxLength, seed: o.seed, providers: providersFor(o.device), progress,
+      // The head is warm-started on frozen features (LP-FT), so LoRA's default learning rate suits.
+      home: o.home, epochs, maxLength, seed: o.seed, providers: providersFor(o.device), progress,
     });
     progress.stop();
     emit(o, { ...r, demo: { note, data: { train: trainFile, eval: evalFile, corpus: all.length } } }, () => [
