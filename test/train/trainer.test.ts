@@ -128,24 +128,15 @@ test('a training process killed after a checkpoint resumes to bit-identical fina
   const ckFull = path.join(root, 'ck-full');
   const ckKill = path.join(root, 'ck-kill');
   const a = child([ckFull, full, '0', '0']);
-  const b = child([ckKill, resumed, '0', '40']);
+  // b stops (without exiting) at step 7, after the step-6 checkpoint: kill it there, mid-run.
+  const b = child([ckKill, resumed, '0', '7']);
   await exited(a);
-  // Kill b once a mid-run checkpoint exists (step 6 of 20: after at least two checkpoints).
-  const latest = path.join(ckKill, 'latest.json');
   const bDone = exited(b);
-  let killedAt = -1;
-  for (let i = 0; i < 600 && killedAt < 0; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    if (fs.existsSync(latest)) {
-      const step = (JSON.parse(fs.readFileSync(latest, 'utf8')) as { step: number }).step;
-      if (step >= 6) {
-        b.kill('SIGKILL');
-        killedAt = step;
-      }
-    }
-  }
+  for (let i = 0; i < 2400 && !fs.existsSync(`${ckKill}.hang`); i++) await new Promise((r) => setTimeout(r, 50));
+  b.kill('SIGKILL');
   await bDone;
-  assert.ok(killedAt >= 6 && killedAt < 20, `killed at step ${killedAt}`);
+  const killedAt = (JSON.parse(fs.readFileSync(path.join(ckKill, 'latest.json'), 'utf8')) as { step: number }).step;
+  assert.equal(killedAt, 6, `the last checkpoint before the kill is step ${killedAt}`);
   assert.ok(!fs.existsSync(resumed), 'the killed run must not have finished');
   await exited(child([ckKill, resumed, '1', '0']));
   const wa = await readSafetensors(full);
