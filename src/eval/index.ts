@@ -199,3 +199,4 @@ export type { ClassificationMetrics, ClassMetrics } from './metrics.ts';
 export { evalReportToJson, formatEvalReport, type EvalReport, type HeadlineMetrics } from './report.ts';
 export { compareModels, mcnemarExact, type McNemarResult, type ModelComparison } from './significance.ts';
 export { quantile, quantileSorted } from './stats.ts';
+export { measureSessionLatency, sessionRunner, type SessionLatencyOptions } from './runtime.ts';

@@ -26,7 +26,7 @@ export function evaluateCommand(): Command {
     .option('--no-latency', 'skip the latency measurement');
   withGlobals(cmd, { device: true });
   cmd.action(async (o: EvaluateCliOptions) => {
-    const [{ loadDomainData, predictTexts, argmaxRows, textFeeds }, { evaluate, formatEvalReport, measureLatency }, { Session }, { toOnnxModel }, { formatProfile }, { resolveModelRef }] = await Promise.all([
+    const [{ loadDomainData, predictTexts, argmaxRows, textFeeds }, { evaluate, formatEvalReport, measureLatency, sessionRunner }, { Session }, { toOnnxModel }, { formatProfile }, { resolveModelRef }] = await Promise.all([
       import('../../audit/index.ts'), import('../../eval/index.ts'), import('../../runtime/session.ts'), import('../../models/model.ts'), import('../../runtime/profile.ts'), import('../resolve.ts'),
     ]);
     const progress = progressFor(o);
@@ -58,10 +58,9 @@ export function evaluateCommand(): Command {
     if (o.latency || o.profile) {
       const session = await Session.create(toOnnxModel(m.model), { providers, profile: o.profile === true, label: o.model });
       try {
-        const one = textFeeds(m.model, [texts[0]], maxLength);
-        const batch = textFeeds(m.model, Array.from({ length: 8 }, (_, i) => texts[i % texts.length]), maxLength);
-        if (o.latency) latency = await measureLatency(async (n) => { await session.run(n === 1 ? one : batch, ['logits']); }, { iterations: 30, throughputBatchSize: 8, throughputIterations: 5 });
-        else for (let i = 0; i < 10; i++) await session.run(one, ['logits']);
+        const run = sessionRunner(session, (n) => textFeeds(m.model, Array.from({ length: n }, (_, i) => texts[i % texts.length]), maxLength), ['logits']);
+        if (o.latency) latency = await measureLatency(run, { iterations: 30, throughputBatchSize: 8, throughputIterations: 5 });
+        else for (let i = 0; i < 10; i++) await run(1);
         if (o.profile) profileText = formatProfile(await session.endProfiling());
       } finally {
         await session.release();
