@@ -1,0 +1,38 @@
+/**
+ * Strategy comparison on USE-lite for a CLINC150 slice via `compareStrategies` (the table in docs/customize.md).
+ *
+ *   node --import tsx bench/customize-compare.ts [intents=10] [trainPerIntent=20] [valPerIntent=10] [epochs=2] [strategies=head,lora,bitfit,partial,full]
+ *
+ * Reads /work/shared/datasets/clinc150 (or $CLINC150_DIR): the first `intents` intents (sorted), the first rows
+ * of each. The full dataset takes hours on 2 cores; keep the slice small.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { compareStrategies, formatComparison } from '../src/customize/compare.ts';
+import type { CustomizeOptions, LabeledText, Strategy } from '../src/customize/customize.ts';
+import { loadUseLite } from '../src/models/use/index.ts';
+
+const dir = process.env.CLINC150_DIR ?? '/work/shared/datasets/clinc150';
+const [intents, perTrain, perVal, epochs] = [10, 20, 10, 2].map((d, i) => Number(process.argv[2 + i] ?? d));
+const only = (process.argv[6] ?? 'head,lora,bitfit,partial,full').split(',') as Strategy[];
+const read = (f: string): LabeledText[] => (parse(fs.readFileSync(path.join(dir, f)), { columns: true }) as { text: string; intent: string }[]).map((r) => ({ text: r.text, label: r.intent }));
+const train = read('train.csv');
+const keep = new Set([...new Set(train.map((r) => r.label))].sort().slice(0, intents));
+const take = (rows: LabeledText[], n: number): LabeledText[] => {
+  const c = new Map<string, number>();
+  return rows.filter((r) => keep.has(r.label) && (c.set(r.label, (c.get(r.label) ?? 0) + 1).get(r.label) ?? 0) <= n);
+};
+const data = { train: take(train, perTrain), validation: take(read('validation.csv'), perVal) };
+const lr: Partial<Record<Strategy, number>> = { head: 1e-2, lora: 2e-3, bitfit: 5e-3, partial: 5e-4, full: 1e-4, scratch: 1e-3 };
+const runs: CustomizeOptions[] = only.map((strategy) => ({
+  strategy, epochs: strategy === 'head' ? 5 * epochs : epochs, lr: lr[strategy], seed: 1, maxLength: 32, batchSize: 16,
+  ...(strategy === 'lora' ? { lora: { targets: { kind: 'attention' as const }, r: 8, alpha: 16 } } : {}),
+}));
+const load = os.loadavg()[0];
+console.error(`CLINC150 slice: ${intents} intents, ${data.train.length} train / ${data.validation.length} validation; ${os.cpus().length} cores, load average ${load.toFixed(1)}`);
+const { model } = await loadUseLite();
+const rows = await compareStrategies(model, data, runs, (r) => console.error(`done ${r.report.strategy}: val accuracy ${(100 * r.report.accuracy).toFixed(1)}% in ${r.report.totalSeconds.toFixed(0)} s`));
+console.log(`CLINC150 slice: ${intents} intents x ${perTrain} train / ${perVal} validation utterances, USE-lite, ${epochs} epoch(s) (head: ${5 * epochs}), maxLength 32, seed 1; ${os.cpus().length} cores, load average at start ${load.toFixed(1)}, ${os.loadavg()[0].toFixed(1)} at end`);
+console.log(formatComparison(rows));
