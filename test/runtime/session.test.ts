@@ -64,6 +64,10 @@ describe('Session', () => {
       close(y.data as Float32Array, expected);
       await s.release();
     }
+    // Worker threads that sleep instead of spinning (a pass-through to ORT's session config) give the same result.
+    const quiet = await Session.create(model, { intraOpThreads: 2, allowSpinning: false });
+    close((await quiet.run({ x: tensorFromArray('x', 'float32', Float32Array.from(x), [3, 4]) }))[quiet.outputNames[0]].data as Float32Array, expected);
+    await quiet.release();
   });
 
   it('refuses bad options and bad models with typed errors', async () => {
