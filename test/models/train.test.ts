@@ -9,25 +9,11 @@ import type { GraphBuilder } from '../../src/onnx/builder.ts';
 import { ort } from '../../src/runtime/session.ts';
 import { tensorData, Trainer, type TrainData } from '../../src/train/trainer.ts';
 import { tinyConfig, wordPiece } from './fixtures.ts';
+import { logitsAccuracy } from '../../src/train/metrics.ts';
 
 const loss = (b: GraphBuilder): string => b.op('SoftmaxCrossEntropyLoss', ['logits', b.input('labels', 'int64', ['batch'])], { reduction: 'mean' });
 
-function accuracy(outs: Record<string, ort.Tensor>[], batches: Record<string, ort.Tensor>[]): Record<string, number> {
-  let ok = 0;
-  let n = 0;
-  outs.forEach((o, bi) => {
-    const l = o.logits.data as Float32Array;
-    const y = batches[bi].labels.data as BigInt64Array;
-    const C = o.logits.dims[1];
-    for (let i = 0; i < y.length; i++) {
-      let a = 0;
-      for (let c = 1; c < C; c++) if (l[i * C + c] > l[i * C + a]) a = c;
-      if (a === Number(y[i])) ok++;
-      n++;
-    }
-  });
-  return { accuracy: ok / n };
-}
+const accuracy = logitsAccuracy();
 
 function lcg(seed: number): () => number {
   let s = seed;

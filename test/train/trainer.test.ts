@@ -14,26 +14,12 @@ import { TrainRng } from '../../src/train/rng.ts';
 import { epochPermutation, tensorData, Trainer } from '../../src/train/trainer.ts';
 import { clincSlice } from './clinc.ts';
 import { IN, lcg, linearGradients, linearModel, mseLoss, OUT } from './helpers.ts';
+import { logitsAccuracy } from '../../src/train/metrics.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const isParam = (n: string): boolean => /\.(weight|bias)$/.test(n);
 
-function accuracy(outs: Record<string, ort.Tensor>[], batches: Record<string, ort.Tensor>[]): Record<string, number> {
-  let ok = 0;
-  let n = 0;
-  outs.forEach((o, bi) => {
-    const l = o.logits.data as Float32Array;
-    const y = batches[bi].labels.data as BigInt64Array;
-    const C = o.logits.dims[1];
-    for (let i = 0; i < y.length; i++) {
-      let a = 0;
-      for (let c = 1; c < C; c++) if (l[i * C + c] > l[i * C + a]) a = c;
-      if (a === Number(y[i])) ok++;
-      n++;
-    }
-  });
-  return { accuracy: ok / n };
-}
+const accuracy = logitsAccuracy();
 
 test('a small transformer classifier trained on 10 CLINC150 intents beats chance (10%) by far within seconds', async () => {
   const d = clincSlice(10, 16);

@@ -19,7 +19,7 @@ import { toOnnxModel, type Model } from '../../models/model.ts';
 import type { Graph } from '../../onnx/ir.ts';
 import { Session, ort } from '../../runtime/session.ts';
 import { tensorData, Trainer, type TrainData, type TrainerConfig, type TrainResult } from '../../train/trainer.ts';
-import type { Batch } from '../../train/engine.ts';
+import { logitsAccuracy } from '../../train/metrics.ts';
 
 /** Model inputs by name (first axis = examples), plus optional gold labels (-1 = unlabelled). */
 export interface TransferSet {
@@ -236,21 +236,6 @@ export function distillationLoss(b: GraphBuilder, opts: { classes: number; tempe
   return parts.length === 1 ? b.identity(parts[0]) : b.sum(...parts);
 }
 
-function argmaxAccuracy(outs: Record<string, ort.Tensor>[], batches: Batch[]): Record<string, number> {
-  let ok = 0, n = 0;
-  outs.forEach((o, bi) => {
-    const l = o.logits.data as Float32Array;
-    const C = o.logits.dims[1];
-    const y = batches[bi].gold_labels.data as BigInt64Array;
-    for (let i = 0; i < y.length; i++) {
-      let a = 0;
-      for (let c = 1; c < C; c++) if (l[i * C + c] > l[i * C + a]) a = c;
-      if (y[i] >= 0n) { n++; if (BigInt(a) === y[i]) ok++; }
-    }
-  });
-  return { accuracy: n ? ok / n : 0 };
-}
-
 /** Trains `student` to mimic `teacher` on the transfer set with the Trainer. Neither input model is modified. */
 export async function distill(teacher: Model, student: Model, transfer: TransferSet, opts: DistillOptions = {}): Promise<DistillResult> {
   const temperature = opts.temperature ?? 2;
@@ -295,7 +280,7 @@ export async function distill(teacher: Model, student: Model, transfer: Transfer
       size: vdata.size,
       batch: (idx) => ({ ...vdata.batch(idx), gold_labels: new ort.Tensor('int64', BigInt64Array.from(idx, (i) => gold[i]), [idx.length]) }),
     };
-    validation = { data: withGold, metrics: argmaxAccuracy };
+    validation = { data: withGold, metrics: logitsAccuracy('logits', 'gold_labels') };
   }
   const hiddenShape = cache.hiddenDims ? ['batch', ...cache.hiddenDims.slice(1)] : undefined;
   const loss = (b: GraphBuilder): string => distillationLoss(b, { classes: cache.classes, temperature, alpha, hiddenWeight, ...(studentHidden ? { studentHidden } : {}), ...(hiddenShape ? { hiddenShape } : {}) });
