@@ -1,6 +1,6 @@
 /**
  * LoRA as graph transforms. For a linear site `y = x·W (+ b)` with W `[in, out]` (ONNX layout),
- * `injectLora` rewrites it to `y = x·W + scaling · (dropout(x)·A)·B (+ b)` with graph tensors
+ * `injectLora` rewrites it to `y = x·W + ((dropout(x)·A)·scaling)·B (+ b)` with graph tensors
  * `<module>.lora_A.weight` `[in, r]` and `<module>.lora_B.weight` `[r, out]` (both `layout: 'in_out'`: PEFT's
  * `[r, in]` / `[out, r]` are their PyTorch-layout transposes). PEFT's init: A ~ kaiming-uniform(a=√5) =
  * U(±1/√in), B = 0, so the adapted model starts equal to the base. `mergeLora` folds
@@ -128,7 +128,9 @@ export function injectLora(model: Model, opts: LoraOptions, weights?: ReadonlyMa
     node.outputs = [base];
     b.scope(`${s.module}.lora`, () => {
       const xd = dropout > 0 ? b.op('Dropout', [x, b.scalar(dropout)]) : x;
-      const delta = b.mul(b.matmul(b.matmul(xd, aName), bName), scaleName);
+      // Scale the [tokens, r] intermediate, not the [tokens, out] product: r ≪ out, so this saves a full-size
+      // elementwise pass forward and another in the backward per adapted layer and step.
+      const delta = b.matmul(b.mul(b.matmul(xd, aName), scaleName), bName);
       // `y` keeps its name (its consumers read it); the builder already counts it as used, so add the node directly.
       g.nodes.push({ name: b.uniqueName(`/${s.module.replace(/\./g, '/')}/lora/Add`), opType: 'Add', domain: '', inputs: [base, delta], outputs: [y], attrs: {} });
     });
