@@ -9,6 +9,7 @@
  *   full     every weight, optionally with layer-wise learning-rate decay
  *   scratch  the same architecture re-initialised, every weight trained
  *   bitfit   bias terms only (+ the head)
+ *   ia3      IA3 scaling vectors (ones at first) on key/value outputs and the FFN intermediate activations + the head
  */
 import { ConfigError, DataError } from '../errors.ts';
 import { classificationMetrics } from '../eval/metrics.ts';
@@ -25,9 +26,13 @@ import { injectLora, loraWeightsOf, type LoraOptions } from './lora.ts';
 import { peftConfig, type LoraAdapter } from './peft.ts';
 import { describeSpec, peftTargetModules, type TargetSpec } from './sites.ts';
 import { fitWarmHead, type WarmHeadOptions } from './warmstart.ts';
+import { ia3Name, ia3VectorsOf, injectIa3, type Ia3Options, type Ia3Spec } from './ia3.ts';
 
-export type Strategy = 'head' | 'lora' | 'partial' | 'full' | 'scratch' | 'bitfit';
+export type Strategy = 'head' | 'lora' | 'partial' | 'full' | 'scratch' | 'bitfit' | 'ia3';
+/** The strategies the CLI offers (test/cli/help.test.ts checks that src/cli lists exactly these). */
 export const STRATEGIES: readonly Strategy[] = ['head', 'lora', 'partial', 'full', 'scratch', 'bitfit'];
+/** Every strategy `customize` accepts: ia3 is not in the CLI's list yet. */
+export const ALL_STRATEGIES: readonly Strategy[] = [...STRATEGIES, 'ia3'];
 
 export interface LabeledText { text: string; label: string }
 
@@ -54,6 +59,8 @@ export interface CustomizeOptions {
   /** Stop after this many epochs without a better validation accuracy (default: never). */
   patience?: number;
   lora?: Omit<LoraOptions, 'targets' | 'seed'> & { targets?: TargetSpec };
+  /** ia3: which modules get vectors and which of them are scaled on their input (defaults: PEFT's for BERT). */
+  ia3?: Ia3Options;
   /** partial: train the top `layers` encoder blocks (default 1) or the parameters matching `patterns`; the head always trains. */
   partial?: { layers?: number; patterns?: NamePattern[] };
   /** full: per-layer learning-rate multiplier decay^(depth from the top) (default 1: none). */
@@ -71,9 +78,9 @@ export interface CustomizeOptions {
 }
 
 /** Strategies whose head is warm-started by default. */
-export const WARM_START_DEFAULT: readonly Strategy[] = ['lora', 'partial', 'full', 'bitfit'];
+export const WARM_START_DEFAULT: readonly Strategy[] = ['lora', 'partial', 'full', 'bitfit', 'ia3'];
 
-export const DEFAULT_LR: Record<Strategy, number> = { head: 1e-2, lora: 2e-3, partial: 5e-4, full: 1e-4, scratch: 1e-3, bitfit: 5e-3 };
+export const DEFAULT_LR: Record<Strategy, number> = { head: 1e-2, lora: 2e-3, partial: 5e-4, full: 1e-4, scratch: 1e-3, bitfit: 5e-3, ia3: 5e-3 };
 
 export interface EpochReport {
   epoch: number;
@@ -112,6 +119,8 @@ export interface CustomizeResult {
   lineage: Lineage;
   /** lora: the adapter in PEFT's form. */
   adapter?: LoraAdapter;
+  /** ia3: the sites and trained vectors (`mergeIa3(model, ia3.spec)` folds them into the weights). */
+  ia3?: { spec: Ia3Spec; vectors: Map<string, Float32Array> };
 }
 
 /** Samples the process RSS until stopped; `peak` is the highest value seen. */
@@ -321,7 +330,7 @@ function withColumns(feeds: Record<string, ort.Tensor>, labels: BigInt64Array): 
 /** Customizes `base` on `data` with one strategy; see the module comment. Nothing is written to disk. */
 export async function customize(base: Model, data: CustomizeData, opts: CustomizeOptions): Promise<CustomizeResult> {
   const strategy = opts.strategy;
-  if (!STRATEGIES.includes(strategy)) throw new ConfigError(`unknown strategy '${String(strategy)}' (strategies: ${STRATEGIES.join(', ')})`, { field: 'strategy', value: String(strategy) });
+  if (!ALL_STRATEGIES.includes(strategy)) throw new ConfigError(`unknown strategy '${String(strategy)}' (strategies: ${ALL_STRATEGIES.join(', ')})`, { field: 'strategy', value: String(strategy) });
   if (data.train.length === 0) throw new DataError('the training split is empty', { field: 'train' });
   if (data.validation.length === 0) throw new DataError('the validation split is empty', { field: 'validation' });
   const labels = opts.labels ? [...opts.labels] : [...new Set(data.train.map((r) => r.label))].sort();
@@ -337,6 +346,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
   try {
     let model = attachHead(strategy === 'scratch' ? reinitialize(base, seed) : base, { labels, seed, ...(opts.head ? { weight: opts.head.weight, bias: opts.head.bias } : {}) });
     let spec: ReturnType<typeof injectLora>['spec'] | undefined;
+    let ia3Spec: Ia3Spec | undefined;
     switch (strategy) {
       case 'head': model = setTrainable(model, isHead); break;
       case 'full': case 'scratch': model = setTrainable(model, () => true); break;
@@ -356,6 +366,12 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
         spec = r.spec;
         break;
       }
+      case 'ia3': {
+        const r = injectIa3(model, opts.ia3 ?? {});
+        model = r.model;
+        ia3Spec = r.spec;
+        break;
+      }
     }
     const counts = countParams(model);
     const train = encodeTexts(model, data.train.map((r) => r.text), maxLength);
@@ -364,7 +380,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     let featureSeconds: number | undefined;
     let cached: { train: ort.Tensor; val: ort.Tensor } | undefined;
     if (strategy === 'head' || warm) {
-      // The body is the same before and after injection (LoRA starts equal to the base), so its features fit both.
+      // The body is the same before and after injection (LoRA and IA3 start equal to the base), so its features fit both.
       const tf = performance.now();
       const body = bodyGraph(model);
       cached = {
@@ -411,7 +427,9 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       graph = lrScaleReparam(graph, scales);
       trainable = trainable.map((n) => ((scales!.get(n) ?? 1) === 1 ? n : `${n}::lr_scaled`));
     }
+    // IA3 vectors scale activations around 1: decay toward 0 would shrink the base model's features.
     const noDecay = new Set([...model.params.values()].filter((p) => p.role === 'bias' || p.role === 'norm').map((p) => p.initializer));
+    for (const s of ia3Spec?.sites ?? []) noDecay.add(ia3Name(s.module));
     const trainer = new Trainer(graph, ceLoss, trainable, trainData, {
       seed, epochs, batchSize, dropLast: true, progress: 'none',
       optimizer: { type: 'adamw', lr, weightDecay: opts.weightDecay ?? 0.01 },
@@ -450,6 +468,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     const bestIdx = selection.reduce((bi, v, i) => (v > selection[bi] ? i : bi), 0);
     const hyper: Record<string, unknown> = { epochs, batchSize, lr, weightDecay: opts.weightDecay ?? 0.01, warmup: opts.warmup ?? 0.06, maxLength, seq: train.seq, headInit: headInit.kind };
     if (spec) Object.assign(hyper, { r: spec.r, alpha: spec.alpha, dropout: spec.dropout, rslora: spec.rslora, targets: describeSpec(opts.lora?.targets ?? { kind: 'attention' }) });
+    if (ia3Spec) hyper.ia3 = { modules: ia3Spec.sites.map((s) => s.module), feedforward: ia3Spec.sites.filter((s) => s.feedforward).map((s) => s.module) };
     if (strategy === 'partial') hyper.partial = opts.partial?.patterns?.length ? { patterns: opts.partial.patterns.map(String) } : { layers: opts.partial?.layers ?? 1 };
     if (opts.layerDecay !== undefined) hyper.layerDecay = opts.layerDecay;
     const lineage = makeLineage(base, strategy, hyper, dataFingerprint({ train: data.train, validation: data.validation }), seed, labels);
@@ -471,7 +490,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
         lineage,
       };
     }
-    return { model, labels, report, lineage, ...(adapter ? { adapter } : {}) };
+    return { model, labels, report, lineage, ...(adapter ? { adapter } : {}), ...(ia3Spec ? { ia3: { spec: ia3Spec, vectors: ia3VectorsOf(model, ia3Spec) } } : {}) };
   } finally {
     rss.stop();
   }

@@ -1,5 +1,5 @@
 /** Customization strategies, LoRA transforms and PEFT-format adapters. */
-export { customize, DEFAULT_LR, selectionKey, WARM_START_DEFAULT, encodeTexts, labelIds, layerDecayScales, layerIndex, lrScaleReparam, reinitialize, RssSampler, STRATEGIES, topLayersTrainable } from './customize.ts';
+export { ALL_STRATEGIES, customize, DEFAULT_LR, selectionKey, WARM_START_DEFAULT, encodeTexts, labelIds, layerDecayScales, layerIndex, lrScaleReparam, reinitialize, RssSampler, STRATEGIES, topLayersTrainable } from './customize.ts';
 export type { CustomizeData, CustomizeOptions, CustomizeReport, CustomizeResult, EpochReport, LabeledText, Strategy } from './customize.ts';
 export { compareStrategies, formatComparison, type ComparisonRow } from './compare.ts';
 export { attachHead, bodyGraph, featureValue, featureWidth, headGraph, HEAD_BIAS, HEAD_WEIGHT, LOGITS, type HeadSpec } from './head.ts';
@@ -10,5 +10,6 @@ export { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterScaling, adapterTensors, checkA
 export type { AdapterHead, LoraAdapter, PeftLoraConfig } from './peft.ts';
 export { baseHash, baseId, dataFingerprint, isBaseParam, makeLineage, type Lineage } from './lineage.ts';
 export { describeSpec, linearSites, peftTargetModules, selectSites, targetMatches, type LinearSite, type TargetKind, type TargetSpec } from './sites.ts';
+export { IA3_DEFAULT_FEEDFORWARD, IA3_DEFAULT_TARGETS, ia3Name, ia3VectorsOf, injectIa3, mergeIa3, type Ia3Options, type Ia3Site, type Ia3Spec } from './ia3.ts';
 export { fitWarmHead, type WarmHead, type WarmHeadOptions } from './warmstart.ts';
 export { assertFreshOut, loadArtifact, saveCustomizedModel, TAILOR_ARTIFACT, writeClassifier, writeFolderAtomic, type ArtifactInfo, type SaveModelOptions } from './artifact.ts';

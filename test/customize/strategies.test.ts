@@ -97,5 +97,5 @@ test('layer-wise LR decay: scales per depth, and the reparameterised graph compu
 test('validation labels that never appear in training are a DataError listing them; an unknown strategy is refused', async () => {
   const bad = { train: data.train, validation: [...data.validation, { text: 'x', label: 'nope' }, { text: 'y', label: 'also_nope' }] };
   await assert.rejects(customize(base, bad, { strategy: 'head' }), (e: unknown) => e instanceof DataError && e.message === "the validation split has labels that never appear in training: 'nope', 'also_nope'");
-  await assert.rejects(customize(base, data, { strategy: 'magic' as Strategy }), { message: "unknown strategy 'magic' (strategies: head, lora, partial, full, scratch, bitfit)" });
+  await assert.rejects(customize(base, data, { strategy: 'magic' as Strategy }), { message: "unknown strategy 'magic' (strategies: head, lora, partial, full, scratch, bitfit, ia3)" });
 });

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { customize } from '../../src/customize/customize.ts';
+import { attachHead } from '../../src/customize/head.ts';
+import { ia3Name, injectIa3, mergeIa3 } from '../../src/customize/ia3.ts';
+import { paramValues, toOnnxModel, withParamValues, type Model } from '../../src/models/model.ts';
+import { ort, Session } from '../../src/runtime/session.ts';
+import { clincSlice, tinyBert } from './fixtures.ts';
+
+const data = clincSlice(3, 8, 3);
+const base = tinyBert(data);
+const headed = attachHead(base, { labels: [...new Set(data.train.map((r) => r.label))].sort(), seed: 3 });
+
+function feeds(): Record<string, ort.Tensor> {
+  const ids = BigInt64Array.from({ length: 24 }, (_, i) => BigInt(5 + ((i * 7) % 20)));
+  const mask = BigInt64Array.from({ length: 24 }, (_, i) => (i % 12 < 9 ? 1n : 0n));
+  return { input_ids: new ort.Tensor('int64', ids, [2, 12]), attention_mask: new ort.Tensor('int64', mask, [2, 12]), token_type_ids: new ort.Tensor('int64', new BigInt64Array(24), [2, 12]) };
+}
+
+async function logits(m: Model): Promise<Float32Array> {
+  const s = await Session.create(toOnnxModel(m), { intraOpThreads: 1 });
+  try {
+    return (await s.run(feeds())).logits.data as Float32Array;
+  } finally {
+    await s.release();
+  }
+}
+
+const close = (a: Float32Array, b: Float32Array, tol: number): void => {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])), `[${i}] ${a[i]} vs ${b[i]}`);
+};
+
+/** The base with a module's weight (and optionally bias) multiplied by c, written by hand. */
+function scaled(m: Model, module: string, c: number, bias: boolean): Model {
+  let out = withParamValues(m, `${module}.weight`, Float32Array.from(paramValues(m, `${module}.weight`) as Float32Array, (v) => v * c));
+  if (bias) out = withParamValues(out, `${module}.bias`, Float32Array.from(paramValues(m, `${module}.bias`) as Float32Array, (v) => v * c));
+  return out;
+}
+
+test('IA3 defaults: key, value (output, width out) and the FFN output dense (input, width intermediate); starts exactly equal to the base; only vectors + head train', async () => {
+  const { model, spec } = injectIa3(headed);
+  assert.deepEqual(spec.sites.map((s) => [s.module, s.feedforward, s.width]), [0, 1].flatMap((l) => [
+    [`encoder.layer.${l}.attention.self.key`, false, 32], [`encoder.layer.${l}.attention.self.value`, false, 32], [`encoder.layer.${l}.output.dense`, true, 64],
+  ]));
+  const trainable = [...model.params.values()].filter((p) => p.trainable).map((p) => p.path).sort();
+  assert.deepEqual(trainable, ['classifier.bias', 'classifier.weight', ...spec.sites.map((s) => ia3Name(s.module))].sort());
+  for (const s of spec.sites) assert.ok((paramValues(model, ia3Name(s.module)) as Float32Array).every((v) => v === 1));
+  assert.deepEqual(await logits(model), await logits(headed));
+});
+
+test('IA3 semantics match PEFT: a value vector c scales weight and bias (as a key vector does); a feed-forward vector c scales the weight only', async () => {
+  // value, not key: a key bias adds q·b to every score of a query, which softmax cancels, so it would not show.
+  const key = 'encoder.layer.0.attention.self.value';
+  const ff = 'encoder.layer.1.output.dense';
+  // Non-zero biases, so that scaling them or not shows.
+  let withBias = headed;
+  for (const [mod, n] of [[key, 32], [ff, 32]] as const) withBias = withParamValues(withBias, `${mod}.bias`, Float32Array.from({ length: n }, (_, i) => 0.3 * Math.sin(i + 1)));
+  const headedB = withBias;
+  const { model } = injectIa3(headedB);
+  const m1 = withParamValues(withParamValues(model, ia3Name(key), new Float32Array(32).fill(1.7)), ia3Name(ff), new Float32Array(64).fill(0.6));
+  const want = scaled(scaled(headedB, key, 1.7, true), ff, 0.6, false);
+  const a = await logits(m1);
+  close(a, await logits(want), 1e-5);
+  // The alternatives (the value's bias unscaled, the FFN's bias scaled) give other outputs: the test tells them apart.
+  for (const wrong of [scaled(scaled(headedB, key, 1.7, false), ff, 0.6, false), scaled(scaled(headedB, key, 1.7, true), ff, 0.6, true)]) {
+    const b = await logits(wrong);
+    assert.ok(a.some((v, i) => Math.abs(v - b[i]) > 1e-4));
+  }
+});
+
+test('mergeIa3 folds the vectors into the weights (checked in plain JS) and gives a plain graph with the same outputs', async () => {
+  const { model, spec } = injectIa3(headed);
+  let m = model;
+  let s = 5;
+  for (const site of spec.sites) m = withParamValues(m, ia3Name(site.module), Float32Array.from({ length: site.width }, () => 0.5 + (s = (s * 16807) % 2147483647) / 2147483647));
+  const merged = mergeIa3(m, spec);
+  assert.equal(merged.graph.nodes.length, headed.graph.nodes.length);
+  assert.ok(![...merged.params.keys()].some((k) => k.endsWith('.ia3_l')));
+  assert.ok(![...merged.graph.initializers.keys()].some((k) => k.endsWith('.ia3_l')));
+  for (const site of spec.sites) {
+    const l = paramValues(m, ia3Name(site.module)) as Float32Array;
+    const W = paramValues(headed, `${site.module}.weight`) as Float32Array;
+    const W2 = paramValues(merged, `${site.module}.weight`) as Float32Array;
+    const [I, O] = headed.params.get(`${site.module}.weight`)!.shape;
+    for (let i = 0; i < I; i++) for (let o = 0; o < O; o++) assert.equal(W2[i * O + o], Math.fround(W[i * O + o] * l[site.feedforward ? i : o]));
+    const b = paramValues(headed, `${site.module}.bias`) as Float32Array;
+    const b2 = paramValues(merged, `${site.module}.bias`) as Float32Array;
+    for (let o = 0; o < O; o++) assert.equal(b2[o], site.feedforward ? b[o] : Math.fround(b[o] * l[o]));
+  }
+  close(await logits(merged), await logits(m), 1e-5);
+});
+
+test('customize ia3: trains the vectors and the head only, reports them, and the merged model reproduces the trained one', async () => {
+  const r = await customize(base, data, { strategy: 'ia3', epochs: 1, batchSize: 8, lr: 5e-2, seed: 1, threads: 1, maxLength: 16 });
+  assert.ok(r.ia3);
+  const sites = r.ia3.spec.sites;
+  assert.equal(r.report.trainableParams, sites.reduce((t, s) => t + s.width, 0) + 32 * 3 + 3);
+  assert.ok([...r.ia3.vectors.values()].some((v) => v.some((x) => Math.abs(x - 1) > 1e-4)), 'vectors moved');
+  for (const [k, t] of headed.graph.initializers) if (!k.startsWith('classifier.')) assert.equal(r.model.graph.initializers.get(k), t, `${k} frozen`);
+  close(await logits(mergeIa3(r.model, r.ia3.spec)), await logits(r.model), 1e-5);
+});
