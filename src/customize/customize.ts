@@ -26,7 +26,7 @@ import { injectLora, loraWeightsOf, type LoraOptions } from './lora.ts';
 import { peftConfig, type LoraAdapter } from './peft.ts';
 import { describeSpec, peftTargetModules, type TargetSpec } from './sites.ts';
 import { fitWarmHead, type WarmHeadOptions } from './warmstart.ts';
-import { ia3Name, ia3VectorsOf, injectIa3, type Ia3Options, type Ia3Spec } from './ia3.ts';
+import { ia3Adapter, ia3Name, ia3VectorsOf, injectIa3, type Ia3Adapter, type Ia3Options, type Ia3Spec } from './ia3.ts';
 
 export type Strategy = 'head' | 'lora' | 'partial' | 'full' | 'scratch' | 'bitfit' | 'ia3';
 /** The strategies the CLI offers (test/cli/help.test.ts checks that src/cli lists exactly these). */
@@ -119,8 +119,8 @@ export interface CustomizeResult {
   lineage: Lineage;
   /** lora: the adapter in PEFT's form. */
   adapter?: LoraAdapter;
-  /** ia3: the sites and trained vectors (`mergeIa3(model, ia3.spec)` folds them into the weights). */
-  ia3?: { spec: Ia3Spec; vectors: Map<string, Float32Array> };
+  /** ia3: the sites, the trained vectors and the adapter in PEFT's form (`mergeIa3(model, ia3.spec)` folds them into the weights; `saveIa3Adapter` writes the adapter). */
+  ia3?: { spec: Ia3Spec; vectors: Map<string, Float32Array>; adapter: Ia3Adapter };
 }
 
 /** Samples the process RSS until stopped; `peak` is the highest value seen. */
@@ -490,7 +490,12 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
         lineage,
       };
     }
-    return { model, labels, report, lineage, ...(adapter ? { adapter } : {}), ...(ia3Spec ? { ia3: { spec: ia3Spec, vectors: ia3VectorsOf(model, ia3Spec) } } : {}) };
+    let ia3: CustomizeResult['ia3'];
+    if (ia3Spec) {
+      const head = { weight: paramValues(model, HEAD_WEIGHT) as Float32Array, bias: paramValues(model, HEAD_BIAS) as Float32Array, features: model.params.get(HEAD_WEIGHT)!.shape[0], labels };
+      ia3 = { spec: ia3Spec, vectors: ia3VectorsOf(model, ia3Spec), adapter: ia3Adapter(model, ia3Spec, { head, lineage, base: base.source.hubId ?? base.source.path ?? null }) };
+    }
+    return { model, labels, report, lineage, ...(adapter ? { adapter } : {}), ...(ia3 ? { ia3 } : {}) };
   } finally {
     rss.stop();
   }

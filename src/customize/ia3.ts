@@ -7,13 +7,20 @@
  * The base weights are frozen; only the vectors (and the head) train. Merging folds the vectors into the weights
  * (W[i, o]·l[o] and b[o]·l[o], or W[i, o]·l[i]) and removes the Mul nodes.
  */
-import { ConfigError, GraphError } from '../errors.ts';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { ConfigError, GraphError, ModelFileError } from '../errors.ts';
 import { paramValues, type Model, type Parameter } from '../models/model.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { topoSort } from '../onnx/graph.ts';
 import { cloneGraph } from '../onnx/ir.ts';
-import { tensorFromArray } from '../onnx/tensor.ts';
-import { selectSites, targetMatches, type TargetSpec } from './sites.ts';
+import { writeFileAtomic } from '../onnx/io.ts';
+import { encodeSafetensors, parseSafetensors } from '../onnx/safetensors.ts';
+import { tensorFromArray, tensorToArray } from '../onnx/tensor.ts';
+import type { Lineage } from './lineage.ts';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, TAILOR_JSON, type AdapterHead } from './peft.ts';
+import { peftTargetModules, selectSites, targetMatches, type TargetSpec } from './sites.ts';
 
 /** PEFT's IA3 defaults for BERT: key, value and the FFN output projection (feed-forward: scaled on its input). */
 export const IA3_DEFAULT_TARGETS = /attention\.self\.(key|value)$|(?<!attention\.)output\.dense$/;
@@ -124,4 +131,111 @@ export function mergeIa3(model: Model, spec: Ia3Spec): Model {
     params.delete(ia3Name(s.module));
   }
   return { ...model, graph: g, params };
+}
+
+/** PEFT's IA3Config as JSON (the fields PEFT writes). */
+export interface PeftIa3Config {
+  peft_type: 'IA3';
+  task_type: string | null;
+  base_model_name_or_path: string | null;
+  target_modules: string[] | string;
+  feedforward_modules: string[] | string;
+  modules_to_save: string[] | null;
+  fan_in_fan_out: boolean;
+  init_ia3_weights: boolean;
+  inference_mode: boolean;
+  revision: string | null;
+  [key: string]: unknown;
+}
+
+/** An IA3 adapter: vectors by module (with which side they scale), the head, the lineage. */
+export interface Ia3Adapter {
+  config: PeftIa3Config;
+  vectors: Map<string, { feedforward: boolean; data: Float32Array }>;
+  head?: AdapterHead;
+  lineage?: Lineage;
+}
+
+/** The adapter of an IA3-injected model in PEFT's form. */
+export function ia3Adapter(model: Model, spec: Ia3Spec, extra: { head?: AdapterHead; lineage?: Lineage; taskType?: string; base?: string | null } = {}): Ia3Adapter {
+  const mods = spec.sites.map((s) => s.module);
+  const ff = spec.sites.filter((s) => s.feedforward).map((s) => s.module);
+  return {
+    config: {
+      peft_type: 'IA3', task_type: extra.taskType ?? 'SEQ_CLS', base_model_name_or_path: extra.base ?? null,
+      target_modules: peftTargetModules(model, mods), feedforward_modules: ff.length ? peftTargetModules(model, ff) : [],
+      modules_to_save: extra.head ? ['classifier'] : null, fan_in_fan_out: false, init_ia3_weights: true, inference_mode: true, revision: null,
+    },
+    vectors: new Map(spec.sites.map((s) => [s.module, { feedforward: s.feedforward, data: paramValues(model, ia3Name(s.module)) as Float32Array }])),
+    ...(extra.head ? { head: extra.head } : {}),
+    ...(extra.lineage ? { lineage: extra.lineage } : {}),
+  };
+}
+
+/** [rows, cols] row-major -> [cols, rows]. */
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c];
+  return t;
+}
+
+const PREFIX = 'base_model.model.';
+
+/**
+ * PEFT tensor names and shapes: `base_model.model.<module>.ia3_l`, [out, 1] for output-scaled modules and [1, in]
+ * for feed-forward ones (PEFT's IA3 Linear layer), and the head via modules_to_save as for LoRA.
+ */
+export function ia3AdapterTensors(adapter: Ia3Adapter): Map<string, { shape: number[]; data: Float32Array }> {
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [m, v] of adapter.vectors) out.set(`${PREFIX}${m}.ia3_l`, { shape: v.feedforward ? [1, v.data.length] : [v.data.length, 1], data: v.data });
+  if (adapter.head) {
+    const h = adapter.head;
+    out.set(`${PREFIX}classifier.weight`, { shape: [h.labels.length, h.features], data: transpose(h.weight, h.features, h.labels.length) });
+    out.set(`${PREFIX}classifier.bias`, { shape: [h.labels.length], data: h.bias });
+  }
+  return out;
+}
+
+/** Writes adapter_config.json (peft_type IA3) + adapter_model.safetensors (+ tailor.json), each file atomically. */
+export async function saveIa3Adapter(dir: string, adapter: Ia3Adapter): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  const tensors = [...ia3AdapterTensors(adapter)].map(([name, t]) => tensorFromArray(name, 'float32', t.data, t.shape));
+  await writeFileAtomic(path.join(dir, ADAPTER_WEIGHTS), encodeSafetensors(tensors, { format: 'pt' }));
+  await writeFileAtomic(path.join(dir, ADAPTER_CONFIG), new TextEncoder().encode(`${JSON.stringify(adapter.config, null, 2)}\n`));
+  if (adapter.lineage) await writeFileAtomic(path.join(dir, TAILOR_JSON), new TextEncoder().encode(`${JSON.stringify({ kind: 'ia3-adapter', lineage: adapter.lineage }, null, 2)}\n`));
+}
+
+/** Reads an IA3 adapter folder (ours or PEFT's). The [1, in] / [out, 1] shape says which side a vector scales. */
+export async function loadIa3Adapter(dir: string): Promise<Ia3Adapter> {
+  const cfgFile = path.join(dir, ADAPTER_CONFIG);
+  const config = JSON.parse(await fsp.readFile(cfgFile, 'utf8').catch((e: Error) => { throw new ModelFileError(`cannot read ${cfgFile}: ${e.message}`, { file: cfgFile }, { cause: e }); })) as PeftIa3Config;
+  if (config.peft_type !== 'IA3') throw new ModelFileError(`${cfgFile}: peft_type ${JSON.stringify(config.peft_type)} is not "IA3"`, { file: cfgFile, field: 'peft_type' });
+  if (config.fan_in_fan_out) throw new ModelFileError(`${cfgFile}: fan_in_fan_out adapters are not supported`, { file: cfgFile, field: 'fan_in_fan_out' });
+  const wFile = path.join(dir, ADAPTER_WEIGHTS);
+  const st = parseSafetensors(await fsp.readFile(wFile).catch((e: Error) => { throw new ModelFileError(`cannot read ${wFile}: ${e.message}`, { file: wFile }, { cause: e }); }), wFile);
+  const vectors = new Map<string, { feedforward: boolean; data: Float32Array }>();
+  let headW: { shape: number[]; data: Float32Array } | undefined;
+  let headB: Float32Array | undefined;
+  for (const [name, t] of st.tensors) {
+    if (t.dtype !== 'float32') throw new ModelFileError(`${wFile}: tensor '${name}' is ${t.dtype}; only float32 adapters are supported`, { file: wFile, field: name });
+    const data = Float32Array.from(tensorToArray(t) as Float32Array);
+    const m = /^base_model\.model\.(.+)\.ia3_l(?:\.[^.]+)?$/.exec(name);
+    if (m) {
+      const [a, b] = t.dims;
+      if (t.dims.length !== 2 || (a !== 1 && b !== 1)) throw new ModelFileError(`${wFile}: '${name}' is [${t.dims.join(', ')}]; IA3 vectors are [out, 1] or [1, in]`, { file: wFile, field: name });
+      vectors.set(m[1], { feedforward: a === 1 && b !== 1 ? true : a === 1 && b === 1 ? targetMatches(config.feedforward_modules as string[], m[1]) : false, data });
+    } else if (name === `${PREFIX}classifier.weight`) headW = { shape: [...t.dims], data };
+    else if (name === `${PREFIX}classifier.bias`) headB = data;
+    else throw new ModelFileError(`${wFile}: tensor '${name}' is neither an IA3 vector (base_model.model.<module>.ia3_l) nor a saved classifier`, { file: wFile, field: name });
+  }
+  if (vectors.size === 0) throw new ModelFileError(`${wFile}: no IA3 vectors found`, { file: wFile });
+  const tFile = path.join(dir, TAILOR_JSON);
+  const lineage = fs.existsSync(tFile) ? (JSON.parse(fs.readFileSync(tFile, 'utf8')) as { lineage?: Lineage }).lineage : undefined;
+  let head: AdapterHead | undefined;
+  if (headW) {
+    const [C, D] = headW.shape;
+    if (!headB || headB.length !== C) throw new ModelFileError(`${wFile}: the saved classifier has a [${headW.shape.join(', ')}] weight but no matching bias`, { file: wFile, field: 'classifier.bias' });
+    head = { weight: transpose(headW.data, C, D), bias: headB, features: D, labels: lineage?.labels?.length === C ? lineage.labels : Array.from({ length: C }, (_, i) => `LABEL_${i}`) };
+  }
+  return { config, vectors, ...(head ? { head } : {}), ...(lineage ? { lineage } : {}) };
 }

@@ -10,6 +10,7 @@ export { ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapterScaling, adapterTensors, checkA
 export type { AdapterHead, LoraAdapter, PeftLoraConfig } from './peft.ts';
 export { baseHash, baseId, dataFingerprint, isBaseParam, makeLineage, type Lineage } from './lineage.ts';
 export { describeSpec, linearSites, peftTargetModules, selectSites, targetMatches, type LinearSite, type TargetKind, type TargetSpec } from './sites.ts';
-export { IA3_DEFAULT_FEEDFORWARD, IA3_DEFAULT_TARGETS, ia3Name, ia3VectorsOf, injectIa3, mergeIa3, type Ia3Options, type Ia3Site, type Ia3Spec } from './ia3.ts';
+export { IA3_DEFAULT_FEEDFORWARD, IA3_DEFAULT_TARGETS, ia3Adapter, ia3AdapterTensors, ia3Name, ia3VectorsOf, injectIa3, loadIa3Adapter, mergeIa3, saveIa3Adapter } from './ia3.ts';
+export type { Ia3Adapter, Ia3Options, Ia3Site, Ia3Spec, PeftIa3Config } from './ia3.ts';
 export { fitWarmHead, type WarmHead, type WarmHeadOptions } from './warmstart.ts';
 export { assertFreshOut, loadArtifact, saveCustomizedModel, TAILOR_ARTIFACT, writeClassifier, writeFolderAtomic, type ArtifactInfo, type SaveModelOptions } from './artifact.ts';

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { customize } from '../../src/customize/customize.ts';
 import { attachHead } from '../../src/customize/head.ts';
-import { ia3Name, injectIa3, mergeIa3 } from '../../src/customize/ia3.ts';
+import { ia3Name, injectIa3, loadIa3Adapter, mergeIa3, saveIa3Adapter } from '../../src/customize/ia3.ts';
+import { parseSafetensors } from '../../src/onnx/safetensors.ts';
 import { paramValues, toOnnxModel, withParamValues, type Model } from '../../src/models/model.ts';
 import { ort, Session } from '../../src/runtime/session.ts';
 import { clincSlice, tinyBert } from './fixtures.ts';
@@ -91,7 +95,7 @@ test('mergeIa3 folds the vectors into the weights (checked in plain JS) and give
   close(await logits(merged), await logits(m), 1e-5);
 });
 
-test('customize ia3: trains the vectors and the head only, reports them, and the merged model reproduces the trained one', async () => {
+test('customize ia3: trains the vectors and the head only; the merged model and the saved PEFT IA3 adapter reproduce the trained one', async () => {
   const r = await customize(base, data, { strategy: 'ia3', epochs: 1, batchSize: 8, lr: 5e-2, seed: 1, threads: 1, maxLength: 16 });
   assert.ok(r.ia3);
   const sites = r.ia3.spec.sites;
@@ -99,4 +103,32 @@ test('customize ia3: trains the vectors and the head only, reports them, and the
   assert.ok([...r.ia3.vectors.values()].some((v) => v.some((x) => Math.abs(x - 1) > 1e-4)), 'vectors moved');
   for (const [k, t] of headed.graph.initializers) if (!k.startsWith('classifier.')) assert.equal(r.model.graph.initializers.get(k), t, `${k} frozen`);
   close(await logits(mergeIa3(r.model, r.ia3.spec)), await logits(r.model), 1e-5);
+
+  // PEFT's IA3 format: names, [out, 1] / [1, in] shapes, config; loading it back rebuilds the same model.
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ia3-'));
+  try {
+    await saveIa3Adapter(dir, r.ia3.adapter);
+    const cfg = JSON.parse(await readFile(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(cfg.peft_type, 'IA3');
+    assert.deepEqual(cfg.feedforward_modules, ['encoder.layer.0.output.dense', 'encoder.layer.1.output.dense']);
+    assert.deepEqual(cfg.modules_to_save, ['classifier']);
+    const st = parseSafetensors(await readFile(path.join(dir, 'adapter_model.safetensors')));
+    assert.deepEqual([...st.tensors].map(([k, t]) => [k, [...t.dims]]).sort(), [
+      ...[0, 1].flatMap((l) => [
+        [`base_model.model.encoder.layer.${l}.attention.self.key.ia3_l`, [32, 1]],
+        [`base_model.model.encoder.layer.${l}.attention.self.value.ia3_l`, [32, 1]],
+        [`base_model.model.encoder.layer.${l}.output.dense.ia3_l`, [1, 64]],
+      ]),
+      ['base_model.model.classifier.bias', [3]], ['base_model.model.classifier.weight', [3, 32]],
+    ].sort());
+    const back = await loadIa3Adapter(dir);
+    assert.deepEqual([...back.vectors].map(([k, v]) => [k, v.feedforward, [...v.data]]), [...r.ia3.adapter.vectors].map(([k, v]) => [k, v.feedforward, [...v.data]]));
+    const h = back.head!;
+    const rebuilt = injectIa3(attachHead(base, { labels: h.labels, weight: h.weight, bias: h.bias }), {
+      targets: [...back.vectors.keys()], feedforward: [...back.vectors].filter(([, v]) => v.feedforward).map(([k]) => k),
+    }, new Map([...back.vectors].map(([k, v]) => [k, v.data])));
+    assert.deepEqual(await logits(rebuilt.model), await logits(r.model));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
