@@ -86,7 +86,7 @@ export function formatPipeline(r: PipelineResult, opts: { profile?: boolean } = 
   out.push('');
   out.push(renderTable(['artifact', 'where'], [
     ['model (ONNX + tokenizer)', r.artifacts.model],
-    ...(r.artifacts.adapter ? [['LoRA adapter (PEFT format)', r.artifacts.adapter]] : []),
+    ...(r.artifacts.adapter ? [[`${r.strategy === 'ia3' ? 'IA3' : 'LoRA'} adapter (PEFT format)`, r.artifacts.adapter]] : []),
     ['report', r.artifacts.report],
     ['registry model version', `${r.model.ref}${r.model.aliases.length ? ` (${r.model.aliases.join(', ')})` : ''}`],
     ['runs', `baseline ${r.baseline_run_id.slice(0, 8)}, customized ${r.run_id.slice(0, 8)}`],

@@ -9,6 +9,7 @@ import { ConfigError } from '../errors.ts';
 import { customize, type CustomizeOptions, type CustomizeResult, type Strategy } from '../customize/customize.ts';
 import { mergeAdapter } from '../customize/adapters.ts';
 import { saveAdapter } from '../customize/peft.ts';
+import { mergeIa3, saveIa3Adapter } from '../customize/ia3.ts';
 import { evaluate, evalReportToJson, formatEvalReport, type EvalReport } from '../eval/index.ts';
 import { countParams, type Model } from '../models/model.ts';
 import { openRegistry, type Registry } from '../registry/index.ts';
@@ -187,7 +188,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
         };
         const validation = state.data.validation;
         result = await customize(base, { train: state.train, validation }, copts);
-        final = result.adapter ? mergeAdapter(base, result.adapter).model : result.model;
+        final = result.adapter ? mergeAdapter(base, result.adapter).model : result.ia3 ? mergeIa3(result.model, result.ia3.spec) : result.model;
       }
       const trainSeconds = (performance.now() - tTrain) / 1000;
       progress?.log('evaluating the customized model');
@@ -213,6 +214,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       await writeFolderAtomic(out, async (tmp) => {
         await writeClassifier(final, path.join(tmp, 'model'), { labels, maxLength, strategy, base: spec, lineage: summary.lineage, metrics: { baseline: audit.baseline, customized } });
         if (result?.adapter) await saveAdapter(path.join(tmp, 'adapter'), result.adapter);
+        if (result?.ia3) await saveIa3Adapter(path.join(tmp, 'adapter'), result.ia3.adapter);
         const { writeFile } = await import('node:fs/promises');
         await writeFile(path.join(tmp, 'report.json'), `${JSON.stringify({ ...summary, audit, customize: result?.report ?? null, eval: JSON.parse(evalReportToJson(report)) }, null, 2)}\n`);
         await writeFile(path.join(tmp, 'report.txt'), `${formatEvalReport(report)}\n`);
@@ -221,7 +223,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       await run.logMetrics({ accuracy: customized.accuracy, macro_f1: customized.macro_f1, train_seconds: trainSeconds, trainable_params: counts.trainable, total_params: counts.total });
       await run.logPredictions('eval', state.evalTrue.map((i) => labels[i]), yPred.map((i) => labels[i]));
       await run.logArtifact(path.join(out, 'model'), { path: 'model', kind: 'model' });
-      if (result?.adapter) await run.logArtifact(path.join(out, 'adapter'), { path: 'adapter', kind: 'adapter' });
+      if (result?.adapter || result?.ia3) await run.logArtifact(path.join(out, 'adapter'), { path: 'adapter', kind: 'adapter' });
       await run.logArtifact(path.join(out, 'report.json'), { path: 'report.json', kind: 'report' });
       const mv = await run.registerModel({
         name,
@@ -247,7 +249,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
         comparison: { only_baseline_right: c.b, only_customized_right: c.c, p_value: c.pValue },
         model: { name, version: mv.version, ref: `${name}:${mv.version}`, aliases: mv.aliases },
         out,
-        artifacts: { model: path.join(out, 'model'), ...(result?.adapter ? { adapter: path.join(out, 'adapter') } : {}), report: path.join(out, 'report.json') },
+        artifacts: { model: path.join(out, 'model'), ...(result?.adapter || result?.ia3 ? { adapter: path.join(out, 'adapter') } : {}), report: path.join(out, 'report.json') },
         data: audit.data,
         audit,
         curve: result?.report.curve ?? [],
