@@ -97,7 +97,8 @@ export async function distillationReport(teacher: Model, student: Model, evalSet
     const feedsFor = (bs: number): Record<string, ort.Tensor> => {
       const n = evalSet.inputs[ts.inputNames[0]].dims[0];
       const idx = Array.from({ length: bs }, (_, i) => i % n);
-      return Object.fromEntries(ts.inputNames.map((k) => [k, rows(evalSet.inputs[k], idx)]));
+      const names = new Set([...ts.inputNames, ...ss.inputNames]);
+      return Object.fromEntries([...names].map((k) => [k, rows(evalSet.inputs[k], idx)]));
     };
     const [t1, s1] = await timeInterleaved([ts, ss], feedsFor(1), opts.iterations ?? 50, 3);
     const [tB, sB] = await timeInterleaved([ts, ss], feedsFor(tb), opts.throughputIterations ?? 8, 1);
