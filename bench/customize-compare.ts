@@ -3,7 +3,7 @@
  *
  *   node --import tsx bench/customize-compare.ts [intents=10] [trainPerIntent=20] [valPerIntent=10] [epochs=2] [strategies=head,lora,bitfit,partial,full]
  *
- * Reads /work/shared/datasets/clinc150 (or $CLINC150_DIR): the first `intents` intents (sorted), the first rows
+ * Reads ../shared/datasets/clinc150 beside the repository (or $CLINC150_DIR): the first `intents` intents (sorted), the first rows
  * of each. The full dataset takes hours on 2 cores; keep the slice small.
  */
 import * as fs from 'node:fs';
@@ -14,7 +14,7 @@ import { compareStrategies, formatComparison } from '../src/customize/compare.ts
 import type { CustomizeOptions, LabeledText, Strategy } from '../src/customize/customize.ts';
 import { loadUseLite } from '../src/models/use/index.ts';
 
-const dir = process.env.CLINC150_DIR ?? '/work/shared/datasets/clinc150';
+const dir = process.env.CLINC150_DIR ?? path.resolve(import.meta.dirname, '../../shared/datasets/clinc150');
 const [intents, perTrain, perVal, epochs] = [10, 20, 10, 2].map((d, i) => Number(process.argv[2 + i] ?? d));
 const only = (process.argv[6] ?? 'head,lora,bitfit,partial,full').split(',') as Strategy[];
 const read = (f: string): LabeledText[] => (parse(fs.readFileSync(path.join(dir, f)), { columns: true }) as { text: string; intent: string }[]).map((r) => ({ text: r.text, label: r.intent }));
@@ -25,7 +25,7 @@ const take = (rows: LabeledText[], n: number): LabeledText[] => {
   return rows.filter((r) => keep.has(r.label) && (c.set(r.label, (c.get(r.label) ?? 0) + 1).get(r.label) ?? 0) <= n);
 };
 const data = { train: take(train, perTrain), validation: take(read('validation.csv'), perVal) };
-const lr: Partial<Record<Strategy, number>> = { head: 1e-2, lora: 2e-3, bitfit: 5e-3, partial: 5e-4, full: 1e-4, scratch: 1e-3 };
+const lr: Partial<Record<Strategy, number>> = { head: 1e-2, lora: 2e-3, bitfit: 5e-3, ia3: 5e-3, partial: 5e-4, full: 1e-4, scratch: 1e-3 };
 const runs: CustomizeOptions[] = only.map((strategy) => ({
   strategy, epochs: strategy === 'head' ? 5 * epochs : epochs, lr: lr[strategy], seed: 1, maxLength: 32, batchSize: 16,
   ...(strategy === 'lora' ? { lora: { targets: { kind: 'attention' as const }, r: 8, alpha: 16 } } : {}),
