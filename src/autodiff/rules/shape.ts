@@ -1,6 +1,7 @@
 /** Gradients of data-movement ops: Reshape family, Transpose, Concat, Split, Slice, Gather, GatherElements. */
 import type { GradContext, GradRule } from '../context.ts';
 import { normAxes } from '../context.ts';
+import { sliceBounds } from '../../onnx/slice.ts';
 
 /** Reshape, Flatten, Squeeze, Unsqueeze: only the shape changes, so dY is reshaped back to X. */
 export const reshapeLike: GradRule = (c) => [c.reshape(c.dy()!, c.shapeTensor(c.x(0)))];
@@ -41,19 +42,8 @@ function sliceSpec(c: GradContext, shape: number[]): { axis: number; start: numb
   if (!starts || !ends || !axesIn || !steps) throw c.error('starts/ends/axes/steps must be constants to differentiate Slice');
   const axes = normAxes(axesIn, shape.length);
   return axes.map((axis, i) => {
-    const dim = shape[axis];
     const step = steps[i];
-    let s = starts[i] < 0 ? starts[i] + dim : starts[i];
-    let e = ends[i] < 0 ? ends[i] + dim : ends[i];
-    if (step > 0) {
-      s = Math.min(Math.max(s, 0), dim);
-      e = Math.min(Math.max(e, 0), dim);
-    } else {
-      s = Math.min(Math.max(s, 0), dim - 1);
-      e = Math.min(Math.max(e, -1), dim - 1);
-    }
-    const count = Math.max(0, Math.ceil((e - s) / step));
-    return { axis, start: s, step, count };
+    return { axis, step, ...sliceBounds(shape[axis], starts[i], ends[i], step) };
   });
 }
 

@@ -6,6 +6,7 @@
  */
 import { isInteger, type DType } from '../dtype.ts';
 import type { Dim, Tensor } from '../ir.ts';
+import { sliceBounds } from '../slice.ts';
 import { tensorToNumbers } from '../tensor.ts';
 import type { InferContext, InferFn, OutType } from './context.ts';
 import { canon, dimAdd, dimDiv, dimMul, dimProduct, dimSub, isStatic } from './dims.ts';
@@ -191,18 +192,7 @@ export const split: InferFn = (ctx: InferContext) => {
 /** One axis of Slice: the output length, assuming symbolic dims are large enough to hold the bounds. */
 function sliceLen(ctx: InferContext, d: Dim, s0: Dim, e0: Dim, step: number): Dim {
   if (step === 0) ctx.fail('slice step must not be 0');
-  if (typeof d === 'number' && typeof s0 === 'number' && typeof e0 === 'number') {
-    let s = s0 < 0 ? s0 + d : s0;
-    let e = e0 < 0 ? e0 + d : e0;
-    if (step > 0) {
-      s = Math.min(Math.max(s, 0), d);
-      e = Math.min(Math.max(e, 0), d);
-    } else {
-      s = Math.min(Math.max(s, 0), d - 1);
-      e = Math.min(Math.max(e, -1), d - 1);
-    }
-    return Math.max(0, Math.ceil((e - s) / step));
-  }
+  if (typeof d === 'number' && typeof s0 === 'number' && typeof e0 === 'number') return sliceBounds(d, s0, e0, step).count;
   if (step > 0) {
     const s = typeof s0 === 'number' && s0 < 0 ? dimAdd(d, s0) : s0;
     const e = isHuge(e0) ? d : typeof e0 === 'number' && e0 < 0 ? dimAdd(d, e0) : e0;
