@@ -5,13 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { loadArtifact } from '../../src/cli/artifacts.ts';
 import { countParams } from '../../src/models/model.ts';
 import { openRegistry } from '../../src/registry/index.ts';
 import { json, tailor, workspace } from './fixtures.ts';
-import { compressionWorkspace, type CompressionWorkspace } from './quantize-fixtures.ts';
+import { assertNothingWritten, compressionWorkspace, type CompressionWorkspace } from './quantize-fixtures.ts';
 
 let ws: CompressionWorkspace;
 test.before(async () => {
@@ -85,11 +85,7 @@ test('a teacher made by tailor customize, by registry reference, unlabelled text
 test('bad input: exact messages, exit codes, nothing written', async () => {
   const out = path.join(ws.dir, 'bad-out');
   const home = path.join(ws.dir, 'bad-home');
-  const nothing = (): void => {
-    assert.equal(existsSync(out), false);
-    assert.equal(existsSync(home), false);
-    assert.deepEqual(readdirSync(ws.dir).filter((f) => f.startsWith('bad-out.tmp')), []);
-  };
+  const nothing = (): void => assertNothingWritten(ws.dir, out, home);
   const run = (args: string[]) => tailor(['distill', '--out', out, '--home', home, ...args]);
   const missing = path.join(ws.dir, 'nope');
   let r = await run(['--teacher', missing, '--student-layers', '1', '--unlabelled', ws.unlabelled]);

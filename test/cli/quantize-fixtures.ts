@@ -1,5 +1,6 @@
 /** A tiny zoo-BERT classifier folder (the format `tailor customize` writes) on CLINC150 slices, for quantize/distill CLI tests. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeClassifier } from '../../src/cli/artifacts.ts';
@@ -43,4 +44,12 @@ export async function compressionWorkspace(tag: string): Promise<CompressionWork
     train: writeCsv(path.join(dir, 'train.csv'), trainRows, 'text', 'intent'),
     eval: writeCsv(path.join(dir, 'eval.csv'), evalRows, 'text', 'intent'),
   };
+}
+
+/** Asserts that a refused command left nothing behind: no out folder, no registry, no temp folder beside `out`. */
+export function assertNothingWritten(dir: string, out: string, home: string): void {
+  assert.equal(existsSync(out), false);
+  assert.equal(existsSync(home), false);
+  const base = path.basename(out);
+  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith(`${base}.tmp`)), []);
 }

@@ -5,14 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadArtifact } from '../../src/cli/artifacts.ts';
 import { paramValues } from '../../src/models/model.ts';
 import { predictTexts, argmaxRows } from '../../src/audit/index.ts';
 import { openRegistry } from '../../src/registry/index.ts';
 import { json, tailor } from './fixtures.ts';
-import { compressionWorkspace, type CompressionWorkspace } from './quantize-fixtures.ts';
+import { assertNothingWritten, compressionWorkspace, type CompressionWorkspace } from './quantize-fixtures.ts';
 
 let ws: CompressionWorkspace;
 test.before(async () => {
@@ -106,11 +106,7 @@ test('static INT8 from a registry reference with JSONL calibration, entropy rang
 test('bad input: exact messages, exit codes, nothing written', async () => {
   const out = path.join(ws.dir, 'bad-out');
   const home = path.join(ws.dir, 'bad-home');
-  const nothing = (): void => {
-    assert.equal(existsSync(out), false);
-    assert.equal(existsSync(home), false);
-    assert.deepEqual(readdirSync(ws.dir).filter((f) => f.startsWith('bad-out.tmp')), []);
-  };
+  const nothing = (): void => assertNothingWritten(ws.dir, out, home);
   const run = (args: string[]) => tailor(['quantize', '--out', out, '--home', home, ...args]);
   const missing = path.join(ws.dir, 'no-such-model');
   let r = await run(['--model', missing]);
