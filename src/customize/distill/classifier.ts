@@ -6,7 +6,8 @@
 import { ConfigError } from '../../errors.ts';
 import type { Model } from '../../models/model.ts';
 import { ort, type ProviderSpec } from '../../runtime/session.ts';
-import { alternateLayers, distill, studentFromTeacher, type DistillResult } from './index.ts';
+import { layerScopes } from '../../models/layers.ts';
+import { alternateLayers, distill, studentFromTeacher, teacherGraphStudent, type DistillResult } from './index.ts';
 import { inheritTeacherWeights, teacherShape } from './inherit.ts';
 import { distillationReport, type DistillationReport } from './report.ts';
 
@@ -16,6 +17,10 @@ export interface TextDistillOptions {
   /** Student width (default: the teacher's, which lets it start from alternate teacher layers). */
   hidden?: number;
   heads?: number;
+  /** FFN width: of a fresh student, or the units each kept teacher layer keeps (highest-magnitude, `pruneFfn`). */
+  intermediate?: number;
+  /** Force the student's start for a non-zoo teacher: its own graph minus layers, or a zoo BERT (see TextDistillResult.init). */
+  init?: 'teacher-graph' | 'zoo';
   /** Labelled transfer texts (labels index the teacher's labels). */
   train?: { texts: readonly string[]; labels: readonly number[] };
   /** Unlabelled transfer texts: the teacher's argmax is their hard label. */
@@ -41,13 +46,35 @@ export interface TextDistillOptions {
 
 export interface TextDistillResult {
   student: Model;
-  /** How the student was initialised. */
-  init: { kind: 'teacher-layers' | 'fresh'; teacherLayers: number[] | null; copiedParams: number; hidden: number; layers: number; heads: number };
+  /**
+   * How the student was initialised: 'teacher-layers' = a zoo BERT holding alternate teacher layers;
+   * 'teacher-graph' = the teacher's own graph with `removedLayers` taken out (its other weights, pooling and head
+   * kept; `intermediate` = FFN units kept per layer when pruned); 'fresh' = a new zoo BERT.
+   */
+  init: {
+    kind: 'teacher-layers' | 'teacher-graph' | 'fresh'; teacherLayers: number[] | null; copiedParams: number; hidden: number; layers: number; heads: number;
+    removedLayers?: number[]; intermediate?: number;
+  };
   train: DistillResult['train'];
   config: DistillResult['config'] & { transferRows: number; teacherRuns: number };
   report: DistillationReport;
   /** Which labels the report's accuracies are against. */
   reportOn: 'eval' | 'validation' | 'train' | 'teacher';
+}
+
+/** Whether a zoo student took every embedding and encoder parameter from the teacher (the teacher is BERT-shaped). */
+function zooCovers(student: Model, teacher: Model, init: TextDistillResult['init']): boolean {
+  if (init.kind !== 'teacher-layers' || teacher.architecture === 'bert') return init.kind === 'teacher-layers';
+  const body = [...student.params.keys()].filter((k) => /(^|\.)(embeddings|encoder\.layer\.\d+)\./.test(k));
+  return init.copiedParams >= body.length;
+}
+
+/** Width of the residual stream the student's last layer writes (its output dense's output size). */
+function residualWidth(m: Model): number {
+  const last = layerScopes(m.graph).pop();
+  const p = [...m.params.values()].find((q) => new RegExp(`(^|\\.)encoder\\.layer\\.${last}\\.output\\.dense\\.weight$`).test(q.path));
+  if (!p || p.shape.length !== 2) return 0;
+  return p.layout === 'out_in' ? p.shape[0] : p.shape[1];
 }
 
 function encode(model: Model, texts: readonly string[], maxLength: number): Record<string, ort.Tensor> {
@@ -67,29 +94,58 @@ export async function distillTextClassifier(teacher: Model, opts: TextDistillOpt
   if (texts.length === 0) throw new ConfigError('distillation needs transfer text: a labelled --train file or --unlabelled text', { field: 'train' });
   const shape = teacherShape(teacher);
   const isBert = teacher.architecture === 'bert' && typeof (teacher.config as { hidden_size?: unknown }).hidden_size === 'number';
-  const teacherHidden = isBert ? (teacher.config as { hidden_size: number }).hidden_size : shape?.hidden;
-  const teacherLayers = isBert ? (teacher.config as { num_hidden_layers: number }).num_hidden_layers : shape?.layers;
-  const hidden = opts.hidden ?? teacherHidden;
-  if (hidden === undefined) throw new ConfigError(`cannot tell the width of this '${teacher.architecture}' teacher; give the student's width (--student-hidden)`, { field: 'hidden' });
-  const heads = opts.heads ?? Math.max(1, Math.round(hidden / 64));
-  if (hidden % heads !== 0) throw new ConfigError(`student hidden size ${hidden} is not a multiple of ${heads} heads`, { field: 'heads', value: String(heads) });
-  const sameWidth = hidden === teacherHidden && teacherLayers !== undefined;
-  if (sameWidth && opts.layers > teacherLayers) throw new ConfigError(`a student of the teacher's width needs 1..${teacherLayers} layers, got ${opts.layers}`, { field: 'layers', value: String(opts.layers) });
   const seed = opts.seed ?? 0;
-  const maxPositions = Math.max(shape?.maxPositions ?? 0, Math.min(512, teacher.tokenizer?.modelMaxLength ?? 512));
-  let student = studentFromTeacher(teacher, {
-    layers: opts.layers, hidden, heads, seed,
-    ...(shape ? { vocabSize: shape.vocab, maxPositions: shape.maxPositions, ...(sameWidth && shape.intermediate ? { intermediate: shape.intermediate } : {}) } : { maxPositions }),
-  });
-  let init: TextDistillResult['init'] = { kind: 'fresh', teacherLayers: null, copiedParams: 0, hidden, layers: opts.layers, heads };
-  if (sameWidth) {
-    const map = alternateLayers(teacherLayers, opts.layers);
-    if (isBert) init = { ...init, kind: 'teacher-layers', teacherLayers: map, copiedParams: student.params.size };
-    else {
-      const inh = inheritTeacherWeights(student, teacher, map);
-      student = inh.model;
-      if (inh.copied.length) init = { ...init, kind: 'teacher-layers', teacherLayers: map, copiedParams: inh.copied.length };
+  let student: Model;
+  let init: TextDistillResult['init'];
+  const zooInit = (): { student: Model; init: TextDistillResult['init'] } => {
+    const teacherHidden = isBert ? (teacher.config as { hidden_size: number }).hidden_size : shape?.hidden;
+    const teacherLayers = isBert ? (teacher.config as { num_hidden_layers: number }).num_hidden_layers : shape?.layers;
+    const hidden = opts.hidden ?? teacherHidden;
+    if (hidden === undefined) throw new ConfigError(`cannot tell the width of this '${teacher.architecture}' teacher; give the student's width (--student-hidden)`, { field: 'hidden' });
+    const heads = opts.heads ?? Math.max(1, Math.round(hidden / 64));
+    if (hidden % heads !== 0) throw new ConfigError(`student hidden size ${hidden} is not a multiple of ${heads} heads`, { field: 'heads', value: String(heads) });
+    const sameWidth = hidden === teacherHidden && teacherLayers !== undefined;
+    if (sameWidth && opts.layers > teacherLayers) throw new ConfigError(`a student of the teacher's width needs 1..${teacherLayers} layers, got ${opts.layers}`, { field: 'layers', value: String(opts.layers) });
+    const maxPositions = Math.max(shape?.maxPositions ?? 0, Math.min(512, teacher.tokenizer?.modelMaxLength ?? 512));
+    const intermediate = opts.intermediate ?? (sameWidth ? shape?.intermediate : undefined);
+    let s = studentFromTeacher(teacher, {
+      layers: opts.layers, hidden, heads, seed, init: 'zoo', ...(intermediate !== undefined ? { intermediate } : {}),
+      ...(shape ? { vocabSize: shape.vocab, maxPositions: shape.maxPositions } : { maxPositions }),
+    });
+    let i: TextDistillResult['init'] = { kind: 'fresh', teacherLayers: null, copiedParams: 0, hidden, layers: opts.layers, heads };
+    if (sameWidth) {
+      const map = alternateLayers(teacherLayers, opts.layers);
+      if (isBert) i = { ...i, kind: 'teacher-layers', teacherLayers: map, copiedParams: s.params.size };
+      else {
+        const inh = inheritTeacherWeights(s, teacher, map);
+        s = inh.model;
+        if (inh.copied.length) i = { ...i, kind: 'teacher-layers', teacherLayers: map, copiedParams: inh.copied.length };
+      }
     }
+    return { student: s, init: i };
+  };
+  // A non-zoo teacher the zoo cannot mirror (USE-lite: pre-LayerNorm layers of two widths) gets its own graph with
+  // layers removed; one whose every encoder parameter a zoo BERT of its width takes (a BERT export) keeps the zoo route.
+  const scoped = !isBert && opts.hidden === undefined && opts.init !== 'zoo' && layerScopes(teacher.graph).length > 0;
+  let zoo: ReturnType<typeof zooInit> | undefined;
+  if (scoped && opts.init !== 'teacher-graph' && shape) {
+    try {
+      zoo = zooInit();
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+    }
+  }
+  if (scoped && (opts.init === 'teacher-graph' || !zoo || !zooCovers(zoo.student, teacher, zoo.init))) {
+    const g = teacherGraphStudent(teacher, opts.layers, opts.intermediate !== undefined ? { intermediate: opts.intermediate } : {});
+    student = g.model;
+    const cfg = teacher.config as { num_attention_heads?: unknown };
+    const heads = Array.isArray(cfg.num_attention_heads) ? Number(cfg.num_attention_heads[g.keptLayers[g.keptLayers.length - 1]]) : typeof cfg.num_attention_heads === 'number' ? cfg.num_attention_heads : 0;
+    init = {
+      kind: 'teacher-graph', teacherLayers: g.keptLayers, copiedParams: student.params.size, hidden: residualWidth(student), layers: g.keptLayers.length, heads,
+      removedLayers: g.removedLayers, ...(g.intermediate !== undefined ? { intermediate: g.intermediate } : {}),
+    };
+  } else {
+    ({ student, init } = zoo ?? zooInit());
   }
   const labels = BigInt64Array.from([...train.labels.map(BigInt), ...unlabelled.map(() => -1n)]);
   const transfer = { inputs: encode(teacher, texts, maxLength), labels };

@@ -7,15 +7,18 @@
  * The teacher only runs forward, once, over the transfer set (`teacherOutputs`); its logits (and hidden states
  * when matched) are cached as tensors and fed to the student's training graph as data. Rows without a label (-1)
  * take the teacher's argmax as their hard label, so unlabelled domain text is usable as-is.
- * Students: `studentFromTeacher` keeps alternate encoder layers of a BERT teacher (DistilBERT's initialisation) or
- * builds a fresh zoo BERT (narrower, or for any non-BERT classifier teacher such as an imported ONNX graph); any
- * other classifier Model with a `logits` output works too. The teacher can be any classifier with a `logits` output.
+ * Students: `studentFromTeacher` keeps alternate encoder layers of a BERT teacher (DistilBERT's initialisation); for
+ * any other teacher whose graph has module-scoped layers (USE-lite, customize's classifier folders) it keeps
+ * alternate layers of the teacher's own graph (`teacherGraphStudent`, src/models/layers.ts); with a width of its
+ * own it builds a fresh zoo BERT. Any other classifier Model with a `logits` output works too. The teacher can be
+ * any classifier with a `logits` output.
  */
 import { ConfigError } from '../../errors.ts';
 import { klDivergence, mse, softmaxCrossEntropy } from '../../autodiff/losses.ts';
 import type { GraphBuilder } from '../../onnx/builder.ts';
 import { bertConfig, buildBert, dropLayers, type BertConfig } from '../../models/index.ts';
-import { toOnnxModel, type Model } from '../../models/model.ts';
+import { layerScopes, pruneFfn, removeLayers } from '../../models/layers.ts';
+import { toOnnxModel, type Model, type Parameter } from '../../models/model.ts';
 import type { Graph } from '../../onnx/ir.ts';
 import { Session, ort } from '../../runtime/session.ts';
 import { tensorData, Trainer, type TrainData, type TrainerConfig, type TrainResult } from '../../train/trainer.ts';
@@ -45,7 +48,13 @@ export interface StudentSpec {
   /** A narrower student (fresh initialisation): hidden size, heads, FFN size. */
   hidden?: number;
   heads?: number;
+  /** FFN width: of a fresh student; of a teacher-graph student, the units each kept layer keeps (highest-magnitude first, `pruneFfn`). */
   intermediate?: number;
+  /**
+   * How a non-zoo teacher's student starts: 'teacher-graph' = the teacher's own graph with alternate layers kept;
+   * 'zoo' = a zoo BERT (fresh). Default: 'teacher-graph' when no `hidden` is given and the graph has layer scopes.
+   */
+  init?: 'teacher-graph' | 'zoo';
   seed?: number;
   /** For a teacher that is not a zoo/HF BERT (e.g. an imported ONNX classifier): the student's vocabulary size (default: the teacher tokenizer's). */
   vocabSize?: number;
@@ -97,7 +106,11 @@ export function alternateLayers(teacherLayers: number, n: number): number[] {
  * `layers` depth with the teacher's vocabulary, labels and tokenizer.
  */
 export function studentFromTeacher(teacher: Model, spec: StudentSpec): Model {
-  if (teacher.architecture !== 'bert' || typeof (teacher.config as { hidden_size?: unknown }).hidden_size !== 'number') return freshStudent(teacher, spec);
+  if (teacher.architecture !== 'bert' || typeof (teacher.config as { hidden_size?: unknown }).hidden_size !== 'number') {
+    const graphInit = spec.init === 'teacher-graph' || (spec.init !== 'zoo' && spec.hidden === undefined && layerScopes(teacher.graph).length > 0);
+    if (graphInit) return teacherGraphStudent(teacher, spec.layers ?? layerScopes(teacher.graph).length, spec.intermediate !== undefined ? { intermediate: spec.intermediate } : {}).model;
+    return freshStudent(teacher, spec);
+  }
   const { cfg } = bertOf(teacher);
   const layers = spec.layers ?? cfg.num_hidden_layers;
   if (spec.hidden === undefined || spec.hidden === cfg.hidden_size) {
@@ -106,6 +119,38 @@ export function studentFromTeacher(teacher: Model, spec: StudentSpec): Model {
     return drop.length ? dropLayers(teacher, drop) : teacher;
   }
   return freshStudent(teacher, { ...spec, layers }, cfg);
+}
+
+/** A student cut from the teacher's own graph, and what was kept. */
+export interface TeacherGraphStudent {
+  model: Model;
+  /** Teacher layer indices kept (student layer i = teacher layer keptLayers[i]). */
+  keptLayers: number[];
+  removedLayers: number[];
+  /** FFN units each kept layer keeps, when pruned. */
+  intermediate?: number;
+}
+
+/**
+ * DistilBERT's initialisation for any teacher whose graph has module-scoped encoder layers (USE-lite, customize's
+ * classifier folders, Optimum exports): the teacher's own graph with only alternate layers kept
+ * (`alternateLayers`; for a 2-layer USE-lite and 1 layer: layer 0, whose width change stays) — same embeddings,
+ * pooling and head, every weight copied. `intermediate` also narrows each kept layer's FFN to that many of its
+ * highest-magnitude units. Every non-buffer parameter is trainable (a head-only customized teacher has a frozen
+ * body). Pure.
+ */
+export function teacherGraphStudent(teacher: Model, layers: number, opts: { intermediate?: number } = {}): TeacherGraphStudent {
+  const present = layerScopes(teacher.graph);
+  if (present.length === 0) {
+    throw new ConfigError(`the '${teacher.architecture}' teacher's graph has no encoder layer scopes (node names like '/encoder/layer.0/...'); give the student a width (hidden) for a fresh one`, { field: 'layers' });
+  }
+  const keptLayers = alternateLayers(present.length, layers).map((i) => present[i]);
+  const removedLayers = present.filter((i) => !keptLayers.includes(i));
+  let model = removedLayers.length ? removeLayers(teacher, removedLayers) : teacher;
+  if (opts.intermediate !== undefined) for (let i = 0; i < keptLayers.length; i++) model = pruneFfn(model, layerScopes(model.graph)[i], opts.intermediate);
+  const params = new Map<string, Parameter>();
+  for (const [k, p] of model.params) params.set(k, { ...p, trainable: p.role !== 'buffer' });
+  return { model: { ...model, params, newlyInitialized: [] }, keptLayers, removedLayers, ...(opts.intermediate !== undefined ? { intermediate: opts.intermediate } : {}) };
 }
 
 /**
@@ -312,3 +357,4 @@ export async function distill(teacher: Model, student: Model, transfer: Transfer
 export { distillationReport, formatDistillationReport, type DistillationReport, type DistillReportOptions, type DistillSide } from './report.ts';
 export { distillTextClassifier, type TextDistillOptions, type TextDistillResult } from './classifier.ts';
 export { inheritTeacherWeights, teacherShape, type TeacherShape } from './inherit.ts';
+export { layerScopes, pruneFfn, removeLayers, type RemoveLayersOptions } from '../../models/layers.ts';
