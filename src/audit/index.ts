@@ -171,7 +171,7 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
   const yTrain = labelIds(train, labels);
   const yVal = labelIds(validation, labels);
   const yEval = labelIds(evalSet, labels);
-  const head = fitLinearHead(fTrain, yTrain, width, labels.length, validation.length ? { validation: { features: fVal, labels: yVal } } : {});
+  const head = await fitLinearHead(fTrain, yTrain, width, labels.length, validation.length ? { validation: { features: fVal, labels: yVal } } : {});
   const evalPred = argmaxRows(linearScores(head, fEval), labels.length);
   const fitSeconds = (performance.now() - tfit) / 1000;
   const report = await evaluate({ labels, yTrue: yEval, yPred: evalPred, model: `${spec} + linear head`, datasetFingerprint: data.fingerprint, bootstrap: { iterations: 1000, seed } });

@@ -2,9 +2,10 @@
  * The audit's "off the shelf" head: a linear classifier over frozen features, fitted in closed form (ridge
  * regression on one-hot targets, scikit-learn's RidgeClassifier). Closed form because the audit must be quick and
  * deterministic: one Gram matrix, then one Cholesky solve per candidate regularisation strength, with the strength
- * picked on the validation split. All sums are float64.
+ * picked on the validation split. All sums are float64; the Gram matrix is one ORT Gemm (src/runtime/dense.ts).
  */
 import { ConfigError, TrainingError } from '../errors.ts';
+import { crossProduct } from '../runtime/dense.ts';
 
 export interface LinearHead {
   /** Graph layout [width, classes] (a MatMul right-hand side), row-major. */
@@ -94,7 +95,7 @@ function accuracy(scores: Float32Array, k: number, labels: ArrayLike<number>): n
  * Fits a ridge classifier: minimises ‖(X - x̄)W - (Y - ȳ)‖² + λ‖W‖² with Y one-hot in {-1, 1} (as RidgeClassifier
  * does), bias = ȳ - x̄W. `features` is [n, width] row-major, `labels` class ids in [0, classes).
  */
-export function fitLinearHead(features: Float32Array, labels: ArrayLike<number>, width: number, classes: number, opts: FitOptions = {}): LinearHead {
+export async function fitLinearHead(features: Float32Array, labels: ArrayLike<number>, width: number, classes: number, opts: FitOptions = {}): Promise<LinearHead> {
   const n = labels.length;
   if (n === 0 || features.length !== n * width) {
     throw new ConfigError(`fitLinearHead: ${features.length} feature values for ${n} examples of width ${width}`, { field: 'features' });
@@ -113,25 +114,26 @@ export function fitLinearHead(features: Float32Array, labels: ArrayLike<number>,
   for (let i = 0; i < n; i++) counts[labels[i]]++;
   for (let c = 0; c < k; c++) ymean[c] += (2 * counts[c]) / n;
 
-  // Gram matrix of centred features (upper triangle accumulated, then mirrored) and XᵀY.
-  const gram = new Float64Array(d * d);
-  const xty = new Float64Array(d * k);
-  const xc = new Float64Array(d);
+  // The Gram matrix of centred features and XᵀY as one float64 product on ORT, Xcᵀ·[Xc, Yc] (JS loops took 22 s here on 15,000 x 512).
+  const q = d + k;
+  const xc = new Float64Array(n * d);
+  const z = new Float64Array(n * q);
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < d; j++) xc[j] = features[i * d + j] - mean[j];
-    for (let a = 0; a < d; a++) {
-      const xa = xc[a];
-      if (xa === 0) continue;
-      const r = a * d;
-      for (let b = a; b < d; b++) gram[r + b] += xa * xc[b];
+    for (let j = 0; j < d; j++) {
+      const v = features[i * d + j] - mean[j];
+      xc[i * d + j] = v;
+      z[i * q + j] = v;
     }
     const y = labels[i];
-    for (let a = 0; a < d; a++) {
-      const r = a * k;
-      for (let c = 0; c < k; c++) xty[r + c] += xc[a] * ((c === y ? 1 : -1) - ymean[c]);
-    }
+    for (let c = 0; c < k; c++) z[i * q + d + c] = (c === y ? 1 : -1) - ymean[c];
   }
-  for (let a = 0; a < d; a++) for (let b = 0; b < a; b++) gram[a * d + b] = gram[b * d + a];
+  const cross = await crossProduct(xc, z, n, d, q);
+  const gram = new Float64Array(d * d);
+  const xty = new Float64Array(d * k);
+  for (let a = 0; a < d; a++) {
+    gram.set(cross.subarray(a * q, a * q + d), a * d);
+    xty.set(cross.subarray(a * q + d, (a + 1) * q), a * k);
+  }
   let trace = 0;
   for (let a = 0; a < d; a++) trace += gram[a * d + a];
   const scale = trace / d || 1;

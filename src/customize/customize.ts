@@ -393,7 +393,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     if (warm && cached) {
       const tw = performance.now();
       const D = cached.train.dims[1];
-      const h = fitWarmHead(
+      const h = await fitWarmHead(
         { features: cached.train.data as Float32Array, labels: Array.from(yTrain, Number) },
         { features: cached.val.data as Float32Array, labels: Array.from(yVal, Number) },
         D, labels.length, typeof warm === 'object' ? warm : {},

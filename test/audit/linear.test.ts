@@ -20,7 +20,7 @@ function solve(a: number[][], b: number[][]): number[][] {
   return m.map((row, i) => row.slice(n).map((v) => v / m[i][i]));
 }
 
-test('ridge head equals the normal-equation solution on centred data (one-hot in {-1, 1})', () => {
+test('ridge head equals the normal-equation solution on centred data (one-hot in {-1, 1})', async () => {
   const X = [[1, 2, 0.5], [0.3, -1, 2], [2, 0.1, -0.4], [-1, 1, 1], [0.5, 0.5, 0.5], [3, -2, 0]];
   const y = [0, 1, 2, 1, 0, 2];
   const d = 3;
@@ -39,7 +39,7 @@ test('ridge head equals the normal-equation solution on centred data (one-hot in
   const W = solve(A, B);
   const bias = [0, 1, 2].map((c) => ym[c] - mean.reduce((s, m, j) => s + m * W[j][c], 0));
 
-  const head = fitLinearHead(Float32Array.from(X.flat()), y, d, k, { lambdas: [lambda] , validation: { features: Float32Array.from(X.flat()), labels: y } });
+  const head = await fitLinearHead(Float32Array.from(X.flat()), y, d, k, { lambdas: [lambda] , validation: { features: Float32Array.from(X.flat()), labels: y } });
   assert.equal(head.lambda, lambda);
   for (let j = 0; j < d; j++) for (let c = 0; c < k; c++) assert.ok(Math.abs(head.weight[j * k + c] - W[j][c]) < 1e-5, `W[${j}][${c}] ${head.weight[j * k + c]} vs ${W[j][c]}`);
   for (let c = 0; c < k; c++) assert.ok(Math.abs(head.bias[c] - bias[c]) < 1e-5);
@@ -47,7 +47,7 @@ test('ridge head equals the normal-equation solution on centred data (one-hot in
   for (let c = 0; c < k; c++) assert.ok(Math.abs(s[c] - (bias[c] + W[0][c] + W[1][c] + W[2][c])) < 1e-5);
 });
 
-test('ridge head separates separable classes and picks the strength on validation', () => {
+test('ridge head separates separable classes and picks the strength on validation', async () => {
   // Two Gaussian-free clusters on a line: class = sign of x0.
   const xs: number[] = [];
   const ys: number[] = [];
@@ -57,7 +57,7 @@ test('ridge head separates separable classes and picks the strength on validatio
     ys.push(c);
   }
   const f = Float32Array.from(xs);
-  const head = fitLinearHead(f, ys, 2, 2, { validation: { features: f, labels: ys } });
+  const head = await fitLinearHead(f, ys, 2, 2, { validation: { features: f, labels: ys } });
   assert.equal(head.search.length, 5);
   assert.ok(head.search.every((s) => s.validationAccuracy === 1));
   // All tie: the strongest regulariser wins.
@@ -66,9 +66,9 @@ test('ridge head separates separable classes and picks the strength on validatio
   for (let i = 0; i < ys.length; i++) assert.equal(sc[2 * i + 1] > sc[2 * i] ? 1 : 0, ys[i]);
 });
 
-test('fitLinearHead rejects labels out of range and mismatched sizes', () => {
-  assert.throws(() => fitLinearHead(new Float32Array(4), [0, 3], 2, 2), /label 3 of example 1 is outside \[0, 2\)/);
-  assert.throws(() => fitLinearHead(new Float32Array(5), [0, 1], 2, 2), /5 feature values for 2 examples of width 2/);
+test('fitLinearHead rejects labels out of range and mismatched sizes', async () => {
+  await assert.rejects(fitLinearHead(new Float32Array(4), [0, 3], 2, 2), /label 3 of example 1 is outside \[0, 2\)/);
+  await assert.rejects(fitLinearHead(new Float32Array(5), [0, 1], 2, 2), /5 feature values for 2 examples of width 2/);
 });
 
 test('subsample keeps class shares (at least one each), is seeded and keeps input order', () => {

@@ -91,13 +91,13 @@ test('warm start: the head starts at the softmax-regression fit on frozen featur
   for (let i = 0; i < b.length; i++) assert.ok(Math.abs(b[i] - bias[i]) < 1e-6);
 });
 
-test('fitWarmHead: stationary point of the relative-L2-regularised log-loss (gradient checked in plain JS)', () => {
+test('fitWarmHead: stationary point of the relative-L2-regularised log-loss (gradient checked in plain JS)', async () => {
   const n = 60, d = 5, k = 3;
   let s = 7;
   const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
   const y = Array.from({ length: n }, (_, i) => i % k);
   const x = Float32Array.from({ length: n * d }, (_, i) => rnd() + (i % d === y[Math.floor(i / d)] ? 0.6 : 0));
-  const h = fitWarmHead({ features: x, labels: y }, { features: x, labels: y }, d, k, { l2: [0.05], iterations: 3000, scaledRidge: false });
+  const h = await fitWarmHead({ features: x, labels: y }, { features: x, labels: y }, d, k, { l2: [0.05], iterations: 3000, scaledRidge: false });
   // Gradient of mean CE + (l2/2)|W|^2 at the fit, computed independently.
   const gw = new Float64Array(d * k);
   const gb = new Float64Array(k);
@@ -126,7 +126,7 @@ test('fitWarmHead: stationary point of the relative-L2-regularised log-loss (gra
   assert.ok(h.valAccuracy > 0.8);
 });
 
-test('fitWarmHead on unit-norm sentence-embedding-like features: never below the temperature-scaled ridge head it starts from', () => {
+test('fitWarmHead on unit-norm sentence-embedding-like features: never below the temperature-scaled ridge head it starts from', async () => {
   // An absolute L2 shrank such heads (per-feature variance ~1/d) below the ridge head: USE-lite on SpamAssassin 97% -> 91%.
   const d = 128;
   const make = (n: number, seed: number): { x: Float32Array; y: number[] } => {
@@ -143,7 +143,7 @@ test('fitWarmHead on unit-norm sentence-embedding-like features: never below the
   };
   const tr = make(300, 3);
   const va = make(300, 11);
-  const ridge = fitLinearHead(tr.x, tr.y, d, 2, { validation: { features: va.x, labels: va.y } });
+  const ridge = await fitLinearHead(tr.x, tr.y, d, 2, { validation: { features: va.x, labels: va.y } });
   const sc = linearScores(ridge, va.x);
   const ridgeCorrect = va.y.filter((y, i) => (sc[i * 2 + 1] > sc[i * 2] ? 1 : 0) === y).length;
   // Best temperature for the ridge scores by a plain grid, in plain JS.
@@ -159,7 +159,7 @@ test('fitWarmHead on unit-norm sentence-embedding-like features: never below the
     });
     ridgeLoss = Math.min(ridgeLoss, l / va.y.length);
   }
-  const h = fitWarmHead({ features: tr.x, labels: tr.y }, { features: va.x, labels: va.y }, d, 2);
+  const h = await fitWarmHead({ features: tr.x, labels: tr.y }, { features: va.x, labels: va.y }, d, 2);
   const correct = Math.round(h.valAccuracy * va.y.length);
   assert.ok(correct >= ridgeCorrect, `warm head ${correct} correct < ridge ${ridgeCorrect}`);
   if (correct === ridgeCorrect) assert.ok(h.valLoss <= ridgeLoss + 1e-3, `warm head log-loss ${h.valLoss} > scaled ridge ${ridgeLoss}`);
