@@ -4,7 +4,8 @@
  *   node --import tsx bench/customize-compare.ts [intents=10] [trainPerIntent=20] [valPerIntent=10] [epochs=2] [strategies=head,lora,bitfit,partial,full]
  *
  * Reads ../shared/datasets/clinc150 beside the repository (or $CLINC150_DIR): the first `intents` intents (sorted), the first rows
- * of each. The full dataset takes hours on 2 cores; keep the slice small.
+ * of each. `150 100 20` is the full in-scope data (15,000 train / 3,000 validation); all seven strategies at 2 epochs take
+ * about an hour on 2 cores.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
