@@ -2,30 +2,18 @@
 import { Command, Option } from 'commander';
 import { collect, emit, num, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
 import { STRATEGY_CHOICES, type StrategyChoice } from '../strategies.ts';
+import type { PipelineOptions } from '../pipeline.ts';
 
-interface CustomizeCliOptions extends GlobalOptions {
+/** Commander's parsed options: the pipeline's own, with the flags that have defaults made required. */
+interface CustomizeCliOptions extends GlobalOptions, Omit<PipelineOptions, 'home' | 'providers' | 'progress' | 'aliases' | 'train' | 'eval'> {
   base: string;
   train: string[];
   eval?: string[];
   textColumn: string;
   labelColumn: string;
   strategy: StrategyChoice;
-  out: string;
-  name?: string;
   alias?: string[];
-  targetAccuracy?: number;
-  maxLatencyMs?: number;
-  maxTrainExamples?: number;
-  maxEvalExamples?: number;
-  epochs?: number;
-  lr?: number;
-  batchSize?: number;
-  maxLength?: number;
-  rank?: number;
-  targets?: string;
-  layers?: number;
   seed: number;
-  threads?: number;
 }
 
 export function customizeCommand(): Command {
@@ -57,13 +45,8 @@ export function customizeCommand(): Command {
   cmd.action(async (o: CustomizeCliOptions) => {
     const [{ runPipeline }, { formatPipeline }] = await Promise.all([import('../pipeline.ts'), import('../format.ts')]);
     const progress = progressFor(o);
-    const r = await runPipeline({
-      base: o.base, train: o.train, eval: o.eval, textColumn: o.textColumn, labelColumn: o.labelColumn, strategy: o.strategy, out: o.out,
-      name: o.name, aliases: o.alias, home: o.home, targetAccuracy: o.targetAccuracy, maxLatencyMs: o.maxLatencyMs,
-      maxTrainExamples: o.maxTrainExamples, maxEvalExamples: o.maxEvalExamples, epochs: o.epochs, lr: o.lr, batchSize: o.batchSize,
-      maxLength: o.maxLength, rank: o.rank, targets: o.targets, layers: o.layers, seed: o.seed, threads: o.threads,
-      providers: providersFor(o.device), progress,
-    });
+    const { json: _json, device, profile: _profile, quiet: _quiet, alias, ...pipeline } = o;
+    const r = await runPipeline({ ...pipeline, ...(alias ? { aliases: alias } : {}), providers: providersFor(device), progress });
     progress.stop();
     emit(o, r, () => formatPipeline(r, { profile: o.profile }));
   });
