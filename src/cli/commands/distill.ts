@@ -13,6 +13,7 @@ interface DistillCliOptions extends GlobalOptions {
   studentLayers: number;
   studentHidden?: number;
   studentHeads?: number;
+  studentIntermediate?: number;
   temperature: number;
   alpha: number;
   hiddenWeight: number;
@@ -33,6 +34,15 @@ interface DistillCliOptions extends GlobalOptions {
   latencyIterations: number;
 }
 
+/** One line saying where the student's weights came from. */
+function initLine(init: { kind: string; teacherLayers: number[] | null; copiedParams: number; hidden: number; layers: number; removedLayers?: number[]; intermediate?: number }): string {
+  if (init.kind === 'teacher-graph') {
+    return `student: the teacher's own graph with layer${init.removedLayers!.length > 1 ? 's' : ''} ${init.removedLayers!.join(', ')} removed (kept ${init.teacherLayers!.join(', ')}${init.intermediate !== undefined ? `, FFN narrowed to ${init.intermediate} units` : ''}); all ${init.copiedParams} parameters from the teacher`;
+  }
+  if (init.kind === 'teacher-layers') return `student: a ${init.layers}-layer zoo BERT (hidden ${init.hidden}) holding teacher layers ${init.teacherLayers!.join(', ')}; ${init.copiedParams} parameters copied`;
+  return `student: a freshly initialised ${init.layers}-layer zoo BERT (hidden ${init.hidden})`;
+}
+
 export function distillCommand(): Command {
   const cmd = new Command('distill')
     .description('distil a classifier teacher into a smaller student (fewer layers, or narrower) on labelled and/or unlabelled domain text, save and register it')
@@ -40,6 +50,7 @@ export function distillCommand(): Command {
     .requiredOption('--student-layers <n>', 'student encoder layers (same width: initialised from alternate teacher layers)', num({ min: 1, int: true }))
     .option('--student-hidden <h>', 'student width (default: the teacher\'s; another width starts fresh)', num({ min: 1, int: true }))
     .option('--student-heads <n>', 'student attention heads (default hidden / 64, at least 1)', num({ min: 1, int: true }))
+    .option('--student-intermediate <n>', 'FFN width: of a fresh student, or the highest-magnitude units each kept teacher layer keeps', num({ min: 1, int: true }))
     .option('--temperature <t>', 'softening temperature T', num({ min: 0 }), 2)
     .option('--alpha <a>', 'weight of the soft (KL) term; 1 - alpha on the hard labels', num({ min: 0, max: 1 }), 0.5)
     .option('--hidden-weight <w>', 'weight of final-hidden-state MSE (same width only)', num({ min: 0 }), 0)
@@ -79,13 +90,14 @@ export function distillCommand(): Command {
     progress.log(`distilling ${o.teacher} into a ${o.studentLayers}-layer student on ${(train?.texts.length ?? 0) + unlabelled.length} texts (${train?.texts.length ?? 0} labelled)`);
     const r = await distillTextClassifier(t.model, {
       layers: o.studentLayers, ...(o.studentHidden !== undefined ? { hidden: o.studentHidden } : {}), ...(o.studentHeads !== undefined ? { heads: o.studentHeads } : {}),
+      ...(o.studentIntermediate !== undefined ? { intermediate: o.studentIntermediate } : {}),
       ...(train ? { train } : {}), unlabelled, ...(validation ? { validation } : {}), ...(evalSet ? { eval: evalSet } : {}),
       temperature: o.temperature, alpha: o.alpha, hiddenWeight: o.hiddenWeight, epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, maxLength, seed: o.seed,
       iterations: o.latencyIterations, providers: providersFor(o.device), throughputIterations: Math.max(2, Math.ceil(o.latencyIterations / 6)),
       onEpoch: (e) => progress.log(`epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)}${e.metrics.accuracy !== undefined ? `, validation accuracy ${(e.metrics.accuracy * 100).toFixed(2)}%` : ''}`),
     });
     const settings = {
-      student_layers: o.studentLayers, student_hidden: r.init.hidden, student_heads: r.init.heads, init: r.init.kind, teacher_layers: r.init.teacherLayers,
+      student_layers: o.studentLayers, student_intermediate: o.studentIntermediate ?? null, student_hidden: r.init.hidden, student_heads: r.init.heads, init: r.init.kind, teacher_layers: r.init.teacherLayers,
       temperature: o.temperature, alpha: o.alpha, hidden_weight: o.hiddenWeight, epochs: o.epochs, lr: o.lr, batch_size: o.batchSize, max_length: maxLength, seed: o.seed,
       train: o.train ? path.resolve(o.train) : null, unlabelled: (o.unlabelled ?? []).map((f) => path.resolve(f)), validation: o.validation ? path.resolve(o.validation) : null,
     };
@@ -107,7 +119,7 @@ export function distillCommand(): Command {
     const sample = evalSet?.texts[0] ?? train?.texts[0] ?? unlabelled[0];
     const profile = o.profile ? await profileText(r.student, sample, maxLength, providersFor(o.device)) : undefined;
     const value = { ...report, teacherRef: o.teacher, out, run_id: reg.runId, model: reg.model };
-    emit(o, value, () => `${formatDistillationReport(r.report)}${profile ? `\n\nONNX Runtime profile of the student (batch 1):\n${profile}` : ''}\n(accuracies on the ${r.reportOn} set)\nwritten to ${out}; registered ${reg.model.ref} (distilled-from ${reg.model.parents[0].model ?? reg.model.parents[0].external})`);
+    emit(o, value, () => `${initLine(r.init)}\n${formatDistillationReport(r.report)}${profile ? `\n\nONNX Runtime profile of the student (batch 1):\n${profile}` : ''}\n(accuracies on the ${r.reportOn} set)\nwritten to ${out}; registered ${reg.model.ref} (distilled-from ${reg.model.parents[0].model ?? reg.model.parents[0].external})`);
   });
   return cmd;
 }

@@ -127,6 +127,8 @@ export async function distillTextClassifier(teacher: Model, opts: TextDistillOpt
   // A non-zoo teacher the zoo cannot mirror (USE-lite: pre-LayerNorm layers of two widths) gets its own graph with
   // layers removed; one whose every encoder parameter a zoo BERT of its width takes (a BERT export) keeps the zoo route.
   const scoped = !isBert && opts.hidden === undefined && opts.init !== 'zoo' && layerScopes(teacher.graph).length > 0;
+  const scopes = layerScopes(teacher.graph).length;
+  if (scoped && opts.layers > scopes) throw new ConfigError(`a student of the teacher's width needs 1..${scopes} layers, got ${opts.layers}`, { field: 'layers', value: String(opts.layers) });
   let zoo: ReturnType<typeof zooInit> | undefined;
   if (scoped && opts.init !== 'teacher-graph' && shape) {
     try {
