@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- --json] [-- --cases mlp,encoder-full,encoder-lora] [-- --steps N]`: training-step time of
- * Tailor (onnxruntime-node) vs PyTorch (Debian python3-torch + OpenBLAS) on the same models, batch and thread count
- * (2), in one run; plus achieved GFLOP/s against a measured ORT MatMul peak. See docs/bench.md.
+ * `npm run bench [-- --json] [-- --cases mlp,encoder-full,encoder-lora] [-- --steps N] [-- --sections training,compress]
+ * [-- --compress-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch (Debian python3-torch +
+ * OpenBLAS) on the same models, batch and thread count (2), in one run; plus achieved GFLOP/s against a measured ORT
+ * MatMul peak. Then the compression section (bench/compress.ts, docs/compression.md). See docs/bench.md.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -210,31 +211,53 @@ async function runCase(c: Case, mode: 'fused' | 'separate', probe: PeakProbe): P
   await engine.release();
   return { tailorMs: median(tailor), torchMs: median(torchT), peak: median(peaks), compileMs, nodes, loadBefore, loadAfter: load(), profile };
 }
-const torchVersion = ensureTorch();
-const wanted = argOf('--cases')?.split(',');
-const modes = (argOf('--mode') ?? 'fused').split(',') as ('fused' | 'separate')[];
-const probe = await PeakProbe.create();
-say(`PyTorch ${torchVersion} (${PY}); ${THREADS} threads; ${STEPS} timed steps after ${WARMUP} warm-up, Tailor and PyTorch interleaved; ` +
-  `peak = median ORT 1024^3 MatMul GFLOP/s sampled between the steps`);
-const results = [];
-for (const c of CASES) {
-  if (wanted && !wanted.some((w) => c.name.startsWith(w))) continue;
-  for (const mode of modes) {
-    const t = await runCase(c, mode, probe);
-    const peak = t.peak;
-    const torchMs = t.torchMs;
-    const row = {
-      name: modes.length > 1 ? `${c.name}-${mode}` : c.name,
-      tailor_ms: Number(t.tailorMs.toFixed(1)), torch_ms: Number(torchMs.toFixed(1)), ratio: Number((t.tailorMs / torchMs).toFixed(3)),
-      tailor_gflops: Number((c.flops / (t.tailorMs / 1000) / 1e9).toFixed(1)), torch_gflops: Number((c.flops / (torchMs / 1000) / 1e9).toFixed(1)),
-      tailor_peak_fraction: Number((c.flops / (t.tailorMs / 1000) / 1e9 / peak).toFixed(3)), matmul_peak_gflops: Number(peak.toFixed(1)), compile_ms: Number(t.compileMs.toFixed(0)), optimizer_mode: mode,
-      gflop_per_step: Number((c.flops / 1e9).toFixed(2)), graph_nodes: t.nodes, load_before: t.loadBefore, load_after: t.loadAfter,
-    };
-    results.push(row);
-    say(`${row.name.padEnd(44)} tailor ${row.tailor_ms.toFixed(1).padStart(8)} ms  torch ${row.torch_ms.toFixed(1).padStart(8)} ms  ratio ${row.ratio.toFixed(2)}  ` +
-      `${row.tailor_gflops} vs ${row.torch_gflops} GFLOP/s (${(row.tailor_peak_fraction * 100).toFixed(0)}% of peak ${row.matmul_peak_gflops})  first step ${row.compile_ms} ms  ${row.graph_nodes} nodes  load ${t.loadBefore} -> ${t.loadAfter}`);
-    if (t.profile) say(`  ORT kernel time per step: ${t.profile}`);
+const SECTIONS = (argOf('--sections') ?? 'training,compress').split(',');
+for (const s of SECTIONS) if (!['training', 'compress'].includes(s)) throw new Error(`unknown bench section '${s}' (sections: training, compress)`);
+let training: { torch: string; cases: Record<string, unknown>[] } | undefined;
+if (SECTIONS.includes('training')) {
+  const torchVersion = ensureTorch();
+  const wanted = argOf('--cases')?.split(',');
+  const modes = (argOf('--mode') ?? 'fused').split(',') as ('fused' | 'separate')[];
+  const probe = await PeakProbe.create();
+  say(`PyTorch ${torchVersion} (${PY}); ${THREADS} threads; ${STEPS} timed steps after ${WARMUP} warm-up, Tailor and PyTorch interleaved; ` +
+    `peak = median ORT 1024^3 MatMul GFLOP/s sampled between the steps`);
+  const results: Record<string, unknown>[] = [];
+  for (const c of CASES) {
+    if (wanted && !wanted.some((w) => c.name.startsWith(w))) continue;
+    for (const mode of modes) {
+      const t = await runCase(c, mode, probe);
+      const peak = t.peak;
+      const torchMs = t.torchMs;
+      const row = {
+        name: modes.length > 1 ? `${c.name}-${mode}` : c.name,
+        tailor_ms: Number(t.tailorMs.toFixed(1)), torch_ms: Number(torchMs.toFixed(1)), ratio: Number((t.tailorMs / torchMs).toFixed(3)),
+        tailor_gflops: Number((c.flops / (t.tailorMs / 1000) / 1e9).toFixed(1)), torch_gflops: Number((c.flops / (torchMs / 1000) / 1e9).toFixed(1)),
+        tailor_peak_fraction: Number((c.flops / (t.tailorMs / 1000) / 1e9 / peak).toFixed(3)), matmul_peak_gflops: Number(peak.toFixed(1)), compile_ms: Number(t.compileMs.toFixed(0)), optimizer_mode: mode,
+        gflop_per_step: Number((c.flops / 1e9).toFixed(2)), graph_nodes: t.nodes, load_before: t.loadBefore, load_after: t.loadAfter,
+      };
+      results.push(row);
+      say(`${row.name.padEnd(44)} tailor ${row.tailor_ms.toFixed(1).padStart(8)} ms  torch ${row.torch_ms.toFixed(1).padStart(8)} ms  ratio ${row.ratio.toFixed(2)}  ` +
+        `${row.tailor_gflops} vs ${row.torch_gflops} GFLOP/s (${(row.tailor_peak_fraction * 100).toFixed(0)}% of peak ${row.matmul_peak_gflops})  first step ${row.compile_ms} ms  ${row.graph_nodes} nodes  load ${t.loadBefore} -> ${t.loadAfter}`);
+      if (t.profile) say(`  ORT kernel time per step: ${t.profile}`);
+    }
   }
+  await probe.release();
+  training = { torch: torchVersion, cases: results };
 }
-await probe.release();
-if (json) console.log(JSON.stringify({ threads: THREADS, torch: torchVersion, steps: STEPS, cases: results }));
+
+/**
+ * The compression section (bench/compress.ts: USE-lite on CLINC150, FP32 vs INT8/INT4 vs a distilled student) runs
+ * in its own process, after the training cases, so its sessions and memory never overlap theirs.
+ * `--compress-args "--epochs 2 ..."` passes options through.
+ */
+let compress: unknown;
+if (SECTIONS.includes('compress')) {
+  say('\ncompression (bench/compress.ts):');
+  const extra = (argOf('--compress-args') ?? '').split(/\s+/).filter(Boolean);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(HERE, 'compress.ts'), ...(json ? ['--json'] : []), ...extra], {
+    stdio: ['ignore', json ? 'pipe' : 'inherit', 'inherit'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.status !== 0) throw new Error(`bench/compress.ts failed (exit ${r.status ?? r.signal})`);
+  if (json) compress = JSON.parse(r.stdout) as unknown;
+}
+if (json) console.log(JSON.stringify({ threads: THREADS, ...(training ? { torch: training.torch, steps: STEPS, cases: training.cases } : {}), ...(compress ? { compress } : {}) }));
