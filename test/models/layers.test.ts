@@ -172,7 +172,7 @@ test('pruneFfn keeps the highest-magnitude units: exact when the dropped units h
   const n1 = paramValues(pruned, 'encoder.layer.2.intermediate.dense.weight') as Float32Array;
   assert.deepEqual(pruned.params.get('encoder.layer.2.intermediate.dense.weight')!.shape, [H, 8]);
   for (let i = 0; i < H; i++) kept.forEach((j, u) => assert.equal(n1[i * 8 + u], w1[i * I + j]));
-  assert.deepEqual(Array.from(paramValues(pruned, 'encoder.layer.2.intermediate.dense.bias')), kept.map((j) => (paramValues(model, 'encoder.layer.2.intermediate.dense.bias') as Float32Array)[j]));
+  assert.deepEqual(Array.from(paramValues(pruned, 'encoder.layer.2.intermediate.dense.bias') as Float32Array), kept.map((j) => (paramValues(model, 'encoder.layer.2.intermediate.dense.bias') as Float32Array)[j]));
   assert.deepEqual(pruned.params.get('encoder.layer.2.output.dense.weight')!.shape, [8, H]);
   // Fewer units than the zero ones changes outputs (a real approximation), but the graph still runs.
   assert.equal((await run(pruneFfn(model, 2, 3), feeds)).length, 9);
