@@ -5,6 +5,7 @@ export { buildMlp, mlpConfig, type MlpConfig, type BuildOptions } from './zoo/ml
 export { buildCnn, cnnConfig, type CnnConfig, type CnnStage } from './zoo/cnn.ts';
 export { weightsFrom, type WeightSource } from './zoo/params.ts';
 export { replaceHead, dropLayers, keepLayers, addLayers, type HeadOptions } from './modules.ts';
+export { layerScopes, removeLayers, pruneFfn, type RemoveLayersOptions } from './layers.ts';
 export { TextTokenizer, type BatchEncoding, type EncodeOptions, type Encoded, type TokenizerKind } from './hf/tokenizer.ts';
 export { wordPieceTokenizerJson, wordPieceTokenizerConfig, bpeTokenizerJson } from './hf/tokenizer-json.ts';
 export { loadHfModel, saveHfModel, readHfConfig, stateDict, hfConfigFor, appendMeanPooling, type LoadHfOptions, type SaveHfOptions } from './hf/load.ts';
