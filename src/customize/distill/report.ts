@@ -82,7 +82,8 @@ async function predict(s: Session, set: TransferSet, batchSize: number): Promise
 export async function distillationReport(teacher: Model, student: Model, evalSet: TransferSet, opts: DistillReportOptions = {}): Promise<DistillationReport> {
   if (!evalSet.labels) throw new ConfigError('the distillation report needs a labelled eval set', { field: 'labels' });
   const gold = Array.from(evalSet.labels, Number);
-  const threads = { ...(opts.intraOpThreads ? { intraOpThreads: opts.intraOpThreads } : {}), ...(opts.providers ? { providers: opts.providers } : {}) };
+  // Spinning off: on a shared machine ORT's spinning workers stall each other and made ratios up to 4x wrong in bench/compress.ts.
+  const threads = { allowSpinning: false, ...(opts.intraOpThreads ? { intraOpThreads: opts.intraOpThreads } : {}), ...(opts.providers ? { providers: opts.providers } : {}) };
   const dir = await mkdtemp(join(os.tmpdir(), 'tailor-distill-report-'));
   const ts = await Session.create(toOnnxModel(teacher), { label: 'teacher', ...threads });
   const ss = await Session.create(toOnnxModel(student), { label: 'student', ...threads });

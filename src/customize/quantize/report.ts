@@ -107,7 +107,8 @@ export async function timeInterleaved(sessions: readonly Session[], feeds: Feeds
 
 /** Compares a float model with its quantized version (from any of the quantizers). */
 export async function quantizationReport(floatModel: Model, result: QuantizeResult, opts: QuantReportOptions = {}): Promise<QuantizationReport> {
-  const threads = { ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}), ...(opts.providers ? { providers: opts.providers } : {}) };
+  // Spinning off: on a shared machine ORT's spinning workers stall each other and made ratios up to 4x wrong in bench/compress.ts.
+  const threads = { allowSpinning: false, ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}), ...(opts.providers ? { providers: opts.providers } : {}) };
   const fs = await Session.create(floatModel, { label: 'float model', ...threads });
   const qs = await Session.create(result.model, { label: `${result.mode} model`, ...threads });
   const report: QuantizationReport = {
