@@ -4,7 +4,7 @@
  *   node --import tsx bench/customize-compare.ts [intents=10] [trainPerIntent=20] [valPerIntent=10] [epochs=2] [strategies=head,lora,bitfit,partial,full]
  *
  * Reads ../shared/datasets/clinc150 beside the repository (or $CLINC150_DIR): the first `intents` intents (sorted), the first rows
- * of each. `150 100 20` is the full in-scope data (15,000 train / 3,000 validation); all seven strategies at 2 epochs take
+ * of each. LORA_TARGETS (attention | ffn | all-linear), LORA_R and LORA_LR override LoRA's settings. `150 100 20` is the full in-scope data (15,000 train / 3,000 validation); all seven strategies at 2 epochs take
  * about an hour on 2 cores.
  */
 import * as fs from 'node:fs';
@@ -13,6 +13,7 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { compareStrategies, formatComparison } from '../src/customize/compare.ts';
 import type { CustomizeOptions, LabeledText, Strategy } from '../src/customize/customize.ts';
+import type { TargetKind } from '../src/customize/sites.ts';
 import { loadUseLite } from '../src/models/use/index.ts';
 
 const dir = process.env.CLINC150_DIR ?? path.resolve(import.meta.dirname, '../../shared/datasets/clinc150');
@@ -26,14 +27,19 @@ const take = (rows: LabeledText[], n: number): LabeledText[] => {
   return rows.filter((r) => keep.has(r.label) && (c.set(r.label, (c.get(r.label) ?? 0) + 1).get(r.label) ?? 0) <= n);
 };
 const data = { train: take(train, perTrain), validation: take(read('validation.csv'), perVal) };
-const lr: Partial<Record<Strategy, number>> = { head: 1e-2, lora: 2e-3, bitfit: 5e-3, ia3: 5e-3, partial: 5e-4, full: 1e-4, scratch: 1e-3 };
+const lr: Partial<Record<Strategy, number>> = { head: 1e-2, lora: Number(process.env.LORA_LR ?? 2e-3), bitfit: 5e-3, ia3: 5e-3, partial: 5e-4, full: 1e-4, scratch: 1e-3 };
 const runs: CustomizeOptions[] = only.map((strategy) => ({
   strategy, epochs: strategy === 'head' ? 5 * epochs : epochs, lr: lr[strategy], seed: 1, maxLength: 32, batchSize: 16,
-  ...(strategy === 'lora' ? { lora: { targets: { kind: 'attention' as const }, r: 8, alpha: 16 } } : {}),
+  ...(strategy === 'lora' ? { lora: { targets: { kind: (process.env.LORA_TARGETS ?? 'attention') as TargetKind }, r: Number(process.env.LORA_R ?? 8), alpha: 2 * Number(process.env.LORA_R ?? 8) } } : {}),
 }));
 const load = os.loadavg()[0];
 console.error(`CLINC150 slice: ${intents} intents, ${data.train.length} train / ${data.validation.length} validation; ${os.cpus().length} cores, load average ${load.toFixed(1)}`);
 const { model } = await loadUseLite();
-const rows = await compareStrategies(model, data, runs, (r) => console.error(`done ${r.report.strategy}: val accuracy ${(100 * r.report.accuracy).toFixed(1)}% in ${r.report.totalSeconds.toFixed(0)} s`));
+const rows = await compareStrategies(model, data, runs, (r) => {
+  const { report: rep } = r;
+  const warm = rep.headInit.kind === 'warm' ? `warm head ${(100 * rep.headInit.valAccuracy).toFixed(2)}% (${rep.headInit.seconds.toFixed(0)} s), ` : '';
+  const curve = rep.curve.map((e) => `${(100 * e.accuracy).toFixed(2)}%/${e.valLoss.toFixed(3)}`).join(' ');
+  console.error(`done ${rep.strategy}: val accuracy ${(100 * rep.accuracy).toFixed(2)}% in ${rep.totalSeconds.toFixed(0)} s; ${warm}features ${(rep.featureSeconds ?? 0).toFixed(0)} s; epochs (accuracy/loss): ${curve}`);
+});
 console.log(`CLINC150 slice: ${intents} intents x ${perTrain} train / ${perVal} validation utterances, USE-lite, ${epochs} epoch(s) (head: ${5 * epochs}), maxLength 32, seed 1; ${os.cpus().length} cores, load average at start ${load.toFixed(1)}, ${os.loadavg()[0].toFixed(1)} at end`);
 console.log(formatComparison(rows));
