@@ -13,11 +13,8 @@
  * Reads ../shared/datasets/clinc150 beside the repository (or $CLINC150_DIR). `npm run bench` runs it as its
  * `compress` section. Sized to take about 10 minutes on 2 busy cores.
  */
-import * as fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { parse } from 'csv-parse/sync';
-import { customize, type LabeledText } from '../src/customize/index.ts';
+import { customize } from '../src/customize/index.ts';
 import { distill, teacherGraphStudent, type TeacherCache, type TeacherGraphStudent, type TransferSet } from '../src/customize/distill/index.ts';
 import { quantizeDynamic, quantizeInt4, quantizeStatic, timeInterleaved } from '../src/customize/quantize/index.ts';
 import { classificationMetrics } from '../src/eval/metrics.ts';
@@ -26,6 +23,7 @@ import { loadUseLite } from '../src/models/use/index.ts';
 import type { Model as OnnxModel } from '../src/onnx/ir.ts';
 import { encodeModel } from '../src/onnx/serialize.ts';
 import { Session, ort, type Feeds } from '../src/runtime/session.ts';
+import { firstPerIntent, readClinc } from '../test/clinc150.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -50,22 +48,15 @@ const say = (s: string): void => { if (!json) console.log(s); else process.stder
 const load = (): string => os.loadavg().map((x) => x.toFixed(1)).join(' ');
 const secs = (t0: number): string => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
 
-const DIR = process.env.CLINC150_DIR ?? path.resolve(import.meta.dirname, '../../shared/datasets/clinc150');
-const read = (f: string): LabeledText[] => (parse(fs.readFileSync(path.join(DIR, f)), { columns: true }) as { text: string; intent: string }[]).map((r) => ({ text: r.text, label: r.intent }));
-/** The first `n` rows of every intent (file order), so slices are balanced and the same on every run. */
-const perIntent = (rows: LabeledText[], n: number): LabeledText[] => {
-  const c = new Map<string, number>();
-  return rows.filter((r) => { const k = (c.get(r.label) ?? 0) + 1; c.set(r.label, k); return k <= n; });
-};
 
 const t00 = performance.now();
 const loadStart = load();
-const trainRows = perIntent(read('train.csv'), TEACHER_PER_INTENT);
+const trainRows = firstPerIntent(readClinc('train'), TEACHER_PER_INTENT);
 const labels = [...new Set(trainRows.map((r) => r.label))].sort();
 const labelId = new Map(labels.map((l, i) => [l, i]));
-const transferRows = perIntent(trainRows, TRANSFER_PER_INTENT);
-const validation = perIntent(read('validation.csv'), 5);
-const evalRows = perIntent(read('test.csv'), EVAL_PER_INTENT);
+const transferRows = firstPerIntent(trainRows, TRANSFER_PER_INTENT);
+const validation = firstPerIntent(readClinc('validation'), 5);
+const evalRows = firstPerIntent(readClinc('test'), EVAL_PER_INTENT);
 say(`compress bench: USE-lite on CLINC150 (${labels.length} intents): teacher = head on ${trainRows.length} train rows; student distilled on ${transferRows.length} rows ` +
   `(${TRANSFER_PER_INTENT}/intent), ${EPOCHS} epochs; eval on ${evalRows.length} test rows (${EVAL_PER_INTENT}/intent); maxLength ${MAX_LENGTH}; ` +
   `${THREADS} threads for timing (ORT spinning ${SPIN ? 'on' : 'off'}); ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}; load ${loadStart}`);

@@ -7,26 +7,17 @@
  * of each. LORA_TARGETS (attention | ffn | all-linear), LORA_R and LORA_LR override LoRA's settings. `150 100 20` is the full in-scope data (15,000 train / 3,000 validation); all seven strategies at 2 epochs take
  * about an hour on 2 cores.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import path from 'node:path';
-import { parse } from 'csv-parse/sync';
 import { compareStrategies, formatComparison } from '../src/customize/compare.ts';
-import type { CustomizeOptions, LabeledText, Strategy } from '../src/customize/customize.ts';
+import type { CustomizeOptions, Strategy } from '../src/customize/customize.ts';
 import type { TargetKind } from '../src/customize/sites.ts';
 import { loadUseLite } from '../src/models/use/index.ts';
+import { clincIntents, firstPerIntent, readClinc } from '../test/clinc150.ts';
 
-const dir = process.env.CLINC150_DIR ?? path.resolve(import.meta.dirname, '../../shared/datasets/clinc150');
 const [intents, perTrain, perVal, epochs] = [10, 20, 10, 2].map((d, i) => Number(process.argv[2 + i] ?? d));
 const only = (process.argv[6] ?? 'head,lora,bitfit,partial,full').split(',') as Strategy[];
-const read = (f: string): LabeledText[] => (parse(fs.readFileSync(path.join(dir, f)), { columns: true }) as { text: string; intent: string }[]).map((r) => ({ text: r.text, label: r.intent }));
-const train = read('train.csv');
-const keep = new Set([...new Set(train.map((r) => r.label))].sort().slice(0, intents));
-const take = (rows: LabeledText[], n: number): LabeledText[] => {
-  const c = new Map<string, number>();
-  return rows.filter((r) => keep.has(r.label) && (c.set(r.label, (c.get(r.label) ?? 0) + 1).get(r.label) ?? 0) <= n);
-};
-const data = { train: take(train, perTrain), validation: take(read('validation.csv'), perVal) };
+const keep = clincIntents(intents);
+const data = { train: firstPerIntent(readClinc('train'), perTrain, keep), validation: firstPerIntent(readClinc('validation'), perVal, keep) };
 const lr: Partial<Record<Strategy, number>> = { head: 1e-2, lora: Number(process.env.LORA_LR ?? 2e-3), bitfit: 5e-3, ia3: 5e-3, partial: 5e-4, full: 1e-4, scratch: 1e-3 };
 const runs: CustomizeOptions[] = only.map((strategy) => ({
   strategy, epochs: strategy === 'head' ? 5 * epochs : epochs, lr: lr[strategy], seed: 1, maxLength: 32, batchSize: 16,

@@ -6,21 +6,16 @@
  * measured on CLINC150's validation rows of those intents: accuracy, macro-F1, size, p50 at batch 1, items/s at
  * batch 32. Threads: 2 for timing.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { parse } from 'csv-parse/sync';
 import { bertConfig, buildBert, toOnnxModel, trainableParams, type Model } from '../src/models/index.ts';
 import type { GraphBuilder } from '../src/onnx/builder.ts';
 import type { Model as OnnxModel } from '../src/onnx/ir.ts';
 import { ort } from '../src/runtime/session.ts';
 import { tensorData, Trainer } from '../src/train/trainer.ts';
 import { distill, distillationReport, formatDistillationReport, studentFromTeacher, type TransferSet } from '../src/customize/distill/index.ts';
+import { readClinc, type ClincRow } from '../test/clinc150.ts';
 import { quantizationReport, quantizeDynamic, quantizeInt4, quantizeStatic, type QuantizationReport, type QuantizeResult } from '../src/customize/quantize/index.ts';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const DIR = path.resolve(HERE, '../../shared/datasets/clinc150');
 const args = process.argv.slice(2);
 const json = args.includes('--json');
 const argOf = (k: string, d: number): number => (args.includes(k) ? Number(args[args.indexOf(k) + 1]) : d);
@@ -29,18 +24,15 @@ const EPOCHS = argOf('--epochs', 8);
 const SEQ = 16;
 const say = (s: string): void => { if (!json) console.log(s); else process.stderr.write(`${s}\n`); };
 
-type Row = { text: string; intent: string };
-const read = (f: string): Row[] => parse(fs.readFileSync(path.join(DIR, f)), { columns: true, skip_empty_lines: true }) as Row[];
-
-const trainRows = read('train.csv');
-const labels = [...new Set(trainRows.map((r) => r.intent))].sort().slice(0, INTENTS);
+const trainRows = readClinc('train');
+const labels = [...new Set(trainRows.map((r) => r.label))].sort().slice(0, INTENTS);
 const labelId = new Map(labels.map((l, i) => [l, i]));
 const vocab = new Map<string, number>([['[PAD]', 0], ['[UNK]', 1], ['[CLS]', 2]]);
 const words = (t: string): string[] => t.toLowerCase().split(/[^a-z0-9']+/).filter(Boolean);
-for (const r of trainRows) if (labelId.has(r.intent)) for (const w of words(r.text)) if (!vocab.has(w)) vocab.set(w, vocab.size);
+for (const r of trainRows) if (labelId.has(r.label)) for (const w of words(r.text)) if (!vocab.has(w)) vocab.set(w, vocab.size);
 
-function encode(rows: Row[]): TransferSet {
-  const kept = rows.filter((r) => labelId.has(r.intent));
+function encode(rows: ClincRow[]): TransferSet {
+  const kept = rows.filter((r) => labelId.has(r.label));
   const ids = new BigInt64Array(kept.length * SEQ);
   const mask = new BigInt64Array(kept.length * SEQ);
   kept.forEach((r, i) => {
@@ -50,12 +42,12 @@ function encode(rows: Row[]): TransferSet {
   const d = [kept.length, SEQ];
   return {
     inputs: { input_ids: new ort.Tensor('int64', ids, d), attention_mask: new ort.Tensor('int64', mask, d), token_type_ids: new ort.Tensor('int64', new BigInt64Array(kept.length * SEQ), d) },
-    labels: BigInt64Array.from(kept, (r) => BigInt(labelId.get(r.intent)!)),
+    labels: BigInt64Array.from(kept, (r) => BigInt(labelId.get(r.label)!)),
   };
 }
 
 const train = encode(trainRows);
-const val = encode(read('validation.csv'));
+const val = encode(readClinc('validation'));
 const n = train.labels!.length;
 say(`CLINC150 slice: ${INTENTS} intents, ${n} train / ${val.labels!.length} validation rows, vocab ${vocab.size}, seq ${SEQ}; load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 

@@ -6,11 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parse } from 'csv-parse/sync';
 import * as tf from '@tensorflow/tfjs';
 import { loadUseLite, locateUseLitePackage } from '../src/models/use/index.ts';
 import { Session, ort } from '../src/runtime/session.ts';
+import { readClinc } from '../test/clinc150.ts';
 import { loadTfModel, referenceTokenizer, useTfBackend } from '../test/models/use-lite.reference.ts';
 
 const args = process.argv.slice(2);
@@ -33,10 +32,7 @@ async function timeIt(runs: number, fn: () => Promise<void>): Promise<number> {
   return median(ms);
 }
 
-const CLINC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/datasets/clinc150');
-const csv = readFileSync(path.join(CLINC, 'test.csv'), 'utf8');
-const rows = parse(csv, { columns: true, skip_empty_lines: true }) as { text: string }[];
-const sentences = rows.slice(0, BATCH).map((r) => r.text);
+const sentences = readClinc('test').slice(0, BATCH).map((r) => r.text);
 
 const loaded = await loadUseLite();
 const session = await Session.create(loaded.onnx, { intraOpThreads: THREADS, interOpThreads: 1 });

@@ -1,20 +1,17 @@
 /** Fixtures for the CLI tests: tiny CLINC150 slices, a user CSV with other column names, a tiny BERT folder, and a spawn helper. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'csv-parse/sync';
 import { saveHfModel } from '../../src/models/hf/load.ts';
 import { wordPieceTokenizerConfig, wordPieceTokenizerJson } from '../../src/models/hf/tokenizer-json.ts';
 import { TextTokenizer } from '../../src/models/hf/tokenizer.ts';
 import { bertConfig, buildBert } from '../../src/models/zoo/bert.ts';
+import { firstPerIntent, readClinc, type ClincRow } from '../clinc150.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/tailor.js', import.meta.url));
-const CLINC = fileURLToPath(new URL('../../../shared/datasets/clinc150/', import.meta.url));
-export const CLINC_DIR = process.env.CLINC150_DIR ?? (CLINC.includes('/work/') ? '/work/shared/datasets/clinc150' : CLINC);
-
-export interface Row { text: string; label: string }
+export type Row = ClincRow;
 
 function csvField(s: string): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
@@ -22,9 +19,9 @@ function csvField(s: string): string {
 
 /** The first `per` rows of each of the first `intents` intents (sorted by name) of a CLINC150 split. */
 export function clincRows(split: 'train' | 'validation' | 'test', intents: number, per: number): Row[] {
-  const rows = parse(readFileSync(path.join(CLINC_DIR, `${split}.csv`), 'utf8'), { columns: true }) as Array<{ text: string; intent: string }>;
-  const names = [...new Set(rows.map((r) => r.intent))].sort().slice(0, intents);
-  return names.flatMap((n) => rows.filter((r) => r.intent === n).slice(0, per).map((r) => ({ text: r.text, label: r.intent })));
+  const rows = firstPerIntent(readClinc(split), per, intents);
+  // Grouped by intent, in name order (a stable sort keeps each intent's file order).
+  return rows.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
 }
 
 export function writeCsv(file: string, rows: readonly Row[], textColumn = 'text', labelColumn = 'intent'): string {

@@ -1,34 +1,15 @@
 /** Fixtures for the customize tests: a tiny BERT with a word-level WordPiece vocabulary over a CLINC150 slice. */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parse } from 'csv-parse/sync';
-import type { CustomizeData, LabeledText } from '../../src/customize/customize.ts';
+import type { CustomizeData } from '../../src/customize/customize.ts';
 import { wordPieceTokenizerConfig, wordPieceTokenizerJson } from '../../src/models/hf/tokenizer-json.ts';
 import { TextTokenizer } from '../../src/models/hf/tokenizer.ts';
 import type { Model } from '../../src/models/model.ts';
 import { bertConfig, buildBert, type BertTask } from '../../src/models/zoo/bert.ts';
-
-export const CLINC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/datasets/clinc150');
-
-function read(file: string): LabeledText[] {
-  return (parse(fs.readFileSync(path.join(CLINC, file)), { columns: true, skip_empty_lines: true }) as { text: string; intent: string }[]).map((r) => ({ text: r.text, label: r.intent }));
-}
+import { clincIntents, firstPerIntent, readClinc } from '../clinc150.ts';
 
 /** The first `intents` intents (sorted) of CLINC150's train and validation splits, `perIntent` training rows each. */
 export function clincSlice(intents: number, perIntent = 100, valPerIntent = 20): CustomizeData {
-  const train = read('train.csv');
-  const labels = new Set([...new Set(train.map((r) => r.label))].sort().slice(0, intents));
-  const take = (rows: LabeledText[], n: number): LabeledText[] => {
-    const count = new Map<string, number>();
-    return rows.filter((r) => {
-      if (!labels.has(r.label)) return false;
-      const c = count.get(r.label) ?? 0;
-      count.set(r.label, c + 1);
-      return c < n;
-    });
-  };
-  return { train: take(train, perIntent), validation: take(read('validation.csv'), valPerIntent) };
+  const labels = clincIntents(intents);
+  return { train: firstPerIntent(readClinc('train'), perIntent, labels), validation: firstPerIntent(readClinc('validation'), valPerIntent, labels) };
 }
 
 /** A WordPiece tokenizer whose vocabulary is every lower-cased word of the texts (BERT's basic pre-tokenizer). */

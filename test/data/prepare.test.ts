@@ -1,12 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DataError } from '../../src/errors.ts';
 import { formatDataReport, prepareDataset } from '../../src/data/index.ts';
 import { tempFiles } from './helpers.ts';
+import { clincPath } from '../clinc150.ts';
 
-const CLINC = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'datasets', 'clinc150');
 
 const TRAIN = [
   'text,label,group',
@@ -103,9 +101,9 @@ test('rare classes and unseen eval labels are clear errors by default, counted w
 
 test('CLINC150: data report counts what was removed and why', async () => {
   const ds = await prepareDataset({
-    train: [join(CLINC, 'train.csv'), join(CLINC, 'oos_train.csv')],
-    validation: [join(CLINC, 'validation.csv'), join(CLINC, 'oos_validation.csv')],
-    eval: [join(CLINC, 'test.csv'), join(CLINC, 'oos_test.csv')],
+    train: [clincPath('train.csv'), clincPath('oos_train.csv')],
+    validation: [clincPath('validation.csv'), clincPath('oos_validation.csv')],
+    eval: [clincPath('test.csv'), clincPath('oos_test.csv')],
     labelColumn: 'intent',
   });
   const { train, validation, eval: ev } = ds.report.splits;

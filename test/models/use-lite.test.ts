@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { buildGradientGraph } from '../../src/autodiff/index.ts';
 import { ModelFileError } from '../../src/errors.ts';
@@ -18,9 +17,9 @@ import { tensorFromArray, tensorToArray } from '../../src/onnx/tensor.ts';
 import { loadUseLite, locateUseLitePackage, readTfGraphModel, readVocab, useLiteCacheDir, type LoadedUseLite, type VocabEntry } from '../../src/models/use/index.ts';
 import { Session, ort } from '../../src/runtime/session.ts';
 import { loadTfModel, referenceTokenizer, tfEmbed, useTfBackend } from './use-lite.reference.ts';
+import { clincPath } from '../clinc150.ts';
 
 const pkg = locateUseLitePackage();
-const CLINC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/datasets/clinc150');
 const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'tailor-use-lite-'));
 
 const SENTENCES = [
@@ -138,7 +137,7 @@ describe('USE-lite', () => {
       assert.deepEqual(got, expected, `tokens of ${JSON.stringify(s)}`);
     }
     // A wider sample: the only known difference is tie-breaking between equal-score paths (see tokenizer.ts).
-    const lines = readFileSync(path.join(CLINC, 'validation.csv'), 'utf8').split('\n').slice(1, 1501).map((l) => l.replace(/,[a-z_]+\r?$/, '').replace(/^"|"$/g, ''));
+    const lines = readFileSync(clincPath('validation.csv'), 'utf8').split('\n').slice(1, 1501).map((l) => l.replace(/,[a-z_]+\r?$/, '').replace(/^"|"$/g, ''));
     const diff = lines.filter((s) => ref.encode(s).join() !== loaded.tokenizer.encode(s).ids.join());
     assert.ok(diff.length <= 1, `tokenizations differ on ${diff.length} of ${lines.length}: ${diff.slice(0, 3).join(' | ')}`);
   });

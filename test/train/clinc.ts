@@ -1,29 +1,21 @@
 /** A slice of CLINC150 as token tensors: the first `intents` intents (sorted), whitespace words, fixed length. */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parse } from 'csv-parse/sync';
 import { ort } from '../../src/runtime/session.ts';
 import { tensorData, type TrainData } from '../../src/train/trainer.ts';
+import { readClinc, type ClincRow } from '../clinc150.ts';
 
-const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/datasets/clinc150');
 
 export interface ClincSlice { train: TrainData; validation: TrainData; vocab: number; classes: number; validationLabels: number[] }
 
-function read(file: string): { text: string; intent: string }[] {
-  return parse(fs.readFileSync(path.join(DIR, file)), { columns: true, skip_empty_lines: true }) as { text: string; intent: string }[];
-}
-
 export function clincSlice(intents: number, seq: number): ClincSlice {
-  const train = read('train.csv');
-  const val = read('validation.csv');
-  const labels = [...new Set(train.map((r) => r.intent))].sort().slice(0, intents);
+  const train = readClinc('train');
+  const val = readClinc('validation');
+  const labels = [...new Set(train.map((r) => r.label))].sort().slice(0, intents);
   const labelId = new Map(labels.map((l, i) => [l, i]));
   const vocab = new Map<string, number>([['[PAD]', 0], ['[UNK]', 1]]);
-  const trainRows = train.filter((r) => labelId.has(r.intent));
+  const trainRows = train.filter((r) => labelId.has(r.label));
   for (const r of trainRows) for (const w of r.text.toLowerCase().split(/\s+/).filter(Boolean)) if (!vocab.has(w)) vocab.set(w, vocab.size);
-  const encode = (rows: { text: string; intent: string }[]): { data: TrainData; labels: number[] } => {
-    const kept = rows.filter((r) => labelId.has(r.intent));
+  const encode = (rows: ClincRow[]): { data: TrainData; labels: number[] } => {
+    const kept = rows.filter((r) => labelId.has(r.label));
     const ids = new BigInt64Array(kept.length * seq);
     const mask = new Float32Array(kept.length * seq);
     const y = new BigInt64Array(kept.length);
@@ -33,7 +25,7 @@ export function clincSlice(intents: number, seq: number): ClincSlice {
         ids[i * seq + j] = BigInt(vocab.get(w) ?? 1);
         mask[i * seq + j] = 1;
       });
-      y[i] = BigInt(labelId.get(r.intent) as number);
+      y[i] = BigInt(labelId.get(r.label) as number);
     });
     return {
       data: tensorData({
