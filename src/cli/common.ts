@@ -28,6 +28,26 @@ export function withGlobals(cmd: Command, opts: { device?: boolean } = {}): Comm
   return cmd;
 }
 
+/** The base model and labelled data flags `audit` and `customize` share (same names, defaults and checks). */
+export function withDataOptions(cmd: Command): Command {
+  return cmd
+    .option('--base <model>', 'use-lite, a model folder, a .onnx file or a hub id', 'use-lite')
+    .requiredOption('--train <file>', 'train file (CSV, TSV, JSONL, Parquet); repeat for several', collect)
+    .option('--eval <file>', 'held-out eval file; default: the validation split of train', collect)
+    .option('--text-column <name>', 'column holding the text', 'text')
+    .option('--label-column <name>', 'column holding the label', 'label')
+    .option('--max-train-examples <n>', 'subsample train (stratified, seeded)', num({ min: 2, int: true }))
+    .option('--max-eval-examples <n>', 'subsample eval (stratified, seeded)', num({ min: 1, int: true }));
+}
+
+/** Where a command that makes a model writes and registers it: `--out`, `--name`, `--alias`. */
+export function withOutputOptions(cmd: Command, what: string): Command {
+  return cmd
+    .requiredOption('--out <dir>', `new folder for ${what}`)
+    .option('--name <name>', 'model name in the registry (default: the --out folder\'s name)')
+    .option('--alias <alias>', 'alias to set on the new model version (repeatable)', collect);
+}
+
 /** `--device` -> ONNX Runtime providers. */
 export function providersFor(device: string | undefined): ProviderSpec[] {
   switch (device ?? 'cpu') {

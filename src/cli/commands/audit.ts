@@ -1,6 +1,6 @@
 /** `tailor audit`: measure the off-the-shelf model on the domain and recommend a strategy. Writes nothing. */
 import { Command } from 'commander';
-import { collect, emit, num, progressFor, providersFor, stageProgress, withGlobals, type GlobalOptions } from '../common.ts';
+import { emit, num, progressFor, providersFor, stageProgress, withDataOptions, withGlobals, type GlobalOptions } from '../common.ts';
 
 interface AuditCliOptions extends GlobalOptions {
   base: string;
@@ -17,17 +17,10 @@ interface AuditCliOptions extends GlobalOptions {
 }
 
 export function auditCommand(): Command {
-  const cmd = new Command('audit')
-    .description('measure the generic model on your data as used off the shelf (frozen encoder + linear head): quality, latency, memory, per-op time; recommend a strategy')
-    .option('--base <model>', 'use-lite, a model folder, a .onnx file or a hub id', 'use-lite')
-    .requiredOption('--train <file>', 'train file (CSV, TSV, JSONL, Parquet); repeat for several', collect)
-    .option('--eval <file>', 'held-out eval file; default: the validation split of train', collect)
-    .option('--text-column <name>', 'column holding the text', 'text')
-    .option('--label-column <name>', 'column holding the label', 'label')
+  const cmd = withDataOptions(new Command('audit')
+    .description('measure the generic model on your data as used off the shelf (frozen encoder + linear head): quality, latency, memory, per-op time; recommend a strategy'))
     .option('--target-accuracy <x>', 'accuracy the model must reach, in (0, 1]', num({ min: 0, max: 1 }))
     .option('--max-latency-ms <ms>', 'latency budget, p50 at batch 1', num({ min: 0 }))
-    .option('--max-train-examples <n>', 'subsample train (stratified, seeded)', num({ min: 2, int: true }))
-    .option('--max-eval-examples <n>', 'subsample eval (stratified, seeded)', num({ min: 1, int: true }))
     .option('--max-length <n>', 'longest token sequence', num({ min: 2, int: true }))
     .option('--seed <n>', 'seed for splits and subsampling', num({ int: true }), 0);
   withGlobals(cmd, { device: true });

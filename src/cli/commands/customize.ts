@@ -1,6 +1,6 @@
 /** `tailor customize`: audit, customize, evaluate against the baseline, write the artifact, register run + model. */
 import { Command, Option } from 'commander';
-import { collect, emit, num, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
+import { emit, num, progressFor, providersFor, withDataOptions, withGlobals, withOutputOptions, type GlobalOptions } from '../common.ts';
 import { STRATEGY_CHOICES, type StrategyChoice } from '../strategies.ts';
 import type { PipelineOptions } from '../pipeline.ts';
 
@@ -17,21 +17,11 @@ interface CustomizeCliOptions extends GlobalOptions, Omit<PipelineOptions, 'home
 }
 
 export function customizeCommand(): Command {
-  const cmd = new Command('customize')
-    .description('customize the base on your data, evaluate it against the off-the-shelf baseline, save the artifact and register it')
-    .option('--base <model>', 'use-lite, a model folder, a .onnx file or a hub id', 'use-lite')
-    .requiredOption('--train <file>', 'train file (CSV, TSV, JSONL, Parquet); repeat for several', collect)
-    .option('--eval <file>', 'held-out eval file; default: the validation split of train', collect)
-    .option('--text-column <name>', 'column holding the text', 'text')
-    .option('--label-column <name>', 'column holding the label', 'label')
-    .addOption(new Option('--strategy <s>', 'auto follows the audit\'s recommendation; none keeps the baseline').choices([...STRATEGY_CHOICES]).default('auto'))
-    .requiredOption('--out <dir>', 'new folder for the artifact (model, adapter) and its report')
-    .option('--name <name>', 'model name in the registry (default: the --out folder\'s name)')
-    .option('--alias <alias>', 'alias to set on the new model version (repeatable)', collect)
+  const cmd = withOutputOptions(withDataOptions(new Command('customize')
+    .description('customize the base on your data, evaluate it against the off-the-shelf baseline, save the artifact and register it'))
+    .addOption(new Option('--strategy <s>', 'auto follows the audit\'s recommendation; none keeps the baseline').choices([...STRATEGY_CHOICES]).default('auto')), 'the artifact (model, adapter) and its report')
     .option('--target-accuracy <x>', 'for --strategy auto: accuracy to reach', num({ min: 0, max: 1 }))
     .option('--max-latency-ms <ms>', 'for --strategy auto: latency budget (p50, batch 1)', num({ min: 0 }))
-    .option('--max-train-examples <n>', 'subsample train (stratified, seeded)', num({ min: 2, int: true }))
-    .option('--max-eval-examples <n>', 'subsample eval (stratified, seeded)', num({ min: 1, int: true }))
     .option('--epochs <n>', 'training epochs (default 3)', num({ min: 1, int: true }))
     .option('--lr <x>', 'peak learning rate (default per strategy)', num({ min: 0 }))
     .option('--batch-size <n>', 'examples per step (default 32)', num({ min: 1, int: true }))

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { Command } from 'commander';
-import { collect, emit, num, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
+import { collect, emit, num, progressFor, providersFor, withGlobals, withOutputOptions, type GlobalOptions } from '../common.ts';
 import { loadSource, nameFromOut, profileText, readLabelled, readTexts, registerDerived } from './quantize.ts';
 
 interface DistillCliOptions extends GlobalOptions {
@@ -65,11 +65,8 @@ export function distillCommand(): Command {
     .option('--label-column <name>', 'column holding the label', 'label')
     .option('--max-length <n>', 'longest token sequence (default: the teacher\'s)', num({ min: 2, int: true }))
     .option('--seed <n>', 'seed for the student\'s initialisation and shuffling', num({ int: true }), 0)
-    .requiredOption('--out <dir>', 'new folder for the student')
-    .option('--name <name>', 'model name in the registry (default: the --out folder\'s name)')
-    .option('--alias <alias>', 'alias to set on the new model version (repeatable)', collect)
     .option('--latency-iterations <n>', 'timed runs at batch 1 per model', num({ min: 1, int: true }), 50);
-  withGlobals(cmd, { device: true });
+  withGlobals(withOutputOptions(cmd, 'the student'), { device: true });
   cmd.action(async (o: DistillCliOptions) => {
     const [{ distillTextClassifier, formatDistillationReport }, { assertFreshOut, writeClassifier, writeFolderAtomic }, { writeFileSynced }, { ConfigError }] = await Promise.all([
       import('../../customize/distill/index.ts'), import('../artifacts.ts'), import('../../onnx/io.ts'), import('../../errors.ts'),

@@ -11,7 +11,7 @@ import { DataError } from '../../errors.ts';
 import type { Json } from '../../registry/index.ts';
 import type { Model } from '../../models/model.ts';
 import type { ProviderSpec } from '../../runtime/session.ts';
-import { collect, emit, num, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
+import { collect, emit, num, progressFor, providersFor, withGlobals, withOutputOptions, type GlobalOptions } from '../common.ts';
 
 /** Texts of one column of a CSV/TSV/JSONL/Parquet file (empty cells skipped), at most `limit`. */
 export async function readTexts(file: string, column: string, what: string, limit = Infinity): Promise<string[]> {
@@ -167,11 +167,8 @@ export function quantizeCommand(): Command {
     .option('--eval <file>', 'labelled file: accuracy and macro-F1 before and after')
     .option('--text-column <name>', 'column holding the text (calibration and eval files)', 'text')
     .option('--label-column <name>', 'column holding the label (eval file)', 'label')
-    .requiredOption('--out <dir>', 'new folder for the quantized model')
-    .option('--name <name>', 'model name in the registry (default: the --out folder\'s name)')
-    .option('--alias <alias>', 'alias to set on the new model version (repeatable)', collect)
     .option('--latency-iterations <n>', 'timed runs at batch 1 per model (0: no timing)', num({ min: 0, int: true }), 30);
-  withGlobals(cmd, { device: true });
+  withGlobals(withOutputOptions(cmd, 'the quantized model'), { device: true });
   cmd.action(async (o: QuantizeCliOptions) => {
     const [{ quantizeClassifier, formatQuantizationReport }, { assertFreshOut, writeClassifier, writeFolderAtomic }, { writeFileSynced }, { ConfigError }] = await Promise.all([
       import('../../customize/quantize/index.ts'), import('../artifacts.ts'), import('../../onnx/io.ts'), import('../../errors.ts'),
