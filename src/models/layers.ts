@@ -157,9 +157,15 @@ export function removeLayers(model: Model, indices: readonly number[], opts: Rem
   return { ...model, graph, params, config: configFor(model.config, present.length, kept) };
 }
 
+/** Parameter `encoder.layer.<layer>.<leaf>` (with any module prefix, e.g. `bert.`), if the model has it. */
+export function encoderParam(model: Model, layer: number, leaf: string): Parameter | undefined {
+  const re = new RegExp(`(?:^|\\.)encoder\\.layer\\.${layer}\\.${leaf.replace(/\./g, '\\.')}$`);
+  return [...model.params.values()].find((p) => re.test(p.path));
+}
+
 /** The kept layer's FFN parameters: input dense (hidden -> intermediate) and output dense (intermediate -> hidden). */
 function ffnParams(model: Model, layer: number): { w1: Parameter; b1?: Parameter; w2: Parameter } {
-  const find = (leaf: string): Parameter | undefined => [...model.params.values()].find((p) => new RegExp(`(?:^|\\.)encoder\\.layer\\.${layer}\\.${leaf.replace(/\./g, '\\.')}$`).test(p.path));
+  const find = (leaf: string): Parameter | undefined => encoderParam(model, layer, leaf);
   const w1 = find('intermediate.dense.weight');
   const w2 = find('output.dense.weight');
   if (!w1 || !w2) {
@@ -207,7 +213,7 @@ export function pruneFfn(model: Model, layer: number, keep: number): Model {
   const params = new Map(model.params);
   const set = (p: Parameter, values: Float32Array, shape: number[]): void => {
     graph.initializers.set(p.initializer, tensorFromArray(p.initializer, 'float32', values, shape));
-    params.set([...model.params].find(([, q]) => q === p)![0], { ...p, shape });
+    params.set(p.path, { ...p, shape });
   };
   const n1 = new Float32Array(keep * hidden), n2 = new Float32Array(keep * out);
   units.forEach((j, u) => {

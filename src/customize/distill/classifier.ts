@@ -6,7 +6,7 @@
 import { ConfigError } from '../../errors.ts';
 import type { Model } from '../../models/model.ts';
 import { ort, type ProviderSpec } from '../../runtime/session.ts';
-import { layerScopes } from '../../models/layers.ts';
+import { encoderParam, layerScopes } from '../../models/layers.ts';
 import { alternateLayers, distill, studentFromTeacher, teacherGraphStudent, type DistillResult } from './index.ts';
 import { inheritTeacherWeights, teacherShape } from './inherit.ts';
 import { distillationReport, type DistillationReport } from './report.ts';
@@ -72,7 +72,7 @@ function zooCovers(student: Model, teacher: Model, init: TextDistillResult['init
 /** Width of the residual stream the student's last layer writes (its output dense's output size). */
 function residualWidth(m: Model): number {
   const last = layerScopes(m.graph).pop();
-  const p = [...m.params.values()].find((q) => new RegExp(`(^|\\.)encoder\\.layer\\.${last}\\.output\\.dense\\.weight$`).test(q.path));
+  const p = last === undefined ? undefined : encoderParam(m, last, 'output.dense.weight');
   if (!p || p.shape.length !== 2) return 0;
   return p.layout === 'out_in' ? p.shape[0] : p.shape[1];
 }
@@ -126,8 +126,8 @@ export async function distillTextClassifier(teacher: Model, opts: TextDistillOpt
   };
   // A non-zoo teacher the zoo cannot mirror (USE-lite: pre-LayerNorm layers of two widths) gets its own graph with
   // layers removed; one whose every encoder parameter a zoo BERT of its width takes (a BERT export) keeps the zoo route.
-  const scoped = !isBert && opts.hidden === undefined && opts.init !== 'zoo' && layerScopes(teacher.graph).length > 0;
   const scopes = layerScopes(teacher.graph).length;
+  const scoped = !isBert && opts.hidden === undefined && opts.init !== 'zoo' && scopes > 0;
   if (scoped && opts.layers > scopes) throw new ConfigError(`a student of the teacher's width needs 1..${scopes} layers, got ${opts.layers}`, { field: 'layers', value: String(opts.layers) });
   let zoo: ReturnType<typeof zooInit> | undefined;
   if (scoped && opts.init !== 'teacher-graph' && shape) {
