@@ -15,11 +15,10 @@ import { paramValues, type Model, type Parameter } from '../models/model.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { topoSort } from '../onnx/graph.ts';
 import { cloneGraph } from '../onnx/ir.ts';
-import { writeFileAtomic } from '../onnx/io.ts';
-import { encodeSafetensors, parseSafetensors } from '../onnx/safetensors.ts';
-import { tensorFromArray, tensorToArray } from '../onnx/tensor.ts';
+import { parseSafetensors } from '../onnx/safetensors.ts';
+import { tensorFromArray, tensorToArray, transpose2d } from '../onnx/tensor.ts';
 import type { Lineage } from './lineage.ts';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, TAILOR_JSON, type AdapterHead } from './peft.ts';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, TAILOR_JSON, addHeadTensors, writeAdapterFolder, type AdapterHead } from './peft.ts';
 import { peftTargetModules, selectSites, targetMatches, type TargetSpec } from './sites.ts';
 
 /** PEFT's IA3 defaults for BERT: key, value and the FFN output projection (feed-forward: scaled on its input). */
@@ -173,11 +172,6 @@ export function ia3Adapter(model: Model, spec: Ia3Spec, extra: { head?: AdapterH
 }
 
 /** [rows, cols] row-major -> [cols, rows]. */
-function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c];
-  return t;
-}
 
 const PREFIX = 'base_model.model.';
 
@@ -188,21 +182,13 @@ const PREFIX = 'base_model.model.';
 export function ia3AdapterTensors(adapter: Ia3Adapter): Map<string, { shape: number[]; data: Float32Array }> {
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [m, v] of adapter.vectors) out.set(`${PREFIX}${m}.ia3_l`, { shape: v.feedforward ? [1, v.data.length] : [v.data.length, 1], data: v.data });
-  if (adapter.head) {
-    const h = adapter.head;
-    out.set(`${PREFIX}classifier.weight`, { shape: [h.labels.length, h.features], data: transpose(h.weight, h.features, h.labels.length) });
-    out.set(`${PREFIX}classifier.bias`, { shape: [h.labels.length], data: h.bias });
-  }
+  if (adapter.head) addHeadTensors(out, adapter.head);
   return out;
 }
 
 /** Writes adapter_config.json (peft_type IA3) + adapter_model.safetensors (+ tailor.json), each file atomically. */
 export async function saveIa3Adapter(dir: string, adapter: Ia3Adapter): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true });
-  const tensors = [...ia3AdapterTensors(adapter)].map(([name, t]) => tensorFromArray(name, 'float32', t.data, t.shape));
-  await writeFileAtomic(path.join(dir, ADAPTER_WEIGHTS), encodeSafetensors(tensors, { format: 'pt' }));
-  await writeFileAtomic(path.join(dir, ADAPTER_CONFIG), new TextEncoder().encode(`${JSON.stringify(adapter.config, null, 2)}\n`));
-  if (adapter.lineage) await writeFileAtomic(path.join(dir, TAILOR_JSON), new TextEncoder().encode(`${JSON.stringify({ kind: 'ia3-adapter', lineage: adapter.lineage }, null, 2)}\n`));
+  await writeAdapterFolder(dir, ia3AdapterTensors(adapter), adapter.config, 'ia3-adapter', adapter.lineage);
 }
 
 /** Reads an IA3 adapter folder (ours or PEFT's). The [1, in] / [out, 1] shape says which side a vector scales. */
@@ -235,7 +221,7 @@ export async function loadIa3Adapter(dir: string): Promise<Ia3Adapter> {
   if (headW) {
     const [C, D] = headW.shape;
     if (!headB || headB.length !== C) throw new ModelFileError(`${wFile}: the saved classifier has a [${headW.shape.join(', ')}] weight but no matching bias`, { file: wFile, field: 'classifier.bias' });
-    head = { weight: transpose(headW.data, C, D), bias: headB, features: D, labels: lineage?.labels?.length === C ? lineage.labels : Array.from({ length: C }, (_, i) => `LABEL_${i}`) };
+    head = { weight: transpose2d(headW.data, C, D), bias: headB, features: D, labels: lineage?.labels?.length === C ? lineage.labels : Array.from({ length: C }, (_, i) => `LABEL_${i}`) };
   }
   return { config, vectors, ...(head ? { head } : {}), ...(lineage ? { lineage } : {}) };
 }

@@ -14,7 +14,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ConfigError, ModelFileError } from '../errors.ts';
 import { encodeSafetensors, parseSafetensors } from '../onnx/safetensors.ts';
-import { tensorFromArray, tensorToArray } from '../onnx/tensor.ts';
+import { tensorFromArray, tensorToArray, transpose2d } from '../onnx/tensor.ts';
 import { writeFileAtomic } from '../onnx/io.ts';
 import type { Lineage } from './lineage.ts';
 import { loraScaling, type LoraWeights } from './lora.ts';
@@ -90,34 +90,38 @@ export function adapterScaling(adapter: LoraAdapter, module: string): number {
   return loraScaling(alpha, r, c.use_rslora);
 }
 
-function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(src.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = src[i * cols + j];
-  return out;
-}
-
 /** The adapter's tensors under PEFT's names, PyTorch layout. */
 export function adapterTensors(adapter: LoraAdapter): Map<string, { shape: number[]; data: Float32Array }> {
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [m, w] of adapter.weights) {
-    out.set(`${PREFIX}${m}.lora_A.weight`, { shape: [w.r, w.inFeatures], data: transpose(w.A, w.inFeatures, w.r) });
-    out.set(`${PREFIX}${m}.lora_B.weight`, { shape: [w.outFeatures, w.r], data: transpose(w.B, w.r, w.outFeatures) });
+    out.set(`${PREFIX}${m}.lora_A.weight`, { shape: [w.r, w.inFeatures], data: transpose2d(w.A, w.inFeatures, w.r) });
+    out.set(`${PREFIX}${m}.lora_B.weight`, { shape: [w.outFeatures, w.r], data: transpose2d(w.B, w.r, w.outFeatures) });
   }
-  if (adapter.head) {
-    const h = adapter.head;
-    out.set(`${PREFIX}classifier.weight`, { shape: [h.labels.length, h.features], data: transpose(h.weight, h.features, h.labels.length) });
-    out.set(`${PREFIX}classifier.bias`, { shape: [h.labels.length], data: h.bias });
-  }
+  if (adapter.head) addHeadTensors(out, adapter.head);
   return out;
+}
+
+/** The head as PEFT's modules_to_save tensors (`classifier.weight` [labels, features], `classifier.bias`). */
+export function addHeadTensors(out: Map<string, { shape: number[]; data: Float32Array }>, h: AdapterHead): void {
+  out.set(`${PREFIX}classifier.weight`, { shape: [h.labels.length, h.features], data: transpose2d(h.weight, h.features, h.labels.length) });
+  out.set(`${PREFIX}classifier.bias`, { shape: [h.labels.length], data: h.bias });
+}
+
+/**
+ * Writes an adapter folder: adapter_model.safetensors, adapter_config.json and (with lineage) tailor.json, each
+ * file atomically; the folder is created if needed.
+ */
+export async function writeAdapterFolder(dir: string, tensors: Map<string, { shape: number[]; data: Float32Array }>, config: object, kind: string, lineage?: Lineage): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  const list = [...tensors].map(([name, t]) => tensorFromArray(name, 'float32', t.data, t.shape));
+  await writeFileAtomic(path.join(dir, ADAPTER_WEIGHTS), encodeSafetensors(list, { format: 'pt' }));
+  await writeFileAtomic(path.join(dir, ADAPTER_CONFIG), new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`));
+  if (lineage) await writeFileAtomic(path.join(dir, TAILOR_JSON), new TextEncoder().encode(`${JSON.stringify({ kind, lineage }, null, 2)}\n`));
 }
 
 /** Writes the adapter folder (each file atomically; the folder is created if needed). */
 export async function saveAdapter(dir: string, adapter: LoraAdapter): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true });
-  const tensors = [...adapterTensors(adapter)].map(([name, t]) => tensorFromArray(name, 'float32', t.data, t.shape));
-  await writeFileAtomic(path.join(dir, ADAPTER_WEIGHTS), encodeSafetensors(tensors, { format: 'pt' }));
-  await writeFileAtomic(path.join(dir, ADAPTER_CONFIG), new TextEncoder().encode(`${JSON.stringify(adapter.config, null, 2)}\n`));
-  if (adapter.lineage) await writeFileAtomic(path.join(dir, TAILOR_JSON), new TextEncoder().encode(`${JSON.stringify({ kind: 'lora-adapter', lineage: adapter.lineage }, null, 2)}\n`));
+  await writeAdapterFolder(dir, adapterTensors(adapter), adapter.config, 'lora-adapter', adapter.lineage);
 }
 
 function readJson(file: string): unknown {
@@ -189,7 +193,7 @@ export async function loadAdapter(dir: string): Promise<LoraAdapter> {
     if (e.A.shape.length !== 2 || e.B.shape.length !== 2 || r !== rB) {
       throw new ModelFileError(`${wFile}: module '${m}': lora_A [${e.A.shape.join(', ')}] and lora_B [${e.B.shape.join(', ')}] do not form [r, in] and [out, r]`, { file: wFile, field: m });
     }
-    weights.set(m, { r, inFeatures: inF, outFeatures: outF, A: transpose(e.A.data, r, inF), B: transpose(e.B.data, outF, r) });
+    weights.set(m, { r, inFeatures: inF, outFeatures: outF, A: transpose2d(e.A.data, r, inF), B: transpose2d(e.B.data, outF, r) });
   }
   if (weights.size === 0) throw new ModelFileError(`${wFile}: no LoRA tensors found`, { file: wFile });
   let lineage: Lineage | undefined;
@@ -200,7 +204,7 @@ export async function loadAdapter(dir: string): Promise<LoraAdapter> {
     const [C, D] = headW.shape;
     if (!headB || headB.length !== C) throw new ModelFileError(`${wFile}: the saved classifier has a [${headW.shape.join(', ')}] weight but ${headB ? `a ${headB.length}-element` : 'no'} bias`, { file: wFile, field: 'classifier.bias' });
     const labels = lineage?.labels?.length === C ? lineage.labels : Array.from({ length: C }, (_, i) => `LABEL_${i}`);
-    head = { weight: transpose(headW.data, C, D), bias: headB, features: D, labels };
+    head = { weight: transpose2d(headW.data, C, D), bias: headB, features: D, labels };
   }
   return { config, weights, ...(head ? { head } : {}), ...(lineage ? { lineage } : {}) };
 }

@@ -12,7 +12,7 @@
 import { ConfigError, GraphError } from '../errors.ts';
 import type { DType, TypedArray } from '../onnx/dtype.ts';
 import { cloneGraph, modelFromGraph, type Graph, type Model as OnnxModel, type OpsetImport, type Tensor, type ValueInfo } from '../onnx/ir.ts';
-import { numel, tensorFromArray, tensorToArray } from '../onnx/tensor.ts';
+import { numel, tensorFromArray, tensorToArray, transpose2d } from '../onnx/tensor.ts';
 import type { TextTokenizer } from './hf/tokenizer.ts';
 
 /** What a parameter is, so strategies can select by role (bias-only BitFit, norms, embeddings). */
@@ -125,12 +125,6 @@ export function trainableParams(model: Model): string[] {
 /** Shape of a parameter as PyTorch stores it. */
 export function pytorchShape(p: Parameter): number[] {
   return p.layout === 'in_out' ? [p.shape[1], p.shape[0]] : [...p.shape];
-}
-
-function transpose2d<T extends TypedArray>(src: T, rows: number, cols: number): T {
-  const out = new (src.constructor as new (n: number) => T)(src.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
-  return out;
 }
 
 /** Graph-layout values -> PyTorch-layout values (a transposed copy for `in_out`, the same array otherwise). */

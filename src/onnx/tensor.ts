@@ -47,3 +47,10 @@ export function tensorToNumbers(t: Tensor): number[] {
   const a = tensorToArray(t);
   return Array.from(a as ArrayLike<number | bigint>, (v) => Number(v));
 }
+
+/** A transposed copy of a row-major [rows, cols] matrix ([cols, rows], same array type). */
+export function transpose2d<T extends TypedArray>(src: T, rows: number, cols: number): T {
+  const out = new (src.constructor as new (n: number) => T)(src.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
+  return out;
+}

@@ -4,7 +4,7 @@
  * student of the same width takes the teacher's embeddings and alternate encoder layers by module path.
  */
 import { cloneGraph } from '../../onnx/ir.ts';
-import { tensorFromArray, tensorToArray } from '../../onnx/tensor.ts';
+import { tensorFromArray, tensorToArray, transpose2d } from '../../onnx/tensor.ts';
 import type { Model, Parameter } from '../../models/model.ts';
 
 /** What a BERT-like teacher looks like, read off its parameters (undefined when it is not BERT-like). */
@@ -39,12 +39,6 @@ export function teacherShape(teacher: Model): TeacherShape | undefined {
   return { hidden, layers, vocab: words.shape[0], maxPositions: pos?.shape[0] ?? 512, ...(intermediate !== undefined ? { intermediate } : {}) };
 }
 
-function transpose(v: ArrayLike<number>, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = v[i * cols + j];
-  return out;
-}
-
 /**
  * Copies the teacher's embeddings and encoder layers `layerMap[i]` into student layer i, matching parameters by
  * module path (a leading `bert.` ignored) and shape; a linear weight stored in the other layout is transposed.
@@ -72,10 +66,10 @@ export function inheritTeacherWeights(student: Model, teacher: Model, layerMap: 
     if (!same) {
       const flipped = t.shape.length === 2 && p.shape.length === 2 && t.shape[0] === p.shape[1] && t.shape[1] === p.shape[0] && t.layout !== p.layout;
       if (!flipped) continue;
-      values = transpose(values, t.shape[0], t.shape[1]);
+      values = transpose2d(values, t.shape[0], t.shape[1]);
     } else if (t.shape.length === 2 && t.layout !== p.layout && t.layout !== 'same' && p.layout !== 'same') {
       // A square linear weight in the other layout: same shape, transposed meaning.
-      values = transpose(values, t.shape[0], t.shape[1]);
+      values = transpose2d(values, t.shape[0], t.shape[1]);
     }
     graph.initializers.set(p.initializer, tensorFromArray(p.initializer, p.dtype, values, p.shape));
     copied.push(p.path);
