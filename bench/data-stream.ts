@@ -13,7 +13,10 @@ import { streamExamples } from '../src/data/stream.ts';
 
 const sizeMiB = Number(process.argv[2] ?? 1024);
 const file = join(tmpdir(), `tailor-bench-${process.pid}.csv`);
-const WORDS = 'book flight hotel weather rain music play song alarm timer transfer money balance card lost reset password order pizza'.split(' ');
+const WORDS =
+  'book flight hotel weather rain music play song alarm timer transfer money balance card lost reset password order pizza'.split(
+    ' ',
+  );
 
 async function generate(): Promise<number> {
   const out = createWriteStream(file);
@@ -55,14 +58,23 @@ try {
   const fp = new Fingerprinter({ bench: true });
   const t1 = performance.now();
   let kept = 0;
-  for await (const _ of streamExamples(file, { textColumn: 'text', labelColumn: 'label', groupColumn: 'group', fingerprinter: fp }, log)) kept++;
+  for await (const _ of streamExamples(
+    file,
+    { textColumn: 'text', labelColumn: 'label', groupColumn: 'group', fingerprinter: fp },
+    log,
+  ))
+    kept++;
   const secs = (performance.now() - t1) / 1000;
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
   const mib = (b: number): string => `${(b / 1024 / 1024).toFixed(0)} MiB`;
   console.log(`file: ${mib(size)}, ${rows.toLocaleString('en-US')} rows (generated in ${(tGen / 1000).toFixed(1)} s)`);
-  console.log(`kept ${kept.toLocaleString('en-US')}; removed ${JSON.stringify(log.report.removed)}; flagged ${JSON.stringify(log.report.flagged)}`);
+  console.log(
+    `kept ${kept.toLocaleString('en-US')}; removed ${JSON.stringify(log.report.removed)}; flagged ${JSON.stringify(log.report.flagged)}`,
+  );
   console.log(`fingerprint ${fp.digest()}`);
-  console.log(`stream: ${secs.toFixed(1)} s, ${(size / 1024 / 1024 / secs).toFixed(1)} MiB/s, ${Math.round(rows / secs).toLocaleString('en-US')} rows/s`);
+  console.log(
+    `stream: ${secs.toFixed(1)} s, ${(size / 1024 / 1024 / secs).toFixed(1)} MiB/s, ${Math.round(rows / secs).toLocaleString('en-US')} rows/s`,
+  );
   console.log(`peak RSS ${mib(peakRss)} (RSS before streaming ${mib(rssBefore)}); file size ${mib(size)}`);
 } finally {
   clearInterval(sampler);

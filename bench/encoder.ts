@@ -23,7 +23,12 @@ export interface EncoderConfig {
   seed?: number;
 }
 
-export const LORA_TARGETS = ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense'];
+export const LORA_TARGETS = [
+  'attention.self.query',
+  'attention.self.key',
+  'attention.self.value',
+  'attention.output.dense',
+];
 
 /** Builds the classifier. Inputs: input_ids int64 [batch, seq], attention_mask float32 [batch, seq]; output logits. */
 export function buildEncoderClassifier(cfg: EncoderConfig): Graph {
@@ -32,15 +37,31 @@ export function buildEncoderClassifier(cfg: EncoderConfig): Graph {
   const H = cfg.hidden;
   const dh = H / cfg.heads;
   const normal = (n: number, std: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal() * std);
-  const param = (name: string, dims: number[], std = 0.02): string => b.initializer(name, 'float32', normal(dims.reduce((a, c) => a * c, 1), std), dims);
-  const fill = (name: string, dims: number[], v: number): string => b.initializer(name, 'float32', new Float32Array(dims.reduce((a, c) => a * c, 1)).fill(v), dims);
-  const dropout = (x: string): string => (cfg.dropout ? b.op('Dropout', [x, b.scalar(cfg.dropout), b.constant('bool', Uint8Array.of(1), [])]) : x);
+  const param = (name: string, dims: number[], std = 0.02): string =>
+    b.initializer(
+      name,
+      'float32',
+      normal(
+        dims.reduce((a, c) => a * c, 1),
+        std,
+      ),
+      dims,
+    );
+  const fill = (name: string, dims: number[], v: number): string =>
+    b.initializer(name, 'float32', new Float32Array(dims.reduce((a, c) => a * c, 1)).fill(v), dims);
+  const dropout = (x: string): string =>
+    cfg.dropout ? b.op('Dropout', [x, b.scalar(cfg.dropout), b.constant('bool', Uint8Array.of(1), [])]) : x;
   const linear = (x: string, path: string, inF: number, outF: number): string => {
     let y = b.add(b.matmul(x, param(`${path}.weight`, [inF, outF])), fill(`${path}.bias`, [outF], 0));
     if (cfg.lora && LORA_TARGETS.some((t) => path.endsWith(t))) {
       const r = cfg.lora.rank;
       // PEFT's init: A kaiming-uniform-like, B zeros (the branch starts as a no-op).
-      const A = b.initializer(`${path}.lora_A.weight`, 'float32', Float32Array.from({ length: r * inF }, () => (rng.next() * 2 - 1) / Math.sqrt(inF)), [r, inF]);
+      const A = b.initializer(
+        `${path}.lora_A.weight`,
+        'float32',
+        Float32Array.from({ length: r * inF }, () => (rng.next() * 2 - 1) / Math.sqrt(inF)),
+        [r, inF],
+      );
       const B = fill(`${path}.lora_B.weight`, [outF, r], 0);
       // The scale multiplies the rank-r intermediate ([tokens, r]) rather than the [tokens, out] branch output: the
       // same product, 1/(out/r) of the elementwise work forward and backward.
@@ -49,8 +70,10 @@ export function buildEncoderClassifier(cfg: EncoderConfig): Graph {
     }
     return y;
   };
-  const layerNorm = (x: string, path: string): string => b.layerNorm(x, fill(`${path}.weight`, [H], 1), fill(`${path}.bias`, [H], 0), -1, 1e-12);
-  const gelu = (x: string): string => b.mul(b.mul(x, b.scalar(0.5)), b.add(b.erf(b.mul(x, b.scalar(Math.SQRT1_2))), b.scalar(1)));
+  const layerNorm = (x: string, path: string): string =>
+    b.layerNorm(x, fill(`${path}.weight`, [H], 1), fill(`${path}.bias`, [H], 0), -1, 1e-12);
+  const gelu = (x: string): string =>
+    b.mul(b.mul(x, b.scalar(0.5)), b.add(b.erf(b.mul(x, b.scalar(Math.SQRT1_2))), b.scalar(1)));
 
   const ids = b.input('input_ids', 'int64', ['batch', 'seq']);
   const mask = b.input('attention_mask', 'float32', ['batch', 'seq']);
@@ -72,14 +95,26 @@ export function buildEncoderClassifier(cfg: EncoderConfig): Graph {
       const v = heads(linear(x, `${p}.attention.self.value`, H, H), [0, 2, 1, 3]);
       const scores = b.add(b.mul(b.matmul(q, k), b.scalar(1 / Math.sqrt(dh))), maskAdd);
       const ctx = b.reshape(b.transpose(b.matmul(b.softmax(scores, -1), v), [0, 2, 1, 3]), [0, 0, H]);
-      const attn = layerNorm(b.add(x, dropout(linear(ctx, `${p}.attention.output.dense`, H, H))), `${p}.attention.output.LayerNorm`);
+      const attn = layerNorm(
+        b.add(x, dropout(linear(ctx, `${p}.attention.output.dense`, H, H))),
+        `${p}.attention.output.LayerNorm`,
+      );
       const ff = linear(gelu(linear(attn, `${p}.intermediate.dense`, H, cfg.ffn)), `${p}.output.dense`, cfg.ffn, H);
       return layerNorm(b.add(attn, dropout(ff)), `${p}.output.LayerNorm`);
     });
   }
   const m3 = b.unsqueeze(mask, [2]);
   const pooled = b.div(b.reduceSum(b.mul(x, m3), [1], false), b.reduceSum(m3, [1], false));
-  const logits = b.scope('classifier', () => b.node('Add', [b.matmul(pooled, param('classifier.weight', [H, cfg.classes])), fill('classifier.bias', [cfg.classes], 0)], {}, { outputs: ['logits'] })[0]);
+  const logits = b.scope(
+    'classifier',
+    () =>
+      b.node(
+        'Add',
+        [b.matmul(pooled, param('classifier.weight', [H, cfg.classes])), fill('classifier.bias', [cfg.classes], 0)],
+        {},
+        { outputs: ['logits'] },
+      )[0],
+  );
   b.output(logits, 'float32', ['batch', cfg.classes]);
   return b.graph;
 }

@@ -16,7 +16,10 @@ const args = process.argv.slice(2);
 const json = args.includes('--json');
 const iters = Number(args[args.indexOf('--iters') + 1] || 20);
 const SEQ = 64;
-const say = (s: string): void => { if (!json) console.log(s); else process.stderr.write(`${s}\n`); };
+const say = (s: string): void => {
+  if (!json) console.log(s);
+  else process.stderr.write(`${s}\n`);
+};
 
 function feedsFor(vocab: number): (bs: number) => Feeds {
   return (bs) => {
@@ -29,12 +32,26 @@ function feedsFor(vocab: number): (bs: number) => Feeds {
   };
 }
 
-interface Row { variant: string; bytes: number; p50b1: number; p50b32: number; maxAbsDiff: number }
+interface Row {
+  variant: string;
+  bytes: number;
+  p50b1: number;
+  p50b32: number;
+  maxAbsDiff: number;
+}
 
 async function benchCase(hidden: number): Promise<{ name: string; rows: Row[] }> {
   const name = `bert L4 H${hidden} FFN${4 * hidden} seq${SEQ}`;
   const vocab = 30522; // BERT's WordPiece vocabulary: embeddings are a realistic share of the file
-  const cfg = bertConfig({ vocab_size: vocab, hidden_size: hidden, num_hidden_layers: 4, num_attention_heads: hidden / 64, intermediate_size: 4 * hidden, max_position_embeddings: 512, num_labels: 10 });
+  const cfg = bertConfig({
+    vocab_size: vocab,
+    hidden_size: hidden,
+    num_hidden_layers: 4,
+    num_attention_heads: hidden / 64,
+    intermediate_size: 4 * hidden,
+    max_position_embeddings: 512,
+    num_labels: 10,
+  });
   const fp32 = toOnnxModel(buildBert(cfg, { task: 'sequence-classification', seed: 1 }));
   const feeds = feedsFor(vocab);
   const variants: Array<[string, Model]> = [
@@ -65,16 +82,30 @@ async function benchCase(hidden: number): Promise<{ name: string; rows: Row[] }>
 
 const cases = [256, ...(args.includes('--wide') ? [512] : [])];
 const results = [];
-say(`quantization bench: ${os.cpus()[0]?.model}, 2 threads, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+say(
+  `quantization bench: ${os.cpus()[0]?.model}, 2 threads, load ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`,
+);
 for (const h of cases) {
   const r = await benchCase(h);
   results.push(r);
   const base = r.rows[0];
   say(`\n${r.name}`);
-  say(`${'variant'.padEnd(38)} ${'size MB'.padStart(8)} ${'x smaller'.padStart(9)} ${'p50 b1 ms'.padStart(10)} ${'speedup'.padStart(8)} ${'p50 b32 ms'.padStart(11)} ${'speedup'.padStart(8)} ${'max|dlogit|'.padStart(11)}`);
+  say(
+    `${'variant'.padEnd(38)} ${'size MB'.padStart(8)} ${'x smaller'.padStart(9)} ${'p50 b1 ms'.padStart(10)} ${'speedup'.padStart(8)} ${'p50 b32 ms'.padStart(11)} ${'speedup'.padStart(8)} ${'max|dlogit|'.padStart(11)}`,
+  );
   for (const row of r.rows) {
-    say(`${row.variant.padEnd(38)} ${(row.bytes / 1e6).toFixed(2).padStart(8)} ${(base.bytes / row.bytes).toFixed(2).padStart(9)} ${row.p50b1.toFixed(2).padStart(10)} ${(base.p50b1 / row.p50b1).toFixed(2).padStart(8)} ${row.p50b32.toFixed(1).padStart(11)} ${(base.p50b32 / row.p50b32).toFixed(2).padStart(8)} ${row.maxAbsDiff.toExponential(1).padStart(11)}`);
+    say(
+      `${row.variant.padEnd(38)} ${(row.bytes / 1e6).toFixed(2).padStart(8)} ${(base.bytes / row.bytes).toFixed(2).padStart(9)} ${row.p50b1.toFixed(2).padStart(10)} ${(base.p50b1 / row.p50b1).toFixed(2).padStart(8)} ${row.p50b32.toFixed(1).padStart(11)} ${(base.p50b32 / row.p50b32).toFixed(2).padStart(8)} ${row.maxAbsDiff.toExponential(1).padStart(11)}`,
+    );
   }
 }
-say(`load after: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+say(
+  `load after: ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`,
+);
 if (json) console.log(JSON.stringify({ bench: 'quantize', threads: 2, seq: SEQ, results }, null, 2));

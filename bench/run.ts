@@ -27,13 +27,20 @@ const argOf = (k: string): string | undefined => {
 };
 const STEPS = Number(argOf('--steps') ?? 5);
 const WARMUP = 2;
-const say = (s: string): void => { if (!json) console.log(s); else process.stderr.write(`${s}\n`); };
+const say = (s: string): void => {
+  if (!json) console.log(s);
+  else process.stderr.write(`${s}\n`);
+};
 
 function ensureTorch(): string {
   const probe = spawnSync(PY, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
   if (probe.status === 0) return probe.stdout.trim();
   say(`PyTorch is missing for ${PY}: installing Debian's python3-torch and libopenblas0-pthread with apt-get`);
-  execFileSync('sh', ['-c', 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-torch libopenblas0-pthread'], { stdio: json ? ['ignore', 'ignore', 'inherit'] : 'inherit' });
+  execFileSync(
+    'sh',
+    ['-c', 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-torch libopenblas0-pthread'],
+    { stdio: json ? ['ignore', 'ignore', 'inherit'] : 'inherit' },
+  );
   return spawnSync(PY, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim();
 }
 
@@ -41,20 +48,34 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const PROFILE = args.includes('--profile');
 // No interOpThreads: ORT then runs nodes sequentially (the parallel executor only adds scheduling cost for a chain).
 const session: SessionOptions = { intraOpThreads: THREADS };
-const load = (): string => os.loadavg().map((x) => x.toFixed(1)).join(' ');
+const load = (): string =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
 
 /**
  * ORT's 1024³ MatMul throughput, sampled between training steps so that the peak a case is compared with was
  * measured under the same machine load as its steps.
  */
 class PeakProbe {
-  private constructor(private readonly s: Session, private readonly t: ort.Tensor) {}
+  private constructor(
+    private readonly s: Session,
+    private readonly t: ort.Tensor,
+  ) {}
   static async create(): Promise<PeakProbe> {
     const n = 1024;
     const b = new GraphBuilder('peak');
     b.output(b.matmul(b.input('a', 'float32', [n, n]), b.input('b', 'float32', [n, n])), 'float32', [n, n]);
     const s = await Session.create(modelFromGraph(b.graph), session);
-    const p = new PeakProbe(s, new ort.Tensor('float32', Float32Array.from({ length: n * n }, (_, i) => (i % 13) / 13), [n, n]));
+    const p = new PeakProbe(
+      s,
+      new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: n * n }, (_, i) => (i % 13) / 13),
+        [n, n],
+      ),
+    );
     await p.sample();
     return p;
   }
@@ -68,7 +89,9 @@ class PeakProbe {
     }
     return (2 * 1024 ** 3) / (best / 1000) / 1e9;
   }
-  release(): Promise<void> { return this.s.release(); }
+  release(): Promise<void> {
+    return this.s.release();
+  }
 }
 
 function mlp(): Graph {
@@ -77,9 +100,17 @@ function mlp(): Graph {
   let x = b.input('x', 'float32', ['batch', 784]);
   const dims = [784, 1024, 1024, 10];
   for (let l = 0; l < 3; l++) {
-    const w = b.initializer(`fc${l}.weight`, 'float32', Float32Array.from({ length: dims[l] * dims[l + 1] }, () => rng.normal() / Math.sqrt(dims[l])), [dims[l], dims[l + 1]]);
+    const w = b.initializer(
+      `fc${l}.weight`,
+      'float32',
+      Float32Array.from({ length: dims[l] * dims[l + 1] }, () => rng.normal() / Math.sqrt(dims[l])),
+      [dims[l], dims[l + 1]],
+    );
     const bias = b.initializer(`fc${l}.bias`, 'float32', new Float32Array(dims[l + 1]), [dims[l + 1]]);
-    x = l < 2 ? b.relu(b.add(b.matmul(x, w), bias)) : b.node('Add', [b.matmul(x, w), bias], {}, { outputs: ['logits'] })[0];
+    x =
+      l < 2
+        ? b.relu(b.add(b.matmul(x, w), bias))
+        : b.node('Add', [b.matmul(x, w), bias], {}, { outputs: ['logits'] })[0];
   }
   b.output(x, 'float32', ['batch', 10]);
   return b.graph;
@@ -94,7 +125,17 @@ interface Case {
   torch: Record<string, unknown>;
 }
 
-const ENC: EncoderConfig = { vocab: 30522, hidden: 256, heads: 4, ffn: 1024, layers: 4, maxSeq: 128, classes: 2, dropout: 0.1, seed: 0 };
+const ENC: EncoderConfig = {
+  vocab: 30522,
+  hidden: 256,
+  heads: 4,
+  ffn: 1024,
+  layers: 4,
+  maxSeq: 128,
+  classes: 2,
+  dropout: 0.1,
+  seed: 0,
+};
 const SEQ = 128;
 const EB = 32;
 
@@ -111,13 +152,32 @@ function encoderFlops(lora: boolean): number {
 function encoderBatch(): Record<string, ort.Tensor> {
   const rng = new TrainRng(1);
   return {
-    input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: EB * SEQ }, () => BigInt(rng.int(ENC.vocab))), [EB, SEQ]),
+    input_ids: new ort.Tensor(
+      'int64',
+      BigInt64Array.from({ length: EB * SEQ }, () => BigInt(rng.int(ENC.vocab))),
+      [EB, SEQ],
+    ),
     attention_mask: new ort.Tensor('float32', new Float32Array(EB * SEQ).fill(1), [EB, SEQ]),
-    labels: new ort.Tensor('int64', BigInt64Array.from({ length: EB }, () => BigInt(rng.int(ENC.classes))), [EB]),
+    labels: new ort.Tensor(
+      'int64',
+      BigInt64Array.from({ length: EB }, () => BigInt(rng.int(ENC.classes))),
+      [EB],
+    ),
   };
 }
 
-const torchEnc = { model: 'encoder', vocab: ENC.vocab, hidden: ENC.hidden, heads: ENC.heads, ffn: ENC.ffn, layers: ENC.layers, seq: SEQ, classes: ENC.classes, dropout: ENC.dropout, batch: EB };
+const torchEnc = {
+  model: 'encoder',
+  vocab: ENC.vocab,
+  hidden: ENC.hidden,
+  heads: ENC.heads,
+  ffn: ENC.ffn,
+  layers: ENC.layers,
+  seq: SEQ,
+  classes: ENC.classes,
+  dropout: ENC.dropout,
+  batch: EB,
+};
 const CASES: Case[] = [
   {
     name: 'mlp-784-1024-1024-10-b256-adamw',
@@ -126,8 +186,16 @@ const CASES: Case[] = [
     batch: () => {
       const rng = new TrainRng(2);
       return {
-        x: new ort.Tensor('float32', Float32Array.from({ length: 256 * 784 }, () => rng.normal()), [256, 784]),
-        labels: new ort.Tensor('int64', BigInt64Array.from({ length: 256 }, () => BigInt(rng.int(10))), [256]),
+        x: new ort.Tensor(
+          'float32',
+          Float32Array.from({ length: 256 * 784 }, () => rng.normal()),
+          [256, 784],
+        ),
+        labels: new ort.Tensor(
+          'int64',
+          BigInt64Array.from({ length: 256 }, () => BigInt(rng.int(10))),
+          [256],
+        ),
       };
     },
     flops: 3 * 2 * 256 * (784 * 1024 + 1024 * 1024 + 1024 * 10),
@@ -156,7 +224,9 @@ class TorchWorker {
   private readonly proc;
   private readonly lines: AsyncIterableIterator<string>;
   private constructor(cfg: Record<string, unknown>) {
-    this.proc = spawn(PY, [path.join(HERE, 'torch_bench.py'), JSON.stringify({ ...cfg, serve: true })], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.proc = spawn(PY, [path.join(HERE, 'torch_bench.py'), JSON.stringify({ ...cfg, serve: true })], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     this.lines = readline.createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
   }
   static async start(cfg: Record<string, unknown>): Promise<TorchWorker> {
@@ -173,10 +243,21 @@ class TorchWorker {
     this.proc.stdin.write('step\n');
     return (await this.next()).ms;
   }
-  stop(): void { this.proc.stdin.end('quit\n'); }
+  stop(): void {
+    this.proc.stdin.end('quit\n');
+  }
 }
 
-interface CaseResult { tailorMs: number; torchMs: number; peak: number; compileMs: number; nodes: number; loadBefore: string; loadAfter: string; profile?: string }
+interface CaseResult {
+  tailorMs: number;
+  torchMs: number;
+  peak: number;
+  compileMs: number;
+  nodes: number;
+  loadBefore: string;
+  loadAfter: string;
+  profile?: string;
+}
 
 /** Builds the engine, then alternates Tailor and PyTorch steps (order flipped each round); medians of each. */
 async function runCase(c: Case, mode: 'fused' | 'separate', probe: PeakProbe): Promise<CaseResult> {
@@ -187,40 +268,73 @@ async function runCase(c: Case, mode: 'fused' | 'separate', probe: PeakProbe): P
   // Tailor's training-graph construction, ORT session creation and the first step.
   const model = c.graph();
   const t0 = performance.now();
-  const engine = new TrainingEngine(model, {
-    loss: classificationLoss, trainable: c.trainable, optimizer: { type: 'adamw', lr: 1e-4 }, mode, session: { ...session, profile: PROFILE },
-  }, new TrainRng(0));
+  const engine = new TrainingEngine(
+    model,
+    {
+      loss: classificationLoss,
+      trainable: c.trainable,
+      optimizer: { type: 'adamw', lr: 1e-4 },
+      mode,
+      session: { ...session, profile: PROFILE },
+    },
+    new TrainRng(0),
+  );
   const batch = c.batch();
   await engine.trainBatch(batch);
   const compileMs = performance.now() - t0;
   const tailor: number[] = [];
   const torchT: number[] = [];
-  const tailorStep = async (): Promise<number> => { const s = performance.now(); await engine.trainBatch(batch); return performance.now() - s; };
+  const tailorStep = async (): Promise<number> => {
+    const s = performance.now();
+    await engine.trainBatch(batch);
+    return performance.now() - s;
+  };
   const peaks: number[] = [];
   for (let i = 0; i < WARMUP - 1 + STEPS; i++) {
-    const [a, b] = i % 2 === 0 ? [await tailorStep(), await torch.step()] : [await torch.step(), await tailorStep()].reverse();
-    if (i >= WARMUP - 1) { tailor.push(a); torchT.push(b); peaks.push(await probe.sample()); }
+    const [a, b] =
+      i % 2 === 0 ? [await tailorStep(), await torch.step()] : [await torch.step(), await tailorStep()].reverse();
+    if (i >= WARMUP - 1) {
+      tailor.push(a);
+      torchT.push(b);
+      peaks.push(await probe.sample());
+    }
   }
   torch.stop();
   const nodes = engine.trainingGraphs().reduce((n, g) => n + g.nodes.length, 0);
   let profile: string | undefined;
   if (PROFILE) {
     const p = (await engine.endProfiling())[0];
-    profile = p.byOpType.slice(0, 12).map((o) => `${o.opType} ${(o.calls / p.runs).toFixed(0)}x ${(o.totalUs / 1e3 / p.runs).toFixed(1)}ms`).join(', ');
+    profile = p.byOpType
+      .slice(0, 12)
+      .map((o) => `${o.opType} ${(o.calls / p.runs).toFixed(0)}x ${(o.totalUs / 1e3 / p.runs).toFixed(1)}ms`)
+      .join(', ');
   }
   await engine.release();
-  return { tailorMs: median(tailor), torchMs: median(torchT), peak: median(peaks), compileMs, nodes, loadBefore, loadAfter: load(), profile };
+  return {
+    tailorMs: median(tailor),
+    torchMs: median(torchT),
+    peak: median(peaks),
+    compileMs,
+    nodes,
+    loadBefore,
+    loadAfter: load(),
+    profile,
+  };
 }
 const SECTIONS = (argOf('--sections') ?? 'training,compress').split(',');
-for (const s of SECTIONS) if (!['training', 'compress'].includes(s)) throw new Error(`unknown bench section '${s}' (sections: training, compress)`);
+for (const s of SECTIONS)
+  if (!['training', 'compress'].includes(s))
+    throw new Error(`unknown bench section '${s}' (sections: training, compress)`);
 let training: { torch: string; cases: Record<string, unknown>[] } | undefined;
 if (SECTIONS.includes('training')) {
   const torchVersion = ensureTorch();
   const wanted = argOf('--cases')?.split(',');
   const modes = (argOf('--mode') ?? 'fused').split(',') as ('fused' | 'separate')[];
   const probe = await PeakProbe.create();
-  say(`PyTorch ${torchVersion} (${PY}); ${THREADS} threads; ${STEPS} timed steps after ${WARMUP} warm-up, Tailor and PyTorch interleaved; ` +
-    `peak = median ORT 1024^3 MatMul GFLOP/s sampled between the steps`);
+  say(
+    `PyTorch ${torchVersion} (${PY}); ${THREADS} threads; ${STEPS} timed steps after ${WARMUP} warm-up, Tailor and PyTorch interleaved; ` +
+      `peak = median ORT 1024^3 MatMul GFLOP/s sampled between the steps`,
+  );
   const results: Record<string, unknown>[] = [];
   for (const c of CASES) {
     if (wanted && !wanted.some((w) => c.name.startsWith(w))) continue;
@@ -230,14 +344,25 @@ if (SECTIONS.includes('training')) {
       const torchMs = t.torchMs;
       const row = {
         name: modes.length > 1 ? `${c.name}-${mode}` : c.name,
-        tailor_ms: Number(t.tailorMs.toFixed(1)), torch_ms: Number(torchMs.toFixed(1)), ratio: Number((t.tailorMs / torchMs).toFixed(3)),
-        tailor_gflops: Number((c.flops / (t.tailorMs / 1000) / 1e9).toFixed(1)), torch_gflops: Number((c.flops / (torchMs / 1000) / 1e9).toFixed(1)),
-        tailor_peak_fraction: Number((c.flops / (t.tailorMs / 1000) / 1e9 / peak).toFixed(3)), matmul_peak_gflops: Number(peak.toFixed(1)), compile_ms: Number(t.compileMs.toFixed(0)), optimizer_mode: mode,
-        gflop_per_step: Number((c.flops / 1e9).toFixed(2)), graph_nodes: t.nodes, load_before: t.loadBefore, load_after: t.loadAfter,
+        tailor_ms: Number(t.tailorMs.toFixed(1)),
+        torch_ms: Number(torchMs.toFixed(1)),
+        ratio: Number((t.tailorMs / torchMs).toFixed(3)),
+        tailor_gflops: Number((c.flops / (t.tailorMs / 1000) / 1e9).toFixed(1)),
+        torch_gflops: Number((c.flops / (torchMs / 1000) / 1e9).toFixed(1)),
+        tailor_peak_fraction: Number((c.flops / (t.tailorMs / 1000) / 1e9 / peak).toFixed(3)),
+        matmul_peak_gflops: Number(peak.toFixed(1)),
+        compile_ms: Number(t.compileMs.toFixed(0)),
+        optimizer_mode: mode,
+        gflop_per_step: Number((c.flops / 1e9).toFixed(2)),
+        graph_nodes: t.nodes,
+        load_before: t.loadBefore,
+        load_after: t.loadAfter,
       };
       results.push(row);
-      say(`${row.name.padEnd(44)} tailor ${row.tailor_ms.toFixed(1).padStart(8)} ms  torch ${row.torch_ms.toFixed(1).padStart(8)} ms  ratio ${row.ratio.toFixed(2)}  ` +
-        `${row.tailor_gflops} vs ${row.torch_gflops} GFLOP/s (${(row.tailor_peak_fraction * 100).toFixed(0)}% of peak ${row.matmul_peak_gflops})  first step ${row.compile_ms} ms  ${row.graph_nodes} nodes  load ${t.loadBefore} -> ${t.loadAfter}`);
+      say(
+        `${row.name.padEnd(44)} tailor ${row.tailor_ms.toFixed(1).padStart(8)} ms  torch ${row.torch_ms.toFixed(1).padStart(8)} ms  ratio ${row.ratio.toFixed(2)}  ` +
+          `${row.tailor_gflops} vs ${row.torch_gflops} GFLOP/s (${(row.tailor_peak_fraction * 100).toFixed(0)}% of peak ${row.matmul_peak_gflops})  first step ${row.compile_ms} ms  ${row.graph_nodes} nodes  load ${t.loadBefore} -> ${t.loadAfter}`,
+      );
       if (t.profile) say(`  ORT kernel time per step: ${t.profile}`);
     }
   }
@@ -254,10 +379,23 @@ let compress: unknown;
 if (SECTIONS.includes('compress')) {
   say('\ncompression (bench/compress.ts):');
   const extra = (argOf('--compress-args') ?? '').split(/\s+/).filter(Boolean);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(HERE, 'compress.ts'), ...(json ? ['--json'] : []), ...extra], {
-    stdio: ['ignore', json ? 'pipe' : 'inherit', 'inherit'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(HERE, 'compress.ts'), ...(json ? ['--json'] : []), ...extra],
+    {
+      stdio: ['ignore', json ? 'pipe' : 'inherit', 'inherit'],
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   if (r.status !== 0) throw new Error(`bench/compress.ts failed (exit ${r.status ?? r.signal})`);
   if (json) compress = JSON.parse(r.stdout) as unknown;
 }
-if (json) console.log(JSON.stringify({ threads: THREADS, ...(training ? { torch: training.torch, steps: STEPS, cases: training.cases } : {}), ...(compress ? { compress } : {}) }));
+if (json)
+  console.log(
+    JSON.stringify({
+      threads: THREADS,
+      ...(training ? { torch: training.torch, steps: STEPS, cases: training.cases } : {}),
+      ...(compress ? { compress } : {}),
+    }),
+  );

@@ -18,7 +18,10 @@ const runsArg = args.indexOf('--runs');
 const RUNS = runsArg >= 0 ? Number(args[runsArg + 1]) : 5;
 const BATCH = 64;
 const THREADS = 2;
-const say = (s: string): void => { if (json) process.stderr.write(`${s}\n`); else console.log(s); };
+const say = (s: string): void => {
+  if (json) process.stderr.write(`${s}\n`);
+  else console.log(s);
+};
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function timeIt(runs: number, fn: () => Promise<void>): Promise<number> {
@@ -32,27 +35,44 @@ async function timeIt(runs: number, fn: () => Promise<void>): Promise<number> {
   return median(ms);
 }
 
-const sentences = readClinc('test').slice(0, BATCH).map((r) => r.text);
+const sentences = readClinc('test')
+  .slice(0, BATCH)
+  .map((r) => r.text);
 
 const loaded = await loadUseLite();
 const session = await Session.create(loaded.onnx, { intraOpThreads: THREADS, interOpThreads: 1 });
 const tailorRun = async (): Promise<void> => {
   const enc = loaded.tokenizer.encodeBatch(sentences);
-  await session.run({ input_ids: new ort.Tensor('int64', enc.inputIds, [enc.batch, enc.seq]), attention_mask: new ort.Tensor('int64', enc.attentionMask, [enc.batch, enc.seq]) });
+  await session.run({
+    input_ids: new ort.Tensor('int64', enc.inputIds, [enc.batch, enc.seq]),
+    attention_mask: new ort.Tensor('int64', enc.attentionMask, [enc.batch, enc.seq]),
+  });
 };
 const enc = loaded.tokenizer.encodeBatch(sentences);
-const feeds = { input_ids: new ort.Tensor('int64', enc.inputIds, [enc.batch, enc.seq]), attention_mask: new ort.Tensor('int64', enc.attentionMask, [enc.batch, enc.seq]) };
+const feeds = {
+  input_ids: new ort.Tensor('int64', enc.inputIds, [enc.batch, enc.seq]),
+  attention_mask: new ort.Tensor('int64', enc.attentionMask, [enc.batch, enc.seq]),
+};
 const tokens = enc.lengths.reduce((a, b) => a + b, 0);
 say(`USE-lite, batch ${BATCH} clinc150 sentences (${tokens} tokens, padded to ${enc.seq}), ${RUNS} timed runs, median`);
 const tailorE2E = await timeIt(RUNS, tailorRun);
-const tailorModel = await timeIt(RUNS, async () => { await session.run(feeds); });
+const tailorModel = await timeIt(RUNS, async () => {
+  await session.run(feeds);
+});
 
 const pkg = locateUseLitePackage();
 const vocab = JSON.parse(readFileSync(path.join(pkg.dir, 'vocab.json'), 'utf8')) as unknown;
 const refTok = referenceTokenizer(vocab);
 
-interface Side { name: string; e2e_ms: number; model_ms: number; sentences_per_s: number }
-const results: Side[] = [{ name: 'tailor-ort', e2e_ms: tailorE2E, model_ms: tailorModel, sentences_per_s: (BATCH * 1000) / tailorE2E }];
+interface Side {
+  name: string;
+  e2e_ms: number;
+  model_ms: number;
+  sentences_per_s: number;
+}
+const results: Side[] = [
+  { name: 'tailor-ort', e2e_ms: tailorE2E, model_ms: tailorModel, sentences_per_s: (BATCH * 1000) / tailorE2E },
+];
 
 for (const backend of ['wasm', ...(args.includes('--tfjs-cpu') ? ['cpu'] : [])]) {
   await useTfBackend(backend);
@@ -84,10 +104,17 @@ await session.release();
 const base = results[0];
 const table = results.map((r) => ({ ...r, speedup_of_tailor: r.e2e_ms / base.e2e_ms }));
 if (json) {
-  console.log(JSON.stringify({ batch: BATCH, tokens, seq: enc.seq, threads: THREADS, runs: RUNS, results: table }, null, 1));
+  console.log(
+    JSON.stringify({ batch: BATCH, tokens, seq: enc.seq, threads: THREADS, runs: RUNS, results: table }, null, 1),
+  );
 } else {
   for (const r of table) {
-    console.log(`${r.name.padEnd(11)} end-to-end ${r.e2e_ms.toFixed(1).padStart(8)} ms  (${r.sentences_per_s.toFixed(0).padStart(5)} sentences/s)  model only ${r.model_ms.toFixed(1).padStart(8)} ms`);
+    console.log(
+      `${r.name.padEnd(11)} end-to-end ${r.e2e_ms.toFixed(1).padStart(8)} ms  (${r.sentences_per_s.toFixed(0).padStart(5)} sentences/s)  model only ${r.model_ms.toFixed(1).padStart(8)} ms`,
+    );
   }
-  for (const r of table.slice(1)) console.log(`Tailor/ORT is ${r.speedup_of_tailor.toFixed(1)}x faster than ${r.name} (end to end; model only ${(r.model_ms / base.model_ms).toFixed(1)}x)`);
+  for (const r of table.slice(1))
+    console.log(
+      `Tailor/ORT is ${r.speedup_of_tailor.toFixed(1)}x faster than ${r.name} (end to end; model only ${(r.model_ms / base.model_ms).toFixed(1)}x)`,
+    );
 }

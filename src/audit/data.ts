@@ -50,7 +50,11 @@ export async function loadDomainData(opts: DomainDataOptions): Promise<PreparedD
  * At most `max` examples, stratified: each class keeps its share (at least one example), chosen by a seeded
  * shuffle, returned in the original order. Returns the input itself when it is small enough.
  */
-export function subsample<T extends Pick<TextExample, 'label'>>(examples: readonly T[], max: number | undefined, seed = 0): T[] {
+export function subsample<T extends Pick<TextExample, 'label'>>(
+  examples: readonly T[],
+  max: number | undefined,
+  seed = 0,
+): T[] {
   if (max === undefined || examples.length <= max) return [...examples];
   const byClass = new Map<string, number[]>();
   examples.forEach((e, i) => {

@@ -120,7 +120,12 @@ function labelIds(examples: readonly TextExample[], labels: readonly string[]): 
   const index = new Map(labels.map((l, i) => [l, i]));
   return examples.map((e) => {
     const id = index.get(e.label);
-    if (id === undefined) throw new ConfigError(`label "${e.label}" (${e.file}:${e.line}) is not among the train labels`, { file: e.file, line: e.line, value: e.label });
+    if (id === undefined)
+      throw new ConfigError(`label "${e.label}" (${e.file}:${e.line}) is not among the train labels`, {
+        file: e.file,
+        line: e.line,
+        value: e.label,
+      });
     return id;
   });
 }
@@ -145,23 +150,40 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
   const t0 = performance.now();
   const seed = opts.seed ?? 0;
   const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
-  if (!opts.data && opts.train === undefined) throw new ConfigError('audit needs train data (--train FILE)', { field: 'train' });
+  if (!opts.data && opts.train === undefined)
+    throw new ConfigError('audit needs train data (--train FILE)', { field: 'train' });
   // Data first: it is the cheapest thing to get wrong, and a bad file should fail before a model loads.
-  const data = opts.data ?? (await loadDomainData({ train: opts.train!, eval: opts.eval, textColumn: opts.textColumn, labelColumn: opts.labelColumn, seed }));
+  const data =
+    opts.data ??
+    (await loadDomainData({
+      train: opts.train!,
+      eval: opts.eval,
+      textColumn: opts.textColumn,
+      labelColumn: opts.labelColumn,
+      seed,
+    }));
   const resolved = await resolveBase(opts.base);
   const base = resolved.model;
   const spec = opts.baseSpec ?? resolved.spec;
   const labels = data.labels;
   const train = subsample(data.train, opts.maxTrainExamples, seed);
-  const validation = subsample(data.validation, opts.maxTrainExamples ? Math.max(50, Math.round(opts.maxTrainExamples / 5)) : undefined, seed);
+  const validation = subsample(
+    data.validation,
+    opts.maxTrainExamples ? Math.max(50, Math.round(opts.maxTrainExamples / 5)) : undefined,
+    seed,
+  );
   const evalSplit = data.eval && data.eval.length > 0 ? 'eval' : 'validation';
   const evalSet = subsample(evalSplit === 'eval' ? data.eval! : data.validation, opts.maxEvalExamples, seed + 1);
-  if (evalSet.length === 0) throw new ConfigError('the evaluation split is empty: give --eval FILE or more train data', { field: 'eval' });
+  if (evalSet.length === 0)
+    throw new ConfigError('the evaluation split is empty: give --eval FILE or more train data', { field: 'eval' });
 
   const run = { batchSize: opts.batchSize, maxLength, providers: opts.providers };
   const texts = [...train, ...validation, ...evalSet].map((e) => e.text);
   const tf = performance.now();
-  const { features, width } = await encodeTexts(base, texts, { ...run, onProgress: (d, t) => opts.onProgress?.('features', d, t) });
+  const { features, width } = await encodeTexts(base, texts, {
+    ...run,
+    onProgress: (d, t) => opts.onProgress?.('features', d, t),
+  });
   const fTrain = features.subarray(0, train.length * width);
   const fVal = features.subarray(train.length * width, (train.length + validation.length) * width);
   const fEval = features.subarray((train.length + validation.length) * width);
@@ -171,10 +193,23 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
   const yTrain = labelIds(train, labels);
   const yVal = labelIds(validation, labels);
   const yEval = labelIds(evalSet, labels);
-  const head = await fitLinearHead(fTrain, yTrain, width, labels.length, validation.length ? { validation: { features: fVal, labels: yVal } } : {});
+  const head = await fitLinearHead(
+    fTrain,
+    yTrain,
+    width,
+    labels.length,
+    validation.length ? { validation: { features: fVal, labels: yVal } } : {},
+  );
   const evalPred = argmaxRows(linearScores(head, fEval), labels.length);
   const fitSeconds = (performance.now() - tfit) / 1000;
-  const report = await evaluate({ labels, yTrue: yEval, yPred: evalPred, model: `${spec} + linear head`, datasetFingerprint: data.fingerprint, bootstrap: { iterations: 1000, seed } });
+  const report = await evaluate({
+    labels,
+    yTrue: yEval,
+    yPred: evalPred,
+    model: `${spec} + linear head`,
+    datasetFingerprint: data.fingerprint,
+    bootstrap: { iterations: 1000, seed },
+  });
 
   const baselineModel = attachHead(base, { labels, weight: head.weight, bias: head.bias });
   // Latency, memory and the per-op profile, on the whole baseline model at batch 1 with a typical eval text.
@@ -189,17 +224,33 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
   try {
     const batchTexts = byLength.slice(0, 8).map((e) => e.text);
     // Feeds are built once per batch size, outside the timed runs (the shared adapter in src/eval).
-    const run = sessionRunner(session, (size) => textFeeds(baselineModel, size === 1 ? [typical] : Array.from({ length: size }, (_, i) => batchTexts[i % batchTexts.length]), maxLength), ['logits']);
+    const run = sessionRunner(
+      session,
+      (size) =>
+        textFeeds(
+          baselineModel,
+          size === 1 ? [typical] : Array.from({ length: size }, (_, i) => batchTexts[i % batchTexts.length]),
+          maxLength,
+        ),
+      ['logits'],
+    );
     let done = 0;
-    latency = await measureLatency(async (size) => {
-      await run(size);
-      opts.onProgress?.('latency', ++done, latencyIterations + 5 + 2 + 5);
-    }, { warmup: 5, iterations: latencyIterations, throughputBatchSize: 8, throughputIterations: 5 });
+    latency = await measureLatency(
+      async (size) => {
+        await run(size);
+        opts.onProgress?.('latency', ++done, latencyIterations + 5 + 2 + 5);
+      },
+      { warmup: 5, iterations: latencyIterations, throughputBatchSize: 8, throughputIterations: 5 },
+    );
   } finally {
     await session.release();
   }
   const sessionRssBytes = Math.max(0, process.memoryUsage().rss - rssBefore);
-  const prof = await Session.create(onnx, { providers: opts.providers, label: `${spec} baseline (profiled)`, profile: true });
+  const prof = await Session.create(onnx, {
+    providers: opts.providers,
+    label: `${spec} baseline (profiled)`,
+    profile: true,
+  });
   let profile: ProfileSummary;
   try {
     const feeds1 = textFeeds(baselineModel, [typical], maxLength);
@@ -223,7 +274,13 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
   });
   const pBytes = paramBytes(base);
   const result: AuditResult = {
-    base: { spec, architecture: base.architecture, task: base.task, parameters: countParams(base).total, parameterBytes: pBytes },
+    base: {
+      spec,
+      architecture: base.architecture,
+      task: base.task,
+      parameters: countParams(base).total,
+      parameterBytes: pBytes,
+    },
     data: {
       fingerprint: data.fingerprint,
       labels,
@@ -232,15 +289,28 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
       eval: evalSet.length,
       evalSplit,
       examplesPerClass: { min: Math.min(...counts), median: median(counts), max: Math.max(...counts) },
-      subsampled: train.length < data.train.length || evalSet.length < (evalSplit === 'eval' ? data.eval!.length : data.validation.length),
+      subsampled:
+        train.length < data.train.length ||
+        evalSet.length < (evalSplit === 'eval' ? data.eval!.length : data.validation.length),
     },
     baseline: { ...metricSummary(report), head: 'ridge', lambda: head.lambda, lambdaSearch: head.search },
     latency,
     memory: { parameterBytes: pBytes, sessionRssBytes, peakRssBytes: process.resourceUsage().maxRSS * 1024 },
-    profile: { runs: profile.runs, kernelUs: profile.kernelUs, runUs: profile.runUs, byOpType: profile.byOpType.slice(0, 12), topNodes: profile.byNode.slice(0, 8) },
+    profile: {
+      runs: profile.runs,
+      kernelUs: profile.kernelUs,
+      runUs: profile.runUs,
+      byOpType: profile.byOpType.slice(0, 12),
+      topNodes: profile.byNode.slice(0, 8),
+    },
     recommendation,
     settings: { maxLength, targetAccuracy: opts.targetAccuracy, maxLatencyMs: opts.maxLatencyMs, seed },
-    seconds: { features: featuresSeconds, fit: fitSeconds, latency: latencySeconds, total: (performance.now() - t0) / 1000 },
+    seconds: {
+      features: featuresSeconds,
+      fit: fitSeconds,
+      latency: latencySeconds,
+      total: (performance.now() - t0) / 1000,
+    },
   };
   return { result, base, baselineModel, data, train, evalSet, evalPred, evalTrue: yEval, report };
 }
@@ -250,7 +320,25 @@ export async function audit(opts: AuditOptions): Promise<AuditResult> {
   return (await runAudit(opts)).result;
 }
 
-export { recommend, THRESHOLDS, type Recommendation, type RecommendedStrategy, type Compression, type Reason, type RuleId, type RecommendInput } from './recommend.ts';
+export {
+  recommend,
+  THRESHOLDS,
+  type Recommendation,
+  type RecommendedStrategy,
+  type Compression,
+  type Reason,
+  type RuleId,
+  type RecommendInput,
+} from './recommend.ts';
 export { fitLinearHead, linearScores, type LinearHead, type FitOptions } from './linear.ts';
-export { encodeTexts, predictTexts, textFeeds, runTexts, featureSession, argmaxRows, DEFAULT_MAX_LENGTH, type RunTextOptions } from './features.ts';
+export {
+  encodeTexts,
+  predictTexts,
+  textFeeds,
+  runTexts,
+  featureSession,
+  argmaxRows,
+  DEFAULT_MAX_LENGTH,
+  type RunTextOptions,
+} from './features.ts';
 export { loadDomainData, subsample, perClassCounts, assertReadable, type DomainDataOptions } from './data.ts';

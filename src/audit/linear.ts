@@ -31,7 +31,10 @@ function cholesky(a: Float64Array, n: number): void {
   for (let j = 0; j < n; j++) {
     let d = a[j * n + j];
     for (let k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
-    if (!(d > 0)) throw new TrainingError(`ridge system is not positive definite at column ${j} (features constant or non-finite?)`);
+    if (!(d > 0))
+      throw new TrainingError(
+        `ridge system is not positive definite at column ${j} (features constant or non-finite?)`,
+      );
     const l = Math.sqrt(d);
     a[j * n + j] = l;
     for (let i = j + 1; i < n; i++) {
@@ -95,14 +98,25 @@ function accuracy(scores: Float32Array, k: number, labels: ArrayLike<number>): n
  * Fits a ridge classifier: minimises ‖(X - x̄)W - (Y - ȳ)‖² + λ‖W‖² with Y one-hot in {-1, 1} (as RidgeClassifier
  * does), bias = ȳ - x̄W. `features` is [n, width] row-major, `labels` class ids in [0, classes).
  */
-export async function fitLinearHead(features: Float32Array, labels: ArrayLike<number>, width: number, classes: number, opts: FitOptions = {}): Promise<LinearHead> {
+export async function fitLinearHead(
+  features: Float32Array,
+  labels: ArrayLike<number>,
+  width: number,
+  classes: number,
+  opts: FitOptions = {},
+): Promise<LinearHead> {
   const n = labels.length;
   if (n === 0 || features.length !== n * width) {
-    throw new ConfigError(`fitLinearHead: ${features.length} feature values for ${n} examples of width ${width}`, { field: 'features' });
+    throw new ConfigError(`fitLinearHead: ${features.length} feature values for ${n} examples of width ${width}`, {
+      field: 'features',
+    });
   }
   for (let i = 0; i < n; i++) {
     const y = labels[i];
-    if (!Number.isInteger(y) || y < 0 || y >= classes) throw new ConfigError(`fitLinearHead: label ${y} of example ${i} is outside [0, ${classes})`, { field: 'labels' });
+    if (!Number.isInteger(y) || y < 0 || y >= classes)
+      throw new ConfigError(`fitLinearHead: label ${y} of example ${i} is outside [0, ${classes})`, {
+        field: 'labels',
+      });
   }
   const d = width;
   const k = classes;

@@ -10,7 +10,8 @@ export type RecommendedStrategy = 'none' | 'head' | 'lora' | 'full';
 /** Compression steps recommended on top of the strategy when latency is over budget. */
 export type Compression = 'quantize' | 'distill';
 
-export type RuleId = 'R1-meets-target' | 'R2-large-gap' | 'R3-moderate-gap' | 'R4-no-target' | 'R5-latency' | 'R6-little-data';
+export type RuleId =
+  'R1-meets-target' | 'R2-large-gap' | 'R3-moderate-gap' | 'R4-no-target' | 'R5-latency' | 'R6-little-data';
 
 export interface Reason {
   rule: RuleId;
@@ -62,27 +63,47 @@ function median(xs: readonly number[]): number {
 /** Applies the rules in order R1..R6 (docs/audit.md) and returns the strategy with its reasons. */
 export function recommend(input: RecommendInput): Recommendation {
   const { baselineAccuracy: acc, targetAccuracy: target, latencyP50Ms: p50, maxLatencyMs: budget } = input;
-  if (target !== undefined && !(target > 0 && target <= 1)) throw new ConfigError(`target accuracy must be in (0, 1], got ${target}`, { field: 'targetAccuracy', value: String(target) });
-  if (budget !== undefined && !(budget > 0)) throw new ConfigError(`max latency must be a positive number of ms, got ${budget}`, { field: 'maxLatencyMs', value: String(budget) });
+  if (target !== undefined && !(target > 0 && target <= 1))
+    throw new ConfigError(`target accuracy must be in (0, 1], got ${target}`, {
+      field: 'targetAccuracy',
+      value: String(target),
+    });
+  if (budget !== undefined && !(budget > 0))
+    throw new ConfigError(`max latency must be a positive number of ms, got ${budget}`, {
+      field: 'maxLatencyMs',
+      value: String(budget),
+    });
   const reasons: Reason[] = [];
   let strategy: RecommendedStrategy;
   const hyperparameters: Record<string, number | string> = {};
 
   if (target === undefined) {
     strategy = 'lora';
-    reasons.push({ rule: 'R4-no-target', text: `no target accuracy given (baseline ${pct(acc)}): LoRA adapts the encoder to the domain while training a few percent of the weights` });
+    reasons.push({
+      rule: 'R4-no-target',
+      text: `no target accuracy given (baseline ${pct(acc)}): LoRA adapts the encoder to the domain while training a few percent of the weights`,
+    });
   } else if (acc >= target) {
     strategy = 'none';
-    reasons.push({ rule: 'R1-meets-target', text: `the off-the-shelf baseline reaches ${pct(acc)}, at or above the target ${pct(target)}: no customization needed (the fitted linear head is the model)` });
+    reasons.push({
+      rule: 'R1-meets-target',
+      text: `the off-the-shelf baseline reaches ${pct(acc)}, at or above the target ${pct(target)}: no customization needed (the fitted linear head is the model)`,
+    });
   } else {
     const gap = (target - acc) / target;
     // The tolerance keeps a gap of exactly 20% (0.2000000000000001 in floating point) on the LoRA side.
     if (gap > THRESHOLDS.largeGap + 1e-9) {
       strategy = 'full';
-      reasons.push({ rule: 'R2-large-gap', text: `baseline ${pct(acc)} is ${pct(gap)} (relative) below the target ${pct(target)}, more than ${pct(THRESHOLDS.largeGap)}: the representation itself must change, so fine-tune every weight` });
+      reasons.push({
+        rule: 'R2-large-gap',
+        text: `baseline ${pct(acc)} is ${pct(gap)} (relative) below the target ${pct(target)}, more than ${pct(THRESHOLDS.largeGap)}: the representation itself must change, so fine-tune every weight`,
+      });
     } else {
       strategy = 'lora';
-      reasons.push({ rule: 'R3-moderate-gap', text: `baseline ${pct(acc)} is ${pct(gap)} (relative) below the target ${pct(target)}, within ${pct(THRESHOLDS.largeGap)}: low-rank adapters close gaps of this size at a fraction of the cost` });
+      reasons.push({
+        rule: 'R3-moderate-gap',
+        text: `baseline ${pct(acc)} is ${pct(gap)} (relative) below the target ${pct(target)}, within ${pct(THRESHOLDS.largeGap)}: low-rank adapters close gaps of this size at a fraction of the cost`,
+      });
     }
   }
 
@@ -94,7 +115,8 @@ export function recommend(input: RecommendInput): Recommendation {
     hyperparameters.loraDropout = 0.1;
     reasons.push({
       rule: 'R6-little-data',
-      text: `only ${perClass} train examples per class (median; under ${THRESHOLDS.littleData}): ${before === strategy ? strategy : `${strategy} instead of ${before}`}` +
+      text:
+        `only ${perClass} train examples per class (median; under ${THRESHOLDS.littleData}): ${before === strategy ? strategy : `${strategy} instead of ${before}`}` +
         ` with strong regularisation (weight decay 0.1${strategy === 'lora' ? ', adapter dropout 0.1' : ''}) to avoid memorising the training set`,
     });
   }
@@ -105,7 +127,8 @@ export function recommend(input: RecommendInput): Recommendation {
     if (p50 > THRESHOLDS.distillFactor * budget) compression.push('distill');
     reasons.push({
       rule: 'R5-latency',
-      text: `p50 latency at batch 1 is ${p50.toFixed(2)} ms, over the ${budget} ms budget: ` +
+      text:
+        `p50 latency at batch 1 is ${p50.toFixed(2)} ms, over the ${budget} ms budget: ` +
         (compression.includes('distill')
           ? `more than ${THRESHOLDS.distillFactor}x over, so distil into a smaller student and quantize it (int8)`
           : 'quantize the weights to int8 (about 2x faster MatMuls on CPU)'),

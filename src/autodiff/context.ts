@@ -34,12 +34,24 @@ export class GradContext {
     private readonly needed: boolean[],
   ) {}
 
-  get opType(): string { return this.node.opType; }
-  x(i: number): string { return this.node.inputs[i] ?? ''; }
-  y(i: number): string { return this.node.outputs[i] ?? ''; }
-  hasInput(i: number): boolean { return (this.node.inputs[i] ?? '') !== ''; }
-  needs(i: number): boolean { return this.needed[i] === true; }
-  dy(i = 0): string | undefined { return this.outGrads[i] || undefined; }
+  get opType(): string {
+    return this.node.opType;
+  }
+  x(i: number): string {
+    return this.node.inputs[i] ?? '';
+  }
+  y(i: number): string {
+    return this.node.outputs[i] ?? '';
+  }
+  hasInput(i: number): boolean {
+    return (this.node.inputs[i] ?? '') !== '';
+  }
+  needs(i: number): boolean {
+    return this.needed[i] === true;
+  }
+  dy(i = 0): string | undefined {
+    return this.outGrads[i] || undefined;
+  }
 
   /** dY of output i, or zeros of the output's shape when that output gets no gradient. */
   dyOrZeros(i: number): string {
@@ -58,10 +70,13 @@ export class GradContext {
   }
   staticShape(name: string): number[] {
     const s = this.shapeOf(name);
-    if (!isStaticShape(s)) throw this.error(`'${name}' needs a static shape here, found [${s.join(', ')}]; specialise the graph first`);
+    if (!isStaticShape(s))
+      throw this.error(`'${name}' needs a static shape here, found [${s.join(', ')}]; specialise the graph first`);
     return s;
   }
-  rankOf(name: string): number { return this.shapeOf(name).length; }
+  rankOf(name: string): number {
+    return this.shapeOf(name).length;
+  }
   /** The float dtype gradients of this node are computed in (its first output's, else its first input's). */
   get dtype(): DType {
     const out = this.view.typeOf(this.y(0))?.dtype;
@@ -69,7 +84,9 @@ export class GradContext {
   }
 
   // ---- attributes and constant inputs ----
-  attr(name: string): Attribute | undefined { return this.node.attrs[name]; }
+  attr(name: string): Attribute | undefined {
+    return this.node.attrs[name];
+  }
   int(name: string, dflt: number): number {
     const a = this.node.attrs[name];
     return a && a.type === 'int' ? a.value : dflt;
@@ -93,39 +110,72 @@ export class GradContext {
     const t = this.view.constantOf(name);
     return t ? tensorToNumbers(t) : undefined;
   }
-  constant(name: string): Tensor | undefined { return this.view.constantOf(name); }
+  constant(name: string): Tensor | undefined {
+    return this.view.constantOf(name);
+  }
 
   error(msg: string): GraphError {
-    return new GraphError(`gradient of ${this.node.opType} node '${this.node.name}': ${msg}`, { node: this.node.name, op: this.node.opType });
+    return new GraphError(`gradient of ${this.node.opType} node '${this.node.name}': ${msg}`, {
+      node: this.node.name,
+      op: this.node.opType,
+    });
   }
 
   /** Gives an optional forward output a name (LayerNorm's Mean, MaxPool's Indices, Dropout's mask) and returns it. */
   ensureOutput(i: number, base: string): string {
     while (this.node.outputs.length <= i) this.node.outputs.push('');
-    if (!this.node.outputs[i]) this.node.outputs[i] = this.b.uniqueName(`${this.node.name || this.node.opType}_${base}`);
+    if (!this.node.outputs[i])
+      this.node.outputs[i] = this.b.uniqueName(`${this.node.name || this.node.opType}_${base}`);
     return this.node.outputs[i];
   }
 
   // ---- emitting ops ----
-  op(opType: string, inputs: readonly string[], attrs: Record<string, AttrInput | undefined> = {}, opts: NodeOptions = {}): string {
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attrs: Record<string, AttrInput | undefined> = {},
+    opts: NodeOptions = {},
+  ): string {
     return this.nodes(opType, inputs, attrs, opts)[0];
   }
-  nodes(opType: string, inputs: readonly string[], attrs: Record<string, AttrInput | undefined> = {}, opts: NodeOptions = {}): string[] {
-    return this.b.node(opType, inputs, attrs, { name: `${this.node.name || this.node.opType}_grad/${opType}`, ...opts });
+  nodes(
+    opType: string,
+    inputs: readonly string[],
+    attrs: Record<string, AttrInput | undefined> = {},
+    opts: NodeOptions = {},
+  ): string[] {
+    return this.b.node(opType, inputs, attrs, {
+      name: `${this.node.name || this.node.opType}_grad/${opType}`,
+      ...opts,
+    });
   }
-  add(a: string, b: string): string { return this.op('Add', [a, b]); }
-  sub(a: string, b: string): string { return this.op('Sub', [a, b]); }
-  mul(a: string, b: string): string { return this.op('Mul', [a, b]); }
-  div(a: string, b: string): string { return this.op('Div', [a, b]); }
-  neg(a: string): string { return this.op('Neg', [a]); }
+  add(a: string, b: string): string {
+    return this.op('Add', [a, b]);
+  }
+  sub(a: string, b: string): string {
+    return this.op('Sub', [a, b]);
+  }
+  mul(a: string, b: string): string {
+    return this.op('Mul', [a, b]);
+  }
+  div(a: string, b: string): string {
+    return this.op('Div', [a, b]);
+  }
+  neg(a: string): string {
+    return this.op('Neg', [a]);
+  }
 
   /** A scalar constant in the node's float dtype (or the one given). */
   scalar(v: number, dtype: DType = this.dtype): string {
     if (dtype === 'float64') return this.b.constant('float64', Float64Array.of(v), [], 'grad_const');
     if (dtype === 'float32') return this.b.constant('float32', Float32Array.of(v), [], 'grad_const');
-    return this.op('Cast', [this.b.constant('float32', Float32Array.of(v), [], 'grad_const')], { to: dtypeToOnnx(dtype) });
+    return this.op('Cast', [this.b.constant('float32', Float32Array.of(v), [], 'grad_const')], {
+      to: dtypeToOnnx(dtype),
+    });
   }
-  ints(values: readonly number[]): string { return this.b.ints(values); }
+  ints(values: readonly number[]): string {
+    return this.b.ints(values);
+  }
 
   /** The shape of a value as an int64 tensor: a constant when static, a Shape node otherwise. */
   shapeTensor(name: string): string {
@@ -140,9 +190,12 @@ export class GradContext {
   }
   /** A tensor of the given shape (int64 tensor name) filled with v. */
   fill(shape: string, v: number, dtype: DType): string {
-    const value = dtype === 'float64' ? tensorFromArray('value', 'float64', Float64Array.of(v), [1])
-      : dtype === 'float32' ? tensorFromArray('value', 'float32', Float32Array.of(v), [1])
-        : undefined;
+    const value =
+      dtype === 'float64'
+        ? tensorFromArray('value', 'float64', Float64Array.of(v), [1])
+        : dtype === 'float32'
+          ? tensorFromArray('value', 'float32', Float32Array.of(v), [1])
+          : undefined;
     if (!value) throw this.error(`cannot make a ${dtype} fill constant`);
     return this.op('ConstantOfShape', [shape], { value });
   }
@@ -151,7 +204,9 @@ export class GradContext {
     if (axes.length === 0) return x;
     return this.op('ReduceSum', [x, this.ints(axes)], { keepdims: keepdims ? 1 : 0 });
   }
-  reshape(x: string, shape: string): string { return this.op('Reshape', [x, shape]); }
+  reshape(x: string, shape: string): string {
+    return this.op('Reshape', [x, shape]);
+  }
   reshapeLike(x: string, like: string): string {
     const xs = this.view.typeOf(x)?.shape;
     const ls = this.view.typeOf(like)?.shape;

@@ -36,22 +36,38 @@ function constValue(graph: Graph, name: string): number[] | undefined {
  * Rewrites training-mode Dropout nodes (training_mode a constant true) into noise-input form. Inference-mode
  * Dropouts are left alone (they are identities). Returns the new graph and the noise inputs to feed.
  */
-export function rewriteDropoutToNoise(graph: Graph, opts: { prefix?: string } = {}): { graph: Graph; noise: NoiseInput[] } {
+export function rewriteDropoutToNoise(
+  graph: Graph,
+  opts: { prefix?: string } = {},
+): { graph: Graph; noise: NoiseInput[] } {
   const typed = inferShapes(graph, { allowUnknown: true });
   const g = cloneGraph(graph);
-  const targets = g.nodes.filter((n) => n.opType === 'Dropout' && n.domain === '' && n.inputs[2] && constValue(g, n.inputs[2])?.[0]);
+  const targets = g.nodes.filter(
+    (n) => n.opType === 'Dropout' && n.domain === '' && n.inputs[2] && constValue(g, n.inputs[2])?.[0],
+  );
   if (targets.length === 0) return { graph: g, noise: [] };
   const b = new GraphBuilder(g);
   const noise: NoiseInput[] = [];
   const replaced = new Map<Node, Node[]>();
   for (const n of targets) {
     const x = n.inputs[0];
-    const vi = typed.valueInfo.get(x) ?? typed.inputs.find((v) => v.name === x) ?? (g.initializers.has(x) ? { dtype: g.initializers.get(x)!.dtype, shape: g.initializers.get(x)!.dims } : undefined);
-    if (!vi?.shape) throw new GraphError(`Dropout node '${n.name}': shape of its input '${x}' is unknown`, { node: n.name, op: 'Dropout' });
+    const vi =
+      typed.valueInfo.get(x) ??
+      typed.inputs.find((v) => v.name === x) ??
+      (g.initializers.has(x) ? { dtype: g.initializers.get(x)!.dtype, shape: g.initializers.get(x)!.dims } : undefined);
+    if (!vi?.shape)
+      throw new GraphError(`Dropout node '${n.name}': shape of its input '${x}' is unknown`, {
+        node: n.name,
+        op: 'Dropout',
+      });
     let ratio = 0.5;
     if (n.inputs[1]) {
       const r = constValue(g, n.inputs[1]);
-      if (!r) throw new GraphError(`Dropout node '${n.name}': ratio must be a constant to rewrite it`, { node: n.name, op: 'Dropout' });
+      if (!r)
+        throw new GraphError(`Dropout node '${n.name}': ratio must be a constant to rewrite it`, {
+          node: n.name,
+          op: 'Dropout',
+        });
       ratio = r[0];
     }
     const name = b.uniqueName(`${opts.prefix ?? 'dropout_noise'}_${noise.length}`);
@@ -59,10 +75,20 @@ export function rewriteDropoutToNoise(graph: Graph, opts: { prefix?: string } = 
     noise.push({ name, dtype: vi.dtype, shape: [...vi.shape], ratio, node: n.name });
     const before = g.nodes.length;
     const keepProb = b.op('CastLike', [b.scalar(1 - ratio), x]);
-    const mask = b.node('Less', [name, keepProb], {}, { outputs: n.outputs[1] ? [n.outputs[1]] : 1, name: `${n.name}/keep` })[0];
+    const mask = b.node(
+      'Less',
+      [name, keepProb],
+      {},
+      { outputs: n.outputs[1] ? [n.outputs[1]] : 1, name: `${n.name}/keep` },
+    )[0];
     const scaled = b.mul(x, b.op('CastLike', [b.scalar(ratio < 1 ? 1 / (1 - ratio) : 0), x]));
     // the Where's output takes over the Dropout's output name, so consumers are untouched
-    b.node('Where', [mask, scaled, b.op('CastLike', [b.scalar(0), x])], {}, { outputs: [`${n.outputs[0]}__tmp`], name: `${n.name}/apply` });
+    b.node(
+      'Where',
+      [mask, scaled, b.op('CastLike', [b.scalar(0), x])],
+      {},
+      { outputs: [`${n.outputs[0]}__tmp`], name: `${n.name}/apply` },
+    );
     const added = g.nodes.splice(before);
     added[added.length - 1].outputs[0] = n.outputs[0];
     replaced.set(n, added);

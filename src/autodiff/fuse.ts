@@ -14,11 +14,13 @@ import { tensorToNumbers } from '../onnx/tensor.ts';
 function scalarValue(graph: Graph, consts: Map<string, number>, name: string): number | undefined {
   if (consts.has(name)) return consts.get(name);
   const t = graph.initializers.get(name);
-  if (!t || (t.dtype !== 'float32' && t.dtype !== 'float64') || t.dims.reduce((a, b) => a * b, 1) !== 1) return undefined;
+  if (!t || (t.dtype !== 'float32' && t.dtype !== 'float64') || t.dims.reduce((a, b) => a * b, 1) !== 1)
+    return undefined;
   return tensorToNumbers(t)[0];
 }
 
-const near = (v: number | undefined, target: number): boolean => v !== undefined && Math.abs(v - target) <= 1e-6 * Math.abs(target);
+const near = (v: number | undefined, target: number): boolean =>
+  v !== undefined && Math.abs(v - target) <= 1e-6 * Math.abs(target);
 
 /** Replaces exact-GELU subgraphs with com.microsoft Gelu (float32 only). Returns a new graph and the count. */
 export function fuseGelu(graph: Graph): { graph: Graph; fused: number } {
@@ -27,7 +29,8 @@ export function fuseGelu(graph: Graph): { graph: Graph; fused: number } {
   for (const n of g.nodes) {
     if (n.opType === 'Constant' && n.domain === '' && n.attrs.value?.type === 'tensor') {
       const t = n.attrs.value.value;
-      if ((t.dtype === 'float32' || t.dtype === 'float64') && t.dims.reduce((a, b) => a * b, 1) === 1) consts.set(n.outputs[0], tensorToNumbers(t)[0]);
+      if ((t.dtype === 'float32' || t.dtype === 'float64') && t.dims.reduce((a, b) => a * b, 1) === 1)
+        consts.set(n.outputs[0], tensorToNumbers(t)[0]);
     }
   }
   const producer = new Map<string, Node>();
@@ -74,15 +77,24 @@ export function fuseGelu(graph: Graph): { graph: Graph; fused: number } {
     if (top.opType !== 'Mul' || top.domain !== '' || removed.has(top)) continue;
     // top = P · Q; look for {x·0.5, 1+erf}, {x, 0.5·(1+erf)} or {x·(1+erf), 0.5} with x the same value
     let match: { x: string; nodes: Node[] } | undefined;
-    for (const [p, q] of [[top.inputs[0], top.inputs[1]], [top.inputs[1], top.inputs[0]]]) {
+    for (const [p, q] of [
+      [top.inputs[0], top.inputs[1]],
+      [top.inputs[1], top.inputs[0]],
+    ]) {
       if (match) break;
       const qc = scalarValue(g, consts, q);
       const pn = producer.get(p);
       if (qc !== undefined && near(qc, 0.5) && pn && pn.opType === 'Mul' && pn.domain === '' && only(p)) {
         // (x · (1+erf)) · 0.5
-        for (const [xx, e] of [[pn.inputs[0], pn.inputs[1]], [pn.inputs[1], pn.inputs[0]]]) {
+        for (const [xx, e] of [
+          [pn.inputs[0], pn.inputs[1]],
+          [pn.inputs[1], pn.inputs[0]],
+        ]) {
           const m = onePlusErf(e);
-          if (m && m.x === xx) { match = { x: xx, nodes: [pn, ...m.nodes] }; break; }
+          if (m && m.x === xx) {
+            match = { x: xx, nodes: [pn, ...m.nodes] };
+            break;
+          }
         }
       }
       if (match || !pn || pn.opType !== 'Mul' || pn.domain !== '' || !only(p)) continue;
@@ -99,7 +111,14 @@ export function fuseGelu(graph: Graph): { graph: Graph; fused: number } {
     const xt = floatType.get(match.x) ?? g.initializers.get(match.x)?.dtype;
     if (xt !== undefined && xt !== 'float32') continue;
     for (const n of match.nodes) removed.add(n);
-    replace.set(top, { name: `${top.name || top.outputs[0]}/Gelu`, opType: 'Gelu', domain: 'com.microsoft', inputs: [match.x], outputs: [top.outputs[0]], attrs: {} });
+    replace.set(top, {
+      name: `${top.name || top.outputs[0]}/Gelu`,
+      opType: 'Gelu',
+      domain: 'com.microsoft',
+      inputs: [match.x],
+      outputs: [top.outputs[0]],
+      attrs: {},
+    });
     fused++;
   }
   if (fused === 0) return { graph: g, fused };

@@ -56,13 +56,17 @@ export function buildGradientGraph(graph: Graph, opts: GradientOptions): Gradien
   const view: GraphView = { typeOf: (n) => types.get(n), constantOf: (n) => consts.get(n) };
 
   const lossType = types.get(opts.loss);
-  if (!lossType) throw new GraphError(`loss '${opts.loss}' is not a value of graph '${graph.name}'`, { value: opts.loss });
-  if (!isFloat(lossType.dtype)) throw new GraphError(`loss '${opts.loss}' has dtype ${lossType.dtype}; it must be a float`, { value: opts.loss });
+  if (!lossType)
+    throw new GraphError(`loss '${opts.loss}' is not a value of graph '${graph.name}'`, { value: opts.loss });
+  if (!isFloat(lossType.dtype))
+    throw new GraphError(`loss '${opts.loss}' has dtype ${lossType.dtype}; it must be a float`, { value: opts.loss });
   const seen = new Set<string>();
   for (const w of opts.wrt) {
     const t = types.get(w);
-    if (!t) throw new GraphError(`wrt '${w}' is neither an initializer nor an input of graph '${graph.name}'`, { value: w });
-    if (!isFloat(t.dtype)) throw new GraphError(`wrt '${w}' has dtype ${t.dtype}; only float tensors have gradients`, { value: w });
+    if (!t)
+      throw new GraphError(`wrt '${w}' is neither an initializer nor an input of graph '${graph.name}'`, { value: w });
+    if (!isFloat(t.dtype))
+      throw new GraphError(`wrt '${w}' has dtype ${t.dtype}; only float tensors have gradients`, { value: w });
     if (seen.has(w)) throw new GraphError(`wrt '${w}' is listed twice`, { value: w });
     seen.add(w);
   }
@@ -111,11 +115,17 @@ export function buildGradientGraph(graph: Graph, opts: GradientOptions): Gradien
     const outGrads = n.outputs.map((o) => (o && reach.has(o) ? total(o) : undefined));
     if (outGrads.every((x) => x === undefined)) continue;
     if (n.attrs.then_branch || n.attrs.body || n.attrs.else_branch) {
-      throw new GraphError(`cannot differentiate control-flow node '${n.name}' (${n.opType})`, { node: n.name, op: n.opType });
+      throw new GraphError(`cannot differentiate control-flow node '${n.name}' (${n.opType})`, {
+        node: n.name,
+        op: n.opType,
+      });
     }
     const rule = gradientRule(n.opType, n.domain);
     if (!rule) {
-      throw new GraphError(`no gradient rule for op ${n.domain ? `${n.domain}.` : ''}${n.opType} (node '${n.name}'), which lies between a trainable tensor and the loss`, { node: n.name, op: n.opType });
+      throw new GraphError(
+        `no gradient rule for op ${n.domain ? `${n.domain}.` : ''}${n.opType} (node '${n.name}'), which lies between a trainable tensor and the loss`,
+        { node: n.name, op: n.opType },
+      );
     }
     const needs = n.inputs.map((i) => i !== '' && reach.has(i) && needed.has(i));
     const grads = rule(new GradContext(b, n, view, outGrads, needs));
@@ -146,12 +156,22 @@ function seed(b: GraphBuilder, t: ValueInfo): string {
     if (t.dtype === 'float64') return b.constant('float64', new Float64Array(n).fill(1), t.shape, 'grad_seed');
     if (t.dtype === 'float32') return b.constant('float32', new Float32Array(n).fill(1), t.shape, 'grad_seed');
   }
-  const one = b.constant(t.dtype === 'float64' ? 'float64' : 'float32', t.dtype === 'float64' ? Float64Array.of(1) : Float32Array.of(1), [], 'grad_seed');
+  const one = b.constant(
+    t.dtype === 'float64' ? 'float64' : 'float32',
+    t.dtype === 'float64' ? Float64Array.of(1) : Float32Array.of(1),
+    [],
+    'grad_seed',
+  );
   return b.op('Expand', [b.op('CastLike', [one, t.name]), b.op('Shape', [t.name])], {}, { name: 'grad/seed' });
 }
 
 function zerosOf(b: GraphBuilder, t: ValueInfo): string {
-  const zero = b.constant(t.dtype === 'float64' ? 'float64' : 'float32', t.dtype === 'float64' ? Float64Array.of(0) : Float32Array.of(0), [], 'grad_zero');
+  const zero = b.constant(
+    t.dtype === 'float64' ? 'float64' : 'float32',
+    t.dtype === 'float64' ? Float64Array.of(0) : Float32Array.of(0),
+    [],
+    'grad_zero',
+  );
   const shape = isStaticShape(t.shape) ? b.ints(t.shape) : b.op('Shape', [t.name]);
   return b.op('Expand', [zero, shape], {}, { name: `grad/${t.name}/zeros` });
 }

@@ -27,9 +27,18 @@ function flattenToClasses(b: GraphBuilder, logits: string): string {
  * Softmax cross-entropy of `logits` [..., C] against integer class `labels` [...] (int64 or int32); the leading
  * axes are flattened, so reduction 'none' returns one loss per flattened position.
  */
-export function softmaxCrossEntropy(b: GraphBuilder, logits: string, labels: string, opts: SoftmaxCrossEntropyOptions = {}): string {
+export function softmaxCrossEntropy(
+  b: GraphBuilder,
+  logits: string,
+  labels: string,
+  opts: SoftmaxCrossEntropyOptions = {},
+): string {
   const eps = opts.labelSmoothing ?? 0;
-  if (!(eps >= 0 && eps < 1)) throw new ConfigError(`labelSmoothing must be in [0, 1), got ${eps}`, { field: 'labelSmoothing', value: String(eps) });
+  if (!(eps >= 0 && eps < 1))
+    throw new ConfigError(`labelSmoothing must be in [0, 1), got ${eps}`, {
+      field: 'labelSmoothing',
+      value: String(eps),
+    });
   const reduction = opts.reduction ?? 'mean';
   const scores = b.op('Reshape', [logits, flattenToClasses(b, logits)]);
   const lab = b.op('Reshape', [labels, b.ints([-1])]);
@@ -47,7 +56,9 @@ export function softmaxCrossEntropy(b: GraphBuilder, logits: string, labels: str
   }
   if (reduction === 'sum') smooth = b.op('ReduceSum', [smooth], { keepdims: 0 });
   else if (reduction === 'mean') {
-    smooth = count ? b.div(b.op('ReduceSum', [smooth], { keepdims: 0 }), count) : b.op('ReduceMean', [smooth], { keepdims: 0 });
+    smooth = count
+      ? b.div(b.op('ReduceSum', [smooth], { keepdims: 0 }), count)
+      : b.op('ReduceMean', [smooth], { keepdims: 0 });
   }
   const one = b.op('CastLike', [b.scalar(1 - eps), logits]);
   const e = b.op('CastLike', [b.scalar(eps), logits]);
@@ -63,7 +74,12 @@ function reduce(b: GraphBuilder, x: string, reduction: Reduction): string {
  * Binary cross-entropy on logits, in the overflow-free form max(x, 0) − x·t + log(1 + e^(−|x|)); targets are
  * probabilities in [0, 1] of the logits' dtype and shape (or broadcastable to it).
  */
-export function binaryCrossEntropyWithLogits(b: GraphBuilder, logits: string, targets: string, opts: { reduction?: Reduction } = {}): string {
+export function binaryCrossEntropyWithLogits(
+  b: GraphBuilder,
+  logits: string,
+  targets: string,
+  opts: { reduction?: Reduction } = {},
+): string {
   const one = b.op('CastLike', [b.scalar(1), logits]);
   const softplusNegAbs = b.log(b.add(one, b.exp(b.neg(b.abs(logits)))));
   const per = b.add(b.sub(b.relu(logits), b.mul(logits, targets)), softplusNegAbs);
@@ -86,7 +102,12 @@ export interface KlDivergenceOptions {
  * batch size (the first axis of the logits), like PyTorch's `kl_div(..., reduction='batchmean')`. Gradients flow
  * into the student logits; the teacher logits are treated as data.
  */
-export function klDivergence(b: GraphBuilder, studentLogits: string, teacherLogits: string, opts: KlDivergenceOptions = {}): string {
+export function klDivergence(
+  b: GraphBuilder,
+  studentLogits: string,
+  teacherLogits: string,
+  opts: KlDivergenceOptions = {},
+): string {
   const T = opts.temperature ?? 1;
   if (!(T > 0)) throw new ConfigError(`temperature must be > 0, got ${T}`, { field: 'temperature', value: String(T) });
   const invT = b.op('CastLike', [b.scalar(1 / T), studentLogits]);
@@ -94,7 +115,10 @@ export function klDivergence(b: GraphBuilder, studentLogits: string, teacherLogi
   const logPt = b.logSoftmax(b.mul(teacherLogits, invT), -1);
   const pt = b.exp(logPt);
   const total = b.op('ReduceSum', [b.mul(pt, b.sub(logPt, logPs))], { keepdims: 0 });
-  const batch = b.op('CastLike', [b.op('Gather', [b.op('Shape', [studentLogits]), b.scalar(0, 'int64')]), studentLogits]);
+  const batch = b.op('CastLike', [
+    b.op('Gather', [b.op('Shape', [studentLogits]), b.scalar(0, 'int64')]),
+    studentLogits,
+  ]);
   const t2 = b.op('CastLike', [b.scalar(T * T), studentLogits]);
   return b.mul(b.div(total, batch), t2);
 }

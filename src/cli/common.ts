@@ -22,8 +22,12 @@ export function withGlobals(cmd: Command, opts: { device?: boolean } = {}): Comm
   cmd.option('--home <dir>', 'registry folder (default: $TAILOR_HOME, else ./.tailor)');
   cmd.option('-q, --quiet', 'no progress output on stderr');
   if (opts.device) {
-    cmd.addOption(new Option('--device <device>', 'where models run: ONNX Runtime execution provider').choices(['cpu', 'cuda', 'webgpu']).default('cpu'));
-    cmd.option('--profile', 'print ONNX Runtime\'s per-op profile of the model (time by op type)');
+    cmd.addOption(
+      new Option('--device <device>', 'where models run: ONNX Runtime execution provider')
+        .choices(['cpu', 'cuda', 'webgpu'])
+        .default('cpu'),
+    );
+    cmd.option('--profile', "print ONNX Runtime's per-op profile of the model (time by op type)");
   }
   return cmd;
 }
@@ -44,17 +48,21 @@ export function withDataOptions(cmd: Command): Command {
 export function withOutputOptions(cmd: Command, what: string): Command {
   return cmd
     .requiredOption('--out <dir>', `new folder for ${what}`)
-    .option('--name <name>', 'model name in the registry (default: the --out folder\'s name)')
+    .option('--name <name>', "model name in the registry (default: the --out folder's name)")
     .option('--alias <alias>', 'alias to set on the new model version (repeatable)', collect);
 }
 
 /** `--device` -> ONNX Runtime providers. */
 export function providersFor(device: string | undefined): ProviderSpec[] {
   switch (device ?? 'cpu') {
-    case 'cpu': return ['cpu'];
-    case 'cuda': return ['cuda'];
-    case 'webgpu': return ['webgpu'];
-    default: throw new ConfigError(`unknown --device '${device}' (cpu, cuda, webgpu)`, { field: 'device', value: device });
+    case 'cpu':
+      return ['cpu'];
+    case 'cuda':
+      return ['cuda'];
+    case 'webgpu':
+      return ['webgpu'];
+    default:
+      throw new ConfigError(`unknown --device '${device}' (cpu, cuda, webgpu)`, { field: 'device', value: device });
   }
 }
 
@@ -62,9 +70,20 @@ export function providersFor(device: string | undefined): ProviderSpec[] {
 export function num(opts: { min?: number; max?: number; int?: boolean } = {}): (v: string) => number {
   return (v: string) => {
     const n = Number(v);
-    const bad = v.trim() === '' || !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max);
+    const bad =
+      v.trim() === '' ||
+      !Number.isFinite(n) ||
+      (opts.int && !Number.isInteger(n)) ||
+      (opts.min !== undefined && n < opts.min) ||
+      (opts.max !== undefined && n > opts.max);
     if (bad) {
-      const range = [opts.int ? 'an integer' : 'a number', opts.min !== undefined ? `>= ${opts.min}` : '', opts.max !== undefined ? `<= ${opts.max}` : ''].filter(Boolean).join(' ');
+      const range = [
+        opts.int ? 'an integer' : 'a number',
+        opts.min !== undefined ? `>= ${opts.min}` : '',
+        opts.max !== undefined ? `<= ${opts.max}` : '',
+      ]
+        .filter(Boolean)
+        .join(' ');
       // A usage error (exit 2): commander prints it with the option's name.
       throw new InvalidArgumentError(`must be ${range}`);
     }
@@ -74,7 +93,11 @@ export function num(opts: { min?: number; max?: number; int?: boolean } = {}): (
 
 /** JSON text where NaN/Infinity become null (JSON has no such numbers). */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : typeof v === 'bigint' ? Number(v) : v), 2);
+  return JSON.stringify(
+    value,
+    (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : typeof v === 'bigint' ? Number(v) : v),
+    2,
+  );
 }
 
 /** Prints the command's result: JSON on --json, else the text rendering. */
@@ -89,7 +112,10 @@ export class Progress {
   private total = 0;
   private lastDecile = -1;
   private readonly tty: boolean;
-  constructor(private readonly enabled: boolean, tty = process.stderr.isTTY === true) {
+  constructor(
+    private readonly enabled: boolean,
+    tty = process.stderr.isTTY === true,
+  ) {
     this.tty = tty;
   }
 
@@ -102,7 +128,12 @@ export class Progress {
     if (!this.enabled) return;
     if (this.tty) {
       this.bar = new cliProgress.SingleBar(
-        { format: `${label.padEnd(22)} [{bar}] {percentage}% | {value}/{total} | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true, clearOnComplete: false },
+        {
+          format: `${label.padEnd(22)} [{bar}] {percentage}% | {value}/{total} | ETA {eta_formatted}`,
+          stream: process.stderr,
+          hideCursor: true,
+          clearOnComplete: false,
+        },
         cliProgress.Presets.shades_classic,
       );
       this.bar.start(total, 0);
@@ -151,7 +182,10 @@ export function collect(value: string, previous: string[] | undefined): string[]
 }
 
 /** An onProgress(stage, done, total) callback that starts a new bar whenever the stage changes. */
-export function stageProgress(progress: Progress | undefined, prefix = ''): (stage: string, done: number, total: number) => void {
+export function stageProgress(
+  progress: Progress | undefined,
+  prefix = '',
+): (stage: string, done: number, total: number) => void {
   let current: string | undefined;
   return (stage, done, total) => {
     if (!progress) return;

@@ -22,8 +22,20 @@ export function buildProgram(): Command {
     .description('Turn generic pretrained ONNX models into models tailored to your domain, and keep them tailored.')
     .version(VERSION, '-v, --version')
     .showHelpAfterError()
-    .addHelpText('after', '\nExit codes: 0 ok, 1 error (bad data, missing model, registry problem), 2 usage error.\nRegistry: ./.tailor, or --home DIR, or $TAILOR_HOME.');
-  for (const c of [auditCommand(), customizeCommand(), evaluateCommand(), runsCommand(), modelsCommand(), quantizeCommand(), distillCommand(), demoCommand()]) {
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok, 1 error (bad data, missing model, registry problem), 2 usage error.\nRegistry: ./.tailor, or --home DIR, or $TAILOR_HOME.',
+    );
+  for (const c of [
+    auditCommand(),
+    customizeCommand(),
+    evaluateCommand(),
+    runsCommand(),
+    modelsCommand(),
+    quantizeCommand(),
+    distillCommand(),
+    demoCommand(),
+  ]) {
     program.addCommand(c);
   }
   return program;
@@ -46,7 +58,12 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
-      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' || e.code === 'commander.executeSubCommandAsync' ? EXIT.ok : EXIT.usage;
+      return e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help' ||
+        e.code === 'commander.executeSubCommandAsync'
+        ? EXIT.ok
+        : EXIT.usage;
     }
     if (e instanceof TailorError) {
       process.stderr.write(`tailor: ${e.message}\n`);

@@ -14,7 +14,18 @@ import { evaluate, evalReportToJson, formatEvalReport, type EvalReport } from '.
 import { countParams, type Model } from '../models/model.ts';
 import { openRegistry, type Registry } from '../registry/index.ts';
 import type { ProviderSpec } from '../runtime/session.ts';
-import { loadDomainData, metricSummary, predictTexts, resolveBase, runAudit, argmaxRows, type AuditResult, type AuditState, type MetricSummary, type Recommendation } from '../audit/index.ts';
+import {
+  loadDomainData,
+  metricSummary,
+  predictTexts,
+  resolveBase,
+  runAudit,
+  argmaxRows,
+  type AuditResult,
+  type AuditState,
+  type MetricSummary,
+  type Recommendation,
+} from '../audit/index.ts';
 import { assertFreshOut, writeClassifier, writeFolderAtomic } from '../customize/artifact.ts';
 import { stageProgress, type Progress } from './common.ts';
 
@@ -74,7 +85,13 @@ export interface PipelineResult {
   seconds: number;
 }
 
-function strategyOptions(strategy: Strategy, o: PipelineOptions, rec: Recommendation | undefined, labels: string[], progress?: Progress): CustomizeOptions {
+function strategyOptions(
+  strategy: Strategy,
+  o: PipelineOptions,
+  rec: Recommendation | undefined,
+  labels: string[],
+  progress?: Progress,
+): CustomizeOptions {
   const hp = rec?.hyperparameters ?? {};
   const c: CustomizeOptions = {
     strategy,
@@ -91,14 +108,23 @@ function strategyOptions(strategy: Strategy, o: PipelineOptions, rec: Recommenda
     c.lora = {
       ...(o.rank !== undefined ? { r: o.rank, alpha: 2 * o.rank } : {}),
       ...(typeof hp.loraDropout === 'number' ? { dropout: hp.loraDropout } : {}),
-      ...(o.targets ? { targets: o.targets === 'attention' || o.targets === 'ffn' || o.targets === 'all-linear' ? { kind: o.targets } : o.targets } : {}),
+      ...(o.targets
+        ? {
+            targets:
+              o.targets === 'attention' || o.targets === 'ffn' || o.targets === 'all-linear'
+                ? { kind: o.targets }
+                : o.targets,
+          }
+        : {}),
     };
   }
   if (strategy === 'partial' && o.layers !== undefined) c.partial = { layers: o.layers };
   let epoch = 0;
   c.onEpoch = (e) => {
     epoch++;
-    progress?.log(`epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)}, val accuracy ${(e.accuracy * 100).toFixed(2)}%, ${e.seconds.toFixed(1)} s`);
+    progress?.log(
+      `epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)}, val accuracy ${(e.accuracy * 100).toFixed(2)}%, ${e.seconds.toFixed(1)} s`,
+    );
     void epoch;
   };
   return c;
@@ -109,15 +135,29 @@ async function recordBaseline(reg: Registry, state: AuditState, spec: string): P
   const run = await reg.startRun({
     name: 'baseline',
     experiment: 'customize',
-    params: { strategy: 'none', head: 'ridge', lambda: r.baseline.lambda, max_length: r.settings.maxLength, seed: r.settings.seed },
+    params: {
+      strategy: 'none',
+      head: 'ridge',
+      lambda: r.baseline.lambda,
+      max_length: r.settings.maxLength,
+      seed: r.settings.seed,
+    },
     tags: { kind: 'audit-baseline' },
     baseModel: spec,
     datasetFingerprint: r.data.fingerprint,
   });
   try {
-    await run.logMetrics({ accuracy: r.baseline.accuracy, macro_f1: r.baseline.macro_f1, latency_p50_ms: r.latency.batch1.p50Ms });
+    await run.logMetrics({
+      accuracy: r.baseline.accuracy,
+      macro_f1: r.baseline.macro_f1,
+      latency_p50_ms: r.latency.batch1.p50Ms,
+    });
     const labels = state.data.labels;
-    await run.logPredictions('eval', state.evalTrue.map((i) => labels[i]), state.evalPred.map((i) => labels[i]));
+    await run.logPredictions(
+      'eval',
+      state.evalTrue.map((i) => labels[i]),
+      state.evalPred.map((i) => labels[i]),
+    );
     await run.logArtifactBytes(JSON.stringify(r, null, 2), 'audit.json', 'report');
     await run.finish();
     return run.id;
@@ -132,37 +172,70 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   const t0 = performance.now();
   const progress = o.progress;
   const requested = o.strategy ?? 'auto';
-  if (!STRATEGY_CHOICES.includes(requested)) throw new ConfigError(`unknown strategy '${requested}' (choose from ${STRATEGY_CHOICES.join(', ')})`, { field: 'strategy', value: requested });
+  if (!STRATEGY_CHOICES.includes(requested))
+    throw new ConfigError(`unknown strategy '${requested}' (choose from ${STRATEGY_CHOICES.join(', ')})`, {
+      field: 'strategy',
+      value: requested,
+    });
   const out = path.resolve(o.out);
   const name = o.name ?? path.basename(out).replace(/[^A-Za-z0-9._-]/g, '-');
   // Check, in order of cost: the output folder, the data, the base, the registry. Nothing is written before all pass.
   await assertFreshOut(out);
   progress?.log('reading data');
-  const data = await loadDomainData({ train: o.train, eval: o.eval, textColumn: o.textColumn, labelColumn: o.labelColumn, seed: o.seed });
+  const data = await loadDomainData({
+    train: o.train,
+    eval: o.eval,
+    textColumn: o.textColumn,
+    labelColumn: o.labelColumn,
+    seed: o.seed,
+  });
   progress?.log(`loading base ${o.base ?? 'use-lite'}`);
   const { model: base, spec } = await resolveBase(o.base);
   const reg = await openRegistry(o.home !== undefined ? { home: o.home } : {});
   try {
     const state = await runAudit({
-      base, baseSpec: spec, data, targetAccuracy: o.targetAccuracy, maxLatencyMs: o.maxLatencyMs, maxTrainExamples: o.maxTrainExamples, maxEvalExamples: o.maxEvalExamples,
-      maxLength: o.maxLength, providers: o.providers, seed: o.seed,
+      base,
+      baseSpec: spec,
+      data,
+      targetAccuracy: o.targetAccuracy,
+      maxLatencyMs: o.maxLatencyMs,
+      maxTrainExamples: o.maxTrainExamples,
+      maxEvalExamples: o.maxEvalExamples,
+      maxLength: o.maxLength,
+      providers: o.providers,
+      seed: o.seed,
       onProgress: stageProgress(progress, 'audit: '),
     });
     progress?.stop();
     const audit = state.result;
     const rec = audit.recommendation;
     const strategy: Strategy | 'none' = requested === 'auto' ? rec.strategy : requested;
-    progress?.log(`baseline (frozen encoder + ridge head): accuracy ${(audit.baseline.accuracy * 100).toFixed(2)}%; strategy ${strategy}${requested === 'auto' ? ` (recommended: ${rec.rules.join(', ')})` : ''}`);
+    progress?.log(
+      `baseline (frozen encoder + ridge head): accuracy ${(audit.baseline.accuracy * 100).toFixed(2)}%; strategy ${strategy}${requested === 'auto' ? ` (recommended: ${rec.rules.join(', ')})` : ''}`,
+    );
     const baselineRunId = await recordBaseline(reg, state, spec);
 
     const run = await reg.startRun({
       name: strategy,
       experiment: 'customize',
       params: {
-        strategy, requested_strategy: requested, base: spec, seed: o.seed ?? 0,
+        strategy,
+        requested_strategy: requested,
+        base: spec,
+        seed: o.seed ?? 0,
         ...(requested === 'auto' ? { recommendation_rules: rec.rules } : {}),
-        ...Object.fromEntries(Object.entries({ epochs: o.epochs, lr: o.lr, batch_size: o.batchSize, max_length: o.maxLength, rank: o.rank, targets: o.targets }).filter(([, v]) => v !== undefined)) as Record<string, string | number>,
-        max_train_examples: o.maxTrainExamples ?? null, max_eval_examples: o.maxEvalExamples ?? null,
+        ...(Object.fromEntries(
+          Object.entries({
+            epochs: o.epochs,
+            lr: o.lr,
+            batch_size: o.batchSize,
+            max_length: o.maxLength,
+            rank: o.rank,
+            targets: o.targets,
+          }).filter(([, v]) => v !== undefined),
+        ) as Record<string, string | number>),
+        max_train_examples: o.maxTrainExamples ?? null,
+        max_eval_examples: o.maxEvalExamples ?? null,
       },
       tags: { baseline_run: baselineRunId },
       baseModel: spec,
@@ -171,7 +244,8 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     });
     try {
       // The reasons are prose: an artifact reads better than a table cell (the rule ids are in the params).
-      if (requested === 'auto') await run.logArtifactBytes(`${JSON.stringify(rec, null, 2)}\n`, 'recommendation.json', 'report');
+      if (requested === 'auto')
+        await run.logArtifactBytes(`${JSON.stringify(rec, null, 2)}\n`, 'recommendation.json', 'report');
       const labels = state.data.labels;
       let final: Model;
       let result: CustomizeResult | undefined;
@@ -184,46 +258,91 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
         const onEpoch = copts.onEpoch!;
         copts.onEpoch = (e) => {
           onEpoch(e);
-          void run.logMetrics({ train_loss: e.trainLoss, val_loss: e.valLoss, val_accuracy: e.accuracy, val_macro_f1: e.macroF1 }, { epoch: e.epoch });
+          void run.logMetrics(
+            { train_loss: e.trainLoss, val_loss: e.valLoss, val_accuracy: e.accuracy, val_macro_f1: e.macroF1 },
+            { epoch: e.epoch },
+          );
         };
         const validation = state.data.validation;
         result = await customize(base, { train: state.train, validation }, copts);
-        final = result.adapter ? mergeAdapter(base, result.adapter).model : result.ia3 ? mergeIa3(result.model, result.ia3.spec) : result.model;
+        final = result.adapter
+          ? mergeAdapter(base, result.adapter).model
+          : result.ia3
+            ? mergeIa3(result.model, result.ia3.spec)
+            : result.model;
       }
       const trainSeconds = (performance.now() - tTrain) / 1000;
       progress?.log('evaluating the customized model');
       const texts = state.evalSet.map((e) => e.text);
-      const { logits, classes } = await predictTexts(final, texts, { maxLength: o.maxLength, providers: o.providers, batchSize: 32 });
+      const { logits, classes } = await predictTexts(final, texts, {
+        maxLength: o.maxLength,
+        providers: o.providers,
+        batchSize: 32,
+      });
       const yPred = argmaxRows(logits, classes);
       const report: EvalReport = await evaluate({
-        labels, yTrue: state.evalTrue, yPred, model: `${name} (${strategy})`, datasetFingerprint: audit.data.fingerprint,
-        baseline: { name: 'baseline', yPred: state.evalPred }, bootstrap: { iterations: 1000, seed: o.seed ?? 0 },
+        labels,
+        yTrue: state.evalTrue,
+        yPred,
+        model: `${name} (${strategy})`,
+        datasetFingerprint: audit.data.fingerprint,
+        baseline: { name: 'baseline', yPred: state.evalPred },
+        bootstrap: { iterations: 1000, seed: o.seed ?? 0 },
         parameters: [...final.params.values()].map((p) => ({ name: p.path, shape: p.shape, trainable: p.trainable })),
       });
       const customized = metricSummary(report);
-      const counts = result ? { trainable: result.report.trainableParams, total: result.report.totalParams } : { trainable: countParams(state.baselineModel).trainable, total: countParams(state.baselineModel).total };
+      const counts = result
+        ? { trainable: result.report.trainableParams, total: result.report.totalParams }
+        : { trainable: countParams(state.baselineModel).trainable, total: countParams(state.baselineModel).total };
       const maxLength = o.maxLength ?? (strategy === 'none' ? audit.settings.maxLength : 64);
 
       const summary = {
-        strategy, requested_strategy: requested, base: spec,
-        trainable_params: counts.trainable, total_params: counts.total, train_seconds: trainSeconds,
-        baseline: audit.baseline, customized, comparison: report.comparison,
+        strategy,
+        requested_strategy: requested,
+        base: spec,
+        trainable_params: counts.trainable,
+        total_params: counts.total,
+        train_seconds: trainSeconds,
+        baseline: audit.baseline,
+        customized,
+        comparison: report.comparison,
         ...(requested === 'auto' ? { recommendation: rec } : {}),
         lineage: result?.lineage ?? { base: spec, strategy: 'none', dataFingerprint: audit.data.fingerprint },
       };
       await writeFolderAtomic(out, async (tmp) => {
-        await writeClassifier(final, path.join(tmp, 'model'), { labels, maxLength, strategy, base: spec, lineage: summary.lineage, metrics: { baseline: audit.baseline, customized } });
+        await writeClassifier(final, path.join(tmp, 'model'), {
+          labels,
+          maxLength,
+          strategy,
+          base: spec,
+          lineage: summary.lineage,
+          metrics: { baseline: audit.baseline, customized },
+        });
         if (result?.adapter) await saveAdapter(path.join(tmp, 'adapter'), result.adapter);
         if (result?.ia3) await saveIa3Adapter(path.join(tmp, 'adapter'), result.ia3.adapter);
         const { writeFile } = await import('node:fs/promises');
-        await writeFile(path.join(tmp, 'report.json'), `${JSON.stringify({ ...summary, audit, customize: result?.report ?? null, eval: JSON.parse(evalReportToJson(report)) }, null, 2)}\n`);
+        await writeFile(
+          path.join(tmp, 'report.json'),
+          `${JSON.stringify({ ...summary, audit, customize: result?.report ?? null, eval: JSON.parse(evalReportToJson(report)) }, null, 2)}\n`,
+        );
         await writeFile(path.join(tmp, 'report.txt'), `${formatEvalReport(report)}\n`);
       });
 
-      await run.logMetrics({ accuracy: customized.accuracy, macro_f1: customized.macro_f1, train_seconds: trainSeconds, trainable_params: counts.trainable, total_params: counts.total });
-      await run.logPredictions('eval', state.evalTrue.map((i) => labels[i]), yPred.map((i) => labels[i]));
+      await run.logMetrics({
+        accuracy: customized.accuracy,
+        macro_f1: customized.macro_f1,
+        train_seconds: trainSeconds,
+        trainable_params: counts.trainable,
+        total_params: counts.total,
+      });
+      await run.logPredictions(
+        'eval',
+        state.evalTrue.map((i) => labels[i]),
+        yPred.map((i) => labels[i]),
+      );
       await run.logArtifact(path.join(out, 'model'), { path: 'model', kind: 'model' });
-      if (result?.adapter || result?.ia3) await run.logArtifact(path.join(out, 'adapter'), { path: 'adapter', kind: 'adapter' });
+      if (result?.adapter || result?.ia3)
+        await run.logArtifact(path.join(out, 'adapter'), { path: 'adapter', kind: 'adapter' });
       await run.logArtifact(path.join(out, 'report.json'), { path: 'report.json', kind: 'report' });
       const mv = await run.registerModel({
         name,
@@ -231,7 +350,13 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
         parents: [{ relation: 'base', external: spec }],
         ...(o.aliases?.length ? { aliases: o.aliases } : {}),
         description: `${strategy} on ${spec}`,
-        metadata: { strategy, accuracy: customized.accuracy, macro_f1: customized.macro_f1, baseline_accuracy: audit.baseline.accuracy, dataset: audit.data.fingerprint },
+        metadata: {
+          strategy,
+          accuracy: customized.accuracy,
+          macro_f1: customized.macro_f1,
+          baseline_accuracy: audit.baseline.accuracy,
+          dataset: audit.data.fingerprint,
+        },
       });
       await run.finish();
       const c = report.comparison!;
@@ -249,7 +374,11 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
         comparison: { only_baseline_right: c.b, only_customized_right: c.c, p_value: c.pValue },
         model: { name, version: mv.version, ref: `${name}:${mv.version}`, aliases: mv.aliases },
         out,
-        artifacts: { model: path.join(out, 'model'), ...(result?.adapter || result?.ia3 ? { adapter: path.join(out, 'adapter') } : {}), report: path.join(out, 'report.json') },
+        artifacts: {
+          model: path.join(out, 'model'),
+          ...(result?.adapter || result?.ia3 ? { adapter: path.join(out, 'adapter') } : {}),
+          report: path.join(out, 'report.json'),
+        },
         data: audit.data,
         audit,
         curve: result?.report.curve ?? [],

@@ -7,13 +7,20 @@ import { openRegistry, resolveHome, type Registry } from '../registry/index.ts';
 export async function openExistingRegistry(home?: string): Promise<Registry> {
   const dir = resolveHome(home);
   if (!existsSync(dir)) {
-    throw new RegistryError(`no registry at ${dir} (run 'tailor customize' first, or point --home / TAILOR_HOME at one)`, { file: dir });
+    throw new RegistryError(
+      `no registry at ${dir} (run 'tailor customize' first, or point --home / TAILOR_HOME at one)`,
+      { file: dir },
+    );
   }
   return openRegistry({ home: dir });
 }
 
 /** Runs `fn` with an open registry and closes it afterwards. */
-export async function withRegistry<T>(home: string | undefined, fn: (reg: Registry) => Promise<T>, opts: { create?: boolean } = {}): Promise<T> {
+export async function withRegistry<T>(
+  home: string | undefined,
+  fn: (reg: Registry) => Promise<T>,
+  opts: { create?: boolean } = {},
+): Promise<T> {
   const reg = opts.create ? await openRegistry(home !== undefined ? { home } : {}) : await openExistingRegistry(home);
   try {
     return await fn(reg);

@@ -27,15 +27,24 @@ function checkModules(base: Model, adapter: LoraAdapter): void {
   for (const [m, w] of adapter.weights) {
     const s = sites.get(m);
     if (!s) {
-      throw new ConfigError(`adapter adapts module '${m}', which the base lacks; the base's linear modules are: ${[...sites.keys()].join(', ')}`, { field: m });
+      throw new ConfigError(
+        `adapter adapts module '${m}', which the base lacks; the base's linear modules are: ${[...sites.keys()].join(', ')}`,
+        { field: m },
+      );
     }
     if (s.inFeatures !== w.inFeatures || s.outFeatures !== w.outFeatures) {
-      throw new ConfigError(`adapter tensors for '${m}' fit a [${w.inFeatures}, ${w.outFeatures}] weight (PyTorch [${w.outFeatures}, ${w.inFeatures}]) but the base's is [${s.inFeatures}, ${s.outFeatures}]`, { field: m });
+      throw new ConfigError(
+        `adapter tensors for '${m}' fit a [${w.inFeatures}, ${w.outFeatures}] weight (PyTorch [${w.outFeatures}, ${w.inFeatures}]) but the base's is [${s.inFeatures}, ${s.outFeatures}]`,
+        { field: m },
+      );
     }
   }
   if (adapter.head) {
     const D = featureWidth(base, featureValue(base));
-    if (D !== adapter.head.features) throw new ConfigError(`adapter's classifier reads ${adapter.head.features} features but the base yields ${D}`, { field: 'classifier.weight' });
+    if (D !== adapter.head.features)
+      throw new ConfigError(`adapter's classifier reads ${adapter.head.features} features but the base yields ${D}`, {
+        field: 'classifier.weight',
+      });
   }
 }
 
@@ -62,20 +71,34 @@ export function mergeAdapter(base: Model, adapter: LoraAdapter): MergedModel {
   return mergeLora(headed, adapter.weights, (m) => adapterScaling(adapter, m));
 }
 
-interface HostFeeds { tensors: Record<string, ort.Tensor> }
+interface HostFeeds {
+  tensors: Record<string, ort.Tensor>;
+}
 
 /** One base, many adapters, one session. */
 export class AdapterHost {
   private readonly feeds = new Map<string, HostFeeds>();
 
-  private constructor(readonly base: Model, readonly modules: string[], readonly withHead: boolean, private readonly session: Session, private readonly hash: string, private readonly features: number) {}
+  private constructor(
+    readonly base: Model,
+    readonly modules: string[],
+    readonly withHead: boolean,
+    private readonly session: Session,
+    private readonly hash: string,
+    private readonly features: number,
+  ) {}
 
   /** Builds the host graph over the union of the adapters' modules and loads it once. */
-  static async create(base: Model, adapters: Record<string, LoraAdapter>, opts: SessionOptions = {}): Promise<AdapterHost> {
+  static async create(
+    base: Model,
+    adapters: Record<string, LoraAdapter>,
+    opts: SessionOptions = {},
+  ): Promise<AdapterHost> {
     const list = Object.values(adapters);
     if (list.length === 0) throw new ConfigError('an adapter host needs at least one adapter', { field: 'adapters' });
     const heads = list.filter((a) => a.head).length;
-    if (heads !== 0 && heads !== list.length) throw new ConfigError('either every adapter carries a classifier or none does', { field: 'adapters' });
+    if (heads !== 0 && heads !== list.length)
+      throw new ConfigError('either every adapter carries a classifier or none does', { field: 'adapters' });
     const hash = baseHash(base);
     for (const [name, a] of Object.entries(adapters)) {
       checkAdapterBase(a, hash, `adapter '${name}'`);
@@ -91,7 +114,10 @@ export class AdapterHost {
       const g = cloneGraph(m.graph);
       g.initializers.delete(HEAD_WEIGHT);
       g.initializers.delete(HEAD_BIAS);
-      g.inputs.push({ name: HEAD_WEIGHT, dtype: 'float32', shape: [D, 'labels'] }, { name: HEAD_BIAS, dtype: 'float32', shape: ['labels'] });
+      g.inputs.push(
+        { name: HEAD_WEIGHT, dtype: 'float32', shape: [D, 'labels'] },
+        { name: HEAD_BIAS, dtype: 'float32', shape: ['labels'] },
+      );
       g.outputs = g.outputs.map((o) => (o.name === LOGITS ? { ...o, shape: ['batch', 'labels'] } : o));
       const params = new Map(m.params);
       params.delete(HEAD_WEIGHT);
@@ -109,33 +135,60 @@ export class AdapterHost {
   add(name: string, adapter: LoraAdapter): void {
     checkAdapterBase(adapter, this.hash, `adapter '${name}'`);
     const extra = [...adapter.weights.keys()].filter((m) => !this.modules.includes(m));
-    if (extra.length) throw new ConfigError(`adapter '${name}' adapts [${extra.join(', ')}], which this host was not built for; create a host with it`, { field: name });
-    if (this.withHead !== Boolean(adapter.head)) throw new ConfigError(`adapter '${name}' ${adapter.head ? 'has' : 'lacks'} a classifier, unlike this host's adapters`, { field: name });
-    if (adapter.head && adapter.head.features !== this.features) throw new ConfigError(`adapter '${name}' classifier reads ${adapter.head.features} features, the base yields ${this.features}`, { field: name });
+    if (extra.length)
+      throw new ConfigError(
+        `adapter '${name}' adapts [${extra.join(', ')}], which this host was not built for; create a host with it`,
+        { field: name },
+      );
+    if (this.withHead !== Boolean(adapter.head))
+      throw new ConfigError(
+        `adapter '${name}' ${adapter.head ? 'has' : 'lacks'} a classifier, unlike this host's adapters`,
+        { field: name },
+      );
+    if (adapter.head && adapter.head.features !== this.features)
+      throw new ConfigError(
+        `adapter '${name}' classifier reads ${adapter.head.features} features, the base yields ${this.features}`,
+        { field: name },
+      );
     const sites = new Map(linearSites(this.base).map((s) => [s.module, s]));
     const t: Record<string, ort.Tensor> = {};
     for (const m of this.modules) {
       const s = sites.get(m)!;
       const w = adapter.weights.get(m);
-      t[loraAName(m)] = w ? new ort.Tensor('float32', w.A, [s.inFeatures, w.r]) : new ort.Tensor('float32', new Float32Array(s.inFeatures), [s.inFeatures, 1]);
-      t[loraBName(m)] = w ? new ort.Tensor('float32', w.B, [w.r, s.outFeatures]) : new ort.Tensor('float32', new Float32Array(s.outFeatures), [1, s.outFeatures]);
+      t[loraAName(m)] = w
+        ? new ort.Tensor('float32', w.A, [s.inFeatures, w.r])
+        : new ort.Tensor('float32', new Float32Array(s.inFeatures), [s.inFeatures, 1]);
+      t[loraBName(m)] = w
+        ? new ort.Tensor('float32', w.B, [w.r, s.outFeatures])
+        : new ort.Tensor('float32', new Float32Array(s.outFeatures), [1, s.outFeatures]);
       t[`${m}.lora_scaling`] = new ort.Tensor('float32', Float32Array.of(w ? adapterScaling(adapter, m) : 0), []);
     }
     if (adapter.head) {
-      t[HEAD_WEIGHT] = new ort.Tensor('float32', adapter.head.weight, [adapter.head.features, adapter.head.labels.length]);
+      t[HEAD_WEIGHT] = new ort.Tensor('float32', adapter.head.weight, [
+        adapter.head.features,
+        adapter.head.labels.length,
+      ]);
       t[HEAD_BIAS] = new ort.Tensor('float32', adapter.head.bias, [adapter.head.labels.length]);
     }
     this.feeds.set(name, { tensors: t });
   }
 
-  get names(): string[] { return [...this.feeds.keys()]; }
+  get names(): string[] {
+    return [...this.feeds.keys()];
+  }
 
   /** Runs the base with adapter `name`. */
   async run(name: string, feeds: Feeds, fetches?: readonly string[]): Promise<Fetches> {
     const f = this.feeds.get(name);
-    if (!f) throw new ConfigError(`no adapter named '${name}' (loaded: ${this.names.join(', ')})`, { field: 'adapter', value: name });
+    if (!f)
+      throw new ConfigError(`no adapter named '${name}' (loaded: ${this.names.join(', ')})`, {
+        field: 'adapter',
+        value: name,
+      });
     return this.session.run({ ...feeds, ...f.tensors }, fetches);
   }
 
-  async release(): Promise<void> { await this.session.release(); }
+  async release(): Promise<void> {
+    await this.session.release();
+  }
 }

@@ -34,7 +34,10 @@ export interface ArtifactInfo {
   [key: string]: unknown;
 }
 
-const json = (v: unknown): Uint8Array => new TextEncoder().encode(`${JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? null : x), 2)}\n`);
+const json = (v: unknown): Uint8Array =>
+  new TextEncoder().encode(
+    `${JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? null : x), 2)}\n`,
+  );
 
 /** Writes a classifier folder into `dir` (which must not exist yet; callers write into a temp folder). */
 export async function writeClassifier(model: Model, dir: string, info: Omit<ArtifactInfo, 'format'>): Promise<void> {
@@ -45,8 +48,14 @@ export async function writeClassifier(model: Model, dir: string, info: Omit<Arti
     await writeFileSynced(path.join(dir, 'tokenizer_config.json'), json(model.tokenizer.config));
   }
   const labels = (info as Pick<ArtifactInfo, 'labels'>).labels;
-  const labelMaps = { id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])), label2id: Object.fromEntries(labels.map((l, i) => [l, i])) };
-  await writeFileSynced(path.join(dir, TAILOR_ARTIFACT), json({ format: 'tailor.classifier/1', ...info, ...labelMaps }));
+  const labelMaps = {
+    id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])),
+    label2id: Object.fromEntries(labels.map((l, i) => [l, i])),
+  };
+  await writeFileSynced(
+    path.join(dir, TAILOR_ARTIFACT),
+    json({ format: 'tailor.classifier/1', ...info, ...labelMaps }),
+  );
 }
 
 /** Reads a classifier folder (or its model.onnx) written by `writeClassifier`. */
@@ -62,13 +71,21 @@ export async function loadArtifact(dirOrFile: string): Promise<{ model: Model; i
   try {
     info = JSON.parse(await readFile(infoFile, 'utf8')) as ArtifactInfo;
   } catch (e) {
-    throw new ModelFileError(`${dir} is not a Tailor classifier folder: cannot read ${TAILOR_ARTIFACT} (${(e as Error).message})`, { file: infoFile }, { cause: e });
+    throw new ModelFileError(
+      `${dir} is not a Tailor classifier folder: cannot read ${TAILOR_ARTIFACT} (${(e as Error).message})`,
+      { file: infoFile },
+      { cause: e },
+    );
   }
   if (info.format !== 'tailor.classifier/1' || !Array.isArray(info.labels)) {
-    throw new ModelFileError(`${infoFile}: field 'format' is ${JSON.stringify(info.format)}, expected "tailor.classifier/1" with a 'labels' list`, { file: infoFile, field: 'format' });
+    throw new ModelFileError(
+      `${infoFile}: field 'format' is ${JSON.stringify(info.format)}, expected "tailor.classifier/1" with a 'labels' list`,
+      { file: infoFile, field: 'format' },
+    );
   }
   const model = await loadOnnxFile(path.join(dir, 'model.onnx'));
-  if (!model.graph.outputs.some((o) => o.name === 'logits')) throw new ModelFileError(`${dir}/model.onnx has no 'logits' output`, { file: path.join(dir, 'model.onnx') });
+  if (!model.graph.outputs.some((o) => o.name === 'logits'))
+    throw new ModelFileError(`${dir}/model.onnx has no 'logits' output`, { file: path.join(dir, 'model.onnx') });
   return { model: { ...model, labels: info.labels }, info, dir };
 }
 
@@ -77,7 +94,10 @@ export async function assertFreshOut(dir: string): Promise<void> {
   if (!existsSync(dir)) return;
   const s = await stat(dir);
   if (!s.isDirectory() || (await readdir(dir)).length > 0) {
-    throw new ConfigError(`--out ${dir} already exists and is not an empty folder; choose a new folder`, { file: dir, field: 'out' });
+    throw new ConfigError(`--out ${dir} already exists and is not an empty folder; choose a new folder`, {
+      file: dir,
+      field: 'out',
+    });
   }
 }
 
@@ -116,16 +136,27 @@ export interface SaveModelOptions {
  * maps, strategy, lineage and metrics), atomically: `dir` is complete or absent afterwards. `dir` must not exist
  * or be an empty folder. Returns the folder's absolute path.
  */
-export async function saveCustomizedModel(dir: string, result: Pick<CustomizeResult, 'model' | 'labels' | 'lineage' | 'adapter'>, opts: SaveModelOptions = {}): Promise<string> {
+export async function saveCustomizedModel(
+  dir: string,
+  result: Pick<CustomizeResult, 'model' | 'labels' | 'lineage' | 'adapter'>,
+  opts: SaveModelOptions = {},
+): Promise<string> {
   const out = path.resolve(dir);
   await assertFreshOut(out);
   const model = result.adapter && opts.base ? mergeAdapter(opts.base, result.adapter).model : result.model;
   const lineage: Lineage = result.lineage;
   const hp = lineage.hyperparameters;
   const maxLength = opts.maxLength ?? (typeof hp.maxLength === 'number' ? hp.maxLength : 64);
-  await writeFolderAtomic(out, (tmp) => writeClassifier(model, tmp, {
-    labels: result.labels, maxLength, strategy: lineage.strategy, base: lineage.base.id, lineage,
-    ...(opts.metrics ? { metrics: opts.metrics } : {}), ...opts.extra,
-  }));
+  await writeFolderAtomic(out, (tmp) =>
+    writeClassifier(model, tmp, {
+      labels: result.labels,
+      maxLength,
+      strategy: lineage.strategy,
+      base: lineage.base.id,
+      lineage,
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
+      ...opts.extra,
+    }),
+  );
   return out;
 }

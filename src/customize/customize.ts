@@ -13,7 +13,15 @@
  */
 import { ConfigError, DataError } from '../errors.ts';
 import { classificationMetrics } from '../eval/metrics.ts';
-import { countParams, matchParams, paramValues, withParamValues, type Model, type NamePattern, type Parameter } from '../models/model.ts';
+import {
+  countParams,
+  matchParams,
+  paramValues,
+  withParamValues,
+  type Model,
+  type NamePattern,
+  type Parameter,
+} from '../models/model.ts';
 import { initValues } from '../models/zoo/params.ts';
 import type { GraphBuilder } from '../onnx/builder.ts';
 import { cloneGraph, modelFromGraph, type Graph } from '../onnx/ir.ts';
@@ -34,7 +42,10 @@ export const STRATEGIES: readonly Strategy[] = ['head', 'lora', 'partial', 'full
 /** Every strategy `customize` accepts (kept for callers of the earlier name). */
 export const ALL_STRATEGIES: readonly Strategy[] = STRATEGIES;
 
-export interface LabeledText { text: string; label: string }
+export interface LabeledText {
+  text: string;
+  label: string;
+}
 
 export interface CustomizeData {
   train: readonly LabeledText[];
@@ -80,7 +91,15 @@ export interface CustomizeOptions {
 /** Strategies whose head is warm-started by default. */
 export const WARM_START_DEFAULT: readonly Strategy[] = ['lora', 'partial', 'full', 'bitfit', 'ia3'];
 
-export const DEFAULT_LR: Record<Strategy, number> = { head: 1e-2, lora: 2e-3, partial: 5e-4, full: 1e-4, scratch: 1e-3, bitfit: 5e-3, ia3: 5e-3 };
+export const DEFAULT_LR: Record<Strategy, number> = {
+  head: 1e-2,
+  lora: 2e-3,
+  partial: 5e-4,
+  full: 1e-4,
+  scratch: 1e-3,
+  bitfit: 5e-3,
+  ia3: 5e-3,
+};
 
 export interface EpochReport {
   epoch: number;
@@ -102,7 +121,9 @@ export interface CustomizeReport {
   /** head (and warm starts): seconds spent computing the frozen encoder's features once. */
   featureSeconds?: number;
   /** How the head started: random, given (`head` option) or fitted on frozen features (with that fit's figures). */
-  headInit: { kind: 'random' | 'given' } | { kind: 'warm'; l2: number; trainLoss: number; valLoss: number; valAccuracy: number; seconds: number };
+  headInit:
+    | { kind: 'random' | 'given' }
+    | { kind: 'warm'; l2: number; trainLoss: number; valLoss: number; valAccuracy: number; seconds: number };
   totalSeconds: number;
   curve: EpochReport[];
   /** Validation metrics of the returned (best) weights. */
@@ -134,7 +155,9 @@ export class RssSampler {
     return this;
   }
 
-  sample(): void { this.peak = Math.max(this.peak, process.memoryUsage.rss()); }
+  sample(): void {
+    this.peak = Math.max(this.peak, process.memoryUsage.rss());
+  }
 
   stop(): number {
     if (this.timer) clearInterval(this.timer);
@@ -144,19 +167,44 @@ export class RssSampler {
 }
 
 /** Token tensors for the model's graph inputs (int64 ids/mask/types), padded to `seq`. */
-export function encodeTexts(model: Model, texts: readonly string[], maxLength: number, padTo?: number): { feeds: Record<string, ort.Tensor>; seq: number } {
+export function encodeTexts(
+  model: Model,
+  texts: readonly string[],
+  maxLength: number,
+  padTo?: number,
+): { feeds: Record<string, ort.Tensor>; seq: number } {
   const tok = model.tokenizer;
-  if (!tok) throw new ConfigError(`model '${model.architecture}' has no tokenizer; text data needs one`, { field: 'tokenizer' });
-  const enc = padTo !== undefined
-    ? tok.encodeBatch(texts, { padding: 'max_length', maxLength: padTo, truncation: true })
-    : tok.encodeBatch(texts, { padding: 'longest', maxLength, truncation: true });
+  if (!tok)
+    throw new ConfigError(`model '${model.architecture}' has no tokenizer; text data needs one`, {
+      field: 'tokenizer',
+    });
+  const enc =
+    padTo !== undefined
+      ? tok.encodeBatch(texts, { padding: 'max_length', maxLength: padTo, truncation: true })
+      : tok.encodeBatch(texts, { padding: 'longest', maxLength, truncation: true });
   const dims = [enc.batch, enc.seq];
   const feeds: Record<string, ort.Tensor> = {};
   for (const v of model.graph.inputs) {
     if (model.graph.initializers.has(v.name)) continue;
-    const src = v.name === 'input_ids' ? enc.inputIds : v.name === 'attention_mask' ? enc.attentionMask : v.name === 'token_type_ids' ? enc.tokenTypeIds : undefined;
-    if (!src) throw new ConfigError(`model input '${v.name}' is not a tokenizer output (input_ids, attention_mask, token_type_ids)`, { field: v.name });
-    feeds[v.name] = v.dtype === 'float32' ? new ort.Tensor('float32', Float32Array.from(src, Number), dims) : v.dtype === 'int32' ? new ort.Tensor('int32', Int32Array.from(src, Number), dims) : new ort.Tensor('int64', src, dims);
+    const src =
+      v.name === 'input_ids'
+        ? enc.inputIds
+        : v.name === 'attention_mask'
+          ? enc.attentionMask
+          : v.name === 'token_type_ids'
+            ? enc.tokenTypeIds
+            : undefined;
+    if (!src)
+      throw new ConfigError(
+        `model input '${v.name}' is not a tokenizer output (input_ids, attention_mask, token_type_ids)`,
+        { field: v.name },
+      );
+    feeds[v.name] =
+      v.dtype === 'float32'
+        ? new ort.Tensor('float32', Float32Array.from(src, Number), dims)
+        : v.dtype === 'int32'
+          ? new ort.Tensor('int32', Int32Array.from(src, Number), dims)
+          : new ort.Tensor('int64', src, dims);
   }
   return { feeds, seq: enc.seq };
 }
@@ -166,12 +214,19 @@ export function labelIds(rows: readonly LabeledText[], labels: readonly string[]
   const id = new Map(labels.map((l, i) => [l, i]));
   const unknown = [...new Set(rows.filter((r) => !id.has(r.label)).map((r) => r.label))];
   if (unknown.length) {
-    throw new DataError(`${split} has labels that never appear in training: ${unknown.slice(0, 20).map((l) => `'${l}'`).join(', ')}${unknown.length > 20 ? ` (${unknown.length} in all)` : ''}`, { field: 'label', value: unknown[0], details: { unknown } });
+    throw new DataError(
+      `${split} has labels that never appear in training: ${unknown
+        .slice(0, 20)
+        .map((l) => `'${l}'`)
+        .join(', ')}${unknown.length > 20 ? ` (${unknown.length} in all)` : ''}`,
+      { field: 'label', value: unknown[0], details: { unknown } },
+    );
   }
   return BigInt64Array.from(rows, (r) => BigInt(id.get(r.label) as number));
 }
 
-const ceLoss = (b: GraphBuilder): string => b.op('SoftmaxCrossEntropyLoss', [LOGITS, b.input('labels', 'int64', ['batch'])], { reduction: 'mean' });
+const ceLoss = (b: GraphBuilder): string =>
+  b.op('SoftmaxCrossEntropyLoss', [LOGITS, b.input('labels', 'int64', ['batch'])], { reduction: 'mean' });
 
 /**
  * Key that picks the best epoch: validation accuracy, ties broken by the lower validation log-loss. Accuracy alone
@@ -204,7 +259,11 @@ function metricsFn(labels: readonly string[]) {
     });
     const m = classificationMetrics(yTrue, yPred, [...labels]);
     const correct = yTrue.reduce((t, v, i) => t + (v === yPred[i] ? 1 : 0), 0);
-    return { accuracy: m.accuracy, macro_f1: m.macroF1, selection: selectionKey(correct, yTrue.length ? nll / yTrue.length : 0) };
+    return {
+      accuracy: m.accuracy,
+      macro_f1: m.macroF1,
+      selection: selectionKey(correct, yTrue.length ? nll / yTrue.length : 0),
+    };
   };
 }
 
@@ -224,9 +283,18 @@ const isHead = (p: Parameter): boolean => p.path === HEAD_WEIGHT || p.path === H
 
 /** partial: the top `n` blocks, everything above the encoder (pooler) and the head. */
 export function topLayersTrainable(model: Model, n: number): Model {
-  const idx = [...new Set([...model.params.keys()].map(layerIndex).filter((i): i is number => i !== undefined))].sort((a, b) => a - b);
-  if (idx.length === 0) throw new ConfigError('the model has no numbered encoder blocks (`layer.N.`); use partial.patterns', { field: 'partial.layers' });
-  if (!Number.isInteger(n) || n < 1 || n > idx.length) throw new ConfigError(`partial.layers must be an integer in [1, ${idx.length}], got ${n}`, { field: 'partial.layers', value: String(n) });
+  const idx = [...new Set([...model.params.keys()].map(layerIndex).filter((i): i is number => i !== undefined))].sort(
+    (a, b) => a - b,
+  );
+  if (idx.length === 0)
+    throw new ConfigError('the model has no numbered encoder blocks (`layer.N.`); use partial.patterns', {
+      field: 'partial.layers',
+    });
+  if (!Number.isInteger(n) || n < 1 || n > idx.length)
+    throw new ConfigError(`partial.layers must be an integer in [1, ${idx.length}], got ${n}`, {
+      field: 'partial.layers',
+      value: String(n),
+    });
   const top = new Set(idx.slice(idx.length - n));
   return setTrainable(model, (p) => {
     const i = layerIndex(p.path);
@@ -241,8 +309,12 @@ export function reinitialize(model: Model, seed: number): Model {
     if (p.role === 'buffer') continue;
     const n = numel(p.shape);
     const isScale = p.role === 'norm' && !p.path.endsWith('.bias');
-    const v = p.role === 'bias' || (p.role === 'norm' && p.path.endsWith('.bias')) ? new Float32Array(n)
-      : isScale ? new Float32Array(n).fill(1) : initValues({ kind: 'normal', std: 0.02 }, n, seed, p.path);
+    const v =
+      p.role === 'bias' || (p.role === 'norm' && p.path.endsWith('.bias'))
+        ? new Float32Array(n)
+        : isScale
+          ? new Float32Array(n).fill(1)
+          : initValues({ kind: 'normal', std: 0.02 }, n, seed, p.path);
     g.initializers.set(p.initializer, tensorFromArray(p.initializer, 'float32', v, [...p.shape]));
   }
   return { ...model, graph: g };
@@ -264,9 +336,24 @@ export function lrScaleReparam(graph: Graph, scales: ReadonlyMap<string, number>
     const v = tensorToArray(t) as Float32Array;
     const theta = `${name}::lr_scaled`;
     g.initializers.delete(name);
-    g.initializers.set(theta, tensorFromArray(theta, 'float32', Float32Array.from(v, (x) => x / c), [...t.dims]));
+    g.initializers.set(
+      theta,
+      tensorFromArray(
+        theta,
+        'float32',
+        Float32Array.from(v, (x) => x / c),
+        [...t.dims],
+      ),
+    );
     g.initializers.set(`${name}::lr_scale`, tensorFromArray(`${name}::lr_scale`, 'float32', Float32Array.of(c), []));
-    pre.push({ name: `${name}/lr_scale`, opType: 'Mul', domain: '', inputs: [theta, `${name}::lr_scale`], outputs: [name], attrs: {} });
+    pre.push({
+      name: `${name}/lr_scale`,
+      opType: 'Mul',
+      domain: '',
+      inputs: [theta, `${name}::lr_scale`],
+      outputs: [name],
+      attrs: {},
+    });
   }
   g.nodes = [...pre, ...g.nodes];
   return g;
@@ -281,7 +368,15 @@ function foldLrScale(graph: Graph, original: Graph, scales: ReadonlyMap<string, 
       continue;
     }
     const theta = tensorToArray(graph.initializers.get(`${name}::lr_scaled`)!) as Float32Array;
-    g.initializers.set(name, tensorFromArray(name, 'float32', Float32Array.from(theta, (x) => x * c), [...original.initializers.get(name)!.dims]));
+    g.initializers.set(
+      name,
+      tensorFromArray(
+        name,
+        'float32',
+        Float32Array.from(theta, (x) => x * c),
+        [...original.initializers.get(name)!.dims],
+      ),
+    );
   }
   return g;
 }
@@ -300,8 +395,18 @@ export function layerDecayScales(model: Model, decay: number): Map<string, numbe
   return out;
 }
 
-async function runFeatures(graph: Graph, feature: string, feeds: Record<string, ort.Tensor>, n: number, batch: number, threads?: number): Promise<ort.Tensor> {
-  const s = await Session.create(modelFromGraph(graph), { label: 'feature cache', ...(threads ? { intraOpThreads: threads } : {}) });
+async function runFeatures(
+  graph: Graph,
+  feature: string,
+  feeds: Record<string, ort.Tensor>,
+  n: number,
+  batch: number,
+  threads?: number,
+): Promise<ort.Tensor> {
+  const s = await Session.create(modelFromGraph(graph), {
+    label: 'feature cache',
+    ...(threads ? { intraOpThreads: threads } : {}),
+  });
   try {
     let out: Float32Array | undefined;
     let D = 0;
@@ -310,7 +415,10 @@ async function runFeatures(graph: Graph, feature: string, feeds: Record<string, 
       const part: Record<string, ort.Tensor> = {};
       for (const [k, t] of Object.entries(feeds)) {
         const row = t.size / n;
-        part[k] = new ort.Tensor(t.type, (t.data as BigInt64Array).subarray(i * row, (i + m) * row), [m, ...t.dims.slice(1)]);
+        part[k] = new ort.Tensor(t.type, (t.data as BigInt64Array).subarray(i * row, (i + m) * row), [
+          m,
+          ...t.dims.slice(1),
+        ]);
       }
       const y = (await s.run(part, [feature]))[feature];
       D = y.dims[y.dims.length - 1];
@@ -330,7 +438,11 @@ function withColumns(feeds: Record<string, ort.Tensor>, labels: BigInt64Array): 
 /** Customizes `base` on `data` with one strategy; see the module comment. Nothing is written to disk. */
 export async function customize(base: Model, data: CustomizeData, opts: CustomizeOptions): Promise<CustomizeResult> {
   const strategy = opts.strategy;
-  if (!ALL_STRATEGIES.includes(strategy)) throw new ConfigError(`unknown strategy '${String(strategy)}' (strategies: ${ALL_STRATEGIES.join(', ')})`, { field: 'strategy', value: String(strategy) });
+  if (!ALL_STRATEGIES.includes(strategy))
+    throw new ConfigError(`unknown strategy '${String(strategy)}' (strategies: ${ALL_STRATEGIES.join(', ')})`, {
+      field: 'strategy',
+      value: String(strategy),
+    });
   if (data.train.length === 0) throw new DataError('the training split is empty', { field: 'train' });
   if (data.validation.length === 0) throw new DataError('the validation split is empty', { field: 'validation' });
   const labels = opts.labels ? [...opts.labels] : [...new Set(data.train.map((r) => r.label))].sort();
@@ -344,13 +456,27 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
   const t0 = performance.now();
   const rss = new RssSampler().start();
   try {
-    let model = attachHead(strategy === 'scratch' ? reinitialize(base, seed) : base, { labels, seed, ...(opts.head ? { weight: opts.head.weight, bias: opts.head.bias } : {}) });
+    let model = attachHead(strategy === 'scratch' ? reinitialize(base, seed) : base, {
+      labels,
+      seed,
+      ...(opts.head ? { weight: opts.head.weight, bias: opts.head.bias } : {}),
+    });
     let spec: ReturnType<typeof injectLora>['spec'] | undefined;
     let ia3Spec: Ia3Spec | undefined;
     switch (strategy) {
-      case 'head': model = setTrainable(model, isHead); break;
-      case 'full': case 'scratch': model = setTrainable(model, () => true); break;
-      case 'bitfit': model = setTrainable(model, (p) => isHead(p) || p.role === 'bias' || (p.role === 'norm' && p.path.endsWith('.bias'))); break;
+      case 'head':
+        model = setTrainable(model, isHead);
+        break;
+      case 'full':
+      case 'scratch':
+        model = setTrainable(model, () => true);
+        break;
+      case 'bitfit':
+        model = setTrainable(
+          model,
+          (p) => isHead(p) || p.role === 'bias' || (p.role === 'norm' && p.path.endsWith('.bias')),
+        );
+        break;
       case 'partial': {
         const pp = opts.partial ?? {};
         if (pp.patterns?.length) {
@@ -374,8 +500,17 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       }
     }
     const counts = countParams(model);
-    const train = encodeTexts(model, data.train.map((r) => r.text), maxLength);
-    const val = encodeTexts(model, data.validation.map((r) => r.text), maxLength, train.seq);
+    const train = encodeTexts(
+      model,
+      data.train.map((r) => r.text),
+      maxLength,
+    );
+    const val = encodeTexts(
+      model,
+      data.validation.map((r) => r.text),
+      maxLength,
+      train.seq,
+    );
     const warm = opts.head ? false : (opts.warmStartHead ?? WARM_START_DEFAULT.includes(strategy));
     let featureSeconds: number | undefined;
     let cached: { train: ort.Tensor; val: ort.Tensor } | undefined;
@@ -396,10 +531,19 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       const h = await fitWarmHead(
         { features: cached.train.data as Float32Array, labels: Array.from(yTrain, Number) },
         { features: cached.val.data as Float32Array, labels: Array.from(yVal, Number) },
-        D, labels.length, typeof warm === 'object' ? warm : {},
+        D,
+        labels.length,
+        typeof warm === 'object' ? warm : {},
       );
       model = withParamValues(withParamValues(model, HEAD_WEIGHT, h.weight), HEAD_BIAS, h.bias);
-      headInit = { kind: 'warm', l2: h.l2, trainLoss: h.trainLoss, valLoss: h.valLoss, valAccuracy: h.valAccuracy, seconds: (performance.now() - tw) / 1000 };
+      headInit = {
+        kind: 'warm',
+        l2: h.l2,
+        trainLoss: h.trainLoss,
+        valLoss: h.valLoss,
+        valAccuracy: h.valAccuracy,
+        seconds: (performance.now() - tw) / 1000,
+      };
     }
     const steps = Math.max(1, Math.floor(data.train.length / batchSize) * epochs);
     const warmupSteps = Math.round((opts.warmup ?? 0.06) * steps);
@@ -422,16 +566,23 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     }
     let trainable = [...model.params.values()].filter((p) => p.trainable).map((p) => p.initializer);
     if (strategy === 'full' && opts.layerDecay !== undefined && opts.layerDecay !== 1) {
-      if (!(opts.layerDecay > 0 && opts.layerDecay <= 1)) throw new ConfigError(`layerDecay must lie in (0, 1], got ${opts.layerDecay}`, { field: 'layerDecay' });
+      if (!(opts.layerDecay > 0 && opts.layerDecay <= 1))
+        throw new ConfigError(`layerDecay must lie in (0, 1], got ${opts.layerDecay}`, { field: 'layerDecay' });
       scales = layerDecayScales(model, opts.layerDecay);
       graph = lrScaleReparam(graph, scales);
       trainable = trainable.map((n) => ((scales!.get(n) ?? 1) === 1 ? n : `${n}::lr_scaled`));
     }
     // IA3 vectors scale activations around 1: decay toward 0 would shrink the base model's features.
-    const noDecay = new Set([...model.params.values()].filter((p) => p.role === 'bias' || p.role === 'norm').map((p) => p.initializer));
+    const noDecay = new Set(
+      [...model.params.values()].filter((p) => p.role === 'bias' || p.role === 'norm').map((p) => p.initializer),
+    );
     for (const s of ia3Spec?.sites ?? []) noDecay.add(ia3Name(s.module));
     const trainer = new Trainer(graph, ceLoss, trainable, trainData, {
-      seed, epochs, batchSize, dropLast: true, progress: 'none',
+      seed,
+      epochs,
+      batchSize,
+      dropLast: true,
+      progress: 'none',
       optimizer: { type: 'adamw', lr, weightDecay: opts.weightDecay ?? 0.01 },
       schedule: { type: 'linear', warmupSteps: Math.min(warmupSteps, steps - 1), totalSteps: steps },
       ...(opts.maxGradNorm !== undefined ? { maxGradNorm: opts.maxGradNorm } : {}),
@@ -439,10 +590,19 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       session: opts.threads ? { intraOpThreads: opts.threads } : {},
       validation: { data: valData, batchSize: 256, metrics: metricsFn(labels) },
       bestMetric: { metric: 'selection', mode: 'max' },
-      ...(opts.patience ? { earlyStopping: { metric: 'selection', mode: 'max' as const, patience: opts.patience } } : {}),
+      ...(opts.patience
+        ? { earlyStopping: { metric: 'selection', mode: 'max' as const, patience: opts.patience } }
+        : {}),
       onEpoch: (e) => {
         const now = performance.now();
-        const rep: EpochReport = { epoch: e.epoch, trainLoss: e.trainLoss, valLoss: e.metrics.val_loss, accuracy: e.metrics.accuracy, macroF1: e.metrics.macro_f1, seconds: (now - tEpoch) / 1000 };
+        const rep: EpochReport = {
+          epoch: e.epoch,
+          trainLoss: e.trainLoss,
+          valLoss: e.metrics.val_loss,
+          accuracy: e.metrics.accuracy,
+          macroF1: e.metrics.macro_f1,
+          seconds: (now - tEpoch) / 1000,
+        };
         selection.push(e.metrics.selection);
         tEpoch = now;
         epochSeconds.push(rep.seconds);
@@ -466,34 +626,93 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       model = { ...model, graph: result.graph };
     }
     const bestIdx = selection.reduce((bi, v, i) => (v > selection[bi] ? i : bi), 0);
-    const hyper: Record<string, unknown> = { epochs, batchSize, lr, weightDecay: opts.weightDecay ?? 0.01, warmup: opts.warmup ?? 0.06, maxLength, seq: train.seq, headInit: headInit.kind };
-    if (spec) Object.assign(hyper, { r: spec.r, alpha: spec.alpha, dropout: spec.dropout, rslora: spec.rslora, targets: describeSpec(opts.lora?.targets ?? { kind: 'attention' }) });
-    if (ia3Spec) hyper.ia3 = { modules: ia3Spec.sites.map((s) => s.module), feedforward: ia3Spec.sites.filter((s) => s.feedforward).map((s) => s.module) };
-    if (strategy === 'partial') hyper.partial = opts.partial?.patterns?.length ? { patterns: opts.partial.patterns.map(String) } : { layers: opts.partial?.layers ?? 1 };
+    const hyper: Record<string, unknown> = {
+      epochs,
+      batchSize,
+      lr,
+      weightDecay: opts.weightDecay ?? 0.01,
+      warmup: opts.warmup ?? 0.06,
+      maxLength,
+      seq: train.seq,
+      headInit: headInit.kind,
+    };
+    if (spec)
+      Object.assign(hyper, {
+        r: spec.r,
+        alpha: spec.alpha,
+        dropout: spec.dropout,
+        rslora: spec.rslora,
+        targets: describeSpec(opts.lora?.targets ?? { kind: 'attention' }),
+      });
+    if (ia3Spec)
+      hyper.ia3 = {
+        modules: ia3Spec.sites.map((s) => s.module),
+        feedforward: ia3Spec.sites.filter((s) => s.feedforward).map((s) => s.module),
+      };
+    if (strategy === 'partial')
+      hyper.partial = opts.partial?.patterns?.length
+        ? { patterns: opts.partial.patterns.map(String) }
+        : { layers: opts.partial?.layers ?? 1 };
     if (opts.layerDecay !== undefined) hyper.layerDecay = opts.layerDecay;
-    const lineage = makeLineage(base, strategy, hyper, dataFingerprint({ train: data.train, validation: data.validation }), seed, labels);
+    const lineage = makeLineage(
+      base,
+      strategy,
+      hyper,
+      dataFingerprint({ train: data.train, validation: data.validation }),
+      seed,
+      labels,
+    );
     const report: CustomizeReport = {
-      strategy, trainableParams: counts.trainable, totalParams: counts.total, peakRssBytes: rss.stop(), epochSeconds,
-      ...(featureSeconds !== undefined ? { featureSeconds } : {}), headInit, totalSeconds: (performance.now() - t0) / 1000, curve,
-      accuracy: curve[bestIdx]?.accuracy ?? NaN, macroF1: curve[bestIdx]?.macroF1 ?? NaN, bestEpoch: bestIdx,
+      strategy,
+      trainableParams: counts.trainable,
+      totalParams: counts.total,
+      peakRssBytes: rss.stop(),
+      epochSeconds,
+      ...(featureSeconds !== undefined ? { featureSeconds } : {}),
+      headInit,
+      totalSeconds: (performance.now() - t0) / 1000,
+      curve,
+      accuracy: curve[bestIdx]?.accuracy ?? NaN,
+      macroF1: curve[bestIdx]?.macroF1 ?? NaN,
+      bestEpoch: bestIdx,
     };
     let adapter: LoraAdapter | undefined;
     if (spec) {
       const D = model.params.get(HEAD_WEIGHT)!.shape[0];
       adapter = {
         config: peftConfig({
-          r: spec.r, lora_alpha: spec.alpha, lora_dropout: spec.dropout, use_rslora: spec.rslora, target_modules: peftTargetModules(model, spec.modules),
-          task_type: 'SEQ_CLS', modules_to_save: ['classifier'], base_model_name_or_path: base.source.hubId ?? base.source.path ?? null,
+          r: spec.r,
+          lora_alpha: spec.alpha,
+          lora_dropout: spec.dropout,
+          use_rslora: spec.rslora,
+          target_modules: peftTargetModules(model, spec.modules),
+          task_type: 'SEQ_CLS',
+          modules_to_save: ['classifier'],
+          base_model_name_or_path: base.source.hubId ?? base.source.path ?? null,
         }),
         weights: loraWeightsOf(model, spec),
-        head: { weight: paramValues(model, HEAD_WEIGHT) as Float32Array, bias: paramValues(model, HEAD_BIAS) as Float32Array, features: D, labels },
+        head: {
+          weight: paramValues(model, HEAD_WEIGHT) as Float32Array,
+          bias: paramValues(model, HEAD_BIAS) as Float32Array,
+          features: D,
+          labels,
+        },
         lineage,
       };
     }
     let ia3: CustomizeResult['ia3'];
     if (ia3Spec) {
-      const head = { weight: paramValues(model, HEAD_WEIGHT) as Float32Array, bias: paramValues(model, HEAD_BIAS) as Float32Array, features: model.params.get(HEAD_WEIGHT)!.shape[0], labels };
-      ia3 = { spec: ia3Spec, vectors: ia3VectorsOf(model, ia3Spec), adapter: ia3Adapter(model, ia3Spec, { head, lineage, base: base.source.hubId ?? base.source.path ?? null }) };
+      const head = {
+        weight: paramValues(model, HEAD_WEIGHT) as Float32Array,
+        bias: paramValues(model, HEAD_BIAS) as Float32Array,
+        features: model.params.get(HEAD_WEIGHT)!.shape[0],
+        labels,
+      };
+      ia3 = {
+        spec: ia3Spec,
+        vectors: ia3VectorsOf(model, ia3Spec),
+        adapter: ia3Adapter(model, ia3Spec, { head, lineage, base: base.source.hubId ?? base.source.path ?? null }),
+      };
     }
     return { model, labels, report, lineage, ...(adapter ? { adapter } : {}), ...(ia3 ? { ia3 } : {}) };
   } finally {

@@ -22,8 +22,13 @@ const EMBEDDING_OUTPUTS = ['sentence_embedding', 'embeddings', 'pooler_output'];
 export function featureValue(model: Model): string {
   const w = model.params.get(HEAD_WEIGHT);
   if (w) {
-    const n = model.graph.nodes.find((x) => (x.opType === 'MatMul' || x.opType === 'Gemm') && x.inputs[1] === w.initializer);
-    if (!n) throw new GraphError(`parameter '${HEAD_WEIGHT}' is not the right operand of a MatMul or Gemm`, { field: HEAD_WEIGHT });
+    const n = model.graph.nodes.find(
+      (x) => (x.opType === 'MatMul' || x.opType === 'Gemm') && x.inputs[1] === w.initializer,
+    );
+    if (!n)
+      throw new GraphError(`parameter '${HEAD_WEIGHT}' is not the right operand of a MatMul or Gemm`, {
+        field: HEAD_WEIGHT,
+      });
     return n.inputs[0];
   }
   for (const name of EMBEDDING_OUTPUTS) if (model.graph.outputs.some((o) => o.name === name)) return name;
@@ -40,7 +45,11 @@ export function featureWidth(model: Model, feature: string): number {
   const g = inferShapes(model.graph, { allowUnknown: true });
   const t = valueType(g, feature);
   const d = t?.shape?.[t.shape.length - 1];
-  if (typeof d !== 'number') throw new GraphError(`the width of feature value '${feature}' is not known statically (shape [${t?.shape?.join(', ') ?? '?'}])`, { value: feature });
+  if (typeof d !== 'number')
+    throw new GraphError(
+      `the width of feature value '${feature}' is not known statically (shape [${t?.shape?.join(', ') ?? '?'}])`,
+      { value: feature },
+    );
   return d;
 }
 
@@ -72,10 +81,15 @@ export function attachHead(model: Model, spec: HeadSpec): Model {
   const w = spec.weight ?? initValues({ kind: 'normal', std: 0.02 }, D * C, spec.seed ?? 0, HEAD_WEIGHT);
   const bias = spec.bias ?? new Float32Array(C);
   if (w.length !== D * C || bias.length !== C) {
-    throw new ConfigError(`head values have ${w.length} + ${bias.length} elements; a [${D}, ${C}] head needs ${D * C} + ${C}`, { field: 'head' });
+    throw new ConfigError(
+      `head values have ${w.length} + ${bias.length} elements; a [${D}, ${C}] head needs ${D * C} + ${C}`,
+      { field: 'head' },
+    );
   }
   // The body may already hold old head initializers under these names when they fed nodes kept in the body.
-  for (const n of [HEAD_WEIGHT, HEAD_BIAS]) if (g.initializers.has(n)) throw new GraphError(`initializer '${n}' is still used by the model's body`, { field: n });
+  for (const n of [HEAD_WEIGHT, HEAD_BIAS])
+    if (g.initializers.has(n))
+      throw new GraphError(`initializer '${n}' is still used by the model's body`, { field: n });
   b.initializer(HEAD_WEIGHT, 'float32', w, [D, C]);
   b.initializer(HEAD_BIAS, 'float32', bias, [C]);
   b.scope('classifier', () => {
@@ -83,9 +97,26 @@ export function attachHead(model: Model, spec: HeadSpec): Model {
   });
   b.output(LOGITS, 'float32', ['batch', C]);
   const params = new Map<string, Parameter>();
-  for (const [k, p] of model.params) if (g.initializers.has(p.initializer) && !/^classifier\./.test(k)) params.set(k, p);
-  params.set(HEAD_WEIGHT, { path: HEAD_WEIGHT, initializer: HEAD_WEIGHT, dtype: 'float32', shape: [D, C], trainable: true, role: 'weight', layout: 'in_out' });
-  params.set(HEAD_BIAS, { path: HEAD_BIAS, initializer: HEAD_BIAS, dtype: 'float32', shape: [C], trainable: true, role: 'bias', layout: 'same' });
+  for (const [k, p] of model.params)
+    if (g.initializers.has(p.initializer) && !/^classifier\./.test(k)) params.set(k, p);
+  params.set(HEAD_WEIGHT, {
+    path: HEAD_WEIGHT,
+    initializer: HEAD_WEIGHT,
+    dtype: 'float32',
+    shape: [D, C],
+    trainable: true,
+    role: 'weight',
+    layout: 'in_out',
+  });
+  params.set(HEAD_BIAS, {
+    path: HEAD_BIAS,
+    initializer: HEAD_BIAS,
+    dtype: 'float32',
+    shape: [C],
+    trainable: true,
+    role: 'bias',
+    layout: 'same',
+  });
   const labels = [...spec.labels];
   return {
     ...model,
@@ -93,7 +124,12 @@ export function attachHead(model: Model, spec: HeadSpec): Model {
     graph: g,
     params,
     labels,
-    config: { ...model.config, num_labels: C, id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])), label2id: Object.fromEntries(labels.map((l, i) => [l, i])) },
+    config: {
+      ...model.config,
+      num_labels: C,
+      id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])),
+      label2id: Object.fromEntries(labels.map((l, i) => [l, i])),
+    },
     newlyInitialized: spec.weight ? [] : [HEAD_WEIGHT, HEAD_BIAS],
   };
 }

@@ -41,7 +41,10 @@ export function baseId(model: Model): string {
 }
 
 /** Fingerprint of labelled text examples (train then validation), as src/data fingerprints datasets. */
-export function dataFingerprint(splits: Record<string, readonly { text: string; label: string }[]>, options: Record<string, unknown> = {}): string {
+export function dataFingerprint(
+  splits: Record<string, readonly { text: string; label: string }[]>,
+  options: Record<string, unknown> = {},
+): string {
   const f = new Fingerprinter(options);
   for (const [name, rows] of Object.entries(splits)) {
     f.beginSplit(name);
@@ -50,9 +53,21 @@ export function dataFingerprint(splits: Record<string, readonly { text: string; 
   return f.digest();
 }
 
-export function makeLineage(base: Model, strategy: string, hyperparameters: Record<string, unknown>, fingerprint: string, seed: number, labels: string[]): Lineage {
+export function makeLineage(
+  base: Model,
+  strategy: string,
+  hyperparameters: Record<string, unknown>,
+  fingerprint: string,
+  seed: number,
+  labels: string[],
+): Lineage {
   return {
-    base: { id: baseId(base), hash: baseHash(base) }, strategy, hyperparameters: JSON.parse(canonicalJson(hyperparameters)) as Record<string, unknown>,
-    data_fingerprint: fingerprint, seed, tailor_version: VERSION, labels,
+    base: { id: baseId(base), hash: baseHash(base) },
+    strategy,
+    hyperparameters: JSON.parse(canonicalJson(hyperparameters)) as Record<string, unknown>,
+    data_fingerprint: fingerprint,
+    seed,
+    tailor_version: VERSION,
+    labels,
   };
 }

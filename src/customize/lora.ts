@@ -52,8 +52,12 @@ export function loraScaling(alpha: number, r: number, rslora: boolean): number {
   return rslora ? alpha / Math.sqrt(r) : alpha / r;
 }
 
-export function loraAName(module: string): string { return `${module}.lora_A.weight`; }
-export function loraBName(module: string): string { return `${module}.lora_B.weight`; }
+export function loraAName(module: string): string {
+  return `${module}.lora_A.weight`;
+}
+export function loraBName(module: string): string {
+  return `${module}.lora_B.weight`;
+}
 
 /** PEFT's initial A for a `[r, in]` Linear weight, returned in graph layout `[in, r]`. Seeded per module. */
 export function initLoraA(module: string, r: number, inF: number, seed: number): Float32Array {
@@ -68,9 +72,15 @@ export function initLoraA(module: string, r: number, inF: number, seed: number):
 }
 
 function checkSpec(r: number, alpha: number, dropout: number): void {
-  if (!Number.isInteger(r) || r < 1) throw new ConfigError(`LoRA rank r must be a positive integer, got ${r}`, { field: 'r', value: String(r) });
-  if (!(alpha > 0)) throw new ConfigError(`lora_alpha must be > 0, got ${alpha}`, { field: 'alpha', value: String(alpha) });
-  if (!(dropout >= 0 && dropout < 1)) throw new ConfigError(`lora_dropout must lie in [0, 1), got ${dropout}`, { field: 'dropout', value: String(dropout) });
+  if (!Number.isInteger(r) || r < 1)
+    throw new ConfigError(`LoRA rank r must be a positive integer, got ${r}`, { field: 'r', value: String(r) });
+  if (!(alpha > 0))
+    throw new ConfigError(`lora_alpha must be > 0, got ${alpha}`, { field: 'alpha', value: String(alpha) });
+  if (!(dropout >= 0 && dropout < 1))
+    throw new ConfigError(`lora_dropout must lie in [0, 1), got ${dropout}`, {
+      field: 'dropout',
+      value: String(dropout),
+    });
 }
 
 /** How the adapter tensors enter the graph: as trainable initializers, or as graph inputs (adapter switching). */
@@ -82,7 +92,12 @@ export type LoraBinding = 'initializers' | 'inputs';
  * per module (loading an adapter); missing modules get PEFT's init. With `binding: 'inputs'` A, B and the
  * scaling become graph inputs (`<module>.lora_scaling`, a float32 scalar) and no values are stored.
  */
-export function injectLora(model: Model, opts: LoraOptions, weights?: ReadonlyMap<string, LoraWeights>, binding: LoraBinding = 'initializers'): { model: Model; spec: LoraSpec } {
+export function injectLora(
+  model: Model,
+  opts: LoraOptions,
+  weights?: ReadonlyMap<string, LoraWeights>,
+  binding: LoraBinding = 'initializers',
+): { model: Model; spec: LoraSpec } {
   const r = opts.r ?? 8;
   const alpha = opts.alpha ?? r;
   const dropout = opts.dropout ?? 0;
@@ -92,13 +107,17 @@ export function injectLora(model: Model, opts: LoraOptions, weights?: ReadonlyMa
   for (const s of sites) {
     const wr = weights?.get(s.module)?.r ?? r;
     if (wr > Math.min(s.inFeatures, s.outFeatures)) {
-      throw new ConfigError(`LoRA rank ${wr} is larger than module '${s.module}' allows: its weight is [${s.inFeatures}, ${s.outFeatures}] (rank at most ${Math.min(s.inFeatures, s.outFeatures)})`, { field: 'r', value: String(wr) });
+      throw new ConfigError(
+        `LoRA rank ${wr} is larger than module '${s.module}' allows: its weight is [${s.inFeatures}, ${s.outFeatures}] (rank at most ${Math.min(s.inFeatures, s.outFeatures)})`,
+        { field: 'r', value: String(wr) },
+      );
     }
   }
   const g = cloneGraph(model.graph);
   const b = new GraphBuilder(g);
   const params = new Map<string, Parameter>();
-  for (const [k, p] of model.params) params.set(k, p.trainable && !/^classifier\.|^score\./.test(k) ? { ...p, trainable: false } : p);
+  for (const [k, p] of model.params)
+    params.set(k, p.trainable && !/^classifier\.|^score\./.test(k) ? { ...p, trainable: false } : p);
   const scaling = loraScaling(alpha, r, rslora);
   for (const s of sites) {
     const node = g.nodes.find((n) => n.name === s.node);
@@ -106,16 +125,38 @@ export function injectLora(model: Model, opts: LoraOptions, weights?: ReadonlyMa
     const w = weights?.get(s.module);
     const rank = w?.r ?? r;
     if (w && (w.inFeatures !== s.inFeatures || w.outFeatures !== s.outFeatures)) {
-      throw new ConfigError(`adapter for '${s.module}' is for a [${w.inFeatures}, ${w.outFeatures}] weight but the model's is [${s.inFeatures}, ${s.outFeatures}]`, { field: s.module });
+      throw new ConfigError(
+        `adapter for '${s.module}' is for a [${w.inFeatures}, ${w.outFeatures}] weight but the model's is [${s.inFeatures}, ${s.outFeatures}]`,
+        { field: s.module },
+      );
     }
     const aName = loraAName(s.module);
     const bName = loraBName(s.module);
     let scaleName: string;
     if (binding === 'initializers') {
-      b.initializer(aName, 'float32', w?.A ?? initLoraA(s.module, rank, s.inFeatures, opts.seed ?? 0), [s.inFeatures, rank]);
+      b.initializer(aName, 'float32', w?.A ?? initLoraA(s.module, rank, s.inFeatures, opts.seed ?? 0), [
+        s.inFeatures,
+        rank,
+      ]);
       b.initializer(bName, 'float32', w?.B ?? new Float32Array(rank * s.outFeatures), [rank, s.outFeatures]);
-      params.set(aName, { path: aName, initializer: aName, dtype: 'float32', shape: [s.inFeatures, rank], trainable: true, role: 'weight', layout: 'in_out' });
-      params.set(bName, { path: bName, initializer: bName, dtype: 'float32', shape: [rank, s.outFeatures], trainable: true, role: 'weight', layout: 'in_out' });
+      params.set(aName, {
+        path: aName,
+        initializer: aName,
+        dtype: 'float32',
+        shape: [s.inFeatures, rank],
+        trainable: true,
+        role: 'weight',
+        layout: 'in_out',
+      });
+      params.set(bName, {
+        path: bName,
+        initializer: bName,
+        dtype: 'float32',
+        shape: [rank, s.outFeatures],
+        trainable: true,
+        role: 'weight',
+        layout: 'in_out',
+      });
       scaleName = b.scalar(scaling);
     } else {
       b.input(aName, 'float32', [s.inFeatures, `r::${s.module}`]);
@@ -132,10 +173,20 @@ export function injectLora(model: Model, opts: LoraOptions, weights?: ReadonlyMa
       // elementwise pass forward and another in the backward per adapted layer and step.
       const delta = b.matmul(b.mul(b.matmul(xd, aName), scaleName), bName);
       // `y` keeps its name (its consumers read it); the builder already counts it as used, so add the node directly.
-      g.nodes.push({ name: b.uniqueName(`/${s.module.replace(/\./g, '/')}/lora/Add`), opType: 'Add', domain: '', inputs: [base, delta], outputs: [y], attrs: {} });
+      g.nodes.push({
+        name: b.uniqueName(`/${s.module.replace(/\./g, '/')}/lora/Add`),
+        opType: 'Add',
+        domain: '',
+        inputs: [base, delta],
+        outputs: [y],
+        attrs: {},
+      });
     });
   }
-  return { model: { ...model, graph: topoSort(g), params }, spec: { r, alpha, dropout, rslora, modules: sites.map((s) => s.module) } };
+  return {
+    model: { ...model, graph: topoSort(g), params },
+    spec: { r, alpha, dropout, rslora, modules: sites.map((s) => s.module) },
+  };
 }
 
 /** The current A/B values of an injected model, by module. */
@@ -145,7 +196,13 @@ export function loraWeightsOf(model: Model, spec: LoraSpec): Map<string, LoraWei
     const a = model.params.get(loraAName(m));
     const bp = model.params.get(loraBName(m));
     if (!a || !bp) throw new ConfigError(`model has no LoRA tensors for module '${m}'`, { field: m });
-    out.set(m, { A: paramValues(model, a.path) as Float32Array, B: paramValues(model, bp.path) as Float32Array, r: a.shape[1], inFeatures: a.shape[0], outFeatures: bp.shape[1] });
+    out.set(m, {
+      A: paramValues(model, a.path) as Float32Array,
+      B: paramValues(model, bp.path) as Float32Array,
+      r: a.shape[1],
+      inFeatures: a.shape[0],
+      outFeatures: bp.shape[1],
+    });
   }
   return out;
 }
@@ -162,7 +219,11 @@ export interface MergedModel {
  * `base` is the model without LoRA nodes (with the adapter's head already attached): the result has the base's
  * graph structure and runs in plain onnxruntime.
  */
-export function mergeLora(base: Model, weights: ReadonlyMap<string, LoraWeights>, scaling: number | ((module: string) => number)): MergedModel {
+export function mergeLora(
+  base: Model,
+  weights: ReadonlyMap<string, LoraWeights>,
+  scaling: number | ((module: string) => number),
+): MergedModel {
   const sites = new Map<string, LinearSite>(linearSites(base).map((s) => [s.module, s]));
   const g = { ...base.graph, initializers: new Map(base.graph.initializers) };
   const original = new Map<string, Tensor>();
@@ -170,7 +231,10 @@ export function mergeLora(base: Model, weights: ReadonlyMap<string, LoraWeights>
     const s = sites.get(m);
     if (!s) throw new ConfigError(`cannot merge: the base has no linear module '${m}'`, { field: m });
     if (s.inFeatures !== w.inFeatures || s.outFeatures !== w.outFeatures) {
-      throw new ConfigError(`cannot merge: adapter for '${m}' is [${w.inFeatures}, ${w.outFeatures}], the base weight is [${s.inFeatures}, ${s.outFeatures}]`, { field: m });
+      throw new ConfigError(
+        `cannot merge: adapter for '${m}' is [${w.inFeatures}, ${w.outFeatures}], the base weight is [${s.inFeatures}, ${s.outFeatures}]`,
+        { field: m },
+      );
     }
     const sc = typeof scaling === 'number' ? scaling : scaling(m);
     const W = paramValues(base, s.weight.path) as Float32Array;

@@ -65,11 +65,27 @@ export interface LoraAdapter {
 }
 
 /** PEFT's defaults for the fields we do not set. */
-export function peftConfig(fields: Partial<PeftLoraConfig> & Pick<PeftLoraConfig, 'r' | 'lora_alpha' | 'target_modules'>): PeftLoraConfig {
+export function peftConfig(
+  fields: Partial<PeftLoraConfig> & Pick<PeftLoraConfig, 'r' | 'lora_alpha' | 'target_modules'>,
+): PeftLoraConfig {
   return {
-    peft_type: 'LORA', task_type: null, base_model_name_or_path: null, lora_dropout: 0, bias: 'none', use_rslora: false,
-    modules_to_save: null, fan_in_fan_out: false, init_lora_weights: true, inference_mode: true, layers_to_transform: null,
-    layers_pattern: null, rank_pattern: {}, alpha_pattern: {}, revision: null, use_dora: false, ...fields,
+    peft_type: 'LORA',
+    task_type: null,
+    base_model_name_or_path: null,
+    lora_dropout: 0,
+    bias: 'none',
+    use_rslora: false,
+    modules_to_save: null,
+    fan_in_fan_out: false,
+    init_lora_weights: true,
+    inference_mode: true,
+    layers_to_transform: null,
+    layers_pattern: null,
+    rank_pattern: {},
+    alpha_pattern: {},
+    revision: null,
+    use_dora: false,
+    ...fields,
   };
 }
 
@@ -103,7 +119,10 @@ export function adapterTensors(adapter: LoraAdapter): Map<string, { shape: numbe
 
 /** The head as PEFT's modules_to_save tensors (`classifier.weight` [labels, features], `classifier.bias`). */
 export function addHeadTensors(out: Map<string, { shape: number[]; data: Float32Array }>, h: AdapterHead): void {
-  out.set(`${PREFIX}classifier.weight`, { shape: [h.labels.length, h.features], data: transpose2d(h.weight, h.features, h.labels.length) });
+  out.set(`${PREFIX}classifier.weight`, {
+    shape: [h.labels.length, h.features],
+    data: transpose2d(h.weight, h.features, h.labels.length),
+  });
   out.set(`${PREFIX}classifier.bias`, { shape: [h.labels.length], data: h.bias });
 }
 
@@ -111,12 +130,25 @@ export function addHeadTensors(out: Map<string, { shape: number[]; data: Float32
  * Writes an adapter folder: adapter_model.safetensors, adapter_config.json and (with lineage) tailor.json, each
  * file atomically; the folder is created if needed.
  */
-export async function writeAdapterFolder(dir: string, tensors: Map<string, { shape: number[]; data: Float32Array }>, config: object, kind: string, lineage?: Lineage): Promise<void> {
+export async function writeAdapterFolder(
+  dir: string,
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  config: object,
+  kind: string,
+  lineage?: Lineage,
+): Promise<void> {
   await fsp.mkdir(dir, { recursive: true });
   const list = [...tensors].map(([name, t]) => tensorFromArray(name, 'float32', t.data, t.shape));
   await writeFileAtomic(path.join(dir, ADAPTER_WEIGHTS), encodeSafetensors(list, { format: 'pt' }));
-  await writeFileAtomic(path.join(dir, ADAPTER_CONFIG), new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`));
-  if (lineage) await writeFileAtomic(path.join(dir, TAILOR_JSON), new TextEncoder().encode(`${JSON.stringify({ kind, lineage }, null, 2)}\n`));
+  await writeFileAtomic(
+    path.join(dir, ADAPTER_CONFIG),
+    new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`),
+  );
+  if (lineage)
+    await writeFileAtomic(
+      path.join(dir, TAILOR_JSON),
+      new TextEncoder().encode(`${JSON.stringify({ kind, lineage }, null, 2)}\n`),
+    );
 }
 
 /** Writes the adapter folder (each file atomically; the folder is created if needed). */
@@ -139,18 +171,39 @@ function readJson(file: string): unknown {
 }
 
 function parseConfig(raw: unknown, file: string): PeftLoraConfig {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ModelFileError(`${file}: expected a JSON object`, { file });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ModelFileError(`${file}: expected a JSON object`, { file });
   const o = raw as Record<string, unknown>;
-  if (o.peft_type !== 'LORA') throw new ModelFileError(`${file}: peft_type ${JSON.stringify(o.peft_type)} is not supported (only "LORA")`, { file, field: 'peft_type' });
+  if (o.peft_type !== 'LORA')
+    throw new ModelFileError(`${file}: peft_type ${JSON.stringify(o.peft_type)} is not supported (only "LORA")`, {
+      file,
+      field: 'peft_type',
+    });
   for (const k of ['r', 'lora_alpha']) {
-    if (typeof o[k] !== 'number' || !(o[k] as number > 0)) throw new ModelFileError(`${file}: field '${k}' must be a positive number, found ${JSON.stringify(o[k])}`, { file, field: k });
+    if (typeof o[k] !== 'number' || !((o[k] as number) > 0))
+      throw new ModelFileError(`${file}: field '${k}' must be a positive number, found ${JSON.stringify(o[k])}`, {
+        file,
+        field: k,
+      });
   }
-  if (o.bias !== undefined && o.bias !== 'none') throw new ModelFileError(`${file}: bias ${JSON.stringify(o.bias)} is not supported (only "none")`, { file, field: 'bias' });
-  if (o.fan_in_fan_out === true) throw new ModelFileError(`${file}: fan_in_fan_out adapters (GPT-2 Conv1D) are not supported`, { file, field: 'fan_in_fan_out' });
-  if (o.use_dora === true) throw new ModelFileError(`${file}: DoRA adapters are not supported`, { file, field: 'use_dora' });
+  if (o.bias !== undefined && o.bias !== 'none')
+    throw new ModelFileError(`${file}: bias ${JSON.stringify(o.bias)} is not supported (only "none")`, {
+      file,
+      field: 'bias',
+    });
+  if (o.fan_in_fan_out === true)
+    throw new ModelFileError(`${file}: fan_in_fan_out adapters (GPT-2 Conv1D) are not supported`, {
+      file,
+      field: 'fan_in_fan_out',
+    });
+  if (o.use_dora === true)
+    throw new ModelFileError(`${file}: DoRA adapters are not supported`, { file, field: 'use_dora' });
   const tm = o.target_modules;
   if (!(typeof tm === 'string' || (Array.isArray(tm) && tm.every((t) => typeof t === 'string')))) {
-    throw new ModelFileError(`${file}: target_modules must be a string or a list of strings, found ${JSON.stringify(tm)}`, { file, field: 'target_modules' });
+    throw new ModelFileError(
+      `${file}: target_modules must be a string or a list of strings, found ${JSON.stringify(tm)}`,
+      { file, field: 'target_modules' },
+    );
   }
   return peftConfig(o as Partial<PeftLoraConfig> & Pick<PeftLoraConfig, 'r' | 'lora_alpha' | 'target_modules'>);
 }
@@ -167,11 +220,18 @@ export async function loadAdapter(dir: string): Promise<LoraAdapter> {
     throw new ModelFileError(`cannot read ${wFile}: ${(e as Error).message}`, { file: wFile }, { cause: e });
   }
   const st = parseSafetensors(bytes, wFile);
-  const parts = new Map<string, { A?: { shape: number[]; data: Float32Array }; B?: { shape: number[]; data: Float32Array } }>();
+  const parts = new Map<
+    string,
+    { A?: { shape: number[]; data: Float32Array }; B?: { shape: number[]; data: Float32Array } }
+  >();
   let headW: { shape: number[]; data: Float32Array } | undefined;
   let headB: Float32Array | undefined;
   for (const [name, t] of st.tensors) {
-    if (t.dtype !== 'float32') throw new ModelFileError(`${wFile}: tensor '${name}' is ${t.dtype}; only float32 adapters are supported`, { file: wFile, field: name });
+    if (t.dtype !== 'float32')
+      throw new ModelFileError(`${wFile}: tensor '${name}' is ${t.dtype}; only float32 adapters are supported`, {
+        file: wFile,
+        field: name,
+      });
     const data = Float32Array.from(tensorToArray(t) as Float32Array);
     // PEFT strips the adapter name on save; tolerate files that kept it (`.lora_A.default.weight`).
     const m = /^base_model\.model\.(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(name);
@@ -183,17 +243,34 @@ export async function loadAdapter(dir: string): Promise<LoraAdapter> {
     }
     if (name === `${PREFIX}classifier.weight` || name === `${PREFIX}score.weight`) headW = { shape: [...t.dims], data };
     else if (name === `${PREFIX}classifier.bias` || name === `${PREFIX}score.bias`) headB = data;
-    else throw new ModelFileError(`${wFile}: tensor '${name}' is neither a LoRA tensor (base_model.model.<module>.lora_A/B.weight) nor a saved classifier`, { file: wFile, field: name });
+    else
+      throw new ModelFileError(
+        `${wFile}: tensor '${name}' is neither a LoRA tensor (base_model.model.<module>.lora_A/B.weight) nor a saved classifier`,
+        { file: wFile, field: name },
+      );
   }
   const weights = new Map<string, LoraWeights>();
   for (const [m, e] of parts) {
-    if (!e.A || !e.B) throw new ModelFileError(`${wFile}: module '${m}' has lora_${e.A ? 'A' : 'B'} but no lora_${e.A ? 'B' : 'A'}`, { file: wFile, field: m });
+    if (!e.A || !e.B)
+      throw new ModelFileError(`${wFile}: module '${m}' has lora_${e.A ? 'A' : 'B'} but no lora_${e.A ? 'B' : 'A'}`, {
+        file: wFile,
+        field: m,
+      });
     const [r, inF] = e.A.shape;
     const [outF, rB] = e.B.shape;
     if (e.A.shape.length !== 2 || e.B.shape.length !== 2 || r !== rB) {
-      throw new ModelFileError(`${wFile}: module '${m}': lora_A [${e.A.shape.join(', ')}] and lora_B [${e.B.shape.join(', ')}] do not form [r, in] and [out, r]`, { file: wFile, field: m });
+      throw new ModelFileError(
+        `${wFile}: module '${m}': lora_A [${e.A.shape.join(', ')}] and lora_B [${e.B.shape.join(', ')}] do not form [r, in] and [out, r]`,
+        { file: wFile, field: m },
+      );
     }
-    weights.set(m, { r, inFeatures: inF, outFeatures: outF, A: transpose2d(e.A.data, r, inF), B: transpose2d(e.B.data, outF, r) });
+    weights.set(m, {
+      r,
+      inFeatures: inF,
+      outFeatures: outF,
+      A: transpose2d(e.A.data, r, inF),
+      B: transpose2d(e.B.data, outF, r),
+    });
   }
   if (weights.size === 0) throw new ModelFileError(`${wFile}: no LoRA tensors found`, { file: wFile });
   let lineage: Lineage | undefined;
@@ -202,7 +279,11 @@ export async function loadAdapter(dir: string): Promise<LoraAdapter> {
   let head: AdapterHead | undefined;
   if (headW) {
     const [C, D] = headW.shape;
-    if (!headB || headB.length !== C) throw new ModelFileError(`${wFile}: the saved classifier has a [${headW.shape.join(', ')}] weight but ${headB ? `a ${headB.length}-element` : 'no'} bias`, { file: wFile, field: 'classifier.bias' });
+    if (!headB || headB.length !== C)
+      throw new ModelFileError(
+        `${wFile}: the saved classifier has a [${headW.shape.join(', ')}] weight but ${headB ? `a ${headB.length}-element` : 'no'} bias`,
+        { file: wFile, field: 'classifier.bias' },
+      );
     const labels = lineage?.labels?.length === C ? lineage.labels : Array.from({ length: C }, (_, i) => `LABEL_${i}`);
     head = { weight: transpose2d(headW.data, C, D), bias: headB, features: D, labels };
   }
@@ -213,6 +294,9 @@ export async function loadAdapter(dir: string): Promise<LoraAdapter> {
 export function checkAdapterBase(adapter: LoraAdapter, hash: string, where = 'adapter'): void {
   const want = adapter.lineage?.base?.hash;
   if (want && want !== hash) {
-    throw new ConfigError(`${where} was trained on base ${want} (${adapter.lineage?.base.id}) but the loaded base is ${hash}`, { field: 'base', details: { expected: want, found: hash } });
+    throw new ConfigError(
+      `${where} was trained on base ${want} (${adapter.lineage?.base.id}) but the loaded base is ${hash}`,
+      { field: 'base', details: { expected: want, found: hash } },
+    );
   }
 }

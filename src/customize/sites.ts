@@ -37,7 +37,15 @@ export function linearSites(model: Model): LinearSite[] {
   for (const n of model.graph.nodes as Node[]) {
     if (n.opType !== 'MatMul' || n.domain !== '') continue;
     const p = byInit.get(n.inputs[1]);
-    if (!p || p.role !== 'weight' || p.layout !== 'in_out' || p.shape.length !== 2 || !p.path.endsWith('.weight') || /\.lora_[AB]\.weight$/.test(p.path)) continue;
+    if (
+      !p ||
+      p.role !== 'weight' ||
+      p.layout !== 'in_out' ||
+      p.shape.length !== 2 ||
+      !p.path.endsWith('.weight') ||
+      /\.lora_[AB]\.weight$/.test(p.path)
+    )
+      continue;
     const module = p.path.slice(0, -'.weight'.length);
     if (seen.has(module)) continue;
     seen.add(module);
@@ -68,7 +76,11 @@ export function selectSites(model: Model, spec: TargetSpec): LinearSite[] {
     try {
       new RegExp(spec);
     } catch (e) {
-      throw new ConfigError(`invalid target pattern '${spec}': ${(e as Error).message}`, { field: 'targets', value: spec }, { cause: e });
+      throw new ConfigError(
+        `invalid target pattern '${spec}': ${(e as Error).message}`,
+        { field: 'targets', value: spec },
+        { cause: e },
+      );
     }
   }
   const all = linearSites(model);

@@ -42,7 +42,12 @@ export interface WarmHead {
 const sq = (a: Float64Array): number => a.reduce((t, v) => t + v * v, 0);
 
 /** Mean log-loss and correct count of the scores α·s (n rows of k). */
-function scaledLoss(s: Float64Array, y: ArrayLike<number>, k: number, alpha: number): { loss: number; correct: number } {
+function scaledLoss(
+  s: Float64Array,
+  y: ArrayLike<number>,
+  k: number,
+  alpha: number,
+): { loss: number; correct: number } {
   const n = y.length;
   let loss = 0;
   let correct = 0;
@@ -69,9 +74,17 @@ function fitTemperature(s: Float64Array, y: ArrayLike<number>, k: number): numbe
   let fb = f(b);
   for (let it = 0; it < 60; it++) {
     if (fa < fb) {
-      hi = b; b = a; fb = fa; a = hi - g * (hi - lo); fa = f(a);
+      hi = b;
+      b = a;
+      fb = fa;
+      a = hi - g * (hi - lo);
+      fa = f(a);
     } else {
-      lo = a; a = b; fa = fb; b = lo + g * (hi - lo); fb = f(b);
+      lo = a;
+      a = b;
+      fa = fb;
+      b = lo + g * (hi - lo);
+      fb = f(b);
     }
   }
   return Math.exp((lo + hi) / 2);
@@ -104,11 +117,34 @@ export async function fitWarmHead(
   const nTr = train.labels.length;
   const nVa = validation.labels.length;
   if (nTr === 0 || train.features.length !== nTr * d || validation.features.length !== nVa * d) {
-    throw new ConfigError(`fitWarmHead: feature arrays do not hold [n, ${d}] rows for ${nTr} train / ${nVa} validation labels`, { field: 'features' });
+    throw new ConfigError(
+      `fitWarmHead: feature arrays do not hold [n, ${d}] rows for ${nTr} train / ${nVa} validation labels`,
+      { field: 'features' },
+    );
   }
-  const ridge = await fitLinearHead(train.features, train.labels, d, k, nVa ? { validation: { features: validation.features, labels: validation.labels } } : {});
-  const tr = await SoftmaxProblem.create(train.features, train.labels, d, k, opts.threads ? { threads: opts.threads } : {});
-  const va = nVa ? await SoftmaxProblem.create(validation.features, validation.labels, d, k, opts.threads ? { threads: opts.threads } : {}) : tr;
+  const ridge = await fitLinearHead(
+    train.features,
+    train.labels,
+    d,
+    k,
+    nVa ? { validation: { features: validation.features, labels: validation.labels } } : {},
+  );
+  const tr = await SoftmaxProblem.create(
+    train.features,
+    train.labels,
+    d,
+    k,
+    opts.threads ? { threads: opts.threads } : {},
+  );
+  const va = nVa
+    ? await SoftmaxProblem.create(
+        validation.features,
+        validation.labels,
+        d,
+        k,
+        opts.threads ? { threads: opts.threads } : {},
+      )
+    : tr;
   try {
     const sel = { problem: va, labels: nVa ? validation.labels : train.labels };
     // Graph layout [width, classes] throughout: the ridge head's layout and the Gemm's right-hand side.
@@ -142,7 +178,16 @@ export async function fitWarmHead(
       const v = nVa ? await va.evaluate(w, b) : t;
       const key = rank(v.correct, v.loss);
       if (!best || key > best.key) {
-        best = { key, weight: Float32Array.from(w), bias: Float32Array.from(b), l2, trainLoss: t.loss + (penalty / 2) * sq(w), valLoss: v.loss, valAccuracy: v.correct / sel.problem.n, iterations };
+        best = {
+          key,
+          weight: Float32Array.from(w),
+          bias: Float32Array.from(b),
+          l2,
+          trainLoss: t.loss + (penalty / 2) * sq(w),
+          valLoss: v.loss,
+          valAccuracy: v.correct / sel.problem.n,
+          iterations,
+        };
       }
     };
     if (opts.scaledRidge ?? true) await consider(0, 0);

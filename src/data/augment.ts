@@ -45,8 +45,10 @@ export function wordSwap(text: string, n: number, rng: Rng): string {
  */
 export function augmentText(examples: TextExample[], options: TextAugmentOptions): TextExample[] {
   const { copies, wordDropout: p = 0.1, wordSwaps = 1 } = options;
-  if (!Number.isInteger(copies) || copies < 0) throw new ConfigError(`augment.copies must be a non-negative integer, got ${copies}`, { field: 'augment.copies' });
-  if (!(p >= 0 && p < 1)) throw new ConfigError(`augment.wordDropout must be in [0, 1), got ${p}`, { field: 'augment.wordDropout' });
+  if (!Number.isInteger(copies) || copies < 0)
+    throw new ConfigError(`augment.copies must be a non-negative integer, got ${copies}`, { field: 'augment.copies' });
+  if (!(p >= 0 && p < 1))
+    throw new ConfigError(`augment.wordDropout must be in [0, 1), got ${p}`, { field: 'augment.wordDropout' });
   const rng = createRng(options.seed ?? 0);
   const out: TextExample[] = [];
   for (const e of examples) {
@@ -78,7 +80,9 @@ export function flipHorizontal(img: RawImage): RawImage {
 /** Copies the rectangle at (x, y) of size width×height. */
 export function crop(img: RawImage, x: number, y: number, width: number, height: number): RawImage {
   if (x < 0 || y < 0 || width <= 0 || height <= 0 || x + width > img.width || y + height > img.height) {
-    throw new ConfigError(`crop ${width}x${height}+${x}+${y} is outside the ${img.width}x${img.height} image`, { field: 'crop' });
+    throw new ConfigError(`crop ${width}x${height}+${x}+${y} is outside the ${img.width}x${img.height} image`, {
+      field: 'crop',
+    });
   }
   const { channels } = img;
   const out = new Uint8Array(width * height * channels);

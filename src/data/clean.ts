@@ -24,5 +24,9 @@ const PUNCT_OR_SYMBOL = /[\p{P}\p{S}]/gu;
  * `alreadyClean` for output of cleanText to skip cleaning twice (it dominates streaming time).
  */
 export function normalizeForMatch(text: string, alreadyClean = false): string {
-  return (alreadyClean ? text : cleanText(text)).toLowerCase().replace(PUNCT_OR_SYMBOL, ' ').replace(WHITESPACE, ' ').trim();
+  return (alreadyClean ? text : cleanText(text))
+    .toLowerCase()
+    .replace(PUNCT_OR_SYMBOL, ' ')
+    .replace(WHITESPACE, ' ')
+    .trim();
 }

@@ -16,9 +16,7 @@ export interface DedupOptions {
   leakage?: 'remove' | 'keep';
 }
 
-export type DedupVerdict =
-  | { action: 'keep' }
-  | { action: 'remove' | 'flag'; reason: RemovalReason; message: string };
+export type DedupVerdict = { action: 'keep' } | { action: 'remove' | 'flag'; reason: RemovalReason; message: string };
 
 /** Interns file names so a first occurrence can be stored as two int32s (file index, line). */
 class FileTable {
@@ -81,7 +79,11 @@ export class Deduplicator {
     const leak = this.heldOut?.lookup(key);
     if (leak !== undefined) {
       const verdict = this.options.leakage === 'keep' ? 'flag' : 'remove';
-      return { action: verdict, reason: 'leakage', message: `${JSON.stringify(example.text)} also appears in held-out ${leak}` };
+      return {
+        action: verdict,
+        reason: 'leakage',
+        message: `${JSON.stringify(example.text)} also appears in held-out ${leak}`,
+      };
     }
     const id = this.labelId(example.label);
     const where = [id, this.files.id(example.file), example.line];
@@ -91,11 +93,19 @@ export class Deduplicator {
     if (firstNear === undefined) return { action: 'keep' };
     const at = `${this.files.names[firstNear[1]]}:${firstNear[2]}`;
     if (firstExact !== undefined) {
-      return { action: 'remove', reason: 'exact-duplicate', message: `${JSON.stringify(example.text)} duplicates ${at}` };
+      return {
+        action: 'remove',
+        reason: 'exact-duplicate',
+        message: `${JSON.stringify(example.text)} duplicates ${at}`,
+      };
     }
     if (firstNear[0] === id) {
       const verdict = this.options.nearDuplicates === 'keep' ? 'flag' : 'remove';
-      return { action: verdict, reason: 'near-duplicate', message: `${JSON.stringify(example.text)} is a near-duplicate of ${at}` };
+      return {
+        action: verdict,
+        reason: 'near-duplicate',
+        message: `${JSON.stringify(example.text)} is a near-duplicate of ${at}`,
+      };
     }
     const verdict = this.options.labelConflicts === 'remove' ? 'remove' : 'flag';
     return {

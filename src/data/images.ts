@@ -29,7 +29,10 @@ export interface PreparedImageDataset {
 }
 
 /** Loads and prepares an image-folder dataset (see loadImageFolder for the layout). */
-export async function prepareImageDataset(root: string, options: ImageDatasetOptions = {}): Promise<PreparedImageDataset> {
+export async function prepareImageDataset(
+  root: string,
+  options: ImageDatasetOptions = {},
+): Promise<PreparedImageDataset> {
   const seed = options.seed ?? 0;
   const minPerClass = options.minExamplesPerClass ?? 2;
   const loaded = await loadImageFolder(root, options);
@@ -42,7 +45,10 @@ export async function prepareImageDataset(root: string, options: ImageDatasetOpt
   let rows: ImageRow[] = [];
   for (const r of loaded.rows) {
     log.read();
-    const key = createHash('sha1').update(`${r.image.width}x${r.image.height}x${r.image.channels}:`).update(r.image.data).digest('hex');
+    const key = createHash('sha1')
+      .update(`${r.image.width}x${r.image.height}x${r.image.channels}:`)
+      .update(r.image.data)
+      .digest('hex');
     const first = seen.get(key);
     if (first !== undefined) {
       log.removed('exact-duplicate', { file: r.file, line: 0, field: 'image', message: `same pixels as ${first}` });
@@ -53,7 +59,10 @@ export async function prepareImageDataset(root: string, options: ImageDatasetOpt
   }
   const counts = new Map<string, number>();
   for (const r of rows) counts.set(r.label, (counts.get(r.label) ?? 0) + 1);
-  const rare = [...counts].filter(([, n]) => n < minPerClass).map(([l]) => l).sort();
+  const rare = [...counts]
+    .filter(([, n]) => n < minPerClass)
+    .map(([l]) => l)
+    .sort();
   if (rare.length > 0) {
     if (options.rareClasses !== 'drop') {
       throw new DataError(
@@ -63,7 +72,13 @@ export async function prepareImageDataset(root: string, options: ImageDatasetOpt
     }
     rows = rows.filter((r) => {
       if (!rare.includes(r.label)) return true;
-      log.removed('rare-class', { file: r.file, line: 0, field: 'label', value: r.label, message: `class "${r.label}" has fewer than ${minPerClass} images` });
+      log.removed('rare-class', {
+        file: r.file,
+        line: 0,
+        field: 'label',
+        value: r.label,
+        message: `class "${r.label}" has fewer than ${minPerClass} images`,
+      });
       return false;
     });
   }
@@ -76,10 +91,20 @@ export async function prepareImageDataset(root: string, options: ImageDatasetOpt
     }
   }
   const labels = [...new Set(train.map((r) => r.label))].sort();
-  const fpOptions = { kind: 'image-folder', size: options.size, validationFraction: options.validationFraction ?? 0.1, seed, minExamplesPerClass: minPerClass, augment: options.augment };
+  const fpOptions = {
+    kind: 'image-folder',
+    size: options.size,
+    validationFraction: options.validationFraction ?? 0.1,
+    seed,
+    minExamplesPerClass: minPerClass,
+    augment: options.augment,
+  };
   const fp = new Fingerprinter(fpOptions);
   const trainAll = [...train, ...augmented];
-  for (const [name, split] of [['train', trainAll], ['validation', validation]] as const) {
+  for (const [name, split] of [
+    ['train', trainAll],
+    ['validation', validation],
+  ] as const) {
     fp.beginSplit(name);
     for (const r of split) fp.addBytes(r.label, r.image.data);
   }

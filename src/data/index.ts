@@ -62,9 +62,12 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
   const seed = options.seed ?? 0;
   const minPerClass = options.minExamplesPerClass ?? 2;
   const validationFraction = options.validationFraction ?? 0.1;
-  if (list(options.train).length === 0) throw new ConfigError('prepareDataset needs at least one train file', { field: 'train' });
+  if (list(options.train).length === 0)
+    throw new ConfigError('prepareDataset needs at least one train file', { field: 'train' });
   if (!Number.isInteger(minPerClass) || minPerClass < 1) {
-    throw new ConfigError(`minExamplesPerClass must be a positive integer, got ${minPerClass}`, { field: 'minExamplesPerClass' });
+    throw new ConfigError(`minExamplesPerClass must be a positive integer, got ${minPerClass}`, {
+      field: 'minExamplesPerClass',
+    });
   }
   const base = {
     format: options.format,
@@ -95,23 +98,41 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
   // Rare classes.
   const counts = new Map<string, number>();
   for (const e of train) counts.set(e.label, (counts.get(e.label) ?? 0) + 1);
-  const rare = [...counts].filter(([, n]) => n < minPerClass).map(([l]) => l).sort();
+  const rare = [...counts]
+    .filter(([, n]) => n < minPerClass)
+    .map(([l]) => l)
+    .sort();
   if (rare.length > 0) {
     if (options.rareClasses !== 'drop') {
       const first = train.find((e) => e.label === rare[0])!;
       throw new DataError(
         `${first.file}: ${rare.length} class(es) have fewer than ${minPerClass} train examples after deduplication: ` +
-          rare.slice(0, 10).map((l) => `"${l}" (${counts.get(l)})`).join(', ') +
+          rare
+            .slice(0, 10)
+            .map((l) => `"${l}" (${counts.get(l)})`)
+            .join(', ') +
           `${rare.length > 10 ? ', ...' : ''}; first at line ${first.line}, column "${labelColumn}". ` +
           `Add examples, lower minExamplesPerClass, or set rareClasses: 'drop'`,
-        { file: first.file, line: first.line, field: labelColumn, value: rare[0], details: { rareClasses: rare, minExamplesPerClass: minPerClass } },
+        {
+          file: first.file,
+          line: first.line,
+          field: labelColumn,
+          value: rare[0],
+          details: { rareClasses: rare, minExamplesPerClass: minPerClass },
+        },
       );
     }
     const rareSet = new Set(rare);
     const dropRare = (rows: TextExample[], log: SplitLog): TextExample[] =>
       rows.filter((e) => {
         if (!rareSet.has(e.label)) return true;
-        log.removed('rare-class', { file: e.file, line: e.line, field: labelColumn, value: e.label, message: `class "${e.label}" has fewer than ${minPerClass} train examples` });
+        log.removed('rare-class', {
+          file: e.file,
+          line: e.line,
+          field: labelColumn,
+          value: e.label,
+          message: `class "${e.label}" has fewer than ${minPerClass} train examples`,
+        });
         return false;
       });
     train = dropRare(train, trainLog);
@@ -123,7 +144,13 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
   for (const h of heldOut) {
     h.rows = h.rows.filter((e) => {
       if (trainLabels.has(e.label)) return true;
-      const issue = { file: e.file, line: e.line, field: labelColumn, value: e.label, message: `label "${e.label}" never appears in train` };
+      const issue = {
+        file: e.file,
+        line: e.line,
+        field: labelColumn,
+        value: e.label,
+        message: `label "${e.label}" never appears in train`,
+      };
       if (options.unseenLabels !== 'drop') throw rowError('unseen-label', issue);
       h.log.removed('unseen-label', issue);
       return false;
@@ -192,7 +219,11 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
   }));
   const trainCounts = classBalance.map((c) => c.train);
   const report: DataReport = {
-    splits: { train: trainLog.report, validation: validationLog.report, ...(evalSplit ? { eval: evalSplit.log.report } : {}) },
+    splits: {
+      train: trainLog.report,
+      validation: validationLog.report,
+      ...(evalSplit ? { eval: evalSplit.log.report } : {}),
+    },
     classBalance,
     imbalanceRatio: trainCounts.length > 0 ? Math.max(...trainCounts) / Math.min(...trainCounts) : 1,
     totalRemoved: trainLog.removedCount + validationLog.removedCount + (evalSplit?.log.removedCount ?? 0),
@@ -209,7 +240,15 @@ export type { TextAugmentOptions, ImageAugmentOptions } from './augment.ts';
 export { canonicalJson, Fingerprinter, fingerprintSplits } from './fingerprint.ts';
 export { HashMap64, hash64 } from './hashset.ts';
 export { detectFormat, loadImageFolder, readTable } from './load.ts';
-export type { ImageFolderOptions, ImageFolderResult, ImageRow, RawImage, RawRow, TableEvent, TableFormat } from './load.ts';
+export type {
+  ImageFolderOptions,
+  ImageFolderResult,
+  ImageRow,
+  RawImage,
+  RawRow,
+  TableEvent,
+  TableFormat,
+} from './load.ts';
 export { formatDataReport, SplitLog } from './report.ts';
 export type { ClassBalanceRow, DataReport, RemovalReason, RowIssue, SplitReport } from './report.ts';
 export { createRng, seedFromString, type Rng } from './rng.ts';

@@ -99,7 +99,9 @@ export async function assertDataFile(file: string): Promise<void> {
 /** A file read stream whose errors reach `into` (pipe() does not forward them), as a DataError naming the file. */
 function fileStream<T extends NodeJS.WritableStream & { destroy(error?: Error): void }>(file: string, into: T): T {
   const src = createReadStream(file);
-  src.on('error', (err) => into.destroy(new DataError(`cannot read ${file}: ${err.message}`, { file }, { cause: err })));
+  src.on('error', (err) =>
+    into.destroy(new DataError(`cannot read ${file}: ${err.message}`, { file }, { cause: err })),
+  );
   return src.pipe(into);
 }
 
@@ -191,7 +193,11 @@ async function* readDelimited(file: string, format: 'csv' | 'tsv', required?: st
     if (err instanceof DataError) throw err;
     const e = err as CsvParseError;
     const line = e.lines ?? nextLine;
-    throw new DataError(`${file}:${line}: cannot parse ${format.toUpperCase()}: ${e.message}`, { file, line }, { cause: err });
+    throw new DataError(
+      `${file}:${line}: cannot parse ${format.toUpperCase()}: ${e.message}`,
+      { file, line },
+      { cause: err },
+    );
   }
   if (!header) throw new DataError(`${file}: empty file, no header row`, { file, line: 1 });
 }
@@ -253,7 +259,12 @@ async function* readParquet(file: string, required?: string[]): AsyncGenerator<T
       rowStart: start,
       rowEnd: end,
     });
-    yield rows.map((r, i): TableEvent => ({ kind: 'row', file, line: start + i + 1, values: r as Record<string, unknown> }));
+    yield rows.map((r, i): TableEvent => ({
+      kind: 'row',
+      file,
+      line: start + i + 1,
+      values: r as Record<string, unknown>,
+    }));
     start = end;
   }
 }
@@ -303,7 +314,10 @@ export async function loadImageFolder(root: string, options: ImageFolderOptions 
   } catch (err) {
     throw new DataError(`cannot read image folder ${root}: ${(err as Error).message}`, { file: root }, { cause: err });
   }
-  const classDirs = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const classDirs = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
   if (classDirs.length === 0) {
     throw new DataError(`${root}: no class folders found (expected ${root}/<label>/<image files>)`, { file: root });
   }
@@ -326,14 +340,23 @@ export async function loadImageFolder(root: string, options: ImageFolderOptions 
         result.rows.push({
           file,
           label,
-          image: { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: info.channels },
+          image: {
+            data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+            width: info.width,
+            height: info.height,
+            channels: info.channels,
+          },
         });
       } catch (err) {
         if (options.onUnreadable === 'skip') {
           result.unreadable.push({ file, message: (err as Error).message });
           continue;
         }
-        throw new DataError(`${file}: cannot decode image: ${(err as Error).message}`, { file, field: 'image' }, { cause: err });
+        throw new DataError(
+          `${file}: cannot decode image: ${(err as Error).message}`,
+          { file, field: 'image' },
+          { cause: err },
+        );
       }
     }
   }

@@ -70,7 +70,16 @@ const MAX_SAMPLES = 10;
 export class SplitLog {
   readonly report: SplitReport;
   constructor(files: string[] = []) {
-    this.report = { files, rowsRead: 0, rowsKept: 0, rowsAugmented: 0, removed: {}, flagged: {}, samples: {}, classCounts: {} };
+    this.report = {
+      files,
+      rowsRead: 0,
+      rowsKept: 0,
+      rowsAugmented: 0,
+      removed: {},
+      flagged: {},
+      samples: {},
+      classCounts: {},
+    };
   }
 
   read(): void {
@@ -139,11 +148,18 @@ export function formatDataReport(report: DataReport): string {
   out.push(
     renderTable(
       ['label', 'train', 'validation', 'eval', 'share'],
-      head.map((c) => [c.label, String(c.train), String(c.validation), String(c.eval), `${(c.share * 100).toFixed(2)}%`]),
+      head.map((c) => [
+        c.label,
+        String(c.train),
+        String(c.validation),
+        String(c.eval),
+        `${(c.share * 100).toFixed(2)}%`,
+      ]),
       ['left', 'right', 'right', 'right', 'right'],
     ),
   );
-  if (shown.length > 12) out.push(`(${shown.length - 12} classes in between not shown; smallest 6 and largest 6 listed)`);
+  if (shown.length > 12)
+    out.push(`(${shown.length - 12} classes in between not shown; smallest 6 and largest 6 listed)`);
   for (const n of splits) {
     const s = report.splits[n]!;
     for (const [reason, list] of Object.entries(s.samples)) {

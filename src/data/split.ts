@@ -13,10 +13,16 @@ export interface SplitOptions {
  * gets at least one validation and one train example (so no class is missing from either side); a class
  * with one example stays in train. Both outputs keep the input order, so the result reads like the source.
  */
-export function stratifiedSplit<T extends { label: string }>(examples: T[], options: SplitOptions): { train: T[]; validation: T[] } {
+export function stratifiedSplit<T extends { label: string }>(
+  examples: T[],
+  options: SplitOptions,
+): { train: T[]; validation: T[] } {
   const { fraction } = options;
   if (!(fraction >= 0 && fraction < 1)) {
-    throw new ConfigError(`validation fraction must be in [0, 1), got ${fraction}`, { field: 'validationFraction', value: String(fraction) });
+    throw new ConfigError(`validation fraction must be in [0, 1), got ${fraction}`, {
+      field: 'validationFraction',
+      value: String(fraction),
+    });
   }
   const byLabel = new Map<string, number[]>();
   examples.forEach((e, i) => {

@@ -22,7 +22,11 @@ export interface StreamOptions extends ColumnSpec, DedupOptions {
 }
 
 /** Streams cleaned, validated, deduplicated examples from `files`, counting every removal in `log`. */
-export async function* streamExamples(files: string | string[], options: StreamOptions, log: SplitLog): AsyncGenerator<TextExample> {
+export async function* streamExamples(
+  files: string | string[],
+  options: StreamOptions,
+  log: SplitLog,
+): AsyncGenerator<TextExample> {
   const dedup = options.deduplicator ?? new Deduplicator(options, options.heldOut);
   const required = [options.textColumn, options.labelColumn, ...(options.groupColumn ? [options.groupColumn] : [])];
   for (const file of Array.isArray(files) ? files : [files]) {

@@ -8,12 +8,10 @@ import type { RawRow, TableEvent } from './load.ts';
 import type { RemovalReason, RowIssue } from './report.ts';
 import type { ColumnSpec, TextExample } from './types.ts';
 
-export type RowCheck =
-  | { ok: true; example: TextExample }
-  | { ok: false; reason: RemovalReason; issue: RowIssue };
+export type RowCheck = { ok: true; example: TextExample } | { ok: false; reason: RemovalReason; issue: RowIssue };
 
 function preview(value: unknown): string {
-  const s = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  const s = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
@@ -32,7 +30,11 @@ function asIdentifier(value: unknown): string | undefined {
 /** Validates and cleans one table event against the column spec. */
 export function checkRow(event: TableEvent, spec: ColumnSpec): RowCheck {
   if (event.kind === 'malformed') {
-    return { ok: false, reason: 'malformed-row', issue: { file: event.file, line: event.line, message: event.message } };
+    return {
+      ok: false,
+      reason: 'malformed-row',
+      issue: { file: event.file, line: event.line, message: event.message },
+    };
   }
   const row = event;
   const { textColumn, labelColumn, groupColumn } = spec;
@@ -51,7 +53,11 @@ export function checkRow(event: TableEvent, spec: ColumnSpec): RowCheck {
   }
   const text = cleanText(rawText);
   if (text === '') {
-    return { ok: false, reason: 'empty-text', issue: fieldIssue(row, textColumn, rawText, `column "${textColumn}" is empty`) };
+    return {
+      ok: false,
+      reason: 'empty-text',
+      issue: fieldIssue(row, textColumn, rawText, `column "${textColumn}" is empty`),
+    };
   }
   const rawLabel = row.values[labelColumn];
   const labelId = asIdentifier(rawLabel);
@@ -64,7 +70,11 @@ export function checkRow(event: TableEvent, spec: ColumnSpec): RowCheck {
   }
   const label = cleanText(labelId);
   if (label === '') {
-    return { ok: false, reason: 'empty-label', issue: fieldIssue(row, labelColumn, rawLabel, `column "${labelColumn}" is empty`) };
+    return {
+      ok: false,
+      reason: 'empty-label',
+      issue: fieldIssue(row, labelColumn, rawLabel, `column "${labelColumn}" is empty`),
+    };
   }
   const example: TextExample = { text, label, file: row.file, line: row.line };
   if (groupColumn) {
@@ -73,7 +83,12 @@ export function checkRow(event: TableEvent, spec: ColumnSpec): RowCheck {
       return {
         ok: false,
         reason: g === undefined ? 'non-text-value' : 'missing-value',
-        issue: fieldIssue(row, groupColumn, row.values[groupColumn], `column "${groupColumn}" must be a non-empty string or number`),
+        issue: fieldIssue(
+          row,
+          groupColumn,
+          row.values[groupColumn],
+          `column "${groupColumn}" must be a non-empty string or number`,
+        ),
       };
     }
     example.group = cleanText(g);

@@ -34,8 +34,14 @@ export function bootstrapIntervals(
 ): Record<string, Interval> {
   const iterations = options.iterations ?? 1000;
   const confidence = options.confidence ?? 0.95;
-  if (!Number.isInteger(iterations) || iterations < 1) throw new ConfigError(`bootstrap iterations must be a positive integer, got ${iterations}`, { field: 'bootstrap.iterations' });
-  if (!(confidence > 0 && confidence < 1)) throw new ConfigError(`bootstrap confidence must be in (0, 1), got ${confidence}`, { field: 'bootstrap.confidence' });
+  if (!Number.isInteger(iterations) || iterations < 1)
+    throw new ConfigError(`bootstrap iterations must be a positive integer, got ${iterations}`, {
+      field: 'bootstrap.iterations',
+    });
+  if (!(confidence > 0 && confidence < 1))
+    throw new ConfigError(`bootstrap confidence must be in (0, 1), got ${confidence}`, {
+      field: 'bootstrap.confidence',
+    });
   const identity = new Int32Array(n);
   for (let i = 0; i < n; i++) identity[i] = i;
   const estimate = statistics(identity);

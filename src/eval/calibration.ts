@@ -25,15 +25,22 @@ export interface CalibrationResult {
 }
 
 /** ECE and reliability table from per-example confidence and correctness. */
-export function calibrationFromConfidence(confidence: ArrayLike<number>, correct: ArrayLike<boolean | number>, numBins = 15): CalibrationResult {
-  if (!Number.isInteger(numBins) || numBins < 1) throw new ConfigError(`numBins must be a positive integer, got ${numBins}`, { field: 'calibrationBins' });
-  if (confidence.length !== correct.length) throw new ConfigError('confidence and correct differ in length', { field: 'confidence' });
+export function calibrationFromConfidence(
+  confidence: ArrayLike<number>,
+  correct: ArrayLike<boolean | number>,
+  numBins = 15,
+): CalibrationResult {
+  if (!Number.isInteger(numBins) || numBins < 1)
+    throw new ConfigError(`numBins must be a positive integer, got ${numBins}`, { field: 'calibrationBins' });
+  if (confidence.length !== correct.length)
+    throw new ConfigError('confidence and correct differ in length', { field: 'confidence' });
   const count = new Array<number>(numBins).fill(0);
   const hits = new Array<number>(numBins).fill(0);
   const conf = new Array<number>(numBins).fill(0);
   for (let i = 0; i < confidence.length; i++) {
     const c = confidence[i];
-    if (!(c >= 0 && c <= 1)) throw new ConfigError(`confidence[${i}] = ${c} is not a probability`, { field: 'scores', value: String(c) });
+    if (!(c >= 0 && c <= 1))
+      throw new ConfigError(`confidence[${i}] = ${c} is not a probability`, { field: 'scores', value: String(c) });
     // c * numBins can land just above an integer (0.3 * 10 = 3.0000000000000004); compare against the
     // bin edges themselves so a value equal to an edge goes in the bin it closes.
     let b = Math.min(numBins - 1, Math.max(0, Math.ceil(c * numBins) - 1));
@@ -59,7 +66,11 @@ export function calibrationFromConfidence(confidence: ArrayLike<number>, correct
 }
 
 /** ECE from probability rows and true class ids (prediction = argmax). */
-export function expectedCalibrationError(probs: ArrayLike<ArrayLike<number>>, yTrue: ArrayLike<number>, numBins = 15): CalibrationResult {
+export function expectedCalibrationError(
+  probs: ArrayLike<ArrayLike<number>>,
+  yTrue: ArrayLike<number>,
+  numBins = 15,
+): CalibrationResult {
   const confidence: number[] = [];
   const correct: boolean[] = [];
   for (let i = 0; i < probs.length; i++) {

@@ -66,14 +66,16 @@ const ratio = (v: number[]): number => {
 };
 
 function groupIndices(groups: ArrayLike<string>, n: number): Map<string, number[]> {
-  if (groups.length !== n) throw new ConfigError(`groups has ${groups.length} entries but there are ${n} examples`, { field: 'groups' });
+  if (groups.length !== n)
+    throw new ConfigError(`groups has ${groups.length} entries but there are ${n} examples`, { field: 'groups' });
   const by = new Map<string, number[]>();
   for (let i = 0; i < n; i++) {
     const list = by.get(groups[i]);
     if (list) list.push(i);
     else by.set(groups[i], [i]);
   }
-  if (by.size < 2) throw new ConfigError(`fairness metrics need at least two groups, found ${by.size}`, { field: 'groups' });
+  if (by.size < 2)
+    throw new ConfigError(`fairness metrics need at least two groups, found ${by.size}`, { field: 'groups' });
   return by;
 }
 
@@ -83,8 +85,18 @@ export function binaryFairness(yTrue: boolean[], yPred: boolean[], groups: Array
   const by = groupIndices(groups, yTrue.length);
   const byGroup: GroupRow[] = [...by.keys()].sort().map((g) => {
     const idx = by.get(g)!;
-    const r = groupRow(g, idx.map((i) => yTrue[i]), idx.map((i) => yPred[i]));
-    return { ...r, macroF1: binaryMacroF1(idx.map((i) => yTrue[i]), idx.map((i) => yPred[i])) };
+    const r = groupRow(
+      g,
+      idx.map((i) => yTrue[i]),
+      idx.map((i) => yPred[i]),
+    );
+    return {
+      ...r,
+      macroF1: binaryMacroF1(
+        idx.map((i) => yTrue[i]),
+        idx.map((i) => yPred[i]),
+      ),
+    };
   });
   const overall = { ...groupRow('(overall)', yTrue, yPred), macroF1: binaryMacroF1(yTrue, yPred) };
   const tpr = byGroup.map((r) => r.truePositiveRate);
@@ -135,20 +147,32 @@ export function fairnessReport(
   const by = groupIndices(groups, yTrue.length);
   const byGroup = [...by.keys()].sort().map((g) => {
     const idx = by.get(g)!;
-    const m = classificationMetrics(idx.map((i) => yTrue[i]), idx.map((i) => yPred[i]), labels);
+    const m = classificationMetrics(
+      idx.map((i) => yTrue[i]),
+      idx.map((i) => yPred[i]),
+      labels,
+    );
     return { group: g, count: idx.length, accuracy: m.accuracy, macroF1: m.macroF1 };
   });
   const positives = positiveLabels ?? (labels.length === 2 ? [labels[1]] : labels);
   const perClass = positives.map((label) => {
     const c = labels.indexOf(label);
-    if (c < 0) throw new ConfigError(`positive label "${label}" is not one of the model's labels`, { field: 'positiveLabel', value: label });
+    if (c < 0)
+      throw new ConfigError(`positive label "${label}" is not one of the model's labels`, {
+        field: 'positiveLabel',
+        value: label,
+      });
     const t = Array.from(yTrue, (v) => v === c);
     const p = Array.from(yPred, (v) => v === c);
     const { byGroup: _b, overall: _o, accuracyDifference: _a, ...rest } = binaryFairness(t, p, groups);
     return { positiveLabel: label, ...rest };
   });
-  perClass.sort((a, b) => b.equalizedOddsDifference - a.equalizedOddsDifference || a.positiveLabel.localeCompare(b.positiveLabel));
-  const worstOf = (k: 'demographicParityDifference' | 'equalOpportunityDifference' | 'equalizedOddsDifference'): { value: number; label: string } => {
+  perClass.sort(
+    (a, b) => b.equalizedOddsDifference - a.equalizedOddsDifference || a.positiveLabel.localeCompare(b.positiveLabel),
+  );
+  const worstOf = (
+    k: 'demographicParityDifference' | 'equalOpportunityDifference' | 'equalizedOddsDifference',
+  ): { value: number; label: string } => {
     let best = perClass[0];
     for (const r of perClass) if (r[k] > best[k]) best = r;
     return { value: best[k], label: best.positiveLabel };

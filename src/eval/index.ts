@@ -7,7 +7,14 @@ import { ConfigError } from '../errors.ts';
 import { bootstrapIntervals, type BootstrapOptions } from './bootstrap.ts';
 import { calibrationFromConfidence } from './calibration.ts';
 import { fairnessReport } from './fairness.ts';
-import { countParameters, measureLatency, modelSizeOnDisk, type BatchRunner, type LatencyOptions, type ParameterInfo } from './latency.ts';
+import {
+  countParameters,
+  measureLatency,
+  modelSizeOnDisk,
+  type BatchRunner,
+  type LatencyOptions,
+  type ParameterInfo,
+} from './latency.ts';
 import { argmax, confusionMatrix, metricsFromConfusion, softmax } from './metrics.ts';
 import type { EvalReport } from './report.ts';
 import { compareModels } from './significance.ts';
@@ -49,9 +56,13 @@ export async function evaluate(input: EvaluateInput): Promise<EvalReport> {
   const k = labels.length;
   let probs: number[][] | undefined;
   if (input.scores) {
-    if (input.scores.length !== n) throw new ConfigError(`scores has ${input.scores.length} rows but there are ${n} labels`, { field: 'scores' });
+    if (input.scores.length !== n)
+      throw new ConfigError(`scores has ${input.scores.length} rows but there are ${n} labels`, { field: 'scores' });
     probs = Array.from(input.scores, (row, i) => {
-      if (row.length !== k) throw new ConfigError(`scores row ${i} has ${row.length} entries, expected ${k} (one per class)`, { field: 'scores' });
+      if (row.length !== k)
+        throw new ConfigError(`scores row ${i} has ${row.length} entries, expected ${k} (one per class)`, {
+          field: 'scores',
+        });
       return input.scoresAre === 'logits' ? softmax(row) : Array.from(row);
     });
   }
@@ -124,11 +135,20 @@ export async function evaluate(input: EvaluateInput): Promise<EvalReport> {
       },
       opts,
     );
-    report.intervals = { confidence: opts.confidence ?? 0.95, iterations: opts.iterations ?? 1000, seed: opts.seed ?? 0, values };
+    report.intervals = {
+      confidence: opts.confidence ?? 0.95,
+      iterations: opts.iterations ?? 1000,
+      seed: opts.seed ?? 0,
+      values,
+    };
   }
 
   if (input.baseline) {
-    report.comparison = { ...compareModels(yTrue, input.baseline.yPred, yPred), baseline: input.baseline.name ?? 'baseline', candidate: input.model ?? 'model' };
+    report.comparison = {
+      ...compareModels(yTrue, input.baseline.yPred, yPred),
+      baseline: input.baseline.name ?? 'baseline',
+      candidate: input.model ?? 'model',
+    };
   }
   if (input.groups) report.fairness = fairnessReport(yTrue, yPred, input.groups, labels, input.positiveLabels);
   if (input.latency) report.latency = await measureLatency(input.latency.run, input.latency.options);
@@ -142,7 +162,10 @@ export interface Predictor<I> {
   predict(inputs: I[]): Promise<ArrayLike<ArrayLike<number>>>;
 }
 
-export interface PredictorEvalOptions extends Omit<EvaluateInput, 'labels' | 'yTrue' | 'scores' | 'yPred' | 'groups' | 'latency'> {
+export interface PredictorEvalOptions extends Omit<
+  EvaluateInput,
+  'labels' | 'yTrue' | 'scores' | 'yPred' | 'groups' | 'latency'
+> {
   /** Batch size for scoring the dataset. Default 32. */
   batchSize?: number;
   /** Measure latency with inputs drawn from the dataset. Default true. */
@@ -156,11 +179,16 @@ export async function evaluatePredictor<I>(
   labels: string[],
   options: PredictorEvalOptions = {},
 ): Promise<EvalReport> {
-  if (examples.length === 0) throw new ConfigError('evaluatePredictor needs at least one example', { field: 'examples' });
+  if (examples.length === 0)
+    throw new ConfigError('evaluatePredictor needs at least one example', { field: 'examples' });
   const index = new Map(labels.map((l, i) => [l, i]));
   const yTrue = examples.map((e, i) => {
     const id = index.get(e.label);
-    if (id === undefined) throw new ConfigError(`example ${i} has label "${e.label}", which the model does not know`, { field: 'label', value: e.label });
+    if (id === undefined)
+      throw new ConfigError(`example ${i} has label "${e.label}", which the model does not know`, {
+        field: 'label',
+        value: e.label,
+      });
     return id;
   });
   const bs = options.batchSize ?? 32;
@@ -168,7 +196,10 @@ export async function evaluatePredictor<I>(
   for (let s = 0; s < examples.length; s += bs) {
     const batch = examples.slice(s, s + bs).map((e) => e.input);
     const out = await predictor.predict(batch);
-    if (out.length !== batch.length) throw new ConfigError(`predictor returned ${out.length} rows for a batch of ${batch.length}`, { field: 'predict' });
+    if (out.length !== batch.length)
+      throw new ConfigError(`predictor returned ${out.length} rows for a batch of ${batch.length}`, {
+        field: 'predict',
+      });
     for (let i = 0; i < out.length; i++) scores.push(out[i]);
   }
   const hasGroups = examples.every((e) => e.group !== undefined);
@@ -190,11 +221,31 @@ export async function evaluatePredictor<I>(
 }
 
 export { bootstrapIntervals, type BootstrapOptions, type Interval } from './bootstrap.ts';
-export { calibrationFromConfidence, expectedCalibrationError, type CalibrationResult, type ReliabilityBin } from './calibration.ts';
+export {
+  calibrationFromConfidence,
+  expectedCalibrationError,
+  type CalibrationResult,
+  type ReliabilityBin,
+} from './calibration.ts';
 export { binaryFairness, fairnessReport, type BinaryFairness, type FairnessReport, type GroupRow } from './fairness.ts';
 export { countParameters, latencyStats, measureLatency, modelSizeOnDisk } from './latency.ts';
-export type { BatchRunner, LatencyOptions, LatencyReport, LatencyStats, ModelSize, ParameterCount, ParameterInfo } from './latency.ts';
-export { argmax, classificationMetrics, confusionMatrix, metricsFromConfusion, softmax, topKAccuracy } from './metrics.ts';
+export type {
+  BatchRunner,
+  LatencyOptions,
+  LatencyReport,
+  LatencyStats,
+  ModelSize,
+  ParameterCount,
+  ParameterInfo,
+} from './latency.ts';
+export {
+  argmax,
+  classificationMetrics,
+  confusionMatrix,
+  metricsFromConfusion,
+  softmax,
+  topKAccuracy,
+} from './metrics.ts';
 export type { ClassificationMetrics, ClassMetrics } from './metrics.ts';
 export { evalReportToJson, formatEvalReport, type EvalReport, type HeadlineMetrics } from './report.ts';
 export { compareModels, mcnemarExact, type McNemarResult, type ModelComparison } from './significance.ts';

@@ -63,7 +63,8 @@ export async function measureLatency(run: BatchRunner, options: LatencyOptions =
   const tb = options.throughputBatchSize ?? 32;
   const ti = options.throughputIterations ?? 20;
   for (const [k, v] of Object.entries({ iterations, throughputBatchSize: tb, throughputIterations: ti })) {
-    if (!Number.isInteger(v) || v < 1) throw new ConfigError(`latency ${k} must be a positive integer, got ${v}`, { field: k });
+    if (!Number.isInteger(v) || v < 1)
+      throw new ConfigError(`latency ${k} must be a positive integer, got ${v}`, { field: k });
   }
   for (let i = 0; i < warmup; i++) await run(1);
   const single: number[] = [];
@@ -82,7 +83,12 @@ export async function measureLatency(run: BatchRunner, options: LatencyOptions =
   const total = batched.reduce((a, b) => a + b, 0);
   return {
     batch1: latencyStats(single, 1),
-    throughput: { batchSize: tb, itemsPerSecond: total > 0 ? (tb * ti * 1000) / total : Infinity, meanBatchMs: total / ti, samples: ti },
+    throughput: {
+      batchSize: tb,
+      itemsPerSecond: total > 0 ? (tb * ti * 1000) / total : Infinity,
+      meanBatchMs: total / ti,
+      samples: ti,
+    },
   };
 }
 
@@ -98,7 +104,11 @@ export async function modelSizeOnDisk(path: string): Promise<ModelSize> {
   try {
     st = await stat(path);
   } catch (err) {
-    throw new ModelFileError(`cannot stat model path ${path}: ${(err as Error).message}`, { file: path }, { cause: err });
+    throw new ModelFileError(
+      `cannot stat model path ${path}: ${(err as Error).message}`,
+      { file: path },
+      { cause: err },
+    );
   }
   if (st.isFile()) return { totalBytes: st.size, files: [{ path: path.split(/[\\/]/).pop()!, bytes: st.size }] };
   const files: Array<{ path: string; bytes: number }> = [];
@@ -136,7 +146,10 @@ export function countParameters(params: readonly ParameterInfo[]): ParameterCoun
     let n = 1;
     for (const d of p.shape) {
       if (!Number.isInteger(d) || d < 0) {
-        throw new ConfigError(`parameter "${p.name}" has dimension ${d} in shape [${p.shape.join(', ')}]; counts need static shapes`, { field: p.name, value: String(d) });
+        throw new ConfigError(
+          `parameter "${p.name}" has dimension ${d} in shape [${p.shape.join(', ')}]; counts need static shapes`,
+          { field: p.name, value: String(d) },
+        );
       }
       n *= d;
     }

@@ -31,11 +31,17 @@ function checkLabels(yTrue: ArrayLike<number>, yPred: ArrayLike<number>, numClas
   if (yTrue.length !== yPred.length) {
     throw new ConfigError(`yTrue has ${yTrue.length} entries but yPred has ${yPred.length}`, { field: 'yPred' });
   }
-  for (const [name, arr] of [['yTrue', yTrue], ['yPred', yPred]] as const) {
+  for (const [name, arr] of [
+    ['yTrue', yTrue],
+    ['yPred', yPred],
+  ] as const) {
     for (let i = 0; i < arr.length; i++) {
       const v = arr[i];
       if (!Number.isInteger(v) || v < 0 || v >= numClasses) {
-        throw new ConfigError(`${name}[${i}] = ${v} is not a class id in [0, ${numClasses})`, { field: name, value: String(v) });
+        throw new ConfigError(`${name}[${i}] = ${v} is not a class id in [0, ${numClasses})`, {
+          field: name,
+          value: String(v),
+        });
       }
     }
   }
@@ -78,14 +84,21 @@ export function metricsFromConfusion(confusion: number[][], labels: string[]): C
     present.push(support + predicted > 0);
   }
   const used = perClass.filter((_, c) => present[c]);
-  const mean = (f: (m: ClassMetrics) => number): number => div(used.reduce((s, m) => s + f(m), 0), used.length);
+  const mean = (f: (m: ClassMetrics) => number): number =>
+    div(
+      used.reduce((s, m) => s + f(m), 0),
+      used.length,
+    );
   const accuracy = div(correct, total);
   return {
     accuracy,
     macroPrecision: mean((m) => m.precision),
     macroRecall: mean((m) => m.recall),
     macroF1: mean((m) => m.f1),
-    weightedF1: div(perClass.reduce((s, m) => s + m.f1 * m.support, 0), total),
+    weightedF1: div(
+      perClass.reduce((s, m) => s + m.f1 * m.support, 0),
+      total,
+    ),
     // Each error is one FP and one FN, so micro P = micro R = micro F1 = accuracy.
     microF1: accuracy,
     perClass,
@@ -95,7 +108,11 @@ export function metricsFromConfusion(confusion: number[][], labels: string[]): C
 }
 
 /** Metrics from class-id predictions. */
-export function classificationMetrics(yTrue: ArrayLike<number>, yPred: ArrayLike<number>, labels: string[]): ClassificationMetrics {
+export function classificationMetrics(
+  yTrue: ArrayLike<number>,
+  yPred: ArrayLike<number>,
+  labels: string[],
+): ClassificationMetrics {
   return metricsFromConfusion(confusionMatrix(yTrue, yPred, labels.length), labels);
 }
 
@@ -111,8 +128,10 @@ export function argmax(row: ArrayLike<number>): number {
  * (ties resolved in the model's favour; with distinct scores this is the usual definition).
  */
 export function topKAccuracy(scores: ArrayLike<ArrayLike<number>>, yTrue: ArrayLike<number>, k: number): number {
-  if (scores.length !== yTrue.length) throw new ConfigError(`scores has ${scores.length} rows but yTrue has ${yTrue.length}`, { field: 'scores' });
-  if (!Number.isInteger(k) || k < 1) throw new ConfigError(`top-k needs a positive integer k, got ${k}`, { field: 'topK' });
+  if (scores.length !== yTrue.length)
+    throw new ConfigError(`scores has ${scores.length} rows but yTrue has ${yTrue.length}`, { field: 'scores' });
+  if (!Number.isInteger(k) || k < 1)
+    throw new ConfigError(`top-k needs a positive integer k, got ${k}`, { field: 'topK' });
   let hits = 0;
   for (let i = 0; i < yTrue.length; i++) {
     const row = scores[i];

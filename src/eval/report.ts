@@ -59,7 +59,9 @@ function bytes(n: number): string {
 /** Readable plain-text report for the terminal. Large tables are abbreviated; the JSON has everything. */
 export function formatEvalReport(report: EvalReport): string {
   const out: string[] = [];
-  out.push(`Evaluation${report.model ? ` of ${report.model}` : ''}: ${report.count} examples, ${report.labels.length} classes`);
+  out.push(
+    `Evaluation${report.model ? ` of ${report.model}` : ''}: ${report.count} examples, ${report.labels.length} classes`,
+  );
   if (report.datasetFingerprint) out.push(`Dataset: ${report.datasetFingerprint}`);
   out.push('');
   const ci = report.intervals;
@@ -81,9 +83,17 @@ export function formatEvalReport(report: EvalReport): string {
     const iv = ci?.values.ece;
     rows.push(['ECE', num(report.calibration.ece), iv ? `[${num(iv.lower)}, ${num(iv.upper)}]` : '']);
   }
-  out.push(renderTable(['metric', 'value', ci ? `${Math.round(ci.confidence * 100)}% CI (bootstrap, n=${ci.iterations})` : ''], rows, ['left', 'right', 'left']));
+  out.push(
+    renderTable(
+      ['metric', 'value', ci ? `${Math.round(ci.confidence * 100)}% CI (bootstrap, n=${ci.iterations})` : ''],
+      rows,
+      ['left', 'right', 'left'],
+    ),
+  );
 
-  const pc = [...report.perClass].filter((c) => c.support > 0).sort((a, b) => a.f1 - b.f1 || a.label.localeCompare(b.label));
+  const pc = [...report.perClass]
+    .filter((c) => c.support > 0)
+    .sort((a, b) => a.f1 - b.f1 || a.label.localeCompare(b.label));
   out.push('');
   out.push(pc.length > 15 ? 'Per class (15 lowest F1; all classes in the JSON):' : 'Per class:');
   out.push(
@@ -97,13 +107,27 @@ export function formatEvalReport(report: EvalReport): string {
   out.push('');
   if (report.labels.length <= 10) {
     out.push('Confusion matrix (rows: true, columns: predicted):');
-    out.push(renderTable(['', ...report.labels], report.confusion.map((r, i) => [report.labels[i], ...r.map(String)]), ['left', ...report.labels.map(() => 'right' as const)]));
+    out.push(
+      renderTable(
+        ['', ...report.labels],
+        report.confusion.map((r, i) => [report.labels[i], ...r.map(String)]),
+        ['left', ...report.labels.map(() => 'right' as const)],
+      ),
+    );
   } else {
     const pairs: Array<[number, string, string]> = [];
-    report.confusion.forEach((r, t) => r.forEach((n, p) => t !== p && n > 0 && pairs.push([n, report.labels[t], report.labels[p]])));
+    report.confusion.forEach((r, t) =>
+      r.forEach((n, p) => t !== p && n > 0 && pairs.push([n, report.labels[t], report.labels[p]])),
+    );
     pairs.sort((a, b) => b[0] - a[0]);
     out.push('Most frequent confusions (true → predicted):');
-    out.push(renderTable(['count', 'true', 'predicted'], pairs.slice(0, 10).map(([n, t, p]) => [String(n), t, p]), ['right', 'left', 'left']));
+    out.push(
+      renderTable(
+        ['count', 'true', 'predicted'],
+        pairs.slice(0, 10).map(([n, t, p]) => [String(n), t, p]),
+        ['right', 'left', 'left'],
+      ),
+    );
   }
 
   if (report.calibration) {
@@ -112,7 +136,15 @@ export function formatEvalReport(report: EvalReport): string {
     out.push(
       renderTable(
         ['confidence bin', 'count', 'accuracy', 'mean confidence', 'gap'],
-        report.calibration.bins.filter((b) => b.count > 0).map((b) => [`(${b.lower.toFixed(2)}, ${b.upper.toFixed(2)}]`, String(b.count), num(b.accuracy, 3), num(b.confidence, 3), num(b.gap, 3)]),
+        report.calibration.bins
+          .filter((b) => b.count > 0)
+          .map((b) => [
+            `(${b.lower.toFixed(2)}, ${b.upper.toFixed(2)}]`,
+            String(b.count),
+            num(b.accuracy, 3),
+            num(b.confidence, 3),
+            num(b.gap, 3),
+          ]),
         ['left', 'right', 'right', 'right', 'right'],
       ),
     );
@@ -142,12 +174,24 @@ export function formatEvalReport(report: EvalReport): string {
   if (f) {
     out.push('');
     out.push('Fairness by group:');
-    out.push(renderTable(['group', 'count', 'accuracy', 'macro F1'], f.byGroup.map((g) => [g.group, String(g.count), pct(g.accuracy), pct(g.macroF1)]), ['left', 'right', 'right', 'right']));
+    out.push(
+      renderTable(
+        ['group', 'count', 'accuracy', 'macro F1'],
+        f.byGroup.map((g) => [g.group, String(g.count), pct(g.accuracy), pct(g.macroF1)]),
+        ['left', 'right', 'right', 'right'],
+      ),
+    );
     out.push(`accuracy difference ${num(f.accuracyDifference)}, macro F1 difference ${num(f.macroF1Difference)}`);
     const w = f.worst;
-    out.push(`demographic parity difference ${num(w.demographicParityDifference.value)} (class "${w.demographicParityDifference.label}")`);
-    out.push(`equal opportunity difference ${num(w.equalOpportunityDifference.value)} (class "${w.equalOpportunityDifference.label}")`);
-    out.push(`equalized odds difference ${num(w.equalizedOddsDifference.value)} (class "${w.equalizedOddsDifference.label}")`);
+    out.push(
+      `demographic parity difference ${num(w.demographicParityDifference.value)} (class "${w.demographicParityDifference.label}")`,
+    );
+    out.push(
+      `equal opportunity difference ${num(w.equalOpportunityDifference.value)} (class "${w.equalOpportunityDifference.label}")`,
+    );
+    out.push(
+      `equalized odds difference ${num(w.equalizedOddsDifference.value)} (class "${w.equalizedOddsDifference.label}")`,
+    );
   }
 
   if (report.latency || report.size || report.parameters) {
@@ -155,13 +199,20 @@ export function formatEvalReport(report: EvalReport): string {
     const r: string[][] = [];
     const l = report.latency;
     if (l) {
-      r.push(['latency p50 / p95 / p99 (batch 1)', `${ms(l.batch1.p50Ms)} / ${ms(l.batch1.p95Ms)} / ${ms(l.batch1.p99Ms)}`]);
+      r.push([
+        'latency p50 / p95 / p99 (batch 1)',
+        `${ms(l.batch1.p50Ms)} / ${ms(l.batch1.p95Ms)} / ${ms(l.batch1.p99Ms)}`,
+      ]);
       r.push([`throughput (batch ${l.throughput.batchSize})`, `${l.throughput.itemsPerSecond.toFixed(1)} items/s`]);
     }
-    if (report.size) r.push(['size on disk', `${bytes(report.size.totalBytes)} in ${report.size.files.length} file(s)`]);
+    if (report.size)
+      r.push(['size on disk', `${bytes(report.size.totalBytes)} in ${report.size.files.length} file(s)`]);
     if (report.parameters) {
       const p = report.parameters;
-      r.push(['parameters', `${p.total.toLocaleString('en-US')} (${p.trainable.toLocaleString('en-US')} trainable, ${p.frozen.toLocaleString('en-US')} frozen)`]);
+      r.push([
+        'parameters',
+        `${p.total.toLocaleString('en-US')} (${p.trainable.toLocaleString('en-US')} trainable, ${p.frozen.toLocaleString('en-US')} frozen)`,
+      ]);
     }
     out.push(renderTable(['cost', 'value'], r, ['left', 'left']));
   }

@@ -8,7 +8,11 @@ import { Session, type Feeds, type SessionOptions } from '../runtime/session.ts'
 import { measureLatency, type BatchRunner, type LatencyOptions, type LatencyReport } from './latency.ts';
 
 /** A BatchRunner over an open session; `feedsFor(batchSize)` is called once per distinct batch size. */
-export function sessionRunner(session: Pick<Session, 'run'>, feedsFor: (batchSize: number) => Feeds, fetches?: readonly string[]): BatchRunner {
+export function sessionRunner(
+  session: Pick<Session, 'run'>,
+  feedsFor: (batchSize: number) => Feeds,
+  fetches?: readonly string[],
+): BatchRunner {
   const cache = new Map<number, Feeds>();
   return async (batchSize) => {
     let feeds = cache.get(batchSize);
@@ -28,7 +32,11 @@ export interface SessionLatencyOptions extends LatencyOptions {
 }
 
 /** Opens a session on `model` (an ONNX model, its bytes or a path), measures its latency, and releases it. */
-export async function measureSessionLatency(model: OnnxModel | Uint8Array | string, feedsFor: (batchSize: number) => Feeds, opts: SessionLatencyOptions = {}): Promise<LatencyReport> {
+export async function measureSessionLatency(
+  model: OnnxModel | Uint8Array | string,
+  feedsFor: (batchSize: number) => Feeds,
+  opts: SessionLatencyOptions = {},
+): Promise<LatencyReport> {
   const { session: sopts, fetches, ...latency } = opts;
   const session = await Session.create(model, sopts ?? {});
   try {

@@ -16,7 +16,8 @@ export interface McNemarResult {
 
 /** Exact two-sided McNemar p-value from the discordant counts. */
 export function mcnemarExact(b: number, c: number): McNemarResult {
-  if (!Number.isInteger(b) || !Number.isInteger(c) || b < 0 || c < 0) throw new ConfigError(`McNemar counts must be non-negative integers, got b=${b}, c=${c}`, { field: 'mcnemar' });
+  if (!Number.isInteger(b) || !Number.isInteger(c) || b < 0 || c < 0)
+    throw new ConfigError(`McNemar counts must be non-negative integers, got b=${b}, c=${c}`, { field: 'mcnemar' });
   const n = b + c;
   if (n === 0) return { b, c, pValue: 1 };
   const k = Math.min(b, c);
@@ -47,9 +48,16 @@ export interface ModelComparison extends McNemarResult {
 }
 
 /** Compares predictions of model A (e.g. baseline) and model B (e.g. customized) on the same examples. */
-export function compareModels(yTrue: ArrayLike<number>, predA: ArrayLike<number>, predB: ArrayLike<number>): ModelComparison {
+export function compareModels(
+  yTrue: ArrayLike<number>,
+  predA: ArrayLike<number>,
+  predB: ArrayLike<number>,
+): ModelComparison {
   if (predA.length !== yTrue.length || predB.length !== yTrue.length) {
-    throw new ConfigError(`compareModels needs predictions for the same ${yTrue.length} examples, got ${predA.length} and ${predB.length}`, { field: 'baseline' });
+    throw new ConfigError(
+      `compareModels needs predictions for the same ${yTrue.length} examples, got ${predA.length} and ${predB.length}`,
+      { field: 'baseline' },
+    );
   }
   let b = 0;
   let c = 0;
@@ -66,5 +74,13 @@ export function compareModels(yTrue: ArrayLike<number>, predA: ArrayLike<number>
   const n = yTrue.length;
   const accuracyA = n ? (both + b) / n : 0;
   const accuracyB = n ? (both + c) / n : 0;
-  return { ...mcnemarExact(b, c), accuracyA, accuracyB, difference: accuracyB - accuracyA, bothCorrect: both, bothWrong: neither, count: n };
+  return {
+    ...mcnemarExact(b, c),
+    accuracyA,
+    accuracyB,
+    difference: accuracyB - accuracyA,
+    bothCorrect: both,
+    bothWrong: neither,
+    count: n,
+  };
 }

@@ -33,7 +33,8 @@ function inLayer(n: Node, k: number): boolean {
 }
 
 const fmt = (s: Shape | undefined): string => (s ? `[${s.join(', ')}]` : '[?]');
-const sameShape = (a: Shape | undefined, b: Shape | undefined): boolean => !!a && !!b && a.length === b.length && a.every((d, i) => d === b[i]);
+const sameShape = (a: Shape | undefined, b: Shape | undefined): boolean =>
+  !!a && !!b && a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** What removing one layer scope does: the value it read as its residual stream and the value it produced. */
 export interface RemovedLayer {
@@ -57,7 +58,9 @@ function removeScope(graph: Graph, k: number, typed: Graph): { graph: Graph; rem
   }
   const consumers = consumerMap(graph);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
-  const externalOuts = [...produced].filter((v) => graphOutputs.has(v) || (consumers.get(v) ?? []).some((c) => !inLayer(c, k)));
+  const externalOuts = [...produced].filter(
+    (v) => graphOutputs.has(v) || (consumers.get(v) ?? []).some((c) => !inLayer(c, k)),
+  );
   if (externalOuts.length !== 1) {
     throw new ConfigError(
       `encoder layer ${k} of graph '${graph.name}' has ${externalOuts.length} values used outside it ([${externalOuts.join(', ')}]); only a layer with one output (its hidden states) can be removed`,
@@ -69,17 +72,31 @@ function removeScope(graph: Graph, k: number, typed: Graph): { graph: Graph; rem
   const candidates = externalIns.filter((v) => sameShape(valueType(typed, v)?.shape, outShape));
   if (candidates.length !== 1) {
     const ins = externalIns.map((v) => `${v} ${fmt(valueType(typed, v)?.shape)}`).join(', ');
-    const why = candidates.length === 0
-      ? `it changes the width: its output ${output} has shape ${fmt(outShape)} but none of its inputs (${ins}) does, so no residual stream can take its place`
-      : `more than one of its inputs has its output's shape ${fmt(outShape)} (${candidates.join(', ')}), so the residual stream is ambiguous`;
-    throw new ConfigError(`encoder layer ${k} of graph '${graph.name}' cannot be removed: ${why}`, { field: 'layers', value: String(k), details: { output, inputs: externalIns } });
+    const why =
+      candidates.length === 0
+        ? `it changes the width: its output ${output} has shape ${fmt(outShape)} but none of its inputs (${ins}) does, so no residual stream can take its place`
+        : `more than one of its inputs has its output's shape ${fmt(outShape)} (${candidates.join(', ')}), so the residual stream is ambiguous`;
+    throw new ConfigError(`encoder layer ${k} of graph '${graph.name}' cannot be removed: ${why}`, {
+      field: 'layers',
+      value: String(k),
+      details: { output, inputs: externalIns },
+    });
   }
   const residual = candidates[0];
   const g = cloneGraph(graph);
-  g.nodes = g.nodes.map((n) => (inLayer(n, k) ? n : { ...n, inputs: n.inputs.map((v) => (v === output ? residual : v)) }));
+  g.nodes = g.nodes.map((n) =>
+    inLayer(n, k) ? n : { ...n, inputs: n.inputs.map((v) => (v === output ? residual : v)) },
+  );
   if (graphOutputs.has(output)) {
     // The graph's interface keeps its output name: the residual stream is passed through under it.
-    g.nodes.push({ name: uniqueName(g, `removed_layer_${k}`), opType: 'Identity', domain: '', inputs: [residual], outputs: [output], attrs: {} });
+    g.nodes.push({
+      name: uniqueName(g, `removed_layer_${k}`),
+      opType: 'Identity',
+      domain: '',
+      inputs: [residual],
+      outputs: [output],
+      attrs: {},
+    });
   }
   return { graph: pruneDead(g), removed: { layer: k, output, residual, nodes: scope.length } };
 }
@@ -129,15 +146,24 @@ export interface RemoveLayersOptions {
 export function removeLayers(model: Model, indices: readonly number[], opts: RemoveLayersOptions = {}): Model {
   const present = layerScopes(model.graph);
   if (present.length === 0) {
-    throw new ConfigError(`graph '${model.graph.name}' has no encoder layer scopes (node names like '/encoder/layer.0/...'), so layers cannot be removed from it`, { field: 'layers' });
+    throw new ConfigError(
+      `graph '${model.graph.name}' has no encoder layer scopes (node names like '/encoder/layer.0/...'), so layers cannot be removed from it`,
+      { field: 'layers' },
+    );
   }
   for (const i of indices) {
     if (!present.includes(i)) {
-      throw new ConfigError(`encoder layer ${i} is not in graph '${model.graph.name}': its node names show layers ${present.join(', ')}`, { field: 'layers', value: String(i) });
+      throw new ConfigError(
+        `encoder layer ${i} is not in graph '${model.graph.name}': its node names show layers ${present.join(', ')}`,
+        { field: 'layers', value: String(i) },
+      );
     }
   }
   const drop = [...new Set(indices)].sort((a, b) => b - a);
-  if (drop.length === present.length) throw new ConfigError(`removing layers ${[...drop].reverse().join(', ')} would leave no encoder layer`, { field: 'layers' });
+  if (drop.length === present.length)
+    throw new ConfigError(`removing layers ${[...drop].reverse().join(', ')} would leave no encoder layer`, {
+      field: 'layers',
+    });
   let graph = model.graph;
   for (const k of drop) {
     // Shapes are inferred on the current graph: an earlier removal does not change the others' widths.
@@ -169,7 +195,10 @@ function ffnParams(model: Model, layer: number): { w1: Parameter; b1?: Parameter
   const w1 = find('intermediate.dense.weight');
   const w2 = find('output.dense.weight');
   if (!w1 || !w2) {
-    throw new ConfigError(`encoder layer ${layer} has no FFN parameters 'encoder.layer.${layer}.intermediate.dense.weight' and 'encoder.layer.${layer}.output.dense.weight'`, { field: 'intermediate', value: String(layer) });
+    throw new ConfigError(
+      `encoder layer ${layer} has no FFN parameters 'encoder.layer.${layer}.intermediate.dense.weight' and 'encoder.layer.${layer}.output.dense.weight'`,
+      { field: 'intermediate', value: String(layer) },
+    );
   }
   const b1 = find('intermediate.dense.bias');
   return { w1, w2, ...(b1 ? { b1 } : {}) };
@@ -184,38 +213,60 @@ function ffnParams(model: Model, layer: number): { w1: Parameter; b1?: Parameter
  */
 export function pruneFfn(model: Model, layer: number, keep: number): Model {
   const { w1, b1, w2 } = ffnParams(model, layer);
-  const t1 = model.graph.initializers.get(w1.initializer), t2 = model.graph.initializers.get(w2.initializer);
-  if (!t1 || !t2 || w1.shape.length !== 2 || w2.shape.length !== 2 || [w1, w2, ...(b1 ? [b1] : [])].some((p) => p.dtype !== 'float32')) {
-    throw new ConfigError(`encoder layer ${layer}: FFN weights are not 2-D float32 initializers`, { field: 'intermediate' });
+  const t1 = model.graph.initializers.get(w1.initializer),
+    t2 = model.graph.initializers.get(w2.initializer);
+  if (
+    !t1 ||
+    !t2 ||
+    w1.shape.length !== 2 ||
+    w2.shape.length !== 2 ||
+    [w1, w2, ...(b1 ? [b1] : [])].some((p) => p.dtype !== 'float32')
+  ) {
+    throw new ConfigError(`encoder layer ${layer}: FFN weights are not 2-D float32 initializers`, {
+      field: 'intermediate',
+    });
   }
   // Graph layout: 'in_out' stores [in, out] (MatMul operand), 'out_in' stores [out, in] (Gemm transB).
   const inter = w1.layout === 'out_in' ? w1.shape[0] : w1.shape[1];
   const hidden = w1.layout === 'out_in' ? w1.shape[1] : w1.shape[0];
   const w2Inter = w2.layout === 'out_in' ? w2.shape[1] : w2.shape[0];
   if (w2Inter !== inter || (b1 && b1.shape[0] !== inter)) {
-    throw new ConfigError(`encoder layer ${layer}: FFN widths disagree (intermediate.dense ${fmt(w1.shape)}, output.dense ${fmt(w2.shape)})`, { field: 'intermediate' });
+    throw new ConfigError(
+      `encoder layer ${layer}: FFN widths disagree (intermediate.dense ${fmt(w1.shape)}, output.dense ${fmt(w2.shape)})`,
+      { field: 'intermediate' },
+    );
   }
-  if (!Number.isInteger(keep) || keep < 1 || keep > inter) throw new ConfigError(`encoder layer ${layer}: keep must be 1..${inter} FFN units, got ${keep}`, { field: 'intermediate', value: String(keep) });
+  if (!Number.isInteger(keep) || keep < 1 || keep > inter)
+    throw new ConfigError(`encoder layer ${layer}: keep must be 1..${inter} FFN units, got ${keep}`, {
+      field: 'intermediate',
+      value: String(keep),
+    });
   if (keep === inter) return model;
-  const v1 = tensorToArray(t1) as Float32Array, v2 = tensorToArray(t2) as Float32Array;
+  const v1 = tensorToArray(t1) as Float32Array,
+    v2 = tensorToArray(t2) as Float32Array;
   const out = w2.layout === 'out_in' ? w2.shape[0] : w2.shape[1];
   // Element (unit j, other i) of each weight, whatever its layout.
   const at1 = (j: number, i: number): number => (w1.layout === 'out_in' ? v1[j * hidden + i] : v1[i * inter + j]);
   const at2 = (j: number, i: number): number => (w2.layout === 'out_in' ? v2[i * inter + j] : v2[j * out + i]);
   const score = Array.from({ length: inter }, (_, j) => {
-    let a = 0, b = 0;
+    let a = 0,
+      b = 0;
     for (let i = 0; i < hidden; i++) a += at1(j, i) ** 2;
     for (let i = 0; i < out; i++) b += at2(j, i) ** 2;
     return Math.sqrt(a * b);
   });
-  const units = Array.from({ length: inter }, (_, j) => j).sort((a, b) => score[b] - score[a] || a - b).slice(0, keep).sort((a, b) => a - b);
+  const units = Array.from({ length: inter }, (_, j) => j)
+    .sort((a, b) => score[b] - score[a] || a - b)
+    .slice(0, keep)
+    .sort((a, b) => a - b);
   const graph = cloneGraph(model.graph);
   const params = new Map(model.params);
   const set = (p: Parameter, values: Float32Array, shape: number[]): void => {
     graph.initializers.set(p.initializer, tensorFromArray(p.initializer, 'float32', values, shape));
     params.set(p.path, { ...p, shape });
   };
-  const n1 = new Float32Array(keep * hidden), n2 = new Float32Array(keep * out);
+  const n1 = new Float32Array(keep * hidden),
+    n2 = new Float32Array(keep * out);
   units.forEach((j, u) => {
     for (let i = 0; i < hidden; i++) n1[w1.layout === 'out_in' ? u * hidden + i : i * keep + u] = at1(j, i);
     for (let i = 0; i < out; i++) n2[w2.layout === 'out_in' ? i * keep + u : u * out + i] = at2(j, i);
@@ -224,11 +275,16 @@ export function pruneFfn(model: Model, layer: number, keep: number): Model {
   set(w2, n2, w2.layout === 'out_in' ? [out, keep] : [keep, out]);
   if (b1) {
     const vb = tensorToArray(graph.initializers.get(b1.initializer)!) as Float32Array;
-    set(b1, Float32Array.from(units, (j) => vb[j]), [keep]);
+    set(
+      b1,
+      Float32Array.from(units, (j) => vb[j]),
+      [keep],
+    );
   }
   // Recorded intermediate shapes are now stale; ORT infers them again.
   graph.valueInfo = new Map();
   const config: Record<string, unknown> = { ...model.config };
-  if (Array.isArray(config.intermediate_sizes)) config.intermediate_sizes = (config.intermediate_sizes as unknown[]).map((v, i) => (i === layer ? keep : v));
+  if (Array.isArray(config.intermediate_sizes))
+    config.intermediate_sizes = (config.intermediate_sizes as unknown[]).map((v, i) => (i === layer ? keep : v));
   return { ...model, graph, params, config };
 }

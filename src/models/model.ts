@@ -11,7 +11,15 @@
  */
 import { ConfigError, GraphError } from '../errors.ts';
 import type { DType, TypedArray } from '../onnx/dtype.ts';
-import { cloneGraph, modelFromGraph, type Graph, type Model as OnnxModel, type OpsetImport, type Tensor, type ValueInfo } from '../onnx/ir.ts';
+import {
+  cloneGraph,
+  modelFromGraph,
+  type Graph,
+  type Model as OnnxModel,
+  type OpsetImport,
+  type Tensor,
+  type ValueInfo,
+} from '../onnx/ir.ts';
 import { numel, tensorFromArray, tensorToArray, transpose2d } from '../onnx/tensor.ts';
 import type { TextTokenizer } from './hf/tokenizer.ts';
 
@@ -39,7 +47,13 @@ export interface Parameter {
 }
 
 /** Tasks a model's outputs serve; heads are named after Hugging Face's task classes. */
-export type ModelTask = 'sequence-classification' | 'token-classification' | 'sentence-embedding' | 'feature-extraction' | 'tabular-classification' | 'image-classification';
+export type ModelTask =
+  | 'sequence-classification'
+  | 'token-classification'
+  | 'sentence-embedding'
+  | 'feature-extraction'
+  | 'tabular-classification'
+  | 'image-classification';
 
 /** How the model was obtained (kept for lineage). */
 export interface ModelSource {
@@ -83,7 +97,10 @@ export function paramTensor(model: Model, path: string): Tensor {
   const p = model.params.get(path);
   if (!p) throw new ConfigError(`model has no parameter '${path}'`, { field: path });
   const t = model.graph.initializers.get(p.initializer);
-  if (!t) throw new GraphError(`parameter '${path}' points at initializer '${p.initializer}', which the graph lacks`, { field: path });
+  if (!t)
+    throw new GraphError(`parameter '${path}' points at initializer '${p.initializer}', which the graph lacks`, {
+      field: path,
+    });
   return t;
 }
 
@@ -97,7 +114,9 @@ export function withParamValues(model: Model, path: string, values: TypedArray):
   const p = model.params.get(path);
   if (!p) throw new ConfigError(`model has no parameter '${path}'`, { field: path });
   if (values.length !== numel(p.shape)) {
-    throw new ConfigError(`parameter '${path}' has shape [${p.shape.join(', ')}]; got ${values.length} values`, { field: path });
+    throw new ConfigError(`parameter '${path}' has shape [${p.shape.join(', ')}]; got ${values.length} values`, {
+      field: path,
+    });
   }
   const graph = cloneGraph(model.graph);
   graph.initializers.set(p.initializer, tensorFromArray(p.initializer, p.dtype, values, p.shape));
@@ -170,7 +189,10 @@ export function matchParams(model: Model, patterns: readonly NamePattern[]): str
   if (missed.length) {
     const modules = [...new Set([...model.params.keys()].map((k) => k.slice(0, k.lastIndexOf('.'))))];
     const shown = modules.slice(0, 40).join(', ') + (modules.length > 40 ? `, ... (${modules.length} in all)` : '');
-    throw new ConfigError(`name pattern ${missed.map((m) => `'${String(m)}'`).join(', ')} matches no parameter; modules are: ${shown}`, { value: String(missed[0]) });
+    throw new ConfigError(
+      `name pattern ${missed.map((m) => `'${String(m)}'`).join(', ')} matches no parameter; modules are: ${shown}`,
+      { value: String(missed[0]) },
+    );
   }
   return out;
 }

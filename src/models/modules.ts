@@ -9,7 +9,14 @@ import { GraphBuilder } from '../onnx/builder.ts';
 import { pruneDead } from '../onnx/graph.ts';
 import { cloneGraph } from '../onnx/ir.ts';
 import { paramValues, type Model, type Parameter } from './model.ts';
-import { bertPrefix, buildBert, parseBertConfig, renameLastOutput, type BertConfig, type BertTask } from './zoo/bert.ts';
+import {
+  bertPrefix,
+  buildBert,
+  parseBertConfig,
+  renameLastOutput,
+  type BertConfig,
+  type BertTask,
+} from './zoo/bert.ts';
 import { buildCnn, type CnnConfig } from './zoo/cnn.ts';
 import { buildMlp, type MlpConfig } from './zoo/mlp.ts';
 import { ParamContext, weightsFrom } from './zoo/params.ts';
@@ -30,7 +37,13 @@ function rebuild(model: Model, config: Record<string, unknown>, rename: Rename, 
     return p ? p.trainable : true;
   };
   let out: Model;
-  if (model.architecture === 'bert') out = buildBert(parseBertConfig(config, '<model config>'), { task: task ?? (model.task as BertTask), seed, weights, trainable });
+  if (model.architecture === 'bert')
+    out = buildBert(parseBertConfig(config, '<model config>'), {
+      task: task ?? (model.task as BertTask),
+      seed,
+      weights,
+      trainable,
+    });
   else if (model.architecture === 'mlp') out = buildMlp(config as unknown as MlpConfig, { seed, weights, trainable });
   else if (model.architecture === 'cnn') out = buildCnn(config as unknown as CnnConfig, { seed, weights, trainable });
   else throw new ConfigError(`cannot rebuild a '${model.architecture}' model`, { value: model.architecture });
@@ -55,12 +68,15 @@ function headPath(model: Model): RegExp {
 
 /** Replaces the model's head with a freshly initialised one of the given width/task; the body's weights are kept. */
 export function replaceHead(model: Model, opts: HeadOptions): Model {
-  const labels = opts.labels ?? (opts.numLabels !== undefined ? Array.from({ length: opts.numLabels }, (_, i) => `LABEL_${i}`) : model.labels);
+  const labels =
+    opts.labels ??
+    (opts.numLabels !== undefined ? Array.from({ length: opts.numLabels }, (_, i) => `LABEL_${i}`) : model.labels);
   const numLabels = labels?.length ?? 2;
   if (numLabels < 1) throw new ConfigError('a head needs at least one label', { field: 'labels' });
   const id2label = labels ? Object.fromEntries(labels.map((l, i) => [String(i), l])) : undefined;
   const seed = opts.seed ?? 0;
-  if (!isZooBuilt(model)) return appendHeadToOnnx(model, opts.task ?? 'sequence-classification', numLabels, labels, seed);
+  if (!isZooBuilt(model))
+    return appendHeadToOnnx(model, opts.task ?? 'sequence-classification', numLabels, labels, seed);
   const head = headPath(model);
   if (model.architecture === 'bert') {
     const task = opts.task ?? (model.task as BertTask);
@@ -70,7 +86,12 @@ export function replaceHead(model: Model, opts: HeadOptions): Model {
       if (head.test(p)) return undefined;
       return p.startsWith(newPre) ? oldPre + p.slice(newPre.length) : undefined;
     };
-    const cfg = { ...model.config, num_labels: numLabels, id2label, label2id: labels ? Object.fromEntries(labels.map((l, i) => [l, i])) : undefined };
+    const cfg = {
+      ...model.config,
+      num_labels: numLabels,
+      id2label,
+      label2id: labels ? Object.fromEntries(labels.map((l, i) => [l, i])) : undefined,
+    };
     return rebuild(model, cfg, rename, seed, task);
   }
   const cfg = { ...model.config, num_labels: numLabels, id2label };
@@ -78,9 +99,15 @@ export function replaceHead(model: Model, opts: HeadOptions): Model {
 }
 
 function bertLayers(model: Model): { cfg: BertConfig; pre: string } {
-  if (model.architecture !== 'bert') throw new ConfigError(`layers can be dropped or added only in BERT encoders, not '${model.architecture}'`, { value: model.architecture });
+  if (model.architecture !== 'bert')
+    throw new ConfigError(`layers can be dropped or added only in BERT encoders, not '${model.architecture}'`, {
+      value: model.architecture,
+    });
   if (!isZooBuilt(model)) {
-    throw new ConfigError('dropping or adding layers needs a zoo-built model; load the Hugging Face folder from model.safetensors rather than its ONNX export', { field: 'source' });
+    throw new ConfigError(
+      'dropping or adding layers needs a zoo-built model; load the Hugging Face folder from model.safetensors rather than its ONNX export',
+      { field: 'source' },
+    );
   }
   return { cfg: model.config as BertConfig, pre: bertPrefix(model.task as BertTask) };
 }
@@ -90,7 +117,11 @@ export function dropLayers(model: Model, indices: readonly number[]): Model {
   const { cfg, pre } = bertLayers(model);
   const n = cfg.num_hidden_layers;
   for (const i of indices) {
-    if (!Number.isInteger(i) || i < 0 || i >= n) throw new ConfigError(`layer index ${i} is out of range: the encoder has layers 0..${n - 1}`, { field: 'indices', value: String(i) });
+    if (!Number.isInteger(i) || i < 0 || i >= n)
+      throw new ConfigError(`layer index ${i} is out of range: the encoder has layers 0..${n - 1}`, {
+        field: 'indices',
+        value: String(i),
+      });
   }
   const drop = new Set(indices);
   const kept = Array.from({ length: n }, (_, i) => i).filter((i) => !drop.has(i));
@@ -106,28 +137,53 @@ export function dropLayers(model: Model, indices: readonly number[]): Model {
 export function keepLayers(model: Model, n: number): Model {
   const { cfg } = bertLayers(model);
   if (!Number.isInteger(n) || n < 0 || n > cfg.num_hidden_layers) {
-    throw new ConfigError(`cannot keep ${n} layers of an encoder with ${cfg.num_hidden_layers}`, { field: 'n', value: String(n) });
+    throw new ConfigError(`cannot keep ${n} layers of an encoder with ${cfg.num_hidden_layers}`, {
+      field: 'n',
+      value: String(n),
+    });
   }
-  return dropLayers(model, Array.from({ length: cfg.num_hidden_layers - n }, (_, i) => n + i));
+  return dropLayers(
+    model,
+    Array.from({ length: cfg.num_hidden_layers - n }, (_, i) => n + i),
+  );
 }
 
 /** Appends `count` freshly initialised encoder layers on top (seeded), keeping every existing weight. */
 export function addLayers(model: Model, count: number, seed = 0): Model {
   const { cfg } = bertLayers(model);
-  if (!Number.isInteger(count) || count < 1) throw new ConfigError(`layer count must be a positive integer, found ${count}`, { field: 'count' });
+  if (!Number.isInteger(count) || count < 1)
+    throw new ConfigError(`layer count must be a positive integer, found ${count}`, { field: 'count' });
   const n = cfg.num_hidden_layers;
   const re = /encoder\.layer\.(\d+)\./;
-  return rebuild(model, { ...cfg, num_hidden_layers: n + count }, (p) => {
-    const m = re.exec(p);
-    return m && Number(m[1]) >= n ? undefined : p;
-  }, seed);
+  return rebuild(
+    model,
+    { ...cfg, num_hidden_layers: n + count },
+    (p) => {
+      const m = re.exec(p);
+      return m && Number(m[1]) >= n ? undefined : p;
+    },
+    seed,
+  );
 }
 
 /** Graph surgery for imported encoders: a new head on `last_hidden_state`, everything after it dropped. */
-function appendHeadToOnnx(model: Model, task: BertTask, numLabels: number, labels: string[] | undefined, seed: number): Model {
-  if (task === 'sentence-embedding') throw new ConfigError('an imported ONNX encoder already yields embeddings; choose a classification task for its new head', { field: 'task' });
+function appendHeadToOnnx(
+  model: Model,
+  task: BertTask,
+  numLabels: number,
+  labels: string[] | undefined,
+  seed: number,
+): Model {
+  if (task === 'sentence-embedding')
+    throw new ConfigError(
+      'an imported ONNX encoder already yields embeddings; choose a classification task for its new head',
+      { field: 'task' },
+    );
   if (!model.graph.outputs.some((o) => o.name === 'last_hidden_state')) {
-    throw new ConfigError(`replacing the head of an imported ONNX graph needs a 'last_hidden_state' output (a feature-extraction export); this graph has [${model.graph.outputs.map((o) => o.name).join(', ')}]`, { field: 'outputs' });
+    throw new ConfigError(
+      `replacing the head of an imported ONNX graph needs a 'last_hidden_state' output (a feature-extraction export); this graph has [${model.graph.outputs.map((o) => o.name).join(', ')}]`,
+      { field: 'outputs' },
+    );
   }
   const H = Number((model.config as { hidden_size?: number }).hidden_size);
   const g = cloneGraph(model.graph);
@@ -140,8 +196,12 @@ function appendHeadToOnnx(model: Model, task: BertTask, numLabels: number, label
   let logitsShape: (string | number)[];
   let y: string;
   if (task === 'sequence-classification') {
-    const first = b.scope('pooler', () => b.squeeze(b.op('Slice', [hidden, b.ints([0]), b.ints([1]), b.ints([1])]), [1]));
-    const pooled = b.scope('pooler.activation', () => b.tanh(ctx.linear(first, 'pooler.dense', H, H, { kind: 'normal', std })));
+    const first = b.scope('pooler', () =>
+      b.squeeze(b.op('Slice', [hidden, b.ints([0]), b.ints([1]), b.ints([1])]), [1]),
+    );
+    const pooled = b.scope('pooler.activation', () =>
+      b.tanh(ctx.linear(first, 'pooler.dense', H, H, { kind: 'normal', std })),
+    );
     y = ctx.linear(pooled, 'classifier', H, numLabels, { kind: 'normal', std });
     logitsShape = ['batch', numLabels];
   } else {
@@ -154,7 +214,12 @@ function appendHeadToOnnx(model: Model, task: BertTask, numLabels: number, label
   const params = new Map([...model.params].filter(([, p]) => pruned.initializers.has(p.initializer)));
   for (const [k, p] of ctx.params) params.set(k, p);
   return {
-    ...model, task, graph: pruned, params, labels: labels ?? Array.from({ length: numLabels }, (_, i) => `LABEL_${i}`),
-    config: { ...model.config, num_labels: numLabels }, newlyInitialized: [...ctx.params.keys()],
+    ...model,
+    task,
+    graph: pruned,
+    params,
+    labels: labels ?? Array.from({ length: numLabels }, (_, i) => `LABEL_${i}`),
+    config: { ...model.config, num_labels: numLabels },
+    newlyInitialized: [...ctx.params.keys()],
   };
 }

@@ -16,16 +16,33 @@ import { tensorFromArray } from './tensor.ts';
 export type AttrInput = number | string | number[] | string[] | Tensor | Attribute;
 
 /** Attribute names that ONNX defines as FLOAT(S), so a plain `1` is written as a float. */
-const FLOAT_ATTRS = new Set(['alpha', 'beta', 'epsilon', 'gamma', 'momentum', 'ratio', 'lambd', 'bias', 'scale', 'scales', 'value_float', 'value_floats', 'spatial_scale']);
+const FLOAT_ATTRS = new Set([
+  'alpha',
+  'beta',
+  'epsilon',
+  'gamma',
+  'momentum',
+  'ratio',
+  'lambd',
+  'bias',
+  'scale',
+  'scales',
+  'value_float',
+  'value_floats',
+  'spatial_scale',
+]);
 
 function toAttribute(name: string, v: AttrInput): Attribute {
   if (typeof v === 'object' && v !== null && !Array.isArray(v) && 'type' in v && 'value' in v) return v as Attribute;
-  if (typeof v === 'number') return FLOAT_ATTRS.has(name) || !Number.isInteger(v) ? { type: 'float', value: v } : { type: 'int', value: v };
+  if (typeof v === 'number')
+    return FLOAT_ATTRS.has(name) || !Number.isInteger(v) ? { type: 'float', value: v } : { type: 'int', value: v };
   if (typeof v === 'string') return { type: 'string', value: v };
   if (Array.isArray(v)) {
     if (v.length > 0 && typeof v[0] === 'string') return { type: 'strings', value: v as string[] };
     const nums = v as number[];
-    return FLOAT_ATTRS.has(name) || nums.some((x) => !Number.isInteger(x)) ? { type: 'floats', value: nums } : { type: 'ints', value: nums };
+    return FLOAT_ATTRS.has(name) || nums.some((x) => !Number.isInteger(x))
+      ? { type: 'floats', value: nums }
+      : { type: 'ints', value: nums };
   }
   return { type: 'tensor', value: v as Tensor };
 }
@@ -80,7 +97,8 @@ export class GraphBuilder {
   }
 
   input(name: string, dtype: DType, shape: Shape): string {
-    if (this.used.has(name)) throw new GraphError(`graph input '${name}' clashes with an existing value`, { field: name });
+    if (this.used.has(name))
+      throw new GraphError(`graph input '${name}' clashes with an existing value`, { field: name });
     this.used.add(name);
     this.graph.inputs.push({ name, dtype, shape: [...shape] });
     this.typeEnv?.set(name, { name, dtype, shape: [...shape] });
@@ -122,17 +140,27 @@ export class GraphBuilder {
 
   /** A 1-D int64 constant (shapes, axes, starts/ends). */
   ints(values: readonly number[]): string {
-    return this.constant('int64', BigInt64Array.from(values, (v) => BigInt(v)), [values.length]);
+    return this.constant(
+      'int64',
+      BigInt64Array.from(values, (v) => BigInt(v)),
+      [values.length],
+    );
   }
 
   /** Appends a node and returns its output names. */
-  node(opType: string, inputs: readonly string[], attrs: Record<string, AttrInput | undefined> = {}, opts: NodeOptions = {}): string[] {
+  node(
+    opType: string,
+    inputs: readonly string[],
+    attrs: Record<string, AttrInput | undefined> = {},
+    opts: NodeOptions = {},
+  ): string[] {
     const prefix = this.scopes.length ? `/${modulePathToNodePrefix(this.modulePath)}/` : '';
     const name = this.uniqueName(`${prefix}${opts.name ?? opType}`);
     const outSpec = opts.outputs ?? 1;
-    const outputs = typeof outSpec === 'number'
-      ? Array.from({ length: outSpec }, (_, i) => this.uniqueName(`${name}_output_${i}`))
-      : outSpec.map((o) => (o === '' ? '' : this.claim(o)));
+    const outputs =
+      typeof outSpec === 'number'
+        ? Array.from({ length: outSpec }, (_, i) => this.uniqueName(`${name}_output_${i}`))
+        : outSpec.map((o) => (o === '' ? '' : this.claim(o)));
     const a: Record<string, Attribute> = {};
     for (const [k, v] of Object.entries(attrs)) if (v !== undefined) a[k] = toAttribute(k, v);
     const node: Node = { name, opType, domain: opts.domain ?? '', inputs: [...inputs], outputs, attrs: a };
@@ -141,12 +169,18 @@ export class GraphBuilder {
   }
 
   /** A single-output node. */
-  op(opType: string, inputs: readonly string[], attrs: Record<string, AttrInput | undefined> = {}, opts: NodeOptions = {}): string {
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attrs: Record<string, AttrInput | undefined> = {},
+    opts: NodeOptions = {},
+  ): string {
     return this.node(opType, inputs, attrs, opts)[0];
   }
 
   private claim(name: string): string {
-    if (this.used.has(name)) throw new GraphError(`value name '${name}' is already used in graph '${this.graph.name}'`, { field: name });
+    if (this.used.has(name))
+      throw new GraphError(`value name '${name}' is already used in graph '${this.graph.name}'`, { field: name });
     this.used.add(name);
     return name;
   }
@@ -180,10 +214,14 @@ export class GraphBuilder {
   scalarLike(value: number, like: string): string {
     const dt = this.typeOf(like)?.dtype ?? 'float32';
     switch (dt) {
-      case 'float64': return this.constant('float64', Float64Array.of(value), []);
-      case 'int64': return this.constant('int64', BigInt64Array.of(BigInt(value)), []);
-      case 'int32': return this.constant('int32', Int32Array.of(value), []);
-      default: return this.constant('float32', Float32Array.of(value), []);
+      case 'float64':
+        return this.constant('float64', Float64Array.of(value), []);
+      case 'int64':
+        return this.constant('int64', BigInt64Array.of(BigInt(value)), []);
+      case 'int32':
+        return this.constant('int32', Int32Array.of(value), []);
+      default:
+        return this.constant('float32', Float32Array.of(value), []);
     }
   }
 
@@ -192,42 +230,107 @@ export class GraphBuilder {
   }
 
   // ---- elementwise ----
-  add(a: string, b: string): string { return this.op('Add', [a, b]); }
-  sub(a: string, b: string): string { return this.op('Sub', [a, b]); }
-  mul(a: string, b: string): string { return this.op('Mul', [a, b]); }
-  div(a: string, b: string): string { return this.op('Div', [a, b]); }
-  pow(a: string, b: string): string { return this.op('Pow', [a, b]); }
-  neg(x: string): string { return this.op('Neg', [x]); }
-  sqrt(x: string): string { return this.op('Sqrt', [x]); }
-  exp(x: string): string { return this.op('Exp', [x]); }
-  log(x: string): string { return this.op('Log', [x]); }
-  abs(x: string): string { return this.op('Abs', [x]); }
-  reciprocal(x: string): string { return this.op('Reciprocal', [x]); }
-  tanh(x: string): string { return this.op('Tanh', [x]); }
-  sigmoid(x: string): string { return this.op('Sigmoid', [x]); }
-  relu(x: string): string { return this.op('Relu', [x]); }
-  leakyRelu(x: string, alpha = 0.01): string { return this.op('LeakyRelu', [x], { alpha }); }
-  elu(x: string, alpha = 1): string { return this.op('Elu', [x], { alpha }); }
-  erf(x: string): string { return this.op('Erf', [x]); }
-  sign(x: string): string { return this.op('Sign', [x]); }
-  floor(x: string): string { return this.op('Floor', [x]); }
-  ceil(x: string): string { return this.op('Ceil', [x]); }
-  identity(x: string): string { return this.op('Identity', [x]); }
-  max(...xs: string[]): string { return this.op('Max', xs); }
-  min(...xs: string[]): string { return this.op('Min', xs); }
-  sum(...xs: string[]): string { return this.op('Sum', xs); }
-  mean(...xs: string[]): string { return this.op('Mean', xs); }
-  equal(a: string, b: string): string { return this.op('Equal', [a, b]); }
-  less(a: string, b: string): string { return this.op('Less', [a, b]); }
-  greater(a: string, b: string): string { return this.op('Greater', [a, b]); }
-  not(x: string): string { return this.op('Not', [x]); }
-  and(a: string, b: string): string { return this.op('And', [a, b]); }
-  or(a: string, b: string): string { return this.op('Or', [a, b]); }
-  where(cond: string, x: string, y: string): string { return this.op('Where', [cond, x, y]); }
+  add(a: string, b: string): string {
+    return this.op('Add', [a, b]);
+  }
+  sub(a: string, b: string): string {
+    return this.op('Sub', [a, b]);
+  }
+  mul(a: string, b: string): string {
+    return this.op('Mul', [a, b]);
+  }
+  div(a: string, b: string): string {
+    return this.op('Div', [a, b]);
+  }
+  pow(a: string, b: string): string {
+    return this.op('Pow', [a, b]);
+  }
+  neg(x: string): string {
+    return this.op('Neg', [x]);
+  }
+  sqrt(x: string): string {
+    return this.op('Sqrt', [x]);
+  }
+  exp(x: string): string {
+    return this.op('Exp', [x]);
+  }
+  log(x: string): string {
+    return this.op('Log', [x]);
+  }
+  abs(x: string): string {
+    return this.op('Abs', [x]);
+  }
+  reciprocal(x: string): string {
+    return this.op('Reciprocal', [x]);
+  }
+  tanh(x: string): string {
+    return this.op('Tanh', [x]);
+  }
+  sigmoid(x: string): string {
+    return this.op('Sigmoid', [x]);
+  }
+  relu(x: string): string {
+    return this.op('Relu', [x]);
+  }
+  leakyRelu(x: string, alpha = 0.01): string {
+    return this.op('LeakyRelu', [x], { alpha });
+  }
+  elu(x: string, alpha = 1): string {
+    return this.op('Elu', [x], { alpha });
+  }
+  erf(x: string): string {
+    return this.op('Erf', [x]);
+  }
+  sign(x: string): string {
+    return this.op('Sign', [x]);
+  }
+  floor(x: string): string {
+    return this.op('Floor', [x]);
+  }
+  ceil(x: string): string {
+    return this.op('Ceil', [x]);
+  }
+  identity(x: string): string {
+    return this.op('Identity', [x]);
+  }
+  max(...xs: string[]): string {
+    return this.op('Max', xs);
+  }
+  min(...xs: string[]): string {
+    return this.op('Min', xs);
+  }
+  sum(...xs: string[]): string {
+    return this.op('Sum', xs);
+  }
+  mean(...xs: string[]): string {
+    return this.op('Mean', xs);
+  }
+  equal(a: string, b: string): string {
+    return this.op('Equal', [a, b]);
+  }
+  less(a: string, b: string): string {
+    return this.op('Less', [a, b]);
+  }
+  greater(a: string, b: string): string {
+    return this.op('Greater', [a, b]);
+  }
+  not(x: string): string {
+    return this.op('Not', [x]);
+  }
+  and(a: string, b: string): string {
+    return this.op('And', [a, b]);
+  }
+  or(a: string, b: string): string {
+    return this.op('Or', [a, b]);
+  }
+  where(cond: string, x: string, y: string): string {
+    return this.op('Where', [cond, x, y]);
+  }
 
   /** Clip with optional numeric bounds (constants of x's dtype) or bound values. */
   clip(x: string, min?: number | string, max?: number | string): string {
-    const bound = (v: number | string | undefined): string => (v === undefined ? '' : typeof v === 'string' ? v : this.scalarLike(v, x));
+    const bound = (v: number | string | undefined): string =>
+      v === undefined ? '' : typeof v === 'string' ? v : this.scalarLike(v, x);
     const ins = [x, bound(min), bound(max)];
     while (ins.length > 1 && ins[ins.length - 1] === '') ins.pop();
     return this.op('Clip', ins);
@@ -239,7 +342,8 @@ export class GraphBuilder {
    * (exact) or FastGelu (tanh), single fused kernels that ORT's inference build runs.
    */
   gelu(x: string, approximate: 'none' | 'tanh' = 'none', opts: { contrib?: boolean } = {}): string {
-    if (opts.contrib) return this.op(approximate === 'tanh' ? 'FastGelu' : 'Gelu', [x], {}, { domain: 'com.microsoft' });
+    if (opts.contrib)
+      return this.op(approximate === 'tanh' ? 'FastGelu' : 'Gelu', [x], {}, { domain: 'com.microsoft' });
     let inner: string;
     if (approximate === 'tanh') {
       const cube = this.mul(this.mul(x, x), x);
@@ -260,99 +364,199 @@ export class GraphBuilder {
   }
 
   // ---- linear algebra ----
-  matmul(a: string, b: string): string { return this.op('MatMul', [a, b]); }
-  gemm(a: string, b: string, c?: string, attrs: { alpha?: number; beta?: number; transA?: number; transB?: number } = {}): string {
+  matmul(a: string, b: string): string {
+    return this.op('MatMul', [a, b]);
+  }
+  gemm(
+    a: string,
+    b: string,
+    c?: string,
+    attrs: { alpha?: number; beta?: number; transA?: number; transB?: number } = {},
+  ): string {
     return this.op('Gemm', c ? [a, b, c] : [a, b], attrs);
   }
   /** com.microsoft FusedMatMul: alpha·op(A)·op(B), batched, where op transposes the last two axes. */
   fusedMatMul(a: string, b: string, opts: { transA?: boolean; transB?: boolean; alpha?: number } = {}): string {
-    return this.op('FusedMatMul', [a, b], { transA: opts.transA ? 1 : 0, transB: opts.transB ? 1 : 0, alpha: opts.alpha ?? 1 }, { domain: 'com.microsoft' });
+    return this.op(
+      'FusedMatMul',
+      [a, b],
+      { transA: opts.transA ? 1 : 0, transB: opts.transB ? 1 : 0, alpha: opts.alpha ?? 1 },
+      { domain: 'com.microsoft' },
+    );
   }
   /** A Hugging Face Linear in ONNX layout: x·W (+ bias), W stored [in, out]. Node names 'MatMul'/'Add' in scope. */
   linear(x: string, w: string, bias?: string): string {
     const y = this.matmul(x, w);
     return bias ? this.add(y, bias) : y;
   }
-  einsum(equation: string, ...xs: string[]): string { return this.op('Einsum', xs, { equation }); }
+  einsum(equation: string, ...xs: string[]): string {
+    return this.op('Einsum', xs, { equation });
+  }
   matmulInteger(a: string, b: string, aZeroPoint?: string, bZeroPoint?: string): string {
-    return this.op('MatMulInteger', [a, b, aZeroPoint ?? '', bZeroPoint ?? ''].filter((v, i) => i < 2 || v !== ''));
+    return this.op(
+      'MatMulInteger',
+      [a, b, aZeroPoint ?? '', bZeroPoint ?? ''].filter((v, i) => i < 2 || v !== ''),
+    );
   }
 
   // ---- normalisation / activation ----
-  softmax(x: string, axis = -1): string { return this.op('Softmax', [x], { axis }); }
-  logSoftmax(x: string, axis = -1): string { return this.op('LogSoftmax', [x], { axis }); }
+  softmax(x: string, axis = -1): string {
+    return this.op('Softmax', [x], { axis });
+  }
+  logSoftmax(x: string, axis = -1): string {
+    return this.op('LogSoftmax', [x], { axis });
+  }
   layerNorm(x: string, scale: string, bias?: string, axis = -1, epsilon = 1e-5): string {
     return this.op('LayerNormalization', bias ? [x, scale, bias] : [x, scale], { axis, epsilon });
   }
   /** LayerNormalization with its Mean and InvStdDev outputs: [y, mean, invStdDev]. */
   layerNormWithStats(x: string, scale: string, bias?: string, axis = -1, epsilon = 1e-5): [string, string, string] {
-    const [y, m, s] = this.node('LayerNormalization', bias ? [x, scale, bias] : [x, scale], { axis, epsilon }, { outputs: 3 });
+    const [y, m, s] = this.node(
+      'LayerNormalization',
+      bias ? [x, scale, bias] : [x, scale],
+      { axis, epsilon },
+      { outputs: 3 },
+    );
     return [y, m, s];
   }
   /** BatchNormalization; with `training` returns [y, runningMean, runningVar], else [y]. */
-  batchNorm(x: string, scale: string, bias: string, mean: string, variance: string, opts: { epsilon?: number; momentum?: number; training?: boolean } = {}): string[] {
-    return this.node('BatchNormalization', [x, scale, bias, mean, variance], {
-      epsilon: opts.epsilon ?? 1e-5, momentum: opts.momentum ?? 0.9, training_mode: opts.training ? 1 : 0,
-    }, { outputs: opts.training ? 3 : 1 });
+  batchNorm(
+    x: string,
+    scale: string,
+    bias: string,
+    mean: string,
+    variance: string,
+    opts: { epsilon?: number; momentum?: number; training?: boolean } = {},
+  ): string[] {
+    return this.node(
+      'BatchNormalization',
+      [x, scale, bias, mean, variance],
+      {
+        epsilon: opts.epsilon ?? 1e-5,
+        momentum: opts.momentum ?? 0.9,
+        training_mode: opts.training ? 1 : 0,
+      },
+      { outputs: opts.training ? 3 : 1 },
+    );
   }
 
   // ---- convolution / pooling ----
   conv(x: string, w: string, bias?: string, opts: ConvOptions = {}): string {
     return this.op('Conv', bias ? [x, w, bias] : [x, w], convAttrs(opts));
   }
-  convTranspose(x: string, w: string, bias?: string, opts: ConvOptions & { outputPadding?: number[]; outputShape?: number[] } = {}): string {
-    return this.op('ConvTranspose', bias ? [x, w, bias] : [x, w], { ...convAttrs(opts), output_padding: opts.outputPadding, output_shape: opts.outputShape });
+  convTranspose(
+    x: string,
+    w: string,
+    bias?: string,
+    opts: ConvOptions & { outputPadding?: number[]; outputShape?: number[] } = {},
+  ): string {
+    return this.op('ConvTranspose', bias ? [x, w, bias] : [x, w], {
+      ...convAttrs(opts),
+      output_padding: opts.outputPadding,
+      output_shape: opts.outputShape,
+    });
   }
-  maxPool(x: string, kernel: number[], opts: PoolOptions = {}): string { return this.maxPoolWithIndices(x, kernel, opts)[0]; }
+  maxPool(x: string, kernel: number[], opts: PoolOptions = {}): string {
+    return this.maxPoolWithIndices(x, kernel, opts)[0];
+  }
   /** MaxPool with its Indices output (flat indices into the input): [y, indices]. */
   maxPoolWithIndices(x: string, kernel: number[], opts: PoolOptions = {}): [string, string] {
-    const [y, i] = this.node('MaxPool', [x], { ...convAttrs(opts), kernel_shape: kernel, ceil_mode: opts.ceilMode ? 1 : undefined }, { outputs: 2 });
+    const [y, i] = this.node(
+      'MaxPool',
+      [x],
+      { ...convAttrs(opts), kernel_shape: kernel, ceil_mode: opts.ceilMode ? 1 : undefined },
+      { outputs: 2 },
+    );
     return [y, i];
   }
   averagePool(x: string, kernel: number[], opts: PoolOptions & { countIncludePad?: boolean } = {}): string {
     return this.op('AveragePool', [x], {
-      ...convAttrs(opts), kernel_shape: kernel, ceil_mode: opts.ceilMode ? 1 : undefined, count_include_pad: opts.countIncludePad ? 1 : undefined,
+      ...convAttrs(opts),
+      kernel_shape: kernel,
+      ceil_mode: opts.ceilMode ? 1 : undefined,
+      count_include_pad: opts.countIncludePad ? 1 : undefined,
     });
   }
-  globalAveragePool(x: string): string { return this.op('GlobalAveragePool', [x]); }
+  globalAveragePool(x: string): string {
+    return this.op('GlobalAveragePool', [x]);
+  }
 
   // ---- shape ----
   /** Reshape to constant dims (0 copies, -1 infers) or to a shape value. */
-  reshape(x: string, shape: readonly number[] | string): string { return this.op('Reshape', [x, this.intsOrValue(shape)]); }
-  flatten(x: string, axis = 1): string { return this.op('Flatten', [x], { axis }); }
-  transpose(x: string, perm: readonly number[]): string { return this.op('Transpose', [x], { perm: [...perm] }); }
-  unsqueeze(x: string, axes: readonly number[]): string { return this.op('Unsqueeze', [x, this.ints(axes)]); }
-  squeeze(x: string, axes: readonly number[]): string { return this.op('Squeeze', [x, this.ints(axes)]); }
-  concat(xs: readonly string[], axis: number): string { return this.op('Concat', xs, { axis }); }
+  reshape(x: string, shape: readonly number[] | string): string {
+    return this.op('Reshape', [x, this.intsOrValue(shape)]);
+  }
+  flatten(x: string, axis = 1): string {
+    return this.op('Flatten', [x], { axis });
+  }
+  transpose(x: string, perm: readonly number[]): string {
+    return this.op('Transpose', [x], { perm: [...perm] });
+  }
+  unsqueeze(x: string, axes: readonly number[]): string {
+    return this.op('Unsqueeze', [x, this.ints(axes)]);
+  }
+  squeeze(x: string, axes: readonly number[]): string {
+    return this.op('Squeeze', [x, this.ints(axes)]);
+  }
+  concat(xs: readonly string[], axis: number): string {
+    return this.op('Concat', xs, { axis });
+  }
   /** Split into pieces of the given sizes along an axis (opset 13+ form: sizes as an input). */
   split(x: string, sizes: readonly number[], axis = 0): string[] {
     return this.node('Split', [x, this.ints(sizes)], { axis }, { outputs: sizes.length });
   }
-  slice(x: string, starts: readonly number[] | string, ends: readonly number[] | string, axes?: readonly number[] | string, steps?: readonly number[] | string): string {
+  slice(
+    x: string,
+    starts: readonly number[] | string,
+    ends: readonly number[] | string,
+    axes?: readonly number[] | string,
+    steps?: readonly number[] | string,
+  ): string {
     const ins = [x, this.intsOrValue(starts), this.intsOrValue(ends)];
     if (axes !== undefined || steps !== undefined) ins.push(axes === undefined ? '' : this.intsOrValue(axes));
     if (steps !== undefined) ins.push(this.intsOrValue(steps));
     return this.op('Slice', ins);
   }
-  gather(data: string, indices: string, axis = 0): string { return this.op('Gather', [data, indices], { axis }); }
-  gatherElements(data: string, indices: string, axis = 0): string { return this.op('GatherElements', [data, indices], { axis }); }
-  expand(x: string, shape: readonly number[] | string): string { return this.op('Expand', [x, this.intsOrValue(shape)]); }
-  tile(x: string, repeats: readonly number[] | string): string { return this.op('Tile', [x, this.intsOrValue(repeats)]); }
+  gather(data: string, indices: string, axis = 0): string {
+    return this.op('Gather', [data, indices], { axis });
+  }
+  gatherElements(data: string, indices: string, axis = 0): string {
+    return this.op('GatherElements', [data, indices], { axis });
+  }
+  expand(x: string, shape: readonly number[] | string): string {
+    return this.op('Expand', [x, this.intsOrValue(shape)]);
+  }
+  tile(x: string, repeats: readonly number[] | string): string {
+    return this.op('Tile', [x, this.intsOrValue(repeats)]);
+  }
   /** Pad with [begin..., end...] pads (ONNX order), mode 'constant' | 'reflect' | 'edge'. */
-  pad(x: string, pads: readonly number[] | string, mode: 'constant' | 'reflect' | 'edge' = 'constant', value?: number): string {
+  pad(
+    x: string,
+    pads: readonly number[] | string,
+    mode: 'constant' | 'reflect' | 'edge' = 'constant',
+    value?: number,
+  ): string {
     const ins = [x, this.intsOrValue(pads)];
     if (value !== undefined) ins.push(this.scalarLike(value, x));
     return this.op('Pad', ins, { mode });
   }
-  shape(x: string, start?: number, end?: number): string { return this.op('Shape', [x], { start, end }); }
-  size(x: string): string { return this.op('Size', [x]); }
+  shape(x: string, start?: number, end?: number): string {
+    return this.op('Shape', [x], { start, end });
+  }
+  size(x: string): string {
+    return this.op('Size', [x]);
+  }
   /** A tensor of the given shape filled with `value` (float32 unless dtype is given). */
   constantOfShape(shape: readonly number[] | string, value = 0, dtype: DType = 'float32'): string {
     const t = tensorFromArray('value', dtype, fillArray(dtype, value), [1]);
     return this.op('ConstantOfShape', [this.intsOrValue(shape)], { value: t });
   }
-  range(start: string, limit: string, delta: string): string { return this.op('Range', [start, limit, delta]); }
-  oneHot(indices: string, depth: string, values: string, axis = -1): string { return this.op('OneHot', [indices, depth, values], { axis }); }
+  range(start: string, limit: string, delta: string): string {
+    return this.op('Range', [start, limit, delta]);
+  }
+  oneHot(indices: string, depth: string, values: string, axis = -1): string {
+    return this.op('OneHot', [indices, depth, values], { axis });
+  }
   scatterND(data: string, indices: string, updates: string, reduction?: 'add' | 'mul'): string {
     return this.op('ScatterND', [data, indices, updates], { reduction });
   }
@@ -364,7 +568,9 @@ export class GraphBuilder {
     const [v, i] = this.node('TopK', [x, this.ints([k])], { axis, largest: largest ? 1 : 0 }, { outputs: 2 });
     return [v, i];
   }
-  cast(x: string, to: DType): string { return this.op('Cast', [x], { to: dtypeToOnnx(to) }); }
+  cast(x: string, to: DType): string {
+    return this.op('Cast', [x], { to: dtypeToOnnx(to) });
+  }
 
   // ---- reductions ----
   reduceSum(x: string, axes: readonly number[], keepdims = true): string {
@@ -380,23 +586,46 @@ export class GraphBuilder {
   reduceMin(x: string, axes: readonly number[], keepdims = true): string {
     return this.op('ReduceMin', [x], { axes: [...axes], keepdims: keepdims ? 1 : 0 });
   }
-  argMax(x: string, axis = -1, keepdims = false): string { return this.op('ArgMax', [x], { axis, keepdims: keepdims ? 1 : 0 }); }
+  argMax(x: string, axis = -1, keepdims = false): string {
+    return this.op('ArgMax', [x], { axis, keepdims: keepdims ? 1 : 0 });
+  }
 
   // ---- losses ----
   /** SoftmaxCrossEntropyLoss over scores [N, C, ...] and int64 labels: [loss, logProb]. */
-  softmaxCrossEntropy(scores: string, labels: string, opts: { reduction?: 'mean' | 'sum' | 'none'; ignoreIndex?: number; weights?: string } = {}): [string, string] {
-    const [l, lp] = this.node('SoftmaxCrossEntropyLoss', opts.weights ? [scores, labels, opts.weights] : [scores, labels], {
-      reduction: opts.reduction ?? 'mean', ignore_index: opts.ignoreIndex,
-    }, { outputs: 2 });
+  softmaxCrossEntropy(
+    scores: string,
+    labels: string,
+    opts: { reduction?: 'mean' | 'sum' | 'none'; ignoreIndex?: number; weights?: string } = {},
+  ): [string, string] {
+    const [l, lp] = this.node(
+      'SoftmaxCrossEntropyLoss',
+      opts.weights ? [scores, labels, opts.weights] : [scores, labels],
+      {
+        reduction: opts.reduction ?? 'mean',
+        ignore_index: opts.ignoreIndex,
+      },
+      { outputs: 2 },
+    );
     return [l, lp];
   }
-  nllLoss(logProb: string, labels: string, opts: { reduction?: 'mean' | 'sum' | 'none'; ignoreIndex?: number } = {}): string {
-    return this.op('NegativeLogLikelihoodLoss', [logProb, labels], { reduction: opts.reduction ?? 'mean', ignore_index: opts.ignoreIndex });
+  nllLoss(
+    logProb: string,
+    labels: string,
+    opts: { reduction?: 'mean' | 'sum' | 'none'; ignoreIndex?: number } = {},
+  ): string {
+    return this.op('NegativeLogLikelihoodLoss', [logProb, labels], {
+      reduction: opts.reduction ?? 'mean',
+      ignore_index: opts.ignoreIndex,
+    });
   }
 
   // ---- quantisation ----
-  quantizeLinear(x: string, scale: string, zeroPoint?: string): string { return this.op('QuantizeLinear', zeroPoint ? [x, scale, zeroPoint] : [x, scale]); }
-  dequantizeLinear(x: string, scale: string, zeroPoint?: string): string { return this.op('DequantizeLinear', zeroPoint ? [x, scale, zeroPoint] : [x, scale]); }
+  quantizeLinear(x: string, scale: string, zeroPoint?: string): string {
+    return this.op('QuantizeLinear', zeroPoint ? [x, scale, zeroPoint] : [x, scale]);
+  }
+  dequantizeLinear(x: string, scale: string, zeroPoint?: string): string {
+    return this.op('DequantizeLinear', zeroPoint ? [x, scale, zeroPoint] : [x, scale]);
+  }
   /** DynamicQuantizeLinear: [y (uint8), scale, zeroPoint]. */
   dynamicQuantizeLinear(x: string): [string, string, string] {
     const [y, s, z] = this.node('DynamicQuantizeLinear', [x], {}, { outputs: 3 });
@@ -434,12 +663,19 @@ function convAttrs(o: ConvOptions | PoolOptions): Record<string, AttrInput | und
 
 function fillArray(dtype: DType, value: number): TypedArray {
   switch (dtype) {
-    case 'float32': return Float32Array.of(value);
-    case 'float64': return Float64Array.of(value);
-    case 'int64': return BigInt64Array.of(BigInt(value));
-    case 'int32': return Int32Array.of(value);
-    case 'bool': case 'uint8': return Uint8Array.of(value);
-    default: throw new GraphError(`constantOfShape: unsupported dtype ${dtype}`, { value: dtype });
+    case 'float32':
+      return Float32Array.of(value);
+    case 'float64':
+      return Float64Array.of(value);
+    case 'int64':
+      return BigInt64Array.of(BigInt(value));
+    case 'int32':
+      return Int32Array.of(value);
+    case 'bool':
+    case 'uint8':
+      return Uint8Array.of(value);
+    default:
+      throw new GraphError(`constantOfShape: unsupported dtype ${dtype}`, { value: dtype });
   }
 }
 

@@ -48,7 +48,9 @@ export function consumerMap(g: Graph): Map<string, Node[]> {
   for (const n of g.nodes) {
     for (const i of nodeReads(n)) {
       const list = m.get(i);
-      if (list) { if (list[list.length - 1] !== n) list.push(n); } else m.set(i, [n]);
+      if (list) {
+        if (list[list.length - 1] !== n) list.push(n);
+      } else m.set(i, [n]);
     }
   }
   return m;
@@ -101,7 +103,8 @@ export function topoOrder(g: Graph): Node[] {
     if (heap.length) {
       heap[0] = last;
       for (let p = 0; ;) {
-        const l = 2 * p + 1, r = l + 1;
+        const l = 2 * p + 1,
+          r = l + 1;
         let m = p;
         if (l < heap.length && heap[l] < heap[m]) m = l;
         if (r < heap.length && heap[r] < heap[m]) m = r;
@@ -112,7 +115,9 @@ export function topoOrder(g: Graph): Node[] {
     }
     return top;
   };
-  remaining.forEach((r, i) => { if (r === 0) push(i); });
+  remaining.forEach((r, i) => {
+    if (r === 0) push(i);
+  });
   const order: Node[] = [];
   while (heap.length) {
     const i = pop();
@@ -122,8 +127,11 @@ export function topoOrder(g: Graph): Node[] {
   if (order.length !== g.nodes.length) {
     const cycle = findCycle(g.nodes, deps, remaining);
     const names = cycle.map((i) => g.nodes[i].name);
-    throw new GraphError(`graph '${g.name}' has a cycle: ${names.join(' -> ')} -> ${names[0]}`,
-      { node: names[0], op: g.nodes[cycle[0]].opType, details: { cycle: names } });
+    throw new GraphError(`graph '${g.name}' has a cycle: ${names.join(' -> ')} -> ${names[0]}`, {
+      node: names[0],
+      op: g.nodes[cycle[0]].opType,
+      details: { cycle: names },
+    });
   }
   return order;
 }
@@ -153,17 +161,29 @@ function findCycle(nodes: Node[], deps: number[][], remaining: number[]): number
 /** A copy of the graph with nodes in topological order. */
 export function topoSort(g: Graph): Graph {
   const order = topoOrder(g);
-  return { ...cloneGraph(g), nodes: order.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })) };
+  return {
+    ...cloneGraph(g),
+    nodes: order.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })),
+  };
 }
 
 /** Every name in use by a value or a node (for unique-name generation). */
 export function usedNames(g: Graph): Set<string> {
-  const used = new Set<string>([...g.inputs.map((v) => v.name), ...g.outputs.map((v) => v.name), ...g.initializers.keys(), ...g.valueInfo.keys()]);
+  const used = new Set<string>([
+    ...g.inputs.map((v) => v.name),
+    ...g.outputs.map((v) => v.name),
+    ...g.initializers.keys(),
+    ...g.valueInfo.keys(),
+  ]);
   const visit = (graph: Graph): void => {
     for (const n of graph.nodes) {
       used.add(n.name);
       for (const v of [...n.inputs, ...n.outputs]) if (v) used.add(v);
-      for (const a of Object.values(n.attrs)) if (a.type === 'graph') { visit(a.value); for (const v of a.value.inputs) used.add(v.name); }
+      for (const a of Object.values(n.attrs))
+        if (a.type === 'graph') {
+          visit(a.value);
+          for (const v of a.value.inputs) used.add(v.name);
+        }
     }
   };
   visit(g);
@@ -195,21 +215,31 @@ export function uniqueName(g: Graph, base: string): string {
  */
 export function renameValue(g: Graph, from: string, to: string): Graph {
   if (from === to) return g;
-  if (!from || !to) throw new GraphError(`cannot rename '${from}' to '${to}': value names must be non-empty`, { value: from });
+  if (!from || !to)
+    throw new GraphError(`cannot rename '${from}' to '${to}': value names must be non-empty`, { value: from });
   const used = usedNames(g);
-  if (!used.has(from)) throw new GraphError(`cannot rename '${from}': no such value in graph '${g.name}'`, { value: from });
-  if (used.has(to)) throw new GraphError(`cannot rename '${from}' to '${to}': '${to}' is already used in graph '${g.name}'`, { value: to });
+  if (!used.has(from))
+    throw new GraphError(`cannot rename '${from}': no such value in graph '${g.name}'`, { value: from });
+  if (used.has(to))
+    throw new GraphError(`cannot rename '${from}' to '${to}': '${to}' is already used in graph '${g.name}'`, {
+      value: to,
+    });
   return renameIn(g, from, to, true);
 }
 
 function renameIn(g: Graph, from: string, to: string, top: boolean): Graph {
   const sub = (v: string): string => (v === from ? to : v);
   // A subgraph that defines its own `from` shadows the outer one: leave it untouched.
-  if (!top && (g.inputs.some((v) => v.name === from) || g.initializers.has(from) || g.nodes.some((n) => n.outputs.includes(from)))) return g;
+  if (
+    !top &&
+    (g.inputs.some((v) => v.name === from) || g.initializers.has(from) || g.nodes.some((n) => n.outputs.includes(from)))
+  )
+    return g;
   const out = cloneGraph(g);
   out.nodes = out.nodes.map((n) => {
     const attrs: Record<string, Attribute> = {};
-    for (const [k, a] of Object.entries(n.attrs)) attrs[k] = a.type === 'graph' ? { type: 'graph', value: renameIn(a.value, from, to, false) } : a;
+    for (const [k, a] of Object.entries(n.attrs))
+      attrs[k] = a.type === 'graph' ? { type: 'graph', value: renameIn(a.value, from, to, false) } : a;
     return { ...n, inputs: n.inputs.map(sub), outputs: n.outputs.map(sub), attrs };
   });
   if (!top) {
@@ -223,12 +253,17 @@ function renameIn(g: Graph, from: string, to: string, top: boolean): Graph {
     out.initializers = new Map([...out.initializers].map(([k, v]) => (k === from ? [to, { ...t, name: to }] : [k, v])));
   }
   const vi = out.valueInfo.get(from);
-  if (vi) out.valueInfo = new Map([...out.valueInfo].map(([k, v]) => (k === from ? [to, { ...vi, name: to }] : [k, v])));
+  if (vi)
+    out.valueInfo = new Map([...out.valueInfo].map(([k, v]) => (k === from ? [to, { ...vi, name: to }] : [k, v])));
   return out;
 }
 
 /** Indices of the nodes needed to compute `targets`, stopping at values in `stopAt`. */
-function liveNodes(g: Graph, targets: Iterable<string>, stopAt: Set<string> = new Set()): { live: Set<Node>; reached: Set<string> } {
+function liveNodes(
+  g: Graph,
+  targets: Iterable<string>,
+  stopAt: Set<string> = new Set(),
+): { live: Set<Node>; reached: Set<string> } {
   const producers = producerMap(g);
   const live = new Set<Node>();
   const reached = new Set<string>();
@@ -251,7 +286,10 @@ function liveNodes(g: Graph, targets: Iterable<string>, stopAt: Set<string> = ne
  * Graph inputs are kept (they are the graph's interface).
  */
 export function pruneDead(g: Graph): Graph {
-  const { live, reached } = liveNodes(g, g.outputs.map((o) => o.name));
+  const { live, reached } = liveNodes(
+    g,
+    g.outputs.map((o) => o.name),
+  );
   const out = cloneGraph(g);
   out.nodes = out.nodes.filter((_, i) => live.has(g.nodes[i]));
   const keep = new Set(reached);
@@ -270,7 +308,8 @@ export function extractSubgraph(g: Graph, outputs: readonly string[], inputs?: r
   const producers = producerMap(g);
   const known = (v: string): boolean => producers.has(v) || g.initializers.has(v) || g.inputs.some((i) => i.name === v);
   for (const v of [...outputs, ...(inputs ?? [])]) {
-    if (!known(v)) throw new GraphError(`cannot extract subgraph: value '${v}' does not exist in graph '${g.name}'`, { value: v });
+    if (!known(v))
+      throw new GraphError(`cannot extract subgraph: value '${v}' does not exist in graph '${g.name}'`, { value: v });
   }
   const stop = new Set(inputs ?? []);
   const { live, reached } = liveNodes(g, outputs, stop);
@@ -279,14 +318,20 @@ export function extractSubgraph(g: Graph, outputs: readonly string[], inputs?: r
   sub.initializers = new Map([...g.initializers].filter(([k]) => reached.has(k) && !stop.has(k)));
   const needType = (v: string, role: string): ValueInfo => {
     const t = typeOf(g, v);
-    if (!t) throw new GraphError(`cannot extract subgraph: the type of ${role} '${v}' is unknown (run shape inference first)`, { value: v });
+    if (!t)
+      throw new GraphError(
+        `cannot extract subgraph: the type of ${role} '${v}' is unknown (run shape inference first)`,
+        { value: v },
+      );
     return { ...t, name: v, ...(t.shape ? { shape: [...t.shape] } : {}) };
   };
   if (inputs) {
     const missing = [...reached].filter((v) => !stop.has(v) && !producers.has(v) && !g.initializers.has(v));
     if (missing.length) {
-      throw new GraphError(`cannot extract subgraph: outputs [${outputs.join(', ')}] also depend on [${missing.join(', ')}], which are not among the given inputs`,
-        { value: missing[0], details: { missing } });
+      throw new GraphError(
+        `cannot extract subgraph: outputs [${outputs.join(', ')}] also depend on [${missing.join(', ')}], which are not among the given inputs`,
+        { value: missing[0], details: { missing } },
+      );
     }
     sub.inputs = inputs.map((v) => needType(v, 'input'));
   } else {
@@ -317,13 +362,19 @@ export function validateModel(model: Model, opts: ValidateOptions = {}): void {
 
 function validateGraph(g: Graph, opsets: Map<string, number>, outer: Set<string>, file: string | undefined): void {
   const where = file ? `${file}: ` : '';
-  const ctx = (n: Node): { file?: string; node: string; op: string } => ({ ...(file ? { file } : {}), node: n.name, op: n.opType });
+  const ctx = (n: Node): { file?: string; node: string; op: string } => ({
+    ...(file ? { file } : {}),
+    node: n.name,
+    op: n.opType,
+  });
   for (const t of g.initializers.values()) {
     if (t.dtype === 'string') continue;
     const expected = numel(t.dims) * bytesPerElement(t.dtype);
     if (t.data.byteLength !== expected) {
-      throw new GraphError(`${where}initializer '${t.name}' (${t.dtype}[${t.dims.join(', ')}]) should hold ${expected} bytes but has ${t.data.byteLength}`,
-        { ...(file ? { file } : {}), field: t.name, details: { expected, found: t.data.byteLength } });
+      throw new GraphError(
+        `${where}initializer '${t.name}' (${t.dtype}[${t.dims.join(', ')}]) should hold ${expected} bytes but has ${t.data.byteLength}`,
+        { ...(file ? { file } : {}), field: t.name, details: { expected, found: t.data.byteLength } },
+      );
     }
   }
   const defined = new Set<string>([...outer, ...g.inputs.map((v) => v.name), ...g.initializers.keys()]);
@@ -332,9 +383,16 @@ function validateGraph(g: Graph, opsets: Map<string, number>, outer: Set<string>
     for (const o of n.outputs) {
       if (!o) continue;
       const prev = producedBy.get(o);
-      if (prev) throw new GraphError(`${where}value '${o}' is produced by both node '${prev.name}' and node '${n.name}' (${n.opType})`, { ...ctx(n), value: o });
+      if (prev)
+        throw new GraphError(
+          `${where}value '${o}' is produced by both node '${prev.name}' and node '${n.name}' (${n.opType})`,
+          { ...ctx(n), value: o },
+        );
       if (g.inputs.some((v) => v.name === o) || g.initializers.has(o)) {
-        throw new GraphError(`${where}node '${n.name}' (${n.opType}) writes output '${o}', which is already a graph input or initializer`, { ...ctx(n), value: o });
+        throw new GraphError(
+          `${where}node '${n.name}' (${n.opType}) writes output '${o}', which is already a graph input or initializer`,
+          { ...ctx(n), value: o },
+        );
       }
       producedBy.set(o, n);
     }
@@ -343,14 +401,23 @@ function validateGraph(g: Graph, opsets: Map<string, number>, outer: Set<string>
     const domain = n.domain === 'ai.onnx' ? '' : n.domain;
     const version = opsets.get(domain);
     if (version === undefined) {
-      throw new GraphError(`${where}node '${n.name}' uses op ${domain || 'ai.onnx'}::${n.opType}, but the model imports no opset for domain '${domain || 'ai.onnx'}'`, ctx(n));
+      throw new GraphError(
+        `${where}node '${n.name}' uses op ${domain || 'ai.onnx'}::${n.opType}, but the model imports no opset for domain '${domain || 'ai.onnx'}'`,
+        ctx(n),
+      );
     }
     if ((domain === '' || domain === MS_DOMAIN) && !isKnownOp(domain, n.opType, version)) {
-      throw new GraphError(`${where}node '${n.name}' has unknown op '${n.opType}' for domain '${domain || 'ai.onnx'}' at opset ${version}`, ctx(n));
+      throw new GraphError(
+        `${where}node '${n.name}' has unknown op '${n.opType}' for domain '${domain || 'ai.onnx'}' at opset ${version}`,
+        ctx(n),
+      );
     }
     for (const i of n.inputs) {
       if (i && !defined.has(i) && !producedBy.has(i)) {
-        throw new GraphError(`${where}node '${n.name}' (${n.opType}) reads '${i}', which is not a graph input, an initializer or any node's output`, { ...ctx(n), value: i });
+        throw new GraphError(
+          `${where}node '${n.name}' (${n.opType}) reads '${i}', which is not a graph input, an initializer or any node's output`,
+          { ...ctx(n), value: i },
+        );
       }
     }
     for (const a of Object.values(n.attrs)) {
@@ -359,13 +426,17 @@ function validateGraph(g: Graph, opsets: Map<string, number>, outer: Set<string>
   }
   for (const o of g.outputs) {
     if (!defined.has(o.name) && !producedBy.has(o.name)) {
-      throw new GraphError(`${where}graph output '${o.name}' is not produced by any node`, { ...(file ? { file } : {}), value: o.name });
+      throw new GraphError(`${where}graph output '${o.name}' is not produced by any node`, {
+        ...(file ? { file } : {}),
+        value: o.name,
+      });
     }
   }
   try {
     topoOrder(g);
   } catch (e) {
-    if (e instanceof GraphError && file) throw new GraphError(`${file}: ${e.message}`, { ...e.context, file }, { cause: e });
+    if (e instanceof GraphError && file)
+      throw new GraphError(`${file}: ${e.message}`, { ...e.context, file }, { cause: e });
     throw e;
   }
 }

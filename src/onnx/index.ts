@@ -8,8 +8,23 @@ export { decodeModel, encodeModel } from './serialize.ts';
 export { readModel, readModelSync, writeModel, writeFileAtomic } from './io.ts';
 export type { ReadModelOptions, WriteModelOptions, WriteModelResult, ExternalDataOptions } from './io.ts';
 export {
-  consumerMap, extractSubgraph, producerMap, pruneDead, renameValue, topoOrder, topoSort, typeOf, uniqueName, validateModel,
+  consumerMap,
+  extractSubgraph,
+  producerMap,
+  pruneDead,
+  renameValue,
+  topoOrder,
+  topoSort,
+  typeOf,
+  uniqueName,
+  validateModel,
 } from './graph.ts';
-export { encodeSafetensors, parseSafetensors, readSafetensors, readSafetensorsSync, writeSafetensors } from './safetensors.ts';
+export {
+  encodeSafetensors,
+  parseSafetensors,
+  readSafetensors,
+  readSafetensorsSync,
+  writeSafetensors,
+} from './safetensors.ts';
 export type { SafetensorsFile } from './safetensors.ts';
 export { inferShapes, specialize, staticShape, valueType } from './shapes/index.ts';

@@ -65,15 +65,19 @@ function finishRead(bytes: Uint8Array, file: string, opts: ReadModelOptions): Mo
  */
 class ExternalDataReader {
   private readonly open = new Map<string, { fd: number; size: number; file: string }>();
-  constructor(private readonly dir: string, private readonly modelFile: string) {}
+  constructor(
+    private readonly dir: string,
+    private readonly modelFile: string,
+  ) {}
 
   read(tensor: string, loc: ExternalLocation): Uint8Array {
     const f = this.fileFor(tensor, loc.location);
     if (loc.offset + loc.length > f.size) {
       throw new ModelFileError(
         `${this.modelFile}: tensor '${tensor}' needs bytes ${loc.offset}..${loc.offset + loc.length} of external data file ` +
-        `'${loc.location}', but that file has only ${f.size} bytes (truncated or wrong file)`,
-        { file: f.file, field: tensor, details: { offset: loc.offset, length: loc.length, fileSize: f.size } });
+          `'${loc.location}', but that file has only ${f.size} bytes (truncated or wrong file)`,
+        { file: f.file, field: tensor, details: { offset: loc.offset, length: loc.length, fileSize: f.size } },
+      );
     }
     // A fresh buffer (byteOffset 0) so typed-array views of the tensor need no aligning copy.
     const out = new Uint8Array(loc.length);
@@ -81,7 +85,10 @@ class ExternalDataReader {
     while (done < loc.length) {
       const n = fs.readSync(f.fd, out, done, Math.min(loc.length - done, 1 << 30), loc.offset + done);
       if (n === 0) {
-        throw new ModelFileError(`${this.modelFile}: external data file '${loc.location}' ended early while reading tensor '${tensor}'`, { file: f.file, field: tensor });
+        throw new ModelFileError(
+          `${this.modelFile}: external data file '${loc.location}' ended early while reading tensor '${tensor}'`,
+          { file: f.file, field: tensor },
+        );
       }
       done += n;
     }
@@ -94,7 +101,10 @@ class ExternalDataReader {
     // Like ONNX Runtime, refuse locations that leave the model's folder: a model file must not read arbitrary files.
     const normalized = path.normalize(location);
     if (path.isAbsolute(location) || normalized.startsWith('..')) {
-      throw new ModelFileError(`${this.modelFile}: tensor '${tensor}' has external data location '${location}' outside the model's folder`, { file: this.modelFile, field: tensor, value: location });
+      throw new ModelFileError(
+        `${this.modelFile}: tensor '${tensor}' has external data location '${location}' outside the model's folder`,
+        { file: this.modelFile, field: tensor, value: location },
+      );
     }
     const file = path.join(this.dir, normalized);
     let fd: number;
@@ -104,7 +114,10 @@ class ExternalDataReader {
       const code = (e as NodeJS.ErrnoException).code;
       throw new ModelFileError(
         `${this.modelFile}: tensor '${tensor}' is stored in external data file '${location}', which ${code === 'ENOENT' ? 'does not exist' : `cannot be opened (${code})`} ` +
-        `(looked for ${file}; copy it next to the model)`, { file, field: tensor }, { cause: e });
+          `(looked for ${file}; copy it next to the model)`,
+        { file, field: tensor },
+        { cause: e },
+      );
     }
     const entry = { fd, size: fs.fstatSync(fd).size, file };
     this.open.set(location, entry);
@@ -167,24 +180,32 @@ export async function writeModel(model: Model, file: string, opts: WriteModelOpt
   let bytes: Uint8Array;
   try {
     bytes = encodeModel(model, {
-      externalize: ext ? (t) => {
-        if (t.dtype === 'string' || t.data.byteLength < ext.threshold) return undefined;
-        const align = t.data.byteLength >= ext.pageAlignThreshold ? Math.max(PAGE, ext.align) : ext.align;
-        const offset = Math.ceil(dataSize / align) * align;
-        placed.push({ tensor: t, offset });
-        dataSize = offset + t.data.byteLength;
-        return { location: ext.location, offset, length: t.data.byteLength };
-      } : undefined,
+      externalize: ext
+        ? (t) => {
+            if (t.dtype === 'string' || t.data.byteLength < ext.threshold) return undefined;
+            const align = t.data.byteLength >= ext.pageAlignThreshold ? Math.max(PAGE, ext.align) : ext.align;
+            const offset = Math.ceil(dataSize / align) * align;
+            placed.push({ tensor: t, offset });
+            dataSize = offset + t.data.byteLength;
+            return { location: ext.location, offset, length: t.data.byteLength };
+          }
+        : undefined,
     });
   } catch (e) {
     if (e instanceof TailorError) throw e;
-    throw new ModelFileError(`cannot encode model for ${modelFile}: ${(e as Error).message}`, { file: modelFile }, { cause: e });
+    throw new ModelFileError(
+      `cannot encode model for ${modelFile}: ${(e as Error).message}`,
+      { file: modelFile },
+      { cause: e },
+    );
   }
 
   const dataFile = ext ? path.join(dir, ext.location) : undefined;
   for (const target of [modelFile, dataFile]) {
     if (target && fs.existsSync(target) && !fs.statSync(target).isFile()) {
-      throw new ModelFileError(`cannot write model ${modelFile}: ${target} exists and is not a regular file`, { file: target });
+      throw new ModelFileError(`cannot write model ${modelFile}: ${target} exists and is not a regular file`, {
+        file: target,
+      });
     }
   }
   const tmpModel = tempName(modelFile);
@@ -197,15 +218,24 @@ export async function writeModel(model: Model, file: string, opts: WriteModelOpt
     await writeFileSynced(tmpModel, bytes);
   } catch (e) {
     await cleanup();
-    throw new ModelFileError(`cannot write model ${modelFile}: ${(e as Error).message}`, { file: modelFile }, { cause: e });
+    throw new ModelFileError(
+      `cannot write model ${modelFile}: ${(e as Error).message}`,
+      { file: modelFile },
+      { cause: e },
+    );
   }
   await commitRenames(modelFile, tmpModel, dataFile, tmpData, cleanup);
   return { modelFile, ...(dataFile ? { dataFile } : {}), modelBytes: bytes.byteLength, dataBytes: dataSize };
 }
 
 /** Renames the data file, then the model; if the model rename fails, puts the previous data file back. */
-async function commitRenames(modelFile: string, tmpModel: string, dataFile: string | undefined, tmpData: string | undefined,
-  cleanup: () => Promise<void>): Promise<void> {
+async function commitRenames(
+  modelFile: string,
+  tmpModel: string,
+  dataFile: string | undefined,
+  tmpData: string | undefined,
+  cleanup: () => Promise<void>,
+): Promise<void> {
   let backup: string | undefined;
   let dataMoved = false;
   try {
@@ -224,34 +254,51 @@ async function commitRenames(modelFile: string, tmpModel: string, dataFile: stri
     if (dataFile && backup) await fsp.rename(backup, dataFile).catch(() => undefined);
     backup = undefined;
     await cleanup();
-    throw new ModelFileError(`cannot write model ${modelFile}: ${(e as Error).message}`, { file: modelFile }, { cause: e });
+    throw new ModelFileError(
+      `cannot write model ${modelFile}: ${(e as Error).message}`,
+      { file: modelFile },
+      { cause: e },
+    );
   } finally {
     if (backup) await fsp.rm(backup, { force: true }).catch(() => undefined);
   }
   await fsyncDir(path.dirname(modelFile));
 }
 
-function resolveExternal(model: Model, modelFile: string, opt: WriteModelOptions['externalData']):
-  Required<ExternalDataOptions> | undefined {
+function resolveExternal(
+  model: Model,
+  modelFile: string,
+  opt: WriteModelOptions['externalData'],
+): Required<ExternalDataOptions> | undefined {
   let use = opt;
   if (use === undefined) use = initializerBytes(model.graph) > INLINE_LIMIT;
   if (use === false) {
     const total = initializerBytes(model.graph);
     if (total > INLINE_LIMIT) {
-      throw new ModelFileError(`${modelFile}: ${(total / 1024 ** 3).toFixed(2)} GiB of initializers cannot be stored inline (protobuf's 2 GiB limit); write with externalData`, { file: modelFile });
+      throw new ModelFileError(
+        `${modelFile}: ${(total / 1024 ** 3).toFixed(2)} GiB of initializers cannot be stored inline (protobuf's 2 GiB limit); write with externalData`,
+        { file: modelFile },
+      );
     }
     return undefined;
   }
   const o: ExternalDataOptions = use === true ? {} : use;
   const location = o.location ?? `${path.basename(modelFile)}_data`;
   if (path.isAbsolute(location) || path.normalize(location).startsWith('..') || path.normalize(location) !== location) {
-    throw new ModelFileError(`external data location '${location}' must be a plain file name relative to the model's folder`, { file: modelFile, value: location });
+    throw new ModelFileError(
+      `external data location '${location}' must be a plain file name relative to the model's folder`,
+      { file: modelFile, value: location },
+    );
   }
   if (location === path.basename(modelFile)) {
-    throw new ModelFileError(`external data location '${location}' is the model file itself`, { file: modelFile, value: location });
+    throw new ModelFileError(`external data location '${location}' is the model file itself`, {
+      file: modelFile,
+      value: location,
+    });
   }
   const align = o.align ?? 16;
-  if (!Number.isInteger(align) || align < 1) throw new ModelFileError(`external data alignment must be a positive integer, got ${align}`, { file: modelFile });
+  if (!Number.isInteger(align) || align < 1)
+    throw new ModelFileError(`external data alignment must be a positive integer, got ${align}`, { file: modelFile });
   return { threshold: o.threshold ?? 1024, location, align, pageAlignThreshold: o.pageAlignThreshold ?? 65536 };
 }
 
@@ -263,7 +310,10 @@ function initializerBytes(g: Graph): number {
 
 /** A sibling temp name: same folder, so the final rename is atomic (same filesystem). */
 export function tempName(file: string, tag = 'tmp'): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
 }
 
 async function writeTensorsAt(file: string, placed: { tensor: Tensor; offset: number }[], size: number): Promise<void> {
@@ -321,6 +371,12 @@ async function fsyncDir(dir: string): Promise<void> {
   // Makes the rename itself durable; not supported on every platform/filesystem, so best effort.
   try {
     const h = await fsp.open(dir, 'r');
-    try { await h.sync(); } finally { await h.close(); }
-  } catch { /* best effort */ }
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  } catch {
+    /* best effort */
+  }
 }

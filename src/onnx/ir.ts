@@ -99,7 +99,14 @@ export function modelFromGraph(graph: Graph, extraOpsets: OpsetImport[] = []): M
   if (graph.nodes.some((n) => n.domain === 'com.microsoft') && !opsets.some((o) => o.domain === 'com.microsoft')) {
     opsets.push({ domain: 'com.microsoft', version: 1 });
   }
-  return { graph, opsetImports: opsets, irVersion: DEFAULT_IR_VERSION, producerName: 'tailor', producerVersion: '0.1.0', metadata: {} };
+  return {
+    graph,
+    opsetImports: opsets,
+    irVersion: DEFAULT_IR_VERSION,
+    producerName: 'tailor',
+    producerVersion: '0.1.0',
+    metadata: {},
+  };
 }
 
 /** Shallow copy of a graph whose arrays and maps can be changed without touching the original. */

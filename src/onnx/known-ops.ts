@@ -42,7 +42,8 @@ const ONNX_SINCE: Record<number, string> = {
  * ONNX Runtime registers a few ops in the default domain below the ONNX opset that standardised them (exporters
  * emitted LayerNormalization at opset 11-16 for ORT), so those count as valid from opset 1.
  */
-const ORT_ONNX_DOMAIN_EXTRAS = 'LayerNormalization SimplifiedLayerNormalization Affine Crop ImageScaler ParametricSoftplus Scale ScaledTanh';
+const ORT_ONNX_DOMAIN_EXTRAS =
+  'LayerNormalization SimplifiedLayerNormalization Affine Crop ImageScaler ParametricSoftplus Scale ScaledTanh';
 
 const MS_OPS = `Attention AttnLSTM BeamSearch BiasAdd BiasDropout BiasGelu BiasSoftmax BiasSplitGelu BifurcationDetector
   BitmaskBiasDropout BitmaskDropout CDist ComplexMul ComplexMulConj ConvTransposeWithDynamicPads CropAndResize

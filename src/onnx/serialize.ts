@@ -29,27 +29,44 @@ export interface DecodeOptions {
 /** Parses `.onnx` bytes into a Model. Errors name the file and the tensor/node at fault. */
 export function decodeModel(bytes: Uint8Array, opts: DecodeOptions = {}): Model {
   const file = opts.file ?? '<memory>';
-  if (bytes.byteLength === 0) throw new ModelFileError(`${file} is not a valid ONNX model: the file is empty`, { file });
+  if (bytes.byteLength === 0)
+    throw new ModelFileError(`${file} is not a valid ONNX model: the file is empty`, { file });
   let proto: onnxProto.onnx.ModelProto;
   try {
     proto = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new ModelFileError(`${file} is not a valid ONNX model (truncated or not protobuf: ${(e as Error).message})`, { file }, { cause: e });
+    throw new ModelFileError(
+      `${file} is not a valid ONNX model (truncated or not protobuf: ${(e as Error).message})`,
+      { file },
+      { cause: e },
+    );
   }
   // protobufjs skips unknown fields, so text or image bytes can "decode" into an almost empty message: require
   // what every real model has (IR version 3+ always carries opset imports).
   const irVersion = toNum(proto.irVersion as LongLike);
   if (!proto.graph) throw new ModelFileError(`${file} is not a valid ONNX model: it has no graph`, { file });
   if (!proto.opsetImport || proto.opsetImport.length === 0) {
-    throw new ModelFileError(`${file} is not a valid ONNX model: it has no opset imports (truncated or not an ONNX file)`, { file });
+    throw new ModelFileError(
+      `${file} is not a valid ONNX model: it has no opset imports (truncated or not an ONNX file)`,
+      { file },
+    );
   }
   if (!Number.isInteger(irVersion) || irVersion < 3 || irVersion > MAX_IR_VERSION) {
-    throw new ModelFileError(`${file} is not a valid ONNX model: IR version ${irVersion} is outside 3..${MAX_IR_VERSION}`, { file, value: String(irVersion) });
+    throw new ModelFileError(
+      `${file} is not a valid ONNX model: IR version ${irVersion} is outside 3..${MAX_IR_VERSION}`,
+      { file, value: String(irVersion) },
+    );
   }
-  const opsetImports = proto.opsetImport.map((o) => ({ domain: o.domain === 'ai.onnx' ? '' : (o.domain ?? ''), version: toNum(o.version as LongLike) }));
+  const opsetImports = proto.opsetImport.map((o) => ({
+    domain: o.domain === 'ai.onnx' ? '' : (o.domain ?? ''),
+    version: toNum(o.version as LongLike),
+  }));
   for (const o of opsetImports) {
     if (!Number.isInteger(o.version) || o.version < 1 || o.version > 10_000) {
-      throw new ModelFileError(`${file} is not a valid ONNX model: opset import '${o.domain || 'ai.onnx'}' has version ${o.version}`, { file, value: String(o.version) });
+      throw new ModelFileError(
+        `${file} is not a valid ONNX model: opset import '${o.domain || 'ai.onnx'}' has version ${o.version}`,
+        { file, value: String(o.version) },
+      );
     }
   }
   const metadata: Record<string, string> = {};
@@ -106,25 +123,57 @@ function decodeGraph(g: onnxProto.onnx.IGraphProto, file: string, opts: DecodeOp
     outputs: [...(n.output ?? [])],
     attrs: decodeAttrs(n.attribute ?? [], file, n.name ?? '', opts),
   }));
-  return { name: g.name ?? 'graph', nodes, inputs, outputs, initializers, valueInfo, ...(g.docString ? { docString: g.docString } : {}) };
+  return {
+    name: g.name ?? 'graph',
+    nodes,
+    inputs,
+    outputs,
+    initializers,
+    valueInfo,
+    ...(g.docString ? { docString: g.docString } : {}),
+  };
 }
 
-function decodeAttrs(attrs: onnxProto.onnx.IAttributeProto[], file: string, node: string, opts: DecodeOptions): Record<string, Attribute> {
+function decodeAttrs(
+  attrs: onnxProto.onnx.IAttributeProto[],
+  file: string,
+  node: string,
+  opts: DecodeOptions,
+): Record<string, Attribute> {
   const out: Record<string, Attribute> = {};
   const T = onnx.AttributeProto.AttributeType;
   for (const a of attrs) {
     const name = a.name ?? '';
     switch (a.type) {
-      case T.INT: out[name] = { type: 'int', value: toNum(a.i as LongLike) }; break;
-      case T.FLOAT: out[name] = { type: 'float', value: a.f ?? 0 }; break;
-      case T.STRING: out[name] = { type: 'string', value: utf8.decode(a.s ?? new Uint8Array()) }; break;
-      case T.INTS: out[name] = { type: 'ints', value: (a.ints ?? []).map((v) => toNum(v as LongLike)) }; break;
-      case T.FLOATS: out[name] = { type: 'floats', value: [...(a.floats ?? [])] }; break;
-      case T.STRINGS: out[name] = { type: 'strings', value: (a.strings ?? []).map((s) => utf8.decode(s)) }; break;
-      case T.TENSOR: out[name] = { type: 'tensor', value: decodeTensor(a.t ?? {}, file, opts) }; break;
-      case T.GRAPH: out[name] = { type: 'graph', value: decodeGraph(a.g ?? {}, file, opts) }; break;
+      case T.INT:
+        out[name] = { type: 'int', value: toNum(a.i as LongLike) };
+        break;
+      case T.FLOAT:
+        out[name] = { type: 'float', value: a.f ?? 0 };
+        break;
+      case T.STRING:
+        out[name] = { type: 'string', value: utf8.decode(a.s ?? new Uint8Array()) };
+        break;
+      case T.INTS:
+        out[name] = { type: 'ints', value: (a.ints ?? []).map((v) => toNum(v as LongLike)) };
+        break;
+      case T.FLOATS:
+        out[name] = { type: 'floats', value: [...(a.floats ?? [])] };
+        break;
+      case T.STRINGS:
+        out[name] = { type: 'strings', value: (a.strings ?? []).map((s) => utf8.decode(s)) };
+        break;
+      case T.TENSOR:
+        out[name] = { type: 'tensor', value: decodeTensor(a.t ?? {}, file, opts) };
+        break;
+      case T.GRAPH:
+        out[name] = { type: 'graph', value: decodeGraph(a.g ?? {}, file, opts) };
+        break;
       default:
-        throw new ModelFileError(`${file}: node '${node}' has attribute '${name}' of unsupported type ${String(a.type)}`, { file, node, field: name });
+        throw new ModelFileError(
+          `${file}: node '${node}' has attribute '${name}' of unsupported type ${String(a.type)}`,
+          { file, node, field: name },
+        );
     }
   }
   return out;
@@ -134,13 +183,21 @@ function decodeValueInfo(v: onnxProto.onnx.IValueInfoProto, file: string): Value
   const tt = v.type?.tensorType;
   if (!tt) return undefined;
   const dtype = dtypeFromOnnx(tt.elemType ?? 0);
-  if (!dtype) throw new ModelFileError(`${file}: value '${v.name}' has unsupported element type ${tt.elemType}`, { file, field: v.name ?? '' });
+  if (!dtype)
+    throw new ModelFileError(`${file}: value '${v.name}' has unsupported element type ${tt.elemType}`, {
+      file,
+      field: v.name ?? '',
+    });
   const vi: ValueInfo = { name: v.name ?? '', dtype };
   if (tt.shape) {
     vi.shape = (tt.shape.dim ?? []).map((d, i): Shape[number] =>
       // protobufjs sets only fields present on the wire as own properties; a dim with neither is unknown.
-      d.dimParam ? d.dimParam : Object.prototype.hasOwnProperty.call(d, 'dimValue')
-        ? toNum(d.dimValue as LongLike) : `${v.name}_d${i}`);
+      d.dimParam
+        ? d.dimParam
+        : Object.prototype.hasOwnProperty.call(d, 'dimValue')
+          ? toNum(d.dimValue as LongLike)
+          : `${v.name}_d${i}`,
+    );
   }
   return vi;
 }
@@ -150,7 +207,11 @@ export function decodeTensor(t: onnxProto.onnx.ITensorProto, file: string, opts:
   const name = t.name ?? '';
   const dtype = dtypeFromOnnx(t.dataType ?? 0);
   if (!dtype) {
-    throw new ModelFileError(`${file}: tensor '${name}' has unsupported data type ${t.dataType}`, { file, field: name, value: String(t.dataType) });
+    throw new ModelFileError(`${file}: tensor '${name}' has unsupported data type ${t.dataType}`, {
+      file,
+      field: name,
+      value: String(t.dataType),
+    });
   }
   const dims = (t.dims ?? []).map((d) => toNum(d as LongLike));
   if (dims.some((d) => d < 0 || !Number.isFinite(d))) {
@@ -166,16 +227,24 @@ export function decodeTensor(t: onnxProto.onnx.ITensorProto, file: string, opts:
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
     const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
     const location = kv.get('location');
-    if (!location) throw new ModelFileError(`${file}: external tensor '${name}' has no 'location' entry`, { file, field: name });
+    if (!location)
+      throw new ModelFileError(`${file}: external tensor '${name}' has no 'location' entry`, { file, field: name });
     external = { location, offset: Number(kv.get('offset') ?? 0), length: Number(kv.get('length') ?? n * bpe) };
     for (const key of ['offset', 'length'] as const) {
       const v = external[key];
       if (!Number.isSafeInteger(v) || v < 0) {
-        throw new ModelFileError(`${file}: external tensor '${name}' has invalid ${key} '${kv.get(key)}'`, { file, field: name, value: kv.get(key) });
+        throw new ModelFileError(`${file}: external tensor '${name}' has invalid ${key} '${kv.get(key)}'`, {
+          file,
+          field: name,
+          value: kv.get(key),
+        });
       }
     }
     if (!opts.loadExternal) {
-      throw new ModelFileError(`${file}: tensor '${name}' is stored in external file '${location}'; load the model from a file path so the data can be found`, { file, field: name });
+      throw new ModelFileError(
+        `${file}: tensor '${name}' is stored in external file '${location}'; load the model from a file path so the data can be found`,
+        { file, field: name },
+      );
     }
     data = opts.loadExternal(name, external);
   } else if (t.rawData && t.rawData.length > 0) {
@@ -186,7 +255,8 @@ export function decodeTensor(t: onnxProto.onnx.ITensorProto, file: string, opts:
   if (data.byteLength !== n * bpe) {
     throw new ModelFileError(
       `${file}: tensor '${name}' (${dtype}[${dims.join(', ')}]) should hold ${n * bpe} bytes but has ${data.byteLength}`,
-      { file, field: name, details: { expected: n * bpe, found: data.byteLength } });
+      { file, field: name, details: { expected: n * bpe, found: data.byteLength } },
+    );
   }
   return { name, dtype, dims, data, ...(external ? { external } : {}) };
 }
@@ -197,18 +267,62 @@ function fieldDataToBytes(t: onnxProto.onnx.ITensorProto, dtype: DType, n: numbe
   const view = new DataView(out.buffer);
   const count = (len: number): number => Math.min(len, n);
   switch (dtype) {
-    case 'float32': { const f = t.floatData ?? []; for (let i = 0; i < count(f.length); i++) view.setFloat32(i * 4, f[i], true); break; }
-    case 'float64': { const f = t.doubleData ?? []; for (let i = 0; i < count(f.length); i++) view.setFloat64(i * 8, f[i], true); break; }
-    case 'int64': { const f = t.int64Data ?? []; for (let i = 0; i < count(f.length); i++) view.setBigInt64(i * 8, BigInt(toNum(f[i] as LongLike)), true); break; }
-    case 'uint64': { const f = t.uint64Data ?? []; for (let i = 0; i < count(f.length); i++) view.setBigUint64(i * 8, BigInt(toNum(f[i] as LongLike)), true); break; }
-    case 'uint32': { const f = t.uint64Data ?? []; for (let i = 0; i < count(f.length); i++) view.setUint32(i * 4, toNum(f[i] as LongLike), true); break; }
-    case 'int32': { const f = t.int32Data ?? []; for (let i = 0; i < count(f.length); i++) view.setInt32(i * 4, f[i], true); break; }
+    case 'float32': {
+      const f = t.floatData ?? [];
+      for (let i = 0; i < count(f.length); i++) view.setFloat32(i * 4, f[i], true);
+      break;
+    }
+    case 'float64': {
+      const f = t.doubleData ?? [];
+      for (let i = 0; i < count(f.length); i++) view.setFloat64(i * 8, f[i], true);
+      break;
+    }
+    case 'int64': {
+      const f = t.int64Data ?? [];
+      for (let i = 0; i < count(f.length); i++) view.setBigInt64(i * 8, BigInt(toNum(f[i] as LongLike)), true);
+      break;
+    }
+    case 'uint64': {
+      const f = t.uint64Data ?? [];
+      for (let i = 0; i < count(f.length); i++) view.setBigUint64(i * 8, BigInt(toNum(f[i] as LongLike)), true);
+      break;
+    }
+    case 'uint32': {
+      const f = t.uint64Data ?? [];
+      for (let i = 0; i < count(f.length); i++) view.setUint32(i * 4, toNum(f[i] as LongLike), true);
+      break;
+    }
+    case 'int32': {
+      const f = t.int32Data ?? [];
+      for (let i = 0; i < count(f.length); i++) view.setInt32(i * 4, f[i], true);
+      break;
+    }
     // int32_data carries the small integer types and the 16-bit float bit patterns, one per entry.
-    case 'int16': { const f = t.int32Data ?? []; for (let i = 0; i < count(f.length); i++) view.setInt16(i * 2, f[i], true); break; }
-    case 'uint16': case 'float16': case 'bfloat16': { const f = t.int32Data ?? []; for (let i = 0; i < count(f.length); i++) view.setUint16(i * 2, f[i], true); break; }
-    case 'int8': { const f = t.int32Data ?? []; for (let i = 0; i < count(f.length); i++) view.setInt8(i, f[i]); break; }
-    case 'uint8': case 'bool': { const f = t.int32Data ?? []; for (let i = 0; i < count(f.length); i++) view.setUint8(i, f[i]); break; }
-    case 'string': break;
+    case 'int16': {
+      const f = t.int32Data ?? [];
+      for (let i = 0; i < count(f.length); i++) view.setInt16(i * 2, f[i], true);
+      break;
+    }
+    case 'uint16':
+    case 'float16':
+    case 'bfloat16': {
+      const f = t.int32Data ?? [];
+      for (let i = 0; i < count(f.length); i++) view.setUint16(i * 2, f[i], true);
+      break;
+    }
+    case 'int8': {
+      const f = t.int32Data ?? [];
+      for (let i = 0; i < count(f.length); i++) view.setInt8(i, f[i]);
+      break;
+    }
+    case 'uint8':
+    case 'bool': {
+      const f = t.int32Data ?? [];
+      for (let i = 0; i < count(f.length); i++) view.setUint8(i, f[i]);
+      break;
+    }
+    case 'string':
+      break;
   }
   return out;
 }
@@ -239,7 +353,11 @@ function encodeGraph(g: Graph, opts: EncodeOptions): onnxProto.onnx.IGraphProto 
   return {
     name: g.name,
     node: g.nodes.map((n) => ({
-      name: n.name, opType: n.opType, domain: n.domain, input: n.inputs, output: n.outputs,
+      name: n.name,
+      opType: n.opType,
+      domain: n.domain,
+      input: n.inputs,
+      output: n.outputs,
       attribute: Object.entries(n.attrs).map(([name, a]) => encodeAttr(name, a, opts)),
     })),
     initializer: [...g.initializers.values()].map((t) => encodeTensor(t, opts.externalize?.(t))),
@@ -253,14 +371,22 @@ function encodeGraph(g: Graph, opts: EncodeOptions): onnxProto.onnx.IGraphProto 
 function encodeAttr(name: string, a: Attribute, opts: EncodeOptions): onnxProto.onnx.IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.type) {
-    case 'int': return { name, type: T.INT, i: a.value };
-    case 'float': return { name, type: T.FLOAT, f: a.value };
-    case 'string': return { name, type: T.STRING, s: utf8Enc.encode(a.value) };
-    case 'ints': return { name, type: T.INTS, ints: a.value };
-    case 'floats': return { name, type: T.FLOATS, floats: a.value };
-    case 'strings': return { name, type: T.STRINGS, strings: a.value.map((s) => utf8Enc.encode(s)) };
-    case 'tensor': return { name, type: T.TENSOR, t: encodeTensor(a.value) };
-    case 'graph': return { name, type: T.GRAPH, g: encodeGraph(a.value, opts) };
+    case 'int':
+      return { name, type: T.INT, i: a.value };
+    case 'float':
+      return { name, type: T.FLOAT, f: a.value };
+    case 'string':
+      return { name, type: T.STRING, s: utf8Enc.encode(a.value) };
+    case 'ints':
+      return { name, type: T.INTS, ints: a.value };
+    case 'floats':
+      return { name, type: T.FLOATS, floats: a.value };
+    case 'strings':
+      return { name, type: T.STRINGS, strings: a.value.map((s) => utf8Enc.encode(s)) };
+    case 'tensor':
+      return { name, type: T.TENSOR, t: encodeTensor(a.value) };
+    case 'graph':
+      return { name, type: T.GRAPH, g: encodeGraph(a.value, opts) };
   }
 }
 
@@ -287,7 +413,9 @@ function encodeValueInfo(v: ValueInfo): onnxProto.onnx.IValueInfoProto {
     type: {
       tensorType: {
         elemType: dtypeToOnnx(v.dtype),
-        ...(v.shape ? { shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } : {}),
+        ...(v.shape
+          ? { shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } }
+          : {}),
       },
     },
   };

@@ -34,7 +34,9 @@ export function tensorToArray(t: Tensor): TypedArray {
   const bpe = bytesPerElement(t.dtype);
   const n = numel(t.dims);
   if (t.data.byteLength !== n * bpe) {
-    throw new RangeError(`tensor '${t.name}': ${t.data.byteLength} bytes, expected ${n * bpe} for ${t.dtype}[${t.dims.join(', ')}]`);
+    throw new RangeError(
+      `tensor '${t.name}': ${t.data.byteLength} bytes, expected ${n * bpe} for ${t.dtype}[${t.dims.join(', ')}]`,
+    );
   }
   if (t.data.byteOffset % (bpe || 1) === 0) return typedArrayFor(t.dtype, t.data.buffer, t.data.byteOffset, n);
   const copy = new Uint8Array(t.data.byteLength);

@@ -52,7 +52,14 @@ export interface CompareOptions {
 }
 
 function brief(r: RunRecord): RunBrief {
-  return { id: r.id, name: r.name, status: r.status, startedAt: r.startedAt, baseModel: r.baseModel, datasetFingerprint: r.datasetFingerprint };
+  return {
+    id: r.id,
+    name: r.name,
+    status: r.status,
+    startedAt: r.startedAt,
+    baseModel: r.baseModel,
+    datasetFingerprint: r.datasetFingerprint,
+  };
 }
 
 async function latest(reg: Registry, id: string): Promise<Record<string, number>> {
@@ -125,7 +132,12 @@ export function pairedSignificance(
 }
 
 /** Compares runs A and B (ids or unique prefixes). Throws RegistryError for an unknown run. */
-export async function compareRuns(reg: Registry, idA: string, idB: string, options: CompareOptions = {}): Promise<RunComparison> {
+export async function compareRuns(
+  reg: Registry,
+  idA: string,
+  idB: string,
+  options: CompareOptions = {},
+): Promise<RunComparison> {
   const ra = await reg.getRun(idA);
   const rb = await reg.getRun(idB);
   const [ma, mb] = [await latest(reg, ra.id), await latest(reg, rb.id)];
@@ -150,7 +162,8 @@ export async function compareRuns(reg: Registry, idA: string, idB: string, optio
   let evalSet: string | undefined;
   if (options.evalSet !== undefined) {
     if (common.includes(options.evalSet)) evalSet = options.evalSet;
-    else notes.push(`eval set '${options.evalSet}' was not logged by both runs (common: ${common.join(', ') || 'none'})`);
+    else
+      notes.push(`eval set '${options.evalSet}' was not logged by both runs (common: ${common.join(', ') || 'none'})`);
   } else if (common.length === 0) {
     notes.push(
       setsA.length === 0 || setsB.size === 0
@@ -164,9 +177,12 @@ export async function compareRuns(reg: Registry, idA: string, idB: string, optio
   if (evalSet !== undefined) {
     const pa = await reg.metadata.getPredictions(ra.id, evalSet);
     const pb = await reg.metadata.getPredictions(rb.id, evalSet);
-    const sameLabels = pa.length === pb.length && pa.every((r, i) => r.index === pb[i].index && r.label === pb[i].label);
+    const sameLabels =
+      pa.length === pb.length && pa.every((r, i) => r.index === pb[i].index && r.label === pb[i].label);
     if (!sameLabels) {
-      notes.push(`eval set '${evalSet}' differs between the runs (${pa.length} vs ${pb.length} examples or different gold labels); no paired test`);
+      notes.push(
+        `eval set '${evalSet}' differs between the runs (${pa.length} vs ${pb.length} examples or different gold labels); no paired test`,
+      );
     } else if (pa.length === 0) {
       notes.push(`eval set '${evalSet}' is empty`);
     } else {

@@ -6,7 +6,9 @@ import type { ModelSummary, ModelVersion, RunRecord } from './types.ts';
 /** Left-aligned text columns, right-aligned numeric-looking ones, separated by two spaces. */
 export function formatTable(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => /^[-+]?[\d.,]+(e[-+]?\d+)?%?$|^-$|^$/.test(r[i] ?? '')));
+  const numeric = headers.map(
+    (_, i) => rows.length > 0 && rows.every((r) => /^[-+]?[\d.,]+(e[-+]?\d+)?%?$|^-$|^$/.test(r[i] ?? '')),
+  );
   const line = (cells: string[]): string =>
     cells
       .map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])))
@@ -55,7 +57,14 @@ export function formatRunList(runs: RunRecord[]): string {
   if (runs.length === 0) return 'no runs';
   return formatTable(
     ['RUN', 'NAME', 'STATUS', 'STARTED (UTC)', 'DURATION', 'BASE MODEL'],
-    runs.map((r) => [r.id, r.name ?? '', r.status, fmtTime(r.startedAt), fmtDuration(r.endedAt === null ? null : r.endedAt - r.startedAt), r.baseModel ?? '']),
+    runs.map((r) => [
+      r.id,
+      r.name ?? '',
+      r.status,
+      fmtTime(r.startedAt),
+      fmtDuration(r.endedAt === null ? null : r.endedAt - r.startedAt),
+      r.baseModel ?? '',
+    ]),
   );
 }
 
@@ -66,13 +75,36 @@ export function formatRunDetails(d: RunDetails): string {
   out.push(`experiment ${d.experiment}; started ${fmtTime(d.startedAt)} UTC; duration ${fmtDuration(d.durationMs)}`);
   if (d.baseModel) out.push(`base model ${d.baseModel}`);
   if (d.datasetFingerprint) out.push(`dataset ${d.datasetFingerprint}`);
-  if (d.codeVersion) out.push(`code ${d.codeVersion.package}${d.codeVersion.git ? ` git ${d.codeVersion.git.slice(0, 12)}${d.codeVersion.dirty ? ' (dirty)' : ''}` : ''}`);
+  if (d.codeVersion)
+    out.push(
+      `code ${d.codeVersion.package}${d.codeVersion.git ? ` git ${d.codeVersion.git.slice(0, 12)}${d.codeVersion.dirty ? ' (dirty)' : ''}` : ''}`,
+    );
   const params = Object.entries(d.params);
-  if (params.length) out.push('', formatTable(['PARAM', 'VALUE'], params.map(([k, v]) => [k, JSON.stringify(v)])));
+  if (params.length)
+    out.push(
+      '',
+      formatTable(
+        ['PARAM', 'VALUE'],
+        params.map(([k, v]) => [k, JSON.stringify(v)]),
+      ),
+    );
   const metrics = Object.entries(d.latestMetrics);
-  if (metrics.length) out.push('', formatTable(['METRIC', 'LAST'], metrics.map(([k, v]) => [k, fmtNum(v)])));
+  if (metrics.length)
+    out.push(
+      '',
+      formatTable(
+        ['METRIC', 'LAST'],
+        metrics.map(([k, v]) => [k, fmtNum(v)]),
+      ),
+    );
   if (d.artifacts.length) {
-    out.push('', formatTable(['ARTIFACT', 'KIND', 'SIZE', 'SHA256'], d.artifacts.map((a) => [a.path, a.kind, fmtBytes(a.size), a.hash.slice(0, 16)])));
+    out.push(
+      '',
+      formatTable(
+        ['ARTIFACT', 'KIND', 'SIZE', 'SHA256'],
+        d.artifacts.map((a) => [a.path, a.kind, fmtBytes(a.size), a.hash.slice(0, 16)]),
+      ),
+    );
   }
   if (d.models.length) out.push('', `registered as ${d.models.map((m) => `${m.name}:${m.version}`).join(', ')}`);
   return out.join('\n');
@@ -86,7 +118,12 @@ function fmtCi(i: { estimate: number; lower: number; upper: number }): string {
 export function formatComparison(c: RunComparison): string {
   const label = (r: RunComparison['a']): string => (r.name ? `${r.name} (${r.id.slice(0, 8)})` : r.id);
   const out: string[] = [`A = ${label(c.a)}  B = ${label(c.b)}`, ''];
-  out.push(formatTable(['METRIC', 'A', 'B', 'B - A'], c.metrics.map((m) => [m.key, fmtNum(m.a), fmtNum(m.b), fmtNum(m.delta)])));
+  out.push(
+    formatTable(
+      ['METRIC', 'A', 'B', 'B - A'],
+      c.metrics.map((m) => [m.key, fmtNum(m.a), fmtNum(m.b), fmtNum(m.delta)]),
+    ),
+  );
   const s = c.significance;
   if (s) {
     const pct = `${Math.round(s.confidence * 100)}% CI`;
@@ -100,10 +137,19 @@ export function formatComparison(c: RunComparison): string {
         ],
       ),
     );
-    out.push(`McNemar exact: A right/B wrong = ${s.mcnemar.b}, A wrong/B right = ${s.mcnemar.c}, p = ${fmtNum(s.mcnemar.pValue)}`);
+    out.push(
+      `McNemar exact: A right/B wrong = ${s.mcnemar.b}, A wrong/B right = ${s.mcnemar.c}, p = ${fmtNum(s.mcnemar.pValue)}`,
+    );
   }
   const diff = c.params.filter((p) => !p.same);
-  if (diff.length) out.push('', formatTable(['PARAM', 'A', 'B'], diff.map((p) => [p.key, JSON.stringify(p.a), JSON.stringify(p.b)])));
+  if (diff.length)
+    out.push(
+      '',
+      formatTable(
+        ['PARAM', 'A', 'B'],
+        diff.map((p) => [p.key, JSON.stringify(p.a), JSON.stringify(p.b)]),
+      ),
+    );
   for (const n of c.notes) out.push(`note: ${n}`);
   return out.join('\n');
 }
@@ -143,7 +189,9 @@ export function formatGcReport(r: GcReport): string {
 
 /** verify summary plus one line per problem. */
 export function formatVerifyReport(r: VerifyReport): string {
-  const lines = [`${r.ok ? 'ok' : 'FAILED'}: ${r.checkedObjects} referenced object(s) checked, ${r.problems.length} problem(s), ${r.unreferencedObjects} unreferenced`];
+  const lines = [
+    `${r.ok ? 'ok' : 'FAILED'}: ${r.checkedObjects} referenced object(s) checked, ${r.problems.length} problem(s), ${r.unreferencedObjects} unreferenced`,
+  ];
   for (const p of r.problems) lines.push(`${p.hash.slice(0, 16)} ${p.problem} (${p.referencedBy.join('; ')})`);
   return lines.join('\n');
 }

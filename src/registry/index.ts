@@ -20,6 +20,13 @@ export {
   type VerifyReport,
   type LogArtifactOptions,
 } from './registry.ts';
-export { compareRuns, pairedSignificance, type RunComparison, type RunBrief, type PairedSignificance, type CompareOptions } from './compare.ts';
+export {
+  compareRuns,
+  pairedSignificance,
+  type RunComparison,
+  type RunBrief,
+  type PairedSignificance,
+  type CompareOptions,
+} from './compare.ts';
 export { parseModelRef, formatModelRef, checkModelName, checkAlias, type ModelRef } from './refs.ts';
 export * from './format.ts';

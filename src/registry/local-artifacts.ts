@@ -163,7 +163,11 @@ export class LocalArtifactStore implements ArtifactStore {
             // A concurrent writer committed the same content first: a folder rename then fails because the
             // target is not empty. Same hash, same bytes, so theirs is as good as ours.
             const code = errCode(e);
-            if (!(code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR') || !(await exists(target))) throw e;
+            if (
+              !(code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EISDIR' || code === 'ENOTDIR') ||
+              !(await exists(target))
+            )
+              throw e;
           }
         }
         await fsp.rm(tempRoot, { recursive: true, force: true });
@@ -188,7 +192,8 @@ export class LocalArtifactStore implements ArtifactStore {
         const r = await copyHash(sourcePath, objPath);
         return this.staged(temp, objPath, { hash: r.hash, type: 'file', size: r.size });
       }
-      if (!st.isDirectory()) throw new RegistryError(`artifact path is neither a file nor a folder: ${sourcePath}`, { file: sourcePath });
+      if (!st.isDirectory())
+        throw new RegistryError(`artifact path is neither a file nor a folder: ${sourcePath}`, { file: sourcePath });
       const files = await walkFiles(sourcePath);
       const entries: ManifestEntry[] = [];
       await fsp.mkdir(objPath);
@@ -255,20 +260,27 @@ export class LocalArtifactStore implements ArtifactStore {
     let p = base;
     if (innerPath !== undefined) {
       const parts = innerPath.split('/').filter((s) => s !== '' && s !== '.');
-      if (parts.includes('..')) throw new RegistryError(`artifact inner path may not contain '..': ${innerPath}`, { value: innerPath });
+      if (parts.includes('..'))
+        throw new RegistryError(`artifact inner path may not contain '..': ${innerPath}`, { value: innerPath });
       p = join(base, ...parts);
     }
     try {
       return new Uint8Array(await fsp.readFile(p));
     } catch (e) {
-      throw new RegistryError(`cannot read artifact ${hash}${innerPath ? ` file '${innerPath}'` : ''}: ${(e as Error).message}`, { file: p }, { cause: e });
+      throw new RegistryError(
+        `cannot read artifact ${hash}${innerPath ? ` file '${innerPath}'` : ''}: ${(e as Error).message}`,
+        { file: p },
+        { cause: e },
+      );
     }
   }
 
   async exportTo(hash: string, destPath: string): Promise<void> {
     const src = this.objectPath(hash);
-    if (!(await exists(src))) throw new RegistryError(`artifact ${hash} is missing from ${this.objectsDir}`, { file: src });
-    if (await exists(destPath)) throw new RegistryError(`export destination already exists: ${destPath}`, { file: destPath });
+    if (!(await exists(src)))
+      throw new RegistryError(`artifact ${hash} is missing from ${this.objectsDir}`, { file: src });
+    if (await exists(destPath))
+      throw new RegistryError(`export destination already exists: ${destPath}`, { file: destPath });
     const tmp = `${destPath}.tmp-${process.pid}-${randomHex(4)}`;
     try {
       await fsp.mkdir(dirname(destPath), { recursive: true });
@@ -278,7 +290,11 @@ export class LocalArtifactStore implements ArtifactStore {
     } catch (e) {
       await fsp.rm(tmp, { recursive: true, force: true });
       if (e instanceof RegistryError) throw e;
-      throw new RegistryError(`cannot export artifact ${hash} to ${destPath}: ${(e as Error).message}`, { file: destPath }, { cause: e });
+      throw new RegistryError(
+        `cannot export artifact ${hash} to ${destPath}: ${(e as Error).message}`,
+        { file: destPath },
+        { cause: e },
+      );
     }
   }
 
@@ -300,9 +316,12 @@ export class LocalArtifactStore implements ArtifactStore {
       throw e;
     }
     const found: ObjectType = st.isDirectory() ? 'dir' : 'file';
-    if (type !== undefined && type !== found) return { hash, ok: false, problem: `type mismatch: expected ${type}, found ${found}` };
+    if (type !== undefined && type !== found)
+      return { hash, ok: false, problem: `type mismatch: expected ${type}, found ${found}` };
     const actual = found === 'file' ? (await copyHash(p)).hash : (await hashTree(p)).hash;
-    return actual === hash ? { hash, ok: true } : { hash, ok: false, problem: `hash mismatch (content hashes to ${actual})` };
+    return actual === hash
+      ? { hash, ok: true }
+      : { hash, ok: false, problem: `hash mismatch (content hashes to ${actual})` };
   }
 
   async quarantine(hash: string): Promise<string | undefined> {

@@ -2,7 +2,8 @@
 import { ConfigError } from '../errors.ts';
 
 /** A parsed model reference: latest version, an explicit version, or an alias. */
-export type ModelRef = { name: string; version: number } | { name: string; alias: string } | { name: string; latest: true };
+export type ModelRef =
+  { name: string; version: number } | { name: string; alias: string } | { name: string; latest: true };
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/]*$/;
 const ALIAS_RE = /^[A-Za-z][A-Za-z0-9._-]*$/;
@@ -10,18 +11,24 @@ const ALIAS_RE = /^[A-Za-z][A-Za-z0-9._-]*$/;
 /** Throws ConfigError unless `name` is a valid model name (letters, digits, `.`, `_`, `-`, `/`). */
 export function checkModelName(name: string): void {
   if (!NAME_RE.test(name) || name.length > 200) {
-    throw new ConfigError(`invalid model name '${name}': use letters, digits, '.', '_', '-' or '/', starting with a letter or digit`, {
-      value: name,
-    });
+    throw new ConfigError(
+      `invalid model name '${name}': use letters, digits, '.', '_', '-' or '/', starting with a letter or digit`,
+      {
+        value: name,
+      },
+    );
   }
 }
 
 /** Throws ConfigError unless `alias` is a valid alias; `latest` is reserved because it always means the newest. */
 export function checkAlias(alias: string): void {
   if (!ALIAS_RE.test(alias) || alias.length > 100) {
-    throw new ConfigError(`invalid alias '${alias}': use letters, digits, '.', '_' or '-', starting with a letter`, { value: alias });
+    throw new ConfigError(`invalid alias '${alias}': use letters, digits, '.', '_' or '-', starting with a letter`, {
+      value: alias,
+    });
   }
-  if (alias === 'latest') throw new ConfigError(`alias 'latest' is reserved: it always resolves to the newest version`, { value: alias });
+  if (alias === 'latest')
+    throw new ConfigError(`alias 'latest' is reserved: it always resolves to the newest version`, { value: alias });
 }
 
 /** Parses `name`, `name:3`, `name@alias` or `name@latest`. */
@@ -40,7 +47,8 @@ export function parseModelRef(ref: string): ModelRef {
     const name = ref.slice(0, colon);
     const v = ref.slice(colon + 1);
     checkModelName(name);
-    if (!/^[1-9][0-9]*$/.test(v)) throw new ConfigError(`invalid model version '${v}' in '${ref}': expected a positive integer`, { value: ref });
+    if (!/^[1-9][0-9]*$/.test(v))
+      throw new ConfigError(`invalid model version '${v}' in '${ref}': expected a positive integer`, { value: ref });
     return { name, version: Number(v) };
   }
   checkModelName(ref);

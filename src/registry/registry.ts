@@ -82,7 +82,12 @@ export function codeVersion(): CodeVersion {
   const cv: CodeVersion = { package: pkg };
   if (root !== undefined) {
     try {
-      const opts = { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] as ['ignore', 'pipe', 'ignore'], timeout: 3000, encoding: 'utf8' as const };
+      const opts = {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'ignore'] as ['ignore', 'pipe', 'ignore'],
+        timeout: 3000,
+        encoding: 'utf8' as const,
+      };
       cv.git = execFileSync('git', ['rev-parse', 'HEAD'], opts).trim();
       cv.dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], opts).trim() !== '';
     } catch {
@@ -98,18 +103,26 @@ async function ensureWritableHome(home: string): Promise<void> {
   try {
     await fsp.mkdir(home, { recursive: true });
   } catch (e) {
-    throw new RegistryError(`registry folder ${home} cannot be created (${errCode(e) ?? (e as Error).message}); choose another with --home DIR or ${TAILOR_HOME_ENV}`, {
-      file: home,
-    }, { cause: e });
+    throw new RegistryError(
+      `registry folder ${home} cannot be created (${errCode(e) ?? (e as Error).message}); choose another with --home DIR or ${TAILOR_HOME_ENV}`,
+      {
+        file: home,
+      },
+      { cause: e },
+    );
   }
   for (const p of [home, join(home, 'objects'), join(home, 'tmp'), join(home, 'registry.db')]) {
     if (p !== home && !existsSync(p)) continue;
     try {
       await fsp.access(p, fsc.W_OK);
     } catch (e) {
-      throw new RegistryError(`registry folder ${home} is not writable (${p}: ${errCode(e) ?? 'access denied'}); choose another with --home DIR or ${TAILOR_HOME_ENV}`, {
-        file: p,
-      }, { cause: e });
+      throw new RegistryError(
+        `registry folder ${home} is not writable (${p}: ${errCode(e) ?? 'access denied'}); choose another with --home DIR or ${TAILOR_HOME_ENV}`,
+        {
+          file: p,
+        },
+        { cause: e },
+      );
     }
   }
 }
@@ -236,10 +249,12 @@ export class Registry {
     for (const run of await this.metadata.listRuns({ status: 'running' })) {
       let reason: string | undefined;
       if (run.host === HOST && run.pid !== null) {
-        if (run.pid !== process.pid && !pidAlive(run.pid)) reason = `process ${run.pid} on ${run.host} exited without ending the run`;
+        if (run.pid !== process.pid && !pidAlive(run.pid))
+          reason = `process ${run.pid} on ${run.host} exited without ending the run`;
       } else {
         const last = run.heartbeatAt ?? run.startedAt;
-        if (now - last > this.staleAfterMs) reason = `no heartbeat from ${run.host ?? 'unknown host'} since ${new Date(last).toISOString()}`;
+        if (now - last > this.staleAfterMs)
+          reason = `no heartbeat from ${run.host ?? 'unknown host'} since ${new Date(last).toISOString()}`;
       }
       if (reason !== undefined && (await this.metadata.endRun(run.id, 'failed', now, reason))) marked.push(run.id);
     }
@@ -253,9 +268,12 @@ export class Registry {
       const ids = await this.metadata.findRunIds(idOrPrefix, 6);
       if (ids.length === 1) return ids[0];
       if (ids.length > 1) {
-        throw new RegistryError(`run id prefix '${idOrPrefix}' is ambiguous: matches ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}`, {
-          value: idOrPrefix,
-        });
+        throw new RegistryError(
+          `run id prefix '${idOrPrefix}' is ambiguous: matches ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}`,
+          {
+            value: idOrPrefix,
+          },
+        );
       }
     }
     throw new RegistryError(`run '${idOrPrefix}' does not exist in registry ${this.home}`, { value: idOrPrefix });
@@ -273,7 +291,10 @@ export class Registry {
     const run = await this.getRun(idOrPrefix);
     const latestMetrics: Record<string, number> = {};
     for (const p of await this.metadata.getMetrics(run.id)) latestMetrics[p.key] = p.value; // ordered by step
-    const models = (await this.metadata.listModelVersionsByRun(run.id)).map((v) => ({ name: v.name, version: v.version }));
+    const models = (await this.metadata.listModelVersionsByRun(run.id)).map((v) => ({
+      name: v.name,
+      version: v.version,
+    }));
     return {
       ...run,
       durationMs: run.endedAt === null ? null : run.endedAt - run.startedAt,
@@ -317,7 +338,13 @@ export class Registry {
   async storeObject<T>(staged: StagedObject, commitRows: (releaseTokens: string[]) => Promise<T>): Promise<T> {
     const token = randomHex(12);
     try {
-      await this.metadata.reserveObject({ token, hash: staged.hash, pid: process.pid, host: HOST, createdAt: Date.now() });
+      await this.metadata.reserveObject({
+        token,
+        hash: staged.hash,
+        pid: process.pid,
+        host: HOST,
+        createdAt: Date.now(),
+      });
       await staged.commit();
       return await commitRows([token]);
     } catch (e) {
@@ -345,14 +372,19 @@ export class Registry {
       }
     } else {
       const versions = await this.metadata.listModelVersions(r.name);
-      if (versions.length === 0) throw new RegistryError(`model '${r.name}' is not registered in ${this.home}`, { value: ref });
+      if (versions.length === 0)
+        throw new RegistryError(`model '${r.name}' is not registered in ${this.home}`, { value: ref });
       return versions[versions.length - 1];
     }
     const mv = await this.metadata.getModelVersion(r.name, version);
     if (!mv) {
       const versions = await this.metadata.listModelVersions(r.name);
-      if (versions.length === 0) throw new RegistryError(`model '${r.name}' is not registered in ${this.home}`, { value: ref });
-      throw new RegistryError(`model version ${formatModelRef(r)} does not exist (latest is ${versions[versions.length - 1].version})`, { value: ref });
+      if (versions.length === 0)
+        throw new RegistryError(`model '${r.name}' is not registered in ${this.home}`, { value: ref });
+      throw new RegistryError(
+        `model version ${formatModelRef(r)} does not exist (latest is ${versions[versions.length - 1].version})`,
+        { value: ref },
+      );
     }
     return mv;
   }
@@ -364,7 +396,9 @@ export class Registry {
     const parents: LineageParent[] = [];
     for (const p of options.parents ?? []) {
       if ((p.model === undefined) === (p.external === undefined)) {
-        throw new ConfigError(`lineage parent '${p.relation}' must name exactly one of a registered model or an external id`);
+        throw new ConfigError(
+          `lineage parent '${p.relation}' must name exactly one of a registered model or an external id`,
+        );
       }
       if (p.model !== undefined) {
         const mv = await this.getModel(p.model);
@@ -385,14 +419,24 @@ export class Registry {
     if (typeof options.source === 'string') {
       const staged = await this.artifacts.ingest(options.source);
       const object: StoredObject = { hash: staged.hash, type: staged.type, size: staged.size };
-      return this.storeObject(staged, (tokens) => this.metadata.createModelVersion({ ...base, artifact: object }, tokens));
+      return this.storeObject(staged, (tokens) =>
+        this.metadata.createModelVersion({ ...base, artifact: object }, tokens),
+      );
     }
     const srcRun = await this.resolveRunId(options.source.runId);
-    const art = (await this.metadata.listArtifacts(srcRun)).find((a) => a.path === (options.source as { artifactPath: string }).artifactPath);
+    const art = (await this.metadata.listArtifacts(srcRun)).find(
+      (a) => a.path === (options.source as { artifactPath: string }).artifactPath,
+    );
     if (!art) {
-      throw new RegistryError(`run ${srcRun} has no artifact '${options.source.artifactPath}'`, { value: options.source.artifactPath });
+      throw new RegistryError(`run ${srcRun} has no artifact '${options.source.artifactPath}'`, {
+        value: options.source.artifactPath,
+      });
     }
-    return this.metadata.createModelVersion({ ...base, runId: base.runId ?? srcRun, artifact: { hash: art.hash, type: art.type, size: art.size } });
+    return this.metadata.createModelVersion({
+      ...base,
+      runId: base.runId ?? srcRun,
+      artifact: { hash: art.hash, type: art.type, size: art.size },
+    });
   }
 
   /** All registered models with their latest version and aliases. */
@@ -412,8 +456,15 @@ export class Registry {
   async setAlias(name: string, alias: string, target: number | string): Promise<ModelVersion> {
     checkModelName(name);
     checkAlias(alias);
-    const mv = await this.getModel(typeof target === 'number' ? `${name}:${target}` : target.includes(':') || target.includes('@') ? target : `${name}:${target}`);
-    if (mv.name !== name) throw new ConfigError(`alias target ${mv.name}:${mv.version} belongs to another model than '${name}'`);
+    const mv = await this.getModel(
+      typeof target === 'number'
+        ? `${name}:${target}`
+        : target.includes(':') || target.includes('@')
+          ? target
+          : `${name}:${target}`,
+    );
+    if (mv.name !== name)
+      throw new ConfigError(`alias target ${mv.name}:${mv.version} belongs to another model than '${name}'`);
     await this.metadata.setAlias(name, alias, mv.version);
     return (await this.metadata.getModelVersion(name, mv.version))!;
   }
@@ -437,7 +488,8 @@ export class Registry {
   async modelPath(ref: string): Promise<string> {
     const mv = await this.getModel(ref);
     const p = this.artifacts.localPath(mv.artifact.hash);
-    if (p === undefined) throw new RegistryError(`artifact store ${this.artifacts.location} has no local paths; use exportModel`);
+    if (p === undefined)
+      throw new RegistryError(`artifact store ${this.artifacts.location} has no local paths; use exportModel`);
     return p;
   }
 
@@ -589,10 +641,14 @@ export class RunHandle {
     const points: MetricPoint[] = [];
     for (const [key, value] of Object.entries(values)) {
       if (typeof value !== 'number' || !Number.isFinite(value)) {
-        throw new ConfigError(`metric '${key}' of run ${this.id} must be a finite number, got ${String(value)}`, { field: key, value: String(value) });
+        throw new ConfigError(`metric '${key}' of run ${this.id} must be a finite number, got ${String(value)}`, {
+          field: key,
+          value: String(value),
+        });
       }
       const step = opts.step ?? this.nextStep.get(key) ?? 0;
-      if (!Number.isInteger(step) || step < 0) throw new ConfigError(`metric step must be a non-negative integer, got ${step}`, { field: key });
+      if (!Number.isInteger(step) || step < 0)
+        throw new ConfigError(`metric step must be a non-negative integer, got ${step}`, { field: key });
       this.nextStep.set(key, step + 1);
       points.push({ key, value, step, epoch: opts.epoch ?? null, timestamp: now });
     }
@@ -618,7 +674,11 @@ export class RunHandle {
    * A temporary folder to write an artifact folder into directly (saves a copy for big models); call
    * `commit(path, kind)` on the result when done, or `abort()`.
    */
-  async stageArtifact(): Promise<{ path: string; commit: (path: string, kind?: string) => Promise<ArtifactRef>; abort: () => Promise<void> }> {
+  async stageArtifact(): Promise<{
+    path: string;
+    commit: (path: string, kind?: string) => Promise<ArtifactRef>;
+    abort: () => Promise<void>;
+  }> {
     this.checkOpen();
     const area: StagingArea = await this.registry.artifacts.createStaging();
     return {
@@ -637,19 +697,34 @@ export class RunHandle {
 
   private async commitArtifact(staged: StagedObject, path: string, kind: string): Promise<ArtifactRef> {
     if (path === '' || path.includes('\0')) throw new ConfigError(`invalid artifact name '${path}'`, { value: path });
-    const ref: ArtifactRef = { path, kind, hash: staged.hash, type: staged.type, size: staged.size, createdAt: Date.now() };
+    const ref: ArtifactRef = {
+      path,
+      kind,
+      hash: staged.hash,
+      type: staged.type,
+      size: staged.size,
+      createdAt: Date.now(),
+    };
     await this.registry.storeObject(staged, (tokens) => this.meta.addArtifacts(this.id, [ref], tokens));
     return ref;
   }
 
   /** Records per-example gold labels and predictions on an eval set, for McNemar's test in compareRuns. */
-  async logPredictions(evalSet: string, labels: ArrayLike<string | number>, predictions: ArrayLike<string | number>): Promise<void> {
+  async logPredictions(
+    evalSet: string,
+    labels: ArrayLike<string | number>,
+    predictions: ArrayLike<string | number>,
+  ): Promise<void> {
     this.checkOpen();
     if (labels.length !== predictions.length) {
-      throw new ConfigError(`predictions on '${evalSet}': ${labels.length} labels but ${predictions.length} predictions`, { field: evalSet });
+      throw new ConfigError(
+        `predictions on '${evalSet}': ${labels.length} labels but ${predictions.length} predictions`,
+        { field: evalSet },
+      );
     }
     const rows: PredictionRow[] = [];
-    for (let i = 0; i < labels.length; i++) rows.push({ index: i, label: String(labels[i]), prediction: String(predictions[i]) });
+    for (let i = 0; i < labels.length; i++)
+      rows.push({ index: i, label: String(labels[i]), prediction: String(predictions[i]) });
     await this.meta.setPredictions(this.id, evalSet, rows);
   }
 

@@ -188,7 +188,11 @@ export class SqliteMetadataStore implements MetadataStore {
     try {
       db = new Database(path, { timeout: options.busyTimeoutMs ?? 15000 });
     } catch (e) {
-      throw new RegistryError(`cannot open registry database ${path}: ${(e as Error).message}`, { file: path }, { cause: e });
+      throw new RegistryError(
+        `cannot open registry database ${path}: ${(e as Error).message}`,
+        { file: path },
+        { cause: e },
+      );
     }
     try {
       db.pragma('journal_mode = WAL');
@@ -210,7 +214,11 @@ export class SqliteMetadataStore implements MetadataStore {
     } catch (e) {
       db.close();
       if (e instanceof RegistryError) throw e;
-      throw new RegistryError(`cannot initialise registry database ${path}: ${(e as Error).message}`, { file: path }, { cause: e });
+      throw new RegistryError(
+        `cannot initialise registry database ${path}: ${(e as Error).message}`,
+        { file: path },
+        { cause: e },
+      );
     }
     return new SqliteMetadataStore(path, db);
   }
@@ -222,11 +230,17 @@ export class SqliteMetadataStore implements MetadataStore {
 
   private runFromRow(r: RunRow): RunRecord {
     const params: Record<string, Json> = {};
-    for (const p of this.db.prepare('SELECT key, value FROM run_params WHERE run_id = ?').all(r.id) as Array<{ key: string; value: string }>) {
+    for (const p of this.db.prepare('SELECT key, value FROM run_params WHERE run_id = ?').all(r.id) as Array<{
+      key: string;
+      value: string;
+    }>) {
       params[p.key] = JSON.parse(p.value) as Json;
     }
     const tags: Record<string, string> = {};
-    for (const t of this.db.prepare('SELECT key, value FROM run_tags WHERE run_id = ?').all(r.id) as Array<{ key: string; value: string }>) {
+    for (const t of this.db.prepare('SELECT key, value FROM run_tags WHERE run_id = ?').all(r.id) as Array<{
+      key: string;
+      value: string;
+    }>) {
       tags[t.key] = t.value;
     }
     return {
@@ -291,7 +305,7 @@ export class SqliteMetadataStore implements MetadataStore {
   async findRunIds(prefix: string, limit: number): Promise<string[]> {
     // Range scan instead of LIKE, so '%' and '_' in user input mean nothing special.
     const rows = this.db
-      .prepare("SELECT id FROM runs WHERE id >= ? AND id < ? || char(1114111) ORDER BY id LIMIT ?")
+      .prepare('SELECT id FROM runs WHERE id >= ? AND id < ? || char(1114111) ORDER BY id LIMIT ?')
       .all(prefix, prefix, limit) as Array<{ id: string }>;
     return rows.map((r) => r.id);
   }
@@ -322,7 +336,12 @@ export class SqliteMetadataStore implements MetadataStore {
     return rows.map((r) => this.runFromRow(r));
   }
 
-  async endRun(id: string, status: Exclude<RunStatus, 'running'>, endedAt: number, error: string | null = null): Promise<boolean> {
+  async endRun(
+    id: string,
+    status: Exclude<RunStatus, 'running'>,
+    endedAt: number,
+    error: string | null = null,
+  ): Promise<boolean> {
     return this.write(() => {
       const res = this.db
         .prepare("UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ? AND status = 'running'")
@@ -345,7 +364,8 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async setRunInfo(id: string, info: { baseModel?: string | null; datasetFingerprint?: string | null }): Promise<void> {
     this.write(() => {
-      if (info.baseModel !== undefined) this.db.prepare('UPDATE runs SET base_model = ? WHERE id = ?').run(info.baseModel, id);
+      if (info.baseModel !== undefined)
+        this.db.prepare('UPDATE runs SET base_model = ? WHERE id = ?').run(info.baseModel, id);
       if (info.datasetFingerprint !== undefined) {
         this.db.prepare('UPDATE runs SET dataset_fingerprint = ? WHERE id = ?').run(info.datasetFingerprint, id);
       }
@@ -354,12 +374,14 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async deleteRun(id: string): Promise<void> {
     const used = this.db.prepare('SELECT name, version FROM model_versions WHERE run_id = ? LIMIT 1').get(id) as
-      | { name: string; version: number }
-      | undefined;
+      { name: string; version: number } | undefined;
     if (used) {
-      throw new RegistryError(`run ${id} cannot be deleted: model version ${used.name}:${used.version} was produced by it`, {
-        value: id,
-      });
+      throw new RegistryError(
+        `run ${id} cannot be deleted: model version ${used.name}:${used.version} was produced by it`,
+        {
+          value: id,
+        },
+      );
     }
     this.write(() => this.db.prepare('DELETE FROM runs WHERE id = ?').run(id));
   }
@@ -374,8 +396,14 @@ export class SqliteMetadataStore implements MetadataStore {
   async getMetrics(runId: string, key?: string): Promise<MetricPoint[]> {
     const rows = (
       key === undefined
-        ? this.db.prepare('SELECT key, step, epoch, value, ts FROM metrics WHERE run_id = ? ORDER BY key, step, rowid').all(runId)
-        : this.db.prepare('SELECT key, step, epoch, value, ts FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, rowid').all(runId, key)
+        ? this.db
+            .prepare('SELECT key, step, epoch, value, ts FROM metrics WHERE run_id = ? ORDER BY key, step, rowid')
+            .all(runId)
+        : this.db
+            .prepare(
+              'SELECT key, step, epoch, value, ts FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, rowid',
+            )
+            .all(runId, key)
     ) as Array<{ key: string; step: number; epoch: number | null; value: number; ts: number }>;
     return rows.map((r) => ({ key: r.key, step: r.step, epoch: r.epoch, value: r.value, timestamp: r.ts }));
   }
@@ -394,12 +422,28 @@ export class SqliteMetadataStore implements MetadataStore {
   async listArtifacts(runId: string): Promise<ArtifactRef[]> {
     const rows = this.db
       .prepare('SELECT path, hash, type, size, kind, created_at FROM artifacts WHERE run_id = ? ORDER BY path')
-      .all(runId) as Array<{ path: string; hash: string; type: ObjectType; size: number; kind: string; created_at: number }>;
-    return rows.map((r) => ({ path: r.path, hash: r.hash, type: r.type, size: r.size, kind: r.kind, createdAt: r.created_at }));
+      .all(runId) as Array<{
+      path: string;
+      hash: string;
+      type: ObjectType;
+      size: number;
+      kind: string;
+      created_at: number;
+    }>;
+    return rows.map((r) => ({
+      path: r.path,
+      hash: r.hash,
+      type: r.type,
+      size: r.size,
+      kind: r.kind,
+      createdAt: r.created_at,
+    }));
   }
 
   async setPredictions(runId: string, evalSet: string, rows: PredictionRow[]): Promise<void> {
-    const ins = this.db.prepare('INSERT INTO predictions (run_id, eval_set, idx, label, prediction) VALUES (?, ?, ?, ?, ?)');
+    const ins = this.db.prepare(
+      'INSERT INTO predictions (run_id, eval_set, idx, label, prediction) VALUES (?, ?, ?, ?, ?)',
+    );
     this.write(() => {
       this.db.prepare('DELETE FROM predictions WHERE run_id = ? AND eval_set = ?').run(runId, evalSet);
       for (const r of rows) ins.run(runId, evalSet, r.index, r.label, r.prediction);
@@ -414,7 +458,9 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async listPredictionSets(runId: string): Promise<string[]> {
-    const rows = this.db.prepare('SELECT DISTINCT eval_set FROM predictions WHERE run_id = ? ORDER BY eval_set').all(runId) as Array<{
+    const rows = this.db
+      .prepare('SELECT DISTINCT eval_set FROM predictions WHERE run_id = ? ORDER BY eval_set')
+      .all(runId) as Array<{
       eval_set: string;
     }>;
     return rows.map((r) => r.eval_set);
@@ -423,13 +469,24 @@ export class SqliteMetadataStore implements MetadataStore {
   private versionFromRow(r: VersionRow): ModelVersion {
     const parents = (
       this.db
-        .prepare('SELECT relation, parent_name, parent_version, external FROM model_lineage WHERE name = ? AND version = ? ORDER BY ord')
-        .all(r.name, r.version) as Array<{ relation: string; parent_name: string | null; parent_version: number | null; external: string | null }>
+        .prepare(
+          'SELECT relation, parent_name, parent_version, external FROM model_lineage WHERE name = ? AND version = ? ORDER BY ord',
+        )
+        .all(r.name, r.version) as Array<{
+        relation: string;
+        parent_name: string | null;
+        parent_version: number | null;
+        external: string | null;
+      }>
     ).map((p): LineageParent =>
-      p.parent_name !== null ? { relation: p.relation, model: { name: p.parent_name, version: p.parent_version! } } : { relation: p.relation, external: p.external! },
+      p.parent_name !== null
+        ? { relation: p.relation, model: { name: p.parent_name, version: p.parent_version! } }
+        : { relation: p.relation, external: p.external! },
     );
     const aliases = (
-      this.db.prepare('SELECT alias FROM aliases WHERE name = ? AND version = ? ORDER BY alias').all(r.name, r.version) as Array<{ alias: string }>
+      this.db
+        .prepare('SELECT alias FROM aliases WHERE name = ? AND version = ? ORDER BY alias')
+        .all(r.name, r.version) as Array<{ alias: string }>
     ).map((a) => a.alias);
     return {
       name: r.name,
@@ -447,12 +504,12 @@ export class SqliteMetadataStore implements MetadataStore {
   async createModelVersion(input: NewModelVersion, releaseTokens: string[] = []): Promise<ModelVersion> {
     const version = this.write(() => {
       const db = this.db;
-      db.prepare('INSERT INTO models (name, created_at, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at').run(
-        input.name,
-        input.createdAt,
-        input.createdAt,
-      );
-      const { next } = db.prepare('SELECT COALESCE(MAX(version), 0) + 1 AS next FROM model_versions WHERE name = ?').get(input.name) as { next: number };
+      db.prepare(
+        'INSERT INTO models (name, created_at, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at',
+      ).run(input.name, input.createdAt, input.createdAt);
+      const { next } = db
+        .prepare('SELECT COALESCE(MAX(version), 0) + 1 AS next FROM model_versions WHERE name = ?')
+        .get(input.name) as { next: number };
       if (input.runId != null && !db.prepare('SELECT 1 FROM runs WHERE id = ?').get(input.runId)) {
         throw new RegistryError(`run '${input.runId}' does not exist`, { value: input.runId });
       }
@@ -474,16 +531,25 @@ export class SqliteMetadataStore implements MetadataStore {
       );
       (input.parents ?? []).forEach((p, i) => {
         if (p.model) {
-          if (!db.prepare('SELECT 1 FROM model_versions WHERE name = ? AND version = ?').get(p.model.name, p.model.version)) {
-            throw new RegistryError(`lineage parent ${p.model.name}:${p.model.version} is not a registered model version`, {
-              value: `${p.model.name}:${p.model.version}`,
-            });
+          if (
+            !db
+              .prepare('SELECT 1 FROM model_versions WHERE name = ? AND version = ?')
+              .get(p.model.name, p.model.version)
+          ) {
+            throw new RegistryError(
+              `lineage parent ${p.model.name}:${p.model.version} is not a registered model version`,
+              {
+                value: `${p.model.name}:${p.model.version}`,
+              },
+            );
           }
           lin.run(input.name, next, i, p.relation, p.model.name, p.model.version, null);
         } else if (p.external !== undefined) {
           lin.run(input.name, next, i, p.relation, null, null, p.external);
         } else {
-          throw new RegistryError(`lineage parent #${i} (${p.relation}) names neither a model version nor an external id`);
+          throw new RegistryError(
+            `lineage parent #${i} (${p.relation}) names neither a model version nor an external id`,
+          );
         }
       });
       const al = db.prepare('INSERT OR REPLACE INTO aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?)');
@@ -496,17 +562,22 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async getModelVersion(name: string, version: number): Promise<ModelVersion | undefined> {
-    const r = this.db.prepare('SELECT * FROM model_versions WHERE name = ? AND version = ?').get(name, version) as VersionRow | undefined;
+    const r = this.db.prepare('SELECT * FROM model_versions WHERE name = ? AND version = ?').get(name, version) as
+      VersionRow | undefined;
     return r ? this.versionFromRow(r) : undefined;
   }
 
   async listModelVersions(name: string): Promise<ModelVersion[]> {
-    const rows = this.db.prepare('SELECT * FROM model_versions WHERE name = ? ORDER BY version').all(name) as VersionRow[];
+    const rows = this.db
+      .prepare('SELECT * FROM model_versions WHERE name = ? ORDER BY version')
+      .all(name) as VersionRow[];
     return rows.map((r) => this.versionFromRow(r));
   }
 
   async listModelVersionsByRun(runId: string): Promise<ModelVersion[]> {
-    const rows = this.db.prepare('SELECT * FROM model_versions WHERE run_id = ? ORDER BY name, version').all(runId) as VersionRow[];
+    const rows = this.db
+      .prepare('SELECT * FROM model_versions WHERE run_id = ? ORDER BY name, version')
+      .all(runId) as VersionRow[];
     return rows.map((r) => this.versionFromRow(r));
   }
 
@@ -519,7 +590,9 @@ export class SqliteMetadataStore implements MetadataStore {
       .all() as Array<{ name: string; updated_at: number; latest: number; n: number }>;
     return rows.map((r) => {
       const aliases: Record<string, number> = {};
-      for (const a of this.db.prepare('SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias').all(r.name) as Array<{ alias: string; version: number }>) {
+      for (const a of this.db
+        .prepare('SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias')
+        .all(r.name) as Array<{ alias: string; version: number }>) {
         aliases[a.alias] = a.version;
       }
       return { name: r.name, latestVersion: r.latest, versions: r.n, aliases, updatedAt: r.updated_at };
@@ -532,23 +605,30 @@ export class SqliteMetadataStore implements MetadataStore {
         throw new RegistryError(`model version ${name}:${version} does not exist`, { value: `${name}:${version}` });
       }
       const now = Date.now();
-      this.db.prepare('INSERT OR REPLACE INTO aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?)').run(name, alias, version, now);
+      this.db
+        .prepare('INSERT OR REPLACE INTO aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?)')
+        .run(name, alias, version, now);
       this.db.prepare('UPDATE models SET updated_at = ? WHERE name = ?').run(now, name);
     });
   }
 
   async deleteAlias(name: string, alias: string): Promise<boolean> {
-    return this.write(() => this.db.prepare('DELETE FROM aliases WHERE name = ? AND alias = ?').run(name, alias).changes > 0);
+    return this.write(
+      () => this.db.prepare('DELETE FROM aliases WHERE name = ? AND alias = ?').run(name, alias).changes > 0,
+    );
   }
 
   async resolveAlias(name: string, alias: string): Promise<number | undefined> {
-    const r = this.db.prepare('SELECT version FROM aliases WHERE name = ? AND alias = ?').get(name, alias) as { version: number } | undefined;
+    const r = this.db.prepare('SELECT version FROM aliases WHERE name = ? AND alias = ?').get(name, alias) as
+      { version: number } | undefined;
     return r?.version;
   }
 
   async reserveObject(r: ObjectReservation): Promise<void> {
     this.write(() =>
-      this.db.prepare('INSERT INTO reservations (token, hash, pid, host, created_at) VALUES (?, ?, ?, ?, ?)').run(r.token, r.hash, r.pid, r.host, r.createdAt),
+      this.db
+        .prepare('INSERT INTO reservations (token, hash, pid, host, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(r.token, r.hash, r.pid, r.host, r.createdAt),
     );
   }
 
@@ -568,7 +648,9 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async referencedObjects(): Promise<Set<string>> {
-    const rows = this.db.prepare('SELECT hash FROM artifacts UNION SELECT hash FROM model_versions').all() as Array<{ hash: string }>;
+    const rows = this.db.prepare('SELECT hash FROM artifacts UNION SELECT hash FROM model_versions').all() as Array<{
+      hash: string;
+    }>;
     return new Set(rows.map((r) => r.hash));
   }
 

@@ -92,7 +92,8 @@ export interface PredictionRow {
 }
 
 /** How a model version derives from something else, as in MLflow's lineage. */
-export type LineageRelation = 'base' | 'teacher' | 'quantized_from' | 'distilled_from' | 'merged_from' | 'fine_tuned_from' | string;
+export type LineageRelation =
+  'base' | 'teacher' | 'quantized_from' | 'distilled_from' | 'merged_from' | 'fine_tuned_from' | string;
 
 /** A parent of a model version: another registered version, or an external model id (hub name, path). */
 export interface LineageParent {

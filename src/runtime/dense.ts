@@ -14,13 +14,27 @@ import { Session, ort } from './session.ts';
 const SESSION = { allowSpinning: false, validate: false } as const;
 
 /** `aᵀ · b` for row-major a [n, p] and b [n, q]: the [p, q] cross-product (Gram matrix when a = b). */
-export async function crossProduct(a: Float64Array, b: Float64Array, n: number, p: number, q: number, opts: { threads?: number } = {}): Promise<Float64Array> {
-  if (a.length !== n * p || b.length !== n * q) throw new ConfigError(`crossProduct: [${n}, ${p}] and [${n}, ${q}] need ${n * p} and ${n * q} values, got ${a.length} and ${b.length}`, { field: 'values' });
+export async function crossProduct(
+  a: Float64Array,
+  b: Float64Array,
+  n: number,
+  p: number,
+  q: number,
+  opts: { threads?: number } = {},
+): Promise<Float64Array> {
+  if (a.length !== n * p || b.length !== n * q)
+    throw new ConfigError(
+      `crossProduct: [${n}, ${p}] and [${n}, ${q}] need ${n * p} and ${n * q} values, got ${a.length} and ${b.length}`,
+      { field: 'values' },
+    );
   const g = new GraphBuilder('cross_product');
   const x = g.input('a', 'float64', [n, p]);
   const y = g.input('b', 'float64', [n, q]);
   g.output(g.op('Gemm', [x, y], { transA: 1 }, { name: 'out' }), 'float64', [p, q]);
-  const s = await Session.create(modelFromGraph(g.graph), { ...SESSION, ...(opts.threads ? { intraOpThreads: opts.threads } : {}) });
+  const s = await Session.create(modelFromGraph(g.graph), {
+    ...SESSION,
+    ...(opts.threads ? { intraOpThreads: opts.threads } : {}),
+  });
   try {
     const out = await s.run({ a: new ort.Tensor('float64', a, [n, p]), b: new ort.Tensor('float64', b, [n, q]) });
     return Float64Array.from(Object.values(out)[0].data as Float64Array);
@@ -51,14 +65,26 @@ export class SoftmaxProblem {
     readonly classes: number,
   ) {}
 
-  static async create(features: ArrayLike<number>, labels: ArrayLike<number>, width: number, classes: number, opts: { threads?: number } = {}): Promise<SoftmaxProblem> {
+  static async create(
+    features: ArrayLike<number>,
+    labels: ArrayLike<number>,
+    width: number,
+    classes: number,
+    opts: { threads?: number } = {},
+  ): Promise<SoftmaxProblem> {
     const n = labels.length;
-    if (features.length !== n * width) throw new ConfigError(`SoftmaxProblem: ${features.length} feature values for ${n} examples of width ${width}`, { field: 'features' });
+    if (features.length !== n * width)
+      throw new ConfigError(`SoftmaxProblem: ${features.length} feature values for ${n} examples of width ${width}`, {
+        field: 'features',
+      });
     const oneHot = new Float64Array(n * classes);
     const ids = new BigInt64Array(n);
     for (let i = 0; i < n; i++) {
       const y = labels[i];
-      if (!Number.isInteger(y) || y < 0 || y >= classes) throw new ConfigError(`SoftmaxProblem: label ${y} of example ${i} is outside [0, ${classes})`, { field: 'labels' });
+      if (!Number.isInteger(y) || y < 0 || y >= classes)
+        throw new ConfigError(`SoftmaxProblem: label ${y} of example ${i} is outside [0, ${classes})`, {
+          field: 'labels',
+        });
       oneHot[i * classes + y] = 1;
       ids[i] = BigInt(y);
     }
@@ -76,13 +102,32 @@ export class SoftmaxProblem {
     const resid = g.mul(g.sub(g.exp(logp), yh), inv);
     const gw = g.op('Gemm', [x, resid], { transA: 1 });
     const gb = g.reduceSum(resid, [0], false);
-    for (const [v, name, shape] of [[loss, 'loss', []], [hits, 'correct', []], [gw, 'grad_w', [width, classes]], [gb, 'grad_b', [classes]], [scores, 'scores', [n, classes]]] as const) {
-      g.graph.nodes.push({ name: `${name}_out`, opType: 'Identity', domain: '', inputs: [v], outputs: [name], attrs: {} });
+    for (const [v, name, shape] of [
+      [loss, 'loss', []],
+      [hits, 'correct', []],
+      [gw, 'grad_w', [width, classes]],
+      [gb, 'grad_b', [classes]],
+      [scores, 'scores', [n, classes]],
+    ] as const) {
+      g.graph.nodes.push({
+        name: `${name}_out`,
+        opType: 'Identity',
+        domain: '',
+        inputs: [v],
+        outputs: [name],
+        attrs: {},
+      });
       g.output(name, 'float64', [...shape]);
     }
-    const session = await Session.create(modelFromGraph(g.graph), { ...SESSION, ...(opts.threads ? { intraOpThreads: opts.threads } : {}) });
+    const session = await Session.create(modelFromGraph(g.graph), {
+      ...SESSION,
+      ...(opts.threads ? { intraOpThreads: opts.threads } : {}),
+    });
     const feeds = {
-      x: new ort.Tensor('float64', features instanceof Float64Array ? features : Float64Array.from(features), [n, width]),
+      x: new ort.Tensor('float64', features instanceof Float64Array ? features : Float64Array.from(features), [
+        n,
+        width,
+      ]),
       y: new ort.Tensor('float64', oneHot, [n, classes]),
       labels: new ort.Tensor('int64', ids, [n]),
     };
@@ -90,7 +135,14 @@ export class SoftmaxProblem {
   }
 
   private async run(w: Float64Array, b: Float64Array, fetches: string[]): Promise<Record<string, ort.Tensor>> {
-    return this.session.run({ ...this.feeds, w: new ort.Tensor('float64', w, [this.width, this.classes]), b: new ort.Tensor('float64', b, [this.classes]) }, fetches);
+    return this.session.run(
+      {
+        ...this.feeds,
+        w: new ort.Tensor('float64', w, [this.width, this.classes]),
+        b: new ort.Tensor('float64', b, [this.classes]),
+      },
+      fetches,
+    );
   }
 
   /** Loss and correct count at (w, b); with `gradient`, also the gradient of the mean loss. */

@@ -45,11 +45,14 @@ export function listProviders(): ProviderInfo[] {
 }
 
 const HOW_TO: Record<string, string> = {
-  cuda: 'Reinstall onnxruntime-node with its CUDA 12 binaries on a Linux x64 machine with CUDA 12 and cuDNN 9: ' +
+  cuda:
+    'Reinstall onnxruntime-node with its CUDA 12 binaries on a Linux x64 machine with CUDA 12 and cuDNN 9: ' +
     '`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` (or `npm install --onnxruntime-node-install=cuda12`; ' +
     "Tailor's .npmrc sets onnxruntime-node-install=skip, which must be overridden). See docs/runtime.md.",
-  tensorrt: 'TensorRT comes with the CUDA binaries: `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`, plus a TensorRT install. See docs/runtime.md.',
-  webgpu: 'WebGPU is bundled on Windows, macOS and Linux x64; it also needs a GPU adapter (Vulkan/Metal/D3D12 drivers).',
+  tensorrt:
+    'TensorRT comes with the CUDA binaries: `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`, plus a TensorRT install. See docs/runtime.md.',
+  webgpu:
+    'WebGPU is bundled on Windows, macOS and Linux x64; it also needs a GPU adapter (Vulkan/Metal/D3D12 drivers).',
   dml: 'DirectML is only available on Windows.',
   coreml: 'CoreML is only available on macOS.',
 };
@@ -65,17 +68,26 @@ export function assertProvidersAvailable(requested: readonly string[]): void {
     if (p === 'cpu') continue;
     const i = info.get(p);
     if (!i) {
-      throw new RuntimeError(`execution provider '${p}' is not available in this onnxruntime-node build on ${platform} ` +
-        `(available: ${[...info.keys()].join(', ')}). ${HOW_TO[p] ?? ''}`.trim(), { value: p });
+      throw new RuntimeError(
+        `execution provider '${p}' is not available in this onnxruntime-node build on ${platform} ` +
+          `(available: ${[...info.keys()].join(', ')}). ${HOW_TO[p] ?? ''}`.trim(),
+        { value: p },
+      );
     }
     if (!i.installed) {
-      throw new RuntimeError(`execution provider '${p}' is supported on ${platform} but its libraries are not installed in ${ortBinaryDir()}. ${HOW_TO[p] ?? ''}`.trim(), { value: p });
+      throw new RuntimeError(
+        `execution provider '${p}' is supported on ${platform} but its libraries are not installed in ${ortBinaryDir()}. ${HOW_TO[p] ?? ''}`.trim(),
+        { value: p },
+      );
     }
   }
 }
 
 /** A RuntimeError for ORT failing to initialise a provider that looked installed (no GPU, driver mismatch). */
 export function providerInitError(provider: string, label: string, cause: unknown): RuntimeError {
-  return new RuntimeError(`execution provider '${provider}' failed to start for ${label}: ${(cause as Error).message.trim()}. ${HOW_TO[provider] ?? ''}`.trim(),
-    { value: provider }, { cause });
+  return new RuntimeError(
+    `execution provider '${provider}' failed to start for ${label}: ${(cause as Error).message.trim()}. ${HOW_TO[provider] ?? ''}`.trim(),
+    { value: provider },
+    { cause },
+  );
 }

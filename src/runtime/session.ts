@@ -62,7 +62,11 @@ function providerName(p: ProviderSpec): string {
 }
 
 function checkThreads(name: string, v: number | undefined): void {
-  if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new ConfigError(`${name} must be a non-negative integer (0 = ORT's default), got ${v}`, { field: name, value: String(v) });
+  if (v !== undefined && (!Number.isInteger(v) || v < 0))
+    throw new ConfigError(`${name} must be a non-negative integer (0 = ORT's default), got ${v}`, {
+      field: name,
+      value: String(v),
+    });
 }
 
 /** A loaded model ready to run. */
@@ -70,7 +74,12 @@ export class Session {
   private profileDir: string | undefined;
   private traceFile: string | undefined;
 
-  private constructor(readonly inner: ort.InferenceSession, readonly label: string, profileDir?: string, traceFile?: string) {
+  private constructor(
+    readonly inner: ort.InferenceSession,
+    readonly label: string,
+    profileDir?: string,
+    traceFile?: string,
+  ) {
     this.profileDir = profileDir;
     this.traceFile = traceFile;
   }
@@ -94,30 +103,45 @@ export class Session {
     }
     const profileDir = opts.profile ? fs.mkdtempSync(path.join(os.tmpdir(), 'tailor-ort-profile-')) : undefined;
     const ortOpts: ort.InferenceSession.SessionOptions = {
-      executionProviders: providers.map((p) => (typeof p === 'string' ? p : { ...p })) as ort.InferenceSession.ExecutionProviderConfig[],
+      executionProviders: providers.map((p) =>
+        typeof p === 'string' ? p : { ...p },
+      ) as ort.InferenceSession.ExecutionProviderConfig[],
       graphOptimizationLevel: opts.optimizationLevel ?? 'all',
       logSeverityLevel: opts.logSeverity ?? 3,
       ...(opts.intraOpThreads !== undefined ? { intraOpNumThreads: opts.intraOpThreads } : {}),
-      ...(opts.interOpThreads !== undefined ? { interOpNumThreads: opts.interOpThreads, executionMode: 'parallel' as const } : {}),
+      ...(opts.interOpThreads !== undefined
+        ? { interOpNumThreads: opts.interOpThreads, executionMode: 'parallel' as const }
+        : {}),
       // ORT names the trace `<prefix>_<timestamp>.json` in the current directory unless the prefix has a folder.
       ...(profileDir ? { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'ort') } : {}),
       ...(opts.allowSpinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
     };
     try {
-      const inner = bytes ? await ort.InferenceSession.create(bytes, ortOpts) : await ort.InferenceSession.create(source as string, ortOpts);
+      const inner = bytes
+        ? await ort.InferenceSession.create(bytes, ortOpts)
+        : await ort.InferenceSession.create(source as string, ortOpts);
       const traceFile = typeof opts.profile === 'object' ? opts.profile.traceFile : undefined;
       return new Session(inner, label, profileDir, traceFile);
     } catch (e) {
       if (profileDir) fs.rmSync(profileDir, { recursive: true, force: true });
       const msg = (e as Error).message ?? String(e);
       const gpu = providers.map(providerName).find((p) => p !== 'cpu');
-      if (gpu && /provider|adapter|shared library|cuda|webgpu|dawn|vulkan|device/i.test(msg)) throw providerInitError(gpu, label, e);
-      throw new RuntimeError(`ONNX Runtime could not load ${label}: ${msg}`, typeof source === 'string' ? { file: source } : {}, { cause: e });
+      if (gpu && /provider|adapter|shared library|cuda|webgpu|dawn|vulkan|device/i.test(msg))
+        throw providerInitError(gpu, label, e);
+      throw new RuntimeError(
+        `ONNX Runtime could not load ${label}: ${msg}`,
+        typeof source === 'string' ? { file: source } : {},
+        { cause: e },
+      );
     }
   }
 
-  get inputNames(): readonly string[] { return this.inner.inputNames; }
-  get outputNames(): readonly string[] { return this.inner.outputNames; }
+  get inputNames(): readonly string[] {
+    return this.inner.inputNames;
+  }
+  get outputNames(): readonly string[] {
+    return this.inner.outputNames;
+  }
 
   /** Runs the model; `fetches` limits which outputs are computed. */
   async run(feeds: Feeds, fetches?: readonly string[]): Promise<Fetches> {
@@ -150,12 +174,16 @@ export class Session {
    */
   async endProfiling(): Promise<ProfileSummary> {
     const dir = this.profileDir;
-    if (!dir) throw new RuntimeError(`${this.label}: profiling is not on (create the session with { profile: true }) or has already ended`);
+    if (!dir)
+      throw new RuntimeError(
+        `${this.label}: profiling is not on (create the session with { profile: true }) or has already ended`,
+      );
     this.profileDir = undefined;
     try {
       this.inner.endProfiling();
       const traces = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
-      if (traces.length !== 1) throw new RuntimeError(`${this.label}: expected one ONNX Runtime profile in ${dir}, found ${traces.length}`);
+      if (traces.length !== 1)
+        throw new RuntimeError(`${this.label}: expected one ONNX Runtime profile in ${dir}, found ${traces.length}`);
       const file = path.join(dir, traces[0]);
       const json = fs.readFileSync(file, 'utf8');
       if (this.traceFile) fs.copyFileSync(file, this.traceFile);
@@ -168,7 +196,11 @@ export class Session {
   /** Frees ORT's native resources (and an unread profile). */
   async release(): Promise<void> {
     if (this.profileDir) {
-      try { this.inner.endProfiling(); } catch { /* the trace is discarded anyway */ }
+      try {
+        this.inner.endProfiling();
+      } catch {
+        /* the trace is discarded anyway */
+      }
       fs.rmSync(this.profileDir, { recursive: true, force: true });
       this.profileDir = undefined;
     }

@@ -18,7 +18,10 @@ function isOrtDType(d: DType): d is OrtDType {
 /** A Tailor Tensor as an ORT tensor, viewing the same bytes when they are aligned (copying only otherwise). */
 export function toOrt(t: Tensor): ort.Tensor {
   if (!isOrtDType(t.dtype)) {
-    throw new RuntimeError(`tensor '${t.name}': ONNX Runtime's JavaScript API has no ${t.dtype} tensors; cast it to float32 first`, { field: t.name });
+    throw new RuntimeError(
+      `tensor '${t.name}': ONNX Runtime's JavaScript API has no ${t.dtype} tensors; cast it to float32 first`,
+      { field: t.name },
+    );
   }
   if (t.dtype === 'string') return new ort.Tensor('string', t.strings ?? [], t.dims);
   let data: TypedArray;
@@ -34,15 +37,35 @@ export function toOrt(t: Tensor): ort.Tensor {
 /** An ORT tensor as a Tailor Tensor named `name`; `data` views the ORT tensor's buffer (no copy). */
 export function fromOrt(t: ort.Tensor, name: string): Tensor {
   const dtype = t.type as string;
-  if (dtype === 'string') return { name, dtype: 'string', dims: [...t.dims], data: new Uint8Array(), strings: [...(t.data as string[])] };
-  if (!KNOWN.has(dtype)) throw new RuntimeError(`output '${name}' has ORT type ${dtype}, which Tailor does not handle`, { field: name });
+  if (dtype === 'string')
+    return { name, dtype: 'string', dims: [...t.dims], data: new Uint8Array(), strings: [...(t.data as string[])] };
+  if (!KNOWN.has(dtype))
+    throw new RuntimeError(`output '${name}' has ORT type ${dtype}, which Tailor does not handle`, { field: name });
   const d = t.data as TypedArray;
   return { name, dtype: dtype as DType, dims: [...t.dims], data: new Uint8Array(d.buffer, d.byteOffset, d.byteLength) };
 }
 
-const KNOWN = new Set<string>(['float32', 'float16', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool']);
+const KNOWN = new Set<string>([
+  'float32',
+  'float16',
+  'float64',
+  'int8',
+  'uint8',
+  'int16',
+  'uint16',
+  'int32',
+  'uint32',
+  'int64',
+  'uint64',
+  'bool',
+]);
 
 /** An ORT tensor from a typed array, with the dtype checked against the array type. */
 export function ortTensor(dtype: OrtDType, data: TypedArray, dims: readonly number[]): ort.Tensor {
-  return toOrt({ name: 'tensor', dtype, dims: [...dims], data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+  return toOrt({
+    name: 'tensor',
+    dtype,
+    dims: [...dims],
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  });
 }

@@ -43,20 +43,36 @@ function f32tensor(name: string, v: Float32Array, dims: number[]): Tensor {
 }
 
 /** Writes a checkpoint into `dir`, updates `latest.json`, and deletes all but the newest `keep` checkpoints. */
-export async function saveCheckpoint(dir: string, loop: LoopState, engine: EngineState, shapes: Map<string, number[]>, best?: Map<string, Float32Array>, keep = 2): Promise<string> {
+export async function saveCheckpoint(
+  dir: string,
+  loop: LoopState,
+  engine: EngineState,
+  shapes: Map<string, number[]>,
+  best?: Map<string, Float32Array>,
+  keep = 2,
+): Promise<string> {
   await fsp.mkdir(dir, { recursive: true });
   const tensors: Tensor[] = [];
   const dimsOf = (k: string, n: number): number[] => shapes.get(k) ?? [n];
   for (const [k, v] of Object.entries(engine.params)) tensors.push(f32tensor(`param/${k}`, v, dimsOf(k, v.length)));
   for (const [k, v] of Object.entries(engine.slots)) tensors.push(f32tensor(`slot/${k}`, v, [v.length]));
-  for (const [k, v] of Object.entries(engine.buffers ?? {})) tensors.push(f32tensor(`buffer/${k}`, v, dimsOf(k, v.length)));
+  for (const [k, v] of Object.entries(engine.buffers ?? {}))
+    tensors.push(f32tensor(`buffer/${k}`, v, dimsOf(k, v.length)));
   if (best) for (const [k, v] of best) tensors.push(f32tensor(`best/${k}`, v, dimsOf(k, v.length)));
   const name = `step-${String(loop.step).padStart(8, '0')}.safetensors`;
   const file = path.join(dir, name);
-  await writeSafetensors(file, tensors, { format: CHECKPOINT_FORMAT, loop: JSON.stringify(loop), engine_step: String(engine.step) });
-  await writeFileAtomic(path.join(dir, 'latest.json'), new TextEncoder().encode(`${JSON.stringify({ file: name, step: loop.step })}\n`));
+  await writeSafetensors(file, tensors, {
+    format: CHECKPOINT_FORMAT,
+    loop: JSON.stringify(loop),
+    engine_step: String(engine.step),
+  });
+  await writeFileAtomic(
+    path.join(dir, 'latest.json'),
+    new TextEncoder().encode(`${JSON.stringify({ file: name, step: loop.step })}\n`),
+  );
   const all = (await fsp.readdir(dir)).filter((f) => /^step-\d{8}\.safetensors$/.test(f)).sort();
-  for (const old of all.slice(0, Math.max(0, all.length - keep))) if (old !== name) await fsp.rm(path.join(dir, old), { force: true });
+  for (const old of all.slice(0, Math.max(0, all.length - keep)))
+    if (old !== name) await fsp.rm(path.join(dir, old), { force: true });
   return file;
 }
 
@@ -67,7 +83,11 @@ export async function loadLatestCheckpoint(dir: string): Promise<Checkpoint | un
     pointer = JSON.parse(await fsp.readFile(path.join(dir, 'latest.json'), 'utf8')) as { file: string };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new TrainingError(`cannot read ${path.join(dir, 'latest.json')}: ${(e as Error).message}`, { file: path.join(dir, 'latest.json') }, { cause: e });
+    throw new TrainingError(
+      `cannot read ${path.join(dir, 'latest.json')}: ${(e as Error).message}`,
+      { file: path.join(dir, 'latest.json') },
+      { cause: e },
+    );
   }
   return loadCheckpoint(path.join(dir, pointer.file));
 }
@@ -76,7 +96,10 @@ export async function loadLatestCheckpoint(dir: string): Promise<Checkpoint | un
 export async function loadCheckpoint(file: string): Promise<Checkpoint> {
   const st = await readSafetensors(file);
   if (st.metadata.format !== CHECKPOINT_FORMAT) {
-    throw new TrainingError(`${file} is not a Tailor training checkpoint (format '${st.metadata.format ?? ''}', expected '${CHECKPOINT_FORMAT}')`, { file });
+    throw new TrainingError(
+      `${file} is not a Tailor training checkpoint (format '${st.metadata.format ?? ''}', expected '${CHECKPOINT_FORMAT}')`,
+      { file },
+    );
   }
   const loop = JSON.parse(st.metadata.loop) as LoopState;
   const params: Record<string, Float32Array> = {};
@@ -93,5 +116,15 @@ export async function loadCheckpoint(file: string): Promise<Checkpoint> {
     else if (kind === 'buffer') buffers[name] = v;
     else if (kind === 'best') best[name] = v;
   }
-  return { loop, engine: { step: Number(st.metadata.engine_step), params, slots, ...(Object.keys(buffers).length ? { buffers } : {}) }, ...(Object.keys(best).length ? { best } : {}), file };
+  return {
+    loop,
+    engine: {
+      step: Number(st.metadata.engine_step),
+      params,
+      slots,
+      ...(Object.keys(buffers).length ? { buffers } : {}),
+    },
+    ...(Object.keys(best).length ? { best } : {}),
+    file,
+  };
 }

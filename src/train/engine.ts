@@ -13,11 +13,37 @@ import { modelFromGraph } from '../onnx/ir.ts';
 import { Session, ort, type SessionOptions } from '../runtime/session.ts';
 import type { ProfileSummary } from '../runtime/profile.ts';
 import {
-  accumName, bindInputs, bindingsFromDims, bufferInfos, type BufferInfo, buildOptimizerGraph, buildTrainingGraphs, evalGraph, gradName, LOSS_OUTPUT,
-  paramsToInputs, resolveTrainable, withLoss, type DropoutSite, type GradientBuilder, type LossSpec, type ParamInfo,
+  accumName,
+  bindInputs,
+  bindingsFromDims,
+  bufferInfos,
+  type BufferInfo,
+  buildOptimizerGraph,
+  buildTrainingGraphs,
+  evalGraph,
+  gradName,
+  LOSS_OUTPUT,
+  paramsToInputs,
+  resolveTrainable,
+  withLoss,
+  type DropoutSite,
+  type GradientBuilder,
+  type LossSpec,
+  type ParamInfo,
   type ShapeOracle,
 } from './graph.ts';
-import { GRAD_NORM, GRAD_SCALE, learningRateAt, nextName, optimizerScalars, slotName, updateRule, type OptimizerConfig, type ScheduleConfig, type UpdateRule } from './optim/index.ts';
+import {
+  GRAD_NORM,
+  GRAD_SCALE,
+  learningRateAt,
+  nextName,
+  optimizerScalars,
+  slotName,
+  updateRule,
+  type OptimizerConfig,
+  type ScheduleConfig,
+  type UpdateRule,
+} from './optim/index.ts';
 import { TrainRng, type RngState } from './rng.ts';
 import { buildGradientGraph } from '../autodiff/index.ts';
 import { inferShapes, staticShape, valueType } from '../onnx/shapes/index.ts';
@@ -110,7 +136,10 @@ function scalar(v: number): ort.Tensor {
 }
 
 function shapeKey(batch: Batch): string {
-  return Object.keys(batch).sort().map((k) => `${k}:${batch[k].dims.join('x')}`).join(',');
+  return Object.keys(batch)
+    .sort()
+    .map((k) => `${k}:${batch[k].dims.join('x')}`)
+    .join(',');
 }
 
 export class TrainingEngine {
@@ -135,9 +164,16 @@ export class TrainingEngine {
   private readonly accumSteps: number;
   private readonly mode: 'fused' | 'separate';
 
-  constructor(readonly model: Graph, readonly opts: EngineOptions, private readonly rng: TrainRng) {
+  constructor(
+    readonly model: Graph,
+    readonly opts: EngineOptions,
+    private readonly rng: TrainRng,
+  ) {
     this.accumSteps = opts.gradAccumulation ?? 1;
-    if (!Number.isInteger(this.accumSteps) || this.accumSteps < 1) throw new ConfigError(`gradAccumulation must be a positive integer, got ${this.accumSteps}`, { field: 'gradAccumulation' });
+    if (!Number.isInteger(this.accumSteps) || this.accumSteps < 1)
+      throw new ConfigError(`gradAccumulation must be a positive integer, got ${this.accumSteps}`, {
+        field: 'gradAccumulation',
+      });
     this.mode = opts.mode ?? 'fused';
     this.rule = updateRule(opts.optimizer);
     this.params = paramsToInputs(model, resolveTrainable(model, opts.trainable), opts.noDecay).params;
@@ -150,7 +186,9 @@ export class TrainingEngine {
   }
 
   /** Names of all state tensors: parameters and optimizer slots. */
-  get stateNames(): string[] { return [...this.cur.keys()]; }
+  get stateNames(): string[] {
+    return [...this.cur.keys()];
+  }
 
   private sessionOpts(label: string): SessionOptions {
     return { ...this.opts.session, label };
@@ -163,8 +201,13 @@ export class TrainingEngine {
     const dims: Record<string, number[]> = {};
     for (const [k, t] of Object.entries(batch)) dims[k] = [...t.dims];
     const base = {
-      loss: this.opts.loss, trainable: this.opts.trainable, optimizer: this.opts.optimizer, maxGradNorm: this.opts.maxGradNorm,
-      noDecay: this.opts.noDecay, gradients: this.opts.gradients ?? buildGradientGraph, shapes: this.opts.shapes ?? inferredShapes,
+      loss: this.opts.loss,
+      trainable: this.opts.trainable,
+      optimizer: this.opts.optimizer,
+      maxGradNorm: this.opts.maxGradNorm,
+      noDecay: this.opts.noDecay,
+      gradients: this.opts.gradients ?? buildGradientGraph,
+      shapes: this.opts.shapes ?? inferredShapes,
     };
     // Bindings come from the batch dims of the inputs the model itself declares; label inputs the loss adds are static.
     const bindings = bindingsFromDims(this.model, dims);
@@ -209,7 +252,9 @@ export class TrainingEngine {
     } else {
       c.dropout.forEach((d, i) => this.rng.fillDropoutMask(c.noise[i], d.ratio));
     }
-    c.dropout.forEach((d, i) => { feeds[d.input] = f32(d.shape, c.noise[i]); });
+    c.dropout.forEach((d, i) => {
+      feeds[d.input] = f32(d.shape, c.noise[i]);
+    });
     return feeds;
   }
 
@@ -227,7 +272,12 @@ export class TrainingEngine {
   }
 
   /** Starts a run, draws the next masks while it executes, then waits for it. */
-  private async runAndPrefetch(c: Compiled, session: Session, feeds: Batch, fetches: Record<string, ort.Tensor | null>): Promise<Record<string, ort.Tensor>> {
+  private async runAndPrefetch(
+    c: Compiled,
+    session: Session,
+    feeds: Batch,
+    fetches: Record<string, ort.Tensor | null>,
+  ): Promise<Record<string, ort.Tensor>> {
     const pending = session.inner.run(feeds, fetches);
     try {
       this.prefetchMasks(c);
@@ -240,7 +290,10 @@ export class TrainingEngine {
 
   private checkFinite(what: string, v: number): void {
     if (!Number.isFinite(v)) {
-      throw new TrainingError(`${what} is ${v} at step ${this.step + 1}: training stopped (the last good state is kept)`, { details: { step: this.step + 1, [what]: v } });
+      throw new TrainingError(
+        `${what} is ${v} at step ${this.step + 1}: training stopped (the last good state is kept)`,
+        { details: { step: this.step + 1, [what]: v } },
+      );
     }
   }
 
@@ -303,7 +356,11 @@ export class TrainingEngine {
     if (last && this.mode === 'fused') {
       Object.assign(feeds, this.scalarFeeds(accumulate));
       for (const [name, t] of this.cur) if (!(name in feeds)) feeds[name] = t;
-      const fetches: Record<string, ort.Tensor | null> = { [LOSS_OUTPUT]: null, ...this.updateFetches(), ...this.bufferFetches() };
+      const fetches: Record<string, ort.Tensor | null> = {
+        [LOSS_OUTPUT]: null,
+        ...this.updateFetches(),
+        ...this.bufferFetches(),
+      };
       const out = await this.runAndPrefetch(c, c.step as Session, feeds, fetches);
       const loss = this.finishLoss(Number(out[LOSS_OUTPUT].data[0]));
       const gradNorm = Number(out[GRAD_NORM].data[0]);
@@ -316,7 +373,8 @@ export class TrainingEngine {
       return { loss, gradNorm, lr, step: this.step };
     }
     const fetches: Record<string, ort.Tensor | null> = { [LOSS_OUTPUT]: null, ...this.bufferFetches() };
-    for (const p of this.params) fetches[gradName(p.name)] = this.spareFor(p.name, this.cur.get(p.name) as ort.Tensor, this.accSpare);
+    for (const p of this.params)
+      fetches[gradName(p.name)] = this.spareFor(p.name, this.cur.get(p.name) as ort.Tensor, this.accSpare);
     const out = await this.runAndPrefetch(c, c.grad as Session, feeds, fetches);
     const microLoss = Number(out[LOSS_OUTPUT].data[0]);
     if (!last) {
@@ -371,7 +429,10 @@ export class TrainingEngine {
 
   private async applySeparate(gradOut: Record<string, ort.Tensor>, loss: number): Promise<StepResult> {
     if (!this.optimizerSession) {
-      this.optimizerSession = await Session.create(modelFromGraph(buildOptimizerGraph(this.params, this.opts.optimizer, this.opts.maxGradNorm)), this.sessionOpts('optimizer'));
+      this.optimizerSession = await Session.create(
+        modelFromGraph(buildOptimizerGraph(this.params, this.opts.optimizer, this.opts.maxGradNorm)),
+        this.sessionOpts('optimizer'),
+      );
     }
     const feeds: Batch = { ...this.scalarFeeds(true) };
     for (const [name, t] of this.cur) feeds[name] = t;
@@ -430,17 +491,20 @@ export class TrainingEngine {
     for (const [k, t] of this.cur) {
       const v = state.params[k] ?? state.slots[k];
       if (!v) {
-        if (k in state.params || this.params.some((p) => p.name === k)) throw new ConfigError(`state has no value for parameter '${k}'`, { field: k });
+        if (k in state.params || this.params.some((p) => p.name === k))
+          throw new ConfigError(`state has no value for parameter '${k}'`, { field: k });
         (t.data as Float32Array).fill(0);
         continue;
       }
-      if (v.length !== t.size) throw new ConfigError(`state value '${k}' has ${v.length} elements, expected ${t.size}`, { field: k });
+      if (v.length !== t.size)
+        throw new ConfigError(`state value '${k}' has ${v.length} elements, expected ${t.size}`, { field: k });
       this.cur.set(k, f32(t.dims, Float32Array.from(v)));
     }
     for (const buf of this.buffers) {
       const v = state.buffers?.[buf.name] ?? initValues(buf.init.data);
       const n = buf.shape.reduce((a, b) => a * b, 1);
-      if (v.length !== n) throw new ConfigError(`state value '${buf.name}' has ${v.length} elements, expected ${n}`, { field: buf.name });
+      if (v.length !== n)
+        throw new ConfigError(`state value '${buf.name}' has ${v.length} elements, expected ${n}`, { field: buf.name });
       this.bufCur.set(buf.name, f32(buf.shape, Float32Array.from(v)));
     }
     this.bufSpare.clear();
@@ -459,7 +523,12 @@ export class TrainingEngine {
       const cur = values.get(p.name);
       if (!cur) continue;
       const v = Float32Array.from(cur);
-      g.initializers.set(p.name, { name: p.name, dtype: 'float32', dims: [...p.shape], data: new Uint8Array(v.buffer) });
+      g.initializers.set(p.name, {
+        name: p.name,
+        dtype: 'float32',
+        dims: [...p.shape],
+        data: new Uint8Array(v.buffer),
+      });
     }
     return g;
   }

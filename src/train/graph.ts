@@ -20,7 +20,10 @@ import { fuseGelu } from '../autodiff/fuse.ts';
 import { appendOptimizerStep, nextName, type OptimizerConfig, type ParamGrad, updateRule } from './optim/index.ts';
 
 /** The forward+backward graph builder (src/autodiff): gradients of `loss` w.r.t. `wrt` as extra graph outputs. */
-export type GradientBuilder = (graph: Graph, opts: { loss: string; wrt: string[] }) => { graph: Graph; gradients: Map<string, string> };
+export type GradientBuilder = (
+  graph: Graph,
+  opts: { loss: string; wrt: string[] },
+) => { graph: Graph; gradients: Map<string, string> };
 
 /** Static shapes of values, after symbolic dims are bound (used to size dropout noise). */
 export type ShapeOracle = (graph: Graph, bindings: Record<string, number>) => (value: string) => number[] | undefined;
@@ -97,8 +100,12 @@ export interface TrainingGraphs {
 }
 
 export const LOSS_OUTPUT = 'loss';
-export function gradName(param: string): string { return `grad::${param}`; }
-export function accumName(param: string): string { return `accum::${param}`; }
+export function gradName(param: string): string {
+  return `grad::${param}`;
+}
+export function accumName(param: string): string {
+  return `accum::${param}`;
+}
 
 /** Initializers holding BatchNormalization running statistics (inputs 3 and 4 of each node), in node order. */
 export function batchNormStats(graph: Graph): string[] {
@@ -114,7 +121,11 @@ export function batchNormStats(graph: Graph): string[] {
 export function bufferInfos(graph: Graph): BufferInfo[] {
   return batchNormStats(graph).map((name) => {
     const t = graph.initializers.get(name) as Tensor;
-    if (t.dtype !== 'float32') throw new ConfigError(`BatchNorm statistic '${name}' is ${t.dtype}; only float32 running statistics can be trained`, { field: name });
+    if (t.dtype !== 'float32')
+      throw new ConfigError(
+        `BatchNorm statistic '${name}' is ${t.dtype}; only float32 running statistics can be trained`,
+        { field: name },
+      );
     return { name, shape: [...t.dims], init: t };
   });
 }
@@ -125,10 +136,21 @@ export function bufferInfos(graph: Graph): BufferInfo[] {
  */
 export function resolveTrainable(graph: Graph, trainable: TrainingGraphOptions['trainable']): string[] {
   const stats = new Set(batchNormStats(graph));
-  if (typeof trainable === 'function') return [...graph.initializers.values()].filter((t) => t.dtype === 'float32' && !stats.has(t.name) && trainable(t.name)).map((t) => t.name);
+  if (typeof trainable === 'function')
+    return [...graph.initializers.values()]
+      .filter((t) => t.dtype === 'float32' && !stats.has(t.name) && trainable(t.name))
+      .map((t) => t.name);
   for (const n of trainable) {
-    if (!graph.initializers.has(n)) throw new ConfigError(`trainable parameter '${n}' is not an initializer of graph '${graph.name}'`, { field: 'trainable', value: n });
-    if (stats.has(n)) throw new ConfigError(`'${n}' is a BatchNormalization running statistic, updated by training itself; it cannot be a trainable parameter`, { field: 'trainable', value: n });
+    if (!graph.initializers.has(n))
+      throw new ConfigError(`trainable parameter '${n}' is not an initializer of graph '${graph.name}'`, {
+        field: 'trainable',
+        value: n,
+      });
+    if (stats.has(n))
+      throw new ConfigError(
+        `'${n}' is a BatchNormalization running statistic, updated by training itself; it cannot be a trainable parameter`,
+        { field: 'trainable', value: n },
+      );
   }
   return [...trainable];
 }
@@ -136,7 +158,9 @@ export function resolveTrainable(graph: Graph, trainable: TrainingGraphOptions['
 /** Replaces symbolic dims in the graph inputs with `bindings`; the rest of the graph is left to shape inference. */
 export function bindInputs(graph: Graph, bindings: Record<string, number>): Graph {
   const g = cloneGraph(graph);
-  g.inputs = g.inputs.map((v) => (v.shape ? { ...v, shape: v.shape.map((d: Dim) => (typeof d === 'string' && d in bindings ? bindings[d] : d)) } : v));
+  g.inputs = g.inputs.map((v) =>
+    v.shape ? { ...v, shape: v.shape.map((d: Dim) => (typeof d === 'string' && d in bindings ? bindings[d] : d)) } : v,
+  );
   return g;
 }
 
@@ -148,14 +172,20 @@ export function bindingsFromDims(graph: Graph, dims: Record<string, readonly num
     const shape = v.shape;
     if (!d || !shape) continue;
     if (d.length !== shape.length) {
-      throw new GraphError(`input '${v.name}' has rank ${shape.length} [${shape.join(', ')}] but the batch gives [${d.join(', ')}]`, { field: v.name });
+      throw new GraphError(
+        `input '${v.name}' has rank ${shape.length} [${shape.join(', ')}] but the batch gives [${d.join(', ')}]`,
+        { field: v.name },
+      );
     }
     shape.forEach((s, i) => {
       if (typeof s === 'string') {
-        if (out[s] !== undefined && out[s] !== d[i]) throw new GraphError(`dim '${s}' is ${out[s]} in one input and ${d[i]} in '${v.name}'`, { field: v.name });
+        if (out[s] !== undefined && out[s] !== d[i])
+          throw new GraphError(`dim '${s}' is ${out[s]} in one input and ${d[i]} in '${v.name}'`, { field: v.name });
         out[s] = d[i];
       } else if (s !== d[i] && s > 0) {
-        throw new GraphError(`input '${v.name}' expects [${shape.join(', ')}] but the batch gives [${d.join(', ')}]`, { field: v.name });
+        throw new GraphError(`input '${v.name}' expects [${shape.join(', ')}] but the batch gives [${d.join(', ')}]`, {
+          field: v.name,
+        });
       }
     });
   }
@@ -166,7 +196,11 @@ function dropoutRatio(graph: Graph, node: Node): number {
   const r = node.inputs[1];
   if (!r) return 0.5;
   const t = graph.initializers.get(r);
-  if (!t) throw new GraphError(`Dropout node '${node.name}': ratio '${r}' must be a constant initializer to train`, { node: node.name, op: 'Dropout' });
+  if (!t)
+    throw new GraphError(`Dropout node '${node.name}': ratio '${r}' must be a constant initializer to train`, {
+      node: node.name,
+      op: 'Dropout',
+    });
   return tensorToNumbers(t)[0];
 }
 
@@ -179,11 +213,25 @@ export function evalGraph(graph: Graph): Graph {
   const nodes: Node[] = [];
   for (const n of g.nodes) {
     if (n.opType === 'Dropout' && n.domain === '') {
-      nodes.push({ name: n.name, opType: 'Identity', domain: '', inputs: [n.inputs[0]], outputs: [n.outputs[0]], attrs: {} });
+      nodes.push({
+        name: n.name,
+        opType: 'Identity',
+        domain: '',
+        inputs: [n.inputs[0]],
+        outputs: [n.outputs[0]],
+        attrs: {},
+      });
       if (n.outputs[1]) {
         const shp = `${n.name}/mask_shape`;
         nodes.push({ name: shp, opType: 'Shape', domain: '', inputs: [n.inputs[0]], outputs: [shp], attrs: {} });
-        nodes.push({ name: `${n.name}/mask`, opType: 'ConstantOfShape', domain: '', inputs: [shp], outputs: [n.outputs[1]], attrs: { value: { type: 'tensor', value: { name: '', dtype: 'bool', dims: [1], data: Uint8Array.of(1) } } } });
+        nodes.push({
+          name: `${n.name}/mask`,
+          opType: 'ConstantOfShape',
+          domain: '',
+          inputs: [shp],
+          outputs: [n.outputs[1]],
+          attrs: { value: { type: 'tensor', value: { name: '', dtype: 'bool', dims: [1], data: Uint8Array.of(1) } } },
+        });
       }
     } else if (n.opType === 'BatchNormalization' && n.domain === '') {
       nodes.push({ ...n, outputs: [n.outputs[0]], attrs: { ...n.attrs, training_mode: { type: 'int', value: 0 } } });
@@ -194,13 +242,23 @@ export function evalGraph(graph: Graph): Graph {
 }
 
 /** Lowers training-mode Dropout to mask inputs (see the module comment). Needs the static shape of each input. */
-export function lowerDropout(graph: Graph, shapeOf: (value: string) => number[] | undefined): { graph: Graph; sites: DropoutSite[] } {
+export function lowerDropout(
+  graph: Graph,
+  shapeOf: (value: string) => number[] | undefined,
+): { graph: Graph; sites: DropoutSite[] } {
   const g = cloneGraph(graph);
   const b = new GraphBuilder(g);
   const sites: DropoutSite[] = [];
   // The replacement nodes keep the Dropout's output names, which the builder already counts as used.
   const reuse = (opType: string, inputs: string[], output: string): void => {
-    g.nodes.push({ name: b.uniqueName(`${output}/${opType}`), opType, domain: '', inputs, outputs: [output], attrs: {} });
+    g.nodes.push({
+      name: b.uniqueName(`${output}/${opType}`),
+      opType,
+      domain: '',
+      inputs,
+      outputs: [output],
+      attrs: {},
+    });
   };
   const old = g.nodes;
   g.nodes = [];
@@ -216,7 +274,11 @@ export function lowerDropout(graph: Graph, shapeOf: (value: string) => number[] 
       continue;
     }
     const shape = shapeOf(x);
-    if (!shape) throw new GraphError(`Dropout node '${n.name}': the shape of its input '${x}' is not known statically`, { node: n.name, op: 'Dropout' });
+    if (!shape)
+      throw new GraphError(`Dropout node '${n.name}': the shape of its input '${x}' is not known statically`, {
+        node: n.name,
+        op: 'Dropout',
+      });
     const mask = b.input(`dropout::mask::${sites.length}`, 'float32', shape);
     sites.push({ input: mask, shape, ratio });
     // the optional bool mask output, for graphs that use it
@@ -238,7 +300,11 @@ export function setTrainingMode(graph: Graph): void {
     if (n.opType !== 'BatchNormalization' || n.domain !== '') continue;
     const outs = [n.inputs[3], n.inputs[4]].map((v, i) => {
       if (!v || !stats.has(v)) return `${n.name || n.outputs[0]}/running_${i === 0 ? 'mean' : 'var'}`;
-      if (taken.has(v)) throw new GraphError(`BatchNormalization node '${n.name}' shares running statistic '${v}' with another node; each node needs its own to train`, { node: n.name, op: n.opType });
+      if (taken.has(v))
+        throw new GraphError(
+          `BatchNormalization node '${n.name}' shares running statistic '${v}' with another node; each node needs its own to train`,
+          { node: n.name, op: n.opType },
+        );
       taken.add(v);
       return nextName(v);
     });
@@ -252,8 +318,13 @@ export function withLoss(graph: Graph, loss: LossSpec, keepOutputs: readonly str
   const g = cloneGraph(graph);
   const b = new GraphBuilder(g);
   const lossValue = typeof loss === 'string' ? loss : loss(b);
-  const known = new Set<string>([...g.nodes.flatMap((n) => n.outputs), ...g.inputs.map((i) => i.name), ...g.initializers.keys()]);
-  if (!known.has(lossValue)) throw new GraphError(`loss value '${lossValue}' is not produced by graph '${g.name}'`, { field: 'loss' });
+  const known = new Set<string>([
+    ...g.nodes.flatMap((n) => n.outputs),
+    ...g.inputs.map((i) => i.name),
+    ...g.initializers.keys(),
+  ]);
+  if (!known.has(lossValue))
+    throw new GraphError(`loss value '${lossValue}' is not produced by graph '${g.name}'`, { field: 'loss' });
   const kept = g.outputs.filter((o) => keepOutputs.includes(o.name));
   g.outputs = [];
   b.output(b.op('Identity', [lossValue], {}, { outputs: [LOSS_OUTPUT] }), 'float32', []);
@@ -262,13 +333,22 @@ export function withLoss(graph: Graph, loss: LossSpec, keepOutputs: readonly str
 }
 
 /** Moves trainable initializers to graph inputs (their values are then fed each step). */
-export function paramsToInputs(graph: Graph, names: readonly string[], noDecay?: (name: string) => boolean): { graph: Graph; params: ParamInfo[] } {
+export function paramsToInputs(
+  graph: Graph,
+  names: readonly string[],
+  noDecay?: (name: string) => boolean,
+): { graph: Graph; params: ParamInfo[] } {
   const g = cloneGraph(graph);
   const params: ParamInfo[] = [];
   for (const name of names) {
     const t = g.initializers.get(name);
-    if (!t) throw new ConfigError(`trainable parameter '${name}' is not an initializer`, { field: 'trainable', value: name });
-    if (t.dtype !== 'float32') throw new ConfigError(`trainable parameter '${name}' is ${t.dtype}; only float32 parameters can be trained`, { field: 'trainable', value: name });
+    if (!t)
+      throw new ConfigError(`trainable parameter '${name}' is not an initializer`, { field: 'trainable', value: name });
+    if (t.dtype !== 'float32')
+      throw new ConfigError(`trainable parameter '${name}' is ${t.dtype}; only float32 parameters can be trained`, {
+        field: 'trainable',
+        value: name,
+      });
     g.initializers.delete(name);
     g.inputs.push({ name, dtype: t.dtype, shape: [...t.dims] });
     params.push({ name, dtype: t.dtype, shape: [...t.dims], init: t, decay: !(noDecay?.(name) ?? false) });
@@ -308,7 +388,10 @@ export function buildTrainingGraphs(model: Graph, opts: TrainingGraphOptions): T
   g = statsToInputs(g, buffers);
   let sites: DropoutSite[] = [];
   if (g.nodes.some((n) => n.opType === 'Dropout' && n.domain === '')) {
-    if (!opts.shapes) throw new ConfigError('the model has Dropout nodes: a shape oracle is needed to size their noise', { field: 'shapes' });
+    if (!opts.shapes)
+      throw new ConfigError('the model has Dropout nodes: a shape oracle is needed to size their noise', {
+        field: 'shapes',
+      });
     const lowered = lowerDropout(g, opts.shapes(g, bindings));
     g = lowered.graph;
     sites = lowered.sites;
@@ -327,16 +410,33 @@ export function buildTrainingGraphs(model: Graph, opts: TrainingGraphOptions): T
   };
   const mode = opts.mode ?? 'fused';
   if (mode === 'fused') {
-    const pg: ParamGrad[] = p.params.map((pi) => ({ param: pi.name, grad: gradOf(pi), shape: pi.shape, decay: pi.decay }));
+    const pg: ParamGrad[] = p.params.map((pi) => ({
+      param: pi.name,
+      grad: gradOf(pi),
+      shape: pi.shape,
+      decay: pi.decay,
+    }));
     appendOptimizerStep(b, pg, rule, { maxGradNorm: opts.maxGradNorm, gradScale: opts.accumulate === true });
     return { train: tg, params: p.params, buffers, dropout: sites, loss: withL.loss };
   }
-  for (const pi of p.params) b.output(b.op('Identity', [gradOf(pi)], {}, { outputs: [gradName(pi.name)] }), 'float32', pi.shape);
-  return { train: tg, optimizer: buildOptimizerGraph(p.params, opts.optimizer, opts.maxGradNorm), params: p.params, buffers, dropout: sites, loss: withL.loss };
+  for (const pi of p.params)
+    b.output(b.op('Identity', [gradOf(pi)], {}, { outputs: [gradName(pi.name)] }), 'float32', pi.shape);
+  return {
+    train: tg,
+    optimizer: buildOptimizerGraph(p.params, opts.optimizer, opts.maxGradNorm),
+    params: p.params,
+    buffers,
+    dropout: sites,
+    loss: withL.loss,
+  };
 }
 
 /** A standalone optimizer graph: inputs params, `grad::<p>`, slots and scalars; outputs `<name>::next`. */
-export function buildOptimizerGraph(params: readonly ParamInfo[], optimizer: OptimizerConfig, maxGradNorm?: number): Graph {
+export function buildOptimizerGraph(
+  params: readonly ParamInfo[],
+  optimizer: OptimizerConfig,
+  maxGradNorm?: number,
+): Graph {
   const b = new GraphBuilder('optimizer');
   const pg: ParamGrad[] = params.map((pi) => ({
     param: b.input(pi.name, 'float32', pi.shape),

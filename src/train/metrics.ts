@@ -7,7 +7,10 @@ type Batch = Record<string, ort.Tensor>;
  * Argmax accuracy of a [batch, classes] logits output against int64 labels; labels below 0 (unlabelled rows) are
  * skipped. Use as `validation: { data, metrics: logitsAccuracy() }`.
  */
-export function logitsAccuracy(logits = 'logits', labels = 'labels'): (outputs: Batch[], batches: Batch[]) => Record<string, number> {
+export function logitsAccuracy(
+  logits = 'logits',
+  labels = 'labels',
+): (outputs: Batch[], batches: Batch[]) => Record<string, number> {
   return (outputs, batches) => {
     let ok = 0;
     let n = 0;

@@ -34,7 +34,10 @@ export class TrainRng {
   constructor(seed: number | RngState) {
     if (typeof seed === 'number') {
       const sm = splitmix32(seed);
-      this.s0 = sm(); this.s1 = sm(); this.s2 = sm(); this.s3 = sm();
+      this.s0 = sm();
+      this.s1 = sm();
+      this.s2 = sm();
+      this.s3 = sm();
     } else {
       [this.s0, this.s1, this.s2, this.s3] = seed.s;
     }
@@ -76,30 +79,50 @@ export class TrainRng {
    * u >= ratio, else 0. One pass, no uniform array: the graph then needs a single Mul per dropout site.
    */
   fillDropoutMask(out: Float32Array, ratio: number, scale = 1 / (1 - ratio)): Float32Array {
-    let s0 = this.s0, s1 = this.s1, s2 = this.s2, s3 = this.s3;
+    let s0 = this.s0,
+      s1 = this.s1,
+      s2 = this.s2,
+      s3 = this.s3;
     for (let i = 0; i < out.length; i++) {
       const r = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
       const t = s1 << 9;
-      s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
       s3 = (s3 << 11) | (s3 >>> 21);
       out[i] = (r >>> 8) * (1 / 16777216) >= ratio ? scale : 0;
     }
-    this.s0 = s0; this.s1 = s1; this.s2 = s2; this.s3 = s3;
+    this.s0 = s0;
+    this.s1 = s1;
+    this.s2 = s2;
+    this.s3 = s3;
     return out;
   }
 
   /** Fills `out` with uniform [0, 1) float32 values (24 random bits each, exactly representable). */
   fillUniform(out: Float32Array): Float32Array {
-    let s0 = this.s0, s1 = this.s1, s2 = this.s2, s3 = this.s3;
+    let s0 = this.s0,
+      s1 = this.s1,
+      s2 = this.s2,
+      s3 = this.s3;
     // Inlined copy of nextU32: dropout noise is the one place this generator is hot.
     for (let i = 0; i < out.length; i++) {
       const r = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
       const t = s1 << 9;
-      s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
       s3 = (s3 << 11) | (s3 >>> 21);
       out[i] = (r >>> 8) * (1 / 16777216);
     }
-    this.s0 = s0; this.s1 = s1; this.s2 = s2; this.s3 = s3;
+    this.s0 = s0;
+    this.s1 = s1;
+    this.s2 = s2;
+    this.s3 = s3;
     return out;
   }
 

@@ -93,7 +93,8 @@ export function tensorData(columns: Record<string, ort.Tensor>): TrainData {
   if (names.length === 0) throw new ConfigError('tensorData needs at least one column', { field: 'columns' });
   const size = columns[names[0]].dims[0];
   for (const n of names) {
-    if (columns[n].dims[0] !== size) throw new ConfigError(`column '${n}' has ${columns[n].dims[0]} rows, expected ${size}`, { field: n });
+    if (columns[n].dims[0] !== size)
+      throw new ConfigError(`column '${n}' has ${columns[n].dims[0]} rows, expected ${size}`, { field: n });
   }
   return {
     size,
@@ -122,10 +123,18 @@ export class Trainer {
   readonly engine: TrainingEngine;
   private readonly rng: TrainRng;
 
-  constructor(readonly model: Graph, loss: EngineOptions['loss'], trainable: EngineOptions['trainable'], readonly data: TrainData, readonly config: TrainerConfig) {
-    if (!(config.batchSize >= 1) || !Number.isInteger(config.batchSize)) throw new ConfigError(`batchSize must be a positive integer, got ${config.batchSize}`, { field: 'batchSize' });
+  constructor(
+    readonly model: Graph,
+    loss: EngineOptions['loss'],
+    trainable: EngineOptions['trainable'],
+    readonly data: TrainData,
+    readonly config: TrainerConfig,
+  ) {
+    if (!(config.batchSize >= 1) || !Number.isInteger(config.batchSize))
+      throw new ConfigError(`batchSize must be a positive integer, got ${config.batchSize}`, { field: 'batchSize' });
     if (!(config.epochs >= 1)) throw new ConfigError(`epochs must be >= 1, got ${config.epochs}`, { field: 'epochs' });
-    if (config.resume && !config.checkpointDir) throw new ConfigError('resume needs checkpointDir', { field: 'resume' });
+    if (config.resume && !config.checkpointDir)
+      throw new ConfigError('resume needs checkpointDir', { field: 'resume' });
     this.rng = new TrainRng(config.seed);
     this.engine = new TrainingEngine(model, { ...config, loss, trainable }, this.rng);
   }
@@ -161,9 +170,15 @@ export class Trainer {
     const cfg = this.config;
     const accum = cfg.gradAccumulation ?? 1;
     const nb = this.batchesPerEpoch();
-    if (nb < accum) throw new ConfigError(`an epoch has ${nb} batches, fewer than gradAccumulation ${accum}`, { field: 'gradAccumulation' });
+    if (nb < accum)
+      throw new ConfigError(`an epoch has ${nb} batches, fewer than gradAccumulation ${accum}`, {
+        field: 'gradAccumulation',
+      });
     const shapes = new Map([...this.engine.params, ...this.engine.buffers].map((p) => [p.name, p.shape]));
-    const bestSpec = cfg.bestMetric ?? cfg.earlyStopping ?? (cfg.validation ? { metric: 'val_loss', mode: 'min' as const } : undefined);
+    const bestSpec =
+      cfg.bestMetric ??
+      cfg.earlyStopping ??
+      (cfg.validation ? { metric: 'val_loss', mode: 'min' as const } : undefined);
     let loop: LoopState = { step: 0, epoch: 0, batchInEpoch: 0, rng: this.rng.getState(), badEpochs: 0, history: [] };
     let best: Map<string, Float32Array> | undefined;
     if (cfg.resume && cfg.checkpointDir) {
@@ -193,7 +208,7 @@ export class Trainer {
         let samples = 0;
         // Never stop mid-accumulation: a checkpoint always sits on an optimizer-step boundary.
         const usable = nb - (nb % accum);
-        for (; loop.batchInEpoch < usable; ) {
+        for (; loop.batchInEpoch < usable;) {
           const idx = perm.slice(loop.batchInEpoch * cfg.batchSize, (loop.batchInEpoch + 1) * cfg.batchSize);
           const r = await this.engine.trainBatch(this.data.batch(idx));
           loop.batchInEpoch++;
@@ -221,9 +236,18 @@ export class Trainer {
             loop.badEpochs = 0;
           } else loop.badEpochs++;
         } else if (bestSpec && cfg.validation) {
-          throw new ConfigError(`metric '${bestSpec.metric}' is not among the validation metrics (${Object.keys(metrics).join(', ')})`, { field: 'earlyStopping.metric' });
+          throw new ConfigError(
+            `metric '${bestSpec.metric}' is not among the validation metrics (${Object.keys(metrics).join(', ')})`,
+            { field: 'earlyStopping.metric' },
+          );
         }
-        const epochInfo: EpochInfo = { epoch: loop.epoch, step: loop.step, trainLoss: lossSum / Math.max(1, lossN), metrics, improved };
+        const epochInfo: EpochInfo = {
+          epoch: loop.epoch,
+          step: loop.step,
+          trainLoss: lossSum / Math.max(1, lossN),
+          metrics,
+          improved,
+        };
         loop.history.push({ epoch: loop.epoch, step: loop.step, train_loss: epochInfo.trainLoss, ...metrics });
         this.emit({ event: 'epoch', ...epochInfo });
         await cfg.onEpoch?.(epochInfo);
@@ -245,8 +269,14 @@ export class Trainer {
     const finalWeights = copyWeights(this.engine.paramValues());
     const bestWeights = best ?? finalWeights;
     return {
-      steps: loop.step, epochs: loop.epoch, history: loop.history, ...(loop.best ? { best: loop.best } : {}), stoppedEarly,
-      finalWeights, bestWeights, graph: this.engine.exportGraph(bestWeights),
+      steps: loop.step,
+      epochs: loop.epoch,
+      history: loop.history,
+      ...(loop.best ? { best: loop.best } : {}),
+      stoppedEarly,
+      finalWeights,
+      bestWeights,
+      graph: this.engine.exportGraph(bestWeights),
     };
   }
 
@@ -258,10 +288,13 @@ export class Trainer {
 
   private makeBar(total: number, start: number): cliProgress.SingleBar | undefined {
     if (this.mode() !== 'bar') return undefined;
-    const bar = new cliProgress.SingleBar({
-      format: 'train |{bar}| {value}/{total} steps | loss {loss} | {throughput} samples/s | ETA {eta_formatted}',
-      hideCursor: true,
-    }, cliProgress.Presets.shades_classic);
+    const bar = new cliProgress.SingleBar(
+      {
+        format: 'train |{bar}| {value}/{total} steps | loss {loss} | {throughput} samples/s | ETA {eta_formatted}',
+        hideCursor: true,
+      },
+      cliProgress.Presets.shades_classic,
+    );
     bar.start(total, start, { loss: '-', throughput: '-' });
     return bar;
   }

@@ -21,7 +21,14 @@ function solve(a: number[][], b: number[][]): number[][] {
 }
 
 test('ridge head equals the normal-equation solution on centred data (one-hot in {-1, 1})', async () => {
-  const X = [[1, 2, 0.5], [0.3, -1, 2], [2, 0.1, -0.4], [-1, 1, 1], [0.5, 0.5, 0.5], [3, -2, 0]];
+  const X = [
+    [1, 2, 0.5],
+    [0.3, -1, 2],
+    [2, 0.1, -0.4],
+    [-1, 1, 1],
+    [0.5, 0.5, 0.5],
+    [3, -2, 0],
+  ];
   const y = [0, 1, 2, 1, 0, 2];
   const d = 3;
   const k = 3;
@@ -39,9 +46,17 @@ test('ridge head equals the normal-equation solution on centred data (one-hot in
   const W = solve(A, B);
   const bias = [0, 1, 2].map((c) => ym[c] - mean.reduce((s, m, j) => s + m * W[j][c], 0));
 
-  const head = await fitLinearHead(Float32Array.from(X.flat()), y, d, k, { lambdas: [lambda] , validation: { features: Float32Array.from(X.flat()), labels: y } });
+  const head = await fitLinearHead(Float32Array.from(X.flat()), y, d, k, {
+    lambdas: [lambda],
+    validation: { features: Float32Array.from(X.flat()), labels: y },
+  });
   assert.equal(head.lambda, lambda);
-  for (let j = 0; j < d; j++) for (let c = 0; c < k; c++) assert.ok(Math.abs(head.weight[j * k + c] - W[j][c]) < 1e-5, `W[${j}][${c}] ${head.weight[j * k + c]} vs ${W[j][c]}`);
+  for (let j = 0; j < d; j++)
+    for (let c = 0; c < k; c++)
+      assert.ok(
+        Math.abs(head.weight[j * k + c] - W[j][c]) < 1e-5,
+        `W[${j}][${c}] ${head.weight[j * k + c]} vs ${W[j][c]}`,
+      );
   for (let c = 0; c < k; c++) assert.ok(Math.abs(head.bias[c] - bias[c]) < 1e-5);
   const s = linearScores(head, Float32Array.from([1, 1, 1]));
   for (let c = 0; c < k; c++) assert.ok(Math.abs(s[c] - (bias[c] + W[0][c] + W[1][c] + W[2][c])) < 1e-5);
@@ -72,11 +87,21 @@ test('fitLinearHead rejects labels out of range and mismatched sizes', async () 
 });
 
 test('subsample keeps class shares (at least one each), is seeded and keeps input order', () => {
-  const rows = [...Array.from({ length: 90 }, (_, i) => ({ label: 'a', i })), ...Array.from({ length: 9 }, (_, i) => ({ label: 'b', i: 90 + i })), { label: 'c', i: 99 }];
+  const rows = [
+    ...Array.from({ length: 90 }, (_, i) => ({ label: 'a', i })),
+    ...Array.from({ length: 9 }, (_, i) => ({ label: 'b', i: 90 + i })),
+    { label: 'c', i: 99 },
+  ];
   const s = subsample(rows, 20, 7);
   assert.deepEqual(perClassCounts(s, ['a', 'b', 'c']), [18, 2, 1]);
-  assert.deepEqual(s.map((r) => r.i), [...s.map((r) => r.i)].sort((x, y) => x - y));
+  assert.deepEqual(
+    s.map((r) => r.i),
+    [...s.map((r) => r.i)].sort((x, y) => x - y),
+  );
   assert.deepEqual(subsample(rows, 20, 7), s);
-  assert.notDeepEqual(subsample(rows, 20, 8).map((r) => r.i), s.map((r) => r.i));
+  assert.notDeepEqual(
+    subsample(rows, 20, 8).map((r) => r.i),
+    s.map((r) => r.i),
+  );
   assert.equal(subsample(rows, 1000, 0).length, 100);
 });

@@ -10,7 +10,10 @@ test('R1: a baseline at or above the target needs no customization', () => {
   assert.deepEqual(r.rules, ['R1-meets-target']);
   assert.deepEqual(r.compression, []);
   // Little data does not matter when nothing is trained.
-  assert.deepEqual(recommend({ baselineAccuracy: 0.95, targetAccuracy: 0.9, latencyP50Ms: 5, examplesPerClass: [2, 3] }).rules, ['R1-meets-target']);
+  assert.deepEqual(
+    recommend({ baselineAccuracy: 0.95, targetAccuracy: 0.9, latencyP50Ms: 5, examplesPerClass: [2, 3] }).rules,
+    ['R1-meets-target'],
+  );
 });
 
 test('R2/R3: the relative gap decides full fine-tuning vs LoRA, with 20% as the boundary', () => {
@@ -31,14 +34,29 @@ test('R4: without a target, LoRA', () => {
 });
 
 test('R5: latency over budget adds quantization, and distillation beyond 2x', () => {
-  let r = recommend({ baselineAccuracy: 0.5, targetAccuracy: 0.6, latencyP50Ms: 15, maxLatencyMs: 10, examplesPerClass: plenty });
+  let r = recommend({
+    baselineAccuracy: 0.5,
+    targetAccuracy: 0.6,
+    latencyP50Ms: 15,
+    maxLatencyMs: 10,
+    examplesPerClass: plenty,
+  });
   assert.deepEqual(r.compression, ['quantize']);
   assert.deepEqual(r.rules, ['R3-moderate-gap', 'R5-latency']);
-  r = recommend({ baselineAccuracy: 0.95, targetAccuracy: 0.9, latencyP50Ms: 21, maxLatencyMs: 10, examplesPerClass: plenty });
+  r = recommend({
+    baselineAccuracy: 0.95,
+    targetAccuracy: 0.9,
+    latencyP50Ms: 21,
+    maxLatencyMs: 10,
+    examplesPerClass: plenty,
+  });
   assert.equal(r.strategy, 'none');
   assert.deepEqual(r.compression, ['quantize', 'distill']);
   assert.deepEqual(r.rules, ['R1-meets-target', 'R5-latency']);
-  assert.deepEqual(recommend({ baselineAccuracy: 0.5, latencyP50Ms: 10, maxLatencyMs: 10, examplesPerClass: plenty }).compression, []);
+  assert.deepEqual(
+    recommend({ baselineAccuracy: 0.5, latencyP50Ms: 10, maxLatencyMs: 10, examplesPerClass: plenty }).compression,
+    [],
+  );
 });
 
 test('R6: little data per class turns full into LoRA (or head below 5) with strong regularisation', () => {
@@ -46,7 +64,10 @@ test('R6: little data per class turns full into LoRA (or head below 5) with stro
   assert.equal(r.strategy, 'lora');
   assert.deepEqual(r.rules, ['R2-large-gap', 'R6-little-data']);
   assert.deepEqual(r.hyperparameters, { weightDecay: 0.1, loraDropout: 0.1 });
-  assert.match(r.reasons[1].text, /only 12 train examples per class \(median; under 20\): lora instead of full with strong regularisation \(weight decay 0\.1, adapter dropout 0\.1\)/);
+  assert.match(
+    r.reasons[1].text,
+    /only 12 train examples per class \(median; under 20\): lora instead of full with strong regularisation \(weight decay 0\.1, adapter dropout 0\.1\)/,
+  );
   r = recommend({ baselineAccuracy: 0.3, targetAccuracy: 0.9, latencyP50Ms: 5, examplesPerClass: [3, 4, 4, 20] });
   assert.equal(r.strategy, 'head');
   // The median of an even count is the mean of the middle two.
@@ -54,6 +75,12 @@ test('R6: little data per class turns full into LoRA (or head below 5) with stro
 });
 
 test('bad targets and budgets are ConfigErrors naming the field', () => {
-  assert.throws(() => recommend({ baselineAccuracy: 0.5, targetAccuracy: 1.5, latencyP50Ms: 1, examplesPerClass: plenty }), /target accuracy must be in \(0, 1\], got 1\.5/);
-  assert.throws(() => recommend({ baselineAccuracy: 0.5, maxLatencyMs: -1, latencyP50Ms: 1, examplesPerClass: plenty }), /max latency must be a positive number of ms, got -1/);
+  assert.throws(
+    () => recommend({ baselineAccuracy: 0.5, targetAccuracy: 1.5, latencyP50Ms: 1, examplesPerClass: plenty }),
+    /target accuracy must be in \(0, 1\], got 1\.5/,
+  );
+  assert.throws(
+    () => recommend({ baselineAccuracy: 0.5, maxLatencyMs: -1, latencyP50Ms: 1, examplesPerClass: plenty }),
+    /max latency must be a positive number of ms, got -1/,
+  );
 });

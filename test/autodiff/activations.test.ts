@@ -57,7 +57,12 @@ describe('activation, softmax and normalisation gradients', () => {
       const bias = feed('bias', [2]);
       const rm = b.constant('float32', Float32Array.of(0, 0), [2]);
       const rv = b.constant('float32', Float32Array.of(1, 1), [2]);
-      const [y] = b.node('BatchNormalization', [x, s, bias, rm, rv], { epsilon: 1e-5, momentum: 0.9, training_mode: 1 }, { outputs: 3 });
+      const [y] = b.node(
+        'BatchNormalization',
+        [x, s, bias, rm, rv],
+        { epsilon: 1e-5, momentum: 0.9, training_mode: 1 },
+        { outputs: 3 },
+      );
       return { outputs: [y], wrt: ['x', 's', 'bias'] };
     });
   });
@@ -68,7 +73,10 @@ describe('activation, softmax and normalisation gradients', () => {
       const bias = feed('bias', [2]);
       const rm = b.constant('float64', Float64Array.of(0.1, -0.2), [2]);
       const rv = b.constant('float64', Float64Array.of(0.8, 1.3), [2]);
-      return { outputs: [b.op('BatchNormalization', [x, s, bias, rm, rv], { epsilon: 1e-5 })], wrt: ['x', 's', 'bias'] };
+      return {
+        outputs: [b.op('BatchNormalization', [x, s, bias, rm, rv], { epsilon: 1e-5 })],
+        wrt: ['x', 's', 'bias'],
+      };
     });
   });
 });

@@ -18,7 +18,11 @@ function dropoutGraph(): { b: GraphBuilder; y: string } {
 describe('Dropout', () => {
   it('ONNX Dropout in training mode: dX = dY · mask / (1 − ratio) with the forward mask', async () => {
     const { b, y } = dropoutGraph();
-    const w = b.constant('float32', Float32Array.from({ length: 32 }, (_, i) => (i % 5) - 2), [4, 8]);
+    const w = b.constant(
+      'float32',
+      Float32Array.from({ length: 32 }, (_, i) => (i % 5) - 2),
+      [4, 8],
+    );
     const loss = b.op('ReduceSum', [b.mul(y, w)], { keepdims: 0 });
     b.output(loss);
     const { graph, gradients } = buildGradientGraph(b.graph, { loss, wrt: ['x'] });
@@ -45,21 +49,34 @@ describe('Dropout', () => {
     const { b, y } = dropoutGraph();
     b.output(y);
     const { graph, noise } = rewriteDropoutToNoise(b.graph);
-    assert.deepEqual(noise.map((n) => [n.name, n.shape, n.ratio]), [['dropout_noise_0', [4, 8], 0.25]]);
-    assert.equal(graph.nodes.some((n) => n.opType === 'Dropout'), false);
+    assert.deepEqual(
+      noise.map((n) => [n.name, n.shape, n.ratio]),
+      [['dropout_noise_0', [4, 8], 0.25]],
+    );
+    assert.equal(
+      graph.nodes.some((n) => n.opType === 'Dropout'),
+      false,
+    );
     const r = rng(9);
     const nz = Float32Array.from(uniform(r, 32, 0, 1));
     const xs = Float32Array.from(uniform(r, 32));
     const s = await Session.create(modelFromGraph(graph));
-    const out = (await s.run({ x: new ort.Tensor('float32', xs, [4, 8]), dropout_noise_0: new ort.Tensor('float32', nz, [4, 8]) }))[y].data as Float32Array;
+    const out = (
+      await s.run({ x: new ort.Tensor('float32', xs, [4, 8]), dropout_noise_0: new ort.Tensor('float32', nz, [4, 8]) })
+    )[y].data as Float32Array;
     await s.release();
     for (let i = 0; i < 32; i++) {
       const want = nz[i] < 0.75 ? Math.tanh(xs[i]) / 0.75 : 0;
       assert.ok(Math.abs(out[i] - want) < 1e-6, `element ${i}`);
     }
     await checkGradients(graph, {
-      dtype: 'float32', wrt: ['x'], outputs: [y],
-      feeds: { x: { dtype: 'float32', dims: [4, 8], data: xs }, dropout_noise_0: { dtype: 'float32', dims: [4, 8], data: floats('float32', nz) } },
+      dtype: 'float32',
+      wrt: ['x'],
+      outputs: [y],
+      feeds: {
+        x: { dtype: 'float32', dims: [4, 8], data: xs },
+        dropout_noise_0: { dtype: 'float32', dims: [4, 8], data: floats('float32', nz) },
+      },
     });
   });
 });

@@ -21,8 +21,16 @@ describe('elementwise gradients (float64, broadcasting)', () => {
     });
   });
   const unary: [string, number, number][] = [
-    ['Neg', -1, 1], ['Sqrt', 0.3, 2], ['Reciprocal', 0.5, 2], ['Exp', -1, 1], ['Log', 0.3, 2], ['Abs', -1, 1],
-    ['Tanh', -2, 2], ['Sigmoid', -3, 3], ['Relu', -1, 1], ['Identity', -1, 1],
+    ['Neg', -1, 1],
+    ['Sqrt', 0.3, 2],
+    ['Reciprocal', 0.5, 2],
+    ['Exp', -1, 1],
+    ['Log', 0.3, 2],
+    ['Abs', -1, 1],
+    ['Tanh', -2, 2],
+    ['Sigmoid', -3, 3],
+    ['Relu', -1, 1],
+    ['Identity', -1, 1],
   ];
   for (const [op, lo, hi] of unary) {
     it(op, async () => {
@@ -31,15 +39,29 @@ describe('elementwise gradients (float64, broadcasting)', () => {
   }
   // ORT has no double kernels for Elu, Softplus and Mean: float32 with the default float32 tolerance (see fd.ts)
   it('LeakyRelu, Elu and Softplus (float32)', async () => {
-    await gradCheck('float32', (b, feed) => {
-      const x = feed('x', [4, 5]);
-      return { outputs: [b.op('LeakyRelu', [x], { alpha: 0.2 }), b.op('Elu', [x], { alpha: 0.7 }), b.op('Softplus', [x])], wrt: ['x'] };
-    }, { kinkMargin: 0.05 });
+    await gradCheck(
+      'float32',
+      (b, feed) => {
+        const x = feed('x', [4, 5]);
+        return {
+          outputs: [b.op('LeakyRelu', [x], { alpha: 0.2 }), b.op('Elu', [x], { alpha: 0.7 }), b.op('Softplus', [x])],
+          wrt: ['x'],
+        };
+      },
+      { kinkMargin: 0.05 },
+    );
   });
   it('Pow with constant exponents 2, 3 and 0.5', async () => {
     await gradCheck('float64', (b, feed) => {
       const x = feed('x', [3, 4], 0.3, 2);
-      return { outputs: [b.pow(x, b.scalar(2, 'float64')), b.pow(x, b.scalar(3, 'float64')), b.pow(x, b.scalar(0.5, 'float64'))], wrt: ['x'] };
+      return {
+        outputs: [
+          b.pow(x, b.scalar(2, 'float64')),
+          b.pow(x, b.scalar(3, 'float64')),
+          b.pow(x, b.scalar(0.5, 'float64')),
+        ],
+        wrt: ['x'],
+      };
     });
   });
   it('Pow with a trainable exponent', async () => {
@@ -77,12 +99,16 @@ describe('elementwise gradients (float64, broadcasting)', () => {
     });
   });
   it('Cast float64 -> float32 -> float64', async () => {
-    await gradCheck('float64', (b, feed) => {
-      const x = feed('x', [3, 3]);
-      const y = b.cast(b.mul(b.cast(x, 'float32'), b.scalar(3)), 'float64');
-      return { outputs: [y], wrt: ['x'] };
-    // the float32 leg limits both sides to ~1e-7 relative; with h = 1e-3 the FD error is ~1e-4 absolute
-    }, { atol: 1e-3, rtol: 1e-3, h: 1e-3 });
+    await gradCheck(
+      'float64',
+      (b, feed) => {
+        const x = feed('x', [3, 3]);
+        const y = b.cast(b.mul(b.cast(x, 'float32'), b.scalar(3)), 'float64');
+        return { outputs: [y], wrt: ['x'] };
+        // the float32 leg limits both sides to ~1e-7 relative; with h = 1e-3 the FD error is ~1e-4 absolute
+      },
+      { atol: 1e-3, rtol: 1e-3, h: 1e-3 },
+    );
   });
   it('Sum and Mean (variadic, float32)', async () => {
     await gradCheck('float32', (b, feed) => {

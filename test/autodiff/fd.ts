@@ -90,7 +90,15 @@ export async function checkGradients(graph: Graph, opts: CheckOptions): Promise<
       const shape = vi?.shape;
       if (!shape || !shape.every((d) => typeof d === 'number')) throw new Error(`output ${o} has no static shape`);
       const dims = shape as number[];
-      const w = b.constant(dtype, floats(dtype, uniform(r, numel(dims), 0.5, 1.5).map((v, i) => (i % 2 ? -v : v))), dims, 'loss_w');
+      const w = b.constant(
+        dtype,
+        floats(
+          dtype,
+          uniform(r, numel(dims), 0.5, 1.5).map((v, i) => (i % 2 ? -v : v)),
+        ),
+        dims,
+        'loss_w',
+      );
       terms.push(b.op('ReduceSum', [b.mul(o, w)], { keepdims: 0 }));
     }
     loss = terms.length === 1 ? terms[0] : b.op('Sum', terms);
@@ -116,7 +124,11 @@ export async function checkGradients(graph: Graph, opts: CheckOptions): Promise<
       fg.initializers.delete(w);
       fg.inputs.push({ name: w, dtype: init.dtype, shape: [...init.dims] });
       const arr = tensorToArray(init);
-      values.set(w, { dtype: init.dtype, dims: [...init.dims], data: (dtype === 'float64' ? Float64Array.from(arr as Float64Array) : Float32Array.from(arr as Float32Array)) });
+      values.set(w, {
+        dtype: init.dtype,
+        dims: [...init.dims],
+        data: dtype === 'float64' ? Float64Array.from(arr as Float64Array) : Float32Array.from(arr as Float32Array),
+      });
     } else {
       const f = opts.feeds[w];
       values.set(w, { dtype: f.dtype, dims: f.dims, data: (f.data as Float64Array).slice() });
@@ -159,7 +171,11 @@ export async function checkGradients(graph: Graph, opts: CheckOptions): Promise<
 /** Convenience: a fresh builder, a case body, and the check. */
 export async function gradCheck(
   dtype: FloatDType,
-  body: (b: GraphBuilder, feed: (name: string, dims: number[], lo?: number, hi?: number) => string, r: () => number) => { outputs: string[]; wrt: string[]; loss?: string },
+  body: (
+    b: GraphBuilder,
+    feed: (name: string, dims: number[], lo?: number, hi?: number) => string,
+    r: () => number,
+  ) => { outputs: string[]; wrt: string[]; loss?: string },
   opts: Partial<CheckOptions> = {},
 ): Promise<CheckReport> {
   const b = new GraphBuilder('case');
@@ -173,5 +189,12 @@ export async function gradCheck(
     return name;
   };
   const spec = body(b, feed, r);
-  return checkGradients(b.graph, { dtype, ...opts, feeds: { ...feeds, ...(opts.feeds ?? {}) }, wrt: spec.wrt, outputs: spec.outputs, ...(spec.loss ? { loss: spec.loss } : {}) });
+  return checkGradients(b.graph, {
+    dtype,
+    ...opts,
+    feeds: { ...feeds, ...(opts.feeds ?? {}) },
+    wrt: spec.wrt,
+    outputs: spec.outputs,
+    ...(spec.loss ? { loss: spec.loss } : {}),
+  });
 }

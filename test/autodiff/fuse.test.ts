@@ -38,7 +38,11 @@ test('every association order of the exact GELU is fused, with unchanged values'
     const g = model(form);
     const { graph, fused } = fuseGelu(g);
     assert.equal(fused, 1, name);
-    assert.deepEqual(graph.nodes.filter((n) => n.opType !== 'Constant').map((n) => n.opType), ['Add', 'Gelu', 'Identity'], name);
+    assert.deepEqual(
+      graph.nodes.filter((n) => n.opType !== 'Constant').map((n) => n.opType),
+      ['Add', 'Gelu', 'Identity'],
+      name,
+    );
     const [a, b] = [await run(g, xs), await run(graph, xs)];
     // JS reference: x·Φ(x) at x = -2.75 is -0.00822 (tables), and both graphs agree to float32 rounding
     for (let i = 0; i < 12; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6, `${name} [${i}]: ${a[i]} vs ${b[i]}`);
@@ -48,7 +52,10 @@ test('every association order of the exact GELU is fused, with unchanged values'
 
 test('not fused when an intermediate has another consumer, or for other constants', () => {
   // the 1+erf value is used twice
-  const shared = model((b, x) => b.gelu(x), (b, x, y) => b.add(y, b.node('Erf', [x])[0]));
+  const shared = model(
+    (b, x) => b.gelu(x),
+    (b, x, y) => b.add(y, b.node('Erf', [x])[0]),
+  );
   assert.equal(fuseGelu(shared).fused, 1, 'a separate Erf of x does not block fusion');
   const b = new GraphBuilder('g');
   const x = b.input('x', 'float32', [3, 4]);
@@ -58,6 +65,15 @@ test('not fused when an intermediate has another consumer, or for other constant
   assert.equal(fuseGelu(b.graph).fused, 0, '1+erf feeds another node');
   const c = new GraphBuilder('g');
   const x2 = c.input('x', 'float32', [3, 4]);
-  c.output(c.node('Mul', [c.mul(x2, c.add(c.erf(c.div(x2, c.scalar(2))), c.scalar(1))), c.scalar(0.5)], {}, { outputs: ['out'] })[0], 'float32', [3, 4]);
+  c.output(
+    c.node(
+      'Mul',
+      [c.mul(x2, c.add(c.erf(c.div(x2, c.scalar(2))), c.scalar(1))), c.scalar(0.5)],
+      {},
+      { outputs: ['out'] },
+    )[0],
+    'float32',
+    [3, 4],
+  );
   assert.equal(fuseGelu(c.graph).fused, 0, 'erf(x/2) is not GELU');
 });

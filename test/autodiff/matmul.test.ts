@@ -13,7 +13,14 @@ describe('MatMul / Gemm / Einsum gradients', () => {
     it(`MatMul 3-D x 2-D weight (linear layer, ${dtype})`, async () => {
       await gradCheck(dtype, (b, feed) => {
         const x = feed('x', [2, 3, 4]);
-        const w = b.initializer('w', dtype, dtype === 'float64' ? Float64Array.from({ length: 20 }, (_, i) => Math.sin(i)) : Float32Array.from({ length: 20 }, (_, i) => Math.sin(i)), [4, 5]);
+        const w = b.initializer(
+          'w',
+          dtype,
+          dtype === 'float64'
+            ? Float64Array.from({ length: 20 }, (_, i) => Math.sin(i))
+            : Float32Array.from({ length: 20 }, (_, i) => Math.sin(i)),
+          [4, 5],
+        );
         return { outputs: [b.matmul(x, w)], wrt: ['x', w] };
       });
     });
@@ -26,7 +33,12 @@ describe('MatMul / Gemm / Einsum gradients', () => {
       return { outputs: [b.matmul(v, m), b.matmul(m, u)], wrt: ['v', 'm', 'u'] };
     });
   });
-  for (const [tA, tB] of [[0, 0], [1, 0], [0, 1], [1, 1]]) {
+  for (const [tA, tB] of [
+    [0, 0],
+    [1, 0],
+    [0, 1],
+    [1, 1],
+  ]) {
     it(`Gemm transA=${tA} transB=${tB} alpha/beta, broadcast C (float64)`, async () => {
       await gradCheck('float64', (b, feed) => {
         const a = feed('a', tA ? [4, 3] : [3, 4]);

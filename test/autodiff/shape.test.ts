@@ -7,7 +7,10 @@ describe('reduction gradients', () => {
   it('ReduceSum (axes input, keepdims 0 and 1, all axes)', async () => {
     await gradCheck('float64', (b, feed) => {
       const x = feed('x', [2, 3, 4]);
-      return { outputs: [b.reduceSum(x, [1], false), b.reduceSum(x, [0, -1], true), b.op('ReduceSum', [x], { keepdims: 0 })], wrt: ['x'] };
+      return {
+        outputs: [b.reduceSum(x, [1], false), b.reduceSum(x, [0, -1], true), b.op('ReduceSum', [x], { keepdims: 0 })],
+        wrt: ['x'],
+      };
     });
   });
   it('ReduceMean (axes attribute)', async () => {
@@ -19,14 +22,24 @@ describe('reduction gradients', () => {
   it('ReduceMax and ReduceMin', async () => {
     await gradCheck('float64', (b, feed) => {
       const x = feed('x', [3, 5]);
-      return { outputs: [b.op('ReduceMax', [x], { axes: [1], keepdims: 0 }), b.op('ReduceMin', [x], { axes: [0], keepdims: 1 })], wrt: ['x'] };
+      return {
+        outputs: [
+          b.op('ReduceMax', [x], { axes: [1], keepdims: 0 }),
+          b.op('ReduceMin', [x], { axes: [0], keepdims: 1 }),
+        ],
+        wrt: ['x'],
+      };
     });
   });
   it('ReduceMax splits the gradient evenly between tied maxima', async () => {
-    const { grads } = await gradCheck('float64', (b) => {
-      b.input('t', 'float64', [4]);
-      return { outputs: [b.op('ReduceMax', ['t'], { keepdims: 0 })], wrt: ['t'] };
-    }, { feeds: { t: { dtype: 'float64', dims: [4], data: Float64Array.of(1, 3, 3, 2) } }, maxElems: 1 });
+    const { grads } = await gradCheck(
+      'float64',
+      (b) => {
+        b.input('t', 'float64', [4]);
+        return { outputs: [b.op('ReduceMax', ['t'], { keepdims: 0 })], wrt: ['t'] };
+      },
+      { feeds: { t: { dtype: 'float64', dims: [4], data: Float64Array.of(1, 3, 3, 2) } }, maxElems: 1 },
+    );
     const g = [...grads.get('t')!];
     assert.equal(g[0], 0);
     assert.ok(Math.abs(g[1] - g[2]) < 1e-12 && g[1] !== 0 && g[3] === 0);
@@ -74,7 +87,11 @@ describe('data-movement gradients', () => {
     await gradCheck('float64', (b, feed) => {
       const x = feed('x', [3, 4, 2]);
       const ids = b.constant('int64', BigInt64Array.of(3n, 1n, 3n), [3]);
-      const ge = b.constant('int64', BigInt64Array.of(0n, 1n, 1n, 3n, 2n, 2n, 0n, 0n, 1n, 3n, 3n, 3n, 0n, 1n, 2n, 3n, 0n, 0n), [3, 3, 2]);
+      const ge = b.constant(
+        'int64',
+        BigInt64Array.of(0n, 1n, 1n, 3n, 2n, 2n, 0n, 0n, 1n, 3n, 3n, 3n, 0n, 1n, 2n, 3n, 0n, 0n),
+        [3, 3, 2],
+      );
       return { outputs: [b.gather(x, ids, 1), b.op('GatherElements', [x, ge], { axis: 1 })], wrt: ['x'] };
     });
   });

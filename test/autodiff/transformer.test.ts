@@ -49,7 +49,11 @@ function encoderLayer(dtype: FloatDType, gelu: 'tanh' | 'msft'): { b: GraphBuild
     const inner = b.mul(b.add(f1, b.mul(b.pow(f1, C(3)), C(0.044715))), C(Math.sqrt(2 / Math.PI)));
     act = b.mul(b.mul(f1, b.add(b.tanh(inner), C(1))), C(0.5));
   }
-  const out = b.layerNorm(b.add(h, lin(act, P('w2', [F, D]), P('b2', [D]))), P('ln2_g', [D], 0.5, 1.5), P('ln2_b', [D]));
+  const out = b.layerNorm(
+    b.add(h, lin(act, P('w2', [F, D]), P('b2', [D]))),
+    P('ln2_g', [D], 0.5, 1.5),
+    P('ln2_b', [D]),
+  );
   const cls = b.gather(out, b.scalar(0, 'int64'), 1);
   const logits = b.gemm(cls, P('wc', [D, CLASSES]), P('bc', [CLASSES]));
   const loss = softmaxCrossEntropy(b, logits, 'labels', { labelSmoothing: 0.1 });
@@ -74,6 +78,15 @@ describe('end-to-end gradient check of a transformer encoder layer', () => {
   });
   it('com.microsoft Gelu variant in float32 (sampled elements; float32 tolerance)', async () => {
     const { b, loss, params } = encoderLayer('float32', 'msft');
-    await checkGradients(b.graph, { dtype: 'float32', wrt: params, loss, feeds, maxElems: 12, h: 5e-3, atol: 5e-3, rtol: 2e-2 });
+    await checkGradients(b.graph, {
+      dtype: 'float32',
+      wrt: params,
+      loss,
+      feeds,
+      maxElems: 12,
+      h: 5e-3,
+      atol: 5e-3,
+      rtol: 2e-2,
+    });
   });
 });

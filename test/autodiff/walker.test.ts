@@ -6,7 +6,10 @@ import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { modelFromGraph } from '../../src/onnx/ir.ts';
 import { ort, Session } from '../../src/runtime/session.ts';
 
-async function run(graph: Parameters<typeof modelFromGraph>[0], feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+async function run(
+  graph: Parameters<typeof modelFromGraph>[0],
+  feeds: Record<string, ort.Tensor>,
+): Promise<Record<string, ort.Tensor>> {
   const s = await Session.create(modelFromGraph(graph));
   const r = await s.run(feeds);
   await s.release();
@@ -25,7 +28,10 @@ describe('buildGradientGraph', () => {
     const nodesBefore = b.graph.nodes.length;
     const { graph, gradients } = buildGradientGraph(b.graph, { loss, wrt: ['w'] });
     assert.equal(b.graph.nodes.length, nodesBefore);
-    assert.deepEqual(graph.outputs.map((o) => o.name), [y, loss, 'w_grad']);
+    assert.deepEqual(
+      graph.outputs.map((o) => o.name),
+      [y, loss, 'w_grad'],
+    );
     assert.equal(gradients.get('w'), 'w_grad');
     assert.equal(graph.nodes.filter((n) => n.opType === 'Sum').length, 1);
     const r = await run(graph, { x: new ort.Tensor('float32', Float32Array.of(1, -1, 0.5), [3]) });
@@ -39,14 +45,29 @@ describe('buildGradientGraph', () => {
     const frozen = b.initializer('frozen', 'float32', new Float32Array(3).fill(1), [3]);
     const side = b.op('Tanh', [b.op('Mul', [x, frozen], {}, { name: 'side_mul' })], {}, { name: 'side_tanh' }); // not on a path from w
     // through int64: no gradient
-    const shapeDependent = b.op('Cast', [b.op('Shape', [b.op('Mul', [x, w], {}, { name: 'shape_mul' })])], { to: 1 }, { name: 'shape_cast' });
+    const shapeDependent = b.op(
+      'Cast',
+      [b.op('Shape', [b.op('Mul', [x, w], {}, { name: 'shape_mul' })])],
+      { to: 1 },
+      { name: 'shape_cast' },
+    );
     const xw = b.op('Add', [x, w], {}, { name: 'xw' });
     const prod = b.op('Mul', [xw, side], {}, { name: 'prod' });
-    const sum = b.op('Add', [prod, b.op('ReduceSum', [shapeDependent], { keepdims: 0 }, { name: 'shape_sum' })], {}, { name: 'total' });
+    const sum = b.op(
+      'Add',
+      [prod, b.op('ReduceSum', [shapeDependent], { keepdims: 0 }, { name: 'shape_sum' })],
+      {},
+      { name: 'total' },
+    );
     const loss = b.op('ReduceSum', [sum], { keepdims: 0 }, { name: 'loss' });
     b.output(loss);
     const { graph } = buildGradientGraph(b.graph, { loss, wrt: ['w'] });
-    const differentiated = new Set(graph.nodes.slice(b.graph.nodes.length).filter((n) => n.name.includes('_grad/')).map((n) => n.name.split('_grad/')[0]));
+    const differentiated = new Set(
+      graph.nodes
+        .slice(b.graph.nodes.length)
+        .filter((n) => n.name.includes('_grad/'))
+        .map((n) => n.name.split('_grad/')[0]),
+    );
     // 'total' is on the path too, but an Add without broadcasting passes dY through without emitting a node
     assert.deepEqual([...differentiated].sort(), ['loss', 'prod', 'xw']);
   });
@@ -67,7 +88,9 @@ describe('buildGradientGraph', () => {
     const b = new GraphBuilder('g');
     b.input('a', 'float32', ['n', 3]);
     b.input('c', 'float32', ['m', 3]);
-    const loss = b.op('ReduceSum', [b.mul(b.add('a', 'c'), b.constant('float32', Float32Array.of(1, 2, 3), [3]))], { keepdims: 0 });
+    const loss = b.op('ReduceSum', [b.mul(b.add('a', 'c'), b.constant('float32', Float32Array.of(1, 2, 3), [3]))], {
+      keepdims: 0,
+    });
     b.output(loss);
     const { graph } = buildGradientGraph(b.graph, { loss, wrt: ['a', 'c'] });
     const r = await run(graph, {
@@ -85,21 +108,87 @@ describe('buildGradientGraph', () => {
     const y = b.op('Round', [b.mul('x', 'x')]);
     const loss = b.op('ReduceSum', [y], { keepdims: 0 });
     b.output(loss);
-    assert.throws(() => buildGradientGraph(b.graph, { loss, wrt: ['x'] }), (e: unknown) =>
-      e instanceof GraphError && e.message === "no gradient rule for op Round (node 'Round'), which lies between a trainable tensor and the loss" && e.context.op === 'Round');
-    assert.throws(() => buildGradientGraph(b.graph, { loss: 'nope', wrt: ['x'] }), /loss 'nope' is not a value of graph 'g'/);
-    assert.throws(() => buildGradientGraph(b.graph, { loss, wrt: ['w'] }), /wrt 'w' is neither an initializer nor an input of graph 'g'/);
+    assert.throws(
+      () => buildGradientGraph(b.graph, { loss, wrt: ['x'] }),
+      (e: unknown) =>
+        e instanceof GraphError &&
+        e.message ===
+          "no gradient rule for op Round (node 'Round'), which lies between a trainable tensor and the loss" &&
+        e.context.op === 'Round',
+    );
+    assert.throws(
+      () => buildGradientGraph(b.graph, { loss: 'nope', wrt: ['x'] }),
+      /loss 'nope' is not a value of graph 'g'/,
+    );
+    assert.throws(
+      () => buildGradientGraph(b.graph, { loss, wrt: ['w'] }),
+      /wrt 'w' is neither an initializer nor an input of graph 'g'/,
+    );
     b.input('ids', 'int64', [4]);
-    assert.throws(() => buildGradientGraph(b.graph, { loss, wrt: ['ids'] }), /wrt 'ids' has dtype int64; only float tensors have gradients/);
+    assert.throws(
+      () => buildGradientGraph(b.graph, { loss, wrt: ['ids'] }),
+      /wrt 'ids' has dtype int64; only float tensors have gradients/,
+    );
   });
 
   it('covers every op the engine issue lists', () => {
-    const required = ['MatMul', 'Gemm', 'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Pow', 'Sqrt', 'Reciprocal', 'Exp', 'Log', 'Abs', 'Tanh',
-      'Sigmoid', 'Relu', 'LeakyRelu', 'Elu', 'Erf', 'com.microsoft:Gelu', 'com.microsoft:FastGelu', 'Softmax', 'LogSoftmax',
-      'LayerNormalization', 'ReduceMean', 'ReduceSum', 'ReduceMax', 'Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze',
-      'Concat', 'Split', 'Slice', 'Gather', 'Where', 'Expand', 'Identity', 'Cast', 'Clip', 'Max', 'Min', 'Dropout', 'Conv',
-      'MaxPool', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization', 'Einsum', 'SoftmaxCrossEntropyLoss'];
+    const required = [
+      'MatMul',
+      'Gemm',
+      'Add',
+      'Sub',
+      'Mul',
+      'Div',
+      'Neg',
+      'Pow',
+      'Sqrt',
+      'Reciprocal',
+      'Exp',
+      'Log',
+      'Abs',
+      'Tanh',
+      'Sigmoid',
+      'Relu',
+      'LeakyRelu',
+      'Elu',
+      'Erf',
+      'com.microsoft:Gelu',
+      'com.microsoft:FastGelu',
+      'Softmax',
+      'LogSoftmax',
+      'LayerNormalization',
+      'ReduceMean',
+      'ReduceSum',
+      'ReduceMax',
+      'Reshape',
+      'Flatten',
+      'Transpose',
+      'Squeeze',
+      'Unsqueeze',
+      'Concat',
+      'Split',
+      'Slice',
+      'Gather',
+      'Where',
+      'Expand',
+      'Identity',
+      'Cast',
+      'Clip',
+      'Max',
+      'Min',
+      'Dropout',
+      'Conv',
+      'MaxPool',
+      'AveragePool',
+      'GlobalAveragePool',
+      'BatchNormalization',
+      'Einsum',
+      'SoftmaxCrossEntropyLoss',
+    ];
     const have = new Set(differentiableOps());
-    assert.deepEqual(required.filter((op) => !have.has(op)), []);
+    assert.deepEqual(
+      required.filter((op) => !have.has(op)),
+      [],
+    );
   });
 });

@@ -18,19 +18,39 @@ test.after(() => rmSync(ws.dir, { recursive: true, force: true }));
 
 /** The error line (progress lines come before it on stderr). */
 function err(stderr: string): string {
-  return stderr.trim().split('\n').filter((l) => l.startsWith('tailor: ') || l.startsWith('error: ')).join('\n');
+  return stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('tailor: ') || l.startsWith('error: '))
+    .join('\n');
 }
 
 function nothingWritten(out: string, home = ws.home): void {
   assert.equal(existsSync(out), false, `${out} was created`);
   assert.equal(existsSync(home), false, `${home} was created`);
   // No temp folders left beside the out folder either.
-  assert.deepEqual(readdirSync(path.dirname(out)).filter((f) => f.startsWith(`${path.basename(out)}.tmp`)), []);
+  assert.deepEqual(
+    readdirSync(path.dirname(out)).filter((f) => f.startsWith(`${path.basename(out)}.tmp`)),
+    [],
+  );
 }
 
 test('a CSV missing the named column: exit 1, message names the file and the column', async () => {
   const out = path.join(ws.dir, 'o-missing-col');
-  const r = await tailor(['customize', ...base(), '--train', ws.userTrain, '--text-column', 'utterance', '--label-column', 'intent', '--out', out, '--home', ws.home]);
+  const r = await tailor([
+    'customize',
+    ...base(),
+    '--train',
+    ws.userTrain,
+    '--text-column',
+    'utterance',
+    '--label-column',
+    'intent',
+    '--out',
+    out,
+    '--home',
+    ws.home,
+  ]);
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /^tailor: .*user-train\.csv.*missing column "intent" \(found: "utterance", "category"\)/m);
   nothingWritten(out);
@@ -53,9 +73,24 @@ test('an unreadable file (missing, or a folder): exit 1, message names the file'
 
 test('a --base that does not exist: exit 1, message names it', async () => {
   const out = path.join(ws.dir, 'o-base');
-  const r = await tailor(['customize', '--base', './models/nope', '--train', ws.train, '--label-column', 'intent', '--out', out, '--home', ws.home]);
+  const r = await tailor([
+    'customize',
+    '--base',
+    './models/nope',
+    '--train',
+    ws.train,
+    '--label-column',
+    'intent',
+    '--out',
+    out,
+    '--home',
+    ws.home,
+  ]);
   assert.equal(r.status, 1);
-  assert.equal(err(r.stderr), 'tailor: ./models/nope: no such folder or file, and not a hub id (owner/name[@revision])');
+  assert.equal(
+    err(r.stderr),
+    'tailor: ./models/nope: no such folder or file, and not a hub id (owner/name[@revision])',
+  );
   nothingWritten(out);
   const a = await tailor(['audit', '--base', 'missing.onnx', '--train', ws.train, '--label-column', 'intent']);
   assert.equal(a.status, 1);
@@ -70,16 +105,46 @@ test('a registry folder that is not writable: exit 1, message names the folder, 
   const home = path.join(file, '.tailor');
   const r = await tailor(['customize', ...base(), '--train', ws.train, '--out', out, '--home', home]);
   assert.equal(r.status, 1, r.stderr);
-  assert.match(r.stderr, new RegExp(`^tailor: registry folder ${home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (is not writable|cannot be created \\(ENOTDIR\\)).*; choose another with --home DIR or TAILOR_HOME$`, 'm'));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `^tailor: registry folder ${home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} (is not writable|cannot be created \\(ENOTDIR\\)).*; choose another with --home DIR or TAILOR_HOME$`,
+      'm',
+    ),
+  );
   nothingWritten(out, home);
 });
 
 test('an alias that points nowhere: exit 1, message names alias and model; no registry change', async () => {
   const out = path.join(ws.dir, 'o-alias-src');
-  const ok = await tailor(['customize', ...base(), '--train', ws.train, '--eval', ws.eval, '--out', out, '--name', 'm', '--home', ws.home, '--json']);
+  const ok = await tailor([
+    'customize',
+    ...base(),
+    '--train',
+    ws.train,
+    '--eval',
+    ws.eval,
+    '--out',
+    out,
+    '--name',
+    'm',
+    '--home',
+    ws.home,
+    '--json',
+  ]);
   assert.equal(ok.status, 0, ok.stderr);
   const before = json<unknown[]>(await tailor(['runs', 'list', '--home', ws.home, '--json']));
-  const r = await tailor(['evaluate', '--model', 'm@production', '--eval', ws.eval, '--label-column', 'intent', '--home', ws.home]);
+  const r = await tailor([
+    'evaluate',
+    '--model',
+    'm@production',
+    '--eval',
+    ws.eval,
+    '--label-column',
+    'intent',
+    '--home',
+    ws.home,
+  ]);
   assert.equal(r.status, 1);
   assert.equal(err(r.stderr), "tailor: alias 'production' of model 'm' points nowhere (known aliases: none)");
   const e = await tailor(['models', 'export', 'm@staging', path.join(ws.dir, 'exp'), '--home', ws.home]);
@@ -110,9 +175,26 @@ test('usage errors exit 2: a missing required option, a malformed number, an unk
 
 test('a label in eval that train never has: exit 1 naming file, line and label', async () => {
   const out = path.join(ws.dir, 'o-label');
-  const evalFile = writeCsv(path.join(ws.dir, 'eval-unseen.csv'), [...clincRows('test', 4, 2), { text: 'play some jazz please', label: 'play_music' }]);
-  const r = await tailor(['customize', ...base(), '--train', ws.train, '--eval', evalFile, '--out', out, '--home', ws.home]);
+  const evalFile = writeCsv(path.join(ws.dir, 'eval-unseen.csv'), [
+    ...clincRows('test', 4, 2),
+    { text: 'play some jazz please', label: 'play_music' },
+  ]);
+  const r = await tailor([
+    'customize',
+    ...base(),
+    '--train',
+    ws.train,
+    '--eval',
+    evalFile,
+    '--out',
+    out,
+    '--home',
+    ws.home,
+  ]);
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /^tailor: .*eval-unseen\.csv:10, column "intent": .*label "play_music" never appears in train/m);
+  assert.match(
+    r.stderr,
+    /^tailor: .*eval-unseen\.csv:10, column "intent": .*label "play_music" never appears in train/m,
+  );
   assert.equal(existsSync(out), false);
 });

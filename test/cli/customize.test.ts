@@ -8,11 +8,23 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { json, tailor, workspace, type Workspace } from './fixtures.ts';
 
-interface Metrics { accuracy: number; macro_f1: number; count: number }
+interface Metrics {
+  accuracy: number;
+  macro_f1: number;
+  count: number;
+}
 interface CustomizeJson {
-  run_id: string; baseline_run_id: string; strategy: string; trainable_params: number; total_params: number; train_seconds: number;
-  baseline: Metrics; customized: Metrics; model: { name: string; version: number; ref: string };
-  artifacts: { model: string; adapter?: string; report: string }; comparison: { only_baseline_right: number; only_customized_right: number; p_value: number };
+  run_id: string;
+  baseline_run_id: string;
+  strategy: string;
+  trainable_params: number;
+  total_params: number;
+  train_seconds: number;
+  baseline: Metrics;
+  customized: Metrics;
+  model: { name: string; version: number; ref: string };
+  artifacts: { model: string; adapter?: string; report: string };
+  comparison: { only_baseline_right: number; only_customized_right: number; p_value: number };
 }
 
 let ws: Workspace;
@@ -21,8 +33,30 @@ test('customize --json on CLINC150 (head strategy): one JSON object, artifact fo
   ws = await workspace('customize');
   t.after(() => rmSync(ws.dir, { recursive: true, force: true }));
   const out = path.join(ws.dir, 'clinc-head');
-  const r = await tailor(['customize', '--base', ws.bert, '--train', ws.train, '--eval', ws.eval, '--text-column', 'text', '--label-column', 'intent',
-    '--strategy', 'head', '--epochs', '2', '--out', out, '--name', 'clinc', '--home', ws.home, '--json']);
+  const r = await tailor([
+    'customize',
+    '--base',
+    ws.bert,
+    '--train',
+    ws.train,
+    '--eval',
+    ws.eval,
+    '--text-column',
+    'text',
+    '--label-column',
+    'intent',
+    '--strategy',
+    'head',
+    '--epochs',
+    '2',
+    '--out',
+    out,
+    '--name',
+    'clinc',
+    '--home',
+    ws.home,
+    '--json',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const j = json<CustomizeJson>(r);
   assert.equal(j.strategy, 'head');
@@ -36,12 +70,25 @@ test('customize --json on CLINC150 (head strategy): one JSON object, artifact fo
   assert.equal(j.trainable_params, 16 * 4 + 4);
   assert.ok(j.train_seconds > 0);
   assert.deepEqual(j.model, { name: 'clinc', version: 1, ref: 'clinc:1', aliases: [] });
-  for (const f of ['model/model.onnx', 'model/tokenizer.json', 'model/tailor.json', 'report.json', 'report.txt']) assert.ok(existsSync(path.join(out, f)), f);
+  for (const f of ['model/model.onnx', 'model/tokenizer.json', 'model/tailor.json', 'report.json', 'report.txt'])
+    assert.ok(existsSync(path.join(out, f)), f);
   const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as { customized: Metrics };
   assert.equal(report.customized.accuracy, j.customized.accuracy);
 
   // evaluate through the registry reproduces the customized accuracy on the same eval file.
-  const ev = await tailor(['evaluate', '--model', 'clinc@latest', '--eval', ws.eval, '--label-column', 'intent', '--no-latency', '--home', ws.home, '--json']);
+  const ev = await tailor([
+    'evaluate',
+    '--model',
+    'clinc@latest',
+    '--eval',
+    ws.eval,
+    '--label-column',
+    'intent',
+    '--no-latency',
+    '--home',
+    ws.home,
+    '--json',
+  ]);
   assert.equal(ev.status, 0, ev.stderr);
   const e = json<{ count: number; metrics: { accuracy: number; macroF1: number } }>(ev);
   assert.equal(e.count, 40);
@@ -49,7 +96,9 @@ test('customize --json on CLINC150 (head strategy): one JSON object, artifact fo
   assert.ok(Math.abs(e.metrics.macroF1 - j.customized.macro_f1) < 1e-12);
 
   // runs: both runs are finished and compare pairs their eval predictions.
-  const list = json<Array<{ id: string; status: string; name: string }>>(await tailor(['runs', 'list', '--home', ws.home, '--json']));
+  const list = json<Array<{ id: string; status: string; name: string }>>(
+    await tailor(['runs', 'list', '--home', ws.home, '--json']),
+  );
   assert.deepEqual(list.map((x) => x.status).sort(), ['finished', 'finished']);
   assert.deepEqual(new Set(list.map((x) => x.id)), new Set([j.run_id, j.baseline_run_id]));
   const cmp = await tailor(['runs', 'compare', j.baseline_run_id.slice(0, 8), j.run_id.slice(0, 8), '--home', ws.home]);
@@ -59,44 +108,100 @@ test('customize --json on CLINC150 (head strategy): one JSON object, artifact fo
   assert.equal(Number(b), j.comparison.only_baseline_right);
   assert.equal(Number(c), j.comparison.only_customized_right);
   assert.match(cmp.stdout, /accuracy\s+\d\.\d{4} \[\d\.\d{4}, \d\.\d{4}\]/);
-  const show = json<{ params: Record<string, unknown>; status: string }>(await tailor(['runs', 'show', j.run_id, '--home', ws.home, '--json']));
+  const show = json<{ params: Record<string, unknown>; status: string }>(
+    await tailor(['runs', 'show', j.run_id, '--home', ws.home, '--json']),
+  );
   assert.equal(show.params.strategy, 'head');
 
   // models: alias, show, export.
   const al = await tailor(['models', 'alias', 'clinc', 'production', '1', '--home', ws.home]);
   assert.equal(al.status, 0, al.stderr);
   assert.match(al.stdout, /clinc@production -> clinc:1/);
-  const mv = json<{ version: number; aliases: string[]; parents: Array<{ relation: string; external?: string }> }>(await tailor(['models', 'show', 'clinc@production', '--home', ws.home, '--json']));
+  const mv = json<{ version: number; aliases: string[]; parents: Array<{ relation: string; external?: string }> }>(
+    await tailor(['models', 'show', 'clinc@production', '--home', ws.home, '--json']),
+  );
   assert.equal(mv.version, 1);
   assert.ok(mv.aliases.includes('production'));
   assert.equal(mv.parents[0].relation, 'base');
   const dest = path.join(ws.dir, 'exported');
   const ex = await tailor(['models', 'export', 'clinc@production', dest, '--home', ws.home]);
   assert.equal(ex.status, 0, ex.stderr);
-  assert.equal(readFileSync(path.join(dest, 'model.onnx')).length, readFileSync(path.join(out, 'model', 'model.onnx')).length);
+  assert.equal(
+    readFileSync(path.join(dest, 'model.onnx')).length,
+    readFileSync(path.join(out, 'model', 'model.onnx')).length,
+  );
   const models = json<Array<{ name: string }>>(await tailor(['models', 'list', '--home', ws.home, '--json']));
-  assert.deepEqual(models.map((m) => m.name), ['clinc']);
+  assert.deepEqual(
+    models.map((m) => m.name),
+    ['clinc'],
+  );
 });
 
 test('customize and audit on a user CSV with other column names (lora)', async (t) => {
   const w = await workspace('user');
   t.after(() => rmSync(w.dir, { recursive: true, force: true }));
-  const audit = await tailor(['audit', '--base', w.bert, '--train', w.userTrain, '--eval', w.userEval, '--text-column', 'utterance', '--label-column', 'category', '--target-accuracy', '0.99', '--json']);
+  const audit = await tailor([
+    'audit',
+    '--base',
+    w.bert,
+    '--train',
+    w.userTrain,
+    '--eval',
+    w.userEval,
+    '--text-column',
+    'utterance',
+    '--label-column',
+    'category',
+    '--target-accuracy',
+    '0.99',
+    '--json',
+  ]);
   assert.equal(audit.status, 0, audit.stderr);
-  const a = json<{ recommendation: { strategy: string; rules: string[]; reasons: Array<{ rule: string; text: string }> }; baseline: { accuracy: number }; profile: { byOpType: Array<{ opType: string }> }; latency: { batch1: { p50Ms: number } } }>(audit);
+  const a = json<{
+    recommendation: { strategy: string; rules: string[]; reasons: Array<{ rule: string; text: string }> };
+    baseline: { accuracy: number };
+    profile: { byOpType: Array<{ opType: string }> };
+    latency: { batch1: { p50Ms: number } };
+  }>(audit);
   // The rules, applied by hand: the gap to 99% decides R2/R3; 20 rows per intent minus the 10% validation split
   // leaves a median of 18 per class (< 20), so R6 fires and the strategy is LoRA either way.
   assert.ok(a.baseline.accuracy < 0.99, String(a.baseline.accuracy));
   const gap = (0.99 - a.baseline.accuracy) / 0.99;
   assert.deepEqual(a.recommendation.rules, [gap > 0.2 ? 'R2-large-gap' : 'R3-moderate-gap', 'R6-little-data']);
   assert.equal(a.recommendation.strategy, 'lora');
-  assert.ok(a.profile.byOpType.some((o) => o.opType === 'MatMul' || o.opType === 'FusedMatMul' || o.opType === 'Gemm' || o.opType === 'FusedGemm'));
+  assert.ok(
+    a.profile.byOpType.some(
+      (o) => o.opType === 'MatMul' || o.opType === 'FusedMatMul' || o.opType === 'Gemm' || o.opType === 'FusedGemm',
+    ),
+  );
   assert.ok(a.latency.batch1.p50Ms > 0);
   assert.equal(existsSync(path.join(w.dir, '.tailor')), false, 'audit writes nothing');
 
   const out = path.join(w.dir, 'user-lora');
-  const r = await tailor(['customize', '--base', w.bert, '--train', w.userTrain, '--eval', w.userEval, '--text-column', 'utterance', '--label-column', 'category',
-    '--strategy', 'lora', '--rank', '2', '--epochs', '1', '--out', out, '--home', w.home, '--json']);
+  const r = await tailor([
+    'customize',
+    '--base',
+    w.bert,
+    '--train',
+    w.userTrain,
+    '--eval',
+    w.userEval,
+    '--text-column',
+    'utterance',
+    '--label-column',
+    'category',
+    '--strategy',
+    'lora',
+    '--rank',
+    '2',
+    '--epochs',
+    '1',
+    '--out',
+    out,
+    '--home',
+    w.home,
+    '--json',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const j = json<CustomizeJson>(r);
   assert.equal(j.strategy, 'lora');

@@ -8,12 +8,17 @@ import { emailText, drawSplits } from '../../src/cli/commands/demo.ts';
 import { json, tailor } from './fixtures.ts';
 
 test('emailText keeps the subject and plain body, drops headers, HTML and quoted-printable soft breaks', () => {
-  const raw = 'From: a@b.c\nSubject: Cheap  meds!!\nContent-Transfer-Encoding: quoted-printable\n\n<html><style>p{}</style><p>Buy =\nnow &amp; save =3D big</p></html>\n';
+  const raw =
+    'From: a@b.c\nSubject: Cheap  meds!!\nContent-Transfer-Encoding: quoted-printable\n\n<html><style>p{}</style><p>Buy =\nnow &amp; save =3D big</p></html>\n';
   assert.equal(emailText(raw), 'Cheap meds!!. Buy now & save = big');
 });
 
 test('drawSplits is stratified, seeded and never puts one text in both splits', () => {
-  const all = Array.from({ length: 300 }, (_, i) => ({ text: `mail ${i % 280}`, label: (i % 3 === 0 ? 'spam' : 'ham') as 'spam' | 'ham', group: 'g' }));
+  const all = Array.from({ length: 300 }, (_, i) => ({
+    text: `mail ${i % 280}`,
+    label: (i % 3 === 0 ? 'spam' : 'ham') as 'spam' | 'ham',
+    group: 'g',
+  }));
   const s = drawSplits(all, 60, 30, 1);
   const train = new Set(s.train.map((e) => e.text));
   assert.ok(s.eval.every((e) => !train.has(e.text)));
@@ -25,9 +30,21 @@ test('tailor demo --quick runs audit -> customize -> evaluate -> register offlin
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tailor-demo-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const home = path.join(dir, '.tailor');
-  const r = await tailor(['demo', '--quick', '--train-examples', '80', '--eval-examples', '40', '--dir', dir, '--home', home, '--json'], { env: { HF_ENDPOINT: 'http://127.0.0.1:9' } });
+  const r = await tailor(
+    ['demo', '--quick', '--train-examples', '80', '--eval-examples', '40', '--dir', dir, '--home', home, '--json'],
+    { env: { HF_ENDPOINT: 'http://127.0.0.1:9' } },
+  );
   assert.equal(r.status, 0, r.stderr);
-  const j = json<{ strategy: string; requested_strategy: string; baseline: { accuracy: number; count: number }; customized: { accuracy: number }; model: { ref: string }; artifacts: { model: string; adapter?: string }; demo: { note: string }; audit: { base: { spec: string } } }>(r);
+  const j = json<{
+    strategy: string;
+    requested_strategy: string;
+    baseline: { accuracy: number; count: number };
+    customized: { accuracy: number };
+    model: { ref: string };
+    artifacts: { model: string; adapter?: string };
+    demo: { note: string };
+    audit: { base: { spec: string } };
+  }>(r);
   assert.equal(j.requested_strategy, 'auto');
   assert.equal(j.strategy, 'lora');
   assert.equal(j.audit.base.spec, 'use-lite');

@@ -19,23 +19,91 @@ test.before(async () => {
 });
 test.after(() => rmSync(ws.dir, { recursive: true, force: true }));
 
-interface Side { accuracy: number; params: number; bytesOnDisk: number }
+interface Side {
+  accuracy: number;
+  params: number;
+  bytesOnDisk: number;
+}
 interface Report {
-  teacher: Side; student: Side; agreement: number; reportOn: string; speedupBatch1: number;
+  teacher: Side;
+  student: Side;
+  agreement: number;
+  reportOn: string;
+  speedupBatch1: number;
   init: { kind: string; teacherLayers: number[] | null; copiedParams: number; hidden: number; layers: number };
-  config: { temperature: number; alpha: number; labelledRows: number; teacherLabelledRows: number; transferRows: number; teacherRuns: number };
+  config: {
+    temperature: number;
+    alpha: number;
+    labelledRows: number;
+    teacherLabelledRows: number;
+    transferRows: number;
+    teacherRuns: number;
+  };
   train: { epochs: number; steps: number };
-  run_id: string; model: { name: string; version: number; ref: string; parents: Array<{ relation: string; model?: string; external?: string }> };
+  run_id: string;
+  model: {
+    name: string;
+    version: number;
+    ref: string;
+    parents: Array<{ relation: string; model?: string; external?: string }>;
+  };
 }
 
 test('distil a classifier folder into 1 layer: report, student folder, registered version with lineage to the teacher', async () => {
   const out = path.join(ws.dir, 'student');
-  const r = await tailor(['distill', '--teacher', ws.teacher, '--student-layers', '1', '--train', ws.train, '--unlabelled', ws.unlabelled, '--eval', ws.eval,
-    '--label-column', 'intent', '--epochs', '2', '--temperature', '3', '--alpha', '0.7', '--lr', '1e-3', '--out', out, '--home', ws.home, '--json', '-q', '--latency-iterations', '3']);
+  const r = await tailor([
+    'distill',
+    '--teacher',
+    ws.teacher,
+    '--student-layers',
+    '1',
+    '--train',
+    ws.train,
+    '--unlabelled',
+    ws.unlabelled,
+    '--eval',
+    ws.eval,
+    '--label-column',
+    'intent',
+    '--epochs',
+    '2',
+    '--temperature',
+    '3',
+    '--alpha',
+    '0.7',
+    '--lr',
+    '1e-3',
+    '--out',
+    out,
+    '--home',
+    ws.home,
+    '--json',
+    '-q',
+    '--latency-iterations',
+    '3',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const j = json<Report>(r);
-  assert.deepEqual(j.init, { kind: 'teacher-layers', teacherLayers: [0], copiedParams: 21, hidden: 32, layers: 1, heads: 1 });
-  assert.deepEqual({ ...j.config }, { temperature: 3, alpha: 0.7, hiddenWeight: 0, labelledRows: 80, teacherLabelledRows: 40, transferRows: 120, teacherRuns: 2 });
+  assert.deepEqual(j.init, {
+    kind: 'teacher-layers',
+    teacherLayers: [0],
+    copiedParams: 21,
+    hidden: 32,
+    layers: 1,
+    heads: 1,
+  });
+  assert.deepEqual(
+    { ...j.config },
+    {
+      temperature: 3,
+      alpha: 0.7,
+      hiddenWeight: 0,
+      labelledRows: 80,
+      teacherLabelledRows: 40,
+      transferRows: 120,
+      teacherRuns: 2,
+    },
+  );
   assert.equal(j.reportOn, 'eval');
   assert.equal(j.train.epochs, 2);
   const teacher = await loadArtifact(ws.teacher);
@@ -47,7 +115,13 @@ test('distil a classifier folder into 1 layer: report, student folder, registere
   assert.deepEqual(student.info.labels, ws.labels);
   assert.ok(existsSync(path.join(out, 'distillation.json')));
   assert.ok(j.agreement >= 0 && j.agreement <= 1);
-  assert.deepEqual(j.model, { name: 'student', version: 1, ref: 'student:1', aliases: [], parents: [{ relation: 'distilled-from', external: ws.teacher }] });
+  assert.deepEqual(j.model, {
+    name: 'student',
+    version: 1,
+    ref: 'student:1',
+    aliases: [],
+    parents: [{ relation: 'distilled-from', external: ws.teacher }],
+  });
   const reg = await openRegistry({ home: ws.home });
   try {
     assert.equal((await reg.getModel('student:1')).runId, j.run_id);
@@ -62,12 +136,58 @@ test('distil a classifier folder into 1 layer: report, student folder, registere
 test('a teacher made by tailor customize, by registry reference, unlabelled text only; then quantize the student', async (t) => {
   const cw = await workspace('distill-customize');
   t.after(() => rmSync(cw.dir, { recursive: true, force: true }));
-  const c = await tailor(['customize', '--base', cw.bert, '--train', cw.train, '--eval', cw.eval, '--label-column', 'intent', '--strategy', 'head', '--epochs', '1',
-    '--out', path.join(cw.dir, 'cust'), '--name', 'clinc', '--home', cw.home, '--json', '-q']);
+  const c = await tailor([
+    'customize',
+    '--base',
+    cw.bert,
+    '--train',
+    cw.train,
+    '--eval',
+    cw.eval,
+    '--label-column',
+    'intent',
+    '--strategy',
+    'head',
+    '--epochs',
+    '1',
+    '--out',
+    path.join(cw.dir, 'cust'),
+    '--name',
+    'clinc',
+    '--home',
+    cw.home,
+    '--json',
+    '-q',
+  ]);
   assert.equal(c.status, 0, c.stderr);
   const out = path.join(cw.dir, 'small');
-  const r = await tailor(['distill', '--teacher', 'clinc@latest', '--student-layers', '1', '--student-hidden', '8', '--student-heads', '2', '--unlabelled', cw.userTrain,
-    '--text-column', 'utterance', '--alpha', '1', '--epochs', '1', '--out', out, '--home', cw.home, '--json', '-q', '--latency-iterations', '3']);
+  const r = await tailor([
+    'distill',
+    '--teacher',
+    'clinc@latest',
+    '--student-layers',
+    '1',
+    '--student-hidden',
+    '8',
+    '--student-heads',
+    '2',
+    '--unlabelled',
+    cw.userTrain,
+    '--text-column',
+    'utterance',
+    '--alpha',
+    '1',
+    '--epochs',
+    '1',
+    '--out',
+    out,
+    '--home',
+    cw.home,
+    '--json',
+    '-q',
+    '--latency-iterations',
+    '3',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const j = json<Report>(r);
   assert.equal(j.init.kind, 'fresh');
@@ -77,7 +197,19 @@ test('a teacher made by tailor customize, by registry reference, unlabelled text
   assert.equal(j.student.accuracy, j.agreement);
   assert.equal(j.config.teacherLabelledRows, 80);
   assert.deepEqual(j.model.parents, [{ relation: 'distilled-from', model: 'clinc:1' }]);
-  const q = await tailor(['quantize', '--model', `${j.model.ref}`, '--out', path.join(cw.dir, 'small-int8'), '--home', cw.home, '--json', '-q', '--latency-iterations', '2']);
+  const q = await tailor([
+    'quantize',
+    '--model',
+    `${j.model.ref}`,
+    '--out',
+    path.join(cw.dir, 'small-int8'),
+    '--home',
+    cw.home,
+    '--json',
+    '-q',
+    '--latency-iterations',
+    '2',
+  ]);
   assert.equal(q.status, 0, q.stderr);
   assert.deepEqual(json<Report>(q).model.parents, [{ relation: 'quantized-from', model: 'small:1' }]);
 });
@@ -93,14 +225,17 @@ test('bad input: exact messages, exit codes, nothing written', async () => {
   assert.equal(r.stderr.trim(), `tailor: --teacher ${missing}: no such model folder`);
   nothing();
   r = await run(['--teacher', ws.teacher, '--student-layers', '1']);
-  assert.equal(r.stderr.trim(), 'tailor: distill needs transfer text: --train FILE (labelled) and/or --unlabelled FILE');
+  assert.equal(
+    r.stderr.trim(),
+    'tailor: distill needs transfer text: --train FILE (labelled) and/or --unlabelled FILE',
+  );
   nothing();
   r = await run(['--teacher', ws.teacher, '--student-layers', '0', '--unlabelled', ws.unlabelled]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /error: option '--student-layers <n>' argument '0' is invalid\. must be an integer >= 1/);
   nothing();
   r = await run(['--teacher', ws.teacher, '--student-layers', '3', '--unlabelled', ws.unlabelled]);
-  assert.equal(r.stderr.trim().split('\n').at(-1), 'tailor: a student of the teacher\'s width needs 1..2 layers, got 3');
+  assert.equal(r.stderr.trim().split('\n').at(-1), "tailor: a student of the teacher's width needs 1..2 layers, got 3");
   nothing();
   r = await run(['--teacher', ws.teacher, '--student-layers', '1', '--train', ws.eval]);
   assert.equal(r.stderr.trim(), `tailor: ${ws.eval}:1: missing column "label" (found: "text", "intent")`);

@@ -25,7 +25,10 @@ export function clincRows(split: 'train' | 'validation' | 'test', intents: numbe
 }
 
 export function writeCsv(file: string, rows: readonly Row[], textColumn = 'text', labelColumn = 'intent'): string {
-  writeFileSync(file, [`${textColumn},${labelColumn}`, ...rows.map((r) => `${csvField(r.text)},${csvField(r.label)}`)].join('\n') + '\n');
+  writeFileSync(
+    file,
+    [`${textColumn},${labelColumn}`, ...rows.map((r) => `${csvField(r.text)},${csvField(r.label)}`)].join('\n') + '\n',
+  );
   return file;
 }
 
@@ -33,7 +36,17 @@ export function writeCsv(file: string, rows: readonly Row[], textColumn = 'text'
 export async function writeTinyBert(dir: string, texts: readonly string[]): Promise<string> {
   const words = [...new Set(texts.flatMap((t) => t.toLowerCase().match(/[a-z0-9]+|[^\sa-z0-9]/g) ?? []))].sort();
   const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...words];
-  const model = buildBert(bertConfig({ vocab_size: vocab.length, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, max_position_embeddings: 64 }), { task: 'sentence-embedding', seed: 3 });
+  const model = buildBert(
+    bertConfig({
+      vocab_size: vocab.length,
+      hidden_size: 16,
+      num_hidden_layers: 1,
+      num_attention_heads: 2,
+      intermediate_size: 32,
+      max_position_embeddings: 64,
+    }),
+    { task: 'sentence-embedding', seed: 3 },
+  );
   const tokenizer = TextTokenizer.fromJSON(wordPieceTokenizerJson(vocab), wordPieceTokenizerConfig(32));
   await saveHfModel({ ...model, tokenizer }, dir, { overwrite: true });
   return dir;
@@ -62,18 +75,32 @@ export async function workspace(tag: string): Promise<Workspace> {
     eval: writeCsv(path.join(dir, 'eval.csv'), test),
     userTrain: writeCsv(path.join(dir, 'user-train.csv'), user, 'utterance', 'category'),
     userEval: writeCsv(path.join(dir, 'user-eval.csv'), test, 'utterance', 'category'),
-    bert: await writeTinyBert(path.join(dir, 'tiny-bert'), [...train, ...test, ...user].map((r) => r.text)),
+    bert: await writeTinyBert(
+      path.join(dir, 'tiny-bert'),
+      [...train, ...test, ...user].map((r) => r.text),
+    ),
     home: path.join(dir, '.tailor'),
   };
   return ws;
 }
 
-export interface Spawned { status: number | null; stdout: string; stderr: string }
+export interface Spawned {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs bin/tailor.js with `args` (asynchronously, so two can run at once). */
-export function tailor(args: readonly string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<Spawned> {
+export function tailor(
+  args: readonly string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Spawned> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -88,6 +115,9 @@ export function json<T = Record<string, unknown>>(r: Spawned): T {
   try {
     return JSON.parse(r.stdout) as T;
   } catch (e) {
-    throw new Error(`stdout is not one JSON value (${(e as Error).message}); status ${r.status}\nstdout: ${r.stdout.slice(0, 2000)}\nstderr: ${r.stderr.slice(-2000)}`, { cause: e });
+    throw new Error(
+      `stdout is not one JSON value (${(e as Error).message}); status ${r.status}\nstdout: ${r.stdout.slice(0, 2000)}\nstderr: ${r.stderr.slice(-2000)}`,
+      { cause: e },
+    );
   }
 }

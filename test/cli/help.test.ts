@@ -26,7 +26,22 @@ test('an unknown command exits with the usage code 2', () => {
   assert.match(r.stderr, /unknown command|error/i);
 });
 
-const COMMANDS = ['audit', 'customize', 'evaluate', 'runs list', 'runs show', 'runs compare', 'runs gc', 'models list', 'models show', 'models alias', 'models export', 'quantize', 'distill', 'demo'];
+const COMMANDS = [
+  'audit',
+  'customize',
+  'evaluate',
+  'runs list',
+  'runs show',
+  'runs compare',
+  'runs gc',
+  'models list',
+  'models show',
+  'models alias',
+  'models export',
+  'quantize',
+  'distill',
+  'demo',
+];
 
 test('every command has --help with --json and --home; model-running commands have --device and --profile', () => {
   // In process (buildProgram), so the test costs milliseconds instead of a spawn per command.
@@ -48,7 +63,8 @@ test('every command has --help with --json and --home; model-running commands ha
 
 test('top-level help lists every command and the exit codes', () => {
   const out = execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
-  for (const c of ['audit', 'customize', 'evaluate', 'runs', 'models', 'quantize', 'distill', 'demo']) assert.match(out, new RegExp(`^  ${c}\\b`, 'm'), c);
+  for (const c of ['audit', 'customize', 'evaluate', 'runs', 'models', 'quantize', 'distill', 'demo'])
+    assert.match(out, new RegExp(`^  ${c}\\b`, 'm'), c);
   assert.match(out, /Exit codes: 0 ok, 1 error .*, 2 usage error\./);
 });
 
@@ -56,14 +72,20 @@ test('read-only commands on a registry that does not exist: exit 1 naming the fo
   const home = `/tmp/tailor-no-registry-${process.pid}`;
   const r = spawnSync(process.execPath, [bin, 'runs', 'list', '--home', home], { encoding: 'utf8' });
   assert.equal(r.status, 1);
-  assert.equal(r.stderr.trim(), `tailor: no registry at ${home} (run 'tailor customize' first, or point --home / TAILOR_HOME at one)`);
-  const e = spawnSync(process.execPath, [bin, 'models', 'list'], { encoding: 'utf8', env: { ...process.env, TAILOR_HOME: home } });
+  assert.equal(
+    r.stderr.trim(),
+    `tailor: no registry at ${home} (run 'tailor customize' first, or point --home / TAILOR_HOME at one)`,
+  );
+  const e = spawnSync(process.execPath, [bin, 'models', 'list'], {
+    encoding: 'utf8',
+    env: { ...process.env, TAILOR_HOME: home },
+  });
   assert.equal(e.status, 1);
   assert.match(e.stderr, new RegExp(`no registry at ${home}`));
   assert.equal(spawnSync('test', ['-e', home]).status, 1);
 });
 
-test('--strategy choices are auto, none and exactly src/customize\'s strategies', async () => {
+test("--strategy choices are auto, none and exactly src/customize's strategies", async () => {
   const { STRATEGIES } = await import('../../src/customize/customize.ts');
   const { STRATEGY_CHOICES } = await import('../../src/cli/strategies.ts');
   assert.deepEqual(STRATEGY_CHOICES, ['auto', 'none', ...STRATEGIES]);

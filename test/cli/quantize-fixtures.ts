@@ -29,18 +29,42 @@ export async function compressionWorkspace(tag: string): Promise<CompressionWork
   const evalRows = clincRows('test', 4, 8);
   const unl = clincRows('validation', 4, 10);
   const labels = [...new Set(trainRows.map((r) => r.label))];
-  const words = [...new Set([...trainRows, ...evalRows, ...unl].flatMap((r) => r.text.toLowerCase().match(/[a-z0-9]+|[^\sa-z0-9]/g) ?? []))].sort();
+  const words = [
+    ...new Set(
+      [...trainRows, ...evalRows, ...unl].flatMap((r) => r.text.toLowerCase().match(/[a-z0-9]+|[^\sa-z0-9]/g) ?? []),
+    ),
+  ].sort();
   const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', ...words];
-  const model = buildBert(bertConfig({
-    vocab_size: vocab.length, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 64, num_labels: labels.length,
-  }), { task: 'sequence-classification', seed: 5 });
+  const model = buildBert(
+    bertConfig({
+      vocab_size: vocab.length,
+      hidden_size: 32,
+      num_hidden_layers: 2,
+      num_attention_heads: 2,
+      intermediate_size: 64,
+      max_position_embeddings: 64,
+      num_labels: labels.length,
+    }),
+    { task: 'sequence-classification', seed: 5 },
+  );
   const tokenizer = TextTokenizer.fromJSON(wordPieceTokenizerJson(vocab), wordPieceTokenizerConfig(32));
   const teacher = path.join(dir, 'teacher');
-  await writeClassifier({ ...model, tokenizer, labels }, teacher, { labels, maxLength: 32, strategy: 'full', base: 'zoo-bert' });
+  await writeClassifier({ ...model, tokenizer, labels }, teacher, {
+    labels,
+    maxLength: 32,
+    strategy: 'full',
+    base: 'zoo-bert',
+  });
   const unlabelled = path.join(dir, 'unlabelled.jsonl');
   writeFileSync(unlabelled, unl.map((r) => JSON.stringify({ text: r.text })).join('\n') + '\n');
   return {
-    dir, home: path.join(dir, '.tailor'), teacher, labels, trainRows, evalRows, unlabelled,
+    dir,
+    home: path.join(dir, '.tailor'),
+    teacher,
+    labels,
+    trainRows,
+    evalRows,
+    unlabelled,
     train: writeCsv(path.join(dir, 'train.csv'), trainRows, 'text', 'intent'),
     eval: writeCsv(path.join(dir, 'eval.csv'), evalRows, 'text', 'intent'),
   };
@@ -51,5 +75,8 @@ export function assertNothingWritten(dir: string, out: string, home: string): vo
   assert.equal(existsSync(out), false);
   assert.equal(existsSync(home), false);
   const base = path.basename(out);
-  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith(`${base}.tmp`)), []);
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.startsWith(`${base}.tmp`)),
+    [],
+  );
 }

@@ -21,30 +21,72 @@ test.before(async () => {
 test.after(() => rmSync(ws.dir, { recursive: true, force: true }));
 
 interface Report {
-  mode: string; quantizedNodes: string[]; quantizedEmbeddings: string[]; skipped: Array<{ module: string; reason: string }>;
-  float: { bytes: number; accuracy?: number; macroF1?: number }; quantized: { bytes: number; accuracy?: number };
-  sizeRatio: number; accuracyDelta?: number; layerErrors: Array<{ module: string; relativeMse: number }>; speedupBatch1?: number;
-  out: string; run_id: string; source: string;
-  model: { name: string; version: number; ref: string; parents: Array<{ relation: string; model?: string; external?: string }> };
+  mode: string;
+  quantizedNodes: string[];
+  quantizedEmbeddings: string[];
+  skipped: Array<{ module: string; reason: string }>;
+  float: { bytes: number; accuracy?: number; macroF1?: number };
+  quantized: { bytes: number; accuracy?: number };
+  sizeRatio: number;
+  accuracyDelta?: number;
+  layerErrors: Array<{ module: string; relativeMse: number }>;
+  speedupBatch1?: number;
+  out: string;
+  run_id: string;
+  source: string;
+  model: {
+    name: string;
+    version: number;
+    ref: string;
+    parents: Array<{ relation: string; model?: string; external?: string }>;
+  };
 }
-const common = (): string[] => ['--label-column', 'intent', '--home', ws.home, '--json', '-q', '--latency-iterations', '3'];
+const common = (): string[] => [
+  '--label-column',
+  'intent',
+  '--home',
+  ws.home,
+  '--json',
+  '-q',
+  '--latency-iterations',
+  '3',
+];
 
 test('dynamic INT8 of a folder: report, a folder whose params describe the quantized graph, a registered version with lineage', async () => {
   const out = path.join(ws.dir, 'q-dynamic');
-  const r = await tailor(['quantize', '--model', ws.teacher, '--mode', 'dynamic', '--eval', ws.eval, '--out', out, ...common()]);
+  const r = await tailor([
+    'quantize',
+    '--model',
+    ws.teacher,
+    '--mode',
+    'dynamic',
+    '--eval',
+    ws.eval,
+    '--out',
+    out,
+    ...common(),
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const j = json<Report>(r);
   assert.equal(j.mode, 'dynamic-int8');
   // 2 layers x (query, key, value, attention output, intermediate, output), the pooler and the classifier.
   assert.equal(j.quantizedNodes.length, 14);
   assert.ok(j.quantizedNodes.includes('classifier'));
-  assert.deepEqual(j.quantizedEmbeddings.sort(), ['bert.embeddings.position_embeddings', 'bert.embeddings.token_type_embeddings', 'bert.embeddings.word_embeddings']);
+  assert.deepEqual(j.quantizedEmbeddings.sort(), [
+    'bert.embeddings.position_embeddings',
+    'bert.embeddings.token_type_embeddings',
+    'bert.embeddings.word_embeddings',
+  ]);
   assert.ok(j.quantized.bytes < j.float.bytes && j.sizeRatio === j.quantized.bytes / j.float.bytes);
   assert.equal(j.layerErrors.length, 14);
   assert.ok(j.speedupBatch1! > 0);
   // The float accuracy is the teacher's own, recomputed here from its logits.
   const teacher = await loadArtifact(ws.teacher);
-  const { logits, classes } = await predictTexts(teacher.model, ws.evalRows.map((x) => x.text), { maxLength: 32 });
+  const { logits, classes } = await predictTexts(
+    teacher.model,
+    ws.evalRows.map((x) => x.text),
+    { maxLength: 32 },
+  );
   const pred = argmaxRows(logits, classes);
   const acc = pred.filter((p, i) => teacher.info.labels[p] === ws.evalRows[i].label).length / ws.evalRows.length;
   assert.equal(j.float.accuracy, acc);
@@ -59,7 +101,13 @@ test('dynamic INT8 of a folder: report, a folder whose params describe the quant
   assert.deepEqual(q.info.labels, ws.labels);
 
   // Registered: name from --out, lineage to the source folder, run finished with the metrics.
-  assert.deepEqual(j.model, { name: 'q-dynamic', version: 1, ref: 'q-dynamic:1', aliases: [], parents: [{ relation: 'quantized-from', external: ws.teacher }] });
+  assert.deepEqual(j.model, {
+    name: 'q-dynamic',
+    version: 1,
+    ref: 'q-dynamic:1',
+    aliases: [],
+    parents: [{ relation: 'quantized-from', external: ws.teacher }],
+  });
   const reg = await openRegistry({ home: ws.home });
   try {
     const mv = await reg.getModel('q-dynamic:1');
@@ -77,22 +125,59 @@ test('static INT8 from a registry reference with JSONL calibration, entropy rang
   await reg.registerModel({ name: 'clinc', source: ws.teacher, aliases: ['production'] });
   await reg.close();
   const out = path.join(ws.dir, 'q-static');
-  const r = await tailor(['quantize', '--model', 'clinc@production', '--mode', 'static', '--calibration', ws.unlabelled, '--calibration-method', 'entropy',
-    '--exclude', 'layer\\.1\\.output', '--out', out, '--name', 'clinc-int8', ...common()]);
+  const r = await tailor([
+    'quantize',
+    '--model',
+    'clinc@production',
+    '--mode',
+    'static',
+    '--calibration',
+    ws.unlabelled,
+    '--calibration-method',
+    'entropy',
+    '--exclude',
+    'layer\\.1\\.output',
+    '--out',
+    out,
+    '--name',
+    'clinc-int8',
+    ...common(),
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const j = json<Report>(r);
   assert.equal(j.mode, 'static-int8');
   assert.equal(j.quantizedNodes.length, 13);
-  assert.deepEqual(j.skipped.map((s) => `${s.module}: ${s.reason}`), ['bert.encoder.layer.1.output.dense: excluded by /layer\\.1\\.output/']);
+  assert.deepEqual(
+    j.skipped.map((s) => `${s.module}: ${s.reason}`),
+    ['bert.encoder.layer.1.output.dense: excluded by /layer\\.1\\.output/'],
+  );
   assert.equal(j.float.accuracy, undefined, 'no --eval, no accuracy');
   assert.deepEqual(j.model.parents, [{ relation: 'quantized-from', model: 'clinc:1' }]);
   assert.equal(j.model.ref, 'clinc-int8:1');
   const q = await loadArtifact(out);
   assert.ok(q.model.graph.nodes.some((n) => n.opType === 'QuantizeLinear'));
-  assert.ok(q.model.params.has('bert.encoder.layer.1.output.dense.weight'), 'the excluded layer keeps its float weight as a parameter');
+  assert.ok(
+    q.model.params.has('bert.encoder.layer.1.output.dense.weight'),
+    'the excluded layer keeps its float weight as a parameter',
+  );
 
   const out4 = path.join(ws.dir, 'q-int4');
-  const r4 = await tailor(['quantize', '--model', 'clinc-int8@latest', '--mode', 'int4', '--asymmetric', '--block-size', '16', '--min-weight-elements', '0', '--no-embeddings', '--out', out4, ...common()]);
+  const r4 = await tailor([
+    'quantize',
+    '--model',
+    'clinc-int8@latest',
+    '--mode',
+    'int4',
+    '--asymmetric',
+    '--block-size',
+    '16',
+    '--min-weight-elements',
+    '0',
+    '--no-embeddings',
+    '--out',
+    out4,
+    ...common(),
+  ]);
   assert.equal(r4.status, 0, r4.stderr);
   const j4 = json<Report>(r4);
   assert.equal(j4.mode, 'int4');
@@ -115,23 +200,38 @@ test('bad input: exact messages, exit codes, nothing written', async () => {
   nothing();
   r = await run(['--model', ws.teacher, '--mode', 'fast']);
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /error: option '--mode <mode>' argument 'fast' is invalid\. Allowed choices are dynamic, static, int4\./);
+  assert.match(
+    r.stderr,
+    /error: option '--mode <mode>' argument 'fast' is invalid\. Allowed choices are dynamic, static, int4\./,
+  );
   nothing();
   const calib = path.join(ws.dir, 'calib.csv');
   writeFileSync(calib, 'utterance,intent\nhello there,alarm\n');
   r = await run(['--model', ws.teacher, '--mode', 'static', '--calibration', calib]);
   assert.equal(r.status, 1);
-  assert.equal(r.stderr.trim().split('\n').at(-1), `tailor: ${calib}:1: missing column "text" (found: "utterance", "intent")`);
+  assert.equal(
+    r.stderr.trim().split('\n').at(-1),
+    `tailor: ${calib}:1: missing column "text" (found: "utterance", "intent")`,
+  );
   nothing();
   r = await run(['--model', ws.teacher, '--mode', 'static']);
-  assert.equal(r.stderr.trim(), 'tailor: --mode static needs --calibration FILE (domain text to calibrate activation ranges on)');
+  assert.equal(
+    r.stderr.trim(),
+    'tailor: --mode static needs --calibration FILE (domain text to calibrate activation ranges on)',
+  );
   nothing();
   r = await run(['--model', ws.teacher, '--eval', ws.eval]);
   assert.equal(r.status, 1);
-  assert.equal(r.stderr.trim().split('\n').at(-1), `tailor: ${ws.eval}:1: missing column "label" (found: "text", "intent")`);
+  assert.equal(
+    r.stderr.trim().split('\n').at(-1),
+    `tailor: ${ws.eval}:1: missing column "label" (found: "text", "intent")`,
+  );
   nothing();
   r = await run(['--model', 'clinc@staging']);
   assert.equal(r.status, 1);
-  assert.equal(r.stderr.trim(), `tailor: no registry at ${home} (run 'tailor customize' first, or point --home / TAILOR_HOME at one)`);
+  assert.equal(
+    r.stderr.trim(),
+    `tailor: no registry at ${home} (run 'tailor customize' first, or point --home / TAILOR_HOME at one)`,
+  );
   nothing();
 });

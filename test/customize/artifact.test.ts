@@ -16,7 +16,15 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'tailor-save-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 test('saveCustomizedModel: a LoRA result is merged and written as a classifier folder that loads back with the same logits', async () => {
-  const r = await customize(base, data, { strategy: 'lora', epochs: 1, batchSize: 20, seed: 1, threads: 1, maxLength: 24, lora: { targets: 'query|value', r: 2 } });
+  const r = await customize(base, data, {
+    strategy: 'lora',
+    epochs: 1,
+    batchSize: 20,
+    seed: 1,
+    threads: 1,
+    maxLength: 24,
+    lora: { targets: 'query|value', r: 2 },
+  });
   const dir = path.join(tmp, 'saved');
   const out = await saveCustomizedModel(dir, r, { base, metrics: { accuracy: r.report.accuracy } });
   assert.equal(out, dir);
@@ -37,17 +45,30 @@ test('saveCustomizedModel: a LoRA result is merged and written as a classifier f
   const b = await predictTexts(mergeAdapter(base, r.adapter!).model, texts, { maxLength: 24 });
   assert.deepEqual(a.logits, b.logits);
   // A non-empty folder is refused and left as it was.
-  await assert.rejects(saveCustomizedModel(dir, r, { base }), (e: unknown) => e instanceof ConfigError && e.message.includes('already exists'));
+  await assert.rejects(
+    saveCustomizedModel(dir, r, { base }),
+    (e: unknown) => e instanceof ConfigError && e.message.includes('already exists'),
+  );
   assert.equal(readdirSync(dir).length, 4);
 });
 
 test('saveCustomizedModel is atomic: a failure while writing leaves no folder and no temporary one', async () => {
-  const r = await customize(base, data, { strategy: 'head', epochs: 1, batchSize: 20, seed: 1, threads: 1, maxLength: 24 });
+  const r = await customize(base, data, {
+    strategy: 'head',
+    epochs: 1,
+    batchSize: 20,
+    seed: 1,
+    threads: 1,
+    maxLength: 24,
+  });
   const dir = path.join(tmp, 'failed');
   // tailor.json is written after model.onnx; a value JSON cannot encode makes that last write throw.
   await assert.rejects(saveCustomizedModel(dir, r, { extra: { bad: 1n } }), TypeError);
   assert.ok(!existsSync(dir));
-  assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith('failed')), []);
+  assert.deepEqual(
+    readdirSync(tmp).filter((f) => f.startsWith('failed')),
+    [],
+  );
   // An existing empty folder is filled.
   const empty = path.join(tmp, 'empty');
   mkdirSync(empty);

@@ -11,7 +11,14 @@ import { Session, ort } from '../../src/runtime/session.ts';
 import { buildBert, paramValues, trainableParams, type Model } from '../../src/models/index.ts';
 import { tensorData, Trainer } from '../../src/train/trainer.ts';
 import {
-  alternateLayers, distill, distillationLoss, distillationReport, hardLabels, studentFromTeacher, teacherOutputs, type TransferSet,
+  alternateLayers,
+  distill,
+  distillationLoss,
+  distillationReport,
+  hardLabels,
+  studentFromTeacher,
+  teacherOutputs,
+  type TransferSet,
 } from '../../src/customize/distill/index.ts';
 import { tinyConfig, wordPiece } from '../models/fixtures.ts';
 
@@ -36,7 +43,8 @@ function catSet(n: number, seed: number): TransferSet {
   const d = [enc.batch, enc.seq];
   return {
     inputs: {
-      input_ids: new ort.Tensor('int64', enc.inputIds, d), attention_mask: new ort.Tensor('int64', enc.attentionMask, d),
+      input_ids: new ort.Tensor('int64', enc.inputIds, d),
+      attention_mask: new ort.Tensor('int64', enc.attentionMask, d),
       token_type_ids: new ort.Tensor('int64', enc.tokenTypeIds, d),
     },
     labels: BigInt64Array.from(labels),
@@ -47,12 +55,21 @@ let teacherPromise: Promise<Model> | undefined;
 /** A 2-layer tiny BERT trained on the cat task (shared by the tests). */
 function trainedTeacher(): Promise<Model> {
   teacherPromise ??= (async () => {
-    const model = buildBert(tinyConfig({ initializer_range: 0.02, num_labels: 2 }), { task: 'sequence-classification', seed: 1 });
+    const model = buildBert(tinyConfig({ initializer_range: 0.02, num_labels: 2 }), {
+      task: 'sequence-classification',
+      seed: 1,
+    });
     const set = catSet(128, 1);
     const data = tensorData({ ...set.inputs, labels: new ort.Tensor('int64', set.labels!, [128]) });
-    const loss = (b: GraphBuilder): string => b.op('SoftmaxCrossEntropyLoss', ['logits', b.input('labels', 'int64', ['batch'])], { reduction: 'mean' });
+    const loss = (b: GraphBuilder): string =>
+      b.op('SoftmaxCrossEntropyLoss', ['logits', b.input('labels', 'int64', ['batch'])], { reduction: 'mean' });
     const trainer = new Trainer(model.graph, loss, trainableParams(model), data, {
-      seed: 1, epochs: 12, batchSize: 32, optimizer: { type: 'adamw', lr: 5e-3 }, progress: 'none', session: { intraOpThreads: 1 },
+      seed: 1,
+      epochs: 12,
+      batchSize: 32,
+      optimizer: { type: 'adamw', lr: 5e-3 },
+      progress: 'none',
+      session: { intraOpThreads: 1 },
     });
     try {
       const r = await trainer.fit();
@@ -77,7 +94,10 @@ async function accuracy(model: Model, set: TransferSet): Promise<{ acc: number; 
 }
 
 test('distillation loss equals alpha·T²·KL(teacher‖student) + (1-alpha)·CE computed in plain JS', async () => {
-  const B = 3, C = 4, T = 2.5, alpha = 0.7;
+  const B = 3,
+    C = 4,
+    T = 2.5,
+    alpha = 0.7;
   const b = new GraphBuilder('loss');
   b.input('logits', 'float32', ['batch', C]);
   b.output(distillationLoss(b, { classes: C, temperature: T, alpha }), 'float32', []);
@@ -86,20 +106,34 @@ test('distillation loss equals alpha·T²·KL(teacher‖student) + (1-alpha)·CE
   const t = Float32Array.from({ length: B * C }, () => rnd() * 6 - 3);
   const y = BigInt64Array.from([1n, 3n, 0n]);
   const sess = await Session.create(modelFromGraph(b.graph));
-  const out = await sess.run({ logits: new ort.Tensor('float32', s, [B, C]), teacher_logits: new ort.Tensor('float32', t, [B, C]), labels: new ort.Tensor('int64', y, [B]) });
+  const out = await sess.run({
+    logits: new ort.Tensor('float32', s, [B, C]),
+    teacher_logits: new ort.Tensor('float32', t, [B, C]),
+    labels: new ort.Tensor('int64', y, [B]),
+  });
   await sess.release();
-  const logSoftmax = (v: number[]): number[] => { const m = Math.max(...v); const z = Math.log(v.reduce((a, x) => a + Math.exp(x - m), 0)) + m; return v.map((x) => x - z); };
-  let kl = 0, ce = 0;
+  const logSoftmax = (v: number[]): number[] => {
+    const m = Math.max(...v);
+    const z = Math.log(v.reduce((a, x) => a + Math.exp(x - m), 0)) + m;
+    return v.map((x) => x - z);
+  };
+  let kl = 0,
+    ce = 0;
   for (let i = 0; i < B; i++) {
-    const si = Array.from(s.subarray(i * C, i * C + C)), ti = Array.from(t.subarray(i * C, i * C + C));
-    const lps = logSoftmax(si.map((x) => x / T)), lpt = logSoftmax(ti.map((x) => x / T));
+    const si = Array.from(s.subarray(i * C, i * C + C)),
+      ti = Array.from(t.subarray(i * C, i * C + C));
+    const lps = logSoftmax(si.map((x) => x / T)),
+      lpt = logSoftmax(ti.map((x) => x / T));
     for (let c = 0; c < C; c++) kl += Math.exp(lpt[c]) * (lpt[c] - lps[c]);
     ce -= logSoftmax(si)[Number(y[i])];
   }
   const expected = alpha * T * T * (kl / B) + (1 - alpha) * (ce / B);
   const got = (out[b.graph.outputs[0].name].data as Float32Array)[0];
   assert.ok(Math.abs(got - expected) < 1e-5 * Math.max(1, Math.abs(expected)), `loss ${got} vs ${expected}`);
-  assert.throws(() => distillationLoss(new GraphBuilder('x'), { classes: 2, temperature: 1, alpha: 1.5 }), /alpha must be in \[0, 1\], got 1.5/);
+  assert.throws(
+    () => distillationLoss(new GraphBuilder('x'), { classes: 2, temperature: 1, alpha: 1.5 }),
+    /alpha must be in \[0, 1\], got 1.5/,
+  );
 });
 
 test('DistilBERT-style student keeps alternate teacher layers with their weights', async () => {
@@ -107,12 +141,22 @@ test('DistilBERT-style student keeps alternate teacher layers with their weights
   assert.deepEqual(alternateLayers(4, 2), [0, 2]);
   assert.deepEqual(alternateLayers(6, 4), [0, 1, 3, 4]);
   assert.throws(() => alternateLayers(4, 5), /a student needs 1\.\.4 layers, got 5/);
-  const teacher = buildBert(tinyConfig({ num_hidden_layers: 4, num_labels: 2 }), { task: 'sequence-classification', seed: 4 });
+  const teacher = buildBert(tinyConfig({ num_hidden_layers: 4, num_labels: 2 }), {
+    task: 'sequence-classification',
+    seed: 4,
+  });
   const student = studentFromTeacher(teacher, { layers: 2 });
   assert.equal((student.config as { num_hidden_layers: number }).num_hidden_layers, 2);
-  for (const [s, t] of [[0, 0], [1, 2]]) {
+  for (const [s, t] of [
+    [0, 0],
+    [1, 2],
+  ]) {
     for (const leaf of ['attention.self.query.weight', 'output.dense.bias', 'output.LayerNorm.weight']) {
-      assert.deepEqual(paramValues(student, `bert.encoder.layer.${s}.${leaf}`), paramValues(teacher, `bert.encoder.layer.${t}.${leaf}`), `layer ${s} <- ${t}: ${leaf}`);
+      assert.deepEqual(
+        paramValues(student, `bert.encoder.layer.${s}.${leaf}`),
+        paramValues(teacher, `bert.encoder.layer.${t}.${leaf}`),
+        `layer ${s} <- ${t}: ${leaf}`,
+      );
     }
   }
   assert.deepEqual(paramValues(student, 'classifier.weight'), paramValues(teacher, 'classifier.weight'));
@@ -125,9 +169,15 @@ test('DistilBERT-style student keeps alternate teacher layers with their weights
   assert.equal(fresh.architecture, 'bert');
   assert.deepEqual(fresh.labels, ['no', 'yes']);
   assert.equal(paramValues(fresh, 'bert.embeddings.word_embeddings.weight').length, 20 * 8);
-  assert.throws(() => studentFromTeacher({ ...imported, labels: undefined }, { hidden: 8, vocabSize: 20 }), /the teacher has no label list/);
+  assert.throws(
+    () => studentFromTeacher({ ...imported, labels: undefined }, { hidden: 8, vocabSize: 20 }),
+    /the teacher has no label list/,
+  );
   const encoderOnly = buildBert(tinyConfig(), { task: 'sentence-embedding' });
-  await assert.rejects(teacherOutputs(encoderOnly, catSet(4, 1).inputs), /the teacher has no 'logits' output \(outputs: last_hidden_state, sentence_embedding\)/);
+  await assert.rejects(
+    teacherOutputs(encoderOnly, catSet(4, 1).inputs),
+    /the teacher has no 'logits' output \(outputs: last_hidden_state, sentence_embedding\)/,
+  );
 });
 
 test('a narrower student learns the task from teacher logits alone on unlabelled text; the teacher runs once', async () => {
@@ -146,7 +196,16 @@ test('a narrower student learns the task from teacher logits alone on unlabelled
   const before = await accuracy(student, heldOut);
   // A teacher whose graph cannot run proves the cached logits are all the student sees of it.
   const brokenTeacher: Model = { ...teacher, graph: emptyGraph('no teacher here') };
-  const res = await distill(brokenTeacher, student, unlabelled, { cache, alpha: 1, temperature: 2, epochs: 15, batchSize: 32, lr: 1e-2, seed: 2, trainer: { session: { intraOpThreads: 1 } } });
+  const res = await distill(brokenTeacher, student, unlabelled, {
+    cache,
+    alpha: 1,
+    temperature: 2,
+    epochs: 15,
+    batchSize: 32,
+    lr: 1e-2,
+    seed: 2,
+    trainer: { session: { intraOpThreads: 1 } },
+  });
   assert.equal(res.cache, cache);
   assert.equal(res.config.labelledRows, 0);
   const after = await accuracy(res.student, heldOut);
@@ -162,14 +221,29 @@ test('hidden-state matching and labelled validation train a same-width student; 
   const transfer = catSet(128, 11);
   const student = studentFromTeacher(teacher, { layers: 1 });
   const res = await distill(teacher, student, transfer, {
-    alpha: 0.5, hiddenWeight: 1, epochs: 3, lr: 5e-3, validation: catSet(64, 12), trainer: { session: { intraOpThreads: 1 } },
+    alpha: 0.5,
+    hiddenWeight: 1,
+    epochs: 3,
+    lr: 5e-3,
+    validation: catSet(64, 12),
+    trainer: { session: { intraOpThreads: 1 } },
   });
   assert.ok(res.cache.hidden && res.cache.hiddenDims, 'teacher hidden states cached');
   assert.deepEqual(res.cache.hiddenDims, [128, 10, 16]);
   assert.equal(res.config.labelledRows, 128);
-  assert.ok(res.train.history.every((h) => Number.isFinite(h.train_loss) && h.accuracy >= 0), JSON.stringify(res.train.history));
-  await assert.rejects(distill(teacher, studentFromTeacher(teacher, { layers: 1, hidden: 8, heads: 2 }), transfer, { hiddenWeight: 1 }), /hidden-state matching needs equal hidden sizes \(teacher 16, student 8\)/);
-  const rep = await distillationReport(teacher, res.student, catSet(64, 13), { iterations: 5, throughputIterations: 2, throughputBatchSize: 8 });
+  assert.ok(
+    res.train.history.every((h) => Number.isFinite(h.train_loss) && h.accuracy >= 0),
+    JSON.stringify(res.train.history),
+  );
+  await assert.rejects(
+    distill(teacher, studentFromTeacher(teacher, { layers: 1, hidden: 8, heads: 2 }), transfer, { hiddenWeight: 1 }),
+    /hidden-state matching needs equal hidden sizes \(teacher 16, student 8\)/,
+  );
+  const rep = await distillationReport(teacher, res.student, catSet(64, 13), {
+    iterations: 5,
+    throughputIterations: 2,
+    throughputBatchSize: 8,
+  });
   assert.ok(rep.student.params < rep.teacher.params, 'fewer parameters');
   assert.ok(rep.student.bytesOnDisk < rep.teacher.bytesOnDisk, 'smaller file');
   assert.ok(rep.teacher.accuracy >= 0.85, `teacher accuracy ${rep.teacher.accuracy}`);

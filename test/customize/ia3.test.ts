@@ -18,7 +18,11 @@ const headed = attachHead(base, { labels: [...new Set(data.train.map((r) => r.la
 function feeds(): Record<string, ort.Tensor> {
   const ids = BigInt64Array.from({ length: 24 }, (_, i) => BigInt(5 + ((i * 7) % 20)));
   const mask = BigInt64Array.from({ length: 24 }, (_, i) => (i % 12 < 9 ? 1n : 0n));
-  return { input_ids: new ort.Tensor('int64', ids, [2, 12]), attention_mask: new ort.Tensor('int64', mask, [2, 12]), token_type_ids: new ort.Tensor('int64', new BigInt64Array(24), [2, 12]) };
+  return {
+    input_ids: new ort.Tensor('int64', ids, [2, 12]),
+    attention_mask: new ort.Tensor('int64', mask, [2, 12]),
+    token_type_ids: new ort.Tensor('int64', new BigInt64Array(24), [2, 12]),
+  };
 }
 
 async function logits(m: Model): Promise<Float32Array> {
@@ -32,23 +36,44 @@ async function logits(m: Model): Promise<Float32Array> {
 
 const close = (a: Float32Array, b: Float32Array, tol: number): void => {
   assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])), `[${i}] ${a[i]} vs ${b[i]}`);
+  for (let i = 0; i < a.length; i++)
+    assert.ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])), `[${i}] ${a[i]} vs ${b[i]}`);
 };
 
 /** The base with a module's weight (and optionally bias) multiplied by c, written by hand. */
 function scaled(m: Model, module: string, c: number, bias: boolean): Model {
-  let out = withParamValues(m, `${module}.weight`, Float32Array.from(paramValues(m, `${module}.weight`) as Float32Array, (v) => v * c));
-  if (bias) out = withParamValues(out, `${module}.bias`, Float32Array.from(paramValues(m, `${module}.bias`) as Float32Array, (v) => v * c));
+  let out = withParamValues(
+    m,
+    `${module}.weight`,
+    Float32Array.from(paramValues(m, `${module}.weight`) as Float32Array, (v) => v * c),
+  );
+  if (bias)
+    out = withParamValues(
+      out,
+      `${module}.bias`,
+      Float32Array.from(paramValues(m, `${module}.bias`) as Float32Array, (v) => v * c),
+    );
   return out;
 }
 
 test('IA3 defaults: key, value (output, width out) and the FFN output dense (input, width intermediate); starts exactly equal to the base; only vectors + head train', async () => {
   const { model, spec } = injectIa3(headed);
-  assert.deepEqual(spec.sites.map((s) => [s.module, s.feedforward, s.width]), [0, 1].flatMap((l) => [
-    [`encoder.layer.${l}.attention.self.key`, false, 32], [`encoder.layer.${l}.attention.self.value`, false, 32], [`encoder.layer.${l}.output.dense`, true, 64],
-  ]));
-  const trainable = [...model.params.values()].filter((p) => p.trainable).map((p) => p.path).sort();
-  assert.deepEqual(trainable, ['classifier.bias', 'classifier.weight', ...spec.sites.map((s) => ia3Name(s.module))].sort());
+  assert.deepEqual(
+    spec.sites.map((s) => [s.module, s.feedforward, s.width]),
+    [0, 1].flatMap((l) => [
+      [`encoder.layer.${l}.attention.self.key`, false, 32],
+      [`encoder.layer.${l}.attention.self.value`, false, 32],
+      [`encoder.layer.${l}.output.dense`, true, 64],
+    ]),
+  );
+  const trainable = [...model.params.values()]
+    .filter((p) => p.trainable)
+    .map((p) => p.path)
+    .sort();
+  assert.deepEqual(
+    trainable,
+    ['classifier.bias', 'classifier.weight', ...spec.sites.map((s) => ia3Name(s.module))].sort(),
+  );
   for (const s of spec.sites) assert.ok((paramValues(model, ia3Name(s.module)) as Float32Array).every((v) => v === 1));
   assert.deepEqual(await logits(model), await logits(headed));
 });
@@ -59,15 +84,30 @@ test('IA3 semantics match PEFT: a value vector c scales weight and bias (as a ke
   const ff = 'encoder.layer.1.output.dense';
   // Non-zero biases, so that scaling them or not shows.
   let withBias = headed;
-  for (const [mod, n] of [[key, 32], [ff, 32]] as const) withBias = withParamValues(withBias, `${mod}.bias`, Float32Array.from({ length: n }, (_, i) => 0.3 * Math.sin(i + 1)));
+  for (const [mod, n] of [
+    [key, 32],
+    [ff, 32],
+  ] as const)
+    withBias = withParamValues(
+      withBias,
+      `${mod}.bias`,
+      Float32Array.from({ length: n }, (_, i) => 0.3 * Math.sin(i + 1)),
+    );
   const headedB = withBias;
   const { model } = injectIa3(headedB);
-  const m1 = withParamValues(withParamValues(model, ia3Name(key), new Float32Array(32).fill(1.7)), ia3Name(ff), new Float32Array(64).fill(0.6));
+  const m1 = withParamValues(
+    withParamValues(model, ia3Name(key), new Float32Array(32).fill(1.7)),
+    ia3Name(ff),
+    new Float32Array(64).fill(0.6),
+  );
   const want = scaled(scaled(headedB, key, 1.7, true), ff, 0.6, false);
   const a = await logits(m1);
   close(a, await logits(want), 1e-5);
   // The alternatives (the value's bias unscaled, the FFN's bias scaled) give other outputs: the test tells them apart.
-  for (const wrong of [scaled(scaled(headedB, key, 1.7, false), ff, 0.6, false), scaled(scaled(headedB, key, 1.7, true), ff, 0.6, true)]) {
+  for (const wrong of [
+    scaled(scaled(headedB, key, 1.7, false), ff, 0.6, false),
+    scaled(scaled(headedB, key, 1.7, true), ff, 0.6, true),
+  ]) {
     const b = await logits(wrong);
     assert.ok(a.some((v, i) => Math.abs(v - b[i]) > 1e-4));
   }
@@ -77,7 +117,12 @@ test('mergeIa3 folds the vectors into the weights (checked in plain JS) and give
   const { model, spec } = injectIa3(headed);
   let m = model;
   let s = 5;
-  for (const site of spec.sites) m = withParamValues(m, ia3Name(site.module), Float32Array.from({ length: site.width }, () => 0.5 + (s = (s * 16807) % 2147483647) / 2147483647));
+  for (const site of spec.sites)
+    m = withParamValues(
+      m,
+      ia3Name(site.module),
+      Float32Array.from({ length: site.width }, () => 0.5 + (s = (s * 16807) % 2147483647) / 2147483647),
+    );
   const merged = mergeIa3(m, spec);
   assert.equal(merged.graph.nodes.length, headed.graph.nodes.length);
   assert.ok(![...merged.params.keys()].some((k) => k.endsWith('.ia3_l')));
@@ -87,7 +132,8 @@ test('mergeIa3 folds the vectors into the weights (checked in plain JS) and give
     const W = paramValues(headed, `${site.module}.weight`) as Float32Array;
     const W2 = paramValues(merged, `${site.module}.weight`) as Float32Array;
     const [I, O] = headed.params.get(`${site.module}.weight`)!.shape;
-    for (let i = 0; i < I; i++) for (let o = 0; o < O; o++) assert.equal(W2[i * O + o], Math.fround(W[i * O + o] * l[site.feedforward ? i : o]));
+    for (let i = 0; i < I; i++)
+      for (let o = 0; o < O; o++) assert.equal(W2[i * O + o], Math.fround(W[i * O + o] * l[site.feedforward ? i : o]));
     const b = paramValues(headed, `${site.module}.bias`) as Float32Array;
     const b2 = paramValues(merged, `${site.module}.bias`) as Float32Array;
     for (let o = 0; o < O; o++) assert.equal(b2[o], site.feedforward ? b[o] : Math.fround(b[o] * l[o]));
@@ -96,12 +142,24 @@ test('mergeIa3 folds the vectors into the weights (checked in plain JS) and give
 });
 
 test('customize ia3: trains the vectors and the head only; the merged model and the saved PEFT IA3 adapter reproduce the trained one', async () => {
-  const r = await customize(base, data, { strategy: 'ia3', epochs: 1, batchSize: 8, lr: 5e-2, seed: 1, threads: 1, maxLength: 16 });
+  const r = await customize(base, data, {
+    strategy: 'ia3',
+    epochs: 1,
+    batchSize: 8,
+    lr: 5e-2,
+    seed: 1,
+    threads: 1,
+    maxLength: 16,
+  });
   assert.ok(r.ia3);
   const sites = r.ia3.spec.sites;
   assert.equal(r.report.trainableParams, sites.reduce((t, s) => t + s.width, 0) + 32 * 3 + 3);
-  assert.ok([...r.ia3.vectors.values()].some((v) => v.some((x) => Math.abs(x - 1) > 1e-4)), 'vectors moved');
-  for (const [k, t] of headed.graph.initializers) if (!k.startsWith('classifier.')) assert.equal(r.model.graph.initializers.get(k), t, `${k} frozen`);
+  assert.ok(
+    [...r.ia3.vectors.values()].some((v) => v.some((x) => Math.abs(x - 1) > 1e-4)),
+    'vectors moved',
+  );
+  for (const [k, t] of headed.graph.initializers)
+    if (!k.startsWith('classifier.')) assert.equal(r.model.graph.initializers.get(k), t, `${k} frozen`);
   close(await logits(mergeIa3(r.model, r.ia3.spec)), await logits(r.model), 1e-5);
 
   // PEFT's IA3 format: names, [out, 1] / [1, in] shapes, config; loading it back rebuilds the same model.
@@ -113,20 +171,32 @@ test('customize ia3: trains the vectors and the head only; the merged model and 
     assert.deepEqual(cfg.feedforward_modules, ['encoder.layer.0.output.dense', 'encoder.layer.1.output.dense']);
     assert.deepEqual(cfg.modules_to_save, ['classifier']);
     const st = parseSafetensors(await readFile(path.join(dir, 'adapter_model.safetensors')));
-    assert.deepEqual([...st.tensors].map(([k, t]) => [k, [...t.dims]]).sort(), [
-      ...[0, 1].flatMap((l) => [
-        [`base_model.model.encoder.layer.${l}.attention.self.key.ia3_l`, [32, 1]],
-        [`base_model.model.encoder.layer.${l}.attention.self.value.ia3_l`, [32, 1]],
-        [`base_model.model.encoder.layer.${l}.output.dense.ia3_l`, [1, 64]],
-      ]),
-      ['base_model.model.classifier.bias', [3]], ['base_model.model.classifier.weight', [3, 32]],
-    ].sort());
+    assert.deepEqual(
+      [...st.tensors].map(([k, t]) => [k, [...t.dims]]).sort(),
+      [
+        ...[0, 1].flatMap((l) => [
+          [`base_model.model.encoder.layer.${l}.attention.self.key.ia3_l`, [32, 1]],
+          [`base_model.model.encoder.layer.${l}.attention.self.value.ia3_l`, [32, 1]],
+          [`base_model.model.encoder.layer.${l}.output.dense.ia3_l`, [1, 64]],
+        ]),
+        ['base_model.model.classifier.bias', [3]],
+        ['base_model.model.classifier.weight', [3, 32]],
+      ].sort(),
+    );
     const back = await loadIa3Adapter(dir);
-    assert.deepEqual([...back.vectors].map(([k, v]) => [k, v.feedforward, [...v.data]]), [...r.ia3.adapter.vectors].map(([k, v]) => [k, v.feedforward, [...v.data]]));
+    assert.deepEqual(
+      [...back.vectors].map(([k, v]) => [k, v.feedforward, [...v.data]]),
+      [...r.ia3.adapter.vectors].map(([k, v]) => [k, v.feedforward, [...v.data]]),
+    );
     const h = back.head!;
-    const rebuilt = injectIa3(attachHead(base, { labels: h.labels, weight: h.weight, bias: h.bias }), {
-      targets: [...back.vectors.keys()], feedforward: [...back.vectors].filter(([, v]) => v.feedforward).map(([k]) => k),
-    }, new Map([...back.vectors].map(([k, v]) => [k, v.data])));
+    const rebuilt = injectIa3(
+      attachHead(base, { labels: h.labels, weight: h.weight, bias: h.bias }),
+      {
+        targets: [...back.vectors.keys()],
+        feedforward: [...back.vectors].filter(([, v]) => v.feedforward).map(([k]) => k),
+      },
+      new Map([...back.vectors].map(([k, v]) => [k, v.data])),
+    );
     assert.deepEqual(await logits(rebuilt.model), await logits(r.model));
   } finally {
     await rm(dir, { recursive: true, force: true });

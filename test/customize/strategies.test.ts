@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { customize, layerDecayScales, lrScaleReparam, type CustomizeResult, type Strategy } from '../../src/customize/customize.ts';
+import {
+  customize,
+  layerDecayScales,
+  lrScaleReparam,
+  type CustomizeResult,
+  type Strategy,
+} from '../../src/customize/customize.ts';
 import { attachHead } from '../../src/customize/head.ts';
 import { baseHash } from '../../src/customize/lineage.ts';
 import { DataError } from '../../src/errors.ts';
@@ -18,13 +24,24 @@ const C = 5;
 const results = new Map<Strategy, CustomizeResult>();
 
 async function run(strategy: Strategy, extra: Partial<Parameters<typeof customize>[2]> = {}): Promise<CustomizeResult> {
-  const r = await customize(base, data, { strategy, epochs: 2, batchSize: 20, seed: 1, threads: 1, maxLength: 24, lr: strategy === 'head' ? 3e-2 : 3e-3, ...extra });
+  const r = await customize(base, data, {
+    strategy,
+    epochs: 2,
+    batchSize: 20,
+    seed: 1,
+    threads: 1,
+    maxLength: 24,
+    lr: strategy === 'head' ? 3e-2 : 3e-3,
+    ...extra,
+  });
   results.set(strategy, r);
   return r;
 }
 
-const same = (m: Model, name: string): boolean => Buffer.from(m.graph.initializers.get(name)!.data).equals(Buffer.from(base.graph.initializers.get(name)!.data));
-const sizeOf = (re: RegExp): number => [...base.params.values()].filter((p) => re.test(p.path)).reduce((a, p) => a + numel(p.shape), 0);
+const same = (m: Model, name: string): boolean =>
+  Buffer.from(m.graph.initializers.get(name)!.data).equals(Buffer.from(base.graph.initializers.get(name)!.data));
+const sizeOf = (re: RegExp): number =>
+  [...base.params.values()].filter((p) => re.test(p.path)).reduce((a, p) => a + numel(p.shape), 0);
 const total = sizeOf(/./) + H * C + C;
 
 test('head: trains only the head on cached features; encoder weights are unchanged bit for bit', async () => {
@@ -34,7 +51,12 @@ test('head: trains only the head on cached features; encoder weights are unchang
   assert.ok(r.report.featureSeconds !== undefined && r.report.featureSeconds > 0);
   assert.equal(r.report.curve.length, 2);
   for (const k of base.params.keys()) assert.ok(same(r.model, k), k);
-  assert.ok(!Buffer.from(r.model.graph.initializers.get('classifier.weight')!.data).equals(Buffer.from(attachHead(base, { labels: r.labels, seed: 1 }).graph.initializers.get('classifier.weight')!.data)), 'the head moved');
+  assert.ok(
+    !Buffer.from(r.model.graph.initializers.get('classifier.weight')!.data).equals(
+      Buffer.from(attachHead(base, { labels: r.labels, seed: 1 }).graph.initializers.get('classifier.weight')!.data),
+    ),
+    'the head moved',
+  );
   assert.equal(r.model.graph.outputs[0].name, 'logits');
   assert.deepEqual(r.labels, [...new Set(data.train.map((x) => x.label))].sort());
 });
@@ -48,7 +70,10 @@ test('lora: adapters + head train, the base stays frozen, the adapter has PEFT c
   assert.deepEqual(a.config.target_modules, ['query', 'value']);
   assert.equal(a.config.task_type, 'SEQ_CLS');
   assert.deepEqual(a.config.modules_to_save, ['classifier']);
-  assert.ok([...a.weights.values()].some((w) => w.B.some((x) => x !== 0)), 'B moved');
+  assert.ok(
+    [...a.weights.values()].some((w) => w.B.some((x) => x !== 0)),
+    'B moved',
+  );
   assert.equal(r.lineage.base.hash, baseHash(base));
   assert.equal(r.lineage.tailor_version, VERSION);
   assert.equal(r.lineage.strategy, 'lora');
@@ -59,10 +84,16 @@ test('lora: adapters + head train, the base stays frozen, the adapter has PEFT c
 test('partial (top block), bitfit, full and scratch train exactly the intended parameters', async () => {
   const p = await run('partial', { partial: { layers: 1 } });
   assert.equal(p.report.trainableParams, sizeOf(/encoder\.layer\.1\./) + H * C + C);
-  assert.ok(same(p.model, 'encoder.layer.0.attention.self.query.weight') && !same(p.model, 'encoder.layer.1.attention.self.query.weight'));
+  assert.ok(
+    same(p.model, 'encoder.layer.0.attention.self.query.weight') &&
+      !same(p.model, 'encoder.layer.1.attention.self.query.weight'),
+  );
   const b = await run('bitfit');
   assert.equal(b.report.trainableParams, sizeOf(/\.bias$/) + H * C + C);
-  assert.ok(same(b.model, 'encoder.layer.1.attention.self.query.weight') && !same(b.model, 'encoder.layer.1.attention.self.query.bias'));
+  assert.ok(
+    same(b.model, 'encoder.layer.1.attention.self.query.weight') &&
+      !same(b.model, 'encoder.layer.1.attention.self.query.bias'),
+  );
   const f = await run('full');
   assert.equal(f.report.trainableParams, total);
   const s = await run('scratch');
@@ -83,19 +114,43 @@ test('layer-wise LR decay: scales per depth, and the reparameterised graph compu
   assert.equal(scales.get('encoder.layer.0.output.dense.weight'), 0.25);
   assert.equal(scales.get('embeddings.word_embeddings.weight'), 0.125);
   const g = lrScaleReparam(headed.graph, scales);
-  assert.ok(g.initializers.has('encoder.layer.0.output.dense.weight::lr_scaled') && !g.initializers.has('encoder.layer.0.output.dense.weight'));
-  const feeds = { input_ids: new ort.Tensor('int64', BigInt64Array.from([6n, 7n, 8n, 9n]), [1, 4]), attention_mask: new ort.Tensor('int64', BigInt64Array.from([1n, 1n, 1n, 1n]), [1, 4]), token_type_ids: new ort.Tensor('int64', new BigInt64Array(4), [1, 4]) };
+  assert.ok(
+    g.initializers.has('encoder.layer.0.output.dense.weight::lr_scaled') &&
+      !g.initializers.has('encoder.layer.0.output.dense.weight'),
+  );
+  const feeds = {
+    input_ids: new ort.Tensor('int64', BigInt64Array.from([6n, 7n, 8n, 9n]), [1, 4]),
+    attention_mask: new ort.Tensor('int64', BigInt64Array.from([1n, 1n, 1n, 1n]), [1, 4]),
+    token_type_ids: new ort.Tensor('int64', new BigInt64Array(4), [1, 4]),
+  };
   const s1 = await Session.create(toOnnxModel(headed));
   const s2 = await Session.create(modelFromGraph(g));
   const [x, y] = [(await s1.run(feeds)).logits.data as Float32Array, (await s2.run(feeds)).logits.data as Float32Array];
   for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i] - y[i]) < 1e-5);
-  const r = await customize(base, data, { strategy: 'full', layerDecay: 0.5, epochs: 1, batchSize: 40, threads: 1, maxLength: 24 });
+  const r = await customize(base, data, {
+    strategy: 'full',
+    layerDecay: 0.5,
+    epochs: 1,
+    batchSize: 40,
+    threads: 1,
+    maxLength: 24,
+  });
   assert.ok(r.model.graph.initializers.has('encoder.layer.0.output.dense.weight'));
   assert.ok(![...r.model.graph.initializers.keys()].some((k) => k.includes('::lr_')));
 });
 
 test('validation labels that never appear in training are a DataError listing them; an unknown strategy is refused', async () => {
-  const bad = { train: data.train, validation: [...data.validation, { text: 'x', label: 'nope' }, { text: 'y', label: 'also_nope' }] };
-  await assert.rejects(customize(base, bad, { strategy: 'head' }), (e: unknown) => e instanceof DataError && e.message === "the validation split has labels that never appear in training: 'nope', 'also_nope'");
-  await assert.rejects(customize(base, data, { strategy: 'magic' as Strategy }), { message: "unknown strategy 'magic' (strategies: head, lora, partial, full, scratch, bitfit, ia3)" });
+  const bad = {
+    train: data.train,
+    validation: [...data.validation, { text: 'x', label: 'nope' }, { text: 'y', label: 'also_nope' }],
+  };
+  await assert.rejects(
+    customize(base, bad, { strategy: 'head' }),
+    (e: unknown) =>
+      e instanceof DataError &&
+      e.message === "the validation split has labels that never appear in training: 'nope', 'also_nope'",
+  );
+  await assert.rejects(customize(base, data, { strategy: 'magic' as Strategy }), {
+    message: "unknown strategy 'magic' (strategies: head, lora, partial, full, scratch, bitfit, ia3)",
+  });
 });

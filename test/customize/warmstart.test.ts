@@ -14,8 +14,16 @@ const data = clincSlice(4, 30, 10);
 const base = tinyBert(data);
 
 /** Mean log-loss and per-example (confidence, correct) of a model's logits on the validation split, in plain JS. */
-async function validationProbabilities(m: Model, labels: readonly string[], d: CustomizeData = data): Promise<{ nll: number; conf: number[]; correct: boolean[] }> {
-  const { logits, classes } = await predictTexts(m, d.validation.map((r) => r.text), { maxLength: 24 });
+async function validationProbabilities(
+  m: Model,
+  labels: readonly string[],
+  d: CustomizeData = data,
+): Promise<{ nll: number; conf: number[]; correct: boolean[] }> {
+  const { logits, classes } = await predictTexts(
+    m,
+    d.validation.map((r) => r.text),
+    { maxLength: 24 },
+  );
   let nll = 0;
   const conf: number[] = [];
   const correct: boolean[] = [];
@@ -42,14 +50,32 @@ test('best epoch: among epochs of equal validation accuracy the lowest loss wins
   // A head-only run on an easy slice: accuracy saturates early while the loss keeps falling. The old rule (first
   // epoch of best accuracy) returned a barely trained head, whose confidences sat near 1/classes.
   const words = ['table', 'river', 'green', 'seven', 'window', 'music', 'paper', 'stone', 'light', 'cloud'];
-  const rows = (label: string, from: number, n: number) => Array.from({ length: n }, (_, i) => ({ text: `${label} ${label} ${words[(from + i) % 10]} ${words[(from + 3 * i) % 10]}`, label }));
-  const easy: CustomizeData = { train: [...rows('yes', 0, 40), ...rows('no', 0, 40)], validation: [...rows('yes', 5, 10), ...rows('no', 5, 10)] };
+  const rows = (label: string, from: number, n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      text: `${label} ${label} ${words[(from + i) % 10]} ${words[(from + 3 * i) % 10]}`,
+      label,
+    }));
+  const easy: CustomizeData = {
+    train: [...rows('yes', 0, 40), ...rows('no', 0, 40)],
+    validation: [...rows('yes', 5, 10), ...rows('no', 5, 10)],
+  };
   const easyBase = tinyBert(easy);
-  const r = await customize(easyBase, easy, { strategy: 'head', epochs: 6, batchSize: 20, lr: 3e-2, seed: 1, threads: 1, maxLength: 24 });
+  const r = await customize(easyBase, easy, {
+    strategy: 'head',
+    epochs: 6,
+    batchSize: 20,
+    lr: 3e-2,
+    seed: 1,
+    threads: 1,
+    maxLength: 24,
+  });
   const c = r.report.curve;
   const bestAcc = Math.max(...c.map((e) => e.accuracy));
   const tied = c.filter((e) => e.accuracy === bestAcc);
-  assert.ok(tied.length >= 2, `the slice should give tied accuracies (curve ${JSON.stringify(c.map((e) => e.accuracy))})`);
+  assert.ok(
+    tied.length >= 2,
+    `the slice should give tied accuracies (curve ${JSON.stringify(c.map((e) => e.accuracy))})`,
+  );
   const want = tied.reduce((a, e) => (e.valLoss < a.valLoss ? e : a));
   assert.equal(r.report.bestEpoch, want.epoch);
   assert.ok(want.epoch > tied[0].epoch, 'a later epoch than the first of the tie');
@@ -60,7 +86,16 @@ test('best epoch: among epochs of equal validation accuracy the lowest loss wins
 let lora: CustomizeResult;
 
 test('lora (warm-started head by default): the merged model reproduces training-time probabilities and is calibrated', async () => {
-  lora = await customize(base, data, { strategy: 'lora', epochs: 3, batchSize: 20, lr: 5e-3, seed: 1, threads: 1, maxLength: 24, lora: { targets: 'query|value', r: 4, alpha: 8 } });
+  lora = await customize(base, data, {
+    strategy: 'lora',
+    epochs: 3,
+    batchSize: 20,
+    lr: 5e-3,
+    seed: 1,
+    threads: 1,
+    maxLength: 24,
+    lora: { targets: 'query|value', r: 4, alpha: 8 },
+  });
   assert.equal(lora.report.headInit.kind, 'warm');
   const best = lora.report.curve[lora.report.bestEpoch];
   const merged = mergeAdapter(base, lora.adapter!).model;
@@ -83,7 +118,16 @@ test('warm start: the head starts at the softmax-regression fit on frozen featur
   const D = lora.adapter!.head!.features;
   const weight = Float32Array.from({ length: D * 4 }, (_, i) => ((i * 7) % 5) / 10 - 0.2);
   const bias = Float32Array.of(0.1, -0.1, 0.2, 0);
-  const r = await customize(base, data, { strategy: 'bitfit', epochs: 1, batchSize: 20, lr: 1e-12, seed: 1, threads: 1, maxLength: 24, head: { weight, bias } });
+  const r = await customize(base, data, {
+    strategy: 'bitfit',
+    epochs: 1,
+    batchSize: 20,
+    lr: 1e-12,
+    seed: 1,
+    threads: 1,
+    maxLength: 24,
+    head: { weight, bias },
+  });
   assert.equal(r.report.headInit.kind, 'given');
   const w = paramValues(r.model, HEAD_WEIGHT) as Float32Array;
   const b = paramValues(r.model, HEAD_BIAS) as Float32Array;
@@ -92,17 +136,27 @@ test('warm start: the head starts at the softmax-regression fit on frozen featur
 });
 
 test('fitWarmHead: stationary point of the relative-L2-regularised log-loss (gradient checked in plain JS)', async () => {
-  const n = 60, d = 5, k = 3;
+  const n = 60,
+    d = 5,
+    k = 3;
   let s = 7;
-  const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+  const rnd = (): number => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
   const y = Array.from({ length: n }, (_, i) => i % k);
   const x = Float32Array.from({ length: n * d }, (_, i) => rnd() + (i % d === y[Math.floor(i / d)] ? 0.6 : 0));
-  const h = await fitWarmHead({ features: x, labels: y }, { features: x, labels: y }, d, k, { l2: [0.05], iterations: 3000, scaledRidge: false });
+  const h = await fitWarmHead({ features: x, labels: y }, { features: x, labels: y }, d, k, {
+    l2: [0.05],
+    iterations: 3000,
+    scaledRidge: false,
+  });
   // Gradient of mean CE + (l2/2)|W|^2 at the fit, computed independently.
   const gw = new Float64Array(d * k);
   const gb = new Float64Array(k);
   for (let i = 0; i < n; i++) {
-    const sc = Array.from({ length: k }, (_, c) => h.bias[c] + Array.from({ length: d }, (_, j) => x[i * d + j] * h.weight[j * k + c]).reduce((a, b) => a + b, 0));
+    const sc = Array.from(
+      { length: k },
+      (_, c) =>
+        h.bias[c] + Array.from({ length: d }, (_, j) => x[i * d + j] * h.weight[j * k + c]).reduce((a, b) => a + b, 0),
+    );
     const mx = Math.max(...sc);
     const e = sc.map((v) => Math.exp(v - mx));
     const z = e.reduce((a, b) => a + b, 0);
@@ -120,7 +174,8 @@ test('fitWarmHead: stationary point of the relative-L2-regularised log-loss (gra
     v += col.reduce((a, b) => a + (b - m) ** 2, 0) / n;
   }
   const pen = (0.05 * v) / d;
-  for (let i = 0; i < d * k; i++) assert.ok(Math.abs(gw[i] + pen * h.weight[i]) < 1e-4, `dW[${i}] = ${gw[i] + pen * h.weight[i]}`);
+  for (let i = 0; i < d * k; i++)
+    assert.ok(Math.abs(gw[i] + pen * h.weight[i]) < 1e-4, `dW[${i}] = ${gw[i] + pen * h.weight[i]}`);
   for (let c = 0; c < k; c++) assert.ok(Math.abs(gb[c]) < 1e-4, `db[${c}] = ${gb[c]}`);
   assert.equal(h.l2, 0.05);
   assert.ok(h.valAccuracy > 0.8);
@@ -131,13 +186,15 @@ test('fitWarmHead on unit-norm sentence-embedding-like features: never below the
   const d = 128;
   const make = (n: number, seed: number): { x: Float32Array; y: number[] } => {
     let s = seed;
-    const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+    const rnd = (): number => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
     const y = Array.from({ length: n }, (_, i) => i % 2);
     const x = new Float32Array(n * d);
     for (let i = 0; i < n; i++) {
       const row = Array.from({ length: d }, (_, j) => rnd() + (j === 0 ? 0.8 : 0) + (j < 4 ? (y[i] ? 0.2 : -0.2) : 0));
       const nrm = Math.hypot(...row);
-      row.forEach((v, j) => { x[i * d + j] = v / nrm; });
+      row.forEach((v, j) => {
+        x[i * d + j] = v / nrm;
+      });
     }
     return { x, y };
   };
@@ -162,7 +219,8 @@ test('fitWarmHead on unit-norm sentence-embedding-like features: never below the
   const h = await fitWarmHead({ features: tr.x, labels: tr.y }, { features: va.x, labels: va.y }, d, 2);
   const correct = Math.round(h.valAccuracy * va.y.length);
   assert.ok(correct >= ridgeCorrect, `warm head ${correct} correct < ridge ${ridgeCorrect}`);
-  if (correct === ridgeCorrect) assert.ok(h.valLoss <= ridgeLoss + 1e-3, `warm head log-loss ${h.valLoss} > scaled ridge ${ridgeLoss}`);
+  if (correct === ridgeCorrect)
+    assert.ok(h.valLoss <= ridgeLoss + 1e-3, `warm head log-loss ${h.valLoss} > scaled ridge ${ridgeLoss}`);
   assert.ok(h.valLoss < 0.6 * Math.log(2), `warm head log-loss ${h.valLoss}`);
 });
 
@@ -173,8 +231,17 @@ test('lora with lr 0: epoch 0 is exactly the warm head (same validation accuracy
   assert.equal(hi.kind, 'warm');
   if (hi.kind !== 'warm') return;
   assert.equal(r0.report.curve[0].accuracy, hi.valAccuracy);
-  assert.ok(Math.abs(r0.report.curve[0].valLoss - hi.valLoss) < 1e-5, `epoch 0 ${r0.report.curve[0].valLoss} vs warm ${hi.valLoss}`);
+  assert.ok(
+    Math.abs(r0.report.curve[0].valLoss - hi.valLoss) < 1e-5,
+    `epoch 0 ${r0.report.curve[0].valLoss} vs warm ${hi.valLoss}`,
+  );
   const r1 = await customize(base, data, { ...opts, lr: 1e-5 });
-  assert.ok(r1.report.curve[0].accuracy >= hi.valAccuracy - 0.05, `epoch 0 accuracy ${r1.report.curve[0].accuracy} vs warm head ${hi.valAccuracy}`);
-  assert.ok(r1.report.curve[0].valLoss <= hi.valLoss + 0.05, `epoch 0 loss ${r1.report.curve[0].valLoss} vs warm head ${hi.valLoss}`);
+  assert.ok(
+    r1.report.curve[0].accuracy >= hi.valAccuracy - 0.05,
+    `epoch 0 accuracy ${r1.report.curve[0].accuracy} vs warm head ${hi.valAccuracy}`,
+  );
+  assert.ok(
+    r1.report.curve[0].valLoss <= hi.valLoss + 0.05,
+    `epoch 0 loss ${r1.report.curve[0].valLoss} vs warm head ${hi.valLoss}`,
+  );
 });

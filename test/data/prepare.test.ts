@@ -5,7 +5,6 @@ import { formatDataReport, prepareDataset } from '../../src/data/index.ts';
 import { tempFiles } from './helpers.ts';
 import { clincPath } from '../clinc150.ts';
 
-
 const TRAIN = [
   'text,label,group',
   'book a flight to paris,travel,g1',
@@ -20,7 +19,12 @@ const TRAIN = [
   'skip this song,music,g2',
   'odd one,lonely,g1', // rare class (1 example)
 ].join('\n');
-const EVAL = ['text,label,group', 'is it going to rain,weather,g1', 'play the next song,music,g2', 'rent a car,travel,g1'].join('\n');
+const EVAL = [
+  'text,label,group',
+  'is it going to rain,weather,g1',
+  'play the next song,music,g2',
+  'rent a car,travel,g1',
+].join('\n');
 
 test('prepareDataset: counts every removal by reason, keeps row accounting exact', async () => {
   const t = await tempFiles({ 'train.csv': TRAIN, 'eval.csv': EVAL });
@@ -57,11 +61,29 @@ test('prepareDataset: counts every removal by reason, keeps row accounting exact
     assert.deepEqual(parsed.splits, ds.report.splits);
     assert.deepEqual(parsed.classBalance, ds.report.classBalance);
 
-    const again = await prepareDataset({ train: t.path('train.csv'), eval: t.path('eval.csv'), groupColumn: 'group', rareClasses: 'drop', validationFraction: 0.34, seed: 1 });
+    const again = await prepareDataset({
+      train: t.path('train.csv'),
+      eval: t.path('eval.csv'),
+      groupColumn: 'group',
+      rareClasses: 'drop',
+      validationFraction: 0.34,
+      seed: 1,
+    });
     assert.equal(again.fingerprint, ds.fingerprint);
-    const reseeded = await prepareDataset({ train: t.path('train.csv'), eval: t.path('eval.csv'), groupColumn: 'group', rareClasses: 'drop', validationFraction: 0.34, seed: 2 });
+    const reseeded = await prepareDataset({
+      train: t.path('train.csv'),
+      eval: t.path('eval.csv'),
+      groupColumn: 'group',
+      rareClasses: 'drop',
+      validationFraction: 0.34,
+      seed: 2,
+    });
     assert.notEqual(reseeded.fingerprint, ds.fingerprint);
-    const aug = await prepareDataset({ train: t.path('train.csv'), rareClasses: 'drop', augment: { copies: 2, seed: 4 } });
+    const aug = await prepareDataset({
+      train: t.path('train.csv'),
+      rareClasses: 'drop',
+      augment: { copies: 2, seed: 4 },
+    });
     assert.ok(aug.report.splits.train.rowsAugmented > 0);
     assert.equal(aug.train.filter((e) => e.augmented).length, aug.report.splits.train.rowsAugmented);
     assert.ok(aug.validation.every((e) => !e.augmented));
@@ -83,17 +105,28 @@ test('rare classes and unseen eval labels are clear errors by default, counted w
       assert.equal(e.context.field, 'label');
       return true;
     });
-    await assert.rejects(prepareDataset({ train: t.path('train.csv'), eval: t.path('eval.csv'), rareClasses: 'drop' }), (e: unknown) => {
-      assert.ok(e instanceof DataError);
-      assert.equal(e.context.file, t.path('eval.csv'));
-      assert.equal(e.context.line, 5);
-      assert.equal(e.context.field, 'label');
-      assert.match(e.message, /label "clock" never appears in train/);
-      return true;
+    await assert.rejects(
+      prepareDataset({ train: t.path('train.csv'), eval: t.path('eval.csv'), rareClasses: 'drop' }),
+      (e: unknown) => {
+        assert.ok(e instanceof DataError);
+        assert.equal(e.context.file, t.path('eval.csv'));
+        assert.equal(e.context.line, 5);
+        assert.equal(e.context.field, 'label');
+        assert.match(e.message, /label "clock" never appears in train/);
+        return true;
+      },
+    );
+    const ds = await prepareDataset({
+      train: t.path('train.csv'),
+      eval: t.path('eval.csv'),
+      rareClasses: 'drop',
+      unseenLabels: 'drop',
     });
-    const ds = await prepareDataset({ train: t.path('train.csv'), eval: t.path('eval.csv'), rareClasses: 'drop', unseenLabels: 'drop' });
     assert.deepEqual(ds.report.splits.eval!.removed, { 'unseen-label': 1 });
-    await assert.rejects(prepareDataset({ train: t.path('train.csv'), minExamplesPerClass: 4, rareClasses: 'error' }), /"music" \(3\)/);
+    await assert.rejects(
+      prepareDataset({ train: t.path('train.csv'), minExamplesPerClass: 4, rareClasses: 'error' }),
+      /"music" \(3\)/,
+    );
   } finally {
     await t.cleanup();
   }

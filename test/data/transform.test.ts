@@ -24,7 +24,10 @@ test('rng is reproducible and uniform-ish', () => {
   const a = createRng(42);
   const b = createRng(42);
   const xs = Array.from({ length: 1000 }, () => a.next());
-  assert.deepEqual(xs, Array.from({ length: 1000 }, () => b.next()));
+  assert.deepEqual(
+    xs,
+    Array.from({ length: 1000 }, () => b.next()),
+  );
   assert.ok(xs.every((x) => x >= 0 && x < 1));
   const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
   assert.ok(Math.abs(mean - 0.5) < 0.05);
@@ -62,7 +65,10 @@ test('dedup: exact, near-duplicate, label conflict and leakage, first occurrence
   assert.match((verdicts[4] as { message: string }).message, /held-out test\.csv:9/);
   const keepAll = new Deduplicator({ nearDuplicates: 'keep', labelConflicts: 'remove', leakage: 'keep' }, held);
   const v2 = [ex('a b', 'x'), ex('A, b', 'x'), ex('a b', 'y'), ex('is it raining', 'w')].map((e) => keepAll.check(e));
-  assert.deepEqual(v2.map((v) => v.action), ['keep', 'flag', 'remove', 'flag']);
+  assert.deepEqual(
+    v2.map((v) => v.action),
+    ['keep', 'flag', 'remove', 'flag'],
+  );
 });
 
 test('stratified split: per-class shares, seeded, every class on both sides, order kept', () => {
@@ -83,7 +89,10 @@ test('stratified split: per-class shares, seeded, every class on both sides, ord
   assert.equal(count(s1.validation, 'd'), 0, 'a one-example class stays in train');
   assert.equal(s1.train.length + s1.validation.length, rows.length);
   const lines = s1.train.map((r) => r.line);
-  assert.deepEqual(lines, [...lines].sort((x, y) => x - y));
+  assert.deepEqual(
+    lines,
+    [...lines].sort((x, y) => x - y),
+  );
   assert.throws(() => stratifiedSplit(rows, { fraction: 1, seed: 0 }), ConfigError);
 });
 
@@ -110,7 +119,8 @@ test('text augmentation: seeded, documented ops, never identical to the source',
 test('image flip and crop on raw RGB buffers', () => {
   // 3x2 image, pixel value = 10*x + y in every channel.
   const data = new Uint8Array(3 * 2 * 3);
-  for (let y = 0; y < 2; y++) for (let x = 0; x < 3; x++) for (let c = 0; c < 3; c++) data[(y * 3 + x) * 3 + c] = 10 * x + y;
+  for (let y = 0; y < 2; y++)
+    for (let x = 0; x < 3; x++) for (let c = 0; c < 3; c++) data[(y * 3 + x) * 3 + c] = 10 * x + y;
   const img: RawImage = { data, width: 3, height: 2, channels: 3 };
   const f = flipHorizontal(img);
   assert.deepEqual([...f.data.filter((_, i) => i % 3 === 0)], [20, 10, 0, 21, 11, 1]);
@@ -121,15 +131,25 @@ test('image flip and crop on raw RGB buffers', () => {
   assert.throws(() => crop(img, 2, 0, 2, 1), ConfigError);
   const r1 = augmentImage(img, { crop: { width: 2, height: 2 }, flipProbability: 1 }, createRng(1));
   assert.deepEqual([r1.width, r1.height], [2, 2]);
-  assert.deepEqual(augmentImage(img, { crop: { width: 2, height: 2 } }, createRng(4)), augmentImage(img, { crop: { width: 2, height: 2 } }, createRng(4)));
+  assert.deepEqual(
+    augmentImage(img, { crop: { width: 2, height: 2 } }, createRng(4)),
+    augmentImage(img, { crop: { width: 2, height: 2 } }, createRng(4)),
+  );
 });
 
 test('fingerprint: content and options matter, paths and key order do not', () => {
   const rows = [ex('a', 'x'), ex('b', 'y')];
-  const fp = (r: TextExample[], o: Record<string, unknown>): string => fingerprintSplits([{ name: 'train', examples: r }], o);
+  const fp = (r: TextExample[], o: Record<string, unknown>): string =>
+    fingerprintSplits([{ name: 'train', examples: r }], o);
   const base = fp(rows, { seed: 1, textColumn: 'text' });
   assert.match(base, /^sha256:[0-9a-f]{64}$/);
-  assert.equal(fp(rows.map((r) => ({ ...r, file: '/elsewhere.csv', line: 99 })), { textColumn: 'text', seed: 1 }), base);
+  assert.equal(
+    fp(
+      rows.map((r) => ({ ...r, file: '/elsewhere.csv', line: 99 })),
+      { textColumn: 'text', seed: 1 },
+    ),
+    base,
+  );
   assert.notEqual(fp(rows, { seed: 2, textColumn: 'text' }), base);
   assert.notEqual(fp([ex('a', 'x'), ex('b', 'z')], { seed: 1, textColumn: 'text' }), base);
   assert.notEqual(fp([ex('a', 'x'), { ...ex('b', 'y'), augmented: true }], { seed: 1, textColumn: 'text' }), base);

@@ -28,7 +28,10 @@ test('evaluate: headline metrics, top-k, calibration, intervals, comparison, fai
     topK: [2],
     calibrationBins: 10,
     bootstrap: { iterations: 200, seed: 1 },
-    latency: { run: async () => void (now += 2), options: { warmup: 0, iterations: 10, throughputIterations: 2, clock: () => now } },
+    latency: {
+      run: async () => void (now += 2),
+      options: { warmup: 0, iterations: 10, throughputIterations: 2, clock: () => now },
+    },
     parameters: [{ name: 'w', shape: [3, 4] }],
   });
   close(r.metrics.accuracy, 4 / 6);
@@ -53,7 +56,10 @@ test('evaluate: headline metrics, top-k, calibration, intervals, comparison, fai
   close(r.latency!.batch1.p50Ms, 2);
   assert.equal(r.parameters!.total, 12);
 
-  const json = JSON.parse(evalReportToJson(r)) as { metrics: { accuracy: number }; calibration: { bins: Array<{ accuracy: number | null }> } };
+  const json = JSON.parse(evalReportToJson(r)) as {
+    metrics: { accuracy: number };
+    calibration: { bins: Array<{ accuracy: number | null }> };
+  };
   close(json.metrics.accuracy, 4 / 6);
   assert.equal(json.calibration.bins[0].accuracy, null, 'NaN (empty bin) serialises as null');
   const text = formatEvalReport(r);

@@ -42,10 +42,13 @@ test('multi-class report: one-vs-rest per class, worst class named', () => {
   const yP = [0, 1, 2, 0, 1, 1, 2, 1];
   const g = ['g1', 'g1', 'g1', 'g1', 'g2', 'g2', 'g2', 'g2'];
   const r = fairnessReport(yT, yP, g, labels);
-  assert.deepEqual(r.byGroup.map((x) => [x.group, x.count, x.accuracy]), [
-    ['g1', 4, 1],
-    ['g2', 4, 0.5],
-  ]);
+  assert.deepEqual(
+    r.byGroup.map((x) => [x.group, x.count, x.accuracy]),
+    [
+      ['g1', 4, 1],
+      ['g2', 4, 0.5],
+    ],
+  );
   close(r.accuracyDifference, 0.5);
   // class a: TPR g1 = 1, g2 = 0 -> equal opportunity difference 1
   close(r.worst.equalOpportunityDifference.value, 1);
@@ -56,5 +59,14 @@ test('multi-class report: one-vs-rest per class, worst class named', () => {
   const c = r.perClass.find((p) => p.positiveLabel === 'c')!;
   close(c.equalizedOddsDifference, 0);
   assert.throws(() => fairnessReport(yT, yP, g, labels, ['zzz']), ConfigError);
-  assert.throws(() => fairnessReport(yT, yP, g.map(() => 'one'), labels), /at least two groups/);
+  assert.throws(
+    () =>
+      fairnessReport(
+        yT,
+        yP,
+        g.map(() => 'one'),
+        labels,
+      ),
+    /at least two groups/,
+  );
 });

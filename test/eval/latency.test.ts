@@ -46,7 +46,10 @@ test('latencyStats and option validation', () => {
   assert.equal(s.p50Ms, 2);
   assert.equal(s.minMs, 1);
   assert.throws(() => latencyStats([]), ConfigError);
-  return assert.rejects(measureLatency(async () => {}, { iterations: 0 }), ConfigError);
+  return assert.rejects(
+    measureLatency(async () => {}, { iterations: 0 }),
+    ConfigError,
+  );
 });
 
 test('model size on disk sums a folder recursively, largest first', async () => {
@@ -58,7 +61,10 @@ test('model size on disk sums a folder recursively, largest first', async () => 
     await writeFile(join(dir, 'config.json'), '{}');
     const s = await modelSizeOnDisk(dir);
     assert.equal(s.totalBytes, 1252);
-    assert.deepEqual(s.files.map((f) => f.path), ['model.onnx', join('tok', 'vocab.txt'), 'config.json']);
+    assert.deepEqual(
+      s.files.map((f) => f.path),
+      ['model.onnx', join('tok', 'vocab.txt'), 'config.json'],
+    );
     assert.equal((await modelSizeOnDisk(join(dir, 'model.onnx'))).totalBytes, 1000);
     await assert.rejects(modelSizeOnDisk(join(dir, 'missing')), ModelFileError);
   } finally {

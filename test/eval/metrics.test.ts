@@ -30,7 +30,10 @@ test('per-class and averaged F1 match hand computation (sklearn definitions)', (
   close(c.precision, 0.5);
   close(c.recall, 1);
   close(c.f1, 2 / 3);
-  assert.deepEqual(m.perClass.map((x) => x.support), [3, 2, 1]);
+  assert.deepEqual(
+    m.perClass.map((x) => x.support),
+    [3, 2, 1],
+  );
   close(m.macroF1, (0.8 + 0.5 + 2 / 3) / 3);
   close(m.weightedF1, (0.8 * 3 + 0.5 * 2 + (2 / 3) * 1) / 6);
   close(m.microF1, 4 / 6);
@@ -50,8 +53,14 @@ test('macro average skips classes absent from both truth and predictions; zero d
 });
 
 test('bad predictions are ConfigErrors naming the problem', () => {
-  assert.throws(() => confusionMatrix([0, 1], [0], 2), (e: unknown) => e instanceof ConfigError && /yTrue has 2 entries but yPred has 1/.test(e.message));
-  assert.throws(() => confusionMatrix([0, 3], [0, 1], 2), (e: unknown) => e instanceof ConfigError && /yTrue\[1\] = 3/.test(e.message));
+  assert.throws(
+    () => confusionMatrix([0, 1], [0], 2),
+    (e: unknown) => e instanceof ConfigError && /yTrue has 2 entries but yPred has 1/.test(e.message),
+  );
+  assert.throws(
+    () => confusionMatrix([0, 3], [0, 1], 2),
+    (e: unknown) => e instanceof ConfigError && /yTrue\[1\] = 3/.test(e.message),
+  );
 });
 
 test('top-k accuracy', () => {
@@ -83,7 +92,10 @@ test('ECE and reliability bins by hand', () => {
   assert.equal(r.bins[2].count, 1, '0.3 sits in (0.2, 0.3], not (0.3, 0.4]');
   close(r.bins[2].confidence, 0.3);
   assert.ok(Number.isNaN(r.bins[0].accuracy));
-  assert.equal(r.bins.reduce((s, b) => s + b.count, 0), 5);
+  assert.equal(
+    r.bins.reduce((s, b) => s + b.count, 0),
+    5,
+  );
 });
 
 test('ECE from probability rows uses the argmax confidence; perfect calibration is 0', () => {

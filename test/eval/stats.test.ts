@@ -53,7 +53,9 @@ test('compareModels builds the 2x2 table', () => {
 
 test('bootstrap is reproducible with a seed and brackets the estimate', () => {
   const data = Array.from({ length: 400 }, (_, i) => (i % 2 === 0 ? 1 : 0));
-  const mean = (idx: Int32Array): Record<string, number> => ({ mean: idx.reduce((s, i) => s + data[i], 0) / idx.length });
+  const mean = (idx: Int32Array): Record<string, number> => ({
+    mean: idx.reduce((s, i) => s + data[i], 0) / idx.length,
+  });
   const a = bootstrapIntervals(data.length, mean, { seed: 7, iterations: 500 });
   const b = bootstrapIntervals(data.length, mean, { seed: 7, iterations: 500 });
   const c = bootstrapIntervals(data.length, mean, { seed: 8, iterations: 500 });

@@ -5,7 +5,11 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { toOptimumOnnx } from '../../src/models/hf/export.ts';
 import { saveHfModel } from '../../src/models/hf/load.ts';
-import { bpeTokenizerJson, wordPieceTokenizerConfig, wordPieceTokenizerJson } from '../../src/models/hf/tokenizer-json.ts';
+import {
+  bpeTokenizerJson,
+  wordPieceTokenizerConfig,
+  wordPieceTokenizerJson,
+} from '../../src/models/hf/tokenizer-json.ts';
 import { TextTokenizer, type BatchEncoding } from '../../src/models/hf/tokenizer.ts';
 import { paramValues, toOnnxModel, type Model } from '../../src/models/model.ts';
 import { bertConfig, buildBert, type BertConfig, type BertTask } from '../../src/models/zoo/bert.ts';
@@ -13,8 +17,52 @@ import { weightsFrom } from '../../src/models/zoo/params.ts';
 import { writeModel } from '../../src/onnx/io.ts';
 import { Session, ort, type Fetches } from '../../src/runtime/session.ts';
 
-export const WP_VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'hello', 'world', 'un', '##aff', '##able', '!', 'the', 'cat', 'sat', 'on', 'mat', '##s', ',', '.', 'a'];
-export const BPE_VOCAB = ['<s>', '<pad>', '</s>', '<unk>', 'l', 'o', 'w', 'e', 'r', 'n', 'lo', 'low', 'er', 'lower', 'newer', 'ne', 'new', 's', 't', 'lowest', 'es', 'est'];
+export const WP_VOCAB = [
+  '[PAD]',
+  '[UNK]',
+  '[CLS]',
+  '[SEP]',
+  '[MASK]',
+  'hello',
+  'world',
+  'un',
+  '##aff',
+  '##able',
+  '!',
+  'the',
+  'cat',
+  'sat',
+  'on',
+  'mat',
+  '##s',
+  ',',
+  '.',
+  'a',
+];
+export const BPE_VOCAB = [
+  '<s>',
+  '<pad>',
+  '</s>',
+  '<unk>',
+  'l',
+  'o',
+  'w',
+  'e',
+  'r',
+  'n',
+  'lo',
+  'low',
+  'er',
+  'lower',
+  'newer',
+  'ne',
+  'new',
+  's',
+  't',
+  'lowest',
+  'es',
+  'est',
+];
 export const BPE_MERGES = ['l o', 'lo w', 'e r', 'low er', 'n e', 'ne w', 'new er', 'e s', 'es t', 'low est'];
 
 export function wordPiece(maxLength = 16): TextTokenizer {
@@ -27,8 +75,15 @@ export function bpe(): TextTokenizer {
 
 export function tinyConfig(overrides: Partial<BertConfig> = {}): BertConfig {
   return bertConfig({
-    vocab_size: WP_VOCAB.length, hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 24,
-    max_position_embeddings: 24, num_labels: 3, initializer_range: 0.2, ...overrides,
+    vocab_size: WP_VOCAB.length,
+    hidden_size: 16,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    intermediate_size: 24,
+    max_position_embeddings: 24,
+    num_labels: 3,
+    initializer_range: 0.2,
+    ...overrides,
   });
 }
 
@@ -41,12 +96,17 @@ export async function tempDir(tag: string): Promise<string> {
  * onnx/model.onnx in Optimum's form (opset 14, decomposed LayerNorm, Gemm heads, anonymous MatMul weights,
  * external data) carrying the same weights.
  */
-export async function writeHfFixture(model: Model, dir: string, parts: { safetensors?: boolean; onnx?: boolean } = {}): Promise<void> {
+export async function writeHfFixture(
+  model: Model,
+  dir: string,
+  parts: { safetensors?: boolean; onnx?: boolean } = {},
+): Promise<void> {
   if (parts.safetensors !== false) await saveHfModel(model, dir, { overwrite: true });
   else await saveHfModel(model, dir, { overwrite: true, format: 'onnx' });
   if (parts.onnx !== false) {
     const optimum = buildBert(model.config as BertConfig, {
-      task: model.task as BertTask, style: 'optimum',
+      task: model.task as BertTask,
+      style: 'optimum',
       weights: weightsFrom(model.params, (p) => paramValues(model, p.path) as Float32Array),
     });
     mkdirSync(join(dir, 'onnx'), { recursive: true });

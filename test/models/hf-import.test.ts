@@ -17,7 +17,10 @@ const TEXTS = ['the cat sat on the mat.', 'hello world!', 'unaffable'];
 
 for (const task of ['sequence-classification', 'token-classification', 'sentence-embedding'] as const) {
   test(`HF folder (${task}): safetensors and Optimum-style ONNX routes both reproduce the zoo model`, async () => {
-    const zoo = { ...buildBert(tinyConfig({ id2label: { 0: 'neg', 1: 'neu', 2: 'pos' } }), { task, seed: 7 }), tokenizer: wordPiece() };
+    const zoo = {
+      ...buildBert(tinyConfig({ id2label: { 0: 'neg', 1: 'neu', 2: 'pos' } }), { task, seed: 7 }),
+      tokenizer: wordPiece(),
+    };
     const dir = join(await tempDir('hf'), 'model');
     await writeHfFixture(zoo, dir);
 
@@ -30,7 +33,10 @@ for (const task of ['sequence-classification', 'token-classification', 'sentence
     assert.deepEqual(onnx.opsetImports.find((o) => o.domain === '')?.version, 14);
     assert.ok(!onnx.graph.nodes.some((n) => n.opType === 'LayerNormalization'));
     assert.ok([...onnx.graph.initializers.keys()].some((k) => /^onnx::MatMul_\d+$/.test(k)));
-    assert.ok([...onnx.graph.initializers.values()].some((t) => t.external !== undefined), 'weights should be external data');
+    assert.ok(
+      [...onnx.graph.initializers.values()].some((t) => t.external !== undefined),
+      'weights should be external data',
+    );
 
     const viaSt = await loadHfModel(dir);
     const viaOnnx = await loadHfModel(dir, { prefer: 'onnx' });
@@ -44,7 +50,10 @@ for (const task of ['sequence-classification', 'token-classification', 'sentence
     const q = viaOnnx.params.get(`${pre}encoder.layer.1.attention.self.query.weight`);
     assert.match(q?.initializer ?? '', /^onnx::MatMul_\d+$/);
     assert.equal(q?.layout, 'in_out');
-    assert.deepEqual(paramValues(viaOnnx, `${pre}encoder.layer.1.attention.self.query.weight`), paramValues(zoo, `${pre}encoder.layer.1.attention.self.query.weight`));
+    assert.deepEqual(
+      paramValues(viaOnnx, `${pre}encoder.layer.1.attention.self.query.weight`),
+      paramValues(zoo, `${pre}encoder.layer.1.attention.self.query.weight`),
+    );
 
     // PyTorch-layout state dicts agree by both routes (Gemm heads are [out, in] already, MatMul weights transposed).
     const sdZoo = stateDict(zoo);
@@ -58,7 +67,10 @@ for (const task of ['sequence-classification', 'token-classification', 'sentence
     assert.ok(enc);
     const f = feeds(enc);
     const want = await runModel(zoo, f);
-    for (const [route, m] of [['safetensors', viaSt], ['onnx', viaOnnx]] as const) {
+    for (const [route, m] of [
+      ['safetensors', viaSt],
+      ['onnx', viaOnnx],
+    ] as const) {
       const got = await runModel(m, f);
       for (const k of Object.keys(want)) {
         const d = maxAbsDiff(got[k].data as Float32Array, want[k].data as Float32Array);
@@ -93,12 +105,23 @@ test('a base checkpoint (BertModel names, no head) loads into a classification m
   const dir = join(await tempDir('base'), 'm');
   await saveHfModel(base, dir);
   const cls = await loadHfModel(dir, { task: 'sequence-classification', seed: 9 });
-  assert.deepEqual(cls.newlyInitialized, ['bert.pooler.dense.weight', 'bert.pooler.dense.bias', 'classifier.weight', 'classifier.bias']);
-  assert.deepEqual(paramValues(cls, 'bert.encoder.layer.1.output.dense.weight'), paramValues(base, 'encoder.layer.1.output.dense.weight'));
+  assert.deepEqual(cls.newlyInitialized, [
+    'bert.pooler.dense.weight',
+    'bert.pooler.dense.bias',
+    'classifier.weight',
+    'classifier.bias',
+  ]);
+  assert.deepEqual(
+    paramValues(cls, 'bert.encoder.layer.1.output.dense.weight'),
+    paramValues(base, 'encoder.layer.1.output.dense.weight'),
+  );
 });
 
 test('Optimum node names map to module paths', () => {
-  assert.equal(nodeNameToModulePath('/bert/encoder/layer.3/attention/self/query/MatMul'), 'bert.encoder.layer.3.attention.self.query');
+  assert.equal(
+    nodeNameToModulePath('/bert/encoder/layer.3/attention/self/query/MatMul'),
+    'bert.encoder.layer.3.attention.self.query',
+  );
   assert.equal(nodeNameToModulePath('/encoder/layer.11/output/dense/Add_1'), 'encoder.layer.11.output.dense');
   assert.equal(nodeNameToModulePath('MatMul_12'), null);
 });
@@ -111,7 +134,10 @@ test('a bare .onnx file resolves through --base with config and tokenizer from i
   assert.equal(m.source.kind, 'onnx');
   assert.ok(m.tokenizer);
   const enc = wordPiece().encodeBatch(TEXTS);
-  const d = maxAbsDiff((await runModel(m, feeds(enc))).logits.data as Float32Array, (await runModel(zoo, feeds(enc))).logits.data as Float32Array);
+  const d = maxAbsDiff(
+    (await runModel(m, feeds(enc))).logits.data as Float32Array,
+    (await runModel(zoo, feeds(enc))).logits.data as Float32Array,
+  );
   assert.ok(d < 1e-5, `max diff ${d}`);
 });
 
@@ -123,16 +149,19 @@ test('bad model folders fail with ModelFileErrors naming the file and field', as
   const variant = (name: string): string => {
     const d = join(root, name);
     mkdirSync(d);
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors']) copyFileSync(join(good, f), join(d, f));
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'])
+      copyFileSync(join(good, f), join(d, f));
     return d;
   };
-  const isErr = (file: string, field: string, msg: RegExp) => (e: unknown): boolean => {
-    assert.ok(e instanceof ModelFileError, String(e));
-    assert.ok(e.context.file?.endsWith(file), `file ${e.context.file} should end with ${file}`);
-    assert.equal(e.context.field, field);
-    assert.match(e.message, msg);
-    return true;
-  };
+  const isErr =
+    (file: string, field: string, msg: RegExp) =>
+    (e: unknown): boolean => {
+      assert.ok(e instanceof ModelFileError, String(e));
+      assert.ok(e.context.file?.endsWith(file), `file ${e.context.file} should end with ${file}`);
+      assert.equal(e.context.field, field);
+      assert.match(e.message, msg);
+      return true;
+    };
 
   const noCfg = variant('nocfg');
   rmSync(join(noCfg, 'config.json'));
@@ -140,27 +169,53 @@ test('bad model folders fail with ModelFileErrors naming the file and field', as
 
   const noW = variant('noweights');
   rmSync(join(noW, 'model.safetensors'));
-  await assert.rejects(loadHfModel(noW), isErr('noweights', 'model.safetensors', /no weights: expected model\.safetensors or onnx\/model\.onnx/));
+  await assert.rejects(
+    loadHfModel(noW),
+    isErr('noweights', 'model.safetensors', /no weights: expected model\.safetensors or onnx\/model\.onnx/),
+  );
 
   const shapes = variant('shapes');
   const cfg = JSON.parse(readFileSync(join(shapes, 'config.json'), 'utf8')) as Record<string, unknown>;
   writeFileSync(join(shapes, 'config.json'), JSON.stringify({ ...cfg, intermediate_size: 32 }));
-  await assert.rejects(loadHfModel(shapes), isErr('model.safetensors', 'bert.encoder.layer.0.intermediate.dense.weight',
-    /tensor 'bert\.encoder\.layer\.0\.intermediate\.dense\.weight' has shape \[24, 16\] but config\.json implies \[32, 16\] \(hidden_size, intermediate_size\)/));
+  await assert.rejects(
+    loadHfModel(shapes),
+    isErr(
+      'model.safetensors',
+      'bert.encoder.layer.0.intermediate.dense.weight',
+      /tensor 'bert\.encoder\.layer\.0\.intermediate\.dense\.weight' has shape \[24, 16\] but config\.json implies \[32, 16\] \(hidden_size, intermediate_size\)/,
+    ),
+  );
 
   const layers = variant('layers');
   writeFileSync(join(layers, 'config.json'), JSON.stringify({ ...cfg, num_hidden_layers: 3 }));
-  await assert.rejects(loadHfModel(layers), isErr('model.safetensors', 'bert.encoder.layer.2.attention.self.query.weight', /is missing \(config\.json describes 3 layers/));
+  await assert.rejects(
+    loadHfModel(layers),
+    isErr(
+      'model.safetensors',
+      'bert.encoder.layer.2.attention.self.query.weight',
+      /is missing \(config\.json describes 3 layers/,
+    ),
+  );
 
   const arch = variant('arch');
   writeFileSync(join(arch, 'config.json'), JSON.stringify({ ...cfg, model_type: 'llama' }));
-  await assert.rejects(loadHfModel(arch), isErr('config.json', 'model_type', /model_type 'llama' is not supported \(supported: bert\)/));
+  await assert.rejects(
+    loadHfModel(arch),
+    isErr('config.json', 'model_type', /model_type 'llama' is not supported \(supported: bert\)/),
+  );
 
   const tok = variant('tok');
   const tj = JSON.parse(readFileSync(join(tok, 'tokenizer.json'), 'utf8')) as { model: Record<string, unknown> };
   tj.model.type = 'CharLevel';
   writeFileSync(join(tok, 'tokenizer.json'), JSON.stringify(tj));
-  await assert.rejects(loadHfModel(tok), isErr('tokenizer.json', 'model.type', /model\.type 'CharLevel' is not a supported tokenizer model \(supported: WordPiece, BPE, Unigram\)/));
+  await assert.rejects(
+    loadHfModel(tok),
+    isErr(
+      'tokenizer.json',
+      'model.type',
+      /model\.type 'CharLevel' is not a supported tokenizer model \(supported: WordPiece, BPE, Unigram\)/,
+    ),
+  );
 
   const badJson = variant('badjson');
   writeFileSync(join(badJson, 'config.json'), '{"model_type": "bert",');
@@ -170,6 +225,15 @@ test('bad model folders fail with ModelFileErrors naming the file and field', as
   const onnxDir = join(root, 'onnxbad');
   await writeHfFixture(zoo, onnxDir, { safetensors: false });
   writeFileSync(join(onnxDir, 'config.json'), JSON.stringify({ ...cfg, vocab_size: 99 }));
-  await assert.rejects(loadHfModel(onnxDir), isErr('config.json', 'vocab_size', /has shape \[20, 16\] but config\.json says vocab_size 99/));
-  assert.equal(tensorToArray((await readModel(join(onnxDir, 'onnx', 'model.onnx'))).graph.initializers.get('bert.pooler.dense.bias') ?? assert.fail('no pooler bias')).length, 16);
+  await assert.rejects(
+    loadHfModel(onnxDir),
+    isErr('config.json', 'vocab_size', /has shape \[20, 16\] but config\.json says vocab_size 99/),
+  );
+  assert.equal(
+    tensorToArray(
+      (await readModel(join(onnxDir, 'onnx', 'model.onnx'))).graph.initializers.get('bert.pooler.dense.bias') ??
+        assert.fail('no pooler bias'),
+    ).length,
+    16,
+  );
 });

@@ -29,10 +29,17 @@ function fakeHub(repo: string, dir: string, log: string[]): typeof fetch {
     log.push(`${method} ${url.replace(HUB, '')}`);
     if (url === `${HUB}/api/models/${repo}/paths-info/main` && method === 'POST') {
       const { paths } = JSON.parse(String(init?.body)) as { paths: string[] };
-      const out = paths.filter((p) => files.has(p)).map((p) => ({
-        path: p, type: 'file', size: files.get(p)?.byteLength, oid: createHash('sha1').update(files.get(p) as Uint8Array).digest('hex'),
-        lastCommit: { id: commit, title: 'init', date: '2024-01-01T00:00:00Z' },
-      }));
+      const out = paths
+        .filter((p) => files.has(p))
+        .map((p) => ({
+          path: p,
+          type: 'file',
+          size: files.get(p)?.byteLength,
+          oid: createHash('sha1')
+            .update(files.get(p) as Uint8Array)
+            .digest('hex'),
+          lastCommit: { id: commit, title: 'init', date: '2024-01-01T00:00:00Z' },
+        }));
       return Response.json(out);
     }
     const prefix = `${HUB}/${repo}/resolve/main/`;
@@ -41,7 +48,11 @@ function fakeHub(repo: string, dir: string, log: string[]): typeof fetch {
       if (!body) return new Response('missing', { status: 404, headers: { 'X-Error-Code': 'EntryNotFound' } });
       const etag = `"${createHash('sha1').update(body).digest('hex')}"`;
       const range = new Headers(init?.headers).get('Range');
-      if (range === 'bytes=0-0') return new Response(body.slice(0, 1), { status: 206, headers: { 'Content-Range': `bytes 0-0/${body.byteLength}`, ETag: etag } });
+      if (range === 'bytes=0-0')
+        return new Response(body.slice(0, 1), {
+          status: 206,
+          headers: { 'Content-Range': `bytes 0-0/${body.byteLength}`, ETag: etag },
+        });
       return new Response(body, { status: 200, headers: { ETag: etag } });
     }
     return new Response('not found', { status: 404 });
@@ -53,8 +64,15 @@ test('classifyBase tells folders, .onnx files, use-lite and hub ids apart, witho
   assert.deepEqual(await classifyBase('use-lite'), { kind: 'use-lite', target: 'use-lite' });
   assert.deepEqual(await classifyBase(dir), { kind: 'dir', target: dir });
   assert.deepEqual(await classifyBase('prajjwal1/bert-tiny'), { kind: 'hub', target: 'prajjwal1/bert-tiny' });
-  assert.deepEqual(await classifyBase('bert-base-uncased@v1.0'), { kind: 'hub', target: 'bert-base-uncased', revision: 'v1.0' });
-  await assert.rejects(classifyBase(join(dir, 'nope.onnx')), (e: unknown) => e instanceof ModelFileError && /nope\.onnx: file not found/.test(e.message));
+  assert.deepEqual(await classifyBase('bert-base-uncased@v1.0'), {
+    kind: 'hub',
+    target: 'bert-base-uncased',
+    revision: 'v1.0',
+  });
+  await assert.rejects(
+    classifyBase(join(dir, 'nope.onnx')),
+    (e: unknown) => e instanceof ModelFileError && /nope\.onnx: file not found/.test(e.message),
+  );
   await assert.rejects(classifyBase('./missing/folder'), /no such folder or file, and not a hub id/);
   await assert.rejects(classifyBase(' '), ConfigError);
 });
@@ -74,15 +92,23 @@ test('a hub id downloads through @huggingface/hub into the cache, loads, and is 
   const m = await loadBase('acme/tiny-bert', { fetch, hubUrl: HUB, cacheDir });
   assert.equal(m.source.hubId, 'acme/tiny-bert');
   assert.equal(m.source.kind, 'safetensors');
-  assert.ok(log.some((l) => l.startsWith('POST /api/models/acme/tiny-bert/paths-info')), log.join('\n'));
-  assert.ok(log.some((l) => l === 'GET /acme/tiny-bert/resolve/main/model.safetensors'), log.join('\n'));
+  assert.ok(
+    log.some((l) => l.startsWith('POST /api/models/acme/tiny-bert/paths-info')),
+    log.join('\n'),
+  );
+  assert.ok(
+    log.some((l) => l === 'GET /acme/tiny-bert/resolve/main/model.safetensors'),
+    log.join('\n'),
+  );
   const enc = wordPiece().encodeBatch(['the cat sat', 'hello world!']);
   const a = await runModel(zoo, feeds(enc));
   const b = await runModel(m, feeds(enc));
   assert.equal(maxAbsDiff(a.logits.data as Float32Array, b.logits.data as Float32Array), 0);
   // Second resolution: no request at all.
   const before = log.length;
-  const failing = (async () => { throw new TypeError('fetch failed'); }) as typeof fetch;
+  const failing = (async () => {
+    throw new TypeError('fetch failed');
+  }) as typeof fetch;
   await loadBase('acme/tiny-bert', { fetch: failing, hubUrl: HUB, cacheDir });
   assert.equal(log.length, before);
 });
@@ -90,14 +116,22 @@ test('a hub id downloads through @huggingface/hub into the cache, loads, and is 
 test('without network the hub error says so and what to do instead', async () => {
   const cacheDir = await tempDir('offline');
   const offline = (async () => {
-    throw new TypeError('fetch failed', { cause: Object.assign(new Error('getaddrinfo ENOTFOUND hub.test'), { code: 'ENOTFOUND' }) });
+    throw new TypeError('fetch failed', {
+      cause: Object.assign(new Error('getaddrinfo ENOTFOUND hub.test'), { code: 'ENOTFOUND' }),
+    });
   }) as typeof fetch;
-  await assert.rejects(downloadHubModel('acme/tiny-bert', 'main', { fetch: offline, hubUrl: HUB, cacheDir }), (e: unknown) => {
-    assert.ok(e instanceof ModelFileError);
-    assert.match(e.message, /cannot download 'acme\/tiny-bert' from https:\/\/hub\.test: the hub is unreachable \(ENOTFOUND\)/);
-    assert.match(e.message, /pass its path to --base/);
-    return true;
-  });
+  await assert.rejects(
+    downloadHubModel('acme/tiny-bert', 'main', { fetch: offline, hubUrl: HUB, cacheDir }),
+    (e: unknown) => {
+      assert.ok(e instanceof ModelFileError);
+      assert.match(
+        e.message,
+        /cannot download 'acme\/tiny-bert' from https:\/\/hub\.test: the hub is unreachable \(ENOTFOUND\)/,
+      );
+      assert.match(e.message, /pass its path to --base/);
+      return true;
+    },
+  );
 });
 
 test('a hub repository without weights or unknown to the hub is a clear error', async () => {
@@ -106,6 +140,12 @@ test('a hub repository without weights or unknown to the hub is a clear error', 
   const { writeFileSync } = await import('node:fs');
   writeFileSync(join(src, 'config.json'), JSON.stringify({ model_type: 'bert' }));
   const fetch = fakeHub('acme/empty', src, []);
-  await assert.rejects(loadBase('acme/empty', { fetch, hubUrl: HUB, cacheDir }), /hub model 'acme\/empty' has neither model.safetensors nor onnx\/model.onnx/);
-  await assert.rejects(loadBase('acme/other', { fetch, hubUrl: HUB, cacheDir }), /hub model 'acme\/other' was not found/);
+  await assert.rejects(
+    loadBase('acme/empty', { fetch, hubUrl: HUB, cacheDir }),
+    /hub model 'acme\/empty' has neither model.safetensors nor onnx\/model.onnx/,
+  );
+  await assert.rejects(
+    loadBase('acme/other', { fetch, hubUrl: HUB, cacheDir }),
+    /hub model 'acme\/other' was not found/,
+  );
 });

@@ -56,9 +56,27 @@ test('BPE: merges in priority order, <s> ... </s>, pad id from the config', () =
 
 test('Unigram tokenizers load through the same class', () => {
   const json = {
-    normalizer: null, pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-    post_processor: null, decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true }, added_tokens: [],
-    model: { type: 'Unigram', unk_id: 0, vocab: [['<unk>', 0], ['▁', -2], ['▁hello', -1], ['▁wor', -3], ['ld', -3], ['w', -5], ['o', -5], ['r', -5], ['l', -5], ['d', -5]] },
+    normalizer: null,
+    pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
+    post_processor: null,
+    decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
+    added_tokens: [],
+    model: {
+      type: 'Unigram',
+      unk_id: 0,
+      vocab: [
+        ['<unk>', 0],
+        ['▁', -2],
+        ['▁hello', -1],
+        ['▁wor', -3],
+        ['ld', -3],
+        ['w', -5],
+        ['o', -5],
+        ['r', -5],
+        ['l', -5],
+        ['d', -5],
+      ],
+    },
   };
   const t = TextTokenizer.fromJSON(json);
   assert.equal(t.kind, 'Unigram');
@@ -66,7 +84,13 @@ test('Unigram tokenizers load through the same class', () => {
 });
 
 test('an unknown tokenizer model type is a ModelFileError naming file and field', () => {
-  assert.throws(() => TextTokenizer.fromJSON({ model: { type: 'WordLevel', vocab: {} } }, {}, 'm/tokenizer.json'), (e: unknown) =>
-    e instanceof ModelFileError && e.context.field === 'model.type' && e.message === "m/tokenizer.json: model.type 'WordLevel' is not a supported tokenizer model (supported: WordPiece, BPE, Unigram)");
+  assert.throws(
+    () => TextTokenizer.fromJSON({ model: { type: 'WordLevel', vocab: {} } }, {}, 'm/tokenizer.json'),
+    (e: unknown) =>
+      e instanceof ModelFileError &&
+      e.context.field === 'model.type' &&
+      e.message ===
+        "m/tokenizer.json: model.type 'WordLevel' is not a supported tokenizer model (supported: WordPiece, BPE, Unigram)",
+  );
   assert.throws(() => TextTokenizer.fromJSON({ version: '1.0' }, {}, 'm/tokenizer.json'), /field 'model' is missing/);
 });

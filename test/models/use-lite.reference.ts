@@ -12,7 +12,9 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
-export interface ReferenceTokenizer { encode(text: string): number[] }
+export interface ReferenceTokenizer {
+  encode(text: string): number[];
+}
 
 /** The package's tokenizer class (lib/stringToChars.ts, lib/trie.ts, lib/tokenizer.ts of @energetic-ai/embeddings). */
 export function referenceTokenizer(vocab: unknown): ReferenceTokenizer {
@@ -20,7 +22,10 @@ export function referenceTokenizer(vocab: unknown): ReferenceTokenizer {
   const file = require.resolve('@energetic-ai/embeddings');
   const src = readFileSync(file, 'utf8');
   const m = /\/\/ lib\/stringToChars\.ts[\s\S]*?(?=\/\/ lib\/index\.ts)/.exec(src);
-  if (!m) throw new Error(`${file}: cannot find the tokenizer sources (lib/stringToChars.ts .. lib/tokenizer.ts) in the bundle`);
+  if (!m)
+    throw new Error(
+      `${file}: cannot find the tokenizer sources (lib/stringToChars.ts .. lib/tokenizer.ts) in the bundle`,
+    );
   const Tokenizer = new Function(`${m[0]}\nreturn Tokenizer;`)() as new (v: unknown) => ReferenceTokenizer;
   return new Tokenizer(vocab);
 }
@@ -33,7 +38,10 @@ export async function useTfBackend(name = 'wasm'): Promise<void> {
 
 /** Loads model.json + shards from the package folder into a TF.js GraphModel. */
 export async function loadTfModel(dir: string): Promise<tf.GraphModel> {
-  const mj = JSON.parse(readFileSync(path.join(dir, 'model.json'), 'utf8')) as { modelTopology: object; weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[] };
+  const mj = JSON.parse(readFileSync(path.join(dir, 'model.json'), 'utf8')) as {
+    modelTopology: object;
+    weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  };
   const specs = mj.weightsManifest.flatMap((g) => g.weights);
   const data = Buffer.concat(mj.weightsManifest.flatMap((g) => g.paths.map((p) => readFileSync(path.join(dir, p)))));
   const ab = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
@@ -44,7 +52,10 @@ export async function loadTfModel(dir: string): Promise<tf.GraphModel> {
 export async function tfEmbed(model: tf.GraphModel, encodings: number[][]): Promise<number[][]> {
   const indices: number[][] = [];
   encodings.forEach((e, i) => e.forEach((_, j) => indices.push([i, j])));
-  const inputs = { indices: tf.tensor2d(indices, [indices.length, 2], 'int32'), values: tf.tensor1d(encodings.flat(), 'int32') };
+  const inputs = {
+    indices: tf.tensor2d(indices, [indices.length, 2], 'int32'),
+    values: tf.tensor1d(encodings.flat(), 'int32'),
+  };
   try {
     const out = (await model.executeAsync(inputs)) as tf.Tensor;
     const rows = (await out.array()) as number[][];

@@ -5,7 +5,18 @@
  * TF.js runs on its wasm backend: the pure-JS cpu backend needs ~80 s for 64 sentences on this machine.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,7 +25,15 @@ import { ModelFileError } from '../../src/errors.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { cloneGraph, modelFromGraph, type Graph } from '../../src/onnx/ir.ts';
 import { tensorFromArray, tensorToArray } from '../../src/onnx/tensor.ts';
-import { loadUseLite, locateUseLitePackage, readTfGraphModel, readVocab, useLiteCacheDir, type LoadedUseLite, type VocabEntry } from '../../src/models/use/index.ts';
+import {
+  loadUseLite,
+  locateUseLitePackage,
+  readTfGraphModel,
+  readVocab,
+  useLiteCacheDir,
+  type LoadedUseLite,
+  type VocabEntry,
+} from '../../src/models/use/index.ts';
 import { Session, ort } from '../../src/runtime/session.ts';
 import { loadTfModel, referenceTokenizer, tfEmbed, useTfBackend } from './use-lite.reference.ts';
 import { clincPath } from '../clinc150.ts';
@@ -137,24 +156,38 @@ describe('USE-lite', () => {
       assert.deepEqual(got, expected, `tokens of ${JSON.stringify(s)}`);
     }
     // A wider sample: the only known difference is tie-breaking between equal-score paths (see tokenizer.ts).
-    const lines = readFileSync(clincPath('validation.csv'), 'utf8').split('\n').slice(1, 1501).map((l) => l.replace(/,[a-z_]+\r?$/, '').replace(/^"|"$/g, ''));
+    const lines = readFileSync(clincPath('validation.csv'), 'utf8')
+      .split('\n')
+      .slice(1, 1501)
+      .map((l) => l.replace(/,[a-z_]+\r?$/, '').replace(/^"|"$/g, ''));
     const diff = lines.filter((s) => ref.encode(s).join() !== loaded.tokenizer.encode(s).ids.join());
-    assert.ok(diff.length <= 1, `tokenizations differ on ${diff.length} of ${lines.length}: ${diff.slice(0, 3).join(' | ')}`);
+    assert.ok(
+      diff.length <= 1,
+      `tokenizations differ on ${diff.length} of ${lines.length}: ${diff.slice(0, 3).join(' | ')}`,
+    );
   });
 
   test('a hand-checked tokenization: the best-scoring segmentation, by exhaustive search', () => {
     const ids = loaded.tokenizer.encode('hello world').ids;
-    assert.deepEqual(ids.map((i) => vocab[i][0]), ['▁hell', 'o', '▁world']);
+    assert.deepEqual(
+      ids.map((i) => vocab[i][0]),
+      ['▁hell', 'o', '▁world'],
+    );
     assert.deepEqual(ids, [2002, 102, 311]);
     // Every segmentation of '▁hello▁world' into vocabulary pieces (ids >= 6), scored independently.
     const text = '▁hello▁world';
     const score = new Map<string, number>();
-    vocab.forEach(([piece, sc], i) => { if (i >= 6) score.set(piece, sc); });
+    vocab.forEach(([piece, sc], i) => {
+      if (i >= 6) score.set(piece, sc);
+    });
     let best = -Infinity;
     let bestSeg: string[] = [];
     const walk = (pos: number, acc: number, seg: string[]): void => {
       if (pos === text.length) {
-        if (acc > best) { best = acc; bestSeg = [...seg]; }
+        if (acc > best) {
+          best = acc;
+          bestSeg = [...seg];
+        }
         return;
       }
       for (let end = pos + 1; end <= text.length; end++) {
@@ -194,7 +227,11 @@ describe('USE-lite', () => {
 
   test('padding does not change an embedding', async () => {
     const alone = await tailorEmbed(session, loaded, ['play some jazz music']);
-    const padded = await tailorEmbed(session, loaded, ['play some jazz music', SENTENCES[4], SENTENCES[SENTENCES.length - 2]]);
+    const padded = await tailorEmbed(session, loaded, [
+      'play some jazz music',
+      SENTENCES[4],
+      SENTENCES[SENTENCES.length - 2],
+    ]);
     for (let j = 0; j < 512; j++) assert.ok(Math.abs(alone[0][j] - padded[0][j]) < 1e-5, `dim ${j}`);
     assert.ok(cosine(padded[0], padded[1]) < 0.99);
   });
@@ -217,12 +254,33 @@ describe('USE-lite', () => {
     // Every TF weight tensor of the encoder lands in some parameter: count elements.
     const tfm = readTfGraphModel(pkg.dir);
     let tfFloats = 0;
-    for (const w of tfm.weights.values()) if (w.dtype === 'float32' && w.data.length > 1 && !w.name.includes('TimingSignal')) tfFloats += w.data.length;
+    for (const w of tfm.weights.values())
+      if (w.dtype === 'float32' && w.data.length > 1 && !w.name.includes('TimingSignal')) tfFloats += w.data.length;
     let ours = 0;
     for (const param of p.values()) if (param.role !== 'buffer') ours += param.shape.reduce((a, b) => a * b, 1);
     assert.equal(ours, tfFloats);
-    const differentiable = new Set(['Gather', 'Shape', 'Slice', 'Add', 'Sub', 'Mul', 'Div', 'Cast', 'Unsqueeze', 'LayerNormalization', 'MatMul', 'Reshape',
-      'Transpose', 'Softmax', 'Relu', 'ReduceSum', 'Max', 'Tanh', 'Sqrt', 'Identity']);
+    const differentiable = new Set([
+      'Gather',
+      'Shape',
+      'Slice',
+      'Add',
+      'Sub',
+      'Mul',
+      'Div',
+      'Cast',
+      'Unsqueeze',
+      'LayerNormalization',
+      'MatMul',
+      'Reshape',
+      'Transpose',
+      'Softmax',
+      'Relu',
+      'ReduceSum',
+      'Max',
+      'Tanh',
+      'Sqrt',
+      'Identity',
+    ]);
     const ops = new Set(loaded.model.graph.nodes.map((n) => n.opType));
     for (const op of ops) assert.ok(differentiable.has(op), `op ${op} is outside the differentiable set`);
     assert.equal(loaded.onnx.opsetImports.find((o) => o.domain === '')?.version, 17);
@@ -243,7 +301,10 @@ describe('USE-lite', () => {
     assert.equal(wrt.length, loaded.model.params.size - 1, 'all but the timing signal');
     const { graph: gg, gradients } = buildGradientGraph(graph, { loss, wrt });
     const enc = loaded.tokenizer.encodeBatch(['tell me a joke about computers', 'is my credit card frozen?']);
-    const feeds = { input_ids: new ort.Tensor('int64', enc.inputIds, [enc.batch, enc.seq]), attention_mask: new ort.Tensor('int64', enc.attentionMask, [enc.batch, enc.seq]) };
+    const feeds = {
+      input_ids: new ort.Tensor('int64', enc.inputIds, [enc.batch, enc.seq]),
+      attention_mask: new ort.Tensor('int64', enc.attentionMask, [enc.batch, enc.seq]),
+    };
     const gs = await Session.create(modelFromGraph(gg), { intraOpThreads: 2 });
     const out = await gs.run(feeds);
     await gs.release();
@@ -257,14 +318,23 @@ describe('USE-lite', () => {
       await s.release();
       return v;
     };
-    for (const name of ['encoder.layer.0.attention.self.query.weight', 'encoder.layer.1.intermediate.dense.weight', 'pooler.dense.weight']) {
+    for (const name of [
+      'encoder.layer.0.attention.self.query.weight',
+      'encoder.layer.1.intermediate.dense.weight',
+      'pooler.dense.weight',
+    ]) {
       const grad = out[gradients.get(name)!].data as Float32Array;
       let at = 0;
-      grad.forEach((v, i) => { if (Math.abs(v) > Math.abs(grad[at])) at = i; });
+      grad.forEach((v, i) => {
+        if (Math.abs(v) > Math.abs(grad[at])) at = i;
+      });
       // float32 forward: a step large enough that the loss change dwarfs its rounding (~1e-7 relative).
       const h = 1e-2;
       const fd = ((await lossAt(name, at, h)) - (await lossAt(name, at, -h))) / (2 * h);
-      assert.ok(Math.abs(fd - grad[at]) <= 0.05 * Math.abs(grad[at]), `${name}[${at}]: autodiff ${grad[at]}, finite difference ${fd}`);
+      assert.ok(
+        Math.abs(fd - grad[at]) <= 0.05 * Math.abs(grad[at]),
+        `${name}[${at}]: autodiff ${grad[at]}, finite difference ${fd}`,
+      );
     }
   });
 
@@ -299,7 +369,11 @@ describe('USE-lite', () => {
 
     test('missing vocab.json', async () => {
       const dir = brokenPackage('novocab', (d) => rmSync(path.join(d, 'vocab.json')));
-      await assert.rejects(loadUseLite(opts(dir)), (e: Error) => e instanceof ModelFileError && e.message === `USE-lite model file ${path.join(dir, 'vocab.json')} is missing`);
+      await assert.rejects(
+        loadUseLite(opts(dir)),
+        (e: Error) =>
+          e instanceof ModelFileError && e.message === `USE-lite model file ${path.join(dir, 'vocab.json')} is missing`,
+      );
     });
 
     test('truncated weight shard', async () => {
@@ -308,12 +382,23 @@ describe('USE-lite', () => {
         rmSync(f);
         writeFileSync(f, readFileSync(path.join(pkg.dir, 'group1-shard7of7')).subarray(0, 1000));
       });
-      await assert.rejects(loadUseLite(opts(dir)), (e: Error) => e instanceof ModelFileError && e.message.includes(path.join(dir, 'group1-shard7of7')) && e.message.includes('truncated'));
+      await assert.rejects(
+        loadUseLite(opts(dir)),
+        (e: Error) =>
+          e instanceof ModelFileError &&
+          e.message.includes(path.join(dir, 'group1-shard7of7')) &&
+          e.message.includes('truncated'),
+      );
     });
 
     test('model.json that is not JSON', async () => {
       const dir = brokenPackage('json', (d) => writeFileSync(path.join(d, 'model.json'), '{"modelTopology": '));
-      await assert.rejects(loadUseLite(opts(dir)), (e: Error) => e instanceof ModelFileError && e.message.startsWith(`USE-lite model file ${path.join(dir, 'model.json')} is not valid JSON`));
+      await assert.rejects(
+        loadUseLite(opts(dir)),
+        (e: Error) =>
+          e instanceof ModelFileError &&
+          e.message.startsWith(`USE-lite model file ${path.join(dir, 'model.json')} is not valid JSON`),
+      );
     });
 
     test('a malformed vocab.json entry', async () => {
@@ -323,7 +408,12 @@ describe('USE-lite', () => {
         v[42] = [7, -1];
         writeFileSync(f, JSON.stringify(v));
       });
-      await assert.rejects(loadUseLite(opts(dir)), (e: Error) => e instanceof ModelFileError && e.message === `${path.join(dir, 'vocab.json')}: entry 42 is [7,-1]; expected [piece, score]`);
+      await assert.rejects(
+        loadUseLite(opts(dir)),
+        (e: Error) =>
+          e instanceof ModelFileError &&
+          e.message === `${path.join(dir, 'vocab.json')}: entry 42 is [7,-1]; expected [piece, score]`,
+      );
     });
 
     test('a weight missing from model.json', async () => {
@@ -331,10 +421,18 @@ describe('USE-lite', () => {
         const f = path.join(d, 'model.json');
         const m = JSON.parse(readFileSync(f, 'utf8')) as { weightsManifest: { weights: { name: string }[] }[] };
         // Rename (not drop) so that the shard bytes still line up.
-        for (const g of m.weightsManifest) for (const w of g.weights) if (w.name === 'module/Encoder_en/hidden_layers/tanh_layer_0/weights') w.name = 'renamed';
+        for (const g of m.weightsManifest)
+          for (const w of g.weights)
+            if (w.name === 'module/Encoder_en/hidden_layers/tanh_layer_0/weights') w.name = 'renamed';
         writeFileSync(f, JSON.stringify(m));
       });
-      await assert.rejects(loadUseLite(opts(dir)), (e: Error) => e instanceof ModelFileError && e.message === `${path.join(dir, 'model.json')}: weight 'module/Encoder_en/hidden_layers/tanh_layer_0/weights' is missing`);
+      await assert.rejects(
+        loadUseLite(opts(dir)),
+        (e: Error) =>
+          e instanceof ModelFileError &&
+          e.message ===
+            `${path.join(dir, 'model.json')}: weight 'module/Encoder_en/hidden_layers/tanh_layer_0/weights' is missing`,
+      );
       assert.ok(!existsSync(path.join(dir, '..', 'out')), 'nothing written on failure');
     });
   });

@@ -69,7 +69,12 @@ interface BlockParams {
 }
 
 /** Post-LN BERT layer: self-attention with an additive padding mask, residual + LayerNorm, GELU FFN, residual + LayerNorm. */
-function buildBlock(b: GraphBuilder, p: BlockParams, d: number, heads: number): { x: string; mask: string; out: string } {
+function buildBlock(
+  b: GraphBuilder,
+  p: BlockParams,
+  d: number,
+  heads: number,
+): { x: string; mask: string; out: string } {
   const dh = d / heads;
   const param = (n: string): string => b.initializer(n, 'float32', p[n].data, p[n].dims);
   const x = b.input('hidden', 'float32', ['batch', 'seq', d]);
@@ -77,8 +82,13 @@ function buildBlock(b: GraphBuilder, p: BlockParams, d: number, heads: number): 
   const out = b.scope('encoder.layer.0', () => {
     const attnOut = b.scope('attention', () => {
       const ctx = b.scope('self', () => {
-        const proj = (name: string, perm: number[]): string => b.scope(name, () =>
-          b.transpose(b.reshape(b.linear(x, param(`${name}.weight`), param(`${name}.bias`)), [0, 0, heads, dh]), perm));
+        const proj = (name: string, perm: number[]): string =>
+          b.scope(name, () =>
+            b.transpose(
+              b.reshape(b.linear(x, param(`${name}.weight`), param(`${name}.bias`)), [0, 0, heads, dh]),
+              perm,
+            ),
+          );
         const q = proj('query', [0, 2, 1, 3]);
         const kT = proj('key', [0, 2, 3, 1]);
         const v = proj('value', [0, 2, 1, 3]);
@@ -93,10 +103,14 @@ function buildBlock(b: GraphBuilder, p: BlockParams, d: number, heads: number): 
         return b.scope('LayerNorm', () => b.layerNorm(b.add(o, x), param('ln1.weight'), param('ln1.bias'), -1, 1e-12));
       });
     });
-    const inter = b.scope('intermediate', () => b.gelu(b.linear(attnOut, param('ffn_in.weight'), param('ffn_in.bias'))));
+    const inter = b.scope('intermediate', () =>
+      b.gelu(b.linear(attnOut, param('ffn_in.weight'), param('ffn_in.bias'))),
+    );
     return b.scope('output', () => {
       const o = b.scope('dense', () => b.linear(inter, param('ffn_out.weight'), param('ffn_out.bias')));
-      return b.scope('LayerNorm', () => b.layerNorm(b.add(o, attnOut), param('ln2.weight'), param('ln2.bias'), -1, 1e-12));
+      return b.scope('LayerNorm', () =>
+        b.layerNorm(b.add(o, attnOut), param('ln2.weight'), param('ln2.bias'), -1, 1e-12),
+      );
     });
   });
   b.output(out);
@@ -111,7 +125,16 @@ function layerNormRows(rows: Mat, g: Float32Array, beta: Float32Array, eps: numb
   });
 }
 
-function referenceBlock(p: BlockParams, xs: Float32Array, maskv: number[], batch: number, seq: number, d: number, heads: number, ffn: number): number[] {
+function referenceBlock(
+  p: BlockParams,
+  xs: Float32Array,
+  maskv: number[],
+  batch: number,
+  seq: number,
+  d: number,
+  heads: number,
+  ffn: number,
+): number[] {
   const dh = d / heads;
   const out: number[] = [];
   for (let bi = 0; bi < batch; bi++) {
@@ -131,14 +154,27 @@ function referenceBlock(p: BlockParams, xs: Float32Array, maskv: number[], batch
         const m = Math.max(...s);
         const e = s.map((z) => Math.exp(z - m));
         const tot = e.reduce((a, z) => a + z, 0);
-        for (let j = 0; j < seq; j++) for (let c = 0; c < dh; c++) ctx[i][h * dh + c] += (e[j] / tot) * v[j][h * dh + c];
+        for (let j = 0; j < seq; j++)
+          for (let c = 0; c < dh; c++) ctx[i][h * dh + c] += (e[j] / tot) * v[j][h * dh + c];
       }
     }
     const ao = matmul(ctx, p['attn_out.weight'].data, d, d, p['attn_out.bias'].data);
-    const h1 = layerNormRows(ao.map((r, i) => r.map((z, c) => z + x[i][c])), p['ln1.weight'].data, p['ln1.bias'].data, 1e-12);
-    const inter = matmul(h1, p['ffn_in.weight'].data, d, ffn, p['ffn_in.bias'].data).map((r) => r.map((z) => 0.5 * z * (1 + erf(z / Math.SQRT2))));
+    const h1 = layerNormRows(
+      ao.map((r, i) => r.map((z, c) => z + x[i][c])),
+      p['ln1.weight'].data,
+      p['ln1.bias'].data,
+      1e-12,
+    );
+    const inter = matmul(h1, p['ffn_in.weight'].data, d, ffn, p['ffn_in.bias'].data).map((r) =>
+      r.map((z) => 0.5 * z * (1 + erf(z / Math.SQRT2))),
+    );
     const fo = matmul(inter, p['ffn_out.weight'].data, ffn, d, p['ffn_out.bias'].data);
-    const h2 = layerNormRows(fo.map((r, i) => r.map((z, c) => z + h1[i][c])), p['ln2.weight'].data, p['ln2.bias'].data, 1e-12);
+    const h2 = layerNormRows(
+      fo.map((r, i) => r.map((z, c) => z + h1[i][c])),
+      p['ln2.weight'].data,
+      p['ln2.bias'].data,
+      1e-12,
+    );
     out.push(...h2.flat());
   }
   return out;
@@ -148,7 +184,10 @@ test('one-layer transformer block (masked multi-head attention, residual + Layer
   const [batch, seq, d, heads, ffn] = [2, 5, 8, 2, 16];
   const rnd = seeded(42);
   const p: BlockParams = {};
-  const mat = (name: string, i: number, o: number): void => { p[`${name}.weight`] = { data: randArray(i * o, rnd, 0.5), dims: [i, o] }; p[`${name}.bias`] = { data: randArray(o, rnd, 0.1), dims: [o] }; };
+  const mat = (name: string, i: number, o: number): void => {
+    p[`${name}.weight`] = { data: randArray(i * o, rnd, 0.5), dims: [i, o] };
+    p[`${name}.bias`] = { data: randArray(o, rnd, 0.1), dims: [o] };
+  };
   mat('query', d, d);
   mat('key', d, d);
   mat('value', d, d);
@@ -169,11 +208,23 @@ test('one-layer transformer block (masked multi-head attention, residual + Layer
 
   const xs = randArray(batch * seq * d, rnd, 1.5);
   const maskv = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]; // second sequence has two padding positions
-  const res = await runBuilt(b, { [x]: new ort.Tensor('float32', xs, [batch, seq, d]), [mask]: new ort.Tensor('float32', Float32Array.from(maskv), [batch, seq]) });
+  const res = await runBuilt(b, {
+    [x]: new ort.Tensor('float32', xs, [batch, seq, d]),
+    [mask]: new ort.Tensor('float32', Float32Array.from(maskv), [batch, seq]),
+  });
   assert.deepEqual(res[out].dims, [batch, seq, d]);
   const ref = referenceBlock(p, xs, maskv, batch, seq, d, heads, ffn);
   assertClose(res[out].data, ref, 2e-5, 'transformer block');
   // the mask matters: without it the padded sequence's outputs change
-  const unmasked = referenceBlock(p, xs, maskv.map(() => 1), batch, seq, d, heads, ffn);
+  const unmasked = referenceBlock(
+    p,
+    xs,
+    maskv.map(() => 1),
+    batch,
+    seq,
+    d,
+    heads,
+    ffn,
+  );
   assert.ok(Math.abs(unmasked[seq * d] - ref[seq * d]) > 1e-3);
 });

@@ -5,13 +5,17 @@ import { inferShapes } from '../../src/onnx/shapes/index.ts';
 import { Session, ort } from '../../src/runtime/session.ts';
 
 /** Infers output types, runs the graph once in ORT and returns each output as plain numbers. */
-export async function runBuilt(b: GraphBuilder, feeds: Record<string, ort.Tensor>): Promise<Record<string, { dims: number[]; data: number[] }>> {
+export async function runBuilt(
+  b: GraphBuilder,
+  feeds: Record<string, ort.Tensor>,
+): Promise<Record<string, { dims: number[]; data: number[] }>> {
   const g = inferShapes(b.graph);
   const session = await Session.create(modelFromGraph(g), { intraOpThreads: 1, label: b.graph.name });
   try {
     const res = await session.run(feeds);
     const out: Record<string, { dims: number[]; data: number[] }> = {};
-    for (const [k, v] of Object.entries(res)) out[k] = { dims: [...v.dims], data: Array.from(v.data as ArrayLike<number | bigint>, Number) };
+    for (const [k, v] of Object.entries(res))
+      out[k] = { dims: [...v.dims], data: Array.from(v.data as ArrayLike<number | bigint>, Number) };
     return out;
   } finally {
     await session.release();
@@ -23,7 +27,7 @@ export function seeded(seed: number): (scale?: number) => number {
   let s = seed >>> 0;
   return (scale = 1) => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 32 * 2 - 1) * scale;
+    return ((s / 2 ** 32) * 2 - 1) * scale;
   };
 }
 
@@ -38,16 +42,16 @@ export function erf(x: number): number {
     let term = ax;
     let sum = ax;
     for (let n = 1; n < 200; n++) {
-      term *= -ax * ax / n;
+      term *= (-ax * ax) / n;
       const add = term / (2 * n + 1);
       sum += add;
       if (Math.abs(add) < 1e-17) break;
     }
-    return Math.sign(x) * sum * 2 / Math.sqrt(Math.PI);
+    return (Math.sign(x) * sum * 2) / Math.sqrt(Math.PI);
   }
   // erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...))))
   let f = ax;
-  for (let k = 60; k >= 1; k--) f = ax + (k / 2) / f;
+  for (let k = 60; k >= 1; k--) f = ax + k / 2 / f;
   return Math.sign(x) * (1 - Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f);
 }
 
@@ -55,6 +59,7 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   if (actual.length !== expected.length) throw new Error(`${what}: length ${actual.length} vs ${expected.length}`);
   for (let i = 0; i < actual.length; i++) {
     const d = Math.abs(actual[i] - expected[i]);
-    if (!(d <= tol * (1 + Math.abs(expected[i])))) throw new Error(`${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (|diff| ${d} > ${tol})`);
+    if (!(d <= tol * (1 + Math.abs(expected[i]))))
+      throw new Error(`${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (|diff| ${d} > ${tol})`);
   }
 }

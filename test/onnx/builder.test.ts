@@ -47,12 +47,27 @@ test('slice, split, clip, where, expand, concat', async () => {
   assert.deepEqual(res[sl].data, [at(1, 3), at(1, 1), at(2, 3), at(2, 1)]);
   assert.deepEqual(res[p0].data, [at(0, 0), at(1, 0), at(2, 0)]);
   assert.deepEqual(res[p1].dims, [3, 3]);
-  assert.deepEqual(res[cl].data, xs.map((v) => Math.min(2, Math.max(-1, v))));
-  assert.deepEqual(res[clMin].data, xs.map((v) => Math.max(0, v)));
-  assert.deepEqual(res[wh].data, xs.map((v) => (v > 0 ? v : -9)));
+  assert.deepEqual(
+    res[cl].data,
+    xs.map((v) => Math.min(2, Math.max(-1, v))),
+  );
+  assert.deepEqual(
+    res[clMin].data,
+    xs.map((v) => Math.max(0, v)),
+  );
+  assert.deepEqual(
+    res[wh].data,
+    xs.map((v) => (v > 0 ? v : -9)),
+  );
   const rowSums = [0, 1, 2].map((r) => at(r, 0) + at(r, 1) + at(r, 2) + at(r, 3));
-  assert.deepEqual(res[ex].data, rowSums.flatMap((s) => [s, s]));
-  assert.deepEqual(res[cc].data, [0, 1, 2].flatMap((r) => [at(r, 1), at(r, 2), at(r, 3), at(r, 0)]));
+  assert.deepEqual(
+    res[ex].data,
+    rowSums.flatMap((s) => [s, s]),
+  );
+  assert.deepEqual(
+    res[cc].data,
+    [0, 1, 2].flatMap((r) => [at(r, 1), at(r, 2), at(r, 3), at(r, 0)]),
+  );
 });
 
 test('dropout: inference mode is the identity; training mode zeroes by the mask and rescales', async () => {
@@ -83,9 +98,21 @@ test('linear, fusedMatMul, einsum and gemm agree with a JS matmul', async () => 
   for (const o of [lin, fm, es, gm]) b.output(o);
   const xs = [1, -1, 2, 0.5, 3, -2];
   const res = await runBuilt(b, { x: f32(xs, [2, 3]) });
-  const mm = [0, 1].flatMap((i) => [0, 1].map((j) => [0, 1, 2].reduce((s, k) => s + xs[i * 3 + k] * [1, 2, 3, 4, 5, 6][k * 2 + j], 0)));
-  assertClose(res[lin].data, mm.map((v, i) => v + [10, 20][i % 2]), 1e-6, 'linear');
-  assertClose(res[fm].data, mm.map((v) => 2 * v), 1e-6, 'fusedMatMul');
+  const mm = [0, 1].flatMap((i) =>
+    [0, 1].map((j) => [0, 1, 2].reduce((s, k) => s + xs[i * 3 + k] * [1, 2, 3, 4, 5, 6][k * 2 + j], 0)),
+  );
+  assertClose(
+    res[lin].data,
+    mm.map((v, i) => v + [10, 20][i % 2]),
+    1e-6,
+    'linear',
+  );
+  assertClose(
+    res[fm].data,
+    mm.map((v) => 2 * v),
+    1e-6,
+    'fusedMatMul',
+  );
   assertClose(res[es].data, mm, 1e-6, 'einsum');
   assertClose(res[gm].data, res[lin].data, 1e-6, 'gemm');
   assert.equal(b.graph.nodes.find((n) => n.opType === 'FusedMatMul')?.domain, 'com.microsoft');
@@ -105,14 +132,20 @@ test('conv with padding and stride, maxPool with indices, layerNorm statistics',
   const res = await runBuilt(b, { x: f32(xs, [1, 1, 4, 4]), h: f32(hs, [2, 3]) });
   const px = (r: number, col: number): number => (r < 0 || col < 0 || r > 3 || col > 3 ? 0 : xs[r * 4 + col]);
   const convRef: number[] = [];
-  for (let oy = 0; oy < 2; oy++) for (let ox = 0; ox < 2; ox++) convRef.push(px(oy * 2 - 1, ox * 2 - 1) - px(oy * 2, ox * 2));
+  for (let oy = 0; oy < 2; oy++)
+    for (let ox = 0; ox < 2; ox++) convRef.push(px(oy * 2 - 1, ox * 2 - 1) - px(oy * 2, ox * 2));
   assert.deepEqual(res[c].dims, [1, 1, 2, 2]);
   assert.deepEqual(res[c].data, convRef);
   const poolRef: number[] = [];
   const idxRef: number[] = [];
   for (let oy = 0; oy < 2; oy++) {
     for (let ox = 0; ox < 2; ox++) {
-      const cand = [[0, 0], [0, 1], [1, 0], [1, 1]].map(([dy, dx]) => (oy * 2 + dy) * 4 + ox * 2 + dx);
+      const cand = [
+        [0, 0],
+        [0, 1],
+        [1, 0],
+        [1, 1],
+      ].map(([dy, dx]) => (oy * 2 + dy) * 4 + ox * 2 + dx);
       const best = cand.reduce((a, k) => (xs[k] > xs[a] ? k : a), cand[0]);
       poolRef.push(xs[best]);
       idxRef.push(best);
@@ -126,7 +159,12 @@ test('conv with padding and stride, maxPool with indices, layerNorm statistics',
     const invStd = 1 / Math.sqrt(row.reduce((a, v) => a + (v - m) ** 2, 0) / 3 + 1e-5);
     assertClose([res[mean].data[r]], [m], 1e-6, 'mean');
     assertClose([res[inv].data[r]], [invStd], 1e-5, 'invStd');
-    assertClose(res[ln].data.slice(r * 3, r * 3 + 3), row.map((v) => (v - m) * invStd), 1e-5, 'layerNorm');
+    assertClose(
+      res[ln].data.slice(r * 3, r * 3 + 3),
+      row.map((v) => (v - m) * invStd),
+      1e-5,
+      'layerNorm',
+    );
   }
   assert.deepEqual(res[mean].dims, [2, 1]);
 });
@@ -140,7 +178,10 @@ test('softmaxCrossEntropy returns the mean loss and log-probabilities', async ()
   b.output(logp);
   const scores = [1, 2, 3, 0, -1, 0.5];
   const labels = [2, 1];
-  const res = await runBuilt(b, { s: f32(scores, [2, 3]), y: new ort.Tensor('int64', BigInt64Array.from([2n, 1n]), [2]) });
+  const res = await runBuilt(b, {
+    s: f32(scores, [2, 3]),
+    y: new ort.Tensor('int64', BigInt64Array.from([2n, 1n]), [2]),
+  });
   const lp = [0, 1].flatMap((r) => {
     const row = scores.slice(r * 3, r * 3 + 3);
     const lse = Math.log(row.reduce((a, v) => a + Math.exp(v), 0));

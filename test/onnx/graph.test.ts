@@ -4,8 +4,17 @@ import { GraphError } from '../../src/errors.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { modelFromGraph, type Graph, type Node } from '../../src/onnx/ir.ts';
 import {
-  consumerMap, extractSubgraph, nameAllocator, producerMap, pruneDead, renameValue, topoOrder, topoSort, typeOf,
-  uniqueName, validateModel,
+  consumerMap,
+  extractSubgraph,
+  nameAllocator,
+  producerMap,
+  pruneDead,
+  renameValue,
+  topoOrder,
+  topoSort,
+  typeOf,
+  uniqueName,
+  validateModel,
 } from '../../src/onnx/graph.ts';
 import { isKnownOp } from '../../src/onnx/known-ops.ts';
 import { Session, ort } from '../../src/runtime/session.ts';
@@ -58,12 +67,15 @@ describe('topological order', () => {
     b.node('Neg', ['p1'], {}, { outputs: ['p2'], name: 'n2' });
     b.node('Abs', ['p2'], {}, { outputs: ['p3'], name: 'n3' });
     b.output('p3');
-    assert.throws(() => topoSort(b.graph), (e: unknown) => {
-      assert.ok(e instanceof GraphError);
-      assert.equal(e.message, "graph 'loop' has a cycle: n1 -> n2 -> n3 -> n1");
-      assert.deepEqual(e.context.details, { cycle: ['n1', 'n2', 'n3'] });
-      return true;
-    });
+    assert.throws(
+      () => topoSort(b.graph),
+      (e: unknown) => {
+        assert.ok(e instanceof GraphError);
+        assert.equal(e.message, "graph 'loop' has a cycle: n1 -> n2 -> n3 -> n1");
+        assert.deepEqual(e.context.details, { cycle: ['n1', 'n2', 'n3'] });
+        return true;
+      },
+    );
   });
 });
 
@@ -74,9 +86,18 @@ describe('maps and lookups', () => {
     assert.equal(prod.get(a)?.opType, 'Add');
     assert.equal(prod.get('x'), undefined);
     const cons = consumerMap(g);
-    assert.deepEqual(cons.get(a)?.map((n) => n.opType), ['Relu', 'Neg']);
-    assert.deepEqual(cons.get(r)?.map((n) => n.opType), ['Mul']);
-    assert.deepEqual(cons.get('c1')?.map((n) => n.opType), ['Add']);
+    assert.deepEqual(
+      cons.get(a)?.map((n) => n.opType),
+      ['Relu', 'Neg'],
+    );
+    assert.deepEqual(
+      cons.get(r)?.map((n) => n.opType),
+      ['Mul'],
+    );
+    assert.deepEqual(
+      cons.get('c1')?.map((n) => n.opType),
+      ['Add'],
+    );
   });
 
   it('typeOf finds inputs, initializers, valueInfo and outputs', () => {
@@ -104,7 +125,12 @@ describe('renameValue', () => {
     const g2 = renameValue(g, a, 'hidden');
     assert.ok(!JSON.stringify(g2.nodes).includes(`"${a}"`));
     assert.deepEqual(producerMap(g2).get('hidden')?.opType, 'Add');
-    assert.deepEqual(consumerMap(g2).get('hidden')?.map((n) => n.opType), ['Relu', 'Neg']);
+    assert.deepEqual(
+      consumerMap(g2)
+        .get('hidden')
+        ?.map((n) => n.opType),
+      ['Relu', 'Neg'],
+    );
     assert.deepEqual(g2.valueInfo.get('hidden'), { name: 'hidden', dtype: 'float32', shape: [2, 3] });
     assert.ok(!g2.valueInfo.has(a));
     assert.ok(producerMap(g).has(a), 'original unchanged');
@@ -131,15 +157,37 @@ describe('renameValue', () => {
       const s = new GraphBuilder(name);
       if (shadow) {
         s.node('Identity', [x], {}, { outputs: ['t'] });
-        s.graph.nodes.push({ name: 'inner', opType: 'Neg', domain: '', inputs: ['t'], outputs: [`${name}_out`], attrs: {} });
+        s.graph.nodes.push({
+          name: 'inner',
+          opType: 'Neg',
+          domain: '',
+          inputs: ['t'],
+          outputs: [`${name}_out`],
+          attrs: {},
+        });
       } else {
-        s.graph.nodes.push({ name: 'inner', opType: 'Neg', domain: '', inputs: ['t'], outputs: [`${name}_out`], attrs: {} });
+        s.graph.nodes.push({
+          name: 'inner',
+          opType: 'Neg',
+          domain: '',
+          inputs: ['t'],
+          outputs: [`${name}_out`],
+          attrs: {},
+        });
       }
       s.graph.outputs.push({ name: `${name}_out`, dtype: 'float32', shape: [1] });
       return s.graph;
     };
     b.node('Relu', [x], {}, { outputs: ['t'] });
-    b.node('If', [c], { then_branch: { type: 'graph', value: branch('then', false) }, else_branch: { type: 'graph', value: branch('else', true) } }, { outputs: ['y'] });
+    b.node(
+      'If',
+      [c],
+      {
+        then_branch: { type: 'graph', value: branch('then', false) },
+        else_branch: { type: 'graph', value: branch('else', true) },
+      },
+      { outputs: ['y'] },
+    );
     b.output('y');
     const g2 = renameValue(b.graph, 't', 'u');
     const ifNode = g2.nodes[1];
@@ -173,7 +221,10 @@ describe('pruneDead and extractSubgraph', () => {
     const x = [0.5, 1, -4, -2, 3, 0];
     const out = await s.run({ x: new ort.Tensor('float32', Float32Array.from(x), [2, 3]) });
     const c1 = [1, -2, 3];
-    assert.deepEqual(Array.from(out[r].data as Float32Array), x.map((v, i) => Math.max(0, v + c1[i % 3])));
+    assert.deepEqual(
+      Array.from(out[r].data as Float32Array),
+      x.map((v, i) => Math.max(0, v + c1[i % 3])),
+    );
     await s.release();
   });
 
@@ -183,8 +234,11 @@ describe('pruneDead and extractSubgraph', () => {
     assert.deepEqual(names(sub.nodes), ['Relu', 'Mul']);
     assert.deepEqual(sub.inputs, [{ name: a, dtype: 'float32', shape: [2, 3] }]);
     assert.deepEqual([...sub.initializers.keys()], ['c2']);
-    assert.throws(() => extractSubgraph(g, [y], ['c2']), (e: unknown) =>
-      e instanceof GraphError && /also depend on \[x\], which are not among the given inputs/.test(e.message));
+    assert.throws(
+      () => extractSubgraph(g, [y], ['c2']),
+      (e: unknown) =>
+        e instanceof GraphError && /also depend on \[x\], which are not among the given inputs/.test(e.message),
+    );
     assert.throws(() => extractSubgraph(g, ['nope']), /value 'nope' does not exist/);
   });
 });
@@ -192,11 +246,14 @@ describe('pruneDead and extractSubgraph', () => {
 describe('validateModel', () => {
   const check = (g: Graph, pattern: RegExp, opsets = [{ domain: '', version: 17 }]): void => {
     const m = { ...modelFromGraph(g), opsetImports: opsets };
-    assert.throws(() => validateModel(m, { file: 'm.onnx' }), (e: unknown) => {
-      assert.ok(e instanceof GraphError, String(e));
-      assert.match(e.message, pattern);
-      return true;
-    });
+    assert.throws(
+      () => validateModel(m, { file: 'm.onnx' }),
+      (e: unknown) => {
+        assert.ok(e instanceof GraphError, String(e));
+        assert.match(e.message, pattern);
+        return true;
+      },
+    );
   };
 
   it('accepts a well-formed graph, including com.microsoft ops', () => {
@@ -206,7 +263,10 @@ describe('validateModel', () => {
     const x = b.input('x', 'float32', [2, 2]);
     b.output(b.op('FusedMatMul', [x, x], { transB: 1 }, { domain: 'com.microsoft' }));
     const m = modelFromGraph(b.graph);
-    assert.deepEqual(m.opsetImports.map((o) => o.domain), ['', 'com.microsoft']);
+    assert.deepEqual(
+      m.opsetImports.map((o) => o.domain),
+      ['', 'com.microsoft'],
+    );
     validateModel(m);
   });
 
@@ -221,7 +281,10 @@ describe('validateModel', () => {
     validateModel({ ...modelFromGraph(b2.graph), opsetImports: [{ domain: '', version: 20 }] });
     const b3 = new GraphBuilder('w');
     b3.output(b3.op('NotAnOp', [b3.input('x', 'float32', [2])], {}, { domain: 'com.microsoft' }));
-    check(b3.graph, /unknown op 'NotAnOp' for domain 'com\.microsoft'/, [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }]);
+    check(b3.graph, /unknown op 'NotAnOp' for domain 'com\.microsoft'/, [
+      { domain: '', version: 17 },
+      { domain: 'com.microsoft', version: 1 },
+    ]);
     check(b3.graph, /imports no opset for domain 'com\.microsoft'/);
   });
 
@@ -230,7 +293,10 @@ describe('validateModel', () => {
     const x = b.input('x', 'float32', [2]);
     b.node('Add', [x, 'ghost'], {}, { outputs: ['y'], name: 'adder' });
     b.output('y');
-    check(b.graph, /node 'adder' \(Add\) reads 'ghost', which is not a graph input, an initializer or any node's output/);
+    check(
+      b.graph,
+      /node 'adder' \(Add\) reads 'ghost', which is not a graph input, an initializer or any node's output/,
+    );
 
     const d = new GraphBuilder('dup');
     const dx = d.input('x', 'float32', [2]);

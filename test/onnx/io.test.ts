@@ -12,14 +12,21 @@ import { encodeModel, decodeModel } from '../../src/onnx/serialize.ts';
 import { Session, ort } from '../../src/runtime/session.ts';
 
 let dir: string;
-before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tailor-io-test-')); });
-after(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tailor-io-test-'));
+});
+after(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 /** Deterministic bytes (a simple LCG) so tensors hold varied bit patterns, including NaN/inf floats. */
 function bytes(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);
   let s = seed >>> 0;
-  for (let i = 0; i < n; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; out[i] = s >>> 24; }
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s >>> 24;
+  }
   return out;
 }
 
@@ -34,18 +41,40 @@ function raw(name: string, dtype: Tensor['dtype'], dims: number[], bpe: number, 
 function allDtypesModel(): Model {
   const b = new GraphBuilder('all_dtypes');
   const x = b.input('x', 'float32', ['batch', 4]);
-  const w = b.initializer('w', 'float32', Float32Array.from({ length: 12 }, (_, i) => (i - 6) / 4), [4, 3]);
+  const w = b.initializer(
+    'w',
+    'float32',
+    Float32Array.from({ length: 12 }, (_, i) => (i - 6) / 4),
+    [4, 3],
+  );
   const bias = b.initializer('b', 'float32', Float32Array.of(0.5, -0.25, 1), [3]);
   b.output(b.relu(b.add(b.matmul(x, w), bias)), 'float32', ['batch', 3]);
   const g = b.graph;
   const extra: [string, Tensor['dtype'], number[], number][] = [
-    ['f16', 'float16', [3, 5], 2], ['f64', 'float64', [7], 8], ['i64', 'int64', [2, 2, 2], 8], ['i32', 'int32', [9], 4],
-    ['i8', 'int8', [5, 3], 1], ['u8', 'uint8', [2000], 1], ['bool', 'bool', [6], 1], ['i16', 'int16', [4], 2],
-    ['u16', 'uint16', [3], 2], ['u32', 'uint32', [3], 4], ['u64', 'uint64', [2], 8], ['bf16', 'bfloat16', [600], 2],
-    ['big_f32', 'float32', [64, 300], 4], ['scalar_i64', 'int64', [], 8], ['empty_f32', 'float32', [0, 4], 4],
+    ['f16', 'float16', [3, 5], 2],
+    ['f64', 'float64', [7], 8],
+    ['i64', 'int64', [2, 2, 2], 8],
+    ['i32', 'int32', [9], 4],
+    ['i8', 'int8', [5, 3], 1],
+    ['u8', 'uint8', [2000], 1],
+    ['bool', 'bool', [6], 1],
+    ['i16', 'int16', [4], 2],
+    ['u16', 'uint16', [3], 2],
+    ['u32', 'uint32', [3], 4],
+    ['u64', 'uint64', [2], 8],
+    ['bf16', 'bfloat16', [600], 2],
+    ['big_f32', 'float32', [64, 300], 4],
+    ['scalar_i64', 'int64', [], 8],
+    ['empty_f32', 'float32', [0, 4], 4],
   ];
   extra.forEach(([name, dt, dims, bpe], i) => g.initializers.set(name, raw(name, dt, dims, bpe, i + 1)));
-  g.initializers.set('strs', { name: 'strs', dtype: 'string', dims: [2], data: new Uint8Array(), strings: ['héllo', ''] });
+  g.initializers.set('strs', {
+    name: 'strs',
+    dtype: 'string',
+    dims: [2],
+    data: new Uint8Array(),
+    strings: ['héllo', ''],
+  });
   const m = modelFromGraph(g);
   m.metadata = { source: 'test', 'tailor.version': '1' };
   m.docString = 'round trip fixture';
@@ -60,9 +89,22 @@ function canonical(m: Model): unknown {
     inputs: graph.inputs,
     outputs: graph.outputs,
     valueInfo: [...graph.valueInfo.values()],
-    initializers: [...graph.initializers.values()].map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, data: Buffer.from(t.data).toString('hex'), strings: t.strings })),
+    initializers: [...graph.initializers.values()].map((t) => ({
+      name: t.name,
+      dtype: t.dtype,
+      dims: t.dims,
+      data: Buffer.from(t.data).toString('hex'),
+      strings: t.strings,
+    })),
   });
-  return { graph: g(m.graph), opsets: m.opsetImports, ir: m.irVersion, producer: [m.producerName, m.producerVersion], metadata: m.metadata, doc: m.docString };
+  return {
+    graph: g(m.graph),
+    opsets: m.opsetImports,
+    ir: m.irVersion,
+    producer: [m.producerName, m.producerVersion],
+    metadata: m.metadata,
+    doc: m.docString,
+  };
 }
 
 function rawProto(file: string): onnxProto.onnx.ModelProto {
@@ -116,7 +158,11 @@ describe('readModel/writeModel round trips', () => {
     assert.equal(fs.statSync(res.dataFile!).size, res.dataBytes);
     const back = await readModel(file);
     assert.deepEqual(canonical(back), canonical(m));
-    assert.deepEqual(back.graph.initializers.get('u8')!.external, { location: 'model.onnx_data', offset: Number(entries.get('u8')!.offset), length: 2000 });
+    assert.deepEqual(back.graph.initializers.get('u8')!.external, {
+      location: 'model.onnx_data',
+      offset: Number(entries.get('u8')!.offset),
+      length: 2000,
+    });
     // Read external -> write inline -> read: still identical.
     const inline = path.join(sub, 'inline.onnx');
     await writeModel(back, inline, { externalData: false });
@@ -154,13 +200,17 @@ describe('readModel/writeModel round trips', () => {
     const w = Float32Array.from({ length: 12 }, (_, i) => (i - 6) / 4);
     const bias = [0.5, -0.25, 1];
     const expected: number[] = [];
-    for (let r = 0; r < 2; r++) for (let c = 0; c < 3; c++) {
-      let acc = bias[c];
-      for (let k = 0; k < 4; k++) acc += x[r * 4 + k] * w[k * 3 + c];
-      expected.push(Math.max(0, acc));
-    }
+    for (let r = 0; r < 2; r++)
+      for (let c = 0; c < 3; c++) {
+        let acc = bias[c];
+        for (let k = 0; k < 4; k++) acc += x[r * 4 + k] * w[k * 3 + c];
+        expected.push(Math.max(0, acc));
+      }
     const y = out[s.outputNames[0]].data as Float32Array;
-    assert.deepEqual(Array.from(y).map((v) => +v.toFixed(5)), expected.map((v) => +v.toFixed(5)));
+    assert.deepEqual(
+      Array.from(y).map((v) => +v.toFixed(5)),
+      expected.map((v) => +v.toFixed(5)),
+    );
     await s.release();
   });
 
@@ -175,9 +225,9 @@ describe('readModel/writeModel round trips', () => {
     b.output(b.mul(x, w), 'float32', [3]);
     const m = modelFromGraph(b.graph);
     const locs: Record<string, { location: string; offset: number; length: number }> = {
-      w: { location: 'data.bin', offset: 5, length: 12 },         // unaligned, after a 5-byte gap
-      k: { location: 'data.bin', offset: 100, length: 16 },       // gap of junk before it
-      h: { location: 'weights/half.bin', offset: 0, length: 6 },  // another file, in a subfolder
+      w: { location: 'data.bin', offset: 5, length: 12 }, // unaligned, after a 5-byte gap
+      k: { location: 'data.bin', offset: 100, length: 16 }, // gap of junk before it
+      h: { location: 'weights/half.bin', offset: 0, length: 6 }, // another file, in a subfolder
     };
     fs.writeFileSync(path.join(sub, 'model.onnx'), encodeModel(m, { externalize: (t) => locs[t.name] }));
     // Lay the data files out by hand, junk in the gaps.
@@ -206,14 +256,26 @@ describe('bad model files', () => {
   function small(): Model {
     const b = new GraphBuilder('small');
     const x = b.input('x', 'float32', [2]);
-    const w = b.initializer('weight', 'float32', Float32Array.from({ length: 300 }, (_, i) => i), [300]);
+    const w = b.initializer(
+      'weight',
+      'float32',
+      Float32Array.from({ length: 300 }, (_, i) => i),
+      [300],
+    );
     b.output(b.add(x, b.op('ReduceSum', [w], { keepdims: 1 })), 'float32', [2]);
     return modelFromGraph(b.graph);
   }
 
-  async function rejectsWith(p: Promise<unknown>, cls: typeof ModelFileError | typeof GraphError, pattern: RegExp): Promise<void> {
+  async function rejectsWith(
+    p: Promise<unknown>,
+    cls: typeof ModelFileError | typeof GraphError,
+    pattern: RegExp,
+  ): Promise<void> {
     await assert.rejects(p, (e: unknown) => {
-      assert.ok(e instanceof cls, `expected ${cls.name}, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+      assert.ok(
+        e instanceof cls,
+        `expected ${cls.name}, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`,
+      );
       assert.match((e as Error).message, pattern);
       return true;
     });
@@ -232,7 +294,10 @@ describe('bad model files', () => {
   });
 
   it('non-ONNX files (text, PNG, JSON, empty) are ModelFileErrors naming the file', async () => {
-    const png = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 1, 0, 0, 0, 1, 0, 8, 6, 0, 0, 0]);
+    const png = Uint8Array.from([
+      0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 1, 0, 0, 0, 1, 0, 8, 6,
+      0, 0, 0,
+    ]);
     const cases: [string, Uint8Array | string][] = [
       ['notes.txt', 'hello world, this is not a model\n'.repeat(20)],
       ['image.png', png],
@@ -242,17 +307,31 @@ describe('bad model files', () => {
     for (const [name, content] of cases) {
       const f = path.join(dir, name);
       fs.writeFileSync(f, content);
-      await rejectsWith(readModel(f), ModelFileError, new RegExp(`${name.replace('.', '\\.')}.*not a valid ONNX model`));
+      await rejectsWith(
+        readModel(f),
+        ModelFileError,
+        new RegExp(`${name.replace('.', '\\.')}.*not a valid ONNX model`),
+      );
     }
     await rejectsWith(readModel(path.join(dir, 'nope.onnx')), ModelFileError, /nope\.onnx: no such file/);
   });
 
   it('decodeModel detects garbage that protobuf happily skips', () => {
     // A lone varint field 30 (unknown to ModelProto): valid protobuf, but not a model.
-    assert.throws(() => decodeModel(Uint8Array.of(0xf0, 0x01, 0x05), { file: 'x.onnx' }), /x\.onnx is not a valid ONNX model: it has no graph/);
+    assert.throws(
+      () => decodeModel(Uint8Array.of(0xf0, 0x01, 0x05), { file: 'x.onnx' }),
+      /x\.onnx is not a valid ONNX model: it has no graph/,
+    );
     const noOpset = onnxProto.onnx.ModelProto.encode({ irVersion: 8, graph: { name: 'g' } }).finish();
-    assert.throws(() => decodeModel(noOpset, { file: 'y.onnx' }), /y\.onnx is not a valid ONNX model: it has no opset imports/);
-    const badIr = onnxProto.onnx.ModelProto.encode({ irVersion: 999, graph: { name: 'g' }, opsetImport: [{ domain: '', version: 17 }] }).finish();
+    assert.throws(
+      () => decodeModel(noOpset, { file: 'y.onnx' }),
+      /y\.onnx is not a valid ONNX model: it has no opset imports/,
+    );
+    const badIr = onnxProto.onnx.ModelProto.encode({
+      irVersion: 999,
+      graph: { name: 'g' },
+      opsetImport: [{ domain: '', version: 17 }],
+    }).finish();
     assert.throws(() => decodeModel(badIr, { file: 'z.onnx' }), /IR version 999/);
   });
 
@@ -260,23 +339,35 @@ describe('bad model files', () => {
     const sub = fs.mkdtempSync(path.join(dir, 'missing-'));
     await writeModel(small(), path.join(sub, 'model.onnx'), { externalData: true });
     fs.rmSync(path.join(sub, 'model.onnx_data'));
-    await rejectsWith(readModel(path.join(sub, 'model.onnx')), ModelFileError,
-      /model\.onnx: tensor 'weight' is stored in external data file 'model\.onnx_data', which does not exist/);
+    await rejectsWith(
+      readModel(path.join(sub, 'model.onnx')),
+      ModelFileError,
+      /model\.onnx: tensor 'weight' is stored in external data file 'model\.onnx_data', which does not exist/,
+    );
   });
 
   it('external data shorter than offset+length is a ModelFileError with the sizes', async () => {
     const sub = fs.mkdtempSync(path.join(dir, 'short-'));
     await writeModel(small(), path.join(sub, 'model.onnx'), { externalData: true });
     fs.truncateSync(path.join(sub, 'model.onnx_data'), 1000);
-    await rejectsWith(readModel(path.join(sub, 'model.onnx')), ModelFileError,
-      /tensor 'weight' needs bytes 0\.\.1200 of external data file 'model\.onnx_data', but that file has only 1000 bytes/);
+    await rejectsWith(
+      readModel(path.join(sub, 'model.onnx')),
+      ModelFileError,
+      /tensor 'weight' needs bytes 0\.\.1200 of external data file 'model\.onnx_data', but that file has only 1000 bytes/,
+    );
   });
 
   it('external data locations outside the model folder are refused', async () => {
     const sub = fs.mkdtempSync(path.join(dir, 'escape-'));
-    const bytesOut = encodeModel(small(), { externalize: (t) => (t.name === 'weight' ? { location: '../../etc/passwd', offset: 0, length: 1200 } : undefined) });
+    const bytesOut = encodeModel(small(), {
+      externalize: (t) => (t.name === 'weight' ? { location: '../../etc/passwd', offset: 0, length: 1200 } : undefined),
+    });
     fs.writeFileSync(path.join(sub, 'model.onnx'), bytesOut);
-    await rejectsWith(readModel(path.join(sub, 'model.onnx')), ModelFileError, /'\.\.\/\.\.\/etc\/passwd' outside the model's folder/);
+    await rejectsWith(
+      readModel(path.join(sub, 'model.onnx')),
+      ModelFileError,
+      /'\.\.\/\.\.\/etc\/passwd' outside the model's folder/,
+    );
   });
 
   it('an initializer whose bytes disagree with its shape names the tensor', async () => {
@@ -285,12 +376,25 @@ describe('bad model files', () => {
     m.graph.initializers.set('weight', { ...t, dims: [301] });
     const f = path.join(dir, 'badsize.onnx');
     fs.writeFileSync(f, encodeModel(m));
-    await rejectsWith(readModel(f), ModelFileError, /badsize\.onnx: tensor 'weight' \(float32\[301\]\) should hold 1204 bytes but has 1200/);
+    await rejectsWith(
+      readModel(f),
+      ModelFileError,
+      /badsize\.onnx: tensor 'weight' \(float32\[301\]\) should hold 1204 bytes but has 1200/,
+    );
     // The same with external data whose recorded length disagrees with the shape.
     const sub = fs.mkdtempSync(path.join(dir, 'badlen-'));
-    fs.writeFileSync(path.join(sub, 'model.onnx'), encodeModel(m, { externalize: (x) => (x.name === 'weight' ? { location: 'd.bin', offset: 0, length: 1200 } : undefined) }));
+    fs.writeFileSync(
+      path.join(sub, 'model.onnx'),
+      encodeModel(m, {
+        externalize: (x) => (x.name === 'weight' ? { location: 'd.bin', offset: 0, length: 1200 } : undefined),
+      }),
+    );
     fs.writeFileSync(path.join(sub, 'd.bin'), new Uint8Array(1200));
-    await rejectsWith(readModel(path.join(sub, 'model.onnx')), ModelFileError, /tensor 'weight' \(float32\[301\]\) should hold 1204 bytes but has 1200/);
+    await rejectsWith(
+      readModel(path.join(sub, 'model.onnx')),
+      ModelFileError,
+      /tensor 'weight' \(float32\[301\]\) should hold 1204 bytes but has 1200/,
+    );
   });
 
   it('unknown ops and cycles are GraphErrors naming the file and node', async () => {
@@ -298,7 +402,11 @@ describe('bad model files', () => {
     m.graph.nodes[0] = { ...m.graph.nodes[0], opType: 'ReduceSumm' };
     const f = path.join(dir, 'unknown-op.onnx');
     fs.writeFileSync(f, encodeModel(m));
-    await rejectsWith(readModel(f), GraphError, /unknown-op\.onnx: node 'ReduceSum' has unknown op 'ReduceSumm' for domain 'ai\.onnx' at opset 17/);
+    await rejectsWith(
+      readModel(f),
+      GraphError,
+      /unknown-op\.onnx: node 'ReduceSum' has unknown op 'ReduceSumm' for domain 'ai\.onnx' at opset 17/,
+    );
     // validate: false reads it anyway (for tools that repair graphs).
     assert.equal((await readModel(f, { validate: false })).graph.nodes[0].opType, 'ReduceSumm');
 
@@ -329,10 +437,16 @@ describe('atomic writes', () => {
     const file = path.join(sub, 'model.onnx');
     await writeModel(tiny(1), file, { externalData: true });
     const before = [fs.readFileSync(file), fs.readFileSync(path.join(sub, 'model.onnx_data'))];
-    writeHooks.beforeModelRename = () => { throw new Error('injected: disk full'); };
+    writeHooks.beforeModelRename = () => {
+      throw new Error('injected: disk full');
+    };
     try {
-      await assert.rejects(writeModel(tiny(2), file, { externalData: true }),
-        (e: unknown) => e instanceof ModelFileError && /cannot write model .*model\.onnx: injected: disk full/.test((e as Error).message));
+      await assert.rejects(
+        writeModel(tiny(2), file, { externalData: true }),
+        (e: unknown) =>
+          e instanceof ModelFileError &&
+          /cannot write model .*model\.onnx: injected: disk full/.test((e as Error).message),
+      );
     } finally {
       writeHooks.beforeModelRename = undefined;
     }
@@ -347,7 +461,9 @@ describe('atomic writes', () => {
 
   it('a failure before the model is in place leaves no new files (fresh folder)', async () => {
     const sub = fs.mkdtempSync(path.join(dir, 'atomic1-'));
-    writeHooks.beforeModelRename = () => { throw new Error('injected'); };
+    writeHooks.beforeModelRename = () => {
+      throw new Error('injected');
+    };
     try {
       await assert.rejects(writeModel(tiny(1), path.join(sub, 'model.onnx'), { externalData: true }), ModelFileError);
     } finally {
@@ -361,8 +477,10 @@ describe('atomic writes', () => {
     await writeModel(tiny(1), path.join(sub, 'model.onnx'));
     const before = fs.readFileSync(path.join(sub, 'model.onnx'));
     fs.mkdirSync(path.join(sub, 'model.onnx_data'));
-    await assert.rejects(writeModel(tiny(3), path.join(sub, 'model.onnx'), { externalData: true }),
-      /model\.onnx_data exists and is not a regular file/);
+    await assert.rejects(
+      writeModel(tiny(3), path.join(sub, 'model.onnx'), { externalData: true }),
+      /model\.onnx_data exists and is not a regular file/,
+    );
     fs.mkdirSync(path.join(sub, 'dir.onnx'));
     await assert.rejects(writeModel(tiny(3), path.join(sub, 'dir.onnx')), /dir\.onnx exists and is not a regular file/);
     assert.deepEqual(fs.readFileSync(path.join(sub, 'model.onnx')), before);
@@ -371,8 +489,10 @@ describe('atomic writes', () => {
 
   it('writing into a missing folder fails with a ModelFileError and creates nothing', async () => {
     const target = path.join(dir, 'no-such-dir', 'model.onnx');
-    await assert.rejects(writeModel(tiny(1), target, { externalData: true }), (e: unknown) =>
-      e instanceof ModelFileError && e.context.file === target);
+    await assert.rejects(
+      writeModel(tiny(1), target, { externalData: true }),
+      (e: unknown) => e instanceof ModelFileError && e.context.file === target,
+    );
     assert.ok(!fs.existsSync(path.join(dir, 'no-such-dir')));
   });
 });

@@ -5,7 +5,16 @@ import { GraphError, ShapeError } from '../../src/errors.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import type { Graph, Tensor } from '../../src/onnx/ir.ts';
 import {
-  bindDim, broadcastDim, canon, dimDiv, dimMul, dimSub, inferShapes, specialize, supportedOps, valueType,
+  bindDim,
+  broadcastDim,
+  canon,
+  dimDiv,
+  dimMul,
+  dimSub,
+  inferShapes,
+  specialize,
+  supportedOps,
+  valueType,
 } from '../../src/onnx/shapes/index.ts';
 import { int64Tensor } from '../../src/onnx/tensor.ts';
 
@@ -39,12 +48,16 @@ test('Optimum-style Shape -> Gather -> Unsqueeze -> Concat -> Reshape chains fol
   const b = new GraphBuilder('chain');
   const x = b.input('hidden', 'float32', ['batch', 'seq', 8]);
   const shp = b.shape(x);
-  const constNode = (v: number[], dims: number[]): string => b.op('Constant', [], { value: int64Tensor('v', v, dims) as Tensor });
+  const constNode = (v: number[], dims: number[]): string =>
+    b.op('Constant', [], { value: int64Tensor('v', v, dims) as Tensor });
   const d0 = b.gather(shp, constNode([0], []));
   const d1 = b.gather(shp, constNode([1], []));
   const target = b.concat([b.unsqueeze(d0, [0]), b.unsqueeze(d1, [0]), constNode([2], [1]), constNode([4], [1])], 0);
   const heads = b.reshape(x, target);
-  const back = b.reshape(b.transpose(heads, [0, 2, 1, 3]), b.concat([b.unsqueeze(d0, [0]), constNode([-1], [1]), constNode([4], [1])], 0));
+  const back = b.reshape(
+    b.transpose(heads, [0, 2, 1, 3]),
+    b.concat([b.unsqueeze(d0, [0]), constNode([-1], [1]), constNode([4], [1])], 0),
+  );
   // position ids: Range(0, seq) sliced out of a [1, 512] buffer with end = seq
   const seqLen = b.range(b.scalar(0, 'int64'), d1, b.scalar(1, 'int64'));
   const buffer = b.initializer('position_ids', 'int64', new BigInt64Array(512), [1, 512]);
@@ -67,7 +80,10 @@ test('Optimum-style Shape -> Gather -> Unsqueeze -> Concat -> Reshape chains fol
 
   const s = specialize(b.graph, { batch: 2, seq: 5 });
   assert.deepEqual(s.inputs[0].shape, [2, 5, 8]);
-  assert.deepEqual(s.outputs.map((o) => o.shape), [[2, 5, 2, 4], [2, 10, 4], [5], [1, 5], [2, 1, 5, 5]]);
+  assert.deepEqual(
+    s.outputs.map((o) => o.shape),
+    [[2, 5, 2, 4], [2, 10, 4], [5], [1, 5], [2, 1, 5, 5]],
+  );
   // the original graph is untouched
   assert.deepEqual(b.graph.inputs[0].shape, ['batch', 'seq', 8]);
   assert.equal(b.graph.valueInfo.size, 0);
@@ -82,7 +98,13 @@ test('every node output gets a valueInfo and graph outputs are filled', () => {
   b.output(yb);
   const g = inferShapes(b.graph);
   for (const n of g.nodes) for (const o of n.outputs) assert.ok(g.valueInfo.get(o)?.shape, `valueInfo for ${o}`);
-  assert.deepEqual(g.outputs.map((o) => [o.dtype, o.shape]), [['float64', ['batch', 1]], ['float32', ['batch', 2]]]);
+  assert.deepEqual(
+    g.outputs.map((o) => [o.dtype, o.shape]),
+    [
+      ['float64', ['batch', 1]],
+      ['float32', ['batch', 2]],
+    ],
+  );
   assert.deepEqual(valueType(g, 'w'), { name: 'w', dtype: 'float32', shape: [4, 3] });
   assert.deepEqual(valueType(g, 'x')?.shape, ['batch', 4]);
 });
@@ -103,11 +125,14 @@ test('the builder infers types incrementally while building', () => {
 function expectShapeError(build: (b: GraphBuilder) => void, message: string): void {
   const b = new GraphBuilder();
   build(b);
-  assert.throws(() => inferShapes(b.graph), (e: unknown) => {
-    assert.ok(e instanceof ShapeError, `expected ShapeError, got ${String(e)}`);
-    assert.equal(e.message, message);
-    return true;
-  });
+  assert.throws(
+    () => inferShapes(b.graph),
+    (e: unknown) => {
+      assert.ok(e instanceof ShapeError, `expected ShapeError, got ${String(e)}`);
+      assert.equal(e.message, message);
+      return true;
+    },
+  );
 }
 
 test('inference errors name the node, the op and the shapes', () => {
@@ -186,14 +211,90 @@ test('specialize rejects bad bindings and binds derived dims', () => {
 
 test('the rule table covers the autodiff op list', () => {
   const ops = new Set(supportedOps());
-  for (const op of ['MatMul', 'Gemm', 'Add', 'Sub', 'Mul', 'Div', 'Neg', 'Pow', 'Sqrt', 'Reciprocal', 'Exp', 'Log', 'Abs', 'Tanh',
-    'Sigmoid', 'Relu', 'LeakyRelu', 'Elu', 'Erf', 'Gelu', 'com.microsoft.Gelu', 'com.microsoft.FastGelu', 'Softmax', 'LogSoftmax',
-    'LayerNormalization', 'ReduceMean', 'ReduceSum', 'ReduceMax', 'Reshape', 'Flatten', 'Transpose', 'Squeeze', 'Unsqueeze', 'Concat',
-    'Split', 'Slice', 'Gather', 'GatherElements', 'Where', 'Expand', 'Identity', 'Cast', 'Clip', 'Max', 'Min', 'Dropout', 'Conv',
-    'ConvTranspose', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization', 'Einsum', 'SoftmaxCrossEntropyLoss',
-    'NegativeLogLikelihoodLoss', 'Equal', 'Less', 'Greater', 'Not', 'And', 'Shape', 'Size', 'Constant', 'ConstantOfShape', 'Range',
-    'OneHot', 'ScatterND', 'ScatterElements', 'Pad', 'Tile', 'TopK', 'ArgMax', 'Sum', 'Mean', 'Sign', 'Floor', 'Ceil',
-    'com.microsoft.FusedMatMul', 'DynamicQuantizeLinear', 'QuantizeLinear', 'DequantizeLinear', 'MatMulInteger']) {
+  for (const op of [
+    'MatMul',
+    'Gemm',
+    'Add',
+    'Sub',
+    'Mul',
+    'Div',
+    'Neg',
+    'Pow',
+    'Sqrt',
+    'Reciprocal',
+    'Exp',
+    'Log',
+    'Abs',
+    'Tanh',
+    'Sigmoid',
+    'Relu',
+    'LeakyRelu',
+    'Elu',
+    'Erf',
+    'Gelu',
+    'com.microsoft.Gelu',
+    'com.microsoft.FastGelu',
+    'Softmax',
+    'LogSoftmax',
+    'LayerNormalization',
+    'ReduceMean',
+    'ReduceSum',
+    'ReduceMax',
+    'Reshape',
+    'Flatten',
+    'Transpose',
+    'Squeeze',
+    'Unsqueeze',
+    'Concat',
+    'Split',
+    'Slice',
+    'Gather',
+    'GatherElements',
+    'Where',
+    'Expand',
+    'Identity',
+    'Cast',
+    'Clip',
+    'Max',
+    'Min',
+    'Dropout',
+    'Conv',
+    'ConvTranspose',
+    'MaxPool',
+    'AveragePool',
+    'GlobalAveragePool',
+    'BatchNormalization',
+    'Einsum',
+    'SoftmaxCrossEntropyLoss',
+    'NegativeLogLikelihoodLoss',
+    'Equal',
+    'Less',
+    'Greater',
+    'Not',
+    'And',
+    'Shape',
+    'Size',
+    'Constant',
+    'ConstantOfShape',
+    'Range',
+    'OneHot',
+    'ScatterND',
+    'ScatterElements',
+    'Pad',
+    'Tile',
+    'TopK',
+    'ArgMax',
+    'Sum',
+    'Mean',
+    'Sign',
+    'Floor',
+    'Ceil',
+    'com.microsoft.FusedMatMul',
+    'DynamicQuantizeLinear',
+    'QuantizeLinear',
+    'DequantizeLinear',
+    'MatMulInteger',
+  ]) {
     assert.ok(ops.has(op), `missing rule for ${op}`);
   }
 });

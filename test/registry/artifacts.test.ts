@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -57,7 +67,11 @@ describe('LocalArtifactStore', () => {
     writeFileSync(join(b, 'tokenizer', 'vocab.txt'), 'a\nb\n');
     writeFileSync(join(b, 'config.json'), '{"hidden":8}');
     writeFileSync(join(b, 'model.onnx'), 'WEIGHTS');
-    const expected = expectedTreeHash({ 'model.onnx': 'WEIGHTS', 'config.json': '{"hidden":8}', 'tokenizer/vocab.txt': 'a\nb\n' });
+    const expected = expectedTreeHash({
+      'model.onnx': 'WEIGHTS',
+      'config.json': '{"hidden":8}',
+      'tokenizer/vocab.txt': 'a\nb\n',
+    });
     const sa = await store.ingest(a);
     const sb = await store.ingest(b);
     assert.equal(sa.hash, expected);
@@ -81,13 +95,20 @@ describe('LocalArtifactStore', () => {
     await store.exportTo(s.hash, out);
     assert.equal(readFileSync(join(out, 'tokenizer', 'vocab.txt'), 'utf8'), 'a\nb\n');
     writeFileSync(join(out, 'model.onnx'), 'edited'); // writable
-    await assert.rejects(store.exportTo(s.hash, out), (e: unknown) => e instanceof RegistryError && e.message === `export destination already exists: ${out}`);
+    await assert.rejects(
+      store.exportTo(s.hash, out),
+      (e: unknown) => e instanceof RegistryError && e.message === `export destination already exists: ${out}`,
+    );
     const inObj = join(store.localPath(s.hash), 'model.onnx');
     chmodSync(inObj, 0o644);
     writeFileSync(inObj, 'tampered');
     const bad = await store.check(s.hash, 'dir');
     assert.equal(bad.ok, false);
-    const tamperedHash = expectedTreeHash({ 'model.onnx': 'tampered', 'config.json': '{"hidden":8}', 'tokenizer/vocab.txt': 'a\nb\n' });
+    const tamperedHash = expectedTreeHash({
+      'model.onnx': 'tampered',
+      'config.json': '{"hidden":8}',
+      'tokenizer/vocab.txt': 'a\nb\n',
+    });
     assert.equal(bad.problem, `hash mismatch (content hashes to ${tamperedHash})`);
     assert.deepEqual(await store.check('0'.repeat(64)), { hash: '0'.repeat(64), ok: false, problem: 'missing' });
   });
@@ -108,7 +129,10 @@ describe('registry artifacts', () => {
     const reg = await openRegistry({ home: fresh() });
     const run = await reg.startRun();
     const missing = join(root, 'no-such-folder');
-    await assert.rejects(run.logArtifact(missing), (e: unknown) => e instanceof RegistryError && e.message === `artifact path does not exist: ${missing}`);
+    await assert.rejects(
+      run.logArtifact(missing),
+      (e: unknown) => e instanceof RegistryError && e.message === `artifact path does not exist: ${missing}`,
+    );
     assert.deepEqual(await reg.metadata.listArtifacts(run.id), []);
     assert.deepEqual(await reg.artifacts.list(), []);
     assert.deepEqual(readdirSync(join(reg.home, 'tmp')), []);
@@ -125,7 +149,10 @@ describe('registry artifacts', () => {
       return { ...s, commit: async () => Promise.reject(new Error('ENOSPC: simulated')) };
     };
     await assert.rejects(run.logArtifact(makeModelDir(join(root, `dirF-${n}`))), /ENOSPC: simulated/);
-    await assert.rejects(reg.registerModel({ name: 'm', source: makeModelDir(join(root, `dirG-${n}`)) }), /ENOSPC: simulated/);
+    await assert.rejects(
+      reg.registerModel({ name: 'm', source: makeModelDir(join(root, `dirG-${n}`)) }),
+      /ENOSPC: simulated/,
+    );
     assert.deepEqual(await reg.metadata.listArtifacts(run.id), []);
     assert.deepEqual(await reg.listModels(), []);
     assert.deepEqual(await reg.metadata.listReservations(), [], 'reservation released');

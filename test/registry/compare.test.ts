@@ -70,7 +70,10 @@ test('compareRuns: metrics side by side, McNemar exact p and bootstrap CIs on sh
     assert.ok(iv.lower <= iv.estimate && iv.estimate <= iv.upper && iv.lower < iv.upper, JSON.stringify(iv));
   }
   // The difference is resampled jointly with the marginals, so its interval is narrower than their widths added.
-  assert.ok(s.accuracy.difference.upper - s.accuracy.difference.lower < s.accuracy.a.upper - s.accuracy.a.lower + (s.accuracy.b.upper - s.accuracy.b.lower));
+  assert.ok(
+    s.accuracy.difference.upper - s.accuracy.difference.lower <
+      s.accuracy.a.upper - s.accuracy.a.lower + (s.accuracy.b.upper - s.accuracy.b.lower),
+  );
   assert.deepEqual((await reg.compareRuns(a.id, b.id)).significance, s, 'seeded: the same CIs every time');
 
   const text = formatComparison(c);
@@ -93,17 +96,22 @@ test('compareRuns without shared predictions says why there is no test', async (
   await b.logPredictions('set1', ['x', 'z'], ['x', 'x']);
   c = await reg.compareRuns(a.id, b.id);
   assert.equal(c.significance, null);
-  assert.deepEqual(c.notes, [`eval set 'set1' differs between the runs (2 vs 2 examples or different gold labels); no paired test`]);
+  assert.deepEqual(c.notes, [
+    `eval set 'set1' differs between the runs (2 vs 2 examples or different gold labels); no paired test`,
+  ]);
   await assert.rejects(reg.compareRuns(a.id, 'ffffffff'), /run 'ffffffff' does not exist/);
   await reg.close();
 });
 
 test('formatTable right-aligns numeric columns', () => {
   assert.equal(
-    formatTable(['name', 'acc'], [
-      ['a', '0.5'],
-      ['longer', '10.25'],
-    ]),
+    formatTable(
+      ['name', 'acc'],
+      [
+        ['a', '0.5'],
+        ['longer', '10.25'],
+      ],
+    ),
     ['name      acc', '------  -----', 'a         0.5', 'longer  10.25'].join('\n'),
   );
 });

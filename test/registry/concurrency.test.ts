@@ -11,7 +11,11 @@ const root = mkdtempSync(join(tmpdir(), 'tailor-conc-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 const writer = fileURLToPath(new URL('./fixtures/writer.ts', import.meta.url));
 
-function spawnWriter(args: string[]): { done: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>; pid: number; firstLine: Promise<string> } {
+function spawnWriter(args: string[]): {
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>;
+  pid: number;
+  firstLine: Promise<string>;
+} {
   const child = spawn(process.execPath, ['--import', 'tsx', writer, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -81,7 +85,10 @@ test('a run whose process is killed mid-way shows as failed and its partial arti
   assert.equal(run.status, 'failed');
   assert.equal(run.error, `process ${w.pid} on ${run.host} exited without ending the run`);
   assert.ok(run.endedAt !== null);
-  assert.deepEqual((await reg.getMetrics(runId)).map((p) => [p.key, p.value]), [['loss', 1]]);
+  assert.deepEqual(
+    (await reg.getMetrics(runId)).map((p) => [p.key, p.value]),
+    [['loss', 1]],
+  );
   assert.deepEqual(await reg.metadata.listArtifacts(runId), []);
   // The staging folder it left behind is removed by gc.
   assert.equal(readdirSync(join(home, 'tmp')).length, 1);

@@ -30,7 +30,12 @@ describe('runs', () => {
   test('params, metric series, status, timings, tags and code version are recorded', async () => {
     const reg = await openRegistry({ home: fresh() });
     const t0 = Date.now();
-    const run = await reg.startRun({ name: 'lora-r8', params: { lr: 1e-3, rank: 8, targets: ['query', 'value'] }, tags: { strategy: 'lora' }, baseModel: 'use-lite' });
+    const run = await reg.startRun({
+      name: 'lora-r8',
+      params: { lr: 1e-3, rank: 8, targets: ['query', 'value'] },
+      tags: { strategy: 'lora' },
+      baseModel: 'use-lite',
+    });
     await run.logMetrics({ loss: 0.9, acc: 0.5 }, { epoch: 0 });
     await run.logMetrics({ loss: 0.4, acc: 0.8 }, { epoch: 1 });
     await run.logMetric('loss', 0.3);
@@ -66,7 +71,11 @@ describe('runs', () => {
   test('non-finite metrics are rejected', async () => {
     const reg = await openRegistry({ home: fresh() });
     const run = await reg.startRun();
-    await assert.rejects(run.logMetric('loss', Number.NaN), (e: unknown) => e instanceof ConfigError && e.message === `metric 'loss' of run ${run.id} must be a finite number, got NaN`);
+    await assert.rejects(
+      run.logMetric('loss', Number.NaN),
+      (e: unknown) =>
+        e instanceof ConfigError && e.message === `metric 'loss' of run ${run.id} must be a finite number, got NaN`,
+    );
     assert.deepEqual(await reg.getMetrics(run.id), []);
     await reg.close();
   });
@@ -74,7 +83,10 @@ describe('runs', () => {
   test('unknown and ambiguous run ids are clear errors; unique prefixes resolve', async () => {
     const home = fresh();
     const reg = await openRegistry({ home });
-    await assert.rejects(reg.getRun('deadbeef'), isRegistryError(`run 'deadbeef' does not exist in registry ${resolve(home)}`));
+    await assert.rejects(
+      reg.getRun('deadbeef'),
+      isRegistryError(`run 'deadbeef' does not exist in registry ${resolve(home)}`),
+    );
     const run = await reg.startRun();
     assert.equal((await reg.getRun(run.id.slice(0, 6))).id, run.id);
     await reg.metadata.createRun({ id: `${run.id.slice(0, 6)}ffffffffff`, startedAt: Date.now() });
@@ -88,8 +100,14 @@ describe('runs', () => {
     const b = await reg.startRun({ tags: { strategy: 'lora' } });
     await a.finish();
     await b.fail(new Error('diverged'));
-    assert.deepEqual((await reg.listRuns({ status: 'failed' })).map((r) => [r.id, r.error]), [[b.id, 'diverged']]);
-    assert.deepEqual((await reg.listRuns({ tag: { strategy: 'head' } })).map((r) => r.id), [a.id]);
+    assert.deepEqual(
+      (await reg.listRuns({ status: 'failed' })).map((r) => [r.id, r.error]),
+      [[b.id, 'diverged']],
+    );
+    assert.deepEqual(
+      (await reg.listRuns({ tag: { strategy: 'head' } })).map((r) => r.id),
+      [a.id],
+    );
     assert.equal((await reg.listRuns()).length, 2);
     await reg.close();
   });
@@ -99,7 +117,12 @@ describe('runs', () => {
     const reg = await openRegistry({ home, staleAfterMs: 60_000 });
     // pid 2^22+7 is above Linux's default pid_max, so no live process has it.
     await reg.metadata.createRun({ id: 'local0dead0run00', startedAt: Date.now(), pid: 4194311, host: hostname() });
-    await reg.metadata.createRun({ id: 'remote0old0run00', startedAt: Date.now() - 3_600_000, pid: 1, host: 'other-host' });
+    await reg.metadata.createRun({
+      id: 'remote0old0run00',
+      startedAt: Date.now() - 3_600_000,
+      pid: 1,
+      host: 'other-host',
+    });
     await reg.metadata.createRun({ id: 'remote0new0run00', startedAt: Date.now(), pid: 1, host: 'other-host' });
     const runs = await reg.listRuns();
     const byId = new Map(runs.map((r) => [r.id, r]));
@@ -116,7 +139,10 @@ describe('runs', () => {
     const run = await reg.startRun();
     await run.registerModel({ name: 'm', source: modelDir('x') });
     await run.finish();
-    await assert.rejects(reg.deleteRun(run.id), isRegistryError(`run ${run.id} cannot be deleted: model version m:1 was produced by it`));
+    await assert.rejects(
+      reg.deleteRun(run.id),
+      isRegistryError(`run ${run.id} cannot be deleted: model version m:1 was produced by it`),
+    );
     await reg.close();
   });
 });
@@ -125,7 +151,12 @@ describe('model versions', () => {
   test('versions auto-increment; aliases move atomically; lineage links runs and parents', async () => {
     const reg = await openRegistry({ home: fresh() });
     const run = await reg.startRun({ baseModel: 'use-lite' });
-    const v1 = await run.registerModel({ name: 'spam', source: modelDir('1'), aliases: ['production'], parents: [{ relation: 'base', external: 'use-lite' }] });
+    const v1 = await run.registerModel({
+      name: 'spam',
+      source: modelDir('1'),
+      aliases: ['production'],
+      parents: [{ relation: 'base', external: 'use-lite' }],
+    });
     const v2 = await run.registerModel({ name: 'spam', source: modelDir('2'), aliases: ['staging'] });
     const q = await reg.registerModel({
       name: 'spam-int8',
@@ -148,10 +179,13 @@ describe('model versions', () => {
     assert.deepEqual((await reg.getModel('spam:1')).aliases, []);
     assert.equal((await reg.getModel('spam')).version, 2);
     assert.equal((await reg.getModel('spam@latest')).version, 2);
-    assert.deepEqual(await reg.listModels().then((ms) => ms.map((m) => [m.name, m.latestVersion, m.versions, m.aliases])), [
-      ['spam', 2, 2, { production: 2, staging: 2 }],
-      ['spam-int8', 1, 1, {}],
-    ]);
+    assert.deepEqual(
+      await reg.listModels().then((ms) => ms.map((m) => [m.name, m.latestVersion, m.versions, m.aliases])),
+      [
+        ['spam', 2, 2, { production: 2, staging: 2 }],
+        ['spam-int8', 1, 1, {}],
+      ],
+    );
     const out = join(root, `export-${n++}`);
     await reg.exportModel('spam@production', out);
     assert.equal(readFileSync(join(out, 'model.onnx'), 'utf8'), 'weights 2');
@@ -167,12 +201,27 @@ describe('model versions', () => {
     const home = fresh();
     const reg = await openRegistry({ home });
     await reg.registerModel({ name: 'spam', source: modelDir('a'), aliases: ['staging'] });
-    await assert.rejects(reg.getModel('spam@production'), isRegistryError(`alias 'production' of model 'spam' points nowhere (known aliases: staging)`));
+    await assert.rejects(
+      reg.getModel('spam@production'),
+      isRegistryError(`alias 'production' of model 'spam' points nowhere (known aliases: staging)`),
+    );
     await assert.rejects(reg.getModel('spam:7'), isRegistryError('model version spam:7 does not exist (latest is 1)'));
-    await assert.rejects(reg.getModel('ham@production'), isRegistryError(`model 'ham' is not registered in ${resolve(home)}`));
-    await assert.rejects(reg.setAlias('spam', 'production', 3), isRegistryError('model version spam:3 does not exist (latest is 1)'));
-    await assert.rejects(reg.deleteAlias('spam', 'production'), isRegistryError(`alias 'production' of model 'spam' points nowhere`));
-    await assert.rejects(reg.setAlias('spam', 'latest', 1), (e: unknown) => e instanceof ConfigError && /reserved/.test(e.message));
+    await assert.rejects(
+      reg.getModel('ham@production'),
+      isRegistryError(`model 'ham' is not registered in ${resolve(home)}`),
+    );
+    await assert.rejects(
+      reg.setAlias('spam', 'production', 3),
+      isRegistryError('model version spam:3 does not exist (latest is 1)'),
+    );
+    await assert.rejects(
+      reg.deleteAlias('spam', 'production'),
+      isRegistryError(`alias 'production' of model 'spam' points nowhere`),
+    );
+    await assert.rejects(
+      reg.setAlias('spam', 'latest', 1),
+      (e: unknown) => e instanceof ConfigError && /reserved/.test(e.message),
+    );
     assert.throws(() => parseModelRef('spam:0'), /invalid model version '0' in 'spam:0'/);
     assert.deepEqual(parseModelRef('org/spam-v2@prod'), { name: 'org/spam-v2', alias: 'prod' });
     await reg.close();
@@ -181,8 +230,18 @@ describe('model versions', () => {
   test('a bad lineage parent aborts the registration without consuming a version', async () => {
     const reg = await openRegistry({ home: fresh() });
     await reg.registerModel({ name: 'spam', source: modelDir('a') });
-    await assert.rejects(reg.registerModel({ name: 'spam', source: modelDir('b'), parents: [{ relation: 'teacher', model: 'teacher:1' }] }), /model 'teacher' is not registered/);
-    await assert.rejects(reg.registerModel({ name: 'spam', source: modelDir('c'), runId: 'nope1234' }), /run 'nope1234' does not exist/);
+    await assert.rejects(
+      reg.registerModel({
+        name: 'spam',
+        source: modelDir('b'),
+        parents: [{ relation: 'teacher', model: 'teacher:1' }],
+      }),
+      /model 'teacher' is not registered/,
+    );
+    await assert.rejects(
+      reg.registerModel({ name: 'spam', source: modelDir('c'), runId: 'nope1234' }),
+      /run 'nope1234' does not exist/,
+    );
     assert.equal((await reg.registerModel({ name: 'spam', source: modelDir('d') })).version, 2);
     await reg.close();
   });
@@ -195,7 +254,10 @@ describe('registry folder', () => {
     const home = join(file, '.tailor');
     await assert.rejects(openRegistry({ home }), (e: unknown) => {
       assert.ok(e instanceof RegistryError);
-      assert.equal(e.message, `registry folder ${home} cannot be created (ENOTDIR); choose another with --home DIR or TAILOR_HOME`);
+      assert.equal(
+        e.message,
+        `registry folder ${home} cannot be created (ENOTDIR); choose another with --home DIR or TAILOR_HOME`,
+      );
       return true;
     });
     if (process.getuid?.() !== 0) {
@@ -203,7 +265,12 @@ describe('registry folder', () => {
       const ro = join(root, `ro-${n++}`);
       mkdirSync(ro);
       chmodSync(ro, 0o555);
-      await assert.rejects(openRegistry({ home: ro }), isRegistryError(`registry folder ${ro} is not writable (${ro}: EACCES); choose another with --home DIR or TAILOR_HOME`));
+      await assert.rejects(
+        openRegistry({ home: ro }),
+        isRegistryError(
+          `registry folder ${ro} is not writable (${ro}: EACCES); choose another with --home DIR or TAILOR_HOME`,
+        ),
+      );
       assert.deepEqual(readdirSync(ro), []);
       chmodSync(ro, 0o755);
     }
@@ -232,7 +299,10 @@ describe('registry folder', () => {
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
-    await assert.rejects(openRegistry({ home }), /has schema version 2, newer than this Tailor supports \(1\); upgrade Tailor/);
+    await assert.rejects(
+      openRegistry({ home }),
+      /has schema version 2, newer than this Tailor supports \(1\); upgrade Tailor/,
+    );
   });
 });
 
@@ -248,13 +318,25 @@ describe('gc and verify', () => {
     await reg.deleteRun(drop.id);
     // An object being written by a live process (reserved, row not yet committed) must survive gc.
     const pending = await reg.artifacts.ingestBytes(new TextEncoder().encode('in flight'));
-    await reg.metadata.reserveObject({ token: 't1', hash: pending.hash, pid: process.pid, host: hostname(), createdAt: Date.now() });
+    await reg.metadata.reserveObject({
+      token: 't1',
+      hash: pending.hash,
+      pid: process.pid,
+      host: hostname(),
+      createdAt: Date.now(),
+    });
     await pending.commit();
     // Leftovers of a dead writer: a temp folder and a reservation.
     const deadTmp = join(reg.home, 'tmp', `${hostname()}-4194311-0123456789ab`);
     mkdirSync(deadTmp);
     const orphan = await reg.artifacts.ingestBytes(new TextEncoder().encode('orphan'));
-    await reg.metadata.reserveObject({ token: 't2', hash: orphan.hash, pid: 4194311, host: hostname(), createdAt: Date.now() });
+    await reg.metadata.reserveObject({
+      token: 't2',
+      hash: orphan.hash,
+      pid: 4194311,
+      host: hostname(),
+      createdAt: Date.now(),
+    });
     await orphan.commit();
 
     const dry = await reg.gc({ dryRun: true });
@@ -281,7 +363,9 @@ describe('gc and verify', () => {
     const quarantine = reg.artifacts.quarantine.bind(reg.artifacts);
     reg.artifacts.quarantine = async (h: string) => {
       const token = await quarantine(h);
-      await reg.metadata.addArtifacts(run.id, [{ path: 'late', kind: 'other', hash: staged.hash, type: 'file', size: 4, createdAt: Date.now() }]);
+      await reg.metadata.addArtifacts(run.id, [
+        { path: 'late', kind: 'other', hash: staged.hash, type: 'file', size: 4, createdAt: Date.now() },
+      ]);
       return token;
     };
     const r = await reg.gc();

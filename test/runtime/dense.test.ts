@@ -24,7 +24,10 @@ test('crossProduct: aᵀb equals the plain-JS sum over rows', async () => {
       assert.ok(Math.abs(got[i * q + j] - s) < 1e-12, `[${i}, ${j}]: ${got[i * q + j]} vs ${s}`);
     }
   }
-  await assert.rejects(crossProduct(a, b, n, p + 1, q), /crossProduct: \[7, 4\] and \[7, 4\] need 28 and 28 values, got 21 and 28/);
+  await assert.rejects(
+    crossProduct(a, b, n, p + 1, q),
+    /crossProduct: \[7, 4\] and \[7, 4\] need 28 and 28 values, got 21 and 28/,
+  );
 });
 
 test('SoftmaxProblem: mean log-loss, correct count and gradient equal a plain-JS float64 softmax regression', async () => {
@@ -41,7 +44,10 @@ test('SoftmaxProblem: mean log-loss, correct count and gradient equal a plain-JS
     const gw = new Float64Array(d * k);
     const gb = new Float64Array(k);
     for (let i = 0; i < n; i++) {
-      const s = Array.from({ length: k }, (_, c) => b[c] + Array.from({ length: d }, (_, j) => x[i * d + j] * w[j * k + c]).reduce((t, v) => t + v, 0));
+      const s = Array.from(
+        { length: k },
+        (_, c) => b[c] + Array.from({ length: d }, (_, j) => x[i * d + j] * w[j * k + c]).reduce((t, v) => t + v, 0),
+      );
       const top = Math.max(...s);
       const z = s.reduce((t, v) => t + Math.exp(v - top), 0);
       loss += Math.log(z) + top - s[y[i]];
@@ -63,5 +69,8 @@ test('SoftmaxProblem: mean log-loss, correct count and gradient equal a plain-JS
   } finally {
     await p.release();
   }
-  await assert.rejects(SoftmaxProblem.create(x, [...y.slice(0, -1), 3], d, k), /SoftmaxProblem: label 3 of example 8 is outside \[0, 3\)/);
+  await assert.rejects(
+    SoftmaxProblem.create(x, [...y.slice(0, -1), 3], d, k),
+    /SoftmaxProblem: label 3 of example 8 is outside \[0, 3\)/,
+  );
 });

@@ -21,8 +21,20 @@ function mlp(): { model: Model; reference: (x: number[], batch: number) => numbe
   const b2 = [0.1, -0.2, 0.3];
   const b = new GraphBuilder('mlp');
   const x = b.input('x', 'float32', ['batch', IN]);
-  const h = b.scope('layer.0', () => b.relu(b.add(b.matmul(x, b.initializer('w1', 'float32', Float32Array.from(W1), [IN, HID])), b.initializer('b1', 'float32', Float32Array.from(b1), [HID]))));
-  const y = b.scope('layer.1', () => b.add(b.matmul(h, b.initializer('w2', 'float32', Float32Array.from(W2), [HID, OUT])), b.initializer('b2', 'float32', Float32Array.from(b2), [OUT])));
+  const h = b.scope('layer.0', () =>
+    b.relu(
+      b.add(
+        b.matmul(x, b.initializer('w1', 'float32', Float32Array.from(W1), [IN, HID])),
+        b.initializer('b1', 'float32', Float32Array.from(b1), [HID]),
+      ),
+    ),
+  );
+  const y = b.scope('layer.1', () =>
+    b.add(
+      b.matmul(h, b.initializer('w2', 'float32', Float32Array.from(W2), [HID, OUT])),
+      b.initializer('b2', 'float32', Float32Array.from(b2), [OUT]),
+    ),
+  );
   b.output(y, 'float32', ['batch', OUT]);
   const f = Math.fround;
   const reference = (xs: number[], batch: number): number[] => {
@@ -46,7 +58,8 @@ function mlp(): { model: Model; reference: (x: number[], batch: number) => numbe
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): void => {
   assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])), `[${i}] ${a[i]} vs ${b[i]}`);
+  for (let i = 0; i < a.length; i++)
+    assert.ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])), `[${i}] ${a[i]} vs ${b[i]}`);
 };
 
 describe('Session', () => {
@@ -55,7 +68,12 @@ describe('Session', () => {
     const x = Array.from({ length: 3 * 4 }, (_, i) => (i % 5) - 2.5);
     const expected = reference(x, 3);
     for (const optimizationLevel of ['disabled', 'basic', 'extended', 'all'] as const) {
-      const s = await Session.create(model, { optimizationLevel, intraOpThreads: 1, interOpThreads: 1, providers: ['cpu'] });
+      const s = await Session.create(model, {
+        optimizationLevel,
+        intraOpThreads: 1,
+        interOpThreads: 1,
+        providers: ['cpu'],
+      });
       assert.deepEqual(s.inputNames, ['x']);
       // Tailor Tensors are accepted as feeds.
       const out = await s.run({ x: tensorFromArray('x', 'float32', Float32Array.from(x), [3, 4]) });
@@ -66,21 +84,37 @@ describe('Session', () => {
     }
     // Worker threads that sleep instead of spinning (a pass-through to ORT's session config) give the same result.
     const quiet = await Session.create(model, { intraOpThreads: 2, allowSpinning: false });
-    close((await quiet.run({ x: tensorFromArray('x', 'float32', Float32Array.from(x), [3, 4]) }))[quiet.outputNames[0]].data as Float32Array, expected);
+    close(
+      (await quiet.run({ x: tensorFromArray('x', 'float32', Float32Array.from(x), [3, 4]) }))[quiet.outputNames[0]]
+        .data as Float32Array,
+      expected,
+    );
     await quiet.release();
   });
 
   it('refuses bad options and bad models with typed errors', async () => {
     const { model } = mlp();
     await assert.rejects(Session.create(model, { intraOpThreads: -1 }), ConfigError);
-    const broken = { ...model, graph: { ...model.graph, nodes: [{ ...model.graph.nodes[0], opType: 'MatMull' }, ...model.graph.nodes.slice(1)] } };
-    await assert.rejects(Session.create(broken), (e: unknown) => e instanceof GraphError && /unknown op 'MatMull'/.test((e as Error).message));
+    const broken = {
+      ...model,
+      graph: { ...model.graph, nodes: [{ ...model.graph.nodes[0], opType: 'MatMull' }, ...model.graph.nodes.slice(1)] },
+    };
+    await assert.rejects(
+      Session.create(broken),
+      (e: unknown) => e instanceof GraphError && /unknown op 'MatMull'/.test((e as Error).message),
+    );
     // With validation off, ORT's own complaint comes back as a RuntimeError.
-    await assert.rejects(Session.create(broken, { validate: false, label: 'broken.onnx' }), (e: unknown) =>
-      e instanceof RuntimeError && /ONNX Runtime could not load broken\.onnx/.test((e as Error).message));
+    await assert.rejects(
+      Session.create(broken, { validate: false, label: 'broken.onnx' }),
+      (e: unknown) =>
+        e instanceof RuntimeError && /ONNX Runtime could not load broken\.onnx/.test((e as Error).message),
+    );
     await assert.rejects(Session.create(Uint8Array.of(1, 2, 3)), RuntimeError);
-    await assert.rejects(Session.create('/no/such/model.onnx'), (e: unknown) =>
-      e instanceof ModelFileError && e.message === 'cannot load model /no/such/model.onnx: no such file');
+    await assert.rejects(
+      Session.create('/no/such/model.onnx'),
+      (e: unknown) =>
+        e instanceof ModelFileError && e.message === 'cannot load model /no/such/model.onnx: no such file',
+    );
     const s = await Session.create(model);
     await assert.rejects(s.run({ wrong: new ort.Tensor('float32', new Float32Array(4), [1, 4]) }), RuntimeError);
     await s.release();
@@ -96,24 +130,39 @@ describe('execution providers', () => {
 
   it('a provider whose binaries are missing is a RuntimeError saying how to get it', async (t) => {
     const cuda = listProviders().find((p) => p.name === 'cuda');
-    if (!cuda || cuda.installed) { t.skip('CUDA binaries are installed here'); return; }
+    if (!cuda || cuda.installed) {
+      t.skip('CUDA binaries are installed here');
+      return;
+    }
     const { model } = mlp();
     await assert.rejects(Session.create(model, { providers: ['cuda'] }), (e: unknown) => {
       assert.ok(e instanceof RuntimeError);
-      assert.match(e.message, /execution provider 'cuda' is supported on linux\/x64 but its libraries are not installed/);
+      assert.match(
+        e.message,
+        /execution provider 'cuda' is supported on linux\/x64 but its libraries are not installed/,
+      );
       assert.match(e.message, /ONNXRUNTIME_NODE_INSTALL=cuda12/);
       return true;
     });
   });
 
   it('a provider this build lacks is named, with the available ones', () => {
-    assert.throws(() => assertProvidersAvailable(['cpu', 'dml']), (e: unknown) =>
-      e instanceof RuntimeError && /execution provider 'dml' is not available in this onnxruntime-node build .*available: cpu/.test((e as Error).message) &&
-      /only available on Windows/.test((e as Error).message));
+    assert.throws(
+      () => assertProvidersAvailable(['cpu', 'dml']),
+      (e: unknown) =>
+        e instanceof RuntimeError &&
+        /execution provider 'dml' is not available in this onnxruntime-node build .*available: cpu/.test(
+          (e as Error).message,
+        ) &&
+        /only available on Windows/.test((e as Error).message),
+    );
   });
 
   it('webgpu without an adapter fails as a RuntimeError naming the provider', async (t) => {
-    if (!listProviders().some((p) => p.name === 'webgpu')) { t.skip('no webgpu in this build'); return; }
+    if (!listProviders().some((p) => p.name === 'webgpu')) {
+      t.skip('no webgpu in this build');
+      return;
+    }
     const { model, reference } = mlp();
     let s: Session | undefined;
     try {
@@ -134,7 +183,8 @@ describe('execution providers', () => {
 describe('profiling', () => {
   it('summarises time per op type and per node from a real run, and cleans up the trace', async () => {
     const { model } = mlp();
-    const jsonInCwd = (): string[] => fs.readdirSync(process.cwd()).filter((f) => f.endsWith('.json') && /profile|ort/.test(f));
+    const jsonInCwd = (): string[] =>
+      fs.readdirSync(process.cwd()).filter((f) => f.endsWith('.json') && /profile|ort/.test(f));
     const cwdBefore = jsonInCwd();
     const traceFile = path.join(os.tmpdir(), `tailor-trace-${process.pid}.json`);
     const s = await Session.create(model, { profile: { traceFile }, optimizationLevel: 'disabled' });
@@ -147,7 +197,13 @@ describe('profiling', () => {
     assert.equal(p.runs, 3);
     assert.deepEqual(p.byOpType.map((o) => o.opType).sort(), ['Add', 'MatMul', 'Relu']);
     assert.equal(p.byOpType.find((o) => o.opType === 'MatMul')!.calls, 6, '2 MatMul nodes x 3 runs');
-    assert.deepEqual(p.byNode.map((n) => n.node).sort(), ['/layer.0/Add', '/layer.0/MatMul', '/layer.0/Relu', '/layer.1/Add', '/layer.1/MatMul']);
+    assert.deepEqual(p.byNode.map((n) => n.node).sort(), [
+      '/layer.0/Add',
+      '/layer.0/MatMul',
+      '/layer.0/Relu',
+      '/layer.1/Add',
+      '/layer.1/MatMul',
+    ]);
     for (const n of p.byNode) {
       assert.equal(n.calls, 3);
       assert.equal(n.provider, 'CPUExecutionProvider');
@@ -173,20 +229,43 @@ describe('profiling', () => {
   });
 
   it('summarizeProfile on a hand-written trace', () => {
-    const ev = (name: string, dur: number, op?: string): object => op
-      ? { cat: 'Node', name, dur, ph: 'X', args: { op_name: op, provider: 'CPUExecutionProvider' } }
-      : { cat: 'Session', name, dur, ph: 'X', args: {} };
+    const ev = (name: string, dur: number, op?: string): object =>
+      op
+        ? { cat: 'Node', name, dur, ph: 'X', args: { op_name: op, provider: 'CPUExecutionProvider' } }
+        : { cat: 'Session', name, dur, ph: 'X', args: {} };
     const trace = JSON.stringify([
-      ev('session_initialization', 500), ev('model_run', 100), ev('model_run', 60),
-      ev('mm1_kernel_time', 40, 'MatMul'), ev('mm1_kernel_time', 20, 'MatMul'), ev('mm2_kernel_time', 30, 'MatMul'),
-      ev('act_kernel_time', 10, 'Relu'), ev('act_kernel_time', 0, 'Relu'),
+      ev('session_initialization', 500),
+      ev('model_run', 100),
+      ev('model_run', 60),
+      ev('mm1_kernel_time', 40, 'MatMul'),
+      ev('mm1_kernel_time', 20, 'MatMul'),
+      ev('mm2_kernel_time', 30, 'MatMul'),
+      ev('act_kernel_time', 10, 'Relu'),
+      ev('act_kernel_time', 0, 'Relu'),
       { cat: 'Node', name: 'mm1_fence_before', dur: 99, args: { op_name: 'MatMul' } },
     ]);
     const s = summarizeProfile(trace);
-    assert.deepEqual({ runs: s.runs, kernelUs: s.kernelUs, runUs: s.runUs, initUs: s.initUs }, { runs: 2, kernelUs: 100, runUs: 160, initUs: 500 });
-    assert.deepEqual(s.byOpType, [{ opType: 'MatMul', calls: 3, totalUs: 90, share: 0.9 }, { opType: 'Relu', calls: 2, totalUs: 10, share: 0.1 }]);
-    assert.deepEqual(s.byNode.map((n) => [n.node, n.calls, n.totalUs, n.meanUs]), [['mm1', 2, 60, 30], ['mm2', 1, 30, 30], ['act', 2, 10, 5]]);
-    assert.throws(() => summarizeProfile('{oops', 'p.json'), (e: unknown) => e instanceof RuntimeError && /cannot parse ONNX Runtime profile p\.json/.test((e as Error).message));
+    assert.deepEqual(
+      { runs: s.runs, kernelUs: s.kernelUs, runUs: s.runUs, initUs: s.initUs },
+      { runs: 2, kernelUs: 100, runUs: 160, initUs: 500 },
+    );
+    assert.deepEqual(s.byOpType, [
+      { opType: 'MatMul', calls: 3, totalUs: 90, share: 0.9 },
+      { opType: 'Relu', calls: 2, totalUs: 10, share: 0.1 },
+    ]);
+    assert.deepEqual(
+      s.byNode.map((n) => [n.node, n.calls, n.totalUs, n.meanUs]),
+      [
+        ['mm1', 2, 60, 30],
+        ['mm2', 1, 30, 30],
+        ['act', 2, 10, 5],
+      ],
+    );
+    assert.throws(
+      () => summarizeProfile('{oops', 'p.json'),
+      (e: unknown) =>
+        e instanceof RuntimeError && /cannot parse ONNX Runtime profile p\.json/.test((e as Error).message),
+    );
   });
 });
 
@@ -205,7 +284,10 @@ describe('tensor helpers', () => {
     buf.set(t.data, 1);
     const odd: Tensor = { name: 'odd', dtype: 'float32', dims: [4], data: buf.subarray(1) };
     assert.deepEqual(Array.from(toOrt(odd).data as Float32Array), [1, 2, 3, 4]);
-    assert.throws(() => toOrt({ name: 'b', dtype: 'bfloat16', dims: [1], data: new Uint8Array(2) }), /no bfloat16 tensors/);
+    assert.throws(
+      () => toOrt({ name: 'b', dtype: 'bfloat16', dims: [1], data: new Uint8Array(2) }),
+      /no bfloat16 tensors/,
+    );
     assert.throws(() => ortTensor('float32', Float32Array.of(1, 2), [3]), RuntimeError);
   });
 

@@ -32,18 +32,24 @@ const B0 = [0, 0.1, -0.2];
 const RM0 = [0.5, -1, 0];
 const RV0 = [2, 1, 0.25];
 
-const loss = (b: GraphBuilder): string => b.op('SoftmaxCrossEntropyLoss', ['logits', b.input('labels', 'int64', ['batch'])], { reduction: 'mean' });
+const loss = (b: GraphBuilder): string =>
+  b.op('SoftmaxCrossEntropyLoss', ['logits', b.input('labels', 'int64', ['batch'])], { reduction: 'mean' });
 
 /** x [batch, 3, 2, 2] -> BatchNorm -> global average pool -> logits [batch, 3]. */
 function bnModel(): Graph {
   const b = new GraphBuilder('bn');
   const x = b.input('x', 'float32', ['batch', C, 2, 2]);
   const args = [
-    b.initializer('bn.weight', 'float32', Float32Array.from(W0), [C]), b.initializer('bn.bias', 'float32', Float32Array.from(B0), [C]),
-    b.initializer('bn.running_mean', 'float32', Float32Array.from(RM0), [C]), b.initializer('bn.running_var', 'float32', Float32Array.from(RV0), [C]),
+    b.initializer('bn.weight', 'float32', Float32Array.from(W0), [C]),
+    b.initializer('bn.bias', 'float32', Float32Array.from(B0), [C]),
+    b.initializer('bn.running_mean', 'float32', Float32Array.from(RM0), [C]),
+    b.initializer('bn.running_var', 'float32', Float32Array.from(RV0), [C]),
   ];
   const y = b.op('BatchNormalization', [x, ...args], { epsilon: EPS, momentum: MOMENTUM });
-  b.output(b.node('Flatten', [b.op('GlobalAveragePool', [y])], {}, { outputs: ['logits'] })[0], 'float32', ['batch', C]);
+  b.output(b.node('Flatten', [b.op('GlobalAveragePool', [y])], {}, { outputs: ['logits'] })[0], 'float32', [
+    'batch',
+    C,
+  ]);
   return b.graph;
 }
 
@@ -58,23 +64,38 @@ function batchOf(seed: number): { x: Float32Array; feeds: Record<string, ort.Ten
 function batchStats(x: Float32Array): { mean: number[]; variance: number[] } {
   const mean = Array.from({ length: C }, () => 0);
   const sq = Array.from({ length: C }, () => 0);
-  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let k = 0; k < HW; k++) mean[c] += x[(n * C + c) * HW + k] / (N * HW);
-  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let k = 0; k < HW; k++) sq[c] += (x[(n * C + c) * HW + k] - mean[c]) ** 2 / (N * HW);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++) for (let k = 0; k < HW; k++) mean[c] += x[(n * C + c) * HW + k] / (N * HW);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let k = 0; k < HW; k++) sq[c] += (x[(n * C + c) * HW + k] - mean[c]) ** 2 / (N * HW);
   return { mean, variance: sq };
 }
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string): void => {
   assert.equal(a.length, b.length, what);
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+  for (let i = 0; i < a.length; i++)
+    assert.ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
 };
 
 test('running statistics are state: momentum update per step, eval uses them, checkpoints and export carry them', async () => {
   for (const mode of ['fused', 'separate'] as const) {
     const model = bnModel();
-    const engine = new TrainingEngine(model, { loss, trainable: (n) => n.startsWith('bn.'), optimizer: { type: 'sgd', lr: 0.1 }, mode }, new TrainRng(0));
+    const engine = new TrainingEngine(
+      model,
+      { loss, trainable: (n) => n.startsWith('bn.'), optimizer: { type: 'sgd', lr: 0.1 }, mode },
+      new TrainRng(0),
+    );
     try {
-      assert.deepEqual(engine.params.map((p) => p.name), ['bn.weight', 'bn.bias'], 'a predicate never selects running statistics');
-      assert.deepEqual(engine.buffers.map((b) => b.name), ['bn.running_mean', 'bn.running_var']);
+      assert.deepEqual(
+        engine.params.map((p) => p.name),
+        ['bn.weight', 'bn.bias'],
+        'a predicate never selects running statistics',
+      );
+      assert.deepEqual(
+        engine.buffers.map((b) => b.name),
+        ['bn.running_mean', 'bn.running_var'],
+      );
       let rm = [...RM0];
       let rv = [...RV0];
       for (const seed of [1, 2, 3]) {
@@ -108,20 +129,43 @@ test('running statistics are state: momentum update per step, eval uses them, ch
       close(state.buffers?.['bn.running_mean'] as Float32Array, rm, 1e-5, 'state buffer');
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tailor-bn-'));
       try {
-        const file = await saveCheckpoint(dir, { step: 3, epoch: 0, batchInEpoch: 3, rng: new TrainRng(0).getState(), badEpochs: 0, history: [] }, state,
-          new Map([...engine.params, ...engine.buffers].map((p) => [p.name, p.shape])));
+        const file = await saveCheckpoint(
+          dir,
+          { step: 3, epoch: 0, batchInEpoch: 3, rng: new TrainRng(0).getState(), badEpochs: 0, history: [] },
+          state,
+          new Map([...engine.params, ...engine.buffers].map((p) => [p.name, p.shape])),
+        );
         const ck = await loadCheckpoint(file);
         close(ck.engine.buffers?.['bn.running_var'] as Float32Array, rv, 1e-6, 'checkpoint buffer');
-        const fresh = new TrainingEngine(model, { loss, trainable: (n) => n.startsWith('bn.'), optimizer: { type: 'sgd', lr: 0.1 }, mode }, new TrainRng(0));
+        const fresh = new TrainingEngine(
+          model,
+          { loss, trainable: (n) => n.startsWith('bn.'), optimizer: { type: 'sgd', lr: 0.1 }, mode },
+          new TrainRng(0),
+        );
         fresh.setState(ck.engine);
-        close((await fresh.evaluate(feeds)).logits.data as Float32Array, expected, 1e-5, 'eval after restoring the checkpoint');
+        close(
+          (await fresh.evaluate(feeds)).logits.data as Float32Array,
+          expected,
+          1e-5,
+          'eval after restoring the checkpoint',
+        );
         await fresh.release();
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
       const exported = engine.exportGraph();
-      close(tensorToArray(exported.initializers.get('bn.running_mean')!) as Float32Array, rm, 1e-5, 'exported running_mean');
-      close(Array.from(tensorToArray(model.initializers.get('bn.running_mean')!) as Float32Array), RM0, 0, 'the input model is unchanged');
+      close(
+        tensorToArray(exported.initializers.get('bn.running_mean')!) as Float32Array,
+        rm,
+        1e-5,
+        'exported running_mean',
+      );
+      close(
+        Array.from(tensorToArray(model.initializers.get('bn.running_mean')!) as Float32Array),
+        RM0,
+        0,
+        'the input model is unchanged',
+      );
     } finally {
       await engine.release();
     }
@@ -129,14 +173,25 @@ test('running statistics are state: momentum update per step, eval uses them, ch
 });
 
 test('training graph: BatchNorm nodes get running-statistics outputs; statistics cannot be trainable', () => {
-  const g = buildTrainingGraphs(bnModel(), { loss, trainable: ['bn.weight'], optimizer: { type: 'sgd', lr: 0.1 }, bindings: { batch: N }, gradients: buildGradientGraph });
+  const g = buildTrainingGraphs(bnModel(), {
+    loss,
+    trainable: ['bn.weight'],
+    optimizer: { type: 'sgd', lr: 0.1 },
+    bindings: { batch: N },
+    gradients: buildGradientGraph,
+  });
   const bn = g.train.nodes.find((n) => n.opType === 'BatchNormalization')!;
   assert.deepEqual(bn.outputs.slice(1), ['bn.running_mean::next', 'bn.running_var::next']);
   assert.equal(bn.attrs.training_mode?.value, 1);
   assert.ok(g.train.inputs.some((i) => i.name === 'bn.running_mean') && !g.train.initializers.has('bn.running_mean'));
   assert.ok(g.train.outputs.some((o) => o.name === 'bn.running_var::next'));
-  assert.throws(() => resolveTrainable(bnModel(), ['bn.running_var']), (e: unknown) => e instanceof ConfigError
-    && e.message === "'bn.running_var' is a BatchNormalization running statistic, updated by training itself; it cannot be a trainable parameter");
+  assert.throws(
+    () => resolveTrainable(bnModel(), ['bn.running_var']),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.message ===
+        "'bn.running_var' is a BatchNormalization running statistic, updated by training itself; it cannot be a trainable parameter",
+  );
 });
 
 test('zoo CNN trains with BatchNorm in training mode and validates on its updated running statistics', async () => {
@@ -151,11 +206,20 @@ test('zoo CNN trains with BatchNorm in training mode and validates on its update
     py[i] = BigInt(i % 2);
     for (let j = 0; j < 192; j++) px[i * 192 + j] = 1 + (i % 2 ? 0.3 : -0.3) + (rnd() - 0.5);
   }
-  const cnn = buildCnn(cnnConfig({ num_labels: 2, stem_channels: 4, stages: [{ channels: 4, blocks: 1, stride: 1 }] }), { seed: 1 });
+  const cnn = buildCnn(
+    cnnConfig({ num_labels: 2, stem_channels: 4, stages: [{ channels: 4, blocks: 1, stride: 1 }] }),
+    { seed: 1 },
+  );
   const stats = [...cnn.graph.initializers.keys()].filter((k) => k.endsWith('running_mean'));
   assert.ok(stats.length >= 3);
-  const data = tensorData({ pixel_values: new ort.Tensor('float32', px, [m, 3, 8, 8]), labels: new ort.Tensor('int64', py, [m]) });
-  const accuracy = (outs: Record<string, ort.Tensor>[], batches: Record<string, ort.Tensor>[]): Record<string, number> => {
+  const data = tensorData({
+    pixel_values: new ort.Tensor('float32', px, [m, 3, 8, 8]),
+    labels: new ort.Tensor('int64', py, [m]),
+  });
+  const accuracy = (
+    outs: Record<string, ort.Tensor>[],
+    batches: Record<string, ort.Tensor>[],
+  ): Record<string, number> => {
     let ok = 0;
     let n = 0;
     outs.forEach((o, bi) => {
@@ -166,7 +230,12 @@ test('zoo CNN trains with BatchNorm in training mode and validates on its update
     return { accuracy: ok / n };
   };
   const trainer = new Trainer(cnn.graph, loss, trainableParams(cnn), data, {
-    seed: 1, epochs: 10, batchSize: 16, optimizer: { type: 'adamw', lr: 1e-2 }, progress: 'none', session: { intraOpThreads: 1 },
+    seed: 1,
+    epochs: 10,
+    batchSize: 16,
+    optimizer: { type: 'adamw', lr: 1e-2 },
+    progress: 'none',
+    session: { intraOpThreads: 1 },
     validation: { data, batchSize: 64, metrics: accuracy },
   });
   try {
@@ -177,7 +246,10 @@ test('zoo CNN trains with BatchNorm in training mode and validates on its update
     const stem = stats.find((k) => k.startsWith('bn1')) ?? stats[0];
     const moved = tensorToArray(r.graph.initializers.get(stem)!) as Float32Array;
     assert.ok(r.bestWeights.has(stem));
-    assert.ok(Array.from(moved).some((v) => Math.abs(v) > 0.05), `running mean ${stem} = ${Array.from(moved).join(', ')}`);
+    assert.ok(
+      Array.from(moved).some((v) => Math.abs(v) > 0.05),
+      `running mean ${stem} = ${Array.from(moved).join(', ')}`,
+    );
   } finally {
     await trainer.release();
   }

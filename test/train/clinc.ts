@@ -3,17 +3,26 @@ import { ort } from '../../src/runtime/session.ts';
 import { tensorData, type TrainData } from '../../src/train/trainer.ts';
 import { readClinc, type ClincRow } from '../clinc150.ts';
 
-
-export interface ClincSlice { train: TrainData; validation: TrainData; vocab: number; classes: number; validationLabels: number[] }
+export interface ClincSlice {
+  train: TrainData;
+  validation: TrainData;
+  vocab: number;
+  classes: number;
+  validationLabels: number[];
+}
 
 export function clincSlice(intents: number, seq: number): ClincSlice {
   const train = readClinc('train');
   const val = readClinc('validation');
   const labels = [...new Set(train.map((r) => r.label))].sort().slice(0, intents);
   const labelId = new Map(labels.map((l, i) => [l, i]));
-  const vocab = new Map<string, number>([['[PAD]', 0], ['[UNK]', 1]]);
+  const vocab = new Map<string, number>([
+    ['[PAD]', 0],
+    ['[UNK]', 1],
+  ]);
   const trainRows = train.filter((r) => labelId.has(r.label));
-  for (const r of trainRows) for (const w of r.text.toLowerCase().split(/\s+/).filter(Boolean)) if (!vocab.has(w)) vocab.set(w, vocab.size);
+  for (const r of trainRows)
+    for (const w of r.text.toLowerCase().split(/\s+/).filter(Boolean)) if (!vocab.has(w)) vocab.set(w, vocab.size);
   const encode = (rows: ClincRow[]): { data: TrainData; labels: number[] } => {
     const kept = rows.filter((r) => labelId.has(r.label));
     const ids = new BigInt64Array(kept.length * seq);
@@ -38,5 +47,11 @@ export function clincSlice(intents: number, seq: number): ClincSlice {
   };
   const tr = encode(trainRows);
   const va = encode(val);
-  return { train: tr.data, validation: va.data, vocab: vocab.size, classes: labels.length, validationLabels: va.labels };
+  return {
+    train: tr.data,
+    validation: va.data,
+    vocab: vocab.size,
+    classes: labels.length,
+    validationLabels: va.labels,
+  };
 }

@@ -24,23 +24,49 @@ test('fillDropoutMask draws the same uniforms as fillUniform: scale where u >= r
 test('lowered Dropout is one Mul by the fed mask; its bool mask output is mask > 0', async () => {
   const b = new GraphBuilder('d');
   const x = b.input('x', 'float32', [2, 5]);
-  const [y, mask] = b.node('Dropout', [x, b.scalar(0.25), b.constant('bool', Uint8Array.of(1), [])], {}, { outputs: ['y', 'keep'] });
+  const [y, mask] = b.node(
+    'Dropout',
+    [x, b.scalar(0.25), b.constant('bool', Uint8Array.of(1), [])],
+    {},
+    { outputs: ['y', 'keep'] },
+  );
   b.output(y, 'float32', [2, 5]);
   b.output(mask, 'bool', [2, 5]);
   const { graph, sites } = lowerDropout(b.graph, () => [2, 5]);
   assert.deepEqual(sites, [{ input: 'dropout::mask::0', shape: [2, 5], ratio: 0.25 }]);
-  assert.deepEqual(graph.nodes.filter((n) => n.opType !== 'Constant').map((n) => n.opType).sort(), ['Greater', 'Mul']);
+  assert.deepEqual(
+    graph.nodes
+      .filter((n) => n.opType !== 'Constant')
+      .map((n) => n.opType)
+      .sort(),
+    ['Greater', 'Mul'],
+  );
   const xs = Float32Array.from({ length: 10 }, (_, i) => i - 3);
   const ms = new TrainRng(1).fillDropoutMask(new Float32Array(10), 0.25);
   const s = await Session.create(modelFromGraph(graph));
-  const out = await s.run({ x: new ort.Tensor('float32', xs, [2, 5]), 'dropout::mask::0': new ort.Tensor('float32', ms, [2, 5]) });
+  const out = await s.run({
+    x: new ort.Tensor('float32', xs, [2, 5]),
+    'dropout::mask::0': new ort.Tensor('float32', ms, [2, 5]),
+  });
   await s.release();
-  assert.deepEqual(Array.from(out.y.data as Float32Array), Array.from(xs, (v, i) => Math.fround(v * ms[i])));
-  assert.deepEqual(Array.from(out.keep.data as Uint8Array, Boolean), Array.from(ms, (v) => v > 0));
+  assert.deepEqual(
+    Array.from(out.y.data as Float32Array),
+    Array.from(xs, (v, i) => Math.fround(v * ms[i])),
+  );
+  assert.deepEqual(
+    Array.from(out.keep.data as Uint8Array, Boolean),
+    Array.from(ms, (v) => v > 0),
+  );
 });
 
 test('fused step: updated values are named by their producing nodes (no Identity copies); grad scale only with accumulation', () => {
-  const base = { loss: mseLoss, trainable: ['W', 'B'], optimizer: { type: 'adamw' as const, lr: 0.1 }, bindings: { batch: 4 }, gradients: buildGradientGraph };
+  const base = {
+    loss: mseLoss,
+    trainable: ['W', 'B'],
+    optimizer: { type: 'adamw' as const, lr: 0.1 },
+    bindings: { batch: 4 },
+    gradients: buildGradientGraph,
+  };
   const g = buildTrainingGraphs(linearModel([1, 2, 3, 4, 5, 6], [0, 0]), base).train;
   const nexts = g.outputs.map((o) => o.name).filter((n) => n.endsWith('::next'));
   assert.equal(nexts.length, 6, 'W, B and two AdamW slots each');
@@ -56,10 +82,25 @@ test('fused step: updated values are named by their producing nodes (no Identity
 test('LoRA training graph: frozen weights stay initializers, get no dW, and dX only where a trainable lies upstream', async () => {
   const { buildEncoderClassifier, classificationLoss } = await import('../../bench/encoder.ts');
   const { inferredShapes } = await import('../../src/train/engine.ts');
-  const model = buildEncoderClassifier({ vocab: 50, hidden: 16, heads: 2, ffn: 32, layers: 2, maxSeq: 8, classes: 3, dropout: 0.1, lora: { rank: 2, alpha: 4 } });
+  const model = buildEncoderClassifier({
+    vocab: 50,
+    hidden: 16,
+    heads: 2,
+    ffn: 32,
+    layers: 2,
+    maxSeq: 8,
+    classes: 3,
+    dropout: 0.1,
+    lora: { rank: 2, alpha: 4 },
+  });
   const trainable = (n: string): boolean => n.includes('lora_') || n.startsWith('classifier.');
   const g = buildTrainingGraphs(model, {
-    loss: classificationLoss, trainable, optimizer: { type: 'adamw', lr: 1e-3 }, bindings: { batch: 4, seq: 8 }, gradients: buildGradientGraph, shapes: inferredShapes,
+    loss: classificationLoss,
+    trainable,
+    optimizer: { type: 'adamw', lr: 1e-3 },
+    bindings: { batch: 4, seq: 8 },
+    gradients: buildGradientGraph,
+    shapes: inferredShapes,
   }).train;
   const consumers = (v: string): string[] => g.nodes.filter((n) => n.inputs.includes(v)).map((n) => n.opType);
   for (const l of [0, 1]) {
@@ -73,17 +114,38 @@ test('LoRA training graph: frozen weights stay initializers, get no dW, and dX o
     }
   }
   assert.ok(!g.outputs.some((o) => o.name.includes('encoder.layer.0.attention.self.query.weight')));
-  assert.equal(g.inputs.filter((i) => i.name.endsWith('::next') || i.name.startsWith('optim::exp_avg::')).length, 8 * 2 + 2, 'AdamW slots only for the 16 LoRA tensors and the classifier');
+  assert.equal(
+    g.inputs.filter((i) => i.name.endsWith('::next') || i.name.startsWith('optim::exp_avg::')).length,
+    8 * 2 + 2,
+    'AdamW slots only for the 16 LoRA tensors and the classifier',
+  );
 });
 
 test('masks drawn ahead during a run leave the run generator exactly where sequential drawing would', async () => {
   const { buildEncoderClassifier, classificationLoss } = await import('../../bench/encoder.ts');
   const { TrainingEngine } = await import('../../src/train/engine.ts');
-  const model = buildEncoderClassifier({ vocab: 30, hidden: 8, heads: 2, ffn: 16, layers: 1, maxSeq: 6, classes: 2, dropout: 0.2 });
+  const model = buildEncoderClassifier({
+    vocab: 30,
+    hidden: 8,
+    heads: 2,
+    ffn: 16,
+    layers: 1,
+    maxSeq: 6,
+    classes: 2,
+    dropout: 0.2,
+  });
   const rng = new TrainRng(3);
-  const engine = new TrainingEngine(model, { loss: classificationLoss, trainable: (n) => n.startsWith('classifier.'), optimizer: { type: 'sgd', lr: 0.1 } }, rng);
+  const engine = new TrainingEngine(
+    model,
+    { loss: classificationLoss, trainable: (n) => n.startsWith('classifier.'), optimizer: { type: 'sgd', lr: 0.1 } },
+    rng,
+  );
   const batch = {
-    input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: 12 }, (_, i) => BigInt(i % 30)), [2, 6]),
+    input_ids: new ort.Tensor(
+      'int64',
+      BigInt64Array.from({ length: 12 }, (_, i) => BigInt(i % 30)),
+      [2, 6],
+    ),
     attention_mask: new ort.Tensor('float32', new Float32Array(12).fill(1), [2, 6]),
     labels: new ort.Tensor('int64', BigInt64Array.of(0n, 1n), [2]),
   };

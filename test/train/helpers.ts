@@ -40,7 +40,10 @@ export const linearGradients: GradientBuilder = (graph, { wrt }) => {
   return { graph: g, gradients: grads };
 };
 
-export interface RefParams { W: number[]; B: number[] }
+export interface RefParams {
+  W: number[];
+  B: number[];
+}
 
 /** Float64 loss and gradients of the same model. */
 export function refGrad(p: RefParams, x: number[], t: number[], n: number): { loss: number; W: number[]; B: number[] } {
@@ -62,7 +65,10 @@ export function refGrad(p: RefParams, x: number[], t: number[], n: number): { lo
 }
 
 export function batchOf(x: number[], t: number[], n: number): Record<string, ort.Tensor> {
-  return { x: new ort.Tensor('float32', Float32Array.from(x), [n, IN]), t: new ort.Tensor('float32', Float32Array.from(t), [n, OUT]) };
+  return {
+    x: new ort.Tensor('float32', Float32Array.from(x), [n, IN]),
+    t: new ort.Tensor('float32', Float32Array.from(t), [n, OUT]),
+  };
 }
 
 /** Deterministic pseudo-random numbers for test data. */

@@ -10,7 +10,10 @@ const N = 4;
 const rand = lcg(7);
 const W0 = Array.from({ length: IN * OUT }, () => rand());
 const B0 = Array.from({ length: OUT }, () => rand());
-const batches = Array.from({ length: 12 }, () => ({ x: Array.from({ length: N * IN }, () => rand() * 2), t: Array.from({ length: N * OUT }, () => rand()) }));
+const batches = Array.from({ length: 12 }, () => ({
+  x: Array.from({ length: N * IN }, () => rand() * 2),
+  t: Array.from({ length: N * OUT }, () => rand()),
+}));
 
 interface RefCfg {
   opt: OptimizerConfig;
@@ -55,9 +58,9 @@ function reference(cfg: RefCfg, steps: number): RefParams {
           s.v[i] = b2 * s.v[i] + (1 - b2) * g[n][i] ** 2;
           if ((cfg.opt.mode ?? 'torch') === 'torch') {
             w[i] *= 1 - lr * wd;
-            w[i] -= (lr / bc1) * s.m[i] / (Math.sqrt(s.v[i]) / Math.sqrt(bc2) + eps);
+            w[i] -= ((lr / bc1) * s.m[i]) / (Math.sqrt(s.v[i]) / Math.sqrt(bc2) + eps);
           } else {
-            w[i] -= ((lr * Math.sqrt(bc2)) / bc1) * s.m[i] / (Math.sqrt(s.v[i]) + eps);
+            w[i] -= (((lr * Math.sqrt(bc2)) / bc1) * s.m[i]) / (Math.sqrt(s.v[i]) + eps);
             w[i] -= lr * wd * w[i];
           }
         }
@@ -81,11 +84,22 @@ function reference(cfg: RefCfg, steps: number): RefParams {
 }
 
 async function runEngine(cfg: RefCfg, steps: number, extra: Partial<EngineOptions> = {}): Promise<RefParams> {
-  const engine = new TrainingEngine(linearModel(W0, B0), {
-    loss: mseLoss, trainable: ['W', 'B'], optimizer: cfg.opt, schedule: cfg.schedule, maxGradNorm: cfg.maxGradNorm,
-    gradAccumulation: cfg.accum, noDecay: (n) => (cfg.noDecay ?? []).includes(n), gradients: linearGradients,
-    session: { intraOpThreads: 1 }, ...extra,
-  }, new TrainRng(1));
+  const engine = new TrainingEngine(
+    linearModel(W0, B0),
+    {
+      loss: mseLoss,
+      trainable: ['W', 'B'],
+      optimizer: cfg.opt,
+      schedule: cfg.schedule,
+      maxGradNorm: cfg.maxGradNorm,
+      gradAccumulation: cfg.accum,
+      noDecay: (n) => (cfg.noDecay ?? []).includes(n),
+      gradients: linearGradients,
+      session: { intraOpThreads: 1 },
+      ...extra,
+    },
+    new TrainRng(1),
+  );
   const k = cfg.accum ?? 1;
   let done = 0;
   for (let i = 0; done < steps; i++) {
@@ -102,7 +116,10 @@ async function runEngine(cfg: RefCfg, steps: number, extra: Partial<EngineOption
 function assertClose(got: RefParams, want: RefParams, tol: number): void {
   for (const n of ['W', 'B'] as const) {
     got[n].forEach((v, i) => {
-      assert.ok(Math.abs(v - want[n][i]) <= tol * (1 + Math.abs(want[n][i])), `${n}[${i}]: got ${v}, want ${want[n][i]}`);
+      assert.ok(
+        Math.abs(v - want[n][i]) <= tol * (1 + Math.abs(want[n][i])),
+        `${n}[${i}]: got ${v}, want ${want[n][i]}`,
+      );
     });
   }
   // The parameters moved: a test where the update does nothing must not pass.
@@ -112,14 +129,41 @@ function assertClose(got: RefParams, want: RefParams, tol: number): void {
 const STEPS = 6;
 const cases: [string, RefCfg, Partial<EngineOptions>?][] = [
   ['AdamW torch mode', { opt: { type: 'adamw', lr: 0.05, weightDecay: 0.1 } }],
-  ['AdamW torch mode, separate optimizer graph', { opt: { type: 'adamw', lr: 0.05, weightDecay: 0.1 } }, { mode: 'separate' }],
-  ['AdamW without pre-allocated outputs', { opt: { type: 'adamw', lr: 0.05, weightDecay: 0.1 } }, { preallocate: false }],
-  ['AdamW HF mode, betas and eps', { opt: { type: 'adamw', lr: 0.05, weightDecay: 0.1, betas: [0.8, 0.99], eps: 1e-3, mode: 'hf' } }],
-  ['AdamW, no decay on bias, cosine schedule with warmup', { opt: { type: 'adamw', lr: 0.1, weightDecay: 0.2 }, noDecay: ['B'], schedule: { type: 'cosine', warmupSteps: 2, totalSteps: STEPS } }],
-  ['SGD plain, linear schedule', { opt: { type: 'sgd', lr: 0.1 }, schedule: { type: 'linear', warmupSteps: 1, totalSteps: 8 } }],
-  ['SGD momentum + dampening + weight decay', { opt: { type: 'sgd', lr: 0.1, momentum: 0.9, dampening: 0.3, weightDecay: 0.05 } }],
+  [
+    'AdamW torch mode, separate optimizer graph',
+    { opt: { type: 'adamw', lr: 0.05, weightDecay: 0.1 } },
+    { mode: 'separate' },
+  ],
+  [
+    'AdamW without pre-allocated outputs',
+    { opt: { type: 'adamw', lr: 0.05, weightDecay: 0.1 } },
+    { preallocate: false },
+  ],
+  [
+    'AdamW HF mode, betas and eps',
+    { opt: { type: 'adamw', lr: 0.05, weightDecay: 0.1, betas: [0.8, 0.99], eps: 1e-3, mode: 'hf' } },
+  ],
+  [
+    'AdamW, no decay on bias, cosine schedule with warmup',
+    {
+      opt: { type: 'adamw', lr: 0.1, weightDecay: 0.2 },
+      noDecay: ['B'],
+      schedule: { type: 'cosine', warmupSteps: 2, totalSteps: STEPS },
+    },
+  ],
+  [
+    'SGD plain, linear schedule',
+    { opt: { type: 'sgd', lr: 0.1 }, schedule: { type: 'linear', warmupSteps: 1, totalSteps: 8 } },
+  ],
+  [
+    'SGD momentum + dampening + weight decay',
+    { opt: { type: 'sgd', lr: 0.1, momentum: 0.9, dampening: 0.3, weightDecay: 0.05 } },
+  ],
   ['SGD Nesterov with clipping', { opt: { type: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true }, maxGradNorm: 0.05 }],
-  ['AdamW with clipping and 3-step accumulation (fused)', { opt: { type: 'adamw', lr: 0.05 }, maxGradNorm: 0.1, accum: 3 }],
+  [
+    'AdamW with clipping and 3-step accumulation (fused)',
+    { opt: { type: 'adamw', lr: 0.05 }, maxGradNorm: 0.1, accum: 3 },
+  ],
   ['AdamW with 2-step accumulation (separate)', { opt: { type: 'adamw', lr: 0.05 }, accum: 2 }, { mode: 'separate' }],
 ];
 
@@ -137,17 +181,27 @@ test('schedules: warmup, linear and cosine decay values', () => {
   assert.equal(learningRateAt(2, { type: 'linear', warmupSteps: 2, totalSteps: 10 }, 7), 1);
   assert.equal(learningRateAt(2, { type: 'linear', warmupSteps: 2, totalSteps: 10 }, 11), 0);
   assert.ok(Math.abs(learningRateAt(1, { type: 'cosine', totalSteps: 10 }, 6) - 0.5) < 1e-12);
-  assert.throws(() => learningRateAt(1, { type: 'cosine', warmupSteps: 5, totalSteps: 5 }, 6), /totalSteps \(5\) must exceed warmupSteps \(5\)/);
+  assert.throws(
+    () => learningRateAt(1, { type: 'cosine', warmupSteps: 5, totalSteps: 5 }, 6),
+    /totalSteps \(5\) must exceed warmupSteps \(5\)/,
+  );
 });
 
 test('a non-finite loss stops with a TrainingError naming the step and keeps the last good state', async () => {
-  const engine = new TrainingEngine(linearModel(W0, B0), { loss: mseLoss, trainable: ['W', 'B'], optimizer: { type: 'sgd', lr: 0.1 }, gradients: linearGradients }, new TrainRng(1));
+  const engine = new TrainingEngine(
+    linearModel(W0, B0),
+    { loss: mseLoss, trainable: ['W', 'B'], optimizer: { type: 'sgd', lr: 0.1 }, gradients: linearGradients },
+    new TrainRng(1),
+  );
   const bt = batches[0];
   await engine.trainBatch(batchOf(bt.x, bt.t, N));
   const before = Array.from(engine.paramValues().get('W') as Float32Array);
   const bad = [...bt.x];
   bad[0] = Number.POSITIVE_INFINITY;
-  await assert.rejects(engine.trainBatch(batchOf(bad, bt.t, N)), (e: unknown) => e instanceof TrainingError && /^loss is (NaN|Infinity) at step 2: training stopped/.test(e.message));
+  await assert.rejects(
+    engine.trainBatch(batchOf(bad, bt.t, N)),
+    (e: unknown) => e instanceof TrainingError && /^loss is (NaN|Infinity) at step 2: training stopped/.test(e.message),
+  );
   assert.deepEqual(Array.from(engine.paramValues().get('W') as Float32Array), before);
   assert.equal(engine.step, 1);
   await engine.release();

@@ -24,13 +24,31 @@ const accuracy = logitsAccuracy();
 test('a small transformer classifier trained on 10 CLINC150 intents beats chance (10%) by far within seconds', async () => {
   const d = clincSlice(10, 16);
   assert.equal(d.classes, 10);
-  const g = buildEncoderClassifier({ vocab: d.vocab, hidden: 32, heads: 2, ffn: 64, layers: 1, maxSeq: 16, classes: d.classes, dropout: 0.1, seed: 1 });
+  const g = buildEncoderClassifier({
+    vocab: d.vocab,
+    hidden: 32,
+    heads: 2,
+    ffn: 64,
+    layers: 1,
+    maxSeq: 16,
+    classes: d.classes,
+    dropout: 0.1,
+    seed: 1,
+  });
   const steps: number[] = [];
   const t0 = performance.now();
   const trainer = new Trainer(g, classificationLoss, isParam, d.train, {
-    seed: 1, epochs: 3, batchSize: 32, optimizer: { type: 'adamw', lr: 3e-3 }, session: { intraOpThreads: 1 },
-    validation: { data: d.validation, batchSize: 200, metrics: accuracy }, earlyStopping: { metric: 'accuracy', mode: 'max', patience: 2 },
-    progress: 'none', onStep: (s) => { steps.push(s.loss); },
+    seed: 1,
+    epochs: 3,
+    batchSize: 32,
+    optimizer: { type: 'adamw', lr: 3e-3 },
+    session: { intraOpThreads: 1 },
+    validation: { data: d.validation, batchSize: 200, metrics: accuracy },
+    earlyStopping: { metric: 'accuracy', mode: 'max', patience: 2 },
+    progress: 'none',
+    onStep: (s) => {
+      steps.push(s.loss);
+    },
   });
   const r = await trainer.fit();
   const seconds = (performance.now() - t0) / 1000;
@@ -46,8 +64,25 @@ test('a small transformer classifier trained on 10 CLINC150 intents beats chance
 test('same seed gives identical weights; another seed (other shuffles and dropout masks) does not', async () => {
   const d = clincSlice(3, 8);
   const run = async (seed: number): Promise<Float32Array> => {
-    const g = buildEncoderClassifier({ vocab: d.vocab, hidden: 8, heads: 2, ffn: 16, layers: 1, maxSeq: 8, classes: d.classes, dropout: 0.2, seed: 5 });
-    const t = new Trainer(g, classificationLoss, isParam, d.train, { seed, epochs: 1, batchSize: 50, optimizer: { type: 'adamw', lr: 1e-2 }, progress: 'none', session: { intraOpThreads: 1 } });
+    const g = buildEncoderClassifier({
+      vocab: d.vocab,
+      hidden: 8,
+      heads: 2,
+      ffn: 16,
+      layers: 1,
+      maxSeq: 8,
+      classes: d.classes,
+      dropout: 0.2,
+      seed: 5,
+    });
+    const t = new Trainer(g, classificationLoss, isParam, d.train, {
+      seed,
+      epochs: 1,
+      batchSize: 50,
+      optimizer: { type: 'adamw', lr: 1e-2 },
+      progress: 'none',
+      session: { intraOpThreads: 1 },
+    });
     const r = await t.fit();
     await t.release();
     return r.finalWeights.get('classifier.weight') as Float32Array;
@@ -60,7 +95,10 @@ test('same seed gives identical weights; another seed (other shuffles and dropou
 test('epoch permutations are seeded per epoch and the RNG state round-trips', () => {
   assert.deepEqual(epochPermutation(3, 1, 20), epochPermutation(3, 1, 20));
   assert.notDeepEqual(epochPermutation(3, 1, 20), epochPermutation(3, 2, 20));
-  assert.deepEqual([...epochPermutation(3, 1, 20)].sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i));
+  assert.deepEqual(
+    [...epochPermutation(3, 1, 20)].sort((x, y) => x - y),
+    Array.from({ length: 20 }, (_, i) => i),
+  );
   const r = new TrainRng(42);
   r.fillUniform(new Float32Array(7));
   const saved = r.getState();
@@ -84,9 +122,21 @@ test('a non-finite loss stops the Trainer with a TrainingError naming the step; 
   const perm = epochPermutation(0, 0, n);
   const badStep = Math.floor(perm.indexOf(0) / 2) + 1;
   const trainer = new Trainer(linearModel([0, 0, 0, 0, 0, 0], [0, 0]), mseLoss, ['W', 'B'], data, {
-    seed: 0, epochs: 1, batchSize: 2, optimizer: { type: 'sgd', lr: 0.1 }, gradients: linearGradients, checkpointDir: dir, checkpointEvery: 1, progress: 'none',
+    seed: 0,
+    epochs: 1,
+    batchSize: 2,
+    optimizer: { type: 'sgd', lr: 0.1 },
+    gradients: linearGradients,
+    checkpointDir: dir,
+    checkpointEvery: 1,
+    progress: 'none',
   });
-  await assert.rejects(trainer.fit(), (e: unknown) => e instanceof TrainingError && e.message === `loss is NaN at step ${badStep}: training stopped (the last good state is kept)`);
+  await assert.rejects(
+    trainer.fit(),
+    (e: unknown) =>
+      e instanceof TrainingError &&
+      e.message === `loss is NaN at step ${badStep}: training stopped (the last good state is kept)`,
+  );
   const ck = await loadLatestCheckpoint(dir);
   if (badStep === 1) assert.equal(ck, undefined);
   else {
@@ -98,13 +148,21 @@ test('a non-finite loss stops the Trainer with a TrainingError naming the step; 
 });
 
 function child(args: string[]): ReturnType<typeof spawn> {
-  return spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'fixtures/resume-child.ts'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'fixtures/resume-child.ts'), ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }
 
 function exited(p: ReturnType<typeof spawn>): Promise<number | null> {
   let err = '';
-  p.stderr?.on('data', (c: Buffer) => { err += c.toString(); });
-  return new Promise((resolve, reject) => p.on('exit', (code, sig) => (code === 0 || sig ? resolve(code) : reject(new Error(`child exited ${code}: ${err}`)))));
+  p.stderr?.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
+  return new Promise((resolve, reject) =>
+    p.on('exit', (code, sig) =>
+      code === 0 || sig ? resolve(code) : reject(new Error(`child exited ${code}: ${err}`)),
+    ),
+  );
 }
 
 test('a training process killed after a checkpoint resumes to bit-identical final weights', async () => {
@@ -130,6 +188,7 @@ test('a training process killed after a checkpoint resumes to bit-identical fina
   assert.equal(wa.metadata.steps, '20');
   assert.equal(wb.metadata.steps, '20');
   assert.deepEqual([...wb.tensors.keys()], [...wa.tensors.keys()]);
-  for (const [k, t] of wa.tensors) assert.ok(Buffer.from(t.data).equals(Buffer.from(wb.tensors.get(k)?.data ?? [])), `weights '${k}' differ`);
+  for (const [k, t] of wa.tensors)
+    assert.ok(Buffer.from(t.data).equals(Buffer.from(wb.tensors.get(k)?.data ?? [])), `weights '${k}' differ`);
   fs.rmSync(root, { recursive: true, force: true });
 });

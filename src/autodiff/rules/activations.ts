@@ -69,7 +69,10 @@ export const gelu: GradRule = (c) => {
 export const fastGelu: GradRule = (c) => {
   const x = c.hasInput(1) ? c.add(c.x(0), c.x(1)) : c.x(0);
   const dx = c.mul(c.dy()!, tanhGeluDeriv(c, x));
-  return [c.needs(0) ? c.unbroadcast(dx, c.x(0)) : undefined, c.hasInput(1) && c.needs(1) ? c.unbroadcast(dx, c.x(1)) : undefined];
+  return [
+    c.needs(0) ? c.unbroadcast(dx, c.x(0)) : undefined,
+    c.hasInput(1) && c.needs(1) ? c.unbroadcast(dx, c.x(1)) : undefined,
+  ];
 };
 
 /** com.microsoft BiasGelu(X, bias) = exact GELU(X + bias). */

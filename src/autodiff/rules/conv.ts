@@ -45,13 +45,21 @@ function geometry(c: GradContext, kernel: number[]): Geometry {
 
 /** output_padding that makes ConvTranspose(dY) come back exactly to the input's spatial size. */
 function outputPadding(g: Geometry): number[] {
-  return g.spatial.map((n, i) => n - (g.strides[i] * (g.outSpatial[i] - 1) + (g.kernel[i] - 1) * g.dilations[i] + 1 - g.padsBegin[i] - g.padsEnd[i]));
+  return g.spatial.map(
+    (n, i) =>
+      n -
+      (g.strides[i] * (g.outSpatial[i] - 1) + (g.kernel[i] - 1) * g.dilations[i] + 1 - g.padsBegin[i] - g.padsEnd[i]),
+  );
 }
 
 function convTranspose(c: GradContext, dy: string, w: string, geo: Geometry, group: number): string {
   return c.op('ConvTranspose', [dy, w], {
-    strides: geo.strides, dilations: geo.dilations, pads: [...geo.padsBegin, ...geo.padsEnd],
-    output_padding: outputPadding(geo), group, kernel_shape: geo.kernel,
+    strides: geo.strides,
+    dilations: geo.dilations,
+    pads: [...geo.padsBegin, ...geo.padsEnd],
+    output_padding: outputPadding(geo),
+    group,
+    kernel_shape: geo.kernel,
   });
 }
 
@@ -86,11 +94,19 @@ export const conv: GradRule = (c) => {
       dyt = c.reshape(dyt, c.ints([M, N, ...geo.outSpatial]));
     }
     let dw = c.op('Conv', [xt, dyt], {
-      strides: geo.dilations, dilations: geo.strides, pads: [...geo.padsBegin, ...geo.padsEnd], group,
+      strides: geo.dilations,
+      dilations: geo.strides,
+      pads: [...geo.padsBegin, ...geo.padsEnd],
+      group,
       kernel_shape: geo.outSpatial,
     });
     // the swapped Conv can overrun the kernel by the positions the forward stride skipped at the end
-    const full = geo.spatial.map((n, i) => Math.floor((n + geo.padsBegin[i] + geo.padsEnd[i] - ((geo.outSpatial[i] - 1) * geo.strides[i] + 1)) / geo.dilations[i]) + 1);
+    const full = geo.spatial.map(
+      (n, i) =>
+        Math.floor(
+          (n + geo.padsBegin[i] + geo.padsEnd[i] - ((geo.outSpatial[i] - 1) * geo.strides[i] + 1)) / geo.dilations[i],
+        ) + 1,
+    );
     if (full.some((f, i) => f !== kernel[i])) {
       dw = c.op('Slice', [dw, c.ints(kernel.map(() => 0)), c.ints(kernel), c.ints(kernel.map((_, i) => i + 2))]);
     }
@@ -106,11 +122,11 @@ export const maxPool: GradRule = (c) => {
   const xs = c.staticShape(c.x(0));
   const indices = c.ensureOutput(1, 'Indices');
   const n = xs.reduce((a, b) => a * b, 1);
-  const flat = c.op('ScatterElements', [
-    c.fill(c.ints([n]), 0, c.dtype),
-    c.reshape(indices, c.ints([-1])),
-    c.reshape(c.dy()!, c.ints([-1])),
-  ], { axis: 0, reduction: 'add' });
+  const flat = c.op(
+    'ScatterElements',
+    [c.fill(c.ints([n]), 0, c.dtype), c.reshape(indices, c.ints([-1])), c.reshape(c.dy()!, c.ints([-1]))],
+    { axis: 0, reduction: 'add' },
+  );
   return [c.reshape(flat, c.ints(xs))];
 };
 
@@ -131,7 +147,9 @@ export const averagePool: GradRule = (c) => {
   const fillW = (v: number, shape: number[]): string => c.fill(c.ints(shape), v, c.dtype);
   if (!exact) {
     const counts = c.op('Conv', [fillW(1, [1, 1, ...geo.spatial]), fillW(1, [1, 1, ...kernel])], {
-      strides: geo.strides, pads: [...geo.padsBegin, ...geo.padsEnd], kernel_shape: kernel,
+      strides: geo.strides,
+      pads: [...geo.padsBegin, ...geo.padsEnd],
+      kernel_shape: kernel,
     });
     dy = c.div(dy, counts);
   }

@@ -15,10 +15,7 @@ export const sub: GradRule = (c) => {
 
 export const mul: GradRule = (c) => {
   const dy = c.dy()!;
-  return [
-    c.needs(0) ? ub(c, c.mul(dy, c.x(1)), 0) : undefined,
-    c.needs(1) ? ub(c, c.mul(dy, c.x(0)), 1) : undefined,
-  ];
+  return [c.needs(0) ? ub(c, c.mul(dy, c.x(1)), 0) : undefined, c.needs(1) ? ub(c, c.mul(dy, c.x(0)), 1) : undefined];
 };
 
 export const div: GradRule = (c) => {
@@ -43,7 +40,12 @@ export const pow: GradRule = (c) => {
     if (p && p.length === 1) {
       const pv = p[0];
       // x^1 and x^2 are common in decomposed LayerNorm/MSE; skip the Pow for them
-      const deriv = pv === 1 ? undefined : pv === 2 ? c.mul(c.x(0), c.scalar(2, dtype)) : c.mul(c.op('Pow', [c.x(0), c.scalar(pv - 1, dtype)]), c.scalar(pv, dtype));
+      const deriv =
+        pv === 1
+          ? undefined
+          : pv === 2
+            ? c.mul(c.x(0), c.scalar(2, dtype))
+            : c.mul(c.op('Pow', [c.x(0), c.scalar(pv - 1, dtype)]), c.scalar(pv, dtype));
       dA = ub(c, deriv ? c.mul(dy, deriv) : dy, 0);
     } else {
       const pm1 = c.sub(c.x(1), c.op('CastLike', [c.scalar(1, 'float32'), c.x(1)]));

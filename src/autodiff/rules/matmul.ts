@@ -5,10 +5,23 @@ import type { GradContext, GradRule } from '../context.ts';
  * a·bᵀ-style products without Transpose nodes through com.microsoft FusedMatMul (ORT's CPU kernels: float32 and
  * float64); other dtypes get an explicit Transpose + MatMul.
  */
-function matmulT(c: GradContext, a: string, b: string, rankA: number, rankB: number, transA: boolean, transB: boolean): string {
+function matmulT(
+  c: GradContext,
+  a: string,
+  b: string,
+  rankA: number,
+  rankB: number,
+  transA: boolean,
+  transB: boolean,
+): string {
   if (!transA && !transB) return c.op('MatMul', [a, b]);
   if (c.dtype === 'float32' || c.dtype === 'float64') {
-    return c.op('FusedMatMul', [a, b], { transA: transA ? 1 : 0, transB: transB ? 1 : 0, alpha: 1.0 }, { domain: 'com.microsoft' });
+    return c.op(
+      'FusedMatMul',
+      [a, b],
+      { transA: transA ? 1 : 0, transB: transB ? 1 : 0, alpha: 1.0 },
+      { domain: 'com.microsoft' },
+    );
   }
   return c.op('MatMul', [transA ? c.transposeLast2(a, rankA) : a, transB ? c.transposeLast2(b, rankB) : b]);
 }
@@ -45,7 +58,14 @@ export const matmul: GradRule = (c) => {
     const g = matmulT(c, dy, b, ry, rb, false, true);
     const gShape = [...ys.slice(0, -1), sb.length === 1 ? 1 : sb[sb.length - 2]];
     // a 1-D A was shared by every row and batch: sum all axes but the last
-    dA = sa.length === 1 ? c.reduceSum(g, Array.from({ length: ry - 1 }, (_, i) => i), false) : c.unbroadcast(g, A, gShape);
+    dA =
+      sa.length === 1
+        ? c.reduceSum(
+            g,
+            Array.from({ length: ry - 1 }, (_, i) => i),
+            false,
+          )
+        : c.unbroadcast(g, A, gShape);
   }
   if (c.needs(1)) {
     const K = sa[sa.length - 1];
@@ -59,7 +79,10 @@ export const matmul: GradRule = (c) => {
     } else {
       const g = matmulT(c, a, dy, ra, ry, true, false);
       const gShape = [...ys.slice(0, -2), sa.length === 1 ? 1 : sa[sa.length - 1], ys[ys.length - 1]];
-      dB = sb.length === 1 ? c.reduceSum(g, [...Array.from({ length: ry - 2 }, (_, i) => i), ry - 1], false) : c.unbroadcast(g, B, gShape);
+      dB =
+        sb.length === 1
+          ? c.reduceSum(g, [...Array.from({ length: ry - 2 }, (_, i) => i), ry - 1], false)
+          : c.unbroadcast(g, B, gShape);
     }
   }
   return [dA, dB];
@@ -106,13 +129,19 @@ export const einsum: GradRule = (c) => {
   const free = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'.split('').filter((l) => !used.has(l));
   const ellRank = Math.max(0, ...lhs.map((s, i) => (s.includes('...') ? c.rankOf(c.x(i)) - (s.length - 3) : 0)));
   const ell = free.slice(0, ellRank).join('');
-  const subs = lhs.map((s, i) => (s.includes('...') ? s.replace('...', ell.slice(ellRank - (c.rankOf(c.x(i)) - (s.length - 3)))) : s));
+  const subs = lhs.map((s, i) =>
+    s.includes('...') ? s.replace('...', ell.slice(ellRank - (c.rankOf(c.x(i)) - (s.length - 3)))) : s,
+  );
   out = out.replace('...', ell);
-  for (const s of subs) if (new Set(s).size !== s.length) throw c.error(`repeated index in '${s}' (diagonals) is not supported`);
+  for (const s of subs)
+    if (new Set(s).size !== s.length) throw c.error(`repeated index in '${s}' (diagonals) is not supported`);
   const dy = c.dy()!;
   const grads: (string | undefined)[] = [];
   for (let i = 0; i < subs.length; i++) {
-    if (!c.needs(i)) { grads.push(undefined); continue; }
+    if (!c.needs(i)) {
+      grads.push(undefined);
+      continue;
+    }
     const target = subs[i];
     const others = subs.filter((_, j) => j !== i);
     const avail = new Set([...out, ...others.join('')]);
@@ -123,7 +152,9 @@ export const einsum: GradRule = (c) => {
     if (kept !== target) {
       // indices summed only inside this operand: broadcast the gradient back along them
       const unsq: number[] = [];
-      [...target].forEach((l, k) => { if (!avail.has(l)) unsq.push(k); });
+      [...target].forEach((l, k) => {
+        if (!avail.has(l)) unsq.push(k);
+      });
       g = c.op('Unsqueeze', [g, c.ints(unsq)]);
       g = c.op('Expand', [g, c.shapeTensor(c.x(i))]);
     }

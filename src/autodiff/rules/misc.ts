@@ -47,7 +47,10 @@ export const softmaxCrossEntropyLoss: GradRule = (c) => {
       safe = c.op('Where', [valid, labels, c.op('CastLike', [c.b.scalar(0, 'int64'), labels])]);
     }
     // one-hot by comparison with 0..C-1 laid along axis 1 (OneHot has no float64 kernel in ORT)
-    const classes = c.reshape(c.ints(Array.from({ length: C }, (_, i) => i)), c.ints([1, C, ...new Array<number>(rank - 2).fill(1)]));
+    const classes = c.reshape(
+      c.ints(Array.from({ length: C }, (_, i) => i)),
+      c.ints([1, C, ...new Array<number>(rank - 2).fill(1)]),
+    );
     const lab1 = c.op('Unsqueeze', [c.op('Cast', [safe], { to: 7 }), c.ints([1])]);
     const onehot = c.op('CastLike', [c.op('Equal', [lab1, classes]), scores]);
     let w: string | undefined;

@@ -33,8 +33,12 @@ export const layerNorm: GradRule = (c) => {
     const dInv = c.dy(2);
     if (dMean || dInv) {
       const xs = c.shapeOf(x).slice(axis);
-      const n = xs.every((d) => typeof d === 'number') ? c.scalar((xs as number[]).reduce((a, b) => a * b, 1))
-        : c.op('CastLike', [c.op('ReduceProd', [c.op('Slice', [c.op('Shape', [x]), c.ints([axis]), c.ints([rank])])], { keepdims: 0 }), x]);
+      const n = xs.every((d) => typeof d === 'number')
+        ? c.scalar((xs as number[]).reduce((a, b) => a * b, 1))
+        : c.op('CastLike', [
+            c.op('ReduceProd', [c.op('Slice', [c.op('Shape', [x]), c.ints([axis]), c.ints([rank])])], { keepdims: 0 }),
+            x,
+          ]);
       let extra: string | undefined;
       if (dMean) extra = c.op('CastLike', [dMean, x]);
       if (dInv) {

@@ -10,7 +10,9 @@ export const transpose: GradRule = (c) => {
   const rank = c.rankOf(c.x(0));
   const perm = c.intsAttr('perm') ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
   const inv = new Array<number>(rank);
-  perm.forEach((p, i) => { inv[p] = i; });
+  perm.forEach((p, i) => {
+    inv[p] = i;
+  });
   return [c.op('Transpose', [c.dy()!], { perm: inv })];
 };
 
@@ -18,12 +20,21 @@ export const transpose: GradRule = (c) => {
 function sizesAlong(c: GradContext, names: string[], axis: number): string {
   const dims = names.map((n) => c.shapeOf(n)[axis]);
   if (dims.every((d) => typeof d === 'number')) return c.ints(dims as number[]);
-  return c.op('Concat', names.map((n) => c.op('Gather', [c.op('Shape', [n]), c.ints([axis])])), { axis: 0 });
+  return c.op(
+    'Concat',
+    names.map((n) => c.op('Gather', [c.op('Shape', [n]), c.ints([axis])])),
+    { axis: 0 },
+  );
 }
 
 export const concat: GradRule = (c) => {
   const axis = normAxes([c.int('axis', 0)], c.rankOf(c.y(0)))[0];
-  const parts = c.nodes('Split', [c.dy()!, sizesAlong(c, c.node.inputs, axis)], { axis }, { outputs: c.node.inputs.length });
+  const parts = c.nodes(
+    'Split',
+    [c.dy()!, sizesAlong(c, c.node.inputs, axis)],
+    { axis },
+    { outputs: c.node.inputs.length },
+  );
   return parts.map((p, i) => (c.needs(i) ? p : undefined));
 };
 
@@ -39,7 +50,8 @@ function sliceSpec(c: GradContext, shape: number[]): { axis: number; start: numb
   const ends = c.constInput(2);
   const axesIn = c.hasInput(3) ? c.constInput(3) : starts?.map((_, i) => i);
   const steps = c.hasInput(4) ? c.constInput(4) : starts?.map(() => 1);
-  if (!starts || !ends || !axesIn || !steps) throw c.error('starts/ends/axes/steps must be constants to differentiate Slice');
+  if (!starts || !ends || !axesIn || !steps)
+    throw c.error('starts/ends/axes/steps must be constants to differentiate Slice');
   const axes = normAxes(axesIn, shape.length);
   return axes.map((axis, i) => {
     const step = steps[i];
@@ -87,7 +99,10 @@ export const gather: GradRule = (c) => {
   let idx = c.x(1);
   // rank-0 constants, so that a scalar index keeps rank 0
   idx = c.op('Cast', [idx], { to: 7 });
-  const dim = typeof ds[axis] === 'number' ? c.b.scalar(ds[axis] as number, 'int64') : c.op('Gather', [c.op('Shape', [data]), c.b.scalar(axis, 'int64')]);
+  const dim =
+    typeof ds[axis] === 'number'
+      ? c.b.scalar(ds[axis] as number, 'int64')
+      : c.op('Gather', [c.op('Shape', [data]), c.b.scalar(axis, 'int64')]);
   idx = c.op('Where', [c.op('Less', [idx, c.b.scalar(0, 'int64')]), c.add(idx, dim), idx]);
   idx = c.op('Unsqueeze', [idx, c.ints([-1])]);
   if (axis === 0) {
@@ -95,13 +110,19 @@ export const gather: GradRule = (c) => {
   }
   // bring the gathered axis to the front, scatter, and move it back
   const yRank = ds.length - 1 + qRank;
-  const permY = [...Array.from({ length: qRank }, (_, i) => axis + i), ...Array.from({ length: axis }, (_, i) => i), ...Array.from({ length: yRank - axis - qRank }, (_, i) => axis + qRank + i)];
+  const permY = [
+    ...Array.from({ length: qRank }, (_, i) => axis + i),
+    ...Array.from({ length: axis }, (_, i) => i),
+    ...Array.from({ length: yRank - axis - qRank }, (_, i) => axis + qRank + i),
+  ];
   dy = c.op('Transpose', [dy], { perm: permY });
   const permD = [axis, ...Array.from({ length: ds.length }, (_, i) => i).filter((i) => i !== axis)];
   const zerosT = c.op('Transpose', [c.zeros(data)], { perm: permD });
   const scattered = c.op('ScatterND', [zerosT, idx, dy], { reduction: 'add' });
   const inv = new Array<number>(permD.length);
-  permD.forEach((p, i) => { inv[p] = i; });
+  permD.forEach((p, i) => {
+    inv[p] = i;
+  });
   return [c.op('Transpose', [scattered], { perm: inv })];
 };
 

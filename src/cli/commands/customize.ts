@@ -1,11 +1,21 @@
 /** `tailor customize`: audit, customize, evaluate against the baseline, write the artifact, register run + model. */
 import { Command, Option } from 'commander';
-import { emit, num, progressFor, providersFor, withDataOptions, withGlobals, withOutputOptions, type GlobalOptions } from '../common.ts';
+import {
+  emit,
+  num,
+  progressFor,
+  providersFor,
+  withDataOptions,
+  withGlobals,
+  withOutputOptions,
+  type GlobalOptions,
+} from '../common.ts';
 import { STRATEGY_CHOICES, type StrategyChoice } from '../strategies.ts';
 import type { PipelineOptions } from '../pipeline.ts';
 
 /** Commander's parsed options: the pipeline's own, with the flags that have defaults made required. */
-interface CustomizeCliOptions extends GlobalOptions, Omit<PipelineOptions, 'home' | 'providers' | 'progress' | 'aliases' | 'train' | 'eval'> {
+interface CustomizeCliOptions
+  extends GlobalOptions, Omit<PipelineOptions, 'home' | 'providers' | 'progress' | 'aliases' | 'train' | 'eval'> {
   base: string;
   train: string[];
   eval?: string[];
@@ -17,9 +27,18 @@ interface CustomizeCliOptions extends GlobalOptions, Omit<PipelineOptions, 'home
 }
 
 export function customizeCommand(): Command {
-  const cmd = withOutputOptions(withDataOptions(new Command('customize')
-    .description('customize the base on your data, evaluate it against the off-the-shelf baseline, save the artifact and register it'))
-    .addOption(new Option('--strategy <s>', 'auto follows the audit\'s recommendation; none keeps the baseline').choices([...STRATEGY_CHOICES]).default('auto')), 'the artifact (model, adapter) and its report')
+  const cmd = withOutputOptions(
+    withDataOptions(
+      new Command('customize').description(
+        'customize the base on your data, evaluate it against the off-the-shelf baseline, save the artifact and register it',
+      ),
+    ).addOption(
+      new Option('--strategy <s>', "auto follows the audit's recommendation; none keeps the baseline")
+        .choices([...STRATEGY_CHOICES])
+        .default('auto'),
+    ),
+    'the artifact (model, adapter) and its report',
+  )
     .option('--target-accuracy <x>', 'for --strategy auto: accuracy to reach', num({ min: 0, max: 1 }))
     .option('--max-latency-ms <ms>', 'for --strategy auto: latency budget (p50, batch 1)', num({ min: 0 }))
     .option('--epochs <n>', 'training epochs (default 3)', num({ min: 1, int: true }))
@@ -36,7 +55,12 @@ export function customizeCommand(): Command {
     const [{ runPipeline }, { formatPipeline }] = await Promise.all([import('../pipeline.ts'), import('../format.ts')]);
     const progress = progressFor(o);
     const { json: _json, device, profile: _profile, quiet: _quiet, alias, ...pipeline } = o;
-    const r = await runPipeline({ ...pipeline, ...(alias ? { aliases: alias } : {}), providers: providersFor(device), progress });
+    const r = await runPipeline({
+      ...pipeline,
+      ...(alias ? { aliases: alias } : {}),
+      providers: providersFor(device),
+      progress,
+    });
     progress.stop();
     emit(o, r, () => formatPipeline(r, { profile: o.profile }));
   });

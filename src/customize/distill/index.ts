@@ -87,7 +87,13 @@ export interface DistillResult {
   train: Pick<TrainResult, 'steps' | 'epochs' | 'history' | 'best' | 'stoppedEarly'>;
   /** The teacher cache used (reuse it for another run with different student or hyper-parameters). */
   cache: TeacherCache;
-  config: { temperature: number; alpha: number; hiddenWeight: number; labelledRows: number; teacherLabelledRows: number };
+  config: {
+    temperature: number;
+    alpha: number;
+    hiddenWeight: number;
+    labelledRows: number;
+    teacherLabelledRows: number;
+  };
 }
 
 function bertOf(model: Model): { cfg: BertConfig } {
@@ -96,7 +102,11 @@ function bertOf(model: Model): { cfg: BertConfig } {
 
 /** Which teacher layers a student of `n` layers starts from: evenly spaced from layer 0 (0, 2, 4... for half). */
 export function alternateLayers(teacherLayers: number, n: number): number[] {
-  if (!Number.isInteger(n) || n < 1 || n > teacherLayers) throw new ConfigError(`a student needs 1..${teacherLayers} layers, got ${n}`, { field: 'layers', value: String(n) });
+  if (!Number.isInteger(n) || n < 1 || n > teacherLayers)
+    throw new ConfigError(`a student needs 1..${teacherLayers} layers, got ${n}`, {
+      field: 'layers',
+      value: String(n),
+    });
   return Array.from({ length: n }, (_, i) => Math.floor((i * teacherLayers) / n));
 }
 
@@ -106,9 +116,19 @@ export function alternateLayers(teacherLayers: number, n: number): number[] {
  * `layers` depth with the teacher's vocabulary, labels and tokenizer.
  */
 export function studentFromTeacher(teacher: Model, spec: StudentSpec): Model {
-  if (teacher.architecture !== 'bert' || typeof (teacher.config as { hidden_size?: unknown }).hidden_size !== 'number') {
-    const graphInit = spec.init === 'teacher-graph' || (spec.init !== 'zoo' && spec.hidden === undefined && layerScopes(teacher.graph).length > 0);
-    if (graphInit) return teacherGraphStudent(teacher, spec.layers ?? layerScopes(teacher.graph).length, spec.intermediate !== undefined ? { intermediate: spec.intermediate } : {}).model;
+  if (
+    teacher.architecture !== 'bert' ||
+    typeof (teacher.config as { hidden_size?: unknown }).hidden_size !== 'number'
+  ) {
+    const graphInit =
+      spec.init === 'teacher-graph' ||
+      (spec.init !== 'zoo' && spec.hidden === undefined && layerScopes(teacher.graph).length > 0);
+    if (graphInit)
+      return teacherGraphStudent(
+        teacher,
+        spec.layers ?? layerScopes(teacher.graph).length,
+        spec.intermediate !== undefined ? { intermediate: spec.intermediate } : {},
+      ).model;
     return freshStudent(teacher, spec);
   }
   const { cfg } = bertOf(teacher);
@@ -139,18 +159,31 @@ export interface TeacherGraphStudent {
  * highest-magnitude units. Every non-buffer parameter is trainable (a head-only customized teacher has a frozen
  * body). Pure.
  */
-export function teacherGraphStudent(teacher: Model, layers: number, opts: { intermediate?: number } = {}): TeacherGraphStudent {
+export function teacherGraphStudent(
+  teacher: Model,
+  layers: number,
+  opts: { intermediate?: number } = {},
+): TeacherGraphStudent {
   const present = layerScopes(teacher.graph);
   if (present.length === 0) {
-    throw new ConfigError(`the '${teacher.architecture}' teacher's graph has no encoder layer scopes (node names like '/encoder/layer.0/...'); give the student a width (hidden) for a fresh one`, { field: 'layers' });
+    throw new ConfigError(
+      `the '${teacher.architecture}' teacher's graph has no encoder layer scopes (node names like '/encoder/layer.0/...'); give the student a width (hidden) for a fresh one`,
+      { field: 'layers' },
+    );
   }
   const keptLayers = alternateLayers(present.length, layers).map((i) => present[i]);
   const removedLayers = present.filter((i) => !keptLayers.includes(i));
   let model = removedLayers.length ? removeLayers(teacher, removedLayers) : teacher;
-  if (opts.intermediate !== undefined) for (let i = 0; i < keptLayers.length; i++) model = pruneFfn(model, layerScopes(model.graph)[i], opts.intermediate);
+  if (opts.intermediate !== undefined)
+    for (let i = 0; i < keptLayers.length; i++) model = pruneFfn(model, layerScopes(model.graph)[i], opts.intermediate);
   const params = new Map<string, Parameter>();
   for (const [k, p] of model.params) params.set(k, { ...p, trainable: p.role !== 'buffer' });
-  return { model: { ...model, params, newlyInitialized: [] }, keptLayers, removedLayers, ...(opts.intermediate !== undefined ? { intermediate: opts.intermediate } : {}) };
+  return {
+    model: { ...model, params, newlyInitialized: [] },
+    keptLayers,
+    removedLayers,
+    ...(opts.intermediate !== undefined ? { intermediate: opts.intermediate } : {}),
+  };
 }
 
 /**
@@ -159,18 +192,37 @@ export function teacherGraphStudent(teacher: Model, layers: number, opts: { inte
  */
 function freshStudent(teacher: Model, spec: StudentSpec, base?: BertConfig): Model {
   const hidden = spec.hidden ?? base?.hidden_size;
-  if (hidden === undefined) throw new ConfigError(`a student for a '${teacher.architecture}' teacher needs its width (hidden)`, { field: 'hidden' });
+  if (hidden === undefined)
+    throw new ConfigError(`a student for a '${teacher.architecture}' teacher needs its width (hidden)`, {
+      field: 'hidden',
+    });
   const labels = teacher.labels;
   const numLabels = labels?.length ?? base?.num_labels;
-  if (!numLabels) throw new ConfigError('the teacher has no label list; a classifier student needs the number of classes', { field: 'labels' });
+  if (!numLabels)
+    throw new ConfigError('the teacher has no label list; a classifier student needs the number of classes', {
+      field: 'labels',
+    });
   const vocab = spec.vocabSize ?? base?.vocab_size ?? teacher.tokenizer?.vocabSize;
-  if (!vocab) throw new ConfigError('the student needs a vocabulary size (vocabSize, or a teacher with a tokenizer)', { field: 'vocabSize' });
+  if (!vocab)
+    throw new ConfigError('the student needs a vocabulary size (vocabSize, or a teacher with a tokenizer)', {
+      field: 'vocabSize',
+    });
   const heads = spec.heads ?? Math.max(1, Math.round(hidden / 64));
-  if (hidden % heads !== 0) throw new ConfigError(`student hidden size ${hidden} is not a multiple of ${heads} heads`, { field: 'hidden', value: String(hidden) });
+  if (hidden % heads !== 0)
+    throw new ConfigError(`student hidden size ${hidden} is not a multiple of ${heads} heads`, {
+      field: 'hidden',
+      value: String(hidden),
+    });
   const config = bertConfig({
-    ...(base ?? {}), vocab_size: vocab, hidden_size: hidden, num_hidden_layers: spec.layers ?? 2, num_attention_heads: heads,
-    intermediate_size: spec.intermediate ?? hidden * 4, num_labels: numLabels,
-    max_position_embeddings: spec.maxPositions ?? base?.max_position_embeddings ?? Math.min(512, teacher.tokenizer?.modelMaxLength ?? 512),
+    ...(base ?? {}),
+    vocab_size: vocab,
+    hidden_size: hidden,
+    num_hidden_layers: spec.layers ?? 2,
+    num_attention_heads: heads,
+    intermediate_size: spec.intermediate ?? hidden * 4,
+    num_labels: numLabels,
+    max_position_embeddings:
+      spec.maxPositions ?? base?.max_position_embeddings ?? Math.min(512, teacher.tokenizer?.modelMaxLength ?? 512),
     ...(labels ? { id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])) } : {}),
   });
   const student = buildBert(config, { task: 'sequence-classification', seed: spec.seed ?? 0 });
@@ -179,7 +231,8 @@ function freshStudent(teacher: Model, spec: StudentSpec, base?: BertConfig): Mod
 
 /** The value holding the final encoder hidden states (output of the last layer's output LayerNorm). */
 export function finalHiddenValue(graph: Graph): string {
-  let best = -1, value = '';
+  let best = -1,
+    value = '';
   for (const n of graph.nodes) {
     const m = /encoder\/layer\.(\d+)\/output\/LayerNorm\//.exec(n.name);
     if (!m) continue;
@@ -189,7 +242,10 @@ export function finalHiddenValue(graph: Graph): string {
       value = n.outputs[0];
     }
   }
-  if (!value) throw new ConfigError(`graph '${graph.name}' has no encoder output LayerNorm to match hidden states on`, { field: 'hiddenWeight' });
+  if (!value)
+    throw new ConfigError(`graph '${graph.name}' has no encoder output LayerNorm to match hidden states on`, {
+      field: 'hiddenWeight',
+    });
   return value;
 }
 
@@ -200,10 +256,17 @@ function sliceRows(t: ort.Tensor, start: number, end: number): ort.Tensor {
 }
 
 /** Runs the teacher forward once over `inputs` in batches and keeps its logits (and final hidden states). */
-export async function teacherOutputs(teacher: Model, inputs: Record<string, ort.Tensor>, opts: { batchSize?: number; hidden?: boolean; intraOpThreads?: number } = {}): Promise<TeacherCache> {
+export async function teacherOutputs(
+  teacher: Model,
+  inputs: Record<string, ort.Tensor>,
+  opts: { batchSize?: number; hidden?: boolean; intraOpThreads?: number } = {},
+): Promise<TeacherCache> {
   const onnx = toOnnxModel(teacher);
   if (!onnx.graph.outputs.some((o) => o.name === 'logits')) {
-    throw new ConfigError(`the teacher has no 'logits' output (outputs: ${onnx.graph.outputs.map((o) => o.name).join(', ')}); distillation needs a classifier`, { field: 'teacher' });
+    throw new ConfigError(
+      `the teacher has no 'logits' output (outputs: ${onnx.graph.outputs.map((o) => o.name).join(', ')}); distillation needs a classifier`,
+      { field: 'teacher' },
+    );
   }
   const hiddenName = opts.hidden ? finalHiddenValue(onnx.graph) : undefined;
   if (hiddenName && !onnx.graph.outputs.some((o) => o.name === hiddenName)) {
@@ -213,12 +276,17 @@ export async function teacherOutputs(teacher: Model, inputs: Record<string, ort.
   if (!names.length) throw new ConfigError('the transfer set has no inputs', { field: 'inputs' });
   const n = inputs[names[0]].dims[0];
   const bs = opts.batchSize ?? 64;
-  const s = await Session.create(onnx, { label: 'teacher', ...(opts.intraOpThreads ? { intraOpThreads: opts.intraOpThreads } : {}) });
+  const s = await Session.create(onnx, {
+    label: 'teacher',
+    ...(opts.intraOpThreads ? { intraOpThreads: opts.intraOpThreads } : {}),
+  });
   let logits: Float32Array | undefined, hidden: Float32Array | undefined, hiddenDims: number[] | undefined;
-  let classes = 0, runs = 0;
+  let classes = 0,
+    runs = 0;
   try {
     const wanted = onnx.graph.inputs.map((i) => i.name);
-    for (const w of wanted) if (!inputs[w]) throw new ConfigError(`the transfer set lacks the teacher input '${w}'`, { field: w });
+    for (const w of wanted)
+      if (!inputs[w]) throw new ConfigError(`the transfer set lacks the teacher input '${w}'`, { field: w });
     for (let start = 0; start < n; start += bs) {
       const end = Math.min(n, start + bs);
       const feeds: Record<string, ort.Tensor> = {};
@@ -244,14 +312,21 @@ export async function teacherOutputs(teacher: Model, inputs: Record<string, ort.
 }
 
 /** Hard labels: the gold label where present (>= 0), else the teacher's argmax. */
-export function hardLabels(cache: TeacherCache, gold?: BigInt64Array): { labels: BigInt64Array; teacherLabelled: number } {
+export function hardLabels(
+  cache: TeacherCache,
+  gold?: BigInt64Array,
+): { labels: BigInt64Array; teacherLabelled: number } {
   const n = cache.logits.length / cache.classes;
   const out = new BigInt64Array(n);
   let teacherLabelled = 0;
   for (let i = 0; i < n; i++) {
-    if (gold && gold[i] >= 0n) { out[i] = gold[i]; continue; }
+    if (gold && gold[i] >= 0n) {
+      out[i] = gold[i];
+      continue;
+    }
     let a = 0;
-    for (let c = 1; c < cache.classes; c++) if (cache.logits[i * cache.classes + c] > cache.logits[i * cache.classes + a]) a = c;
+    for (let c = 1; c < cache.classes; c++)
+      if (cache.logits[i * cache.classes + c] > cache.logits[i * cache.classes + a]) a = c;
     out[i] = BigInt(a);
     teacherLabelled++;
   }
@@ -262,9 +337,20 @@ export function hardLabels(cache: TeacherCache, gold?: BigInt64Array): { labels:
  * The distillation loss appended to a student graph (inputs `teacher_logits` [batch, C], `labels` [batch] when
  * alpha < 1, `teacher_hidden` when hiddenWeight > 0). Returns the loss value's name.
  */
-export function distillationLoss(b: GraphBuilder, opts: { classes: number; temperature: number; alpha: number; hiddenWeight?: number; studentHidden?: string; hiddenShape?: (number | string)[] }): string {
+export function distillationLoss(
+  b: GraphBuilder,
+  opts: {
+    classes: number;
+    temperature: number;
+    alpha: number;
+    hiddenWeight?: number;
+    studentHidden?: string;
+    hiddenShape?: (number | string)[];
+  },
+): string {
   const { temperature, alpha } = opts;
-  if (!(alpha >= 0 && alpha <= 1)) throw new ConfigError(`alpha must be in [0, 1], got ${alpha}`, { field: 'alpha', value: String(alpha) });
+  if (!(alpha >= 0 && alpha <= 1))
+    throw new ConfigError(`alpha must be in [0, 1], got ${alpha}`, { field: 'alpha', value: String(alpha) });
   const parts: string[] = [];
   if (alpha > 0) {
     const t = b.input('teacher_logits', 'float32', ['batch', opts.classes]);
@@ -282,19 +368,37 @@ export function distillationLoss(b: GraphBuilder, opts: { classes: number; tempe
 }
 
 /** Trains `student` to mimic `teacher` on the transfer set with the Trainer. Neither input model is modified. */
-export async function distill(teacher: Model, student: Model, transfer: TransferSet, opts: DistillOptions = {}): Promise<DistillResult> {
+export async function distill(
+  teacher: Model,
+  student: Model,
+  transfer: TransferSet,
+  opts: DistillOptions = {},
+): Promise<DistillResult> {
   const temperature = opts.temperature ?? 2;
   const alpha = opts.alpha ?? 0.5;
   const hiddenWeight = opts.hiddenWeight ?? 0;
-  if (!(temperature > 0)) throw new ConfigError(`temperature must be > 0, got ${temperature}`, { field: 'temperature', value: String(temperature) });
+  if (!(temperature > 0))
+    throw new ConfigError(`temperature must be > 0, got ${temperature}`, {
+      field: 'temperature',
+      value: String(temperature),
+    });
   const studentGraph = student.graph;
   const studentHidden = hiddenWeight > 0 ? finalHiddenValue(studentGraph) : undefined;
   if (hiddenWeight > 0) {
-    const th = (teacher.config as { hidden_size?: number }).hidden_size, sh = (student.config as { hidden_size?: number }).hidden_size;
-    if (th !== sh) throw new ConfigError(`hidden-state matching needs equal hidden sizes (teacher ${th}, student ${sh}); set hiddenWeight 0 for a narrower student`, { field: 'hiddenWeight' });
+    const th = (teacher.config as { hidden_size?: number }).hidden_size,
+      sh = (student.config as { hidden_size?: number }).hidden_size;
+    if (th !== sh)
+      throw new ConfigError(
+        `hidden-state matching needs equal hidden sizes (teacher ${th}, student ${sh}); set hiddenWeight 0 for a narrower student`,
+        { field: 'hiddenWeight' },
+      );
   }
-  const cache = opts.cache ?? await teacherOutputs(teacher, transfer.inputs, { hidden: hiddenWeight > 0 });
-  if (hiddenWeight > 0 && !cache.hidden) throw new ConfigError('hiddenWeight > 0 needs a teacher cache with hidden states (teacherOutputs(..., { hidden: true }))', { field: 'cache' });
+  const cache = opts.cache ?? (await teacherOutputs(teacher, transfer.inputs, { hidden: hiddenWeight > 0 }));
+  if (hiddenWeight > 0 && !cache.hidden)
+    throw new ConfigError(
+      'hiddenWeight > 0 needs a teacher cache with hidden states (teacherOutputs(..., { hidden: true }))',
+      { field: 'cache' },
+    );
   const n = cache.logits.length / cache.classes;
   const { labels, teacherLabelled } = hardLabels(cache, transfer.labels);
   const columns = (set: TransferSet, c: TeacherCache, lab: BigInt64Array): Record<string, ort.Tensor> => {
@@ -307,11 +411,13 @@ export async function distill(teacher: Model, student: Model, transfer: Transfer
     }
     if (alpha > 0) cols.teacher_logits = new ort.Tensor('float32', c.logits, [rows, c.classes]);
     if (alpha < 1) cols.labels = new ort.Tensor('int64', lab, [rows]);
-    if (hiddenWeight > 0 && c.hidden && c.hiddenDims) cols.teacher_hidden = new ort.Tensor('float32', c.hidden, c.hiddenDims);
+    if (hiddenWeight > 0 && c.hidden && c.hiddenDims)
+      cols.teacher_hidden = new ort.Tensor('float32', c.hidden, c.hiddenDims);
     return cols;
   };
   const train = tensorData(columns(transfer, cache, labels));
-  if (train.size !== n) throw new ConfigError(`the teacher cache has ${n} rows but the transfer set has ${train.size}`, { field: 'cache' });
+  if (train.size !== n)
+    throw new ConfigError(`the teacher cache has ${n} rows but the transfer set has ${train.size}`, { field: 'cache' });
   let validation: TrainerConfig['validation'];
   if (opts.validation) {
     if (!opts.validation.labels) throw new ConfigError('validation needs labels', { field: 'validation' });
@@ -323,13 +429,30 @@ export async function distill(teacher: Model, student: Model, transfer: Transfer
     // The gold labels ride along under a name the graph does not read (ORT ignores extra feeds), for the metric.
     const withGold: TrainData = {
       size: vdata.size,
-      batch: (idx) => ({ ...vdata.batch(idx), gold_labels: new ort.Tensor('int64', BigInt64Array.from(idx, (i) => gold[i]), [idx.length]) }),
+      batch: (idx) => ({
+        ...vdata.batch(idx),
+        gold_labels: new ort.Tensor(
+          'int64',
+          BigInt64Array.from(idx, (i) => gold[i]),
+          [idx.length],
+        ),
+      }),
     };
     validation = { data: withGold, metrics: logitsAccuracy('logits', 'gold_labels') };
   }
   const hiddenShape = cache.hiddenDims ? ['batch', ...cache.hiddenDims.slice(1)] : undefined;
-  const loss = (b: GraphBuilder): string => distillationLoss(b, { classes: cache.classes, temperature, alpha, hiddenWeight, ...(studentHidden ? { studentHidden } : {}), ...(hiddenShape ? { hiddenShape } : {}) });
-  const trainable = [...student.params.values()].filter((p) => p.trainable && p.dtype === 'float32').map((p) => p.initializer);
+  const loss = (b: GraphBuilder): string =>
+    distillationLoss(b, {
+      classes: cache.classes,
+      temperature,
+      alpha,
+      hiddenWeight,
+      ...(studentHidden ? { studentHidden } : {}),
+      ...(hiddenShape ? { hiddenShape } : {}),
+    });
+  const trainable = [...student.params.values()]
+    .filter((p) => p.trainable && p.dtype === 'float32')
+    .map((p) => p.initializer);
   const trainer = new Trainer(studentGraph, loss, trainable, train, {
     seed: opts.seed ?? 0,
     epochs: opts.epochs ?? 3,
@@ -348,13 +471,31 @@ export async function distill(teacher: Model, student: Model, transfer: Transfer
   const trained: Model = { ...student, graph: result.graph };
   return {
     student: trained,
-    train: { steps: result.steps, epochs: result.epochs, history: result.history, ...(result.best ? { best: result.best } : {}), stoppedEarly: result.stoppedEarly },
+    train: {
+      steps: result.steps,
+      epochs: result.epochs,
+      history: result.history,
+      ...(result.best ? { best: result.best } : {}),
+      stoppedEarly: result.stoppedEarly,
+    },
     cache,
-    config: { temperature, alpha, hiddenWeight, labelledRows: n - teacherLabelled, teacherLabelledRows: teacherLabelled },
+    config: {
+      temperature,
+      alpha,
+      hiddenWeight,
+      labelledRows: n - teacherLabelled,
+      teacherLabelledRows: teacherLabelled,
+    },
   };
 }
 
-export { distillationReport, formatDistillationReport, type DistillationReport, type DistillReportOptions, type DistillSide } from './report.ts';
+export {
+  distillationReport,
+  formatDistillationReport,
+  type DistillationReport,
+  type DistillReportOptions,
+  type DistillSide,
+} from './report.ts';
 export { distillTextClassifier, type TextDistillOptions, type TextDistillResult } from './classifier.ts';
 export { inheritTeacherWeights, teacherShape, type TeacherShape } from './inherit.ts';
 export { layerScopes, pruneFfn, removeLayers, type RemoveLayersOptions } from '../../models/layers.ts';

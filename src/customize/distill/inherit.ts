@@ -36,7 +36,13 @@ export function teacherShape(teacher: Model): TeacherShape | undefined {
   if (layers === 0) return undefined;
   const inter = byKey.get('encoder.layer.0.intermediate.dense.weight');
   const intermediate = inter?.shape.find((d) => d !== hidden) ?? inter?.shape[0];
-  return { hidden, layers, vocab: words.shape[0], maxPositions: pos?.shape[0] ?? 512, ...(intermediate !== undefined ? { intermediate } : {}) };
+  return {
+    hidden,
+    layers,
+    vocab: words.shape[0],
+    maxPositions: pos?.shape[0] ?? 512,
+    ...(intermediate !== undefined ? { intermediate } : {}),
+  };
 }
 
 /**
@@ -45,7 +51,11 @@ export function teacherShape(teacher: Model): TeacherShape | undefined {
  * Pooler and classifier stay fresh (the student's pooling may differ from the teacher's). Pure: returns a new model
  * and the student paths that were copied.
  */
-export function inheritTeacherWeights(student: Model, teacher: Model, layerMap: readonly number[]): { model: Model; copied: string[] } {
+export function inheritTeacherWeights(
+  student: Model,
+  teacher: Model,
+  layerMap: readonly number[],
+): { model: Model; copied: string[] } {
   const tByKey = new Map<string, Parameter>([...teacher.params.values()].map((p) => [key(p.path), p]));
   const graph = cloneGraph(student.graph);
   const copied: string[] = [];
@@ -64,7 +74,12 @@ export function inheritTeacherWeights(student: Model, teacher: Model, layerMap: 
     let values = tensorToArray(tensor) as Float32Array;
     const same = t.shape.length === p.shape.length && t.shape.every((d, i) => d === p.shape[i]);
     if (!same) {
-      const flipped = t.shape.length === 2 && p.shape.length === 2 && t.shape[0] === p.shape[1] && t.shape[1] === p.shape[0] && t.layout !== p.layout;
+      const flipped =
+        t.shape.length === 2 &&
+        p.shape.length === 2 &&
+        t.shape[0] === p.shape[1] &&
+        t.shape[1] === p.shape[0] &&
+        t.layout !== p.layout;
       if (!flipped) continue;
       values = transpose2d(values, t.shape[0], t.shape[1]);
     } else if (t.shape.length === 2 && t.layout !== p.layout && t.layout !== 'same' && p.layout !== 'same') {

@@ -79,11 +79,20 @@ async function predict(s: Session, set: TransferSet, batchSize: number): Promise
 }
 
 /** Measures teacher and student on `evalSet` (labels required). */
-export async function distillationReport(teacher: Model, student: Model, evalSet: TransferSet, opts: DistillReportOptions = {}): Promise<DistillationReport> {
+export async function distillationReport(
+  teacher: Model,
+  student: Model,
+  evalSet: TransferSet,
+  opts: DistillReportOptions = {},
+): Promise<DistillationReport> {
   if (!evalSet.labels) throw new ConfigError('the distillation report needs a labelled eval set', { field: 'labels' });
   const gold = Array.from(evalSet.labels, Number);
   // Spinning off: on a shared machine ORT's spinning workers stall each other and made ratios up to 4x wrong in bench/compress.ts.
-  const threads = { allowSpinning: false, ...(opts.intraOpThreads ? { intraOpThreads: opts.intraOpThreads } : {}), ...(opts.providers ? { providers: opts.providers } : {}) };
+  const threads = {
+    allowSpinning: false,
+    ...(opts.intraOpThreads ? { intraOpThreads: opts.intraOpThreads } : {}),
+    ...(opts.providers ? { providers: opts.providers } : {}),
+  };
   const dir = await mkdtemp(join(os.tmpdir(), 'tailor-distill-report-'));
   const ts = await Session.create(toOnnxModel(teacher), { label: 'teacher', ...threads });
   const ss = await Session.create(toOnnxModel(student), { label: 'student', ...threads });
@@ -92,8 +101,16 @@ export async function distillationReport(teacher: Model, student: Model, evalSet
     const sp = await predict(ss, evalSet, opts.batchSize ?? 64);
     const classes = teacher.labels ?? Array.from({ length: Math.max(...gold, ...tp, ...sp) + 1 }, (_, i) => String(i));
     const keep = gold.map((g, i) => i).filter((i) => gold[i] >= 0);
-    const tm = classificationMetrics(keep.map((i) => gold[i]), keep.map((i) => tp[i]), [...classes]);
-    const sm = classificationMetrics(keep.map((i) => gold[i]), keep.map((i) => sp[i]), [...classes]);
+    const tm = classificationMetrics(
+      keep.map((i) => gold[i]),
+      keep.map((i) => tp[i]),
+      [...classes],
+    );
+    const sm = classificationMetrics(
+      keep.map((i) => gold[i]),
+      keep.map((i) => sp[i]),
+      [...classes],
+    );
     const tb = opts.throughputBatchSize ?? 32;
     const feedsFor = (bs: number): Record<string, ort.Tensor> => {
       const n = evalSet.inputs[ts.inputNames[0]].dims[0];
@@ -109,13 +126,25 @@ export async function distillationReport(teacher: Model, student: Model, evalSet
       return (await modelSizeOnDisk(f)).totalBytes;
     };
     const thr = (s: LatencyStats) => ({ batchSize: tb, itemsPerSecond: (tb * 1000) / s.meanMs, meanBatchMs: s.meanMs });
-    const side = async (m: Model, name: string, met: typeof tm, l1: LatencyStats, lb: LatencyStats): Promise<DistillSide> => ({
-      accuracy: met.accuracy, macroF1: met.macroF1, params: countParams(m).total, bytesOnDisk: await size(m, name), latencyBatch1: l1, throughput: thr(lb),
+    const side = async (
+      m: Model,
+      name: string,
+      met: typeof tm,
+      l1: LatencyStats,
+      lb: LatencyStats,
+    ): Promise<DistillSide> => ({
+      accuracy: met.accuracy,
+      macroF1: met.macroF1,
+      params: countParams(m).total,
+      bytesOnDisk: await size(m, name),
+      latencyBatch1: l1,
+      throughput: thr(lb),
     });
     const t = await side(teacher, 'teacher', tm, t1, tB);
     const s = await side(student, 'student', sm, s1, sB);
     const report: DistillationReport = {
-      teacher: t, student: s,
+      teacher: t,
+      student: s,
       speedupBatch1: t1.p50Ms / s1.p50Ms,
       speedupThroughput: s.throughput.itemsPerSecond / t.throughput.itemsPerSecond,
       accuracyDelta: s.accuracy - t.accuracy,
@@ -123,9 +152,15 @@ export async function distillationReport(teacher: Model, student: Model, evalSet
       agreement: tp.filter((p, i) => p === sp[i]).length / tp.length,
       notes: [],
     };
-    if (report.speedupBatch1 < 1.2) report.notes.push(`the student is only ${report.speedupBatch1.toFixed(2)}x faster at batch 1: fixed per-run costs (embeddings, head, ORT overhead) dominate at this size`);
+    if (report.speedupBatch1 < 1.2)
+      report.notes.push(
+        `the student is only ${report.speedupBatch1.toFixed(2)}x faster at batch 1: fixed per-run costs (embeddings, head, ORT overhead) dominate at this size`,
+      );
     // The tolerance keeps a loss of exactly 2 points (e.g. 93.33% vs 95.33%) from tripping on float rounding.
-    if (report.accuracyDelta < -0.02 - 1e-9) report.notes.push(`the student lost ${(-report.accuracyDelta * 100).toFixed(1)} accuracy points: more epochs, more transfer text (unlabelled is fine), or a deeper student`);
+    if (report.accuracyDelta < -0.02 - 1e-9)
+      report.notes.push(
+        `the student lost ${(-report.accuracyDelta * 100).toFixed(1)} accuracy points: more epochs, more transfer text (unlabelled is fine), or a deeper student`,
+      );
     return report;
   } finally {
     await ts.release();
@@ -137,14 +172,28 @@ export async function distillationReport(teacher: Model, student: Model, evalSet
 /** A short text table of a distillation report. */
 export function formatDistillationReport(r: DistillationReport): string {
   const f = (s: DistillSide): string[] => [
-    `${(s.accuracy * 100).toFixed(2)}%`, `${(s.macroF1 * 100).toFixed(2)}%`, `${(s.params / 1e6).toFixed(2)}M`, `${(s.bytesOnDisk / 1e6).toFixed(2)} MB`,
-    `${s.latencyBatch1.p50Ms.toFixed(2)} / ${s.latencyBatch1.p95Ms.toFixed(2)} ms`, `${s.throughput.itemsPerSecond.toFixed(1)}/s`,
+    `${(s.accuracy * 100).toFixed(2)}%`,
+    `${(s.macroF1 * 100).toFixed(2)}%`,
+    `${(s.params / 1e6).toFixed(2)}M`,
+    `${(s.bytesOnDisk / 1e6).toFixed(2)} MB`,
+    `${s.latencyBatch1.p50Ms.toFixed(2)} / ${s.latencyBatch1.p95Ms.toFixed(2)} ms`,
+    `${s.throughput.itemsPerSecond.toFixed(1)}/s`,
   ];
-  const head = ['', 'accuracy', 'macro-F1', 'params', 'size', 'p50/p95 b=1', `items/s b=${r.teacher.throughput.batchSize}`];
+  const head = [
+    '',
+    'accuracy',
+    'macro-F1',
+    'params',
+    'size',
+    'p50/p95 b=1',
+    `items/s b=${r.teacher.throughput.batchSize}`,
+  ];
   const rowsOut = [head, ['teacher', ...f(r.teacher)], ['student', ...f(r.student)]];
   const widths = head.map((_, i) => Math.max(...rowsOut.map((row) => row[i].length)));
   const lines = rowsOut.map((row) => row.map((c, i) => c.padEnd(widths[i])).join('  '));
-  lines.push(`student: ${r.speedupBatch1.toFixed(2)}x faster at batch 1, ${r.speedupThroughput.toFixed(2)}x throughput, accuracy ${(r.accuracyDelta * 100).toFixed(2)} points, agreement with teacher ${(r.agreement * 100).toFixed(1)}%`);
+  lines.push(
+    `student: ${r.speedupBatch1.toFixed(2)}x faster at batch 1, ${r.speedupThroughput.toFixed(2)}x throughput, accuracy ${(r.accuracyDelta * 100).toFixed(2)} points, agreement with teacher ${(r.agreement * 100).toFixed(1)}%`,
+  );
   for (const n of r.notes) lines.push(`note: ${n}`);
   return lines.join('\n');
 }

@@ -37,7 +37,8 @@ export class RangeObserver {
 
   /** First pass: extremes. */
   observeMinMax(name: string, data: Float32Array): void {
-    let mn = Infinity, mx = -Infinity;
+    let mn = Infinity,
+      mx = -Infinity;
     for (let i = 0; i < data.length; i++) {
       const v = data[i];
       if (v < mn) mn = v;
@@ -73,19 +74,27 @@ export class RangeObserver {
   range(name: string, opts: CalibrationOptions = {}): TensorRange {
     const mm = this.minmax.get(name);
     if (!mm) throw new ConfigError(`calibration saw no values for tensor '${name}'`, { field: name });
-    const min = Math.min(0, mm.min), max = Math.max(0, mm.max);
+    const min = Math.min(0, mm.min),
+      max = Math.max(0, mm.max);
     const method = opts.method ?? 'minmax';
     if (method === 'minmax') return { lo: min, hi: max, min: mm.min, max: mm.max };
     const h = this.hists.get(name);
-    if (!h) throw new ConfigError(`calibration method '${method}' needs a histogram pass for tensor '${name}'`, { field: name });
-    const t = method === 'percentile' ? percentileThreshold(h.hist, h.width, opts.percentile ?? 99.99) : entropyThreshold(h.hist, h.width);
+    if (!h)
+      throw new ConfigError(`calibration method '${method}' needs a histogram pass for tensor '${name}'`, {
+        field: name,
+      });
+    const t =
+      method === 'percentile'
+        ? percentileThreshold(h.hist, h.width, opts.percentile ?? 99.99)
+        : entropyThreshold(h.hist, h.width);
     return { lo: Math.max(min, -t), hi: Math.min(max, t), min: mm.min, max: mm.max };
   }
 }
 
 /** |x| below which `pct` percent of the histogram's mass lies (upper edge of that bin). */
 export function percentileThreshold(hist: Float64Array, width: number, pct: number): number {
-  if (!(pct > 0 && pct <= 100)) throw new ConfigError(`percentile must be in (0, 100], got ${pct}`, { field: 'percentile', value: String(pct) });
+  if (!(pct > 0 && pct <= 100))
+    throw new ConfigError(`percentile must be in (0, 100], got ${pct}`, { field: 'percentile', value: String(pct) });
   let total = 0;
   for (const c of hist) total += c;
   const target = (total * pct) / 100;
@@ -105,7 +114,8 @@ export function percentileThreshold(hist: Float64Array, width: number, pct: numb
 export function entropyThreshold(hist: Float64Array, width: number, levels = 128): number {
   const n = hist.length;
   if (n <= levels) return n * width;
-  let best = n, bestKl = Infinity;
+  let best = n,
+    bestKl = Infinity;
   let tail = 0;
   for (let i = levels; i < n; i++) tail += hist[i];
   const p = new Float64Array(n);
@@ -124,23 +134,36 @@ export function entropyThreshold(hist: Float64Array, width: number, levels = 128
     q.fill(0, 0, i);
     // Q: the unclipped bins merged into `levels` and spread evenly over the bins that held mass.
     for (let j = 0; j < levels; j++) {
-      const a = Math.floor(j * per), b = j === levels - 1 ? i : Math.floor((j + 1) * per);
-      let sum = 0, nonzero = 0;
-      for (let t = a; t < b; t++) { sum += hist[t]; if (hist[t] > 0) nonzero++; }
+      const a = Math.floor(j * per),
+        b = j === levels - 1 ? i : Math.floor((j + 1) * per);
+      let sum = 0,
+        nonzero = 0;
+      for (let t = a; t < b; t++) {
+        sum += hist[t];
+        if (hist[t] > 0) nonzero++;
+      }
       if (nonzero === 0) continue;
       for (let t = a; t < b; t++) if (hist[t] > 0) q[t] = sum / nonzero;
     }
-    let ps = 0, qs = 0;
-    for (let t = 0; t < i; t++) { ps += p[t]; qs += q[t]; }
+    let ps = 0,
+      qs = 0;
+    for (let t = 0; t < i; t++) {
+      ps += p[t];
+      qs += q[t];
+    }
     let kl = 0;
     if (ps > 0 && qs > 0) {
       for (let t = 0; t < i; t++) {
         if (p[t] <= 0) continue;
-        const pp = p[t] / ps, qq = q[t] / qs;
+        const pp = p[t] / ps,
+          qq = q[t] / qs;
         kl += qq > 0 ? pp * Math.log(pp / qq) : pp * 30; // an empty Q bin under P mass: a large, finite penalty
       }
     }
-    if (kl < bestKl) { bestKl = kl; best = i; }
+    if (kl < bestKl) {
+      bestKl = kl;
+      best = i;
+    }
     if (i < n) tail -= hist[i];
   }
   return best * width;
@@ -150,16 +173,31 @@ export function entropyThreshold(hist: Float64Array, width: number, levels = 128
  * Runs the float model on `batches` and returns the chosen range of each tensor in `tensors` (values inside the
  * graph are exposed as extra outputs of a copy; the caller's model is not changed).
  */
-export async function calibrate(model: Model, tensors: readonly string[], batches: readonly Feeds[], opts: CalibrationOptions = {}): Promise<Map<string, TensorRange>> {
-  if (batches.length === 0) throw new ConfigError('calibration needs at least one batch of domain data', { field: 'calibration' });
+export async function calibrate(
+  model: Model,
+  tensors: readonly string[],
+  batches: readonly Feeds[],
+  opts: CalibrationOptions = {},
+): Promise<Map<string, TensorRange>> {
+  if (batches.length === 0)
+    throw new ConfigError('calibration needs at least one batch of domain data', { field: 'calibration' });
   const method = opts.method ?? 'minmax';
   if (!['minmax', 'percentile', 'entropy'].includes(method)) {
-    throw new ConfigError(`unknown calibration method '${String(method)}' (methods: minmax, percentile, entropy)`, { field: 'method', value: String(method) });
+    throw new ConfigError(`unknown calibration method '${String(method)}' (methods: minmax, percentile, entropy)`, {
+      field: 'method',
+      value: String(method),
+    });
   }
   const outs = new Set(model.graph.outputs.map((o) => o.name));
   const probe: Model = {
     ...model,
-    graph: { ...model.graph, outputs: [...model.graph.outputs, ...tensors.filter((t) => !outs.has(t)).map((name) => ({ name, dtype: 'float32' as const }))] },
+    graph: {
+      ...model.graph,
+      outputs: [
+        ...model.graph.outputs,
+        ...tensors.filter((t) => !outs.has(t)).map((name) => ({ name, dtype: 'float32' as const })),
+      ],
+    },
   };
   const session = await Session.create(probe, { label: 'calibration probe' });
   const obs = new RangeObserver(opts.bins ?? 2048);

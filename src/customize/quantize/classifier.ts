@@ -74,13 +74,24 @@ export function quantizedTailorModel(source: TailorModel, result: QuantizeResult
 /** Feeds for `texts` through the model's tokenizer, padded to the longest text of the batch. */
 export function textBatchFeeds(model: TailorModel, texts: readonly string[], maxLength: number): Feeds {
   const tok = model.tokenizer;
-  if (!tok) throw new ConfigError(`model '${model.architecture}' has no tokenizer, so it cannot read text`, { field: 'tokenizer' });
+  if (!tok)
+    throw new ConfigError(`model '${model.architecture}' has no tokenizer, so it cannot read text`, {
+      field: 'tokenizer',
+    });
   const enc = tok.encodeBatch(texts, { maxLength: Math.min(maxLength, tok.modelMaxLength) });
-  const byName: Record<string, BigInt64Array> = { input_ids: enc.inputIds, attention_mask: enc.attentionMask, token_type_ids: enc.tokenTypeIds };
+  const byName: Record<string, BigInt64Array> = {
+    input_ids: enc.inputIds,
+    attention_mask: enc.attentionMask,
+    token_type_ids: enc.tokenTypeIds,
+  };
   const feeds: Feeds = {};
   for (const v of feedInputs(model)) {
     const data = byName[v.name];
-    if (!data) throw new ConfigError(`model input '${v.name}' is not a text input (expected input_ids, attention_mask, token_type_ids)`, { field: v.name });
+    if (!data)
+      throw new ConfigError(
+        `model input '${v.name}' is not a text input (expected input_ids, attention_mask, token_type_ids)`,
+        { field: v.name },
+      );
     feeds[v.name] = new ort.Tensor('int64', data, [enc.batch, enc.seq]);
   }
   return feeds;
@@ -93,38 +104,88 @@ function batches(model: TailorModel, texts: readonly string[], size: number, max
 }
 
 /** Quantizes a text classifier and measures it against the float model. The input model is not modified. */
-export async function quantizeClassifier(source: TailorModel, opts: ClassifierQuantizeOptions): Promise<ClassifierQuantizeResult> {
-  if (!QUANTIZE_MODES.includes(opts.mode)) throw new ConfigError(`unknown quantization mode '${String(opts.mode)}' (modes: ${QUANTIZE_MODES.join(', ')})`, { field: 'mode', value: String(opts.mode) });
+export async function quantizeClassifier(
+  source: TailorModel,
+  opts: ClassifierQuantizeOptions,
+): Promise<ClassifierQuantizeResult> {
+  if (!QUANTIZE_MODES.includes(opts.mode))
+    throw new ConfigError(`unknown quantization mode '${String(opts.mode)}' (modes: ${QUANTIZE_MODES.join(', ')})`, {
+      field: 'mode',
+      value: String(opts.mode),
+    });
   const maxLength = opts.maxLength ?? 64;
   const bs = opts.batchSize ?? 32;
   const fp32 = toOnnxModel(source);
-  const select = { ...(opts.include?.length ? { include: opts.include } : {}), ...(opts.exclude?.length ? { exclude: opts.exclude } : {}), ...(opts.embeddings === false ? { embeddings: false } : {}), ...(opts.minWeightElements !== undefined ? { minWeightElements: opts.minWeightElements } : {}) };
+  const select = {
+    ...(opts.include?.length ? { include: opts.include } : {}),
+    ...(opts.exclude?.length ? { exclude: opts.exclude } : {}),
+    ...(opts.embeddings === false ? { embeddings: false } : {}),
+    ...(opts.minWeightElements !== undefined ? { minWeightElements: opts.minWeightElements } : {}),
+  };
   let result: QuantizeResult;
   if (opts.mode === 'dynamic') {
     result = quantizeDynamic(fp32, { ...select, ...(opts.format ? { format: opts.format } : {}) });
   } else if (opts.mode === 'int4') {
-    result = quantizeInt4(fp32, { ...select, blockSize: opts.blockSize ?? 32, symmetric: !opts.asymmetric, ...(opts.accuracyLevel !== undefined ? { accuracyLevel: opts.accuracyLevel } : {}) });
+    result = quantizeInt4(fp32, {
+      ...select,
+      blockSize: opts.blockSize ?? 32,
+      symmetric: !opts.asymmetric,
+      ...(opts.accuracyLevel !== undefined ? { accuracyLevel: opts.accuracyLevel } : {}),
+    });
   } else {
     const texts = opts.calibrationTexts ?? [];
-    if (texts.length === 0) throw new ConfigError('static quantization needs calibration text (--calibration FILE)', { field: 'calibration' });
+    if (texts.length === 0)
+      throw new ConfigError('static quantization needs calibration text (--calibration FILE)', {
+        field: 'calibration',
+      });
     result = await quantizeStatic(fp32, {
-      ...select, calibration: batches(source, texts, bs, maxLength), method: opts.calibrationMethod ?? 'minmax',
+      ...select,
+      calibration: batches(source, texts, bs, maxLength),
+      method: opts.calibrationMethod ?? 'minmax',
       ...(opts.percentile !== undefined ? { percentile: opts.percentile } : {}),
     });
   }
-  const evalSet = opts.eval && opts.eval.texts.length
-    ? (() => {
-      const keep = opts.eval.labels.map((_, i) => i).filter((i) => opts.eval!.labels[i] >= 0);
-      return { batches: batches(source, keep.map((i) => opts.eval!.texts[i]), bs, maxLength), labels: keep.map((i) => opts.eval!.labels[i]), output: 'logits', ...(source.labels ? { labelNames: source.labels } : {}) };
-    })()
-    : undefined;
-  const sample = opts.eval?.texts.length ? opts.eval.texts : opts.calibrationTexts?.length ? opts.calibrationTexts : ['hello'];
+  const evalSet =
+    opts.eval && opts.eval.texts.length
+      ? (() => {
+          const keep = opts.eval.labels.map((_, i) => i).filter((i) => opts.eval!.labels[i] >= 0);
+          return {
+            batches: batches(
+              source,
+              keep.map((i) => opts.eval!.texts[i]),
+              bs,
+              maxLength,
+            ),
+            labels: keep.map((i) => opts.eval!.labels[i]),
+            output: 'logits',
+            ...(source.labels ? { labelNames: source.labels } : {}),
+          };
+        })()
+      : undefined;
+  const sample = opts.eval?.texts.length
+    ? opts.eval.texts
+    : opts.calibrationTexts?.length
+      ? opts.calibrationTexts
+      : ['hello'];
   const iterations = opts.iterations ?? 30;
   const report = await quantizationReport(fp32, result, {
     ...(evalSet && evalSet.labels.length ? { eval: evalSet } : {}),
-    ...(!evalSet && opts.calibrationTexts?.length ? { probe: batches(source, opts.calibrationTexts.slice(0, bs), bs, maxLength) } : {}),
-    ...(iterations > 0 ? { feedsFor: (n: number) => textBatchFeeds(source, Array.from({ length: n }, (_, i) => sample[i % sample.length]), maxLength) } : {}),
-    iterations, throughputIterations: opts.throughputIterations ?? 6, throughputBatchSize: opts.throughputBatchSize ?? 32,
+    ...(!evalSet && opts.calibrationTexts?.length
+      ? { probe: batches(source, opts.calibrationTexts.slice(0, bs), bs, maxLength) }
+      : {}),
+    ...(iterations > 0
+      ? {
+          feedsFor: (n: number) =>
+            textBatchFeeds(
+              source,
+              Array.from({ length: n }, (_, i) => sample[i % sample.length]),
+              maxLength,
+            ),
+        }
+      : {}),
+    iterations,
+    throughputIterations: opts.throughputIterations ?? 6,
+    throughputBatchSize: opts.throughputBatchSize ?? 32,
     ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}),
     ...(opts.providers ? { providers: opts.providers } : {}),
   });

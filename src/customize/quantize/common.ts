@@ -63,7 +63,11 @@ function compile(p: ModulePattern, field: string): RegExp {
   try {
     return new RegExp(p);
   } catch (e) {
-    throw new ConfigError(`invalid ${field} pattern '${p}': ${(e as Error).message}`, { field, value: p }, { cause: e });
+    throw new ConfigError(
+      `invalid ${field} pattern '${p}': ${(e as Error).message}`,
+      { field, value: p },
+      { cause: e },
+    );
   }
 }
 
@@ -83,7 +87,11 @@ export function selectMatMuls(graph: Graph, opts: SelectOptions = {}): { sites: 
     if (!w || graph.initializers.has(node.inputs[0])) continue;
     const module = moduleOf(node);
     if (w.dtype !== 'float32' || w.dims.length !== 2) {
-      skipped.push({ module, node: node.name, reason: `weight is ${w.dtype}[${w.dims.join(', ')}], not a 2-D float32 matrix` });
+      skipped.push({
+        module,
+        node: node.name,
+        reason: `weight is ${w.dtype}[${w.dims.join(', ')}], not a 2-D float32 matrix`,
+      });
       continue;
     }
     if (include.length && !include.some((r) => r.test(module))) {
@@ -140,7 +148,12 @@ export function weightValues(t: Tensor): Float32Array {
  */
 export function workingCopy(model: Model): { model: Model; graph: Graph; fresh: (base: string) => string } {
   const graph = cloneGraph(model.graph);
-  const copy: Model = { ...model, graph, opsetImports: model.opsetImports.map((o) => ({ ...o })), metadata: { ...model.metadata } };
+  const copy: Model = {
+    ...model,
+    graph,
+    opsetImports: model.opsetImports.map((o) => ({ ...o })),
+    metadata: { ...model.metadata },
+  };
   return { model: copy, graph, fresh: nameAllocator(model.graph) };
 }
 
@@ -156,9 +169,13 @@ export function defaultOpset(model: Model): number {
 export function ensureOpsets(model: Model, minDefault: number, contrib: boolean, mode = 'quantization'): void {
   const v = defaultOpset(model);
   if (v < minDefault) {
-    throw new ConfigError(`${mode} needs opset ${minDefault} or newer; this model uses opset ${v} (re-export it at a newer opset)`, { field: 'opset', value: String(v) });
+    throw new ConfigError(
+      `${mode} needs opset ${minDefault} or newer; this model uses opset ${v} (re-export it at a newer opset)`,
+      { field: 'opset', value: String(v) },
+    );
   }
-  if (contrib && !model.opsetImports.some((o) => o.domain === 'com.microsoft')) model.opsetImports.push({ domain: 'com.microsoft', version: 1 });
+  if (contrib && !model.opsetImports.some((o) => o.domain === 'com.microsoft'))
+    model.opsetImports.push({ domain: 'com.microsoft', version: 1 });
 }
 
 /** Removes initializers no node reads any more (the float weights a quantizer replaced). */
@@ -178,7 +195,8 @@ export function dropUnusedInitializers(graph: Graph): void {
 /** Replaces the node `old` in the node list with `replacement` (kept in place so the order stays topological). */
 export function replaceNode(graph: Graph, old: Node, replacement: Node[]): void {
   const i = graph.nodes.findIndex((n) => n.name === old.name);
-  if (i < 0) throw new GraphError(`node '${old.name}' vanished from graph '${graph.name}'`, { node: old.name, op: old.opType });
+  if (i < 0)
+    throw new GraphError(`node '${old.name}' vanished from graph '${graph.name}'`, { node: old.name, op: old.opType });
   graph.nodes.splice(i, 1, ...replacement);
 }
 
@@ -200,7 +218,14 @@ export function f32Tensor(name: string, values: Float32Array, dims: number[]): T
   return tensorFromArray(name, 'float32', values, dims);
 }
 
-export function mkNode(name: string, opType: string, inputs: string[], outputs: string[], attrs: Node['attrs'] = {}, domain = ''): Node {
+export function mkNode(
+  name: string,
+  opType: string,
+  inputs: string[],
+  outputs: string[],
+  attrs: Node['attrs'] = {},
+  domain = '',
+): Node {
   return { name, opType, domain, inputs, outputs, attrs };
 }
 
@@ -219,7 +244,12 @@ export interface QuantizedEmbedding {
  * the model), and for BERT-sized vocabularies the tables are a quarter of the parameters, so leaving them float
  * caps the file at ~2.5x smaller. Standard ONNX ops only.
  */
-export function quantizeEmbeddingTables(graph: Graph, fresh: (base: string) => string, opts: SelectOptions = {}, opset = 13): QuantizedEmbedding[] {
+export function quantizeEmbeddingTables(
+  graph: Graph,
+  fresh: (base: string) => string,
+  opts: SelectOptions = {},
+  opset = 13,
+): QuantizedEmbedding[] {
   const exclude = (opts.exclude ?? []).map((p) => compile(p, 'exclude'));
   const done: QuantizedEmbedding[] = [];
   const tables = new Map<string, { q: string; s: string }>();
@@ -227,7 +257,8 @@ export function quantizeEmbeddingTables(graph: Graph, fresh: (base: string) => s
     if (node.opType !== 'Gather' || node.domain !== '') continue;
     const t = graph.initializers.get(node.inputs[0]);
     const axis = node.attrs.axis?.type === 'int' ? node.attrs.axis.value : 0;
-    if (!t || t.dtype !== 'float32' || t.dims.length !== 2 || axis !== 0 || graph.initializers.has(node.inputs[1])) continue;
+    if (!t || t.dtype !== 'float32' || t.dims.length !== 2 || axis !== 0 || graph.initializers.has(node.inputs[1]))
+      continue;
     const module = moduleOf(node);
     if (exclude.some((r) => r.test(module))) continue;
     const [rows, dim] = t.dims;
@@ -249,11 +280,19 @@ export function quantizeEmbeddingTables(graph: Graph, fresh: (base: string) => s
       tables.set(t.name, qt);
     }
     const pre = scopePrefix(node);
-    const [gq, gs, cast, us, axes] = ['Gather_q_output', 'Gather_scale_output', 'Cast_output', 'Unsqueeze_output', 'unsqueeze_axes'].map((b) => fresh(`${pre}${b}`));
+    const [gq, gs, cast, us, axes] = [
+      'Gather_q_output',
+      'Gather_scale_output',
+      'Cast_output',
+      'Unsqueeze_output',
+      'unsqueeze_axes',
+    ].map((b) => fresh(`${pre}${b}`));
     // Unsqueeze takes its axes as an input from opset 13, as an attribute before.
     if (opset >= 13) graph.initializers.set(axes, tensorFromArray(axes, 'int64', BigInt64Array.of(-1n), [1]));
     replaceNode(graph, node, [
-      mkNode(fresh(`${pre}Gather_quantized`), 'Gather', [qt.q, node.inputs[1]], [gq], { axis: { type: 'int', value: 0 } }),
+      mkNode(fresh(`${pre}Gather_quantized`), 'Gather', [qt.q, node.inputs[1]], [gq], {
+        axis: { type: 'int', value: 0 },
+      }),
       mkNode(fresh(`${pre}Gather_scale`), 'Gather', [qt.s, node.inputs[1]], [gs], { axis: { type: 'int', value: 0 } }),
       mkNode(fresh(`${pre}Cast`), 'Cast', [gq], [cast], { to: { type: 'int', value: 1 } }),
       opset >= 13

@@ -11,8 +11,23 @@
  */
 import type { Model } from '../../onnx/ir.ts';
 import {
-  defaultOpset, dropUnusedInitializers, ensureOpsets, f32Tensor, int8Tensor, mkNode, quantizePerChannelInt8, replaceNode, scopePrefix,
-  selectMatMuls, weightValues, workingCopy, type QuantizedEmbedding, type QuantizedNode, type SelectOptions, type SkippedNode, quantizeEmbeddingTables,
+  defaultOpset,
+  dropUnusedInitializers,
+  ensureOpsets,
+  f32Tensor,
+  int8Tensor,
+  mkNode,
+  quantizePerChannelInt8,
+  replaceNode,
+  scopePrefix,
+  selectMatMuls,
+  weightValues,
+  workingCopy,
+  type QuantizedEmbedding,
+  type QuantizedNode,
+  type SelectOptions,
+  type SkippedNode,
+  quantizeEmbeddingTables,
 } from './common.ts';
 
 export type DynamicFormat = 'matmul-integer' | 'dynamic-quantize-matmul';
@@ -60,11 +75,32 @@ export function quantizeDynamic(input: Model, opts: DynamicQuantizeOptions = {})
     const y = s.node.outputs[0];
     if (format === 'dynamic-quantize-matmul') {
       replaceNode(graph, s.node, [
-        mkNode(fresh(`${pre}DynamicQuantizeMatMul`), 'DynamicQuantizeMatMul', [s.activation, qw.q, qw.scale], [y], {}, 'com.microsoft'),
+        mkNode(
+          fresh(`${pre}DynamicQuantizeMatMul`),
+          'DynamicQuantizeMatMul',
+          [s.activation, qw.q, qw.scale],
+          [y],
+          {},
+          'com.microsoft',
+        ),
       ]);
-      quantized.push({ module: s.module, node: s.node.name, output: y, ops: ['DynamicQuantizeMatMul'], k: s.k, n: s.n });
+      quantized.push({
+        module: s.module,
+        node: s.node.name,
+        output: y,
+        ops: ['DynamicQuantizeMatMul'],
+        k: s.k,
+        n: s.n,
+      });
     } else {
-      const [xq, xs, xz, yi, ys, yf] = ['x_quantized', 'x_scale', 'x_zero_point', 'MatMulInteger_output', 'scale', 'Cast_output'].map((b) => fresh(`${pre}${b}`));
+      const [xq, xs, xz, yi, ys, yf] = [
+        'x_quantized',
+        'x_scale',
+        'x_zero_point',
+        'MatMulInteger_output',
+        'scale',
+        'Cast_output',
+      ].map((b) => fresh(`${pre}${b}`));
       replaceNode(graph, s.node, [
         mkNode(fresh(`${pre}DynamicQuantizeLinear`), 'DynamicQuantizeLinear', [s.activation], [xq, xs, xz]),
         mkNode(fresh(`${pre}MatMulInteger`), 'MatMulInteger', [xq, qw.q, xz], [yi]),
@@ -72,7 +108,14 @@ export function quantizeDynamic(input: Model, opts: DynamicQuantizeOptions = {})
         mkNode(fresh(`${pre}Cast`), 'Cast', [yi], [yf], { to: { type: 'int', value: 1 } }),
         mkNode(fresh(`${pre}output_Mul`), 'Mul', [yf, ys], [y]),
       ]);
-      quantized.push({ module: s.module, node: s.node.name, output: y, ops: ['DynamicQuantizeLinear', 'MatMulInteger', 'Cast', 'Mul'], k: s.k, n: s.n });
+      quantized.push({
+        module: s.module,
+        node: s.node.name,
+        output: y,
+        ops: ['DynamicQuantizeLinear', 'MatMulInteger', 'Cast', 'Mul'],
+        k: s.k,
+        n: s.n,
+      });
     }
   }
   const embeddings = (opts.embeddings ?? true) ? quantizeEmbeddingTables(graph, fresh, opts, defaultOpset(input)) : [];

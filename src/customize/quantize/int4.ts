@@ -11,8 +11,20 @@
 import { ConfigError } from '../../errors.ts';
 import type { Model } from '../../onnx/ir.ts';
 import {
-  defaultOpset, dropUnusedInitializers, ensureOpsets, f32Tensor, mkNode, replaceNode, roundHalfEven, scopePrefix, quantizeEmbeddingTables, selectMatMuls,
-  uint8Tensor, weightValues, workingCopy, type SelectOptions,
+  defaultOpset,
+  dropUnusedInitializers,
+  ensureOpsets,
+  f32Tensor,
+  mkNode,
+  replaceNode,
+  roundHalfEven,
+  scopePrefix,
+  quantizeEmbeddingTables,
+  selectMatMuls,
+  uint8Tensor,
+  weightValues,
+  workingCopy,
+  type SelectOptions,
 } from './common.ts';
 import type { QuantizeResult } from './dynamic.ts';
 
@@ -43,7 +55,10 @@ export interface PackedInt4 {
 /** Packs a row-major [K, N] float weight into MatMulNBits' 4-bit layout. */
 export function packInt4(w: Float32Array, k: number, n: number, blockSize = 32, symmetric = true): PackedInt4 {
   if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) {
-    throw new ConfigError(`INT4 block size must be a power of two >= 16, got ${blockSize}`, { field: 'blockSize', value: String(blockSize) });
+    throw new ConfigError(`INT4 block size must be a power of two >= 16, got ${blockSize}`, {
+      field: 'blockSize',
+      value: String(blockSize),
+    });
   }
   const kBlocks = Math.ceil(k / blockSize);
   const blob = blockSize / 2;
@@ -56,7 +71,9 @@ export function packInt4(w: Float32Array, k: number, n: number, blockSize = 32, 
     for (let b = 0; b < kBlocks; b++) {
       const k0 = b * blockSize;
       const k1 = Math.min(k, k0 + blockSize);
-      let lo = 0, hi = 0, absmax = 0;
+      let lo = 0,
+        hi = 0,
+        absmax = 0;
       for (let r = k0; r < k1; r++) {
         const v = w[r * n + col];
         if (v < lo) lo = v;
@@ -75,7 +92,8 @@ export function packInt4(w: Float32Array, k: number, n: number, blockSize = 32, 
       scale = Math.fround(scale);
       scales[col * kBlocks + b] = scale;
       codes.fill(zp);
-      for (let r = k0; r < k1; r++) codes[r - k0] = Math.max(0, Math.min(15, roundHalfEven(w[r * n + col] / scale) + zp));
+      for (let r = k0; r < k1; r++)
+        codes[r - k0] = Math.max(0, Math.min(15, roundHalfEven(w[r * n + col] / scale) + zp));
       const base = (col * kBlocks + b) * blob;
       for (let i = 0; i < blob; i++) packed[base + i] = codes[2 * i] | (codes[2 * i + 1] << 4);
       if (zeroPoints) {
@@ -130,14 +148,30 @@ export function quantizeInt4(input: Model, opts: Int4Options = {}): QuantizeResu
       graph.initializers.set(zName, uint8Tensor(zName, p.zeroPoints, [s.n, Math.ceil(p.kBlocks / 2)]));
       inputs.push(zName);
     }
-    replaceNode(graph, s.node, [mkNode(fresh(`${pre}MatMulNBits`), 'MatMulNBits', inputs, [s.node.outputs[0]], {
-      K: { type: 'int', value: s.k },
-      N: { type: 'int', value: s.n },
-      bits: { type: 'int', value: 4 },
-      block_size: { type: 'int', value: blockSize },
-      accuracy_level: { type: 'int', value: accuracyLevel },
-    }, 'com.microsoft')]);
-    quantized.push({ module: s.module, node: s.node.name, output: s.node.outputs[0], ops: ['MatMulNBits'], k: s.k, n: s.n });
+    replaceNode(graph, s.node, [
+      mkNode(
+        fresh(`${pre}MatMulNBits`),
+        'MatMulNBits',
+        inputs,
+        [s.node.outputs[0]],
+        {
+          K: { type: 'int', value: s.k },
+          N: { type: 'int', value: s.n },
+          bits: { type: 'int', value: 4 },
+          block_size: { type: 'int', value: blockSize },
+          accuracy_level: { type: 'int', value: accuracyLevel },
+        },
+        'com.microsoft',
+      ),
+    ]);
+    quantized.push({
+      module: s.module,
+      node: s.node.name,
+      output: s.node.outputs[0],
+      ops: ['MatMulNBits'],
+      k: s.k,
+      n: s.n,
+    });
   }
   const embeddings = (opts.embeddings ?? true) ? quantizeEmbeddingTables(graph, fresh, opts, defaultOpset(input)) : [];
   dropUnusedInitializers(graph);

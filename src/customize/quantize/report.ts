@@ -91,7 +91,12 @@ async function logitsOf(s: Session, set: EvalSet): Promise<number[]> {
 }
 
 /** Times several sessions interleaved (one run of each per round): load on a shared machine hits all alike. */
-export async function timeInterleaved(sessions: readonly Session[], feeds: Feeds, iterations: number, warmup = 2): Promise<LatencyStats[]> {
+export async function timeInterleaved(
+  sessions: readonly Session[],
+  feeds: Feeds,
+  iterations: number,
+  warmup = 2,
+): Promise<LatencyStats[]> {
   const samples = sessions.map(() => [] as number[]);
   for (const s of sessions) for (let i = 0; i < warmup; i++) await s.run(feeds);
   for (let i = 0; i < iterations; i++) {
@@ -106,9 +111,17 @@ export async function timeInterleaved(sessions: readonly Session[], feeds: Feeds
 }
 
 /** Compares a float model with its quantized version (from any of the quantizers). */
-export async function quantizationReport(floatModel: Model, result: QuantizeResult, opts: QuantReportOptions = {}): Promise<QuantizationReport> {
+export async function quantizationReport(
+  floatModel: Model,
+  result: QuantizeResult,
+  opts: QuantReportOptions = {},
+): Promise<QuantizationReport> {
   // Spinning off: on a shared machine ORT's spinning workers stall each other and made ratios up to 4x wrong in bench/compress.ts.
-  const threads = { allowSpinning: false, ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}), ...(opts.providers ? { providers: opts.providers } : {}) };
+  const threads = {
+    allowSpinning: false,
+    ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}),
+    ...(opts.providers ? { providers: opts.providers } : {}),
+  };
   const fs = await Session.create(floatModel, { label: 'float model', ...threads });
   const qs = await Session.create(result.model, { label: `${result.mode} model`, ...threads });
   const report: QuantizationReport = {
@@ -130,7 +143,9 @@ export async function quantizationReport(floatModel: Model, result: QuantizeResu
       const fp = await logitsOf(fs, set);
       const qp = await logitsOf(qs, set);
       if (fp.length !== set.labels.length) {
-        throw new ConfigError(`eval set has ${set.labels.length} labels but the batches hold ${fp.length} examples`, { field: 'labels' });
+        throw new ConfigError(`eval set has ${set.labels.length} labels but the batches hold ${fp.length} examples`, {
+          field: 'labels',
+        });
       }
       const classes = names ?? Array.from({ length: Math.max(...set.labels, ...fp, ...qp) + 1 }, (_, i) => String(i));
       const fm = classificationMetrics(set.labels, fp, classes);
@@ -143,13 +158,18 @@ export async function quantizationReport(floatModel: Model, result: QuantizeResu
       report.macroF1Delta = qm.macroF1 - fm.macroF1;
     }
     const probe = opts.probe ?? opts.eval?.batches.slice(0, 2) ?? [];
-    if (probe.length && result.quantized.length) report.layerErrors = await layerErrors(floatModel, result, probe, threads);
+    if (probe.length && result.quantized.length)
+      report.layerErrors = await layerErrors(floatModel, result, probe, threads);
     if (opts.feedsFor) {
       const it = opts.iterations ?? 30;
       const tb = opts.throughputBatchSize ?? 32;
       const [f1, q1] = await timeInterleaved([fs, qs], opts.feedsFor(1), it);
       const [fb, qb] = await timeInterleaved([fs, qs], opts.feedsFor(tb), opts.throughputIterations ?? 6, 1);
-      const thr = (s: LatencyStats) => ({ batchSize: tb, itemsPerSecond: (tb * 1000) / s.meanMs, meanBatchMs: s.meanMs });
+      const thr = (s: LatencyStats) => ({
+        batchSize: tb,
+        itemsPerSecond: (tb * 1000) / s.meanMs,
+        meanBatchMs: s.meanMs,
+      });
       report.float.latencyBatch1 = f1;
       report.quantized.latencyBatch1 = q1;
       report.float.throughput = thr(fb);
@@ -157,37 +177,65 @@ export async function quantizationReport(floatModel: Model, result: QuantizeResu
       report.speedupBatch1 = f1.p50Ms / q1.p50Ms;
       report.speedupThroughput = report.quantized.throughput.itemsPerSecond / report.float.throughput.itemsPerSecond;
       report.pays = report.speedupBatch1 > 1 && report.speedupThroughput > 1;
-      if (report.speedupBatch1 < 1) report.notes.push(`${result.mode} is slower than float at batch 1 on this CPU (${report.speedupBatch1.toFixed(2)}x): quantization does not pay for single requests`);
-      if (report.speedupThroughput < 1) report.notes.push(`${result.mode} is slower than float at batch ${tb} on this CPU (${report.speedupThroughput.toFixed(2)}x): quantization does not pay for batched throughput`);
+      if (report.speedupBatch1 < 1)
+        report.notes.push(
+          `${result.mode} is slower than float at batch 1 on this CPU (${report.speedupBatch1.toFixed(2)}x): quantization does not pay for single requests`,
+        );
+      if (report.speedupThroughput < 1)
+        report.notes.push(
+          `${result.mode} is slower than float at batch ${tb} on this CPU (${report.speedupThroughput.toFixed(2)}x): quantization does not pay for batched throughput`,
+        );
     }
   } finally {
     await fs.release();
     await qs.release();
   }
-  if (report.sizeRatio > 0.5) report.notes.push(`the file shrank only to ${(report.sizeRatio * 100).toFixed(0)}%: unquantized tensors (embeddings, excluded layers) dominate its size`);
+  if (report.sizeRatio > 0.5)
+    report.notes.push(
+      `the file shrank only to ${(report.sizeRatio * 100).toFixed(0)}%: unquantized tensors (embeddings, excluded layers) dominate its size`,
+    );
   if (report.accuracyDelta !== undefined && report.accuracyDelta < -0.01) {
     const worst = report.layerErrors.slice(0, 3).map((l) => l.module);
-    report.notes.push(`accuracy dropped ${(-report.accuracyDelta * 100).toFixed(1)} points; the layers with the largest error are ${worst.join(', ')} — try exclude: [${worst.map((w) => `'${w.replace(/\./g, '\\.')}'`).join(', ')}]`);
+    report.notes.push(
+      `accuracy dropped ${(-report.accuracyDelta * 100).toFixed(1)} points; the layers with the largest error are ${worst.join(', ')} — try exclude: [${worst.map((w) => `'${w.replace(/\./g, '\\.')}'`).join(', ')}]`,
+    );
   }
   return report;
 }
 
 /** Output MSE of float vs quantized at each quantized MatMul's output, worst (by relative MSE) first. */
-export async function layerErrors(floatModel: Model, result: QuantizeResult, probe: readonly Feeds[], session: { intraOpThreads?: number; providers?: ProviderSpec[] } = {}): Promise<LayerError[]> {
+export async function layerErrors(
+  floatModel: Model,
+  result: QuantizeResult,
+  probe: readonly Feeds[],
+  session: { intraOpThreads?: number; providers?: ProviderSpec[] } = {},
+): Promise<LayerError[]> {
   const names = result.quantized.map((q) => q.output);
   const withOutputs = (m: Model): Model => {
     const have = new Set(m.graph.outputs.map((o) => o.name));
-    return { ...m, graph: { ...m.graph, outputs: [...m.graph.outputs, ...names.filter((n) => !have.has(n)).map((name) => ({ name, dtype: 'float32' as const }))] } };
+    return {
+      ...m,
+      graph: {
+        ...m.graph,
+        outputs: [
+          ...m.graph.outputs,
+          ...names.filter((n) => !have.has(n)).map((name) => ({ name, dtype: 'float32' as const })),
+        ],
+      },
+    };
   };
   const fs = await Session.create(withOutputs(floatModel), { label: 'float probe', ...session });
   const qs = await Session.create(withOutputs(result.model), { label: 'quantized probe', ...session });
-  const sq = new Float64Array(names.length), ref = new Float64Array(names.length), count = new Float64Array(names.length);
+  const sq = new Float64Array(names.length),
+    ref = new Float64Array(names.length),
+    count = new Float64Array(names.length);
   try {
     for (const feeds of probe) {
       const fo = await fs.run(feeds, names);
       const qo = await qs.run(feeds, names);
       names.forEach((n, i) => {
-        const a = fo[n].data as Float32Array, b = qo[n].data as Float32Array;
+        const a = fo[n].data as Float32Array,
+          b = qo[n].data as Float32Array;
         for (let j = 0; j < a.length; j++) {
           const d = a[j] - b[j];
           sq[i] += d * d;
@@ -201,7 +249,12 @@ export async function layerErrors(floatModel: Model, result: QuantizeResult, pro
     await qs.release();
   }
   return result.quantized
-    .map((q, i) => ({ module: q.module, output: q.output, mse: sq[i] / count[i], relativeMse: ref[i] > 0 ? sq[i] / ref[i] : 0 }))
+    .map((q, i) => ({
+      module: q.module,
+      output: q.output,
+      mse: sq[i] / count[i],
+      relativeMse: ref[i] > 0 ? sq[i] / ref[i] : 0,
+    }))
     .sort((a, b) => b.relativeMse - a.relativeMse);
 }
 

@@ -9,8 +9,21 @@ import type { Model, Node } from '../../onnx/ir.ts';
 import type { Feeds } from '../../runtime/session.ts';
 import { calibrate, type CalibrationOptions, type TensorRange } from './calibrate.ts';
 import {
-  defaultOpset, dropUnusedInitializers, ensureOpsets, f32Tensor, int8Tensor, mkNode, quantizePerChannelInt8, roundHalfEven, scopePrefix,
-  quantizeEmbeddingTables, selectMatMuls, uint8Tensor, weightValues, workingCopy, type SelectOptions,
+  defaultOpset,
+  dropUnusedInitializers,
+  ensureOpsets,
+  f32Tensor,
+  int8Tensor,
+  mkNode,
+  quantizePerChannelInt8,
+  roundHalfEven,
+  scopePrefix,
+  quantizeEmbeddingTables,
+  selectMatMuls,
+  uint8Tensor,
+  weightValues,
+  workingCopy,
+  type SelectOptions,
 } from './common.ts';
 import type { QuantizeResult } from './dynamic.ts';
 
@@ -28,7 +41,8 @@ export interface StaticQuantizeResult extends QuantizeResult {
 
 /** uint8 affine parameters for a range containing 0: x ≈ (q - zp) · scale. */
 export function uint8Params(lo: number, hi: number): { scale: number; zeroPoint: number } {
-  const l = Math.min(0, lo), h = Math.max(0, hi);
+  const l = Math.min(0, lo),
+    h = Math.max(0, hi);
   if (h - l === 0) return { scale: 1, zeroPoint: 0 };
   const scale = Math.fround((h - l) / 255);
   return { scale, zeroPoint: Math.max(0, Math.min(255, roundHalfEven(-l / scale))) };
@@ -54,7 +68,8 @@ export async function quantizeStatic(input: Model, opts: StaticQuantizeOptions):
     if (!xd) {
       const range = ranges.get(s.activation)!;
       const { scale, zeroPoint } = uint8Params(range.lo, range.hi);
-      const sName = fresh(`${s.activation}_scale`), zName = fresh(`${s.activation}_zero_point`);
+      const sName = fresh(`${s.activation}_scale`),
+        zName = fresh(`${s.activation}_zero_point`);
       graph.initializers.set(sName, f32Tensor(sName, Float32Array.of(scale), []));
       graph.initializers.set(zName, uint8Tensor(zName, Uint8Array.of(zeroPoint), []));
       const xq = fresh(`${s.activation}_QuantizeLinear`);
@@ -67,16 +82,29 @@ export async function quantizeStatic(input: Model, opts: StaticQuantizeOptions):
     let wd = dqW.get(s.weight.name);
     if (!wd) {
       const { q, scales } = quantizePerChannelInt8(weightValues(s.weight), s.k, s.n);
-      const qName = fresh(`${s.weight.name}_quantized`), sName = fresh(`${s.weight.name}_scale`), zName = fresh(`${s.weight.name}_zero_point`);
+      const qName = fresh(`${s.weight.name}_quantized`),
+        sName = fresh(`${s.weight.name}_scale`),
+        zName = fresh(`${s.weight.name}_zero_point`);
       graph.initializers.set(qName, int8Tensor(qName, q, [s.k, s.n]));
       graph.initializers.set(sName, f32Tensor(sName, scales, [s.n]));
       graph.initializers.set(zName, int8Tensor(zName, new Int8Array(s.n), [s.n]));
       wd = fresh(`${s.weight.name}_DequantizeLinear`);
-      extra.push(mkNode(fresh(`${pre}weight_DequantizeLinear`), 'DequantizeLinear', [qName, sName, zName], [wd], { axis: { type: 'int', value: 1 } }));
+      extra.push(
+        mkNode(fresh(`${pre}weight_DequantizeLinear`), 'DequantizeLinear', [qName, sName, zName], [wd], {
+          axis: { type: 'int', value: 1 },
+        }),
+      );
       dqW.set(s.weight.name, wd);
     }
     pending.set(s.node, [...extra, { ...s.node, inputs: [xd, wd] }]);
-    quantized.push({ module: s.module, node: s.node.name, output: s.node.outputs[0], ops: ['QuantizeLinear', 'DequantizeLinear', 'MatMul'], k: s.k, n: s.n });
+    quantized.push({
+      module: s.module,
+      node: s.node.name,
+      output: s.node.outputs[0],
+      ops: ['QuantizeLinear', 'DequantizeLinear', 'MatMul'],
+      k: s.k,
+      n: s.n,
+    });
   }
   // Insert the QDQ nodes right before their first consumer, which keeps the node list topologically ordered.
   graph.nodes = graph.nodes.flatMap((n) => {

@@ -14,8 +14,23 @@ import { readModel, tempName, writeModel } from '../../onnx/io.ts';
 import { cloneGraph, type Graph, type Tensor } from '../../onnx/ir.ts';
 import { encodeSafetensors, readSafetensors } from '../../onnx/safetensors.ts';
 import { tensorFromArray, tensorToArray } from '../../onnx/tensor.ts';
-import { fromPyTorchLayout, paramValues, pytorchShape, toOnnxModel, toPyTorchLayout, type Model, type ModelTask } from '../model.ts';
-import { buildBert, configLabels, parseBertConfig, renameLastOutput, taskFromArchitectures, type BertTask } from '../zoo/bert.ts';
+import {
+  fromPyTorchLayout,
+  paramValues,
+  pytorchShape,
+  toOnnxModel,
+  toPyTorchLayout,
+  type Model,
+  type ModelTask,
+} from '../model.ts';
+import {
+  buildBert,
+  configLabels,
+  parseBertConfig,
+  renameLastOutput,
+  taskFromArchitectures,
+  type BertTask,
+} from '../zoo/bert.ts';
 import type { WeightSource } from '../zoo/params.ts';
 import { recoverParams } from './names.ts';
 import { readJson, TextTokenizer } from './tokenizer.ts';
@@ -52,13 +67,22 @@ const SUPPORTED = ['bert'];
 /** Reads config.json and checks its `model_type`. */
 export async function readHfConfig(dir: string): Promise<Record<string, unknown>> {
   const file = join(dir, 'config.json');
-  if (!(await exists(file))) throw new ModelFileError(`${file}: file not found (a Hugging Face model folder needs config.json)`, { file, field: 'config.json' });
+  if (!(await exists(file)))
+    throw new ModelFileError(`${file}: file not found (a Hugging Face model folder needs config.json)`, {
+      file,
+      field: 'config.json',
+    });
   const raw = await readJson(file);
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ModelFileError(`${file}: expected a JSON object`, { file });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ModelFileError(`${file}: expected a JSON object`, { file });
   const cfg = raw as Record<string, unknown>;
-  if (typeof cfg.model_type !== 'string') throw new ModelFileError(`${file}: field 'model_type' is missing`, { file, field: 'model_type' });
+  if (typeof cfg.model_type !== 'string')
+    throw new ModelFileError(`${file}: field 'model_type' is missing`, { file, field: 'model_type' });
   if (!SUPPORTED.includes(cfg.model_type)) {
-    throw new ModelFileError(`${file}: model_type '${cfg.model_type}' is not supported (supported: ${SUPPORTED.join(', ')})`, { file, field: 'model_type', value: cfg.model_type });
+    throw new ModelFileError(
+      `${file}: model_type '${cfg.model_type}' is not supported (supported: ${SUPPORTED.join(', ')})`,
+      { file, field: 'model_type', value: cfg.model_type },
+    );
   }
   return cfg;
 }
@@ -70,18 +94,30 @@ export async function loadHfModel(dir: string, opts: LoadHfOptions = {}): Promis
   const hasSt = await exists(st);
   const onnx = await findOnnx(dir);
   if (!hasSt && !onnx) {
-    throw new ModelFileError(`${dir}: no weights: expected model.safetensors or onnx/model.onnx`, { file: dir, field: 'model.safetensors' });
+    throw new ModelFileError(`${dir}: no weights: expected model.safetensors or onnx/model.onnx`, {
+      file: dir,
+      field: 'model.safetensors',
+    });
   }
   let tokenizer: TextTokenizer | undefined;
   if (opts.tokenizer !== false) {
     if (!(await exists(join(dir, 'tokenizer.json')))) {
-      throw new ModelFileError(`${join(dir, 'tokenizer.json')}: file not found (text models need their tokenizer)`, { file: join(dir, 'tokenizer.json'), field: 'tokenizer.json' });
+      throw new ModelFileError(`${join(dir, 'tokenizer.json')}: file not found (text models need their tokenizer)`, {
+        file: join(dir, 'tokenizer.json'),
+        field: 'tokenizer.json',
+      });
     }
     tokenizer = await TextTokenizer.fromDir(dir);
   }
   const useOnnx = onnx !== undefined && (!hasSt || opts.prefer === 'onnx');
-  const model = useOnnx ? await loadOnnxRoute(onnx, cfg, join(dir, 'config.json'), opts) : await loadSafetensorsRoute(st, cfg, join(dir, 'config.json'), opts);
-  return { ...model, ...(tokenizer ? { tokenizer } : {}), source: { kind: useOnnx ? 'onnx' : 'safetensors', path: dir } };
+  const model = useOnnx
+    ? await loadOnnxRoute(onnx, cfg, join(dir, 'config.json'), opts)
+    : await loadSafetensorsRoute(st, cfg, join(dir, 'config.json'), opts);
+  return {
+    ...model,
+    ...(tokenizer ? { tokenizer } : {}),
+    source: { kind: useOnnx ? 'onnx' : 'safetensors', path: dir },
+  };
 }
 
 function toFloat32(t: Tensor, file: string): Float32Array {
@@ -98,7 +134,10 @@ function toFloat32(t: Tensor, file: string): Float32Array {
     const src = a as Uint16Array;
     for (let i = 0; i < src.length; i++) out[i] = halfToFloat(src[i]);
   } else {
-    throw new ModelFileError(`${file}: tensor '${t.name}' has dtype ${t.dtype}; weights must be floating point`, { file, field: t.name });
+    throw new ModelFileError(`${file}: tensor '${t.name}' has dtype ${t.dtype}; weights must be floating point`, {
+      file,
+      field: t.name,
+    });
   }
   return out;
 }
@@ -115,7 +154,12 @@ function halfToFloat(h: number): number {
 /** Heads a base checkpoint may lack; HF initialises them fresh, and so do we. */
 const MAY_BE_NEW = /^(classifier|(bert\.)?pooler)\./;
 
-async function loadSafetensorsRoute(file: string, rawCfg: Record<string, unknown>, cfgFile: string, opts: LoadHfOptions): Promise<Model> {
+async function loadSafetensorsRoute(
+  file: string,
+  rawCfg: Record<string, unknown>,
+  cfgFile: string,
+  opts: LoadHfOptions,
+): Promise<Model> {
   const config = parseBertConfig(rawCfg, cfgFile);
   const { tensors } = await readSafetensors(file);
   const task = opts.task ?? taskFromArchitectures(config);
@@ -129,7 +173,10 @@ async function loadSafetensorsRoute(file: string, rawCfg: Record<string, unknown
     const key = keyFor(path);
     if (!key) {
       if (MAY_BE_NEW.test(path)) return undefined;
-      throw new ModelFileError(`${file}: tensor '${path}' is missing (config.json describes ${config.num_hidden_layers} layers of hidden_size ${config.hidden_size})`, { file, field: path });
+      throw new ModelFileError(
+        `${file}: tensor '${path}' is missing (config.json describes ${config.num_hidden_layers} layers of hidden_size ${config.hidden_size})`,
+        { file, field: path },
+      );
     }
     const t = tensors.get(key) as Tensor;
     const expected = layout === 'in_out' ? [shape[1], shape[0]] : [...shape];
@@ -138,11 +185,15 @@ async function loadSafetensorsRoute(file: string, rawCfg: Record<string, unknown
       if (MAY_BE_NEW.test(path) && path.startsWith('classifier.') && opts.task !== undefined) return undefined;
       throw new ModelFileError(
         `${file}: tensor '${key}' has shape [${t.dims.join(', ')}] but ${basename(cfgFile)} implies [${expected.join(', ')}] ` +
-        `(${shapeFields(path)})`,
-        { file, field: key, details: { expected, found: t.dims, configFields: shapeFields(path) } });
+          `(${shapeFields(path)})`,
+        { file, field: key, details: { expected, found: t.dims, configFields: shapeFields(path) } },
+      );
     }
     const v = toFloat32(t, file);
-    return fromPyTorchLayout({ path, initializer: path, dtype: 'float32', shape: [...shape], trainable: true, role: 'weight', layout }, v) as Float32Array;
+    return fromPyTorchLayout(
+      { path, initializer: path, dtype: 'float32', shape: [...shape], trainable: true, role: 'weight', layout },
+      v,
+    ) as Float32Array;
   };
   return buildBert(config, { task, seed: opts.seed, weights: source });
 }
@@ -152,12 +203,18 @@ function shapeFields(path: string): string {
   if (path.includes('word_embeddings')) return 'vocab_size, hidden_size';
   if (path.includes('position_embeddings')) return 'max_position_embeddings, hidden_size';
   if (path.includes('token_type_embeddings')) return 'type_vocab_size, hidden_size';
-  if (path.includes('intermediate') || /\.output\.dense/.test(path) && !path.includes('attention')) return 'hidden_size, intermediate_size';
+  if (path.includes('intermediate') || (/\.output\.dense/.test(path) && !path.includes('attention')))
+    return 'hidden_size, intermediate_size';
   if (path.startsWith('classifier')) return 'hidden_size, num_labels';
   return 'hidden_size';
 }
 
-async function loadOnnxRoute(file: string, rawCfg: Record<string, unknown>, cfgFile: string, opts: LoadHfOptions): Promise<Model> {
+async function loadOnnxRoute(
+  file: string,
+  rawCfg: Record<string, unknown>,
+  cfgFile: string,
+  opts: LoadHfOptions,
+): Promise<Model> {
   const config = parseBertConfig(rawCfg, cfgFile);
   const onnx = await readModel(file);
   const graph = onnx.graph;
@@ -165,20 +222,33 @@ async function loadOnnxRoute(file: string, rawCfg: Record<string, unknown>, cfgF
   // The shapes config.json promises must be the graph's, or tokenizer ids and heads would silently disagree.
   const word = [...params.values()].find((p) => p.path.endsWith('embeddings.word_embeddings.weight'));
   if (word && (word.shape[0] !== config.vocab_size || word.shape[1] !== config.hidden_size)) {
-    throw new ModelFileError(`${file}: '${word.path}' has shape [${word.shape.join(', ')}] but ${basename(cfgFile)} says vocab_size ${config.vocab_size}, hidden_size ${config.hidden_size}`,
-      { file: cfgFile, field: word.shape[0] !== config.vocab_size ? 'vocab_size' : 'hidden_size', details: { found: word.shape } });
+    throw new ModelFileError(
+      `${file}: '${word.path}' has shape [${word.shape.join(', ')}] but ${basename(cfgFile)} says vocab_size ${config.vocab_size}, hidden_size ${config.hidden_size}`,
+      {
+        file: cfgFile,
+        field: word.shape[0] !== config.vocab_size ? 'vocab_size' : 'hidden_size',
+        details: { found: word.shape },
+      },
+    );
   }
   const outputs = graph.outputs.map((o) => o.name);
   let task: ModelTask = opts.task ?? taskFromArchitectures(config);
   let g = graph;
   if (task === 'sentence-embedding' && !outputs.includes('sentence_embedding')) {
     if (!outputs.includes('last_hidden_state')) {
-      throw new ModelFileError(`${file}: the graph has neither 'sentence_embedding' nor 'last_hidden_state' among its outputs [${outputs.join(', ')}]`, { file, field: 'outputs' });
+      throw new ModelFileError(
+        `${file}: the graph has neither 'sentence_embedding' nor 'last_hidden_state' among its outputs [${outputs.join(', ')}]`,
+        { file, field: 'outputs' },
+      );
     }
     g = appendMeanPooling(graph);
   } else if (task !== 'sentence-embedding' && !outputs.includes('logits')) {
     if (outputs.includes('last_hidden_state') && opts.task === undefined) task = 'feature-extraction';
-    else throw new ModelFileError(`${file}: a ${task} model needs a 'logits' output; the graph has [${outputs.join(', ')}]`, { file, field: 'outputs' });
+    else
+      throw new ModelFileError(
+        `${file}: a ${task} model needs a 'logits' output; the graph has [${outputs.join(', ')}]`,
+        { file, field: 'outputs' },
+      );
   }
   const hasHead = task === 'sequence-classification' || task === 'token-classification';
   return {
@@ -215,8 +285,10 @@ export function appendMeanPooling(graph: Graph): Graph {
 export function hfConfigFor(model: Model): Record<string, unknown> {
   const cfg: Record<string, unknown> = { ...model.config };
   const arch: Partial<Record<ModelTask, string>> = {
-    'sequence-classification': 'BertForSequenceClassification', 'token-classification': 'BertForTokenClassification',
-    'sentence-embedding': 'BertModel', 'feature-extraction': 'BertModel',
+    'sequence-classification': 'BertForSequenceClassification',
+    'token-classification': 'BertForTokenClassification',
+    'sentence-embedding': 'BertModel',
+    'feature-extraction': 'BertModel',
   };
   if (model.architecture === 'bert' && arch[model.task]) cfg.architectures = [arch[model.task]];
   if (model.labels) {
@@ -249,7 +321,8 @@ export interface SaveHfOptions {
  * a temporary name next to `dir` and renamed into place, so readers never see half a model.
  */
 export async function saveHfModel(model: Model, dir: string, opts: SaveHfOptions = {}): Promise<void> {
-  if ((await exists(dir)) && !opts.overwrite) throw new ConfigError(`${dir} already exists (pass overwrite to replace it)`, { file: dir });
+  if ((await exists(dir)) && !opts.overwrite)
+    throw new ConfigError(`${dir} already exists (pass overwrite to replace it)`, { file: dir });
   const format = opts.format ?? 'safetensors';
   await mkdir(dirname(dir), { recursive: true });
   const tmp = tempName(dir, 'hf');
@@ -260,7 +333,8 @@ export async function saveHfModel(model: Model, dir: string, opts: SaveHfOptions
       await writeFile(join(tmp, 'tokenizer.json'), JSON.stringify(model.tokenizer.json));
       await writeFile(join(tmp, 'tokenizer_config.json'), JSON.stringify(model.tokenizer.config, null, 2) + '\n');
     }
-    if (format !== 'onnx') await writeFile(join(tmp, 'model.safetensors'), encodeSafetensors(stateDict(model), { format: 'pt' }));
+    if (format !== 'onnx')
+      await writeFile(join(tmp, 'model.safetensors'), encodeSafetensors(stateDict(model), { format: 'pt' }));
     if (format !== 'safetensors') {
       await mkdir(join(tmp, 'onnx'));
       await writeModel(toOnnxModel(model), join(tmp, 'onnx', 'model.onnx'));

@@ -71,7 +71,15 @@ export function recoverParams(g: Graph): Map<string, Parameter> {
       }
     }
     if (!path || params.has(path)) continue;
-    params.set(path, { path, initializer: name, dtype: t.dtype, shape: [...t.dims], trainable: true, role: roleOf(path), layout: path.endsWith('.weight') ? layout : 'same' });
+    params.set(path, {
+      path,
+      initializer: name,
+      dtype: t.dtype,
+      shape: [...t.dims],
+      trainable: true,
+      role: roleOf(path),
+      layout: path.endsWith('.weight') ? layout : 'same',
+    });
   }
   return params;
 }

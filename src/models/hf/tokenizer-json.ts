@@ -12,7 +12,10 @@ function added(id: number, content: string): Record<string, unknown> {
  * A BERT WordPiece tokenizer.json. `vocab` lists tokens in id order and must contain [PAD], [UNK], [CLS], [SEP]
  * (and usually [MASK]); continuation pieces start with `##`.
  */
-export function wordPieceTokenizerJson(vocab: readonly string[], opts: { lowercase?: boolean } = {}): Record<string, unknown> {
+export function wordPieceTokenizerJson(
+  vocab: readonly string[],
+  opts: { lowercase?: boolean } = {},
+): Record<string, unknown> {
   const ids = new Map(vocab.map((t, i) => [t, i]));
   const need = (t: string): number => {
     const id = ids.get(t);
@@ -26,14 +29,27 @@ export function wordPieceTokenizerJson(vocab: readonly string[], opts: { lowerca
     truncation: null,
     padding: null,
     added_tokens: specials.map((t) => added(ids.get(t) as number, t)),
-    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: opts.lowercase ?? true },
+    normalizer: {
+      type: 'BertNormalizer',
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: null,
+      lowercase: opts.lowercase ?? true,
+    },
     pre_tokenizer: { type: 'BertPreTokenizer' },
     post_processor: {
       type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
+      single: [
+        { SpecialToken: { id: '[CLS]', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '[SEP]', type_id: 0 } },
+      ],
       pair: [
-        { SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } },
-        { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '[SEP]', type_id: 1 } },
+        { SpecialToken: { id: '[CLS]', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '[SEP]', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+        { SpecialToken: { id: '[SEP]', type_id: 1 } },
       ],
       special_tokens: {
         '[CLS]': { id: '[CLS]', ids: [cls], tokens: ['[CLS]'] },
@@ -54,8 +70,15 @@ export function wordPieceTokenizerJson(vocab: readonly string[], opts: { lowerca
 /** The tokenizer_config.json that goes with `wordPieceTokenizerJson`. */
 export function wordPieceTokenizerConfig(maxLength = 512): Record<string, unknown> {
   return {
-    tokenizer_class: 'BertTokenizer', do_lower_case: true, model_max_length: maxLength, padding_side: 'right',
-    pad_token: '[PAD]', unk_token: '[UNK]', cls_token: '[CLS]', sep_token: '[SEP]', mask_token: '[MASK]',
+    tokenizer_class: 'BertTokenizer',
+    do_lower_case: true,
+    model_max_length: maxLength,
+    padding_side: 'right',
+    pad_token: '[PAD]',
+    unk_token: '[UNK]',
+    cls_token: '[CLS]',
+    sep_token: '[SEP]',
+    mask_token: '[MASK]',
   };
 }
 
@@ -78,11 +101,24 @@ export function bpeTokenizerJson(vocab: readonly string[], merges: readonly stri
     added_tokens: ['<s>', '<pad>', '</s>', '<unk>'].map((t) => added(ids.get(t) as number, t)),
     normalizer: null,
     pre_tokenizer: { type: 'Whitespace' },
-    post_processor: { type: 'RobertaProcessing', sep: ['</s>', eos], cls: ['<s>', bos], trim_offsets: true, add_prefix_space: false },
+    post_processor: {
+      type: 'RobertaProcessing',
+      sep: ['</s>', eos],
+      cls: ['<s>', bos],
+      trim_offsets: true,
+      add_prefix_space: false,
+    },
     decoder: null,
     model: {
-      type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, vocab: Object.fromEntries(vocab.map((t, i) => [t, i])), merges: [...merges],
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab: Object.fromEntries(vocab.map((t, i) => [t, i])),
+      merges: [...merges],
     },
   };
 }

@@ -47,7 +47,8 @@ interface PostProcessorLike {
 
 function tokenContent(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
-  if (typeof v === 'object' && v !== null && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  if (typeof v === 'object' && v !== null && typeof (v as { content?: unknown }).content === 'string')
+    return (v as { content: string }).content;
   return undefined;
 }
 
@@ -92,16 +93,28 @@ export class TextTokenizer {
    * Throws ModelFileError for a model type other than WordPiece, BPE or Unigram.
    */
   static fromJSON(json: unknown, config: unknown = {}, file = 'tokenizer.json'): TextTokenizer {
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ModelFileError(`${file}: expected a JSON object`, { file });
+    if (typeof json !== 'object' || json === null || Array.isArray(json))
+      throw new ModelFileError(`${file}: expected a JSON object`, { file });
     const o = json as Record<string, unknown>;
     const model = o.model;
-    if (typeof model !== 'object' || model === null) throw new ModelFileError(`${file}: field 'model' is missing`, { file, field: 'model' });
+    if (typeof model !== 'object' || model === null)
+      throw new ModelFileError(`${file}: field 'model' is missing`, { file, field: 'model' });
     const type = (model as Record<string, unknown>).type;
     if (!KINDS.includes(type as TokenizerKind)) {
-      throw new ModelFileError(`${file}: model.type '${String(type)}' is not a supported tokenizer model (supported: ${KINDS.join(', ')})`, { file, field: 'model.type', value: String(type) });
+      throw new ModelFileError(
+        `${file}: model.type '${String(type)}' is not a supported tokenizer model (supported: ${KINDS.join(', ')})`,
+        { file, field: 'model.type', value: String(type) },
+      );
     }
     // The library indexes these unconditionally; HF omits them in some hand-written files.
-    const full: Record<string, unknown> = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...o };
+    const full: Record<string, unknown> = {
+      normalizer: null,
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: null,
+      added_tokens: [],
+      ...o,
+    };
     const cfg = typeof config === 'object' && config !== null ? (config as Record<string, unknown>) : {};
     return new TextTokenizer(full, cfg, file);
   }
@@ -140,11 +153,17 @@ export class TextTokenizer {
     let a = this.tokenize(text);
     let b = pair !== undefined ? this.tokenize(pair) : null;
     const budget = maxLength - (b ? this.specialCount.pair : this.specialCount.single);
-    if (budget < 0) throw new ConfigError(`maxLength ${maxLength} leaves no room for the tokenizer's special tokens`, { field: 'maxLength' });
+    if (budget < 0)
+      throw new ConfigError(`maxLength ${maxLength} leaves no room for the tokenizer's special tokens`, {
+        field: 'maxLength',
+      });
     const total = a.length + (b?.length ?? 0);
     if (total > budget) {
       if (opts.truncation === false) {
-        throw new ConfigError(`text of ${total} tokens exceeds maxLength ${maxLength} and truncation is off`, { field: 'maxLength', value: text.slice(0, 80) });
+        throw new ConfigError(`text of ${total} tokens exceeds maxLength ${maxLength} and truncation is off`, {
+          field: 'maxLength',
+          value: text.slice(0, 80),
+        });
       }
       if (!b) a = a.slice(0, budget);
       else {
@@ -164,7 +183,12 @@ export class TextTokenizer {
     const unk = this.inner.model?.unk_token_id;
     const ids = out.tokens.map((t) => {
       const id = this.inner.token_to_id(t) ?? unk;
-      if (id === undefined) throw new ModelFileError(`${this.file}: token '${t}' is not in the vocabulary and there is no unk_token`, { file: this.file, field: 'model.vocab', value: t });
+      if (id === undefined)
+        throw new ModelFileError(`${this.file}: token '${t}' is not in the vocabulary and there is no unk_token`, {
+          file: this.file,
+          field: 'model.vocab',
+          value: t,
+        });
       return id;
     });
     const tokenTypeIds = out.token_type_ids ?? new Array<number>(ids.length).fill(0);
@@ -173,7 +197,8 @@ export class TextTokenizer {
 
   /** Encodes a batch into padded int64 arrays with attention masks. `pairs`, when given, pairs each text. */
   encodeBatch(texts: readonly string[], opts: EncodeOptions = {}, pairs?: readonly string[]): BatchEncoding {
-    if (pairs && pairs.length !== texts.length) throw new ConfigError(`${texts.length} texts but ${pairs.length} pairs`, { field: 'pairs' });
+    if (pairs && pairs.length !== texts.length)
+      throw new ConfigError(`${texts.length} texts but ${pairs.length} pairs`, { field: 'pairs' });
     const maxLength = opts.maxLength ?? this.modelMaxLength;
     const enc = texts.map((t, i) => this.encode(t, pairs?.[i], { maxLength, truncation: opts.truncation }));
     const lengths = enc.map((e) => e.ids.length);
@@ -211,7 +236,11 @@ export async function readJson(file: string): Promise<unknown> {
     text = await readFile(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new ModelFileError(code === 'ENOENT' ? `${file}: file not found` : `${file}: cannot read: ${(e as Error).message}`, { file }, { cause: e });
+    throw new ModelFileError(
+      code === 'ENOENT' ? `${file}: file not found` : `${file}: cannot read: ${(e as Error).message}`,
+      { file },
+      { cause: e },
+    );
   }
   try {
     return JSON.parse(text) as unknown;

@@ -52,28 +52,80 @@ export interface BuiltUseLite {
 }
 
 /** Op types of the TF graph this rebuild reproduces; any other op means a different architecture. */
-const KNOWN_TF_OPS = new Set(['Const', 'Placeholder', 'StridedSlice', 'Less', 'Where', 'Reshape', 'GatherV2', 'Max', 'Add', 'Shape', 'Maximum',
-  'SparseToDense', 'Greater', 'LogicalNot', 'Cast', 'ConcatV2', 'Sum', 'Mul', 'ScatterNd', 'ExpandDims', 'GatherNd', 'Sin', 'Cos', 'Mean', 'Sub',
-  'MatMul', 'Square', 'BiasAdd', 'Rsqrt', 'Conv2D', 'Squeeze', 'SplitV', 'Pack', 'Transpose', 'BatchMatMul', 'Slice', 'Softmax', 'Prod', 'Relu',
-  'Range', 'RealDiv', 'Tanh']);
+const KNOWN_TF_OPS = new Set([
+  'Const',
+  'Placeholder',
+  'StridedSlice',
+  'Less',
+  'Where',
+  'Reshape',
+  'GatherV2',
+  'Max',
+  'Add',
+  'Shape',
+  'Maximum',
+  'SparseToDense',
+  'Greater',
+  'LogicalNot',
+  'Cast',
+  'ConcatV2',
+  'Sum',
+  'Mul',
+  'ScatterNd',
+  'ExpandDims',
+  'GatherNd',
+  'Sin',
+  'Cos',
+  'Mean',
+  'Sub',
+  'MatMul',
+  'Square',
+  'BiasAdd',
+  'Rsqrt',
+  'Conv2D',
+  'Squeeze',
+  'SplitV',
+  'Pack',
+  'Transpose',
+  'BatchMatMul',
+  'Slice',
+  'Softmax',
+  'Prod',
+  'Relu',
+  'Range',
+  'RealDiv',
+  'Tanh',
+]);
 
 class Weights {
-  constructor(private readonly tf: TfGraphModel, private readonly file: string) {}
+  constructor(
+    private readonly tf: TfGraphModel,
+    private readonly file: string,
+  ) {}
 
-  has(name: string): boolean { return this.tf.weights.has(name); }
+  has(name: string): boolean {
+    return this.tf.weights.has(name);
+  }
 
   get(name: string, shape?: number[]): TfWeight {
     const w = this.tf.weights.get(name);
     if (!w) throw new ModelFileError(`${this.file}: weight '${name}' is missing`, { file: this.file, field: name });
     if (shape && (w.shape.length !== shape.length || w.shape.some((d, i) => shape[i] >= 0 && d !== shape[i]))) {
-      throw new ModelFileError(`${this.file}: weight '${name}' has shape [${w.shape.join(', ')}], expected [${shape.map((d) => (d < 0 ? '?' : d)).join(', ')}]`, { file: this.file, field: name, details: { expected: shape, found: w.shape } });
+      throw new ModelFileError(
+        `${this.file}: weight '${name}' has shape [${w.shape.join(', ')}], expected [${shape.map((d) => (d < 0 ? '?' : d)).join(', ')}]`,
+        { file: this.file, field: name, details: { expected: shape, found: w.shape } },
+      );
     }
     return w;
   }
 
   float(name: string, shape?: number[]): Float32Array {
     const w = this.get(name, shape);
-    if (w.dtype !== 'float32') throw new ModelFileError(`${this.file}: weight '${name}' is ${w.dtype}, expected float32`, { file: this.file, field: name });
+    if (w.dtype !== 'float32')
+      throw new ModelFileError(`${this.file}: weight '${name}' is ${w.dtype}, expected float32`, {
+        file: this.file,
+        field: name,
+      });
     return w.data as Float32Array;
   }
 
@@ -110,11 +162,17 @@ export function timingSignal(invTimescales: Float32Array, maxLen: number): Float
  * `attention_mask` [batch, seq] int64 (1 = token, 0 = padding; padding on the right), output `embeddings`
  * [batch, 512] (L2-normalised). `seq` must not exceed `max_position_embeddings` (128).
  */
-export function buildUseLite(tf: TfGraphModel, opts: { file: string; packageName: string; version: string }): BuiltUseLite {
+export function buildUseLite(
+  tf: TfGraphModel,
+  opts: { file: string; packageName: string; version: string },
+): BuiltUseLite {
   const file = opts.file;
   const unknown = [...new Set(tf.nodes.map((n) => n.op))].filter((op) => !KNOWN_TF_OPS.has(op));
   if (unknown.length) {
-    throw new GraphError(`${file}: the TF graph uses ops ${unknown.join(', ')}, which the USE-lite (KonaTransformer) rebuild does not reproduce: unsupported architecture`, { file, op: unknown[0] });
+    throw new GraphError(
+      `${file}: the TF graph uses ops ${unknown.join(', ')}, which the USE-lite (KonaTransformer) rebuild does not reproduce: unsupported architecture`,
+      { file, op: unknown[0] },
+    );
   }
   const w = new Weights(tf, file);
   const emb = w.get('module/Embeddings_en', [-1, -1]);
@@ -122,33 +180,60 @@ export function buildUseLite(tf: TfGraphModel, opts: { file: string; packageName
   const inv = w.float(`${ENC}TransformerStack/Layer_0/AddTimingSignal/TimingSignal/ExpandDims_1`, [1, embSize / 2]);
   const maxLen = w.scalar('module_apply_default/Encoder_en/KonaTransformer/ClipToMaxLength/Less/y');
   const eps = w.scalar(`${ENC}TransformerStack/Layer_1/TransformerLayer/FFN/layer_prepostprocess/layer_norm/Cast/x`);
-  const maskBias = w.scalar(`${ENC}TransformerStack/Layer_1/TransformerLayer/MultiheadAttention/DotProductAttention/attention_bias_ignore_padding/mul/y`);
+  const maskBias = w.scalar(
+    `${ENC}TransformerStack/Layer_1/TransformerLayer/MultiheadAttention/DotProductAttention/attention_bias_ignore_padding/mul/y`,
+  );
   const l2eps = w.scalar('module_apply_default/Encoder_en/hidden_layers/l2_normalize/Maximum/y');
-  const numLayers = [...tf.weights.keys()].filter((k) => /Layer_\d+\/TransformerLayer\/MultiheadAttention\/qkv_transform_single\/kernel\/part_0$/.test(k)).length;
-  if (numLayers === 0) throw new ModelFileError(`${file}: no transformer layer weights (qkv_transform_single) found`, { file });
+  const numLayers = [...tf.weights.keys()].filter((k) =>
+    /Layer_\d+\/TransformerLayer\/MultiheadAttention\/qkv_transform_single\/kernel\/part_0$/.test(k),
+  ).length;
+  if (numLayers === 0)
+    throw new ModelFileError(`${file}: no transformer layer weights (qkv_transform_single) found`, { file });
 
   const b = new GraphBuilder('use_lite');
   const params = new Map<string, Parameter>();
   const param = (path: string, values: Float32Array, dims: number[], role: ParamRole, inOut = false): string => {
     b.initializer(path, 'float32', values, dims);
-    params.set(path, { path, initializer: path, dtype: 'float32', shape: [...dims], trainable: role !== 'buffer', role, layout: inOut ? 'in_out' : 'same' });
+    params.set(path, {
+      path,
+      initializer: path,
+      dtype: 'float32',
+      shape: [...dims],
+      trainable: role !== 'buffer',
+      role,
+      layout: inOut ? 'in_out' : 'same',
+    });
     return path;
   };
-  const linear = (x: string, path: string, weight: Float32Array, din: number, dout: number, bias: Float32Array): string =>
+  const linear = (
+    x: string,
+    path: string,
+    weight: Float32Array,
+    din: number,
+    dout: number,
+    bias: Float32Array,
+  ): string =>
     b.scope(path, () => {
       const wt = param(`${path}.weight`, weight, [din, dout], 'weight', true);
       const bs = param(`${path}.bias`, bias, [dout], 'bias');
       return b.add(b.matmul(x, wt), bs);
     });
   const layerNorm = (x: string, path: string, scale: Float32Array, bias: Float32Array, d: number): string =>
-    b.scope(path, () => b.layerNorm(x, param(`${path}.weight`, scale, [d], 'norm'), param(`${path}.bias`, bias, [d], 'norm'), -1, eps));
+    b.scope(path, () =>
+      b.layerNorm(x, param(`${path}.weight`, scale, [d], 'norm'), param(`${path}.bias`, bias, [d], 'norm'), -1, eps),
+    );
 
   const ids = b.input('input_ids', 'int64', ['batch', 'seq']);
   const mask = b.input('attention_mask', 'int64', ['batch', 'seq']);
 
   // ---- embeddings + timing signal ----
   let x = b.scope('embeddings', () => {
-    const table = param('embeddings.word_embeddings.weight', emb.data as Float32Array, [vocabSize, embSize], 'embedding');
+    const table = param(
+      'embeddings.word_embeddings.weight',
+      emb.data as Float32Array,
+      [vocabSize, embSize],
+      'embedding',
+    );
     const timing = param('embeddings.timing_signal', timingSignal(inv, maxLen), [maxLen, embSize], 'buffer');
     const e = b.gather(table, ids, 0);
     const seqLen = b.op('Shape', [ids], { start: 1, end: 2 });
@@ -157,7 +242,9 @@ export function buildUseLite(tf: TfGraphModel, opts: { file: string; packageName
   });
   const maskF = b.cast(mask, 'float32');
   // [batch, 1, 1, seq]: -1e9 on padded keys, 0 elsewhere (TF: (1 - mask) * -1e9).
-  const keyBias = b.scope('attention_bias', () => b.unsqueeze(b.mul(b.sub(b.scalar(1), maskF), b.scalar(maskBias)), [1, 2]));
+  const keyBias = b.scope('attention_bias', () =>
+    b.unsqueeze(b.mul(b.sub(b.scalar(1), maskF), b.scalar(maskBias)), [1, 2]),
+  );
 
   const hiddenSizes: number[] = [];
   const headsList: number[] = [];
@@ -168,26 +255,61 @@ export function buildUseLite(tf: TfGraphModel, opts: { file: string; packageName
     const qkvName = `${VAR}Layer_${i}/TransformerLayer/MultiheadAttention/qkv_transform_single/kernel/part_0`;
     const qkv = w.get(qkvName, [1, 1, d, -1]);
     const inner = qkv.shape[3] / 3;
-    const heads = w.scalar(`${ENC}TransformerStack/Layer_1/TransformerLayer/MultiheadAttention/split_heads/split_last_dimension/Reshape/shape/2`);
-    const headDim = w.scalar(`${ENC}TransformerStack/Layer_${i}/TransformerLayer/MultiheadAttention/split_heads/split_last_dimension/Reshape/shape/3`);
-    if (heads * headDim !== inner) throw new ModelFileError(`${file}: layer ${i}: ${heads} heads x ${headDim} != ${inner} (from '${qkvName}')`, { file, field: qkvName });
+    const heads = w.scalar(
+      `${ENC}TransformerStack/Layer_1/TransformerLayer/MultiheadAttention/split_heads/split_last_dimension/Reshape/shape/2`,
+    );
+    const headDim = w.scalar(
+      `${ENC}TransformerStack/Layer_${i}/TransformerLayer/MultiheadAttention/split_heads/split_last_dimension/Reshape/shape/3`,
+    );
+    if (heads * headDim !== inner)
+      throw new ModelFileError(`${file}: layer ${i}: ${heads} heads x ${headDim} != ${inner} (from '${qkvName}')`, {
+        file,
+        field: qkvName,
+      });
     const qScale = w.scalar(`${ENC}TransformerStack/Layer_${i}/TransformerLayer/MultiheadAttention/mul/y`);
     const qkvW = qkv.data as Float32Array;
-    const qkvB = w.float(`${ENC}Layer_${i}/TransformerLayer/MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`, [3 * inner]);
-    const outW = w.get(`${VAR}Layer_${i}/TransformerLayer/MultiheadAttention/output_transform_single/kernel/part_0`, [1, 1, inner, -1]);
+    const qkvB = w.float(
+      `${ENC}Layer_${i}/TransformerLayer/MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`,
+      [3 * inner],
+    );
+    const outW = w.get(`${VAR}Layer_${i}/TransformerLayer/MultiheadAttention/output_transform_single/kernel/part_0`, [
+      1,
+      1,
+      inner,
+      -1,
+    ]);
     const hidden = outW.shape[3];
-    const outB = w.float(`${ENC}Layer_${i}/TransformerLayer/MultiheadAttention/output_transform_single/bias/ConcatPartitions/concat`, [hidden]);
+    const outB = w.float(
+      `${ENC}Layer_${i}/TransformerLayer/MultiheadAttention/output_transform_single/bias/ConcatPartitions/concat`,
+      [hidden],
+    );
     const resName = `${ENC}Layer_${i}/TransformerLayer/dense/kernel/ConcatPartitions/concat`;
     const lnPre = `${ENC}Layer_${i}/TransformerLayer/layer_prepostprocess/layer_norm/`;
     const ffnPre = `${ENC}Layer_${i}/TransformerLayer/FFN/`;
-    const conv1 = w.get(`${ENC}TransformerStack/Layer_${i}/TransformerLayer/FFN/conv1/Tensordot/Reshape_1`, [hidden, -1]);
+    const conv1 = w.get(`${ENC}TransformerStack/Layer_${i}/TransformerLayer/FFN/conv1/Tensordot/Reshape_1`, [
+      hidden,
+      -1,
+    ]);
     const inter = conv1.shape[1];
 
     x = ((): string => {
       const xin = x;
-      const h = layerNorm(xin, `${L}.attention.layer_norm`, w.float(`${lnPre}layer_norm_scale/ConcatPartitions/concat`, [d]), w.float(`${lnPre}layer_norm_bias/ConcatPartitions/concat`, [d]), d);
+      const h = layerNorm(
+        xin,
+        `${L}.attention.layer_norm`,
+        w.float(`${lnPre}layer_norm_scale/ConcatPartitions/concat`, [d]),
+        w.float(`${lnPre}layer_norm_bias/ConcatPartitions/concat`, [d]),
+        d,
+      );
       const proj = (name: string, k: number): string =>
-        linear(h, `${L}.attention.self.${name}`, columns(qkvW, d, 3 * inner, k * inner, (k + 1) * inner), d, inner, qkvB.slice(k * inner, (k + 1) * inner));
+        linear(
+          h,
+          `${L}.attention.self.${name}`,
+          columns(qkvW, d, 3 * inner, k * inner, (k + 1) * inner),
+          d,
+          inner,
+          qkvB.slice(k * inner, (k + 1) * inner),
+        );
       const q0 = proj('query', 0);
       const k0 = proj('key', 1);
       const v0 = proj('value', 2);
@@ -202,14 +324,45 @@ export function buildUseLite(tf: TfGraphModel, opts: { file: string; packageName
       const attn = linear(ctx, `${L}.attention.output.dense`, outW.data as Float32Array, inner, hidden, outB);
       // Layers that change the width project the residual (TF: AdjustResidualInput/dense).
       const residual = w.has(resName)
-        ? linear(xin, `${L}.attention.residual.dense`, w.float(resName, [d, hidden]), d, hidden, w.float(`${ENC}Layer_${i}/TransformerLayer/dense/bias/ConcatPartitions/concat`, [hidden]))
+        ? linear(
+            xin,
+            `${L}.attention.residual.dense`,
+            w.float(resName, [d, hidden]),
+            d,
+            hidden,
+            w.float(`${ENC}Layer_${i}/TransformerLayer/dense/bias/ConcatPartitions/concat`, [hidden]),
+          )
         : xin;
-      if (!w.has(resName) && d !== hidden) throw new ModelFileError(`${file}: layer ${i} changes width ${d} -> ${hidden} but has no residual projection '${resName}'`, { file, field: resName });
+      if (!w.has(resName) && d !== hidden)
+        throw new ModelFileError(
+          `${file}: layer ${i} changes width ${d} -> ${hidden} but has no residual projection '${resName}'`,
+          { file, field: resName },
+        );
       const x1 = b.scope(`${L}.attention.output`, () => b.add(attn, residual));
-      const f0 = layerNorm(x1, `${L}.ffn.layer_norm`, w.float(`${ffnPre}layer_prepostprocess/layer_norm/layer_norm_scale/ConcatPartitions/concat`, [hidden]), w.float(`${ffnPre}layer_prepostprocess/layer_norm/layer_norm_bias/ConcatPartitions/concat`, [hidden]), hidden);
-      const f1Lin = linear(f0, `${L}.intermediate.dense`, conv1.data as Float32Array, hidden, inter, w.float(`${ffnPre}conv1/bias/ConcatPartitions/concat`, [inter]));
+      const f0 = layerNorm(
+        x1,
+        `${L}.ffn.layer_norm`,
+        w.float(`${ffnPre}layer_prepostprocess/layer_norm/layer_norm_scale/ConcatPartitions/concat`, [hidden]),
+        w.float(`${ffnPre}layer_prepostprocess/layer_norm/layer_norm_bias/ConcatPartitions/concat`, [hidden]),
+        hidden,
+      );
+      const f1Lin = linear(
+        f0,
+        `${L}.intermediate.dense`,
+        conv1.data as Float32Array,
+        hidden,
+        inter,
+        w.float(`${ffnPre}conv1/bias/ConcatPartitions/concat`, [inter]),
+      );
       const f1 = b.scope(`${L}.intermediate`, () => b.relu(f1Lin));
-      const f2 = linear(f1, `${L}.output.dense`, w.float(`${ENC}TransformerStack/Layer_${i}/TransformerLayer/FFN/conv2/Tensordot/Reshape_1`, [inter, hidden]), inter, hidden, w.float(`${ffnPre}conv2/bias/ConcatPartitions/concat`, [hidden]));
+      const f2 = linear(
+        f1,
+        `${L}.output.dense`,
+        w.float(`${ENC}TransformerStack/Layer_${i}/TransformerLayer/FFN/conv2/Tensordot/Reshape_1`, [inter, hidden]),
+        inter,
+        hidden,
+        w.float(`${ffnPre}conv2/bias/ConcatPartitions/concat`, [hidden]),
+      );
       return b.scope(`${L}.output`, () => b.add(x1, f2));
     })();
     hiddenSizes.push(hidden);
@@ -227,13 +380,27 @@ export function buildUseLite(tf: TfGraphModel, opts: { file: string; packageName
     const count = b.op('Max', [b.reduceSum(maskF, [1], true), b.scalar(1)]);
     return b.div(summed, count);
   });
-  const dense = linear(mean, 'pooler.dense', outW.data as Float32Array, d, outSize, w.float('module/Encoder_en/hidden_layers/tanh_layer_0/bias', [outSize]));
+  const dense = linear(
+    mean,
+    'pooler.dense',
+    outW.data as Float32Array,
+    d,
+    outSize,
+    w.float('module/Encoder_en/hidden_layers/tanh_layer_0/bias', [outSize]),
+  );
   const pooled = b.scope('pooler.activation', () => b.tanh(dense));
   const embOut = b.scope('pooler.normalize', () => {
     const ss = b.reduceSum(b.mul(pooled, pooled), [1], true);
     return b.div(pooled, b.sqrt(b.op('Max', [ss, b.scalar(l2eps)])));
   });
-  b.graph.nodes.push({ name: 'embeddings_output', opType: 'Identity', domain: '', inputs: [embOut], outputs: ['embeddings'], attrs: {} });
+  b.graph.nodes.push({
+    name: 'embeddings_output',
+    opType: 'Identity',
+    domain: '',
+    inputs: [embOut],
+    outputs: ['embeddings'],
+    attrs: {},
+  });
   b.output('embeddings', 'float32', ['batch', outSize]);
 
   const config: UseLiteConfig = {

@@ -24,11 +24,24 @@ import { locateUseLitePackage, packageStamp, readTfGraphModel, readVocab, type U
 import { useLiteTokenizerConfig, useLiteTokenizerJson } from './tokenizer.ts';
 
 export { buildUseLite, timingSignal, type UseLiteConfig } from './graph.ts';
-export { locateUseLitePackage, readTfGraphModel, readVocab, USE_LITE_PACKAGE, type UseLitePackage, type VocabEntry } from './package.ts';
+export {
+  locateUseLitePackage,
+  readTfGraphModel,
+  readVocab,
+  USE_LITE_PACKAGE,
+  type UseLitePackage,
+  type VocabEntry,
+} from './package.ts';
 export { createUseLiteTokenizer, useLiteTokenizerJson, USE_LITE_MAX_LENGTH } from './tokenizer.ts';
 
 /** Files of a converted USE-lite folder; all must be present for the cache to be used. */
-export const USE_LITE_FILES = ['model.onnx', 'config.json', 'tokenizer.json', 'tokenizer_config.json', 'tailor.json'] as const;
+export const USE_LITE_FILES = [
+  'model.onnx',
+  'config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'tailor.json',
+] as const;
 
 export interface UseLiteOptions {
   /** Folder laid out like the package's `dist/` (model.json, shards, vocab.json); default: the installed package. */
@@ -74,7 +87,11 @@ export async function convertUseLite(pkg: UseLitePackage, outDir: string): Promi
   const tf = readTfGraphModel(pkg.dir);
   const vocab = readVocab(pkg.dir);
   const built = buildUseLite(tf, { file: modelFile, packageName: pkg.name, version: pkg.version });
-  const tailor: TailorJson = { kind: 'use-lite', source: { package: pkg.name, version: pkg.version, stamp: packageStamp(pkg) }, parameters: [...built.params.values()] };
+  const tailor: TailorJson = {
+    kind: 'use-lite',
+    source: { package: pkg.name, version: pkg.version, stamp: packageStamp(pkg) },
+    parameters: [...built.params.values()],
+  };
   const files: Record<(typeof USE_LITE_FILES)[number], Uint8Array> = {
     'model.onnx': encodeModel(built.onnx),
     'config.json': json(built.config),
@@ -103,7 +120,11 @@ export async function convertUseLite(pkg: UseLitePackage, outDir: string): Promi
   } catch (e) {
     await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     if (e instanceof ModelFileError) throw e;
-    throw new ModelFileError(`cannot write the USE-lite cache folder ${target}: ${(e as Error).message}`, { file: target }, { cause: e });
+    throw new ModelFileError(
+      `cannot write the USE-lite cache folder ${target}: ${(e as Error).message}`,
+      { file: target },
+      { cause: e },
+    );
   }
   return target;
 }
@@ -136,17 +157,28 @@ export async function readUseLiteDir(dir: string): Promise<LoadedUseLite> {
   const onnx = decodeModel(bytes, { file: modelFile });
   const config = readJsonFile(path.join(dir, 'config.json')) as UseLiteConfig;
   if (config?.model_type !== 'use-lite') {
-    throw new ModelFileError(`${path.join(dir, 'config.json')}: field 'model_type' is ${JSON.stringify(config?.model_type)}, expected "use-lite"`, { file: path.join(dir, 'config.json'), field: 'model_type' });
+    throw new ModelFileError(
+      `${path.join(dir, 'config.json')}: field 'model_type' is ${JSON.stringify(config?.model_type)}, expected "use-lite"`,
+      { file: path.join(dir, 'config.json'), field: 'model_type' },
+    );
   }
   const tailorFile = path.join(dir, 'tailor.json');
   const tailor = readJsonFile(tailorFile) as TailorJson;
-  if (!Array.isArray(tailor?.parameters)) throw new ModelFileError(`${tailorFile}: field 'parameters' is missing`, { file: tailorFile, field: 'parameters' });
+  if (!Array.isArray(tailor?.parameters))
+    throw new ModelFileError(`${tailorFile}: field 'parameters' is missing`, { file: tailorFile, field: 'parameters' });
   const params = new Map<string, Parameter>();
   for (const p of tailor.parameters) {
     const t = onnx.graph.initializers.get(p.initializer);
-    if (!t) throw new ModelFileError(`${tailorFile}: parameter '${p.path}' names initializer '${p.initializer}', which ${modelFile} lacks`, { file: tailorFile, field: p.path });
+    if (!t)
+      throw new ModelFileError(
+        `${tailorFile}: parameter '${p.path}' names initializer '${p.initializer}', which ${modelFile} lacks`,
+        { file: tailorFile, field: p.path },
+      );
     if (t.dims.join() !== p.shape.join()) {
-      throw new ModelFileError(`${tailorFile}: parameter '${p.path}' has shape [${p.shape.join(', ')}] but ${modelFile} holds [${t.dims.join(', ')}]`, { file: tailorFile, field: p.path });
+      throw new ModelFileError(
+        `${tailorFile}: parameter '${p.path}' has shape [${p.shape.join(', ')}] but ${modelFile} holds [${t.dims.join(', ')}]`,
+        { file: tailorFile, field: p.path },
+      );
     }
     params.set(p.path, p);
   }
@@ -188,5 +220,9 @@ export async function loadUseLite(opts: UseLiteOptions = {}): Promise<LoadedUseL
 /** Builds the ONNX model straight from the package, without the cache (tests, tools). */
 export function useLiteOnnx(packageDir?: string): OnnxModel {
   const pkg = locateUseLitePackage(packageDir);
-  return buildUseLite(readTfGraphModel(pkg.dir), { file: path.join(pkg.dir, 'model.json'), packageName: pkg.name, version: pkg.version }).onnx;
+  return buildUseLite(readTfGraphModel(pkg.dir), {
+    file: path.join(pkg.dir, 'model.json'),
+    packageName: pkg.name,
+    version: pkg.version,
+  }).onnx;
 }

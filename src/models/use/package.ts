@@ -49,7 +49,9 @@ export function locateUseLitePackage(dir?: string): UseLitePackage {
     let version = 'local';
     try {
       version = (JSON.parse(readFileSync(pkgFile, 'utf8')) as { version?: string }).version ?? 'local';
-    } catch { /* a bare folder: no version, cache under 'local' */ }
+    } catch {
+      /* a bare folder: no version, cache under 'local' */
+    }
     return { name: USE_LITE_PACKAGE, version, dir };
   }
   const require = createRequire(import.meta.url);
@@ -57,7 +59,11 @@ export function locateUseLitePackage(dir?: string): UseLitePackage {
   try {
     pkgJson = require.resolve(`${USE_LITE_PACKAGE}/package.json`);
   } catch (e) {
-    throw new ModelFileError(`the npm package ${USE_LITE_PACKAGE} is not installed (run npm install)`, { file: USE_LITE_PACKAGE }, { cause: e });
+    throw new ModelFileError(
+      `the npm package ${USE_LITE_PACKAGE} is not installed (run npm install)`,
+      { file: USE_LITE_PACKAGE },
+      { cause: e },
+    );
   }
   const version = (JSON.parse(readFileSync(pkgJson, 'utf8')) as { version: string }).version;
   return { name: USE_LITE_PACKAGE, version, dir: path.join(path.dirname(pkgJson), 'dist') };
@@ -78,37 +84,70 @@ function readJson(file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ModelFileError(`USE-lite model file ${file} is not valid JSON: ${(e as Error).message}`, { file }, { cause: e });
+    throw new ModelFileError(
+      `USE-lite model file ${file} is not valid JSON: ${(e as Error).message}`,
+      { file },
+      { cause: e },
+    );
   }
 }
 
-interface WeightSpec { name: string; shape: number[]; dtype: string; quantization?: unknown }
-interface ManifestGroup { paths: string[]; weights: WeightSpec[] }
+interface WeightSpec {
+  name: string;
+  shape: number[];
+  dtype: string;
+  quantization?: unknown;
+}
+interface ManifestGroup {
+  paths: string[];
+  weights: WeightSpec[];
+}
 
 /** Parses model.json and its shards into GraphDef nodes and named weights. */
 export function readTfGraphModel(dir: string): TfGraphModel {
   const file = path.join(dir, 'model.json');
   const json = readJson(file) as { modelTopology?: { node?: TfNode[] }; weightsManifest?: ManifestGroup[] };
   const nodes = json?.modelTopology?.node;
-  if (!Array.isArray(nodes)) throw new ModelFileError(`${file}: field 'modelTopology.node' is missing or not an array`, { file, field: 'modelTopology.node' });
+  if (!Array.isArray(nodes))
+    throw new ModelFileError(`${file}: field 'modelTopology.node' is missing or not an array`, {
+      file,
+      field: 'modelTopology.node',
+    });
   const manifest = json.weightsManifest;
-  if (!Array.isArray(manifest)) throw new ModelFileError(`${file}: field 'weightsManifest' is missing or not an array`, { file, field: 'weightsManifest' });
+  if (!Array.isArray(manifest))
+    throw new ModelFileError(`${file}: field 'weightsManifest' is missing or not an array`, {
+      file,
+      field: 'weightsManifest',
+    });
   const weights = new Map<string, TfWeight>();
   for (const group of manifest) {
     const shards = group.paths.map((p) => ({ file: path.join(dir, p), bytes: readFile(path.join(dir, p)) }));
     const total = shards.reduce((s, x) => s + x.bytes.length, 0);
-    const buf = Buffer.concat(shards.map((s) => s.bytes), total);
+    const buf = Buffer.concat(
+      shards.map((s) => s.bytes),
+      total,
+    );
     let offset = 0;
     for (const spec of group.weights) {
-      if (spec.quantization) throw new ModelFileError(`${file}: weight '${spec.name}' is quantized, which the USE-lite importer does not read`, { file, field: spec.name });
+      if (spec.quantization)
+        throw new ModelFileError(
+          `${file}: weight '${spec.name}' is quantized, which the USE-lite importer does not read`,
+          { file, field: spec.name },
+        );
       if (spec.dtype !== 'float32' && spec.dtype !== 'int32') {
-        throw new ModelFileError(`${file}: weight '${spec.name}' has dtype ${spec.dtype}; expected float32 or int32`, { file, field: spec.name });
+        throw new ModelFileError(`${file}: weight '${spec.name}' has dtype ${spec.dtype}; expected float32 or int32`, {
+          file,
+          field: spec.name,
+        });
       }
       const n = spec.shape.reduce((a, b) => a * b, 1);
       const bytes = n * 4;
       if (offset + bytes > buf.length) {
         const last = shards[shards.length - 1].file;
-        throw new ModelFileError(`USE-lite weight shards are truncated: weight '${spec.name}' needs bytes ${offset}..${offset + bytes} but shards ${group.paths.join(', ')} hold ${buf.length} (check ${last})`, { file: last, field: spec.name, details: { expected: offset + bytes, found: buf.length } });
+        throw new ModelFileError(
+          `USE-lite weight shards are truncated: weight '${spec.name}' needs bytes ${offset}..${offset + bytes} but shards ${group.paths.join(', ')} hold ${buf.length} (check ${last})`,
+          { file: last, field: spec.name, details: { expected: offset + bytes, found: buf.length } },
+        );
       }
       // A copy: the concatenated buffer may be large and unaligned slices cannot back typed arrays.
       const ab = new ArrayBuffer(bytes);
@@ -119,7 +158,10 @@ export function readTfGraphModel(dir: string): TfGraphModel {
     }
     if (offset !== buf.length) {
       const last = shards[shards.length - 1].file;
-      throw new ModelFileError(`USE-lite weight shards hold ${buf.length} bytes but model.json describes ${offset} (check ${last})`, { file: last, details: { expected: offset, found: buf.length } });
+      throw new ModelFileError(
+        `USE-lite weight shards hold ${buf.length} bytes but model.json describes ${offset} (check ${last})`,
+        { file: last, details: { expected: offset, found: buf.length } },
+      );
     }
   }
   return { nodes, weights };
@@ -133,10 +175,19 @@ export function readTfGraphModel(dir: string): TfGraphModel {
 export function readVocab(dir: string): VocabEntry[] {
   const file = path.join(dir, 'vocab.json');
   const json = readJson(file);
-  if (!Array.isArray(json) || json.length === 0) throw new ModelFileError(`${file}: expected a non-empty array of [piece, score] pairs`, { file });
+  if (!Array.isArray(json) || json.length === 0)
+    throw new ModelFileError(`${file}: expected a non-empty array of [piece, score] pairs`, { file });
   return json.map((e: unknown, i): VocabEntry => {
-    if (!Array.isArray(e) || typeof e[0] !== 'string' || e[0].length === 0 || (typeof e[1] !== 'number' && e[1] !== null)) {
-      throw new ModelFileError(`${file}: entry ${i} is ${JSON.stringify(e)?.slice(0, 60)}; expected [piece, score]`, { file, field: String(i) });
+    if (
+      !Array.isArray(e) ||
+      typeof e[0] !== 'string' ||
+      e[0].length === 0 ||
+      (typeof e[1] !== 'number' && e[1] !== null)
+    ) {
+      throw new ModelFileError(`${file}: entry ${i} is ${JSON.stringify(e)?.slice(0, 60)}; expected [piece, score]`, {
+        file,
+        field: String(i),
+      });
     }
     return [e[0], e[1] ?? 0];
   });
@@ -149,7 +200,9 @@ export function packageStamp(pkg: UseLitePackage): string {
     try {
       const s = statSync(path.join(pkg.dir, f));
       parts.push(`${f}:${s.size}`);
-    } catch { parts.push(`${f}:missing`); }
+    } catch {
+      parts.push(`${f}:missing`);
+    }
   }
   return parts.join(',');
 }

@@ -48,7 +48,12 @@ export function useLiteTokenizerJson(vocab: readonly VocabEntry[]): Record<strin
 
 /** tokenizer_config.json for the cached folder: right padding (the TF graph assumes it), 128 tokens at most. */
 export function useLiteTokenizerConfig(): Record<string, unknown> {
-  return { tokenizer_class: 'UseLiteUnigramTokenizer', model_max_length: USE_LITE_MAX_LENGTH, padding_side: 'right', unk_token: '<unk> ' };
+  return {
+    tokenizer_class: 'UseLiteUnigramTokenizer',
+    model_max_length: USE_LITE_MAX_LENGTH,
+    padding_side: 'right',
+    unk_token: '<unk> ',
+  };
 }
 
 /** The USE-lite tokenizer over a vocabulary (pad id 0, padding masked out by attention_mask). */

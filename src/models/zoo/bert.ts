@@ -62,42 +62,74 @@ const BERT_DEFAULTS: Omit<BertConfig, 'model_type'> = {
  * Accepts the fields HF writes (extra keys are kept).
  */
 export function parseBertConfig(raw: unknown, file = 'config.json'): BertConfig {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ModelFileError(`${file}: expected a JSON object`, { file });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ModelFileError(`${file}: expected a JSON object`, { file });
   const o = raw as Record<string, unknown>;
   if (o.model_type !== undefined && o.model_type !== 'bert') {
-    throw new ModelFileError(`${file}: model_type '${String(o.model_type)}' is not supported (supported: bert)`, { file, field: 'model_type', value: String(o.model_type) });
+    throw new ModelFileError(`${file}: model_type '${String(o.model_type)}' is not supported (supported: bert)`, {
+      file,
+      field: 'model_type',
+      value: String(o.model_type),
+    });
   }
   const cfg: Record<string, unknown> = { ...BERT_DEFAULTS, ...o, model_type: 'bert' };
   const posInt = (k: string, min = 1): number => {
     const v = cfg[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-      throw new ModelFileError(`${file}: field '${k}' must be an integer >= ${min}, found ${JSON.stringify(v)}`, { file, field: k, value: JSON.stringify(v) });
+      throw new ModelFileError(`${file}: field '${k}' must be an integer >= ${min}, found ${JSON.stringify(v)}`, {
+        file,
+        field: k,
+        value: JSON.stringify(v),
+      });
     }
     return v;
   };
   const num = (k: string): number => {
     const v = cfg[k];
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-      throw new ModelFileError(`${file}: field '${k}' must be a non-negative number, found ${JSON.stringify(v)}`, { file, field: k, value: JSON.stringify(v) });
+      throw new ModelFileError(`${file}: field '${k}' must be a non-negative number, found ${JSON.stringify(v)}`, {
+        file,
+        field: k,
+        value: JSON.stringify(v),
+      });
     }
     return v;
   };
-  for (const k of ['vocab_size', 'hidden_size', 'num_attention_heads', 'intermediate_size', 'max_position_embeddings', 'type_vocab_size']) posInt(k);
+  for (const k of [
+    'vocab_size',
+    'hidden_size',
+    'num_attention_heads',
+    'intermediate_size',
+    'max_position_embeddings',
+    'type_vocab_size',
+  ])
+    posInt(k);
   posInt('num_hidden_layers', 0);
   posInt('pad_token_id', 0);
-  for (const k of ['layer_norm_eps', 'hidden_dropout_prob', 'attention_probs_dropout_prob', 'initializer_range']) num(k);
+  for (const k of ['layer_norm_eps', 'hidden_dropout_prob', 'attention_probs_dropout_prob', 'initializer_range'])
+    num(k);
   if ((cfg.hidden_size as number) % (cfg.num_attention_heads as number) !== 0) {
-    throw new ModelFileError(`${file}: hidden_size ${String(cfg.hidden_size)} is not a multiple of num_attention_heads ${String(cfg.num_attention_heads)}`, { file, field: 'num_attention_heads' });
+    throw new ModelFileError(
+      `${file}: hidden_size ${String(cfg.hidden_size)} is not a multiple of num_attention_heads ${String(cfg.num_attention_heads)}`,
+      { file, field: 'num_attention_heads' },
+    );
   }
   if (!ACTS.includes(cfg.hidden_act as HiddenAct)) {
-    throw new ModelFileError(`${file}: hidden_act '${String(cfg.hidden_act)}' is not supported (supported: ${ACTS.join(', ')})`, { file, field: 'hidden_act', value: String(cfg.hidden_act) });
+    throw new ModelFileError(
+      `${file}: hidden_act '${String(cfg.hidden_act)}' is not supported (supported: ${ACTS.join(', ')})`,
+      { file, field: 'hidden_act', value: String(cfg.hidden_act) },
+    );
   }
   // HF derives num_labels from id2label when both are present; id2label wins.
   if (o.id2label !== undefined) {
-    if (typeof o.id2label !== 'object' || o.id2label === null) throw new ModelFileError(`${file}: field 'id2label' must be an object`, { file, field: 'id2label' });
+    if (typeof o.id2label !== 'object' || o.id2label === null)
+      throw new ModelFileError(`${file}: field 'id2label' must be an object`, { file, field: 'id2label' });
     const n = Object.keys(o.id2label).length;
     if (o.num_labels !== undefined && o.num_labels !== n) {
-      throw new ModelFileError(`${file}: num_labels ${String(o.num_labels)} disagrees with id2label's ${n} entries`, { file, field: 'num_labels' });
+      throw new ModelFileError(`${file}: num_labels ${String(o.num_labels)} disagrees with id2label's ${n} entries`, {
+        file,
+        field: 'num_labels',
+      });
     }
     cfg.num_labels = n;
   }
@@ -153,7 +185,10 @@ const F32_MIN = -3.4028234663852886e38;
 export function buildBert(config: BertConfig, opts: BuildBertOptions = {}): Model {
   const task = opts.task ?? taskFromArchitectures(config);
   if (!['sequence-classification', 'token-classification', 'sentence-embedding'].includes(task)) {
-    throw new ConfigError(`BERT has no '${task}' head (heads: sequence-classification, token-classification, sentence-embedding)`, { field: 'task', value: task });
+    throw new ConfigError(
+      `BERT has no '${task}' head (heads: sequence-classification, token-classification, sentence-embedding)`,
+      { field: 'task', value: task },
+    );
   }
   const c = config;
   const H = c.hidden_size;
@@ -193,11 +228,23 @@ export function buildBert(config: BertConfig, opts: BuildBertOptions = {}): Mode
   // ---- embeddings ----
   const emb = `${pre}embeddings`;
   const wordW = ctx.param(`${emb}.word_embeddings.weight`, {
-    shape: [c.vocab_size, H], role: 'embedding', init: normal,
-    fix: (v) => { if (c.pad_token_id < c.vocab_size) v.fill(0, c.pad_token_id * H, (c.pad_token_id + 1) * H); },
+    shape: [c.vocab_size, H],
+    role: 'embedding',
+    init: normal,
+    fix: (v) => {
+      if (c.pad_token_id < c.vocab_size) v.fill(0, c.pad_token_id * H, (c.pad_token_id + 1) * H);
+    },
   });
-  const posW = ctx.param(`${emb}.position_embeddings.weight`, { shape: [c.max_position_embeddings, H], role: 'embedding', init: normal });
-  const ttW = ctx.param(`${emb}.token_type_embeddings.weight`, { shape: [c.type_vocab_size, H], role: 'embedding', init: normal });
+  const posW = ctx.param(`${emb}.position_embeddings.weight`, {
+    shape: [c.max_position_embeddings, H],
+    role: 'embedding',
+    init: normal,
+  });
+  const ttW = ctx.param(`${emb}.token_type_embeddings.weight`, {
+    shape: [c.type_vocab_size, H],
+    role: 'embedding',
+    init: normal,
+  });
   let x = b.scope(`${emb}.word_embeddings`, () => b.gather(wordW, inputIds));
   const tt = b.scope(`${emb}.token_type_embeddings`, () => b.gather(ttW, tokenTypeIds));
   x = b.scope(emb, () => b.add(x, tt));
@@ -218,9 +265,12 @@ export function buildBert(config: BertConfig, opts: BuildBertOptions = {}): Mode
 
   const act = (v: string): string => {
     switch (c.hidden_act) {
-      case 'relu': return b.relu(v);
-      case 'tanh': return b.tanh(v);
-      case 'silu': return b.mul(v, b.sigmoid(v));
+      case 'relu':
+        return b.relu(v);
+      case 'tanh':
+        return b.tanh(v);
+      case 'silu':
+        return b.mul(v, b.sigmoid(v));
       case 'gelu': {
         // 0.5·x·(1 + erf(x/√2)), Optimum's exact-GELU form.
         const e = b.erf(b.div(v, b.scalar(Math.SQRT2)));
@@ -262,12 +312,18 @@ export function buildBert(config: BertConfig, opts: BuildBertOptions = {}): Mode
 
   // ---- heads ----
   if (task === 'sequence-classification') {
-    const first = b.scope(`${pre}pooler`, () => b.squeeze(b.op('Slice', [x, b.ints([0]), b.ints([1]), b.ints([1])]), [1]));
+    const first = b.scope(`${pre}pooler`, () =>
+      b.squeeze(b.op('Slice', [x, b.ints([0]), b.ints([1]), b.ints([1])]), [1]),
+    );
     const pooled = b.scope(`${pre}pooler.activation`, () => b.tanh(headLinear(first, `${pre}pooler.dense`, H, H)));
     b.output(b.identity(headLinear(pooled, 'classifier', H, c.num_labels)), 'float32', ['batch', c.num_labels]);
     renameLastOutput(b, 'logits');
   } else if (task === 'token-classification') {
-    b.output(b.identity(ctx.linear(x, 'classifier', H, c.num_labels, normal)), 'float32', ['batch', 'seq', c.num_labels]);
+    b.output(b.identity(ctx.linear(x, 'classifier', H, c.num_labels, normal)), 'float32', [
+      'batch',
+      'seq',
+      c.num_labels,
+    ]);
     renameLastOutput(b, 'logits');
   } else {
     const hidden = b.identity(x);

@@ -25,7 +25,8 @@ export interface BuildOptions {
 }
 
 function checkPositive(v: unknown, field: string): void {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ConfigError(`MLP config: '${field}' must be a positive integer, found ${JSON.stringify(v)}`, { field });
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
+    throw new ConfigError(`MLP config: '${field}' must be a positive integer, found ${JSON.stringify(v)}`, { field });
 }
 
 /** An MlpConfig with defaults (hidden [64], relu, 2 labels). */
@@ -34,7 +35,10 @@ export function mlpConfig(c: Partial<MlpConfig> & { input_size: number }): MlpCo
   checkPositive(cfg.input_size, 'input_size');
   checkPositive(cfg.num_labels, 'num_labels');
   cfg.hidden_sizes.forEach((h, i) => checkPositive(h, `hidden_sizes[${i}]`));
-  if (!['relu', 'gelu', 'tanh'].includes(cfg.activation)) throw new ConfigError(`MLP config: activation '${cfg.activation}' is not one of relu, gelu, tanh`, { field: 'activation' });
+  if (!['relu', 'gelu', 'tanh'].includes(cfg.activation))
+    throw new ConfigError(`MLP config: activation '${cfg.activation}' is not one of relu, gelu, tanh`, {
+      field: 'activation',
+    });
   return cfg;
 }
 
@@ -57,11 +61,22 @@ export function buildMlp(config: MlpConfig, opts: BuildOptions = {}): Model {
     width = h;
   });
   const bound = 1 / Math.sqrt(width);
-  b.output(b.identity(ctx.linear(x, 'classifier', width, c.num_labels, { kind: 'uniform', bound }, { kind: 'uniform', bound })), 'float32', ['batch', c.num_labels]);
+  b.output(
+    b.identity(
+      ctx.linear(x, 'classifier', width, c.num_labels, { kind: 'uniform', bound }, { kind: 'uniform', bound }),
+    ),
+    'float32',
+    ['batch', c.num_labels],
+  );
   renameLastOutput(b, 'logits');
   return {
-    architecture: 'mlp', task: 'tabular-classification', graph: b.graph, params: ctx.params, config: { ...c },
-    labels: Array.from({ length: c.num_labels }, (_, i) => c.id2label?.[String(i)] ?? `LABEL_${i}`), source: { kind: 'zoo' },
+    architecture: 'mlp',
+    task: 'tabular-classification',
+    graph: b.graph,
+    params: ctx.params,
+    config: { ...c },
+    labels: Array.from({ length: c.num_labels }, (_, i) => c.id2label?.[String(i)] ?? `LABEL_${i}`),
+    source: { kind: 'zoo' },
     ...(ctx.newlyInitialized.length ? { newlyInitialized: ctx.newlyInitialized } : {}),
   };
 }

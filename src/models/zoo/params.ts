@@ -6,16 +6,20 @@
  */
 import type { GraphBuilder } from '../../onnx/builder.ts';
 import { numel } from '../../onnx/tensor.ts';
-import { fromPyTorchLayout, pytorchShape, toPyTorchLayout, type Parameter, type ParamLayout, type ParamRole } from '../model.ts';
+import {
+  fromPyTorchLayout,
+  pytorchShape,
+  toPyTorchLayout,
+  type Parameter,
+  type ParamLayout,
+  type ParamRole,
+} from '../model.ts';
 
 /** Supplies graph-layout values for a parameter, or undefined to let the builder initialise it. */
 export type WeightSource = (path: string, shape: readonly number[], layout: ParamLayout) => Float32Array | undefined;
 
 export type Init =
-  | { kind: 'normal'; std: number }
-  | { kind: 'uniform'; bound: number }
-  | { kind: 'zeros' }
-  | { kind: 'ones' };
+  { kind: 'normal'; std: number } | { kind: 'uniform'; bound: number } | { kind: 'zeros' } | { kind: 'ones' };
 
 /** FNV-1a over the seed and the path: a stable per-tensor seed. */
 function tensorSeed(seed: number, path: string): number {
@@ -96,7 +100,15 @@ export class ParamContext {
     }
     this.b.initializer(path, 'float32', values, spec.shape);
     const trainable = spec.role !== 'buffer' && this.trainable(path);
-    this.params.set(path, { path, initializer: path, dtype: 'float32', shape: [...spec.shape], trainable, role: spec.role, layout });
+    this.params.set(path, {
+      path,
+      initializer: path,
+      dtype: 'float32',
+      shape: [...spec.shape],
+      trainable,
+      role: spec.role,
+      layout,
+    });
     return path;
   }
 

@@ -33,7 +33,11 @@ export type InferFn = (ctx: InferContext) => OutType[];
 export class InferContext {
   private freshCount: { n: number };
 
-  constructor(readonly node: Node, readonly inputs: (InType | undefined)[], fresh: { n: number }) {
+  constructor(
+    readonly node: Node,
+    readonly inputs: (InType | undefined)[],
+    fresh: { n: number },
+  ) {
     this.freshCount = fresh;
   }
 

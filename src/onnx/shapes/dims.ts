@@ -193,7 +193,8 @@ export function bindDim(d: Dim, bindings: Readonly<Record<string, number>>): Dim
 export function dimSymbols(d: Dim): string[] {
   if (typeof d === 'number') return [];
   const out = new Set<string>();
-  for (const k of toPoly(d).keys()) for (const n of k ? k.split('*') : []) out.add(n.startsWith('(') ? n.slice(1, -1) : n);
+  for (const k of toPoly(d).keys())
+    for (const n of k ? k.split('*') : []) out.add(n.startsWith('(') ? n.slice(1, -1) : n);
   return [...out];
 }
 

@@ -17,7 +17,9 @@ export function broadcastShapes(ctx: InferContext, shapes: (Shape | undefined)[]
       if (j < 0) continue;
       const r = broadcastDim(d, s[j]);
       if (r === undefined) {
-        ctx.fail(`cannot broadcast ${ss.map((x) => ctx.shapeStr(x)).join(' and ')}: dimension ${i} (from the right: ${rank - i}) differs`);
+        ctx.fail(
+          `cannot broadcast ${ss.map((x) => ctx.shapeStr(x)).join(' and ')}: dimension ${i} (from the right: ${rank - i}) differs`,
+        );
       }
       d = r;
     }
@@ -29,7 +31,11 @@ export function broadcastShapes(ctx: InferContext, shapes: (Shape | undefined)[]
 const MAX_KNOWN = 64;
 
 /** Elementwise evaluation over known values of static-shape inputs (numpy broadcasting), for shape arithmetic. */
-function evalKnown(inputs: InType[], outShape: Shape | undefined, fn: (xs: Dim[]) => Dim | undefined): Dim[] | undefined {
+function evalKnown(
+  inputs: InType[],
+  outShape: Shape | undefined,
+  fn: (xs: Dim[]) => Dim | undefined,
+): Dim[] | undefined {
   if (!isStatic(outShape)) return undefined;
   let n = 1;
   for (const d of outShape) n *= d;
@@ -65,23 +71,31 @@ const INT_TYPES = new Set<DType>(['int64', 'int32', 'int16', 'int8', 'uint8', 'u
 
 function arith(op: string): ((xs: Dim[]) => Dim | undefined) | undefined {
   switch (op) {
-    case 'Add': return ([a, b]) => dimAdd(a, b);
-    case 'Sub': return ([a, b]) => dimSub(a, b);
-    case 'Mul': return ([a, b]) => dimMul(a, b);
-    case 'Div': return ([a, b]) => {
-      if (typeof a === 'number' && typeof b === 'number') return b === 0 ? undefined : Math.trunc(a / b);
-      return dimDiv(a, b);
-    };
-    case 'Max': return (xs) => (xs.every((x) => typeof x === 'number') ? Math.max(...(xs as number[])) : undefined);
-    case 'Min': return (xs) => (xs.every((x) => typeof x === 'number') ? Math.min(...(xs as number[])) : undefined);
-    case 'Equal': return ([a, b]) => {
-      if (typeof a === 'number' && typeof b === 'number') return a === b ? 1 : 0;
-      if (dimEq(a, b)) return 1;
-      // a symbolic dim is a size (>= 0): it never equals a negative number such as Reshape's -1
-      if ((typeof a === 'number' && a < 0) || (typeof b === 'number' && b < 0)) return 0;
+    case 'Add':
+      return ([a, b]) => dimAdd(a, b);
+    case 'Sub':
+      return ([a, b]) => dimSub(a, b);
+    case 'Mul':
+      return ([a, b]) => dimMul(a, b);
+    case 'Div':
+      return ([a, b]) => {
+        if (typeof a === 'number' && typeof b === 'number') return b === 0 ? undefined : Math.trunc(a / b);
+        return dimDiv(a, b);
+      };
+    case 'Max':
+      return (xs) => (xs.every((x) => typeof x === 'number') ? Math.max(...(xs as number[])) : undefined);
+    case 'Min':
+      return (xs) => (xs.every((x) => typeof x === 'number') ? Math.min(...(xs as number[])) : undefined);
+    case 'Equal':
+      return ([a, b]) => {
+        if (typeof a === 'number' && typeof b === 'number') return a === b ? 1 : 0;
+        if (dimEq(a, b)) return 1;
+        // a symbolic dim is a size (>= 0): it never equals a negative number such as Reshape's -1
+        if ((typeof a === 'number' && a < 0) || (typeof b === 'number' && b < 0)) return 0;
+        return undefined;
+      };
+    default:
       return undefined;
-    };
-    default: return undefined;
   }
 }
 
@@ -104,7 +118,10 @@ export const broadcastSame: InferFn = (ctx: InferContext) => {
   if (ctx.node.opType !== 'Pow') {
     for (const x of ins) if (x.dtype !== dtype) ctx.fail(`input types differ: ${ins.map((i) => i.dtype).join(' vs ')}`);
   }
-  const shape = broadcastShapes(ctx, ins.map((x) => x.shape));
+  const shape = broadcastShapes(
+    ctx,
+    ins.map((x) => x.shape),
+  );
   const out: OutType = { dtype, shape };
   const fn = INT_TYPES.has(dtype) ? arith(ctx.node.opType) : undefined;
   if (fn) {
@@ -117,14 +134,18 @@ export const broadcastSame: InferFn = (ctx: InferContext) => {
 /** Comparisons and logic ops: broadcasting, bool output. */
 export const compare: InferFn = (ctx: InferContext) => {
   const ins = ctx.inputs.filter((x): x is InType => x !== undefined);
-  const shape = broadcastShapes(ctx, ins.map((x) => x.shape));
+  const shape = broadcastShapes(
+    ctx,
+    ins.map((x) => x.shape),
+  );
   const out: OutType = { dtype: 'bool', shape };
   const fn = arith(ctx.node.opType);
   if (fn && INT_TYPES.has(ins[0].dtype)) {
     const k = evalKnown(ins, shape, fn);
     if (k) out.known = k;
   }
-  if (ctx.node.opType === 'Not' && ins[0].known) out.known = ins[0].known.map((v) => (v === 0 ? 1 : typeof v === 'number' ? 0 : v));
+  if (ctx.node.opType === 'Not' && ins[0].known)
+    out.known = ins[0].known.map((v) => (v === 0 ? 1 : typeof v === 'number' ? 0 : v));
   return [out];
 };
 
@@ -163,7 +184,8 @@ export const clip: InferFn = (ctx: InferContext) => {
     const b = ctx.opt(i);
     if (!b) continue;
     if (b.dtype !== x.dtype) ctx.fail(`bound ${i === 1 ? 'min' : 'max'} has type ${b.dtype}, input has ${x.dtype}`);
-    if (b.shape && b.shape.length > 1) ctx.fail(`bound ${i === 1 ? 'min' : 'max'} must be a scalar, got ${ctx.shapeStr(b.shape)}`);
+    if (b.shape && b.shape.length > 1)
+      ctx.fail(`bound ${i === 1 ? 'min' : 'max'} must be a scalar, got ${ctx.shapeStr(b.shape)}`);
   }
   return [{ dtype: x.dtype, shape: x.shape }];
 };
@@ -171,7 +193,10 @@ export const clip: InferFn = (ctx: InferContext) => {
 /** Dropout: output and a bool mask of the same shape. */
 export const dropout: InferFn = (ctx: InferContext) => {
   const x = ctx.opt(0) ?? ctx.fail('input 0 is missing');
-  return [{ dtype: x.dtype, shape: x.shape }, { dtype: 'bool', shape: x.shape }];
+  return [
+    { dtype: x.dtype, shape: x.shape },
+    { dtype: 'bool', shape: x.shape },
+  ];
 };
 
 /** Bool-valued elementwise tests (IsNaN, IsInf). */

@@ -16,7 +16,18 @@ export { supportedOps } from './registry.ts';
 export type { InferFn, InType, OutType } from './context.ts';
 export { InferContext } from './context.ts';
 export {
-  bindDim, broadcastDim, canon, dimAdd, dimDiv, dimEq, dimMul, dimProduct, dimSub, dimSymbols, formatShape, isStatic,
+  bindDim,
+  broadcastDim,
+  canon,
+  dimAdd,
+  dimDiv,
+  dimEq,
+  dimMul,
+  dimProduct,
+  dimSub,
+  dimSymbols,
+  formatShape,
+  isStatic,
 } from './dims.ts';
 
 export interface InferOptions {
@@ -58,7 +69,10 @@ export function inferNode(node: Node, env: TypeEnv, fresh: { n: number }, allowU
   const opName = node.domain ? `${node.domain}.${node.opType}` : node.opType;
   if (!fn) {
     if (allowUnknown) return false;
-    throw new ShapeError(`${node.opType} node '${node.name}': no shape inference rule for op ${opName}`, { node: node.name, op: node.opType });
+    throw new ShapeError(`${node.opType} node '${node.name}': no shape inference rule for op ${opName}`, {
+      node: node.name,
+      op: node.opType,
+    });
   }
   const inputs: (InType | undefined)[] = [];
   for (const name of node.inputs) {
@@ -69,9 +83,14 @@ export function inferNode(node: Node, env: TypeEnv, fresh: { n: number }, allowU
     const t = env.get(name);
     if (!t) {
       if (allowUnknown) return false;
-      throw new ShapeError(`${node.opType} node '${node.name}': input '${name}' is not a graph input, initializer or output of an earlier node`, {
-        node: node.name, op: node.opType, value: name,
-      });
+      throw new ShapeError(
+        `${node.opType} node '${node.name}': input '${name}' is not a graph input, initializer or output of an earlier node`,
+        {
+          node: node.name,
+          op: node.opType,
+          value: name,
+        },
+      );
     }
     inputs.push(t);
   }
@@ -82,7 +101,10 @@ export function inferNode(node: Node, env: TypeEnv, fresh: { n: number }, allowU
     if (name === '') return;
     const o = outs[i];
     if (!o) {
-      throw new ShapeError(`${node.opType} node '${node.name}': op has no output ${i} ('${name}')`, { node: node.name, op: node.opType });
+      throw new ShapeError(`${node.opType} node '${node.name}': op has no output ${i} ('${name}')`, {
+        node: node.name,
+        op: node.opType,
+      });
     }
     env.set(name, {
       name,
@@ -133,7 +155,9 @@ export function inferShapes(graph: Graph, opts: InferOptions = {}): Graph {
     const t = env.get(o.name);
     if (!t) {
       if (opts.allowUnknown) return o;
-      throw new ShapeError(`graph output '${o.name}' is not produced by any node, input or initializer`, { value: o.name });
+      throw new ShapeError(`graph output '${o.name}' is not produced by any node, input or initializer`, {
+        value: o.name,
+      });
     }
     return toValueInfo(t);
   });
@@ -144,9 +168,17 @@ export function inferShapes(graph: Graph, opts: InferOptions = {}): Graph {
  * Binds symbolic dims (`batch`, `seq`, and any dim derived from them such as `batch*seq`) to numbers throughout
  * the graph and re-infers every value's type.
  */
-export function specialize(graph: Graph, bindings: Record<string, number>, opts: Omit<InferOptions, 'bindings'> = {}): Graph {
+export function specialize(
+  graph: Graph,
+  bindings: Record<string, number>,
+  opts: Omit<InferOptions, 'bindings'> = {},
+): Graph {
   for (const [k, v] of Object.entries(bindings)) {
-    if (!Number.isInteger(v) || v < 0) throw new ConfigError(`binding for '${k}' must be a non-negative integer, got ${v}`, { field: k, value: String(v) });
+    if (!Number.isInteger(v) || v < 0)
+      throw new ConfigError(`binding for '${k}' must be a non-negative integer, got ${v}`, {
+        field: k,
+        value: String(v),
+      });
   }
   const g = inferShapes(graph, { ...opts, bindings });
   g.outputs = g.outputs.map((o) => (o.shape ? { ...o, shape: o.shape.map((d) => bindDim(d, bindings)) } : o));
@@ -166,7 +198,11 @@ export function valueType(graph: Graph, name: string): ValueInfo | undefined {
 export function staticShape(name: string, shape: Shape | undefined): number[] {
   if (!shape) throw new ShapeError(`value '${name}' has unknown rank`, { value: name });
   return shape.map((d) => {
-    if (typeof d !== 'number') throw new ShapeError(`value '${name}' has symbolic dim '${d}' in [${shape.join(', ')}]; specialize the graph first`, { value: name });
+    if (typeof d !== 'number')
+      throw new ShapeError(
+        `value '${name}' has symbolic dim '${d}' in [${shape.join(', ')}]; specialize the graph first`,
+        { value: name },
+      );
     return d;
   });
 }

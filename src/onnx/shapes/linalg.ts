@@ -52,7 +52,8 @@ export const fusedMatMul: InferFn = (ctx: InferContext) => {
   const a = ctx.in(0);
   const b = ctx.in(1);
   if (a.dtype !== b.dtype) ctx.fail(`input types differ: ${a.dtype} vs ${b.dtype}`);
-  if (ctx.int('transBatchA', 0) || ctx.int('transBatchB', 0)) ctx.fail('transBatchA/transBatchB are not supported by shape inference');
+  if (ctx.int('transBatchA', 0) || ctx.int('transBatchB', 0))
+    ctx.fail('transBatchA/transBatchB are not supported by shape inference');
   const transA = ctx.int('transA', 0) !== 0 && a.shape.length >= 2;
   const transB = ctx.int('transB', 0) !== 0 && b.shape.length >= 2;
   return [{ dtype: a.dtype, shape: matmulShape(ctx, a.shape, b.shape, transA, transB) }];
@@ -67,12 +68,15 @@ export const matmulInteger: InferFn = (ctx: InferContext) => {
 export const gemm: InferFn = (ctx: InferContext) => {
   const a = ctx.in(0);
   const b = ctx.in(1);
-  if (a.shape.length !== 2 || b.shape.length !== 2) ctx.fail(`A and B must be 2-D: ${ctx.shapeStr(a.shape)} x ${ctx.shapeStr(b.shape)}`);
+  if (a.shape.length !== 2 || b.shape.length !== 2)
+    ctx.fail(`A and B must be 2-D: ${ctx.shapeStr(a.shape)} x ${ctx.shapeStr(b.shape)}`);
   if (a.dtype !== b.dtype) ctx.fail(`input types differ: ${a.dtype} vs ${b.dtype}`);
   const [m, k1] = ctx.int('transA', 0) ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
   const [k2, n] = ctx.int('transB', 0) ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
   if (!compatible(k1, k2)) {
-    ctx.fail(`inner dimensions differ: ${ctx.shapeStr(a.shape)} x ${ctx.shapeStr(b.shape)} (transA=${ctx.int('transA', 0)}, transB=${ctx.int('transB', 0)})`);
+    ctx.fail(
+      `inner dimensions differ: ${ctx.shapeStr(a.shape)} x ${ctx.shapeStr(b.shape)} (transA=${ctx.int('transA', 0)}, transB=${ctx.int('transB', 0)})`,
+    );
   }
   const out: Shape = [canon(m), canon(n)];
   const c = ctx.opt(2);
@@ -92,7 +96,8 @@ export const einsum: InferFn = (ctx: InferContext) => {
   const [lhs, rhsGiven] = eq.split('->');
   const terms = lhs.split(',');
   const ins = ctx.inputs.map((_, i) => ctx.in(i));
-  if (terms.length !== ins.length) ctx.fail(`equation '${eq}' has ${terms.length} operands, node has ${ins.length} inputs`);
+  if (terms.length !== ins.length)
+    ctx.fail(`equation '${eq}' has ${terms.length} operands, node has ${ins.length} inputs`);
   const dtype: DType = ins[0].dtype;
   const sizes = new Map<string, Dim>();
   const counts = new Map<string, number>();
@@ -102,7 +107,8 @@ export const einsum: InferFn = (ctx: InferContext) => {
     const hasEll = t.includes('...');
     const letters = t.replace('...', '').split('');
     const ellRank = shape.length - letters.length;
-    if (ellRank < 0 || (!hasEll && ellRank !== 0)) ctx.fail(`operand ${i} '${t}' does not match shape ${ctx.shapeStr(shape)}`);
+    if (ellRank < 0 || (!hasEll && ellRank !== 0))
+      ctx.fail(`operand ${i} '${t}' does not match shape ${ctx.shapeStr(shape)}`);
     const pos = hasEll ? t.indexOf('...') : letters.length;
     const ell = shape.slice(pos, pos + ellRank);
     const named = [...shape.slice(0, pos), ...shape.slice(pos + ellRank)];
@@ -126,7 +132,13 @@ export const einsum: InferFn = (ctx: InferContext) => {
       else if (d !== 1 && !compatible(prev, d)) ctx.fail(`index '${ch}' has sizes ${prev} and ${d}`);
     });
   });
-  const rhs = rhsGiven ?? `${lhs.includes('...') ? '...' : ''}${[...counts.entries()].filter(([, c]) => c === 1).map(([k]) => k).sort().join('')}`;
+  const rhs =
+    rhsGiven ??
+    `${lhs.includes('...') ? '...' : ''}${[...counts.entries()]
+      .filter(([, c]) => c === 1)
+      .map(([k]) => k)
+      .sort()
+      .join('')}`;
   const out: Dim[] = [];
   for (let i = 0; i < rhs.length; i++) {
     if (rhs.startsWith('...', i)) {

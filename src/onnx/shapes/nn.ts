@@ -35,10 +35,12 @@ export const argReduce: InferFn = (ctx: InferContext) => {
 function checkParam(ctx: InferContext, what: string, p: Shape | undefined, expected: Shape): void {
   if (!p) return;
   // the parameter must broadcast onto the normalised dims
-  const ok = p.length <= expected.length && p.every((d, i) => {
-    const e = expected[expected.length - p.length + i];
-    return d === 1 || typeof d !== 'number' || typeof e !== 'number' || d === e;
-  });
+  const ok =
+    p.length <= expected.length &&
+    p.every((d, i) => {
+      const e = expected[expected.length - p.length + i];
+      return d === 1 || typeof d !== 'number' || typeof e !== 'number' || d === e;
+    });
   if (!ok) ctx.fail(`${what} ${ctx.shapeStr(p)} does not match the normalised dimensions ${ctx.shapeStr(expected)}`);
 }
 
@@ -51,7 +53,11 @@ export const layerNorm: InferFn = (ctx: InferContext) => {
   checkParam(ctx, 'bias', ctx.opt(2)?.shape, normalised);
   const stash = dtypeFromOnnx(ctx.int('stash_type', 1)) ?? 'float32';
   const statShape = [...x.shape.slice(0, axis), ...normalised.map(() => 1)];
-  return [{ dtype: x.dtype, shape: x.shape }, { dtype: stash, shape: statShape }, { dtype: stash, shape: statShape }];
+  return [
+    { dtype: x.dtype, shape: x.shape },
+    { dtype: stash, shape: statShape },
+    { dtype: stash, shape: statShape },
+  ];
 };
 
 export const batchNorm: InferFn = (ctx: InferContext) => {
@@ -71,7 +77,17 @@ export const batchNorm: InferFn = (ctx: InferContext) => {
 type Rounding = 'floor' | 'ceil';
 
 /** Output length of one spatial axis of a conv/pool window. */
-function windowLen(ctx: InferContext, d: Dim, k: number, s: number, dil: number, pb: number, pe: number, autoPad: string, round: Rounding): Dim {
+function windowLen(
+  ctx: InferContext,
+  d: Dim,
+  k: number,
+  s: number,
+  dil: number,
+  pb: number,
+  pe: number,
+  autoPad: string,
+  round: Rounding,
+): Dim {
   const span = (k - 1) * dil + 1;
   if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
     if (typeof d === 'number') return Math.ceil(d / s);
@@ -99,8 +115,15 @@ function windowAttrs(ctx: InferContext, nSpatial: number, kernel: number[]): Win
   const strides = ctx.ints('strides') ?? kernel.map(() => 1);
   const dilations = ctx.ints('dilations') ?? kernel.map(() => 1);
   const pads = ctx.ints('pads') ?? kernel.flatMap(() => [0, 0]);
-  if (kernel.length !== nSpatial || strides.length !== nSpatial || dilations.length !== nSpatial || pads.length !== 2 * nSpatial) {
-    ctx.fail(`kernel/strides/dilations/pads [${kernel}]/[${strides}]/[${dilations}]/[${pads}] do not fit ${nSpatial} spatial dimensions`);
+  if (
+    kernel.length !== nSpatial ||
+    strides.length !== nSpatial ||
+    dilations.length !== nSpatial ||
+    pads.length !== 2 * nSpatial
+  ) {
+    ctx.fail(
+      `kernel/strides/dilations/pads [${kernel}]/[${strides}]/[${dilations}]/[${pads}] do not fit ${nSpatial} spatial dimensions`,
+    );
   }
   return { kernel, strides, dilations, pads, autoPad: ctx.str('auto_pad', 'NOTSET') };
 }
@@ -109,19 +132,29 @@ export const conv: InferFn = (ctx: InferContext) => {
   const x = ctx.in(0);
   const w = ctx.in(1);
   if (x.shape.length < 3) ctx.fail(`input must be [N, C, spatial...], got ${ctx.shapeStr(x.shape)}`);
-  if (w.shape.length !== x.shape.length) ctx.fail(`weight ${ctx.shapeStr(w.shape)} and input ${ctx.shapeStr(x.shape)} have different ranks`);
+  if (w.shape.length !== x.shape.length)
+    ctx.fail(`weight ${ctx.shapeStr(w.shape)} and input ${ctx.shapeStr(x.shape)} have different ranks`);
   const group = ctx.int('group', 1);
   const cIn = x.shape[1];
   const wc = w.shape[1];
   if (typeof cIn === 'number' && typeof wc === 'number' && cIn !== wc * group) {
-    ctx.fail(`input channels ${cIn} do not match weight ${ctx.shapeStr(w.shape)} x group ${group} (input ${ctx.shapeStr(x.shape)})`);
+    ctx.fail(
+      `input channels ${cIn} do not match weight ${ctx.shapeStr(w.shape)} x group ${group} (input ${ctx.shapeStr(x.shape)})`,
+    );
   }
   const nSp = x.shape.length - 2;
-  const kernel = ctx.ints('kernel_shape') ?? w.shape.slice(2).map((d) => (typeof d === 'number' ? d : ctx.fail(`kernel size ${d} must be static`)));
+  const kernel =
+    ctx.ints('kernel_shape') ??
+    w.shape.slice(2).map((d) => (typeof d === 'number' ? d : ctx.fail(`kernel size ${d} must be static`)));
   const a = windowAttrs(ctx, nSp, kernel);
-  const spatial = x.shape.slice(2).map((d, i) => windowLen(ctx, d, a.kernel[i], a.strides[i], a.dilations[i], a.pads[i], a.pads[i + nSp], a.autoPad, 'floor'));
+  const spatial = x.shape
+    .slice(2)
+    .map((d, i) =>
+      windowLen(ctx, d, a.kernel[i], a.strides[i], a.dilations[i], a.pads[i], a.pads[i + nSp], a.autoPad, 'floor'),
+    );
   const b = ctx.opt(2)?.shape;
-  if (b && (b.length !== 1 || !dimEq(b[0], w.shape[0]))) ctx.fail(`bias ${ctx.shapeStr(b)} does not match ${w.shape[0]} output channels`);
+  if (b && (b.length !== 1 || !dimEq(b[0], w.shape[0])))
+    ctx.fail(`bias ${ctx.shapeStr(b)} does not match ${w.shape[0]} output channels`);
   return [{ dtype: x.dtype, shape: [x.shape[0], w.shape[0], ...spatial] }];
 };
 
@@ -134,7 +167,9 @@ export const convTranspose: InferFn = (ctx: InferContext) => {
     ctx.fail(`input channels ${x.shape[1]} do not match weight ${ctx.shapeStr(w.shape)}`);
   }
   const nSp = x.shape.length - 2;
-  const kernel = ctx.ints('kernel_shape') ?? w.shape.slice(2).map((d) => (typeof d === 'number' ? d : ctx.fail(`kernel size ${d} must be static`)));
+  const kernel =
+    ctx.ints('kernel_shape') ??
+    w.shape.slice(2).map((d) => (typeof d === 'number' ? d : ctx.fail(`kernel size ${d} must be static`)));
   const a = windowAttrs(ctx, nSp, kernel);
   const outPad = ctx.ints('output_padding') ?? kernel.map(() => 0);
   const given = ctx.ints('output_shape');
@@ -155,9 +190,16 @@ export const pool: InferFn = (ctx: InferContext) => {
   const kernel = ctx.ints('kernel_shape') ?? ctx.fail('missing kernel_shape');
   const a = windowAttrs(ctx, nSp, kernel);
   const round: Rounding = ctx.int('ceil_mode', 0) ? 'ceil' : 'floor';
-  const spatial = x.shape.slice(2).map((d, i) => windowLen(ctx, d, a.kernel[i], a.strides[i], a.dilations[i], a.pads[i], a.pads[i + nSp], a.autoPad, round));
+  const spatial = x.shape
+    .slice(2)
+    .map((d, i) =>
+      windowLen(ctx, d, a.kernel[i], a.strides[i], a.dilations[i], a.pads[i], a.pads[i + nSp], a.autoPad, round),
+    );
   const shape = [x.shape[0], x.shape[1], ...spatial];
-  return [{ dtype: x.dtype, shape }, { dtype: 'int64', shape }];
+  return [
+    { dtype: x.dtype, shape },
+    { dtype: 'int64', shape },
+  ];
 };
 
 export const globalPool: InferFn = (ctx: InferContext) => {
@@ -172,8 +214,13 @@ export const loss: InferFn = (ctx: InferContext) => {
   const t = ctx.in(1);
   if (x.shape.length < 2) ctx.fail(`scores must be [N, C, ...], got ${ctx.shapeStr(x.shape)}`);
   const expected = [x.shape[0], ...x.shape.slice(2)];
-  if (t.shape.length !== expected.length || t.shape.some((d, i) => typeof d === 'number' && typeof expected[i] === 'number' && d !== expected[i])) {
-    ctx.fail(`labels ${ctx.shapeStr(t.shape)} do not match scores ${ctx.shapeStr(x.shape)} (expected ${ctx.shapeStr(expected)})`);
+  if (
+    t.shape.length !== expected.length ||
+    t.shape.some((d, i) => typeof d === 'number' && typeof expected[i] === 'number' && d !== expected[i])
+  ) {
+    ctx.fail(
+      `labels ${ctx.shapeStr(t.shape)} do not match scores ${ctx.shapeStr(x.shape)} (expected ${ctx.shapeStr(expected)})`,
+    );
   }
   if (!isFloat(x.dtype)) ctx.fail(`scores must be floating point, got ${x.dtype}`);
   const reduction = ctx.str('reduction', 'mean');
@@ -183,7 +230,11 @@ export const loss: InferFn = (ctx: InferContext) => {
 
 export const dynamicQuantize: InferFn = (ctx: InferContext) => {
   const x = ctx.in(0);
-  return [{ dtype: 'uint8', shape: x.shape }, { dtype: 'float32', shape: [] }, { dtype: 'uint8', shape: [] }];
+  return [
+    { dtype: 'uint8', shape: x.shape },
+    { dtype: 'float32', shape: [] },
+    { dtype: 'uint8', shape: [] },
+  ];
 };
 
 export const quantize: InferFn = (ctx: InferContext) => {

@@ -3,14 +3,56 @@
  * Add an op by writing a small InferFn and registering it here.
  */
 import type { InferFn } from './context.ts';
-import { biasActivation, broadcastSame, cast, castLike, clip, compare, dropout, unary, unaryBool, where } from './elementwise.ts';
+import {
+  biasActivation,
+  broadcastSame,
+  cast,
+  castLike,
+  clip,
+  compare,
+  dropout,
+  unary,
+  unaryBool,
+  where,
+} from './elementwise.ts';
 import { einsum, fusedMatMul, gemm, matmul, matmulInteger } from './linalg.ts';
 import {
-  argReduce, batchNorm, conv, convTranspose, dequantize, dynamicQuantize, globalPool, layerNorm, loss, pool, quantize, reduce,
+  argReduce,
+  batchNorm,
+  conv,
+  convTranspose,
+  dequantize,
+  dynamicQuantize,
+  globalPool,
+  layerNorm,
+  loss,
+  pool,
+  quantize,
+  reduce,
 } from './nn.ts';
 import {
-  concat, constant, constantOfShape, expand, flatten, gather, gatherElements, oneHot, pad, range, reshape, sameAsFirst, scatter,
-  shapeOp, size, slice, split, squeeze, tile, topK, transpose, unsqueeze,
+  concat,
+  constant,
+  constantOfShape,
+  expand,
+  flatten,
+  gather,
+  gatherElements,
+  oneHot,
+  pad,
+  range,
+  reshape,
+  sameAsFirst,
+  scatter,
+  shapeOp,
+  size,
+  slice,
+  split,
+  squeeze,
+  tile,
+  topK,
+  transpose,
+  unsqueeze,
 } from './shapeops.ts';
 
 const MS = 'com.microsoft';
@@ -21,9 +63,43 @@ function reg(ops: string[], fn: InferFn, domain = ''): void {
   for (const op of ops) table.set(`${domain}:${op}`, fn);
 }
 
-reg(['Neg', 'Sqrt', 'Reciprocal', 'Exp', 'Log', 'Abs', 'Tanh', 'Sigmoid', 'Relu', 'LeakyRelu', 'Elu', 'Selu', 'Erf', 'Gelu',
-  'Softmax', 'LogSoftmax', 'Identity', 'Sign', 'Floor', 'Ceil', 'Round', 'Sin', 'Cos', 'HardSigmoid', 'Softplus',
-  'PRelu', 'Trilu', 'CumSum', 'Hardmax', 'HardSwish', 'Mish', 'BitwiseNot'], unary);
+reg(
+  [
+    'Neg',
+    'Sqrt',
+    'Reciprocal',
+    'Exp',
+    'Log',
+    'Abs',
+    'Tanh',
+    'Sigmoid',
+    'Relu',
+    'LeakyRelu',
+    'Elu',
+    'Selu',
+    'Erf',
+    'Gelu',
+    'Softmax',
+    'LogSoftmax',
+    'Identity',
+    'Sign',
+    'Floor',
+    'Ceil',
+    'Round',
+    'Sin',
+    'Cos',
+    'HardSigmoid',
+    'Softplus',
+    'PRelu',
+    'Trilu',
+    'CumSum',
+    'Hardmax',
+    'HardSwish',
+    'Mish',
+    'BitwiseNot',
+  ],
+  unary,
+);
 reg(['IsNaN', 'IsInf'], unaryBool);
 reg(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Mod'], broadcastSame);
 reg(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not'], compare);
@@ -36,7 +112,20 @@ reg(['MatMul'], matmul);
 reg(['MatMulInteger'], matmulInteger);
 reg(['Gemm'], gemm);
 reg(['Einsum'], einsum);
-reg(['ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSumExp', 'ReduceSumSquare'], reduce);
+reg(
+  [
+    'ReduceMean',
+    'ReduceSum',
+    'ReduceMax',
+    'ReduceMin',
+    'ReduceProd',
+    'ReduceL1',
+    'ReduceL2',
+    'ReduceLogSumExp',
+    'ReduceSumSquare',
+  ],
+  reduce,
+);
 reg(['ArgMax', 'ArgMin'], argReduce);
 reg(['LayerNormalization'], layerNorm);
 reg(['BatchNormalization'], batchNorm);

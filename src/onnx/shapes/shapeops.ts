@@ -20,7 +20,13 @@ function numelOf(shape: number[]): number {
 }
 
 function withKnown(out: OutType, known: Dim[] | undefined): OutType {
-  if (known && isStatic(out.shape) && numelOf(out.shape) === known.length && known.length <= MAX_KNOWN && isInteger(out.dtype)) {
+  if (
+    known &&
+    isStatic(out.shape) &&
+    numelOf(out.shape) === known.length &&
+    known.length <= MAX_KNOWN &&
+    isInteger(out.dtype)
+  ) {
     out.known = known.map(canon);
   }
   return out;
@@ -47,18 +53,23 @@ export const reshape: InferFn = (ctx: InferContext) => {
   const allowZero = ctx.int('allowzero', 0) !== 0;
   if (!target) {
     const sShape = ctx.opt(1)?.shape;
-    if (isStatic(sShape) && sShape.length === 1) return [{ dtype: x.dtype, shape: Array.from({ length: sShape[0] }, () => ctx.fresh()) }];
+    if (isStatic(sShape) && sShape.length === 1)
+      return [{ dtype: x.dtype, shape: Array.from({ length: sShape[0] }, () => ctx.fresh()) }];
     return [{ dtype: x.dtype }];
   }
   if (!x.shape) {
-    if (target.some((d) => d === 0 || d === -1)) return [{ dtype: x.dtype, shape: target.map((d) => (d === 0 || d === -1 ? ctx.fresh() : d)) }];
+    if (target.some((d) => d === 0 || d === -1))
+      return [{ dtype: x.dtype, shape: target.map((d) => (d === 0 || d === -1 ? ctx.fresh() : d)) }];
     return [withKnown({ dtype: x.dtype, shape: [...target] }, x.known)];
   }
   const out: (Dim | undefined)[] = [];
   let minus = -1;
   target.forEach((d, i) => {
     if (d === 0 && !allowZero) {
-      if (i >= x.shape!.length) ctx.fail(`shape ${ctx.shapeStr(target)} copies dimension ${i} (0) but the input ${ctx.shapeStr(x.shape)} has rank ${x.shape!.length}`);
+      if (i >= x.shape!.length)
+        ctx.fail(
+          `shape ${ctx.shapeStr(target)} copies dimension ${i} (0) but the input ${ctx.shapeStr(x.shape)} has rank ${x.shape!.length}`,
+        );
       out.push(canon(x.shape![i]));
     } else if (d === -1) {
       if (minus >= 0) ctx.fail(`shape ${ctx.shapeStr(target)} has more than one -1`);
@@ -87,7 +98,9 @@ export const flatten: InferFn = (ctx: InferContext) => {
   const axis = ctx.int('axis', 1);
   const a = axis < 0 ? axis + x.shape.length : axis;
   if (a < 0 || a > x.shape.length) ctx.fail(`axis ${axis} is out of range for rank ${x.shape.length}`);
-  return [withKnown({ dtype: x.dtype, shape: [dimProduct(x.shape.slice(0, a)), dimProduct(x.shape.slice(a))] }, x.known)];
+  return [
+    withKnown({ dtype: x.dtype, shape: [dimProduct(x.shape.slice(0, a)), dimProduct(x.shape.slice(a))] }, x.known),
+  ];
 };
 
 export const transpose: InferFn = (ctx: InferContext) => {
@@ -112,7 +125,8 @@ export const squeeze: InferFn = (ctx: InferContext) => {
     drop = new Set(axesIn.map((a) => ctx.axis(a, r)));
     for (const a of drop) {
       const d = x.shape[a];
-      if (typeof d === 'number' && d !== 1) ctx.fail(`cannot squeeze axis ${a} of ${ctx.shapeStr(x.shape)}: size ${d} is not 1`);
+      if (typeof d === 'number' && d !== 1)
+        ctx.fail(`cannot squeeze axis ${a} of ${ctx.shapeStr(x.shape)}: size ${d} is not 1`);
     }
   }
   return [withKnown({ dtype: x.dtype, shape: x.shape.filter((_, i) => !drop.has(i)) }, x.known)];
@@ -169,14 +183,17 @@ export const split: InferFn = (ctx: InferContext) => {
     sizes = fromInput;
     const total = sizes.reduce<Dim>((a, b) => dimAdd(a, b), 0);
     if (typeof total === 'number' && typeof d === 'number' && total !== d) {
-      ctx.fail(`split sizes [${sizes.join(', ')}] sum to ${total}, but axis ${axis} of ${ctx.shapeStr(x.shape)} has ${d}`);
+      ctx.fail(
+        `split sizes [${sizes.join(', ')}] sum to ${total}, but axis ${axis} of ${ctx.shapeStr(x.shape)} has ${d}`,
+      );
     }
   } else {
     const parts = ctx.int('num_outputs', n);
     if (typeof d === 'number') {
       const chunk = Math.ceil(d / parts);
       sizes = Array.from({ length: parts }, (_, i) => Math.max(0, Math.min(chunk, d - chunk * i)));
-      if (!ctx.attr('num_outputs') && d % parts !== 0) ctx.fail(`axis ${axis} of ${ctx.shapeStr(x.shape)} does not split evenly into ${parts}`);
+      if (!ctx.attr('num_outputs') && d % parts !== 0)
+        ctx.fail(`axis ${axis} of ${ctx.shapeStr(x.shape)} does not split evenly into ${parts}`);
     } else {
       const q = dimDiv(d, parts);
       sizes = Array.from({ length: parts }, () => q ?? ctx.fresh());
@@ -192,7 +209,8 @@ export const split: InferFn = (ctx: InferContext) => {
 /** One axis of Slice: the output length, assuming symbolic dims are large enough to hold the bounds. */
 function sliceLen(ctx: InferContext, d: Dim, s0: Dim, e0: Dim, step: number): Dim {
   if (step === 0) ctx.fail('slice step must not be 0');
-  if (typeof d === 'number' && typeof s0 === 'number' && typeof e0 === 'number') return sliceBounds(d, s0, e0, step).count;
+  if (typeof d === 'number' && typeof s0 === 'number' && typeof e0 === 'number')
+    return sliceBounds(d, s0, e0, step).count;
   if (step > 0) {
     const s = typeof s0 === 'number' && s0 < 0 ? dimAdd(d, s0) : s0;
     const e = isHuge(e0) ? d : typeof e0 === 'number' && e0 < 0 ? dimAdd(d, e0) : e0;
@@ -232,14 +250,25 @@ export const slice: InferFn = (ctx: InferContext) => {
     if (!starts || !ends) return ctx.fail('missing starts/ends');
   }
   if (starts.length !== ends.length) ctx.fail(`starts has ${starts.length} entries, ends ${ends.length}`);
-  const ax = (axes ?? starts.map((_, i) => i)).map((a) => ctx.axis(typeof a === 'number' ? a : ctx.fail(`axes must be constants, got ${a}`), r));
-  const st = (steps ?? starts.map(() => 1)).map((s) => (typeof s === 'number' ? s : ctx.fail(`steps must be constants, got ${s}`)));
+  const ax = (axes ?? starts.map((_, i) => i)).map((a) =>
+    ctx.axis(typeof a === 'number' ? a : ctx.fail(`axes must be constants, got ${a}`), r),
+  );
+  const st = (steps ?? starts.map(() => 1)).map((s) =>
+    typeof s === 'number' ? s : ctx.fail(`steps must be constants, got ${s}`),
+  );
   const shape = [...x.shape];
   ax.forEach((a, i) => {
     shape[a] = canon(sliceLen(ctx, x.shape[a], starts![i], ends![i], st[i]));
   });
   let known: Dim[] | undefined;
-  if (x.known && r === 1 && isStatic(x.shape) && isStatic(shape) && starts.every((v) => typeof v === 'number') && ends.every((v) => typeof v === 'number')) {
+  if (
+    x.known &&
+    r === 1 &&
+    isStatic(x.shape) &&
+    isStatic(shape) &&
+    starts.every((v) => typeof v === 'number') &&
+    ends.every((v) => typeof v === 'number')
+  ) {
     const d = x.shape[0];
     const s0 = starts[0] as number;
     const step = st[0];
@@ -261,7 +290,8 @@ export const gather: InferFn = (ctx: InferContext) => {
   if (data.known && data.shape.length === 1 && iv && typeof data.shape[0] === 'number') {
     const n = data.shape[0];
     known = iv.map((i) => data.known![i < 0 ? i + n : i]);
-    if (known.some((v) => v === undefined)) ctx.fail(`indices [${iv.join(', ')}] out of range for ${ctx.shapeStr(data.shape)}`);
+    if (known.some((v) => v === undefined))
+      ctx.fail(`indices [${iv.join(', ')}] out of range for ${ctx.shapeStr(data.shape)}`);
   }
   return [withKnown({ dtype: data.dtype, shape }, known)];
 };
@@ -269,7 +299,8 @@ export const gather: InferFn = (ctx: InferContext) => {
 export const gatherElements: InferFn = (ctx: InferContext) => {
   const data = ctx.in(0);
   const idx = ctx.in(1);
-  if (idx.shape.length !== data.shape.length) ctx.fail(`indices ${ctx.shapeStr(idx.shape)} and data ${ctx.shapeStr(data.shape)} have different ranks`);
+  if (idx.shape.length !== data.shape.length)
+    ctx.fail(`indices ${ctx.shapeStr(idx.shape)} and data ${ctx.shapeStr(data.shape)} have different ranks`);
   return [{ dtype: data.dtype, shape: idx.shape }];
 };
 
@@ -294,7 +325,8 @@ export const expand: InferFn = (ctx: InferContext) => {
   }
   const shape = broadcastShapes(ctx, [x.shape, target]);
   let known: Dim[] | undefined;
-  if (x.known && isStatic(shape) && isStatic(x.shape) && numelOf(x.shape) === 1) known = Array.from({ length: numelOf(shape) }, () => x.known![0]);
+  if (x.known && isStatic(shape) && isStatic(x.shape) && numelOf(x.shape) === 1)
+    known = Array.from({ length: numelOf(shape) }, () => x.known![0]);
   else if (x.known && isStatic(shape) && isStatic(x.shape) && numelOf(x.shape) === numelOf(shape)) known = x.known;
   return [withKnown({ dtype: x.dtype, shape }, known)];
 };
@@ -318,7 +350,8 @@ export const pad: InferFn = (ctx: InferContext) => {
     if (!a) return [{ dtype: x.dtype, shape: x.shape.map(() => ctx.fresh()) }];
     axes = a.map((v) => ctx.axis(v, r));
   }
-  if (pads.length !== 2 * axes.length) ctx.fail(`pads has ${pads.length} entries, expected ${2 * axes.length} for ${ctx.shapeStr(x.shape)}`);
+  if (pads.length !== 2 * axes.length)
+    ctx.fail(`pads has ${pads.length} entries, expected ${2 * axes.length} for ${ctx.shapeStr(x.shape)}`);
   const shape = [...x.shape];
   axes.forEach((a, i) => {
     shape[a] = canon(dimAdd(dimAdd(x.shape[a], pads[i]), pads[i + axes.length]));
@@ -371,7 +404,11 @@ export const constantOfShape: InferFn = (ctx: InferContext) => {
   const out: OutType = { dtype, shape: target.map(canon) };
   if (t && isStatic(out.shape)) {
     const fill = knownFromTensor(t);
-    if (fill && fill.length === 1) withKnown(out, Array.from({ length: numelOf(out.shape) }, () => fill[0]));
+    if (fill && fill.length === 1)
+      withKnown(
+        out,
+        Array.from({ length: numelOf(out.shape) }, () => fill[0]),
+      );
   }
   return [out];
 };
@@ -409,9 +446,13 @@ export const topK: InferFn = (ctx: InferContext) => {
   const axis = ctx.axis(ctx.int('axis', -1), x.shape.length);
   const shape = [...x.shape];
   const d = x.shape[axis];
-  if (typeof k === 'number' && typeof d === 'number' && k > d) ctx.fail(`k=${k} exceeds axis ${axis} of ${ctx.shapeStr(x.shape)}`);
+  if (typeof k === 'number' && typeof d === 'number' && k > d)
+    ctx.fail(`k=${k} exceeds axis ${axis} of ${ctx.shapeStr(x.shape)}`);
   shape[axis] = k === undefined ? ctx.fresh() : canon(k);
-  return [{ dtype: x.dtype, shape }, { dtype: 'int64', shape }];
+  return [
+    { dtype: x.dtype, shape },
+    { dtype: 'int64', shape },
+  ];
 };
 
 /** Ops whose single output has the type of the first input (Trilu, etc.). */

@@ -8,7 +8,8 @@ export function adamwRule(cfg: AdamWConfig): UpdateRule {
   const eps = cfg.eps ?? 1e-8;
   const wd = cfg.weightDecay ?? 0.01;
   const mode = cfg.mode ?? 'torch';
-  if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw new ConfigError(`AdamW betas must lie in [0, 1), got [${b1}, ${b2}]`, { field: 'optimizer.betas' });
+  if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1))
+    throw new ConfigError(`AdamW betas must lie in [0, 1), got [${b1}, ${b2}]`, { field: 'optimizer.betas' });
   if (!(eps >= 0)) throw new ConfigError(`AdamW eps must be >= 0, got ${eps}`, { field: 'optimizer.eps' });
   return {
     slots: ['exp_avg', 'exp_avg_sq'],
@@ -21,7 +22,14 @@ export function adamwRule(cfg: AdamWConfig): UpdateRule {
       const stepSize = (lr * Math.sqrt(bc2)) / bc1;
       return { decay: 1 - lr * wd, step_size: stepSize, eps: mode === 'torch' ? eps * Math.sqrt(bc2) : eps };
     },
-    emit(b: GraphBuilder, param: string, grad: string, slots: Record<string, string>, sc: Record<string, string>, decay: boolean): UpdateValues {
+    emit(
+      b: GraphBuilder,
+      param: string,
+      grad: string,
+      slots: Record<string, string>,
+      sc: Record<string, string>,
+      decay: boolean,
+    ): UpdateValues {
       const m = b.add(b.mul(slots.exp_avg, b.scalar(b1)), b.mul(grad, b.scalar(1 - b1)));
       const v = b.add(b.mul(slots.exp_avg_sq, b.scalar(b2)), b.mul(b.mul(grad, grad), b.scalar(1 - b2)));
       const upd = b.mul(b.div(m, b.add(b.sqrt(v), sc.eps)), sc.step_size);

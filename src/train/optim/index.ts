@@ -23,17 +23,28 @@ export { learningRateAt, lrMultiplier, type ScheduleConfig } from './schedule.ts
 export const GRAD_NORM = 'optim::grad_norm';
 export const GRAD_SCALE = 'optim::grad_scale';
 
-export function scalarInputName(name: string): string { return `optim::${name}`; }
-export function slotName(slot: string, param: string): string { return `optim::${slot}::${param}`; }
-export function nextName(value: string): string { return `${value}::next`; }
+export function scalarInputName(name: string): string {
+  return `optim::${name}`;
+}
+export function slotName(slot: string, param: string): string {
+  return `optim::${slot}::${param}`;
+}
+export function nextName(value: string): string {
+  return `${value}::next`;
+}
 
 /** The update rule for a config. */
 export function updateRule(cfg: OptimizerConfig): UpdateRule {
   if (!(cfg.lr >= 0)) throw new ConfigError(`optimizer.lr must be >= 0, got ${cfg.lr}`, { field: 'optimizer.lr' });
   switch (cfg.type) {
-    case 'adamw': return adamwRule(cfg);
-    case 'sgd': return sgdRule(cfg);
-    default: throw new ConfigError(`unknown optimizer type '${(cfg as { type: string }).type}' (expected adamw or sgd)`, { field: 'optimizer.type' });
+    case 'adamw':
+      return adamwRule(cfg);
+    case 'sgd':
+      return sgdRule(cfg);
+    default:
+      throw new ConfigError(`unknown optimizer type '${(cfg as { type: string }).type}' (expected adamw or sgd)`, {
+        field: 'optimizer.type',
+      });
   }
 }
 
@@ -60,17 +71,23 @@ export interface OptimizerStepOptions {
  * Appends the optimizer step for `params` to `b`'s graph: adds scalar and state inputs, and outputs for the updated
  * parameters, states and the gradient norm. Returns the names of the state inputs per parameter.
  */
-export function appendOptimizerStep(b: GraphBuilder, params: readonly ParamGrad[], rule: UpdateRule, opts: OptimizerStepOptions = {}): void {
+export function appendOptimizerStep(
+  b: GraphBuilder,
+  params: readonly ParamGrad[],
+  rule: UpdateRule,
+  opts: OptimizerStepOptions = {},
+): void {
   const scalars: Record<string, string> = {};
   for (const s of rule.scalarNames) scalars[s] = b.input(scalarInputName(s), 'float32', []);
-  const gradScale = opts.gradScale ?? true ? b.input(GRAD_SCALE, 'float32', []) : undefined;
+  const gradScale = (opts.gradScale ?? true) ? b.input(GRAD_SCALE, 'float32', []) : undefined;
   const grads = params.map((p) => (gradScale ? b.mul(p.grad, gradScale) : p.grad));
   const sq = grads.map((g) => b.op('ReduceSumSquare', [g], { keepdims: 0 }));
   const norm = b.op('Sqrt', [sq.length === 1 ? sq[0] : b.op('Sum', sq)], {}, { outputs: [GRAD_NORM] });
   b.output(norm, 'float32', []);
   let coef: string | undefined;
   if (opts.maxGradNorm !== undefined) {
-    if (!(opts.maxGradNorm > 0)) throw new ConfigError(`maxGradNorm must be > 0, got ${opts.maxGradNorm}`, { field: 'maxGradNorm' });
+    if (!(opts.maxGradNorm > 0))
+      throw new ConfigError(`maxGradNorm must be > 0, got ${opts.maxGradNorm}`, { field: 'maxGradNorm' });
     // torch: clip_coef = max_norm / (total_norm + 1e-6), clamped to at most 1.
     coef = b.op('Min', [b.div(b.scalar(opts.maxGradNorm), b.add(norm, b.scalar(1e-6))), b.scalar(1)]);
   }

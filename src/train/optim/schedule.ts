@@ -15,11 +15,17 @@ export function lrMultiplier(schedule: ScheduleConfig | undefined, step: number)
   if (!schedule) return 1;
   const s = step - 1;
   const warmup = schedule.warmupSteps ?? 0;
-  if (warmup < 0 || !Number.isInteger(warmup)) throw new ConfigError(`schedule.warmupSteps must be a non-negative integer, got ${warmup}`, { field: 'schedule.warmupSteps' });
+  if (warmup < 0 || !Number.isInteger(warmup))
+    throw new ConfigError(`schedule.warmupSteps must be a non-negative integer, got ${warmup}`, {
+      field: 'schedule.warmupSteps',
+    });
   if (s < warmup) return s / Math.max(1, warmup);
   if (schedule.type === 'constant') return 1;
   const total = schedule.totalSteps;
-  if (!(total > warmup)) throw new ConfigError(`schedule.totalSteps (${total}) must exceed warmupSteps (${warmup})`, { field: 'schedule.totalSteps' });
+  if (!(total > warmup))
+    throw new ConfigError(`schedule.totalSteps (${total}) must exceed warmupSteps (${warmup})`, {
+      field: 'schedule.totalSteps',
+    });
   const progress = Math.min(1, (s - warmup) / Math.max(1, total - warmup));
   const floor = schedule.minLrRatio ?? 0;
   const m = schedule.type === 'linear' ? 1 - progress : 0.5 * (1 + Math.cos(Math.PI * progress));

@@ -13,7 +13,9 @@ export function sgdRule(cfg: SgdConfig): UpdateRule {
   const wd = cfg.weightDecay ?? 0;
   const nesterov = cfg.nesterov ?? false;
   if (nesterov && (momentum <= 0 || dampening !== 0)) {
-    throw new ConfigError('SGD with nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)', { field: 'optimizer.nesterov' });
+    throw new ConfigError('SGD with nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)', {
+      field: 'optimizer.nesterov',
+    });
   }
   return {
     slots: momentum !== 0 ? ['momentum_buffer'] : [],
@@ -21,7 +23,14 @@ export function sgdRule(cfg: SgdConfig): UpdateRule {
     scalars(step: number, lr: number): Record<string, number> {
       return { lr, damp: step === 1 ? 1 : 1 - dampening };
     },
-    emit(b: GraphBuilder, param: string, grad: string, slots: Record<string, string>, sc: Record<string, string>, decay: boolean): UpdateValues {
+    emit(
+      b: GraphBuilder,
+      param: string,
+      grad: string,
+      slots: Record<string, string>,
+      sc: Record<string, string>,
+      decay: boolean,
+    ): UpdateValues {
       let dp = decay && wd !== 0 ? b.add(grad, b.mul(param, b.scalar(wd))) : grad;
       const outSlots: Record<string, string> = {};
       if (momentum !== 0) {

@@ -45,5 +45,12 @@ export interface UpdateRule {
   readonly scalarNames: readonly string[];
   scalars(step: number, lr: number): Record<string, number>;
   /** Appends the update of one parameter; `decay` false skips weight decay for it. */
-  emit(b: GraphBuilder, param: string, grad: string, slots: Record<string, string>, scalars: Record<string, string>, decay: boolean): UpdateValues;
+  emit(
+    b: GraphBuilder,
+    param: string,
+    grad: string,
+    slots: Record<string, string>,
+    scalars: Record<string, string>,
+    decay: boolean,
+  ): UpdateValues;
 }
