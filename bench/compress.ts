@@ -29,7 +29,7 @@ import { loadUseLite } from '../src/models/use/index.ts';
 import type { Model as OnnxModel } from '../src/onnx/ir.ts';
 import { encodeModel } from '../src/onnx/serialize.ts';
 import { Session, ort, type Feeds } from '../src/runtime/session.ts';
-import { firstPerIntent, readClinc } from '../test/clinc150.ts';
+import { firstPerIntent, readClinc } from './clinc150.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');

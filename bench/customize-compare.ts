@@ -12,7 +12,7 @@ import { compareStrategies, formatComparison } from '../src/customize/compare.ts
 import type { CustomizeOptions, Strategy } from '../src/customize/customize.ts';
 import type { TargetKind } from '../src/customize/sites.ts';
 import { loadUseLite } from '../src/models/use/index.ts';
-import { clincIntents, firstPerIntent, readClinc } from '../test/clinc150.ts';
+import { clincIntents, firstPerIntent, readClinc } from './clinc150.ts';
 
 const [intents, perTrain, perVal, epochs] = [10, 20, 10, 2].map((d, i) => Number(process.argv[2 + i] ?? d));
 const only = (process.argv[6] ?? 'head,lora,bitfit,partial,full').split(',') as Strategy[];

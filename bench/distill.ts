@@ -19,7 +19,7 @@ import {
   studentFromTeacher,
   type TransferSet,
 } from '../src/customize/distill/index.ts';
-import { readClinc, type ClincRow } from '../test/clinc150.ts';
+import { readClinc, type ClincRow } from './clinc150.ts';
 import {
   quantizationReport,
   quantizeDynamic,

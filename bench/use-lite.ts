@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { loadUseLite, locateUseLitePackage } from '../src/models/use/index.ts';
 import { Session, ort } from '../src/runtime/session.ts';
-import { readClinc } from '../test/clinc150.ts';
+import { readClinc } from './clinc150.ts';
 import { loadTfModel, referenceTokenizer, useTfBackend } from '../test/models/use-lite.reference.ts';
 
 const args = process.argv.slice(2);

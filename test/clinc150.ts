@@ -1,7 +1,6 @@
 /**
- * CLINC150 (CC BY 3.0) for the tests and benchmarks, read where the environment keeps it and never copied into the
- * repository: $CLINC150_DIR, else `../shared/datasets/clinc150` beside the checkout, else the dev machine's
- * `/work/shared/datasets/clinc150` (so a clone in a temporary folder finds it without a hand-made link).
+ * CLINC150 (CC BY 3.0) for the tests: the slice committed in test/fixtures/clinc150 (see its README), so that
+ * `npm test` needs nothing outside the repository. The benchmarks read the full data set (bench/clinc150.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,40 +11,34 @@ export interface ClincRow {
   label: string;
 }
 
-let dir: string | undefined;
+/** The committed slice's folder. */
+export const CLINC_SLICE_DIR = path.resolve(import.meta.dirname, 'fixtures/clinc150');
 
-/** The dataset folder; an Error naming every place looked at when it is in none of them. */
-export function clincDir(): string {
-  if (dir) return dir;
-  const tried = [
-    process.env.CLINC150_DIR,
-    path.resolve(import.meta.dirname, '../../shared/datasets/clinc150'),
-    '/work/shared/datasets/clinc150',
-  ].filter((d): d is string => !!d);
-  dir = tried.find((d) => fs.existsSync(path.join(d, 'train.csv')));
-  if (!dir) throw new Error(`CLINC150 not found (no train.csv in ${tried.join(', ')}); set CLINC150_DIR to its folder`);
-  return dir;
-}
-
-/** Path of one of the dataset's files (`train.csv`, `oos_test.csv`, ...). */
+/** Path of one of the slice's files (`train.csv`, `oos_test.csv`, ...). */
 export function clincPath(file: string): string {
-  return path.join(clincDir(), file);
+  return path.join(CLINC_SLICE_DIR, file);
 }
 
 const cache = new Map<string, ClincRow[]>();
 
-/** Every row of a split (`train`, `validation`, `test`, `oos_train`, ...), file order, intent as `label`. */
-export function readClinc(split: string): ClincRow[] {
-  let rows = cache.get(split);
+/** Every row of `split` (`train`, `validation`, `test`, `oos_train`, ...) in `dir`, file order, intent as `label`. */
+export function readClincFile(dir: string, split: string): ClincRow[] {
+  const file = path.join(dir, `${split}.csv`);
+  let rows = cache.get(file);
   if (!rows) {
-    const raw = parse(fs.readFileSync(clincPath(`${split}.csv`)), { columns: true, skip_empty_lines: true }) as {
+    const raw = parse(fs.readFileSync(file), { columns: true, skip_empty_lines: true }) as {
       text: string;
       intent: string;
     }[];
     rows = raw.map((r) => ({ text: r.text, label: r.intent }));
-    cache.set(split, rows);
+    cache.set(file, rows);
   }
   return rows;
+}
+
+/** Every row of a split of the committed slice. */
+export function readClinc(split: string): ClincRow[] {
+  return readClincFile(CLINC_SLICE_DIR, split);
 }
 
 /** The first `per` rows (file order) of each kept intent; `intents` keeps the first n intent names (sorted), or the names given. */
@@ -66,6 +59,6 @@ export function firstPerIntent(
 }
 
 /** The first `intents` intent names (sorted) of the training split. */
-export function clincIntents(intents: number): Set<string> {
-  return new Set([...new Set(readClinc('train').map((r) => r.label))].sort().slice(0, intents));
+export function clincIntents(intents: number, rows: readonly ClincRow[] = readClinc('train')): Set<string> {
+  return new Set([...new Set(rows.map((r) => r.label))].sort().slice(0, intents));
 }

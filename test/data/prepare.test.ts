@@ -4,6 +4,7 @@ import { DataError } from '../../src/errors.ts';
 import { formatDataReport, prepareDataset } from '../../src/data/index.ts';
 import { tempFiles } from './helpers.ts';
 import { clincPath } from '../clinc150.ts';
+import { readFileSync } from 'node:fs';
 
 const TRAIN = [
   'text,label,group',
@@ -132,30 +133,37 @@ test('rare classes and unseen eval labels are clear errors by default, counted w
   }
 });
 
-test('CLINC150: data report counts what was removed and why', async () => {
-  const ds = await prepareDataset({
-    train: [clincPath('train.csv'), clincPath('oos_train.csv')],
-    validation: [clincPath('validation.csv'), clincPath('oos_validation.csv')],
-    eval: [clincPath('test.csv'), clincPath('oos_test.csv')],
-    labelColumn: 'intent',
+test('CLINC150 slice: every row read is kept or counted; a train row repeated in eval is removed as leakage', async () => {
+  // The committed slice has no repeats; one train query copied into the eval file (other case and
+  // punctuation) must come out as leakage, counted, with the file and line of its twin.
+  const t = await tempFiles({
+    'test.csv': `${readFileSync(clincPath('test.csv'), 'utf8')}WHAT EXPRESSION would i use to say i love you if i were an italian?,translate\n`,
   });
-  const { train, validation, eval: ev } = ds.report.splits;
-  assert.equal(train.rowsRead, 15100);
-  assert.equal(validation.rowsRead, 3100);
-  assert.equal(ev!.rowsRead, 5500);
-  assert.equal(ds.labels.length, 151);
-  for (const s of [train, validation, ev!]) {
-    const removed = Object.values(s.removed).reduce((a, b) => a + (b ?? 0), 0);
-    assert.equal(s.rowsKept + removed, s.rowsRead, 'every row is kept or counted as removed');
+  try {
+    const ds = await prepareDataset({
+      train: [clincPath('train.csv'), clincPath('oos_train.csv')],
+      validation: [clincPath('validation.csv'), clincPath('oos_validation.csv')],
+      eval: [t.path('test.csv'), clincPath('oos_test.csv')],
+      labelColumn: 'intent',
+    });
+    const { train, validation, eval: ev } = ds.report.splits;
+    assert.equal(train.rowsRead, 3300);
+    assert.equal(validation.rowsRead, 1000);
+    assert.equal(ev!.rowsRead, 1701);
+    assert.equal(ds.labels.length, 151);
+    for (const s of [train, validation, ev!]) {
+      const removed = Object.values(s.removed).reduce((a, b) => a + (b ?? 0), 0);
+      assert.equal(s.rowsKept + removed, s.rowsRead, 'every row is kept or counted as removed');
+    }
+    assert.equal(ds.report.totalRemoved, 1);
+    const leak = train.samples.leakage![0];
+    assert.match(leak.file, /train\.csv$/);
+    assert.match(leak.message, /test\.csv:1502/);
+    assert.equal(ds.train.length + ds.validation.length + ds.eval!.length, 3300 + 1000 + 1701 - 1);
+    // 100 out-of-scope rows against the 19 'translate' rows left after the leaked one went.
+    assert.equal(ds.report.imbalanceRatio, 100 / 19);
+    assert.equal(ds.report.classBalance.find((c) => c.label === 'oos')!.eval, 200);
+  } finally {
+    await t.cleanup();
   }
-  // Known properties of this data: some train queries reappear (up to case/punctuation) in validation/test,
-  // and some appear twice in train.
-  assert.ok((train.removed.leakage ?? 0) > 0);
-  assert.ok((train.removed['near-duplicate'] ?? 0) > 0);
-  const leak = train.samples.leakage![0];
-  assert.match(leak.file, /train\.csv$/);
-  assert.match(leak.message, /(validation|test)\.csv:\d+/);
-  assert.equal(ds.train.length + ds.validation.length + ds.eval!.length, 15100 + 3100 + 5500 - ds.report.totalRemoved);
-  assert.ok(ds.report.imbalanceRatio >= 1 && ds.report.imbalanceRatio < 1.5);
-  assert.equal(ds.report.classBalance.find((c) => c.label === 'oos')!.eval, 1000);
 });

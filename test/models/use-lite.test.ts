@@ -158,7 +158,7 @@ describe('USE-lite', () => {
     // A wider sample: the only known difference is tie-breaking between equal-score paths (see tokenizer.ts).
     const lines = readFileSync(clincPath('validation.csv'), 'utf8')
       .split('\n')
-      .slice(1, 1501)
+      .slice(1, 901)
       .map((l) => l.replace(/,[a-z_]+\r?$/, '').replace(/^"|"$/g, ''));
     const diff = lines.filter((s) => ref.encode(s).join() !== loaded.tokenizer.encode(s).ids.join());
     assert.ok(
