@@ -7,7 +7,7 @@
  */
 import { GraphBuilder } from '../src/onnx/builder.ts';
 import type { Graph } from '../src/onnx/ir.ts';
-import { TrainRng } from '../src/train/rng.ts';
+import { TrainRng } from '../src/util/rng.ts';
 
 export interface EncoderConfig {
   vocab: number;

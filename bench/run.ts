@@ -13,7 +13,7 @@ import { GraphBuilder } from '../src/onnx/builder.ts';
 import { modelFromGraph, type Graph } from '../src/onnx/ir.ts';
 import { Session, ort, type SessionOptions } from '../src/runtime/session.ts';
 import { TrainingEngine } from '../src/train/engine.ts';
-import { TrainRng } from '../src/train/rng.ts';
+import { TrainRng } from '../src/util/rng.ts';
 import { buildEncoderClassifier, classificationLoss, type EncoderConfig } from './encoder.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));

@@ -1,5 +1,5 @@
 /** Terminal renderings of the CLI's results (the JSON forms are the API's return values). */
-import { renderTable } from '../data/table.ts';
+import { renderTable } from '../util/table.ts';
 import type { AuditResult, MetricSummary } from '../audit/index.ts';
 import type { PipelineResult } from './pipeline.ts';
 

@@ -8,7 +8,8 @@
  */
 import { ConfigError, GraphError } from '../errors.ts';
 import { paramValues, type Model, type Parameter } from '../models/model.ts';
-import { mulberry32 } from '../models/zoo/params.ts';
+import { fnv1a } from '../util/hash.ts';
+import { mulberry32 } from '../util/rng.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { topoSort } from '../onnx/graph.ts';
 import { cloneGraph, type Tensor } from '../onnx/ir.ts';
@@ -63,9 +64,7 @@ export function loraBName(module: string): string {
 export function initLoraA(module: string, r: number, inF: number, seed: number): Float32Array {
   // kaiming_uniform_(a=√5): gain √(2/(1+5)), bound = gain·√(3/fan_in) = 1/√in.
   const bound = 1 / Math.sqrt(inF);
-  let h = (seed ^ 0x5bd1e995) >>> 0;
-  for (let i = 0; i < module.length; i++) h = Math.imul(h ^ module.charCodeAt(i), 0x01000193) >>> 0;
-  const rnd = mulberry32(h);
+  const rnd = mulberry32(fnv1a(module, (seed ^ 0x5bd1e995) >>> 0));
   const out = new Float32Array(inF * r);
   for (let i = 0; i < out.length; i++) out[i] = (rnd() * 2 - 1) * bound;
   return out;

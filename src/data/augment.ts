@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../errors.ts';
 import type { RawImage } from './load.ts';
-import { createRng, type Rng } from './rng.ts';
+import { createRng, type Rng } from '../util/rng.ts';
 import type { TextExample } from './types.ts';
 
 export interface TextAugmentOptions {

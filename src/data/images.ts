@@ -8,7 +8,7 @@ import { augmentImage, type ImageAugmentOptions } from './augment.ts';
 import { Fingerprinter } from './fingerprint.ts';
 import { loadImageFolder, type ImageFolderOptions, type ImageRow } from './load.ts';
 import { SplitLog, type ClassBalanceRow, type DataReport } from './report.ts';
-import { createRng } from './rng.ts';
+import { createRng } from '../util/rng.ts';
 import { stratifiedSplit } from './split.ts';
 
 export interface ImageDatasetOptions extends ImageFolderOptions {

@@ -251,7 +251,7 @@ export type {
 } from './load.ts';
 export { formatDataReport, SplitLog } from './report.ts';
 export type { ClassBalanceRow, DataReport, RemovalReason, RowIssue, SplitReport } from './report.ts';
-export { createRng, seedFromString, type Rng } from './rng.ts';
+export { createRng, seedFromString, type Rng } from '../util/rng.ts';
 export { stratifiedSplit, type SplitOptions } from './split.ts';
 export { streamExamples, type StreamOptions } from './stream.ts';
 export type { ColumnSpec, TextExample } from './types.ts';

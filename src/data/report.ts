@@ -2,7 +2,7 @@
  * The data report: what was read, what was removed and why (with examples pointing at file:line), what was
  * kept but flagged, and the class balance. Nothing leaves the pipeline without being counted here.
  */
-import { renderTable } from './table.ts';
+import { renderTable } from '../util/table.ts';
 
 /** Why a row was removed (or, for flags, why it deserves a look). */
 export type RemovalReason =

@@ -1,6 +1,6 @@
 /** Seeded stratified train/validation split. */
 import { ConfigError } from '../errors.ts';
-import { createRng } from './rng.ts';
+import { createRng } from '../util/rng.ts';
 
 export interface SplitOptions {
   /** Fraction of each class that goes to validation, in [0, 1). */

@@ -4,7 +4,7 @@
  * intervals are mutually consistent.
  */
 import { ConfigError } from '../errors.ts';
-import { createRng } from '../data/rng.ts';
+import { createRng } from '../util/rng.ts';
 import { quantileSorted } from './stats.ts';
 
 export interface BootstrapOptions {

@@ -1,5 +1,5 @@
 /** The evaluation report: one plain object (JSON-serialisable) and its terminal rendering. */
-import { renderTable } from '../data/table.ts';
+import { renderTable } from '../util/table.ts';
 import type { Interval } from './bootstrap.ts';
 import type { CalibrationResult } from './calibration.ts';
 import type { FairnessReport } from './fairness.ts';

@@ -1,21 +1,8 @@
 /** Plain-text tables for `tailor runs ...` and `tailor models ...` (the `--json` output is the data itself). */
+import { renderTable } from '../util/table.ts';
 import type { RunComparison } from './compare.ts';
 import type { GcReport, RunDetails, VerifyReport } from './registry.ts';
 import type { ModelSummary, ModelVersion, RunRecord } from './types.ts';
-
-/** Left-aligned text columns, right-aligned numeric-looking ones, separated by two spaces. */
-export function formatTable(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const numeric = headers.map(
-    (_, i) => rows.length > 0 && rows.every((r) => /^[-+]?[\d.,]+(e[-+]?\d+)?%?$|^-$|^$/.test(r[i] ?? '')),
-  );
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
 
 /** A number with up to 4 significant decimals, `-` for null. */
 export function fmtNum(v: number | null | undefined): string {
@@ -55,7 +42,7 @@ function fmtTime(ms: number): string {
 /** `tailor runs list` table. */
 export function formatRunList(runs: RunRecord[]): string {
   if (runs.length === 0) return 'no runs';
-  return formatTable(
+  return renderTable(
     ['RUN', 'NAME', 'STATUS', 'STARTED (UTC)', 'DURATION', 'BASE MODEL'],
     runs.map((r) => [
       r.id,
@@ -65,6 +52,7 @@ export function formatRunList(runs: RunRecord[]): string {
       fmtDuration(r.endedAt === null ? null : r.endedAt - r.startedAt),
       r.baseModel ?? '',
     ]),
+    'auto',
   );
 }
 
@@ -83,26 +71,29 @@ export function formatRunDetails(d: RunDetails): string {
   if (params.length)
     out.push(
       '',
-      formatTable(
+      renderTable(
         ['PARAM', 'VALUE'],
         params.map(([k, v]) => [k, JSON.stringify(v)]),
+        'auto',
       ),
     );
   const metrics = Object.entries(d.latestMetrics);
   if (metrics.length)
     out.push(
       '',
-      formatTable(
+      renderTable(
         ['METRIC', 'LAST'],
         metrics.map(([k, v]) => [k, fmtNum(v)]),
+        'auto',
       ),
     );
   if (d.artifacts.length) {
     out.push(
       '',
-      formatTable(
+      renderTable(
         ['ARTIFACT', 'KIND', 'SIZE', 'SHA256'],
         d.artifacts.map((a) => [a.path, a.kind, fmtBytes(a.size), a.hash.slice(0, 16)]),
+        'auto',
       ),
     );
   }
@@ -119,9 +110,10 @@ export function formatComparison(c: RunComparison): string {
   const label = (r: RunComparison['a']): string => (r.name ? `${r.name} (${r.id.slice(0, 8)})` : r.id);
   const out: string[] = [`A = ${label(c.a)}  B = ${label(c.b)}`, ''];
   out.push(
-    formatTable(
+    renderTable(
       ['METRIC', 'A', 'B', 'B - A'],
       c.metrics.map((m) => [m.key, fmtNum(m.a), fmtNum(m.b), fmtNum(m.delta)]),
+      'auto',
     ),
   );
   const s = c.significance;
@@ -129,12 +121,13 @@ export function formatComparison(c: RunComparison): string {
     const pct = `${Math.round(s.confidence * 100)}% CI`;
     out.push('', `paired on eval set '${s.evalSet}' (${s.count} examples, ${s.iterations} bootstrap resamples)`);
     out.push(
-      formatTable(
+      renderTable(
         ['', `A (${pct})`, `B (${pct})`, `B - A (${pct})`],
         [
           ['accuracy', fmtCi(s.accuracy.a), fmtCi(s.accuracy.b), fmtCi(s.accuracy.difference)],
           ['macro F1', fmtCi(s.macroF1.a), fmtCi(s.macroF1.b), fmtCi(s.macroF1.difference)],
         ],
+        'auto',
       ),
     );
     out.push(
@@ -145,9 +138,10 @@ export function formatComparison(c: RunComparison): string {
   if (diff.length)
     out.push(
       '',
-      formatTable(
+      renderTable(
         ['PARAM', 'A', 'B'],
         diff.map((p) => [p.key, JSON.stringify(p.a), JSON.stringify(p.b)]),
+        'auto',
       ),
     );
   for (const n of c.notes) out.push(`note: ${n}`);
@@ -157,7 +151,7 @@ export function formatComparison(c: RunComparison): string {
 /** `tailor models list` table. */
 export function formatModelList(models: ModelSummary[]): string {
   if (models.length === 0) return 'no registered models';
-  return formatTable(
+  return renderTable(
     ['MODEL', 'LATEST', 'VERSIONS', 'ALIASES', 'UPDATED (UTC)'],
     models.map((m) => [
       m.name,
@@ -168,6 +162,7 @@ export function formatModelList(models: ModelSummary[]): string {
         .join(' '),
       fmtTime(m.updatedAt),
     ]),
+    'auto',
   );
 }
 

@@ -13,7 +13,7 @@ import { readSafetensors, writeSafetensors } from '../onnx/safetensors.ts';
 import { tensorFromArray, tensorToArray } from '../onnx/tensor.ts';
 import type { Tensor } from '../onnx/ir.ts';
 import type { EngineState } from './engine.ts';
-import type { RngState } from './rng.ts';
+import type { RngState } from '../util/rng.ts';
 
 export const CHECKPOINT_FORMAT = 'tailor.train.checkpoint/1';
 

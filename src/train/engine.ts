@@ -44,7 +44,7 @@ import {
   type ScheduleConfig,
   type UpdateRule,
 } from './optim/index.ts';
-import { TrainRng, type RngState } from './rng.ts';
+import { TrainRng, type RngState } from '../util/rng.ts';
 import { buildGradientGraph } from '../autodiff/index.ts';
 import { inferShapes, staticShape, valueType } from '../onnx/shapes/index.ts';
 

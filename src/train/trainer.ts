@@ -12,7 +12,7 @@ import type { Graph } from '../onnx/ir.ts';
 import { ort } from '../runtime/session.ts';
 import { loadLatestCheckpoint, saveCheckpoint, type LoopState } from './checkpoint.ts';
 import { TrainingEngine, type Batch, type EngineOptions, type StepResult } from './engine.ts';
-import { TrainRng } from './rng.ts';
+import { TrainRng } from '../util/rng.ts';
 
 /** Random-access training data: `batch` assembles the rows at `indices` into named tensors. */
 export interface TrainData {

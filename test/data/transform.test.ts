@@ -4,7 +4,7 @@ import { ConfigError } from '../../src/errors.ts';
 import { cleanText, normalizeForMatch } from '../../src/data/clean.ts';
 import { Deduplicator, heldOutKeys } from '../../src/data/dedup.ts';
 import { HashMap64 } from '../../src/data/hashset.ts';
-import { createRng } from '../../src/data/rng.ts';
+import { createRng } from '../../src/util/rng.ts';
 import { stratifiedSplit } from '../../src/data/split.ts';
 import { augmentImage, augmentText, crop, flipHorizontal, wordDropout, wordSwap } from '../../src/data/augment.ts';
 import { canonicalJson, fingerprintSplits } from '../../src/data/fingerprint.ts';

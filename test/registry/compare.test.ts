@@ -1,9 +1,10 @@
+import { renderTable } from '../../src/util/table.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { formatComparison, formatRunList, formatTable, openRegistry } from '../../src/registry/index.ts';
+import { formatComparison, formatRunList, openRegistry } from '../../src/registry/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'tailor-cmp-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -103,14 +104,15 @@ test('compareRuns without shared predictions says why there is no test', async (
   await reg.close();
 });
 
-test('formatTable right-aligns numeric columns', () => {
+test("renderTable's auto mode right-aligns numeric columns", () => {
   assert.equal(
-    formatTable(
+    renderTable(
       ['name', 'acc'],
       [
         ['a', '0.5'],
         ['longer', '10.25'],
       ],
+      'auto',
     ),
     ['name      acc', '------  -----', 'a         0.5', 'longer  10.25'].join('\n'),
   );

@@ -18,7 +18,7 @@ import { ort } from '../../src/runtime/session.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.ts';
 import { TrainingEngine } from '../../src/train/engine.ts';
 import { buildTrainingGraphs, resolveTrainable } from '../../src/train/graph.ts';
-import { TrainRng } from '../../src/train/rng.ts';
+import { TrainRng } from '../../src/util/rng.ts';
 import { tensorData, Trainer } from '../../src/train/trainer.ts';
 import { buildGradientGraph } from '../../src/autodiff/index.ts';
 

@@ -7,7 +7,7 @@ import { modelFromGraph } from '../../src/onnx/ir.ts';
 import { Session, ort } from '../../src/runtime/session.ts';
 import { buildTrainingGraphs, lowerDropout } from '../../src/train/graph.ts';
 import { GRAD_SCALE } from '../../src/train/optim/index.ts';
-import { TrainRng } from '../../src/train/rng.ts';
+import { TrainRng } from '../../src/util/rng.ts';
 import { linearModel, mseLoss } from './helpers.ts';
 
 test('fillDropoutMask draws the same uniforms as fillUniform: scale where u >= ratio, else 0', () => {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { TrainingError } from '../../src/errors.ts';
 import { TrainingEngine, type EngineOptions } from '../../src/train/engine.ts';
 import { learningRateAt, type OptimizerConfig, type ScheduleConfig } from '../../src/train/optim/index.ts';
-import { TrainRng } from '../../src/train/rng.ts';
+import { TrainRng } from '../../src/util/rng.ts';
 import { batchOf, IN, lcg, linearGradients, linearModel, mseLoss, OUT, refGrad, type RefParams } from './helpers.ts';
 
 const N = 4;

@@ -10,7 +10,7 @@ import { TrainingError } from '../../src/errors.ts';
 import { readSafetensors } from '../../src/onnx/safetensors.ts';
 import { ort } from '../../src/runtime/session.ts';
 import { loadLatestCheckpoint } from '../../src/train/checkpoint.ts';
-import { TrainRng } from '../../src/train/rng.ts';
+import { TrainRng } from '../../src/util/rng.ts';
 import { epochPermutation, tensorData, Trainer } from '../../src/train/trainer.ts';
 import { clincSlice } from './clinc.ts';
 import { IN, lcg, linearGradients, linearModel, mseLoss, OUT } from './helpers.ts';

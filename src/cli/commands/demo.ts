@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import { createRng } from '../../data/rng.ts';
+import { createRng } from '../../util/rng.ts';
 import { DataError } from '../../errors.ts';
 import { emit, num, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
 

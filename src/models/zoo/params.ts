@@ -5,6 +5,8 @@
  * dropping a layer leaves every other parameter's initial value unchanged.
  */
 import type { GraphBuilder } from '../../onnx/builder.ts';
+import { seedFor } from '../../util/hash.ts';
+import { mulberry32 } from '../../util/rng.ts';
 import { numel } from '../../onnx/tensor.ts';
 import {
   fromPyTorchLayout,
@@ -21,35 +23,12 @@ export type WeightSource = (path: string, shape: readonly number[], layout: Para
 export type Init =
   { kind: 'normal'; std: number } | { kind: 'uniform'; bound: number } | { kind: 'zeros' } | { kind: 'ones' };
 
-/** FNV-1a over the seed and the path: a stable per-tensor seed. */
-function tensorSeed(seed: number, path: string): number {
-  let h = 0x811c9dc5 ^ (seed >>> 0);
-  h = Math.imul(h, 0x01000193);
-  for (let i = 0; i < path.length; i++) {
-    h ^= path.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** mulberry32: small, portable, identical on every platform. */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Values for one tensor from an initialiser, reproducible from (seed, path). */
 export function initValues(init: Init, n: number, seed: number, path: string): Float32Array {
   const out = new Float32Array(n);
   if (init.kind === 'ones') return out.fill(1);
   if (init.kind === 'zeros') return out;
-  const rnd = mulberry32(tensorSeed(seed, path));
+  const rnd = mulberry32(seedFor(seed, path));
   if (init.kind === 'uniform') {
     for (let i = 0; i < n; i++) out[i] = (rnd() * 2 - 1) * init.bound;
     return out;

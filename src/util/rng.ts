@@ -1,7 +1,69 @@
 /**
- * The training run's random stream: shuffling, dropout noise and parameter initialisation all draw from it, and
- * its whole state is four 32-bit words, so a checkpoint can save it and `resume` continues the same sequence.
+ * Small seeded PRNG used wherever Tailor needs reproducible randomness (splits, augmentation, bootstrap,
+ * parameter initialisation). Math.random cannot be seeded, and a run must be replayable from its recorded seed.
+ * The training loop's own stream (`TrainRng`, xoshiro128**) is in this module too: it needs a serialisable state and
+ * a period long enough for millions of dropout draws per step.
  */
+import { fnv1a } from './hash.ts';
+
+/** A reproducible stream of pseudo-random numbers. */
+export interface Rng {
+  /** Uniform float in [0, 1). */
+  next(): number;
+  /** Uniform integer in [0, n). */
+  int(n: number): number;
+  /** Shuffles `items` in place (Fisher–Yates) and returns it. */
+  shuffle<T>(items: T[]): T[];
+  /** A fresh generator derived from this one, so sub-tasks don't perturb each other's sequences. */
+  fork(): Rng;
+}
+
+/** Hashes a string to a 32-bit seed (FNV-1a), so seeds can be names as well as numbers. */
+export function seedFromString(s: string): number {
+  return fnv1a(s);
+}
+
+/** mulberry32 as a bare function: the generator behind `createRng` and seeded parameter initialisation. */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * mulberry32: 32-bit state, passes the usual statistical batteries for this kind of use and is trivially
+ * portable, so sequences are identical on every platform and Node version.
+ */
+export function createRng(seed: number | string): Rng {
+  const next = mulberry32(typeof seed === 'string' ? seedFromString(seed) : seed);
+  const rng: Rng = {
+    next,
+    int(n: number): number {
+      return Math.floor(next() * n);
+    },
+    shuffle<T>(items: T[]): T[] {
+      for (let i = items.length - 1; i > 0; i--) {
+        const j = Math.floor(next() * (i + 1));
+        const tmp = items[i];
+        items[i] = items[j];
+        items[j] = tmp;
+      }
+      return items;
+    },
+    fork(): Rng {
+      return createRng(Math.floor(next() * 4294967296));
+    },
+  };
+  return rng;
+}
+
+// The training run's random stream: shuffling and dropout noise draw from it, and its whole state is four 32-bit
+// words, so a checkpoint can save it and `resume` continues the same sequence.
 
 /** The serialisable state of a {@link TrainRng}. */
 export interface RngState {
@@ -22,7 +84,7 @@ function splitmix32(seed: number): () => number {
 }
 
 /**
- * xoshiro128**: a small, fast generator with a 2^128 period; chosen over mulberry32 (src/data/rng.ts) because dropout
+ * xoshiro128**: a small, fast generator with a 2^128 period; chosen over mulberry32 (above) because dropout
  * noise draws millions of numbers per step and a 32-bit state would repeat within a long run.
  */
 export class TrainRng {
