@@ -26,7 +26,7 @@ import { quantizeDynamic, quantizeInt4, quantizeStatic, timeInterleaved } from '
 import { classificationMetrics } from '../src/eval/metrics.ts';
 import { countParams, toOnnxModel, type Model } from '../src/models/model.ts';
 import { loadUseLite } from '../src/models/use/index.ts';
-import type { Model as OnnxModel } from '../src/onnx/ir.ts';
+import type { ModelProto } from '../src/onnx/ir.ts';
 import { encodeModel } from '../src/onnx/serialize.ts';
 import { Session, ort, type Feeds } from '../src/runtime/session.ts';
 import { firstPerIntent, readClinc } from './clinc150.ts';
@@ -102,7 +102,7 @@ function feedsOf(texts: readonly string[]): Record<string, ort.Tensor> {
 
 // ---- quantized teachers ----
 t0 = performance.now();
-const fp32: OnnxModel = toOnnxModel(teacher);
+const fp32: ModelProto = toOnnxModel(teacher);
 const calibration = [0, 64, 128, 192].map((s) =>
   feedsOf(
     trainRows
@@ -163,7 +163,7 @@ for (const ffn of STUDENT_FFN) {
 // ---- measure every variant on the same rows ----
 interface Variant {
   name: string;
-  onnx: OnnxModel;
+  onnx: ModelProto;
   params?: number;
 }
 const variants: Variant[] = [

@@ -9,7 +9,7 @@
 import os from 'node:os';
 import { bertConfig, buildBert, toOnnxModel, trainableParams, type Model } from '../src/models/index.ts';
 import type { GraphBuilder } from '../src/onnx/builder.ts';
-import type { Model as OnnxModel } from '../src/onnx/ir.ts';
+import type { ModelProto } from '../src/onnx/ir.ts';
 import { ort } from '../src/runtime/session.ts';
 import { tensorData, Trainer } from '../src/train/trainer.ts';
 import {
@@ -167,7 +167,7 @@ for (let s = 0; s < vn; s += 128) {
     ),
   );
 }
-const fp32: OnnxModel = toOnnxModel(teacher);
+const fp32: ModelProto = toOnnxModel(teacher);
 const calib = [
   Object.fromEntries(
     Object.entries(train.inputs).map(([k, t]) => [

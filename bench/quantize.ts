@@ -7,7 +7,7 @@
  */
 import os from 'node:os';
 import { bertConfig, buildBert, toOnnxModel } from '../src/models/index.ts';
-import type { Model } from '../src/onnx/ir.ts';
+import type { ModelProto } from '../src/onnx/ir.ts';
 import { encodeModel } from '../src/onnx/serialize.ts';
 import { Session, ort, type Feeds } from '../src/runtime/session.ts';
 import { quantizeDynamic, quantizeInt4, quantizeStatic, timeInterleaved } from '../src/customize/quantize/index.ts';
@@ -54,7 +54,7 @@ async function benchCase(hidden: number): Promise<{ name: string; rows: Row[] }>
   });
   const fp32 = toOnnxModel(buildBert(cfg, { task: 'sequence-classification', seed: 1 }));
   const feeds = feedsFor(vocab);
-  const variants: Array<[string, Model]> = [
+  const variants: Array<[string, ModelProto]> = [
     ['fp32', fp32],
     ['int8 dynamic (MatMulInteger)', quantizeDynamic(fp32, { format: 'matmul-integer' }).model],
     ['int8 dynamic (DynamicQuantizeMatMul)', quantizeDynamic(fp32, { format: 'dynamic-quantize-matmul' }).model],

@@ -3,7 +3,7 @@
  * `(batchSize) => Promise<void>` and a session run. Feeds are built once per batch size, outside the timed
  * region, so tokenisation or tensor construction never counts as model latency.
  */
-import type { Model as OnnxModel } from '../onnx/ir.ts';
+import type { ModelProto } from '../onnx/ir.ts';
 import { Session, type Feeds, type SessionOptions } from '../runtime/session.ts';
 import { measureLatency, type BatchRunner, type LatencyOptions, type LatencyReport } from './latency.ts';
 
@@ -33,7 +33,7 @@ export interface SessionLatencyOptions extends LatencyOptions {
 
 /** Opens a session on `model` (an ONNX model, its bytes or a path), measures its latency, and releases it. */
 export async function measureSessionLatency(
-  model: OnnxModel | Uint8Array | string,
+  model: ModelProto | Uint8Array | string,
   feedsFor: (batchSize: number) => Feeds,
   opts: SessionLatencyOptions = {},
 ): Promise<LatencyReport> {

@@ -15,7 +15,7 @@ import {
   cloneGraph,
   modelFromGraph,
   type Graph,
-  type Model as OnnxModel,
+  type ModelProto,
   type OpsetImport,
   type Tensor,
   type ValueInfo,
@@ -85,7 +85,7 @@ export interface Model {
 }
 
 /** The ONNX model to run or save: the forward graph with the model's opsets (Tailor's default for zoo graphs). */
-export function toOnnxModel(model: Model): OnnxModel {
+export function toOnnxModel(model: Model): ModelProto {
   const m = modelFromGraph(model.graph);
   if (model.opsets) m.opsetImports = model.opsets.map((o) => ({ ...o }));
   m.metadata = { 'tailor.architecture': model.architecture, 'tailor.task': model.task };

@@ -5,7 +5,7 @@
  */
 import { GraphError } from '../errors.ts';
 import { bytesPerElement } from './dtype.ts';
-import { cloneGraph, type Attribute, type Graph, type Model, type Node, type ValueInfo } from './ir.ts';
+import { cloneGraph, type Attribute, type Graph, type ModelProto, type Node, type ValueInfo } from './ir.ts';
 import { isKnownOp, MS_DOMAIN } from './known-ops.ts';
 import { numel } from './tensor.ts';
 
@@ -354,7 +354,7 @@ export interface ValidateOptions {
  * outputs defined, initializer sizes matching their shapes, and no cycle. Throws a GraphError naming the file,
  * node and op.
  */
-export function validateModel(model: Model, opts: ValidateOptions = {}): void {
+export function validateModel(model: ModelProto, opts: ValidateOptions = {}): void {
   const opsets = new Map<string, number>();
   for (const o of model.opsetImports) opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, o.version);
   validateGraph(model.graph, opsets, new Set(), opts.file);

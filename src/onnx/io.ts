@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ModelFileError, TailorError } from '../errors.ts';
-import type { ExternalLocation, Model, Tensor, Graph } from './ir.ts';
+import type { ExternalLocation, ModelProto, Tensor, Graph } from './ir.ts';
 import { decodeModel, encodeModel } from './serialize.ts';
 import { validateModel } from './graph.ts';
 
@@ -20,7 +20,7 @@ export interface ReadModelOptions {
 }
 
 /** Reads an `.onnx` file, loading tensors stored as external data from files next to it. */
-export async function readModel(file: string, opts: ReadModelOptions = {}): Promise<Model> {
+export async function readModel(file: string, opts: ReadModelOptions = {}): Promise<ModelProto> {
   let bytes: Uint8Array;
   try {
     bytes = await fsp.readFile(file);
@@ -31,7 +31,7 @@ export async function readModel(file: string, opts: ReadModelOptions = {}): Prom
 }
 
 /** Synchronous form of `readModel`. */
-export function readModelSync(file: string, opts: ReadModelOptions = {}): Model {
+export function readModelSync(file: string, opts: ReadModelOptions = {}): ModelProto {
   let bytes: Uint8Array;
   try {
     bytes = fs.readFileSync(file);
@@ -47,9 +47,9 @@ function fileReadError(file: string, e: unknown): ModelFileError {
   return new ModelFileError(`cannot read model ${file}: ${why}`, { file }, { cause: e });
 }
 
-function finishRead(bytes: Uint8Array, file: string, opts: ReadModelOptions): Model {
+function finishRead(bytes: Uint8Array, file: string, opts: ReadModelOptions): ModelProto {
   const reader = new ExternalDataReader(path.dirname(path.resolve(file)), file);
-  let model: Model;
+  let model: ModelProto;
   try {
     model = decodeModel(bytes, { file, loadExternal: (name, loc) => reader.read(name, loc) });
   } finally {
@@ -170,7 +170,7 @@ const PAGE = 4096;
  * names in the target folder and renamed into place only when complete, so a failure never leaves a half-written
  * model, and an existing data file is restored if the model cannot be renamed.
  */
-export async function writeModel(model: Model, file: string, opts: WriteModelOptions = {}): Promise<WriteModelResult> {
+export async function writeModel(model: ModelProto, file: string, opts: WriteModelOptions = {}): Promise<WriteModelResult> {
   const modelFile = path.resolve(file);
   const dir = path.dirname(modelFile);
   const ext = resolveExternal(model, modelFile, opts.externalData);
@@ -266,7 +266,7 @@ async function commitRenames(
 }
 
 function resolveExternal(
-  model: Model,
+  model: ModelProto,
   modelFile: string,
   opt: WriteModelOptions['externalData'],
 ): Required<ExternalDataOptions> | undefined {

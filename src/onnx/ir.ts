@@ -73,7 +73,7 @@ export interface OpsetImport {
   version: number;
 }
 
-export interface Model {
+export interface ModelProto {
   graph: Graph;
   opsetImports: OpsetImport[];
   irVersion: number;
@@ -93,7 +93,7 @@ export function emptyGraph(name = 'graph'): Graph {
   return { name, nodes: [], inputs: [], outputs: [], initializers: new Map(), valueInfo: new Map() };
 }
 
-export function modelFromGraph(graph: Graph, extraOpsets: OpsetImport[] = []): Model {
+export function modelFromGraph(graph: Graph, extraOpsets: OpsetImport[] = []): ModelProto {
   const opsets: OpsetImport[] = [{ domain: '', version: DEFAULT_OPSET }];
   for (const o of extraOpsets) if (!opsets.some((p) => p.domain === o.domain)) opsets.push(o);
   if (graph.nodes.some((n) => n.domain === 'com.microsoft') && !opsets.some((o) => o.domain === 'com.microsoft')) {

@@ -5,7 +5,7 @@
 import onnxProto from 'onnx-proto';
 import { ModelFileError, TailorError } from '../errors.ts';
 import { bytesPerElement, dtypeFromOnnx, dtypeToOnnx, type DType } from './dtype.ts';
-import type { Attribute, ExternalLocation, Graph, Model, Node, Shape, Tensor, ValueInfo } from './ir.ts';
+import type { Attribute, ExternalLocation, Graph, ModelProto, Node, Shape, Tensor, ValueInfo } from './ir.ts';
 import { numel } from './tensor.ts';
 
 const { onnx } = onnxProto;
@@ -26,8 +26,8 @@ export interface DecodeOptions {
   loadExternal?: (tensorName: string, loc: ExternalLocation) => Uint8Array;
 }
 
-/** Parses `.onnx` bytes into a Model. Errors name the file and the tensor/node at fault. */
-export function decodeModel(bytes: Uint8Array, opts: DecodeOptions = {}): Model {
+/** Parses `.onnx` bytes into a ModelProto. Errors name the file and the tensor/node at fault. */
+export function decodeModel(bytes: Uint8Array, opts: DecodeOptions = {}): ModelProto {
   const file = opts.file ?? '<memory>';
   if (bytes.byteLength === 0)
     throw new ModelFileError(`${file} is not a valid ONNX model: the file is empty`, { file });
@@ -335,8 +335,8 @@ export interface EncodeOptions {
   externalize?: (t: Tensor) => ExternalLocation | undefined;
 }
 
-/** Encodes a Model to `.onnx` bytes. */
-export function encodeModel(model: Model, opts: EncodeOptions = {}): Uint8Array {
+/** Encodes a ModelProto to `.onnx` bytes. */
+export function encodeModel(model: ModelProto, opts: EncodeOptions = {}): Uint8Array {
   const proto: onnxProto.onnx.IModelProto = {
     irVersion: model.irVersion,
     opsetImport: model.opsetImports.map((o) => ({ domain: o.domain, version: o.version })),

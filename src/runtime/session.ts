@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ConfigError, ModelFileError, RuntimeError } from '../errors.ts';
-import type { Model, Tensor } from '../onnx/ir.ts';
+import type { ModelProto, Tensor } from '../onnx/ir.ts';
 import { encodeModel } from '../onnx/serialize.ts';
 import { validateModel } from '../onnx/graph.ts';
 import { assertProvidersAvailable, providerInitError, type ExecutionProvider } from './providers.ts';
@@ -41,7 +41,7 @@ export interface SessionOptions {
   allowSpinning?: boolean;
   /** Turn on ORT's profiler; read the summary with `Session.endProfiling()`. */
   profile?: boolean | { /** Also copy ORT's raw trace (Chrome trace JSON) here. */ traceFile?: string };
-  /** Check a Model's structure (known ops, defined inputs, no cycle) before handing it to ORT. Default true. */
+  /** Check a ModelProto's structure (known ops, defined inputs, no cycle) before handing it to ORT. Default true. */
   validate?: boolean;
   /** ORT log level: 0 verbose .. 4 fatal (default 3: errors only). */
   logSeverity?: 0 | 1 | 2 | 3 | 4;
@@ -84,8 +84,8 @@ export class Session {
     this.traceFile = traceFile;
   }
 
-  /** Creates a session from a Model, serialized bytes, or a path to an `.onnx` file (external data next to it). */
-  static async create(source: Model | Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
+  /** Creates a session from a ModelProto, serialized bytes, or a path to an `.onnx` file (external data next to it). */
+  static async create(source: ModelProto | Uint8Array | string, opts: SessionOptions = {}): Promise<Session> {
     const label = opts.label ?? (typeof source === 'string' ? source : 'in-memory model');
     const providers = opts.providers ?? ['cpu'];
     assertProvidersAvailable(providers.map(providerName));

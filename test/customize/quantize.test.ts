@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
-import { modelFromGraph, type Model } from '../../src/onnx/ir.ts';
+import { modelFromGraph, type ModelProto } from '../../src/onnx/ir.ts';
 import { writeModel } from '../../src/onnx/io.ts';
 import { tensorToArray } from '../../src/onnx/tensor.ts';
 import { Session, ort } from '../../src/runtime/session.ts';
@@ -41,7 +41,7 @@ function rand(n: number, r: (s?: number) => number, scale = 1): Float32Array {
 }
 
 /** y = x·W with x [M, K] as the graph input; node scoped as `/enc/lin/MatMul`. */
-function linearModel(w: Float32Array, k: number, n: number): Model {
+function linearModel(w: Float32Array, k: number, n: number): ModelProto {
   const b = new GraphBuilder('lin');
   const x = b.input('x', 'float32', ['m', k]);
   const wn = b.initializer('enc.lin.weight', 'float32', w, [k, n]);
@@ -51,7 +51,7 @@ function linearModel(w: Float32Array, k: number, n: number): Model {
 }
 
 /** Two layers with a ReLU between: /l1/MatMul, /l2/MatMul. */
-function mlpModel(r: (s?: number) => number, k = 64, h = 48, n = 10): Model {
+function mlpModel(r: (s?: number) => number, k = 64, h = 48, n = 10): ModelProto {
   const b = new GraphBuilder('mlp');
   const x = b.input('x', 'float32', ['m', k]);
   const w1 = b.initializer('l1.weight', 'float32', rand(k * h, r, 0.2), [k, h]);
@@ -61,7 +61,7 @@ function mlpModel(r: (s?: number) => number, k = 64, h = 48, n = 10): Model {
   return modelFromGraph(b.graph);
 }
 
-async function run(model: Model | string, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
+async function run(model: ModelProto | string, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
   const s = await Session.create(model, { intraOpThreads: 1 });
   try {
     const out = await s.run(feeds);
@@ -333,7 +333,7 @@ test('calibration thresholds: percentile cuts the tail, entropy clips a lone out
   assert.ok(e.hi < 5 && e.hi > 0.1, `entropy range ${JSON.stringify(e)}`);
 });
 
-function bertCase(): { model: Model; feeds: (bs: number, seed?: number) => Record<string, ort.Tensor> } {
+function bertCase(): { model: ModelProto; feeds: (bs: number, seed?: number) => Record<string, ort.Tensor> } {
   const cfg = bertConfig({
     vocab_size: 60,
     hidden_size: 64,
@@ -408,7 +408,7 @@ test('embedding tables: int8 with one scale per row, dequantized after the looku
     }
   }
   // An opset-11 graph gets Unsqueeze's attribute form (its opset is never raised: that would change other ops).
-  const old: Model = { ...model, opsetImports: [{ domain: '', version: 11 }] };
+  const old: ModelProto = { ...model, opsetImports: [{ domain: '', version: 11 }] };
   const res11 = quantizeDynamic(old);
   assert.equal(res11.model.opsetImports[0].version, 11);
   assert.deepEqual(await run(res11.model, { ids: new ort.Tensor('int64', idv, [2, 3]) }), y);

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { ModelFileError, GraphError } from '../../src/errors.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
-import { modelFromGraph, type Model, type Tensor, type Graph } from '../../src/onnx/ir.ts';
+import { modelFromGraph, type ModelProto, type Tensor, type Graph } from '../../src/onnx/ir.ts';
 import { readModel, readModelSync, writeModel, writeHooks } from '../../src/onnx/io.ts';
 import { encodeModel, decodeModel } from '../../src/onnx/serialize.ts';
 import { Session, ort } from '../../src/runtime/session.ts';
@@ -38,7 +38,7 @@ function raw(name: string, dtype: Tensor['dtype'], dims: number[], bpe: number, 
 }
 
 /** A model with one initializer of every dtype real models use, and a graph that runs y = relu(x @ w + b). */
-function allDtypesModel(): Model {
+function allDtypesModel(): ModelProto {
   const b = new GraphBuilder('all_dtypes');
   const x = b.input('x', 'float32', ['batch', 4]);
   const w = b.initializer(
@@ -82,7 +82,7 @@ function allDtypesModel(): Model {
 }
 
 /** The parts of a model that must survive a round trip, with tensor bytes as plain arrays for deepEqual. */
-function canonical(m: Model): unknown {
+function canonical(m: ModelProto): unknown {
   const g = (graph: Graph): unknown => ({
     name: graph.name,
     nodes: graph.nodes,
@@ -253,7 +253,7 @@ describe('readModel/writeModel round trips', () => {
 });
 
 describe('bad model files', () => {
-  function small(): Model {
+  function small(): ModelProto {
     const b = new GraphBuilder('small');
     const x = b.input('x', 'float32', [2]);
     const w = b.initializer(
@@ -422,7 +422,7 @@ describe('bad model files', () => {
 });
 
 describe('atomic writes', () => {
-  function tiny(v: number): Model {
+  function tiny(v: number): ModelProto {
     const b = new GraphBuilder('tiny');
     const x = b.input('x', 'float32', [256]);
     const w = b.initializer('w', 'float32', new Float32Array(256).fill(v), [256]);
@@ -430,7 +430,7 @@ describe('atomic writes', () => {
     return modelFromGraph(b.graph);
   }
 
-  const w0 = (m: Model): number => new Float32Array(m.graph.initializers.get('w')!.data.slice().buffer)[0];
+  const w0 = (m: ModelProto): number => new Float32Array(m.graph.initializers.get('w')!.data.slice().buffer)[0];
 
   it('a failure at the last step (model rename) restores the previous model and data file, no temp files left', async () => {
     const sub = fs.mkdtempSync(path.join(dir, 'atomic-'));

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, GraphError, ModelFileError, RuntimeError } from '../../src/errors.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
-import { modelFromGraph, type Model, type Tensor } from '../../src/onnx/ir.ts';
+import { modelFromGraph, type ModelProto, type Tensor } from '../../src/onnx/ir.ts';
 import { tensorFromArray, tensorToArray } from '../../src/onnx/tensor.ts';
 import { Session, ort } from '../../src/runtime/session.ts';
 import { fromOrt, toOrt, ortTensor } from '../../src/runtime/tensors.ts';
@@ -13,7 +13,7 @@ import { listProviders, assertProvidersAvailable } from '../../src/runtime/provi
 import { summarizeProfile, formatProfile } from '../../src/runtime/profile.ts';
 
 /** y = relu(x @ W1 + b1) @ W2 + b2 with fixed small weights, and the same computed in plain JS. */
-function mlp(): { model: Model; reference: (x: number[], batch: number) => number[] } {
+function mlp(): { model: ModelProto; reference: (x: number[], batch: number) => number[] } {
   const [IN, HID, OUT] = [4, 5, 3];
   const W1 = Array.from({ length: IN * HID }, (_, i) => Math.sin(i + 1) / 2);
   const b1 = Array.from({ length: HID }, (_, i) => (i - 2) / 10);

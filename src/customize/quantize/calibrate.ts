@@ -7,7 +7,7 @@
  *   (the method ORT's calibrator calls Entropy).
  */
 import { ConfigError } from '../../errors.ts';
-import type { Model } from '../../onnx/ir.ts';
+import type { ModelProto } from '../../onnx/ir.ts';
 import { Session, type Feeds } from '../../runtime/session.ts';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
@@ -174,7 +174,7 @@ export function entropyThreshold(hist: Float64Array, width: number, levels = 128
  * graph are exposed as extra outputs of a copy; the caller's model is not changed).
  */
 export async function calibrate(
-  model: Model,
+  model: ModelProto,
   tensors: readonly string[],
   batches: readonly Feeds[],
   opts: CalibrationOptions = {},
@@ -189,7 +189,7 @@ export async function calibrate(
     });
   }
   const outs = new Set(model.graph.outputs.map((o) => o.name));
-  const probe: Model = {
+  const probe: ModelProto = {
     ...model,
     graph: {
       ...model.graph,

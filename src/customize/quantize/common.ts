@@ -4,7 +4,7 @@
  * rounding/packing numerics that the tests check against plain-JS references.
  */
 import { ConfigError, GraphError } from '../../errors.ts';
-import { cloneGraph, type Graph, type Model, type Node, type Tensor } from '../../onnx/ir.ts';
+import { cloneGraph, type Graph, type ModelProto, type Node, type Tensor } from '../../onnx/ir.ts';
 import { nameAllocator } from '../../onnx/graph.ts';
 import { tensorFromArray, tensorToArray } from '../../onnx/tensor.ts';
 import { nodeNameToModulePath } from '../../models/hf/names.ts';
@@ -146,9 +146,9 @@ export function weightValues(t: Tensor): Float32Array {
  * A working copy of the model for a transform: the graph is cloned (node objects, arrays and maps are new, tensor
  * bytes shared and never written), so the caller's model stays exactly as it was.
  */
-export function workingCopy(model: Model): { model: Model; graph: Graph; fresh: (base: string) => string } {
+export function workingCopy(model: ModelProto): { model: ModelProto; graph: Graph; fresh: (base: string) => string } {
   const graph = cloneGraph(model.graph);
-  const copy: Model = {
+  const copy: ModelProto = {
     ...model,
     graph,
     opsetImports: model.opsetImports.map((o) => ({ ...o })),
@@ -158,7 +158,7 @@ export function workingCopy(model: Model): { model: Model; graph: Graph; fresh: 
 }
 
 /** The model's default-domain opset version. */
-export function defaultOpset(model: Model): number {
+export function defaultOpset(model: ModelProto): number {
   return model.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx')?.version ?? 1;
 }
 
@@ -166,7 +166,7 @@ export function defaultOpset(model: Model): number {
  * Checks the default opset is at least `minDefault` (raising it would change the meaning of ops such as Squeeze
  * or ReduceSum in the rest of the graph, so it is an error instead) and adds the com.microsoft import when needed.
  */
-export function ensureOpsets(model: Model, minDefault: number, contrib: boolean, mode = 'quantization'): void {
+export function ensureOpsets(model: ModelProto, minDefault: number, contrib: boolean, mode = 'quantization'): void {
   const v = defaultOpset(model);
   if (v < minDefault) {
     throw new ConfigError(

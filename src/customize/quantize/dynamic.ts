@@ -9,7 +9,7 @@
  * - 'dynamic-quantize-matmul': one com.microsoft DynamicQuantizeMatMul(x, Wq, w_scale[n]) node.
  * bench/quantize.ts measures both; 'matmul-integer' is the default (docs/compression.md has the figures).
  */
-import type { Model } from '../../onnx/ir.ts';
+import type { ModelProto } from '../../onnx/ir.ts';
 import {
   defaultOpset,
   dropUnusedInitializers,
@@ -44,7 +44,7 @@ export interface DynamicQuantizeOptions extends SelectOptions {
 
 export interface QuantizeResult {
   /** The quantized model (a new object; the input is untouched). */
-  model: Model;
+  model: ModelProto;
   mode: 'dynamic-int8' | 'static-int8' | 'int4';
   quantized: QuantizedNode[];
   skipped: SkippedNode[];
@@ -53,7 +53,7 @@ export interface QuantizeResult {
 }
 
 /** Dynamic INT8 quantization of every selected weight MatMul. Pure: the input model is not modified. */
-export function quantizeDynamic(input: Model, opts: DynamicQuantizeOptions = {}): QuantizeResult {
+export function quantizeDynamic(input: ModelProto, opts: DynamicQuantizeOptions = {}): QuantizeResult {
   const format = opts.format ?? 'matmul-integer';
   const { model, graph, fresh } = workingCopy(input);
   const { sites, skipped } = selectMatMuls(graph, opts);

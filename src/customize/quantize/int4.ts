@@ -9,7 +9,7 @@
  * Dequantized weight: W[k, n] = (q - zp) · scale[n, k / block_size].
  */
 import { ConfigError } from '../../errors.ts';
-import type { Model } from '../../onnx/ir.ts';
+import type { ModelProto } from '../../onnx/ir.ts';
 import {
   defaultOpset,
   dropUnusedInitializers,
@@ -128,7 +128,7 @@ export function unpackInt4(p: PackedInt4, k: number, n: number, blockSize = 32):
 }
 
 /** Weight-only INT4 (MatMulNBits) for the selected MatMuls. Pure: the input model is not modified. */
-export function quantizeInt4(input: Model, opts: Int4Options = {}): QuantizeResult {
+export function quantizeInt4(input: ModelProto, opts: Int4Options = {}): QuantizeResult {
   const blockSize = opts.blockSize ?? 32;
   const symmetric = opts.symmetric ?? true;
   const accuracyLevel = opts.accuracyLevel ?? 4;

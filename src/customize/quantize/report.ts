@@ -5,7 +5,7 @@
  * the worst modules with `exclude` and quantize again). It says plainly when quantization does not pay.
  */
 import { ConfigError } from '../../errors.ts';
-import type { Model } from '../../onnx/ir.ts';
+import type { ModelProto } from '../../onnx/ir.ts';
 import { encodeModel } from '../../onnx/serialize.ts';
 import { Session, type Feeds, type ProviderSpec } from '../../runtime/session.ts';
 import { argmax, classificationMetrics } from '../../eval/metrics.ts';
@@ -112,7 +112,7 @@ export async function timeInterleaved(
 
 /** Compares a float model with its quantized version (from any of the quantizers). */
 export async function quantizationReport(
-  floatModel: Model,
+  floatModel: ModelProto,
   result: QuantizeResult,
   opts: QuantReportOptions = {},
 ): Promise<QuantizationReport> {
@@ -205,13 +205,13 @@ export async function quantizationReport(
 
 /** Output MSE of float vs quantized at each quantized MatMul's output, worst (by relative MSE) first. */
 export async function layerErrors(
-  floatModel: Model,
+  floatModel: ModelProto,
   result: QuantizeResult,
   probe: readonly Feeds[],
   session: { intraOpThreads?: number; providers?: ProviderSpec[] } = {},
 ): Promise<LayerError[]> {
   const names = result.quantized.map((q) => q.output);
-  const withOutputs = (m: Model): Model => {
+  const withOutputs = (m: ModelProto): ModelProto => {
     const have = new Set(m.graph.outputs.map((o) => o.name));
     return {
       ...m,

@@ -5,7 +5,7 @@
  * adds, attention score MatMuls — stays float. ORT's QDQ fusions turn the pairs into integer kernels
  * (MatMulIntegerToFloat / QLinearMatMul); a runtime without them still runs the file as float math.
  */
-import type { Model, Node } from '../../onnx/ir.ts';
+import type { ModelProto, Node } from '../../onnx/ir.ts';
 import type { Feeds } from '../../runtime/session.ts';
 import { calibrate, type CalibrationOptions, type TensorRange } from './calibrate.ts';
 import {
@@ -49,7 +49,7 @@ export function uint8Params(lo: number, hi: number): { scale: number; zeroPoint:
 }
 
 /** Calibrates on `opts.calibration`, then inserts QDQ pairs for the selected MatMuls. Pure for the input model. */
-export async function quantizeStatic(input: Model, opts: StaticQuantizeOptions): Promise<StaticQuantizeResult> {
+export async function quantizeStatic(input: ModelProto, opts: StaticQuantizeOptions): Promise<StaticQuantizeResult> {
   const { model, graph, fresh } = workingCopy(input);
   // Checked before calibrating, which is the slow part.
   ensureOpsets(model, 13, false, 'static INT8 (per-channel QDQ)');

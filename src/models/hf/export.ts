@@ -3,7 +3,7 @@
  * expect that form: linear weights as anonymous `onnx::MatMul_N` initializers (the module path survives only in
  * the consuming node's name), everything else under its state-dict name.
  */
-import type { Model as OnnxModel } from '../../onnx/ir.ts';
+import type { ModelProto } from '../../onnx/ir.ts';
 import { cloneGraph } from '../../onnx/ir.ts';
 import { toOnnxModel, type Model } from '../model.ts';
 
@@ -11,7 +11,7 @@ import { toOnnxModel, type Model } from '../model.ts';
  * The model's ONNX graph with every MatMul weight renamed `onnx::MatMul_<n>` (n counting up from `start`, as the
  * exporter numbers values). Build the model with `style: 'optimum'` to also get opset 14 and decomposed LayerNorm.
  */
-export function toOptimumOnnx(model: Model, start = 1000): OnnxModel {
+export function toOptimumOnnx(model: Model, start = 1000): ModelProto {
   const onnx = toOnnxModel(model);
   const g = cloneGraph(onnx.graph);
   const renamed = new Map<string, string>();

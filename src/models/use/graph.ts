@@ -19,7 +19,7 @@
  */
 import { GraphError, ModelFileError } from '../../errors.ts';
 import { GraphBuilder } from '../../onnx/builder.ts';
-import { modelFromGraph, type Model as OnnxModel } from '../../onnx/ir.ts';
+import { modelFromGraph, type ModelProto } from '../../onnx/ir.ts';
 import type { Parameter, ParamRole } from '../model.ts';
 import type { TfGraphModel, TfWeight } from './package.ts';
 
@@ -46,7 +46,7 @@ export interface UseLiteConfig {
 }
 
 export interface BuiltUseLite {
-  onnx: OnnxModel;
+  onnx: ModelProto;
   params: Map<string, Parameter>;
   config: UseLiteConfig;
 }

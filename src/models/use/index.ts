@@ -14,7 +14,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ModelFileError } from '../../errors.ts';
-import type { Model as OnnxModel } from '../../onnx/ir.ts';
+import type { ModelProto } from '../../onnx/ir.ts';
 import { writeFileSynced } from '../../onnx/io.ts';
 import { decodeModel, encodeModel } from '../../onnx/serialize.ts';
 import { TextTokenizer } from '../hf/tokenizer.ts';
@@ -56,7 +56,7 @@ export interface LoadedUseLite {
   /** The product model: forward graph, parameters by module path, config, tokenizer. */
   model: Model;
   /** The same graph as an ONNX model, ready for `Session.create`. */
-  onnx: OnnxModel;
+  onnx: ModelProto;
   tokenizer: TextTokenizer;
   config: UseLiteConfig;
   /** The converted folder that was loaded. */
@@ -218,7 +218,7 @@ export async function loadUseLite(opts: UseLiteOptions = {}): Promise<LoadedUseL
 }
 
 /** Builds the ONNX model straight from the package, without the cache (tests, tools). */
-export function useLiteOnnx(packageDir?: string): OnnxModel {
+export function useLiteOnnx(packageDir?: string): ModelProto {
   const pkg = locateUseLitePackage(packageDir);
   return buildUseLite(readTfGraphModel(pkg.dir), {
     file: path.join(pkg.dir, 'model.json'),
