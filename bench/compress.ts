@@ -21,8 +21,8 @@ import {
   type TeacherCache,
   type TeacherGraphStudent,
   type TransferSet,
-} from '../src/customize/distill/index.ts';
-import { quantizeDynamic, quantizeInt4, quantizeStatic, timeInterleaved } from '../src/customize/quantize/index.ts';
+} from '../src/compress/distill/index.ts';
+import { quantizeDynamic, quantizeInt4, quantizeStatic, timeInterleaved } from '../src/compress/quantize/index.ts';
 import { classificationMetrics } from '../src/eval/metrics.ts';
 import { countParams, toOnnxModel, type Model } from '../src/models/model.ts';
 import { loadUseLite } from '../src/models/use/index.ts';

@@ -18,7 +18,7 @@ import {
   formatDistillationReport,
   studentFromTeacher,
   type TransferSet,
-} from '../src/customize/distill/index.ts';
+} from '../src/compress/distill/index.ts';
 import { readClinc, type ClincRow } from './clinc150.ts';
 import {
   quantizationReport,
@@ -27,7 +27,7 @@ import {
   quantizeStatic,
   type QuantizationReport,
   type QuantizeResult,
-} from '../src/customize/quantize/index.ts';
+} from '../src/compress/quantize/index.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');

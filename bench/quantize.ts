@@ -10,7 +10,7 @@ import { bertConfig, buildBert, toOnnxModel } from '../src/models/index.ts';
 import type { ModelProto } from '../src/onnx/ir.ts';
 import { encodeModel } from '../src/onnx/serialize.ts';
 import { Session, ort, type Feeds } from '../src/runtime/session.ts';
-import { quantizeDynamic, quantizeInt4, quantizeStatic, timeInterleaved } from '../src/customize/quantize/index.ts';
+import { quantizeDynamic, quantizeInt4, quantizeStatic, timeInterleaved } from '../src/compress/quantize/index.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');

@@ -7,16 +7,16 @@ import { ConfigError } from '../errors.ts';
 import type { PreparedDataset } from '../data/index.ts';
 import type { TextExample } from '../data/types.ts';
 import { evaluate, measureLatency, sessionRunner, type EvalReport, type LatencyReport } from '../eval/index.ts';
-import { attachHead } from '../customize/head.ts';
+import { attachHead } from '../models/head.ts';
 import { countParams, toOnnxModel, type Model } from '../models/model.ts';
 import { loadBase } from '../models/resolve.ts';
 import { numel } from '../onnx/tensor.ts';
 import { bytesPerElement } from '../onnx/dtype.ts';
 import { Session, type ProviderSpec } from '../runtime/session.ts';
 import type { ProfileSummary } from '../runtime/profile.ts';
-import { argmaxRows, DEFAULT_MAX_LENGTH, encodeTexts, textFeeds } from './features.ts';
+import { argmaxRows, DEFAULT_MAX_LENGTH, textFeatures, textFeeds } from '../models/text.ts';
 import { loadDomainData, perClassCounts, subsample } from './data.ts';
-import { fitLinearHead, linearScores, type LinearHead } from './linear.ts';
+import { fitLinearHead, linearScores, type LinearHead } from '../train/linear-probe.ts';
 import { recommend, type Recommendation } from './recommend.ts';
 
 export interface AuditOptions {
@@ -180,7 +180,7 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
   const run = { batchSize: opts.batchSize, maxLength, providers: opts.providers };
   const texts = [...train, ...validation, ...evalSet].map((e) => e.text);
   const tf = performance.now();
-  const { features, width } = await encodeTexts(base, texts, {
+  const { features, width } = await textFeatures(base, texts, {
     ...run,
     onProgress: (d, t) => opts.onProgress?.('features', d, t),
   });
@@ -230,7 +230,7 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
         textFeeds(
           baselineModel,
           size === 1 ? [typical] : Array.from({ length: size }, (_, i) => batchTexts[i % batchTexts.length]),
-          maxLength,
+          { maxLength },
         ),
       ['logits'],
     );
@@ -253,7 +253,7 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
   });
   let profile: ProfileSummary;
   try {
-    const feeds1 = textFeeds(baselineModel, [typical], maxLength);
+    const feeds1 = textFeeds(baselineModel, [typical], { maxLength });
     for (let i = 0; i < 10; i++) {
       await prof.run(feeds1, ['logits']);
       opts.onProgress?.('profile', i + 1, 10);
@@ -330,15 +330,4 @@ export {
   type RuleId,
   type RecommendInput,
 } from './recommend.ts';
-export { fitLinearHead, linearScores, type LinearHead, type FitOptions } from './linear.ts';
-export {
-  encodeTexts,
-  predictTexts,
-  textFeeds,
-  runTexts,
-  featureSession,
-  argmaxRows,
-  DEFAULT_MAX_LENGTH,
-  type RunTextOptions,
-} from './features.ts';
 export { loadDomainData, subsample, perClassCounts, assertReadable, type DomainDataOptions } from './data.ts';

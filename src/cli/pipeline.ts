@@ -17,15 +17,14 @@ import type { ProviderSpec } from '../runtime/session.ts';
 import {
   loadDomainData,
   metricSummary,
-  predictTexts,
   resolveBase,
   runAudit,
-  argmaxRows,
   type AuditResult,
   type AuditState,
   type MetricSummary,
   type Recommendation,
 } from '../audit/index.ts';
+import { argmaxRows, predictTexts } from '../models/text.ts';
 import { assertFreshOut, writeClassifier, writeFolderAtomic } from '../customize/artifact.ts';
 import { stageProgress, type Progress } from './common.ts';
 

@@ -11,7 +11,7 @@ import type { Model } from '../models/model.ts';
 import { toOnnxModel } from '../models/model.ts';
 import { cloneGraph } from '../onnx/ir.ts';
 import { ort, Session, type Feeds, type Fetches, type SessionOptions } from '../runtime/session.ts';
-import { attachHead, featureValue, featureWidth, HEAD_BIAS, HEAD_WEIGHT, LOGITS } from './head.ts';
+import { attachHead, featureValue, featureWidth, HEAD_BIAS, HEAD_WEIGHT, LOGITS } from '../models/head.ts';
 import { baseHash } from './lineage.ts';
 import { injectLora, loraAName, loraBName, mergeLora, type MergedModel } from './lora.ts';
 import { adapterScaling, checkAdapterBase, type LoraAdapter } from './peft.ts';

@@ -28,12 +28,12 @@ import { cloneGraph, modelFromGraph, type Graph } from '../onnx/ir.ts';
 import { numel, tensorFromArray, tensorToArray } from '../onnx/tensor.ts';
 import { ort, Session } from '../runtime/session.ts';
 import { tensorData, Trainer, type TrainData, type TrainResult } from '../train/trainer.ts';
-import { attachHead, bodyGraph, HEAD_BIAS, HEAD_WEIGHT, headGraph, LOGITS } from './head.ts';
+import { attachHead, bodyGraph, HEAD_BIAS, HEAD_WEIGHT, headGraph, LOGITS } from '../models/head.ts';
 import { dataFingerprint, makeLineage, type Lineage } from './lineage.ts';
 import { injectLora, loraWeightsOf, type LoraOptions } from './lora.ts';
 import { peftConfig, type LoraAdapter } from './peft.ts';
 import { describeSpec, peftTargetModules, type TargetSpec } from './sites.ts';
-import { fitWarmHead, type WarmHeadOptions } from './warmstart.ts';
+import { fitWarmHead, type WarmHeadOptions } from '../train/warm-head.ts';
 import { ia3Adapter, ia3Name, ia3VectorsOf, injectIa3, type Ia3Adapter, type Ia3Options, type Ia3Spec } from './ia3.ts';
 
 export type Strategy = 'head' | 'lora' | 'partial' | 'full' | 'scratch' | 'bitfit' | 'ia3';

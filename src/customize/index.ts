@@ -35,7 +35,7 @@ export {
   HEAD_WEIGHT,
   LOGITS,
   type HeadSpec,
-} from './head.ts';
+} from '../models/head.ts';
 export {
   initLoraA,
   injectLora,
@@ -84,7 +84,7 @@ export {
   saveIa3Adapter,
 } from './ia3.ts';
 export type { Ia3Adapter, Ia3Options, Ia3Site, Ia3Spec, PeftIa3Config } from './ia3.ts';
-export { fitWarmHead, type WarmHead, type WarmHeadOptions } from './warmstart.ts';
+export { fitWarmHead, type WarmHead, type WarmHeadOptions } from '../train/warm-head.ts';
 export {
   assertFreshOut,
   loadArtifact,

@@ -170,7 +170,11 @@ const PAGE = 4096;
  * names in the target folder and renamed into place only when complete, so a failure never leaves a half-written
  * model, and an existing data file is restored if the model cannot be renamed.
  */
-export async function writeModel(model: ModelProto, file: string, opts: WriteModelOptions = {}): Promise<WriteModelResult> {
+export async function writeModel(
+  model: ModelProto,
+  file: string,
+  opts: WriteModelOptions = {},
+): Promise<WriteModelResult> {
   const modelFile = path.resolve(file);
   const dir = path.dirname(modelFile);
   const ext = resolveExternal(model, modelFile, opts.externalData);

@@ -9,7 +9,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadArtifact } from '../../src/cli/artifacts.ts';
 import { paramValues } from '../../src/models/model.ts';
-import { predictTexts, argmaxRows } from '../../src/audit/index.ts';
+import { predictTexts, argmaxRows } from '../../src/models/text.ts';
 import { openRegistry } from '../../src/registry/index.ts';
 import { json, tailor } from './fixtures.ts';
 import { assertNothingWritten, compressionWorkspace, type CompressionWorkspace } from './quantize-fixtures.ts';

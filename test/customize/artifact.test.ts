@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { predictTexts } from '../../src/audit/features.ts';
+import { predictTexts } from '../../src/models/text.ts';
 import { mergeAdapter } from '../../src/customize/adapters.ts';
 import { loadArtifact, saveCustomizedModel } from '../../src/customize/artifact.ts';
 import { customize } from '../../src/customize/customize.ts';

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { customize } from '../../src/customize/customize.ts';
-import { attachHead } from '../../src/customize/head.ts';
+import { attachHead } from '../../src/models/head.ts';
 import { ia3Name, injectIa3, loadIa3Adapter, mergeIa3, saveIa3Adapter } from '../../src/customize/ia3.ts';
 import { parseSafetensors } from '../../src/onnx/safetensors.ts';
 import { paramValues, toOnnxModel, withParamValues, type Model } from '../../src/models/model.ts';

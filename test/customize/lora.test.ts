@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { attachHead } from '../../src/customize/head.ts';
+import { attachHead } from '../../src/models/head.ts';
 import {
   initLoraA,
   injectLora,

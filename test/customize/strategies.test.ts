@@ -7,7 +7,7 @@ import {
   type CustomizeResult,
   type Strategy,
 } from '../../src/customize/customize.ts';
-import { attachHead } from '../../src/customize/head.ts';
+import { attachHead } from '../../src/models/head.ts';
 import { baseHash } from '../../src/customize/lineage.ts';
 import { DataError } from '../../src/errors.ts';
 import { toOnnxModel, type Model } from '../../src/models/model.ts';

@@ -110,7 +110,7 @@ export function distillCommand(): Command {
       { writeFileSynced },
       { ConfigError },
     ] = await Promise.all([
-      import('../../customize/distill/index.ts'),
+      import('../../compress/distill/index.ts'),
       import('../artifacts.ts'),
       import('../../onnx/io.ts'),
       import('../../errors.ts'),

@@ -32,7 +32,8 @@ export function evaluateCommand(): Command {
   withGlobals(cmd, { device: true });
   cmd.action(async (o: EvaluateCliOptions) => {
     const [
-      { loadDomainData, predictTexts, argmaxRows, textFeeds },
+      { loadDomainData },
+      { predictTexts, argmaxRows, textFeeds },
       { evaluate, formatEvalReport, measureLatency, sessionRunner },
       { Session },
       { toOnnxModel },
@@ -40,6 +41,7 @@ export function evaluateCommand(): Command {
       { resolveModelRef },
     ] = await Promise.all([
       import('../../audit/index.ts'),
+      import('../../models/text.ts'),
       import('../../eval/index.ts'),
       import('../../runtime/session.ts'),
       import('../../models/model.ts'),
@@ -106,7 +108,7 @@ export function evaluateCommand(): Command {
             textFeeds(
               m.model,
               Array.from({ length: n }, (_, i) => texts[i % texts.length]),
-              maxLength,
+              { maxLength },
             ),
           ['logits'],
         );

@@ -162,15 +162,15 @@ export async function profileText(
   maxLength: number,
   providers: ProviderSpec[],
 ): Promise<string> {
-  const [{ Session }, { toOnnxModel }, { formatProfile }, { textBatchFeeds }] = await Promise.all([
+  const [{ Session }, { toOnnxModel }, { formatProfile }, { textFeeds }] = await Promise.all([
     import('../../runtime/session.ts'),
     import('../../models/model.ts'),
     import('../../runtime/profile.ts'),
-    import('../../customize/quantize/classifier.ts'),
+    import('../../models/text.ts'),
   ]);
   const s = await Session.create(toOnnxModel(model), { providers, profile: true, label: 'profile' });
   try {
-    const feeds = textBatchFeeds(model, [text], maxLength);
+    const feeds = textFeeds(model, [text], { maxLength });
     for (let i = 0; i < 10; i++) await s.run(feeds, ['logits']);
     return formatProfile(await s.endProfiling());
   } finally {
@@ -285,7 +285,7 @@ export function quantizeCommand(): Command {
       { writeFileSynced },
       { ConfigError },
     ] = await Promise.all([
-      import('../../customize/quantize/index.ts'),
+      import('../../compress/quantize/index.ts'),
       import('../artifacts.ts'),
       import('../../onnx/io.ts'),
       import('../../errors.ts'),

@@ -38,7 +38,6 @@ export {
 export {
   quantizeClassifier,
   quantizedTailorModel,
-  textBatchFeeds,
   QUANTIZE_MODES,
   type ClassifierQuantizeOptions,
   type ClassifierQuantizeResult,

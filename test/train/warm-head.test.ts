@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { predictTexts } from '../../src/audit/features.ts';
+import { predictTexts } from '../../src/models/text.ts';
 import { mergeAdapter } from '../../src/customize/adapters.ts';
 import { customize, selectionKey, type CustomizeData, type CustomizeResult } from '../../src/customize/customize.ts';
-import { HEAD_BIAS, HEAD_WEIGHT } from '../../src/customize/head.ts';
-import { fitWarmHead } from '../../src/customize/warmstart.ts';
-import { fitLinearHead, linearScores } from '../../src/audit/linear.ts';
+import { HEAD_BIAS, HEAD_WEIGHT } from '../../src/models/head.ts';
+import { fitWarmHead } from '../../src/train/warm-head.ts';
+import { fitLinearHead, linearScores } from '../../src/train/linear-probe.ts';
 import { calibrationFromConfidence } from '../../src/eval/calibration.ts';
 import { paramValues, type Model } from '../../src/models/model.ts';
-import { clincSlice, tinyBert } from './fixtures.ts';
+import { clincSlice, tinyBert } from '../customize/fixtures.ts';
 
 const data = clincSlice(4, 30, 10);
 const base = tinyBert(data);

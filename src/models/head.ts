@@ -4,8 +4,8 @@
  * [batch, labels]. Its input, the *feature* value, is what the head strategy caches.
  */
 import { ConfigError, GraphError } from '../errors.ts';
-import type { Model, Parameter } from '../models/model.ts';
-import { initValues } from '../models/zoo/params.ts';
+import type { Model, Parameter } from './model.ts';
+import { initValues } from './zoo/params.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { extractSubgraph } from '../onnx/graph.ts';
 import type { Graph } from '../onnx/ir.ts';

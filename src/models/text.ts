@@ -1,18 +1,43 @@
 /**
- * Running a text model over examples: graph feeds from a tokenizer batch, the frozen body's features, and
- * class scores of a model with a head. Batches are sorted by length so padding (and time) stays small.
+ * The one path from text to ONNX Runtime feeds, for every caller (audit, customize, compress, evaluate, predict,
+ * serve): the model's tokenizer, truncation at one default `maxLength`, padding to the batch's longest text (or to a
+ * fixed length), one tensor per text input the graph declares, in the dtype it declares. Running a model over many
+ * texts sorts them by length so one batch holds texts of similar length (less padding, less time).
  */
 import { ConfigError } from '../errors.ts';
-import { bodyGraph } from '../customize/head.ts';
-import { feedInputs, toOnnxModel, type Model } from '../models/model.ts';
+import { bodyGraph } from './head.ts';
+import { feedInputs, toOnnxModel, type Model } from './model.ts';
 import { modelFromGraph } from '../onnx/ir.ts';
 import { ort, Session, type ProviderSpec } from '../runtime/session.ts';
 
-export interface RunTextOptions {
+/**
+ * Longest token sequence kept by default, everywhere (audit, customize, compress, predict). Tailor's targets are
+ * short texts (queries, tickets, subjects); 64 tokens hold them, and it bounds the cost of long emails.
+ */
+export const DEFAULT_MAX_LENGTH = 64;
+
+export interface TextBatchOptions {
+  /** Longest token sequence kept (default DEFAULT_MAX_LENGTH, and never beyond the tokenizer's `model_max_length`). */
+  maxLength?: number;
+  /** Pad every row to exactly this many tokens (truncating at it) instead of to the batch's longest text. */
+  padTo?: number;
+  /**
+   * Models whose declared text inputs the feeds must cover (default: just the tokenizing model). Distillation feeds
+   * one batch to a teacher and a student whose graphs may declare different inputs.
+   */
+  inputsOf?: readonly Model[];
+}
+
+/** Feeds for one batch of texts, and its padded sequence length. */
+export interface TextBatch {
+  feeds: Record<string, ort.Tensor>;
+  batch: number;
+  seq: number;
+}
+
+export interface RunTextOptions extends Pick<TextBatchOptions, 'maxLength'> {
   /** Examples per ORT run. Default 32. */
   batchSize?: number;
-  /** Longest token sequence kept. Default: the tokenizer's `model_max_length`, capped at 128. */
-  maxLength?: number;
   providers?: ProviderSpec[];
   /** Threads inside one op (default: ORT's). */
   intraOpThreads?: number;
@@ -20,21 +45,18 @@ export interface RunTextOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Default longest sequence: enough for the short texts Tailor targets, and it bounds the cost of long emails. */
-export const DEFAULT_MAX_LENGTH = 128;
-
-/** ORT feeds for `texts`: every int64 text input the graph declares (input_ids, attention_mask, token_type_ids). */
-export function textFeeds(
-  model: Model,
-  texts: readonly string[],
-  maxLength = DEFAULT_MAX_LENGTH,
-): Record<string, ort.Tensor> {
+/** Tokenizes `texts` into feeds for every text input the model's graph declares (input_ids, attention_mask, token_type_ids). */
+export function encodeTextBatch(model: Model, texts: readonly string[], opts: TextBatchOptions = {}): TextBatch {
   const tok = model.tokenizer;
   if (!tok)
     throw new ConfigError(`model '${model.architecture}' has no tokenizer, so it cannot read text`, {
       field: 'tokenizer',
     });
-  const enc = tok.encodeBatch(texts, { maxLength: Math.min(maxLength, tok.modelMaxLength) });
+  const maxLength = Math.min(opts.maxLength ?? DEFAULT_MAX_LENGTH, tok.modelMaxLength);
+  const enc =
+    opts.padTo !== undefined
+      ? tok.encodeBatch(texts, { padding: 'max_length', maxLength: opts.padTo, truncation: true })
+      : tok.encodeBatch(texts, { padding: 'longest', maxLength, truncation: true });
   const dims = [enc.batch, enc.seq];
   const byName: Record<string, BigInt64Array> = {
     input_ids: enc.inputIds,
@@ -42,16 +64,32 @@ export function textFeeds(
     token_type_ids: enc.tokenTypeIds,
   };
   const feeds: Record<string, ort.Tensor> = {};
-  for (const v of feedInputs(model)) {
+  for (const v of (opts.inputsOf ?? [model]).flatMap(feedInputs)) {
+    if (feeds[v.name]) continue;
     const data = byName[v.name];
     if (!data)
       throw new ConfigError(
         `model input '${v.name}' is not a text input (expected input_ids, attention_mask, token_type_ids)`,
         { field: v.name },
       );
-    feeds[v.name] = new ort.Tensor('int64', data, dims);
+    // Zoo graphs may declare a float mask or int32 ids; exports declare int64.
+    feeds[v.name] =
+      v.dtype === 'float32'
+        ? new ort.Tensor('float32', Float32Array.from(data, Number), dims)
+        : v.dtype === 'int32'
+          ? new ort.Tensor('int32', Int32Array.from(data, Number), dims)
+          : new ort.Tensor('int64', data, dims);
   }
-  return feeds;
+  return { feeds, batch: enc.batch, seq: enc.seq };
+}
+
+/** Feeds for `texts` (see `encodeTextBatch`). */
+export function textFeeds(
+  model: Model,
+  texts: readonly string[],
+  opts: TextBatchOptions = {},
+): Record<string, ort.Tensor> {
+  return encodeTextBatch(model, texts, opts).feeds;
 }
 
 /** Indices of `texts` ordered by length, so one batch holds texts of similar length. */
@@ -80,7 +118,7 @@ export async function runTexts(
       textFeeds(
         model,
         idx.map((i) => texts[i]),
-        opts.maxLength,
+        { maxLength: opts.maxLength },
       ),
       [output],
     );
@@ -111,7 +149,7 @@ export async function featureSession(
 }
 
 /** The frozen encoder's pooled features for `texts`: [n, width] row-major. */
-export async function encodeTexts(
+export async function textFeatures(
   model: Model,
   texts: readonly string[],
   opts: RunTextOptions = {},

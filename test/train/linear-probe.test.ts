@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fitLinearHead, linearScores } from '../../src/audit/linear.ts';
+import { fitLinearHead, linearScores } from '../../src/train/linear-probe.ts';
 import { subsample, perClassCounts } from '../../src/audit/data.ts';
 
 /** Plain Gauss-Jordan solve of A X = B (float64), independent of the Cholesky path under test. */

@@ -3,6 +3,7 @@
  * a zoo BERT student is built (alternate teacher layers when the widths match, fresh otherwise), trained on the
  * cached teacher logits, and measured against the teacher.
  */
+import { textFeeds } from '../../models/text.ts';
 import { ConfigError } from '../../errors.ts';
 import type { Model } from '../../models/model.ts';
 import { ort, type ProviderSpec } from '../../runtime/session.ts';
@@ -81,21 +82,6 @@ function residualWidth(m: Model): number {
   const p = last === undefined ? undefined : encoderParam(m, last, 'output.dense.weight');
   if (!p || p.shape.length !== 2) return 0;
   return p.layout === 'out_in' ? p.shape[0] : p.shape[1];
-}
-
-function encode(model: Model, texts: readonly string[], maxLength: number): Record<string, ort.Tensor> {
-  const tok = model.tokenizer;
-  if (!tok)
-    throw new ConfigError(`the teacher ('${model.architecture}') has no tokenizer, so it cannot read text`, {
-      field: 'teacher',
-    });
-  const enc = tok.encodeBatch(texts, { maxLength: Math.min(maxLength, tok.modelMaxLength) });
-  const dims = [enc.batch, enc.seq];
-  return {
-    input_ids: new ort.Tensor('int64', enc.inputIds, dims),
-    attention_mask: new ort.Tensor('int64', enc.attentionMask, dims),
-    token_type_ids: new ort.Tensor('int64', enc.tokenTypeIds, dims),
-  };
 }
 
 /** Distils a text classifier teacher into a smaller zoo BERT student. Neither input is modified. */
@@ -210,10 +196,10 @@ export async function distillTextClassifier(teacher: Model, opts: TextDistillOpt
     ({ student, init } = zoo ?? zooInit());
   }
   const labels = BigInt64Array.from([...train.labels.map(BigInt), ...unlabelled.map(() => -1n)]);
-  const transfer = { inputs: encode(teacher, texts, maxLength), labels };
+  const transfer = { inputs: textFeeds(teacher, texts, { maxLength, inputsOf: [teacher, student] }), labels };
   const validation = opts.validation?.texts.length
     ? {
-        inputs: encode(teacher, opts.validation.texts, maxLength),
+        inputs: textFeeds(teacher, opts.validation.texts, { maxLength, inputsOf: [teacher, student] }),
         labels: BigInt64Array.from(opts.validation.labels.map(BigInt)),
       }
     : undefined;
@@ -234,7 +220,7 @@ export async function distillTextClassifier(teacher: Model, opts: TextDistillOpt
     texts: readonly string[];
     labels: readonly number[];
   }): { inputs: Record<string, ort.Tensor>; labels: BigInt64Array } => ({
-    inputs: encode(teacher, s.texts, maxLength),
+    inputs: textFeeds(teacher, s.texts, { maxLength, inputsOf: [teacher, student] }),
     labels: BigInt64Array.from(s.labels.map(BigInt)),
   });
   if (opts.eval?.texts.length) {

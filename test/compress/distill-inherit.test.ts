@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { recoverParams } from '../../src/models/hf/names.ts';
 import { paramValues, type Model } from '../../src/models/model.ts';
 import { bertConfig, buildBert } from '../../src/models/zoo/bert.ts';
-import { inheritTeacherWeights, teacherShape } from '../../src/customize/distill/index.ts';
+import { inheritTeacherWeights, teacherShape } from '../../src/compress/distill/index.ts';
 
 test('teacherShape and inheritTeacherWeights: student layer i holds teacher layer map[i]; pooler and head stay fresh', () => {
   const zoo = buildBert(

@@ -10,13 +10,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { attachHead } from '../../src/customize/head.ts';
+import { attachHead } from '../../src/models/head.ts';
 import {
   distillTextClassifier,
   removeLayers,
   studentFromTeacher,
   teacherGraphStudent,
-} from '../../src/customize/distill/index.ts';
+} from '../../src/compress/distill/index.ts';
 import { recoverParams } from '../../src/models/hf/names.ts';
 import { countParams, paramValues, toOnnxModel, type Model } from '../../src/models/model.ts';
 import { loadUseLite } from '../../src/models/use/index.ts';

@@ -19,7 +19,7 @@ import {
   studentFromTeacher,
   teacherOutputs,
   type TransferSet,
-} from '../../src/customize/distill/index.ts';
+} from '../../src/compress/distill/index.ts';
 import { tinyConfig, wordPiece } from '../models/fixtures.ts';
 
 function lcg(seed: number): () => number {

@@ -9,7 +9,7 @@
  * (src/runtime/dense.ts): in JS the refinement took ~10 minutes on full CLINC150 (15,000 x 512, 150 classes).
  */
 import { ConfigError } from '../errors.ts';
-import { fitLinearHead } from '../audit/linear.ts';
+import { fitLinearHead } from './linear-probe.ts';
 import { SoftmaxProblem } from '../runtime/dense.ts';
 
 export interface WarmHeadOptions {

@@ -26,7 +26,7 @@ import {
   quantizeStatic,
   RangeObserver,
   uint8Params,
-} from '../../src/customize/quantize/index.ts';
+} from '../../src/compress/quantize/index.ts';
 
 function rng(seed: number): (scale?: number) => number {
   let s = seed >>> 0;

@@ -4,6 +4,7 @@
  * is a Tailor Model again whose parameter table describes the quantized graph (see `quantizedTailorModel`).
  */
 import { ConfigError } from '../../errors.ts';
+import { textFeeds } from '../../models/text.ts';
 import { feedInputs, toOnnxModel, type Model as TailorModel, type Parameter } from '../../models/model.ts';
 import { ort, type Feeds, type ProviderSpec } from '../../runtime/session.ts';
 import type { CalibrationMethod } from './calibrate.ts';
@@ -71,35 +72,9 @@ export function quantizedTailorModel(source: TailorModel, result: QuantizeResult
   return { ...source, graph, params, opsets: result.model.opsetImports.map((o) => ({ ...o })) };
 }
 
-/** Feeds for `texts` through the model's tokenizer, padded to the longest text of the batch. */
-export function textBatchFeeds(model: TailorModel, texts: readonly string[], maxLength: number): Feeds {
-  const tok = model.tokenizer;
-  if (!tok)
-    throw new ConfigError(`model '${model.architecture}' has no tokenizer, so it cannot read text`, {
-      field: 'tokenizer',
-    });
-  const enc = tok.encodeBatch(texts, { maxLength: Math.min(maxLength, tok.modelMaxLength) });
-  const byName: Record<string, BigInt64Array> = {
-    input_ids: enc.inputIds,
-    attention_mask: enc.attentionMask,
-    token_type_ids: enc.tokenTypeIds,
-  };
-  const feeds: Feeds = {};
-  for (const v of feedInputs(model)) {
-    const data = byName[v.name];
-    if (!data)
-      throw new ConfigError(
-        `model input '${v.name}' is not a text input (expected input_ids, attention_mask, token_type_ids)`,
-        { field: v.name },
-      );
-    feeds[v.name] = new ort.Tensor('int64', data, [enc.batch, enc.seq]);
-  }
-  return feeds;
-}
-
 function batches(model: TailorModel, texts: readonly string[], size: number, maxLength: number): Feeds[] {
   const out: Feeds[] = [];
-  for (let i = 0; i < texts.length; i += size) out.push(textBatchFeeds(model, texts.slice(i, i + size), maxLength));
+  for (let i = 0; i < texts.length; i += size) out.push(textFeeds(model, texts.slice(i, i + size), { maxLength }));
   return out;
 }
 
@@ -176,10 +151,10 @@ export async function quantizeClassifier(
     ...(iterations > 0
       ? {
           feedsFor: (n: number) =>
-            textBatchFeeds(
+            textFeeds(
               source,
               Array.from({ length: n }, (_, i) => sample[i % sample.length]),
-              maxLength,
+              { maxLength },
             ),
         }
       : {}),
