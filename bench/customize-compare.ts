@@ -9,7 +9,8 @@
  */
 import * as os from 'node:os';
 import { compareStrategies, formatComparison } from '../src/customize/compare.ts';
-import type { CustomizeOptions, Strategy } from '../src/customize/customize.ts';
+import type { CustomizeOptions } from '../src/customize/types.ts';
+import type { Strategy } from '../src/customize/strategies/index.ts';
 import type { TargetKind } from '../src/customize/sites.ts';
 import { loadUseLite } from '../src/models/use/index.ts';
 import { clincIntents, firstPerIntent, readClinc } from './clinc150.ts';

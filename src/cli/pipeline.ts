@@ -6,7 +6,8 @@
  */
 import path from 'node:path';
 import { ConfigError } from '../errors.ts';
-import { customize, type CustomizeOptions, type CustomizeResult, type Strategy } from '../customize/customize.ts';
+import { customize, type CustomizeResult, type Strategy } from '../customize/customize.ts';
+import type { CustomizeOptions } from '../customize/types.ts';
 import { mergeAdapter } from '../customize/adapters.ts';
 import { saveAdapter } from '../customize/peft.ts';
 import { mergeIa3, saveIa3Adapter } from '../customize/ia3.ts';

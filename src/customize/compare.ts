@@ -1,15 +1,10 @@
 /** Runs several strategies on the same base and data and tabulates them (the decision table). */
 import type { Model } from '../models/model.ts';
-import {
-  customize,
-  type CustomizeData,
-  type CustomizeOptions,
-  type CustomizeResult,
-  type Strategy,
-} from './customize.ts';
+import { customize, type CustomizeResult } from './customize.ts';
+import type { CustomizeData, CustomizeOptions } from './types.ts';
 
 export interface ComparisonRow {
-  strategy: Strategy;
+  strategy: string;
   accuracy: number;
   macroF1: number;
   trainableParams: number;

@@ -1,29 +1,23 @@
 /** Customization strategies, LoRA transforms and PEFT-format adapters. */
-export {
-  ALL_STRATEGIES,
-  customize,
-  DEFAULT_LR,
-  selectionKey,
-  WARM_START_DEFAULT,
-  encodeTexts,
-  labelIds,
-  layerDecayScales,
-  layerIndex,
-  lrScaleReparam,
-  reinitialize,
-  RssSampler,
-  STRATEGIES,
-  topLayersTrainable,
-} from './customize.ts';
+export { customize, selectionKey, labelIds, type CustomizeReport, type CustomizeResult } from './customize.ts';
 export type {
   CustomizeData,
   CustomizeOptions,
-  CustomizeReport,
-  CustomizeResult,
   EpochReport,
   LabeledText,
-  Strategy,
-} from './customize.ts';
+  PreparedModel,
+  StrategyArtifacts,
+  StrategyDef,
+} from './types.ts';
+export {
+  STRATEGIES,
+  STRATEGY_TABLE,
+  strategyDef,
+  layerDecayScales,
+  reinitialize,
+  topLayersTrainable,
+  type Strategy,
+} from './strategies/index.ts';
 export { compareStrategies, formatComparison, type ComparisonRow } from './compare.ts';
 export {
   attachHead,

@@ -156,3 +156,29 @@ export function softmax(logits: ArrayLike<number>): number[] {
   for (let j = 0; j < out.length; j++) out[j] /= sum;
   return out;
 }
+
+/**
+ * Predictions and log-loss of row-major logits [n, classes] against labels: argmax per row, the number correct and
+ * the summed negative log-likelihood (log-sum-exp shifted by the row's maximum, so large logits do not overflow).
+ */
+export function scoreLogits(
+  logits: ArrayLike<number>,
+  classes: number,
+  labels: ArrayLike<number>,
+): { predictions: number[]; correct: number; nll: number } {
+  const n = labels.length;
+  const predictions = new Array<number>(n);
+  let correct = 0;
+  let nll = 0;
+  for (let i = 0; i < n; i++) {
+    const o = i * classes;
+    let a = 0;
+    for (let c = 1; c < classes; c++) if (logits[o + c] > logits[o + a]) a = c;
+    let z = 0;
+    for (let c = 0; c < classes; c++) z += Math.exp(logits[o + c] - logits[o + a]);
+    nll += Math.log(z) - (logits[o + Number(labels[i])] - logits[o + a]);
+    predictions[i] = a;
+    if (a === Number(labels[i])) correct++;
+  }
+  return { predictions, correct, nll };
+}

@@ -288,3 +288,9 @@ export function pruneFfn(model: Model, layer: number, keep: number): Model {
     config.intermediate_sizes = (config.intermediate_sizes as unknown[]).map((v, i) => (i === layer ? keep : v));
   return { ...model, graph, params, config };
 }
+
+/** Encoder block index of a parameter path (`...layer.3...`), or undefined. */
+export function layerIndex(path: string): number | undefined {
+  const m = /(?:^|\.)layers?\.(\d+)\./.exec(path);
+  return m ? Number(m[1]) : undefined;
+}

@@ -85,8 +85,8 @@ test('read-only commands on a registry that does not exist: exit 1 naming the fo
   assert.equal(spawnSync('test', ['-e', home]).status, 1);
 });
 
-test("--strategy choices are auto, none and exactly src/customize's strategies", async () => {
-  const { STRATEGIES } = await import('../../src/customize/customize.ts');
+test("--strategy choices are auto, none and exactly the strategy table's rows", async () => {
+  const { STRATEGIES } = await import('../../src/customize/strategies/index.ts');
   const { STRATEGY_CHOICES } = await import('../../src/cli/strategies.ts');
   assert.deepEqual(STRATEGY_CHOICES, ['auto', 'none', ...STRATEGIES]);
 });

@@ -1,5 +1,5 @@
 /** Fixtures for the customize tests: a tiny BERT with a word-level WordPiece vocabulary over a CLINC150 slice. */
-import type { CustomizeData } from '../../src/customize/customize.ts';
+import type { CustomizeData } from '../../src/customize/types.ts';
 import { wordPieceTokenizerConfig, wordPieceTokenizerJson } from '../../src/models/hf/tokenizer-json.ts';
 import { TextTokenizer } from '../../src/models/hf/tokenizer.ts';
 import type { Model } from '../../src/models/model.ts';

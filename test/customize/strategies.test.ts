@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  customize,
-  layerDecayScales,
-  lrScaleReparam,
-  type CustomizeResult,
-  type Strategy,
-} from '../../src/customize/customize.ts';
+import { customize, type CustomizeResult, type Strategy } from '../../src/customize/customize.ts';
+import { layerDecayScales } from '../../src/customize/strategies/full.ts';
+import { lrScaleReparam } from '../../src/train/layer-decay.ts';
 import { attachHead } from '../../src/models/head.ts';
 import { baseHash } from '../../src/customize/lineage.ts';
 import { DataError } from '../../src/errors.ts';

@@ -5,8 +5,8 @@
  */
 import { ConfigError } from '../../errors.ts';
 import { textFeeds } from '../../models/text.ts';
-import { feedInputs, toOnnxModel, type Model as TailorModel, type Parameter } from '../../models/model.ts';
-import { ort, type Feeds, type ProviderSpec } from '../../runtime/session.ts';
+import { toOnnxModel, type Model, type Parameter } from '../../models/model.ts';
+import { type Feeds, type ProviderSpec } from '../../runtime/session.ts';
 import type { CalibrationMethod } from './calibrate.ts';
 import type { ModulePattern } from './common.ts';
 import { quantizeDynamic, type DynamicFormat, type QuantizeResult } from './dynamic.ts';
@@ -53,7 +53,7 @@ export interface ClassifierQuantizeOptions {
 }
 
 export interface ClassifierQuantizeResult {
-  model: TailorModel;
+  model: Model;
   result: QuantizeResult;
   report: QuantizationReport;
 }
@@ -63,7 +63,7 @@ export interface ClassifierQuantizeResult {
  * opsets, and a parameter table holding only the float tensors still in the graph (norms, biases, excluded layers),
  * all marked non-trainable — the int8/int4 tensors that replaced the weights are not parameters anyone can train.
  */
-export function quantizedTailorModel(source: TailorModel, result: QuantizeResult): TailorModel {
+export function quantizedTailorModel(source: Model, result: QuantizeResult): Model {
   const graph = result.model.graph;
   const params = new Map<string, Parameter>();
   for (const [k, p] of source.params) {
@@ -72,7 +72,7 @@ export function quantizedTailorModel(source: TailorModel, result: QuantizeResult
   return { ...source, graph, params, opsets: result.model.opsetImports.map((o) => ({ ...o })) };
 }
 
-function batches(model: TailorModel, texts: readonly string[], size: number, maxLength: number): Feeds[] {
+function batches(model: Model, texts: readonly string[], size: number, maxLength: number): Feeds[] {
   const out: Feeds[] = [];
   for (let i = 0; i < texts.length; i += size) out.push(textFeeds(model, texts.slice(i, i + size), { maxLength }));
   return out;
@@ -80,7 +80,7 @@ function batches(model: TailorModel, texts: readonly string[], size: number, max
 
 /** Quantizes a text classifier and measures it against the float model. The input model is not modified. */
 export async function quantizeClassifier(
-  source: TailorModel,
+  source: Model,
   opts: ClassifierQuantizeOptions,
 ): Promise<ClassifierQuantizeResult> {
   if (!QUANTIZE_MODES.includes(opts.mode))

@@ -1,0 +1,105 @@
+/**
+ * The types `customize` and its strategies share (kept apart from customize.ts so that the strategy files and the
+ * orchestrator import them without importing each other).
+ */
+import type { Lineage } from './lineage.ts';
+import type { LoraOptions } from './lora.ts';
+import type { LoraAdapter } from './peft.ts';
+import type { Ia3Adapter, Ia3Options, Ia3Spec } from './ia3.ts';
+import type { TargetSpec } from './sites.ts';
+import type { Model, NamePattern } from '../models/model.ts';
+import type { WarmHeadOptions } from '../train/warm-head.ts';
+
+export interface LabeledText {
+  text: string;
+  label: string;
+}
+
+export interface CustomizeData {
+  train: readonly LabeledText[];
+  validation: readonly LabeledText[];
+}
+
+export interface CustomizeOptions {
+  /** A strategy's name in the strategy table (`STRATEGIES`). */
+  strategy: string;
+  /** Label order of the head (default: sorted distinct training labels). */
+  labels?: readonly string[];
+  epochs?: number;
+  batchSize?: number;
+  /** Peak learning rate (default: the strategy's `defaultLr`). */
+  lr?: number;
+  weightDecay?: number;
+  /** Linear warmup then linear decay to 0 over the run (fraction of steps in warmup; default 0.06). */
+  warmup?: number;
+  maxGradNorm?: number;
+  seed?: number;
+  /** Longest token sequence (default models/text.ts DEFAULT_MAX_LENGTH); batches pad to the longest training text up to this. */
+  maxLength?: number;
+  /** Stop after this many epochs without a better validation accuracy (default: never). */
+  patience?: number;
+  lora?: Omit<LoraOptions, 'targets' | 'seed'> & { targets?: TargetSpec };
+  /** ia3: which modules get vectors and which of them are scaled on their input (defaults: PEFT's for BERT). */
+  ia3?: Ia3Options;
+  /** partial: train the top `layers` encoder blocks (default 1) or the parameters matching `patterns`; the head always trains. */
+  partial?: { layers?: number; patterns?: NamePattern[] };
+  /** full: per-layer learning-rate multiplier decay^(depth from the top) (default 1: none). */
+  layerDecay?: number;
+  /** Initial head values in graph layout (weight [features, labels] row-major, bias [labels]); overrides `warmStartHead`. */
+  head?: { weight: Float32Array; bias: Float32Array };
+  /**
+   * Fit the head on the frozen body's features before training (LP-FT): ridge init, then L2 softmax regression
+   * (src/train/warm-head.ts). Default: the strategy's `warmStartHead`.
+   */
+  warmStartHead?: boolean | WarmHeadOptions;
+  /** ORT intra-op threads for training sessions. */
+  threads?: number;
+  onEpoch?: (e: EpochReport) => void;
+}
+
+export interface EpochReport {
+  epoch: number;
+  trainLoss: number;
+  valLoss: number;
+  accuracy: number;
+  macroF1: number;
+  seconds: number;
+}
+
+/** What a strategy packages beyond the trained weights: a PEFT-format adapter (LoRA or IA3). */
+export interface StrategyArtifacts {
+  /** lora: the adapter in PEFT's form. */
+  adapter?: LoraAdapter;
+  /** ia3: the sites, the trained vectors and the adapter in PEFT's form (`mergeIa3(model, ia3.spec)` folds them in). */
+  ia3?: { spec: Ia3Spec; vectors: Map<string, Float32Array>; adapter: Ia3Adapter };
+}
+
+/** A strategy's model, ready to train: trainable flags set, adapters injected, plus what the trainer must know. */
+export interface PreparedModel {
+  model: Model;
+  /** Extra hyper-parameters recorded in the lineage. */
+  hyperparameters?: Record<string, unknown>;
+  /** Initializers exempt from weight decay (besides biases and norms). */
+  noDecay?: readonly string[];
+  /** Per-initializer learning-rate multipliers, applied by reparameterisation (train/layer-decay.ts). */
+  lrScales?: ReadonlyMap<string, number>;
+  /** Packages the strategy's adapter from the trained model. */
+  package?(trained: Model, ctx: { base: Model; labels: string[]; lineage: Lineage }): StrategyArtifacts;
+}
+
+/**
+ * One customization strategy, a row of the strategy table (customize/strategies/index.ts), as PEFT registers a
+ * tuner class per type: it decides the graph and which initializers train; `customize` does everything else.
+ */
+export interface StrategyDef {
+  readonly name: string;
+  /** One line for help texts and docs. */
+  readonly summary: string;
+  readonly defaultLr: number;
+  /** Whether the head is fitted on frozen features before training, unless the caller says otherwise. */
+  readonly warmStartHead: boolean;
+  /** Only the head trains: the frozen body runs once over the data and training runs on the cached features. */
+  readonly headOnly?: boolean;
+  /** The headed model (a linear `classifier` on the base's features), prepared for training. */
+  prepare(headed: Model, ctx: { seed: number; options: CustomizeOptions }): PreparedModel;
+}
