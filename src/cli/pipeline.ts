@@ -26,7 +26,7 @@ import {
   type Recommendation,
 } from '../audit/index.ts';
 import { argmaxRows, predictTexts } from '../models/text.ts';
-import { assertFreshOut, writeClassifier, writeFolderAtomic } from '../customize/artifact.ts';
+import { assertFreshOut, writeClassifier, writeFolderAtomic } from '../models/artifact.ts';
 import { stageProgress, type Progress } from './common.ts';
 
 import { STRATEGY_CHOICES, type StrategyChoice } from './strategies.ts';

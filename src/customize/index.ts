@@ -1,4 +1,4 @@
-/** Customization strategies, LoRA transforms and PEFT-format adapters. */
+/** Customization: the strategy table, `customize`, LoRA/IA3 transforms, PEFT-format adapters, saving a result. */
 export { customize, selectionKey, labelIds, type CustomizeReport, type CustomizeResult } from './customize.ts';
 export type {
   CustomizeData,
@@ -19,17 +19,6 @@ export {
   type Strategy,
 } from './strategies/index.ts';
 export { compareStrategies, formatComparison, type ComparisonRow } from './compare.ts';
-export {
-  attachHead,
-  bodyGraph,
-  featureValue,
-  featureWidth,
-  headGraph,
-  HEAD_BIAS,
-  HEAD_WEIGHT,
-  LOGITS,
-  type HeadSpec,
-} from '../models/head.ts';
 export {
   initLoraA,
   injectLora,
@@ -78,14 +67,4 @@ export {
   saveIa3Adapter,
 } from './ia3.ts';
 export type { Ia3Adapter, Ia3Options, Ia3Site, Ia3Spec, PeftIa3Config } from './ia3.ts';
-export { fitWarmHead, type WarmHead, type WarmHeadOptions } from '../train/warm-head.ts';
-export {
-  assertFreshOut,
-  loadArtifact,
-  saveCustomizedModel,
-  TAILOR_ARTIFACT,
-  writeClassifier,
-  writeFolderAtomic,
-  type ArtifactInfo,
-  type SaveModelOptions,
-} from './artifact.ts';
+export { mergedModel, saveCustomizedModel, type SavedModel, type SaveModelOptions } from './save.ts';

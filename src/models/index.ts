@@ -47,3 +47,36 @@ export {
   type ResolvedBase,
   type BaseKind,
 } from './resolve.ts';
+export {
+  attachHead,
+  bodyGraph,
+  featureValue,
+  featureWidth,
+  headGraph,
+  HEAD_BIAS,
+  HEAD_WEIGHT,
+  LOGITS,
+  type HeadSpec,
+} from './head.ts';
+export {
+  DEFAULT_MAX_LENGTH,
+  encodeTextBatch,
+  textFeeds,
+  runTexts,
+  featureSession,
+  textFeatures,
+  predictTexts,
+  argmaxRows,
+  type RunTextOptions,
+  type TextBatch,
+  type TextBatchOptions,
+} from './text.ts';
+export {
+  assertFreshOut,
+  loadArtifact,
+  TAILOR_ARTIFACT,
+  writeClassifier,
+  writeFolderAtomic,
+  type ArtifactInfo,
+} from './artifact.ts';
+export { Classifier, softmaxRows, type ClassifierOptions, type Prediction } from './classifier.ts';

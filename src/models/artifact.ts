@@ -1,10 +1,11 @@
 /**
- * The on-disk form of a classifier Tailor made: a folder that `loadArtifact` (and so `evaluate`, `quantize`,
- * `models export`) reads back, and that plain onnxruntime can run:
+ * The on-disk form of a classifier Tailor made: a folder that `loadArtifact` (and so `predict`, `evaluate`,
+ * `quantize`, `models export`, the server) reads back, and that plain onnxruntime can run:
  *
  *   model.onnx  tokenizer.json  tokenizer_config.json  tailor.json (labels, strategy, lineage, metrics)
  *
- * `saveCustomizedModel` writes one from a `customize` result (the library's and the CLI's one implementation).
+ * This file is the one reader and the one low-level writer; `saveCustomizedModel` (customize/save.ts) writes a
+ * `customize` result with it, and the compression commands write their models with it.
  * There is deliberately no config.json: the folder is not a Hugging Face checkpoint (the graph may be USE-lite or
  * merged LoRA), and `loadOnnxFile` then reads model.onnx as is, recovering parameters by name.
  */
@@ -13,12 +14,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, ModelFileError } from '../errors.ts';
-import { toOnnxModel, type Model } from '../models/model.ts';
-import { loadOnnxFile } from '../models/resolve.ts';
+import { toOnnxModel, type Model } from './model.ts';
+import { loadOnnxFile } from './resolve.ts';
 import { writeFileSynced, writeModel } from '../onnx/io.ts';
-import { mergeAdapter } from './adapters.ts';
-import type { CustomizeResult } from './customize.ts';
-import type { Lineage } from './lineage.ts';
 
 export const TAILOR_ARTIFACT = 'tailor.json';
 
@@ -66,6 +64,9 @@ export async function loadArtifact(dirOrFile: string): Promise<{ model: Model; i
   } catch (e) {
     throw new ModelFileError(`${dirOrFile}: no such model folder or file`, { file: dirOrFile }, { cause: e });
   }
+  // A saved customization (customize/save.ts) keeps the classifier in model/.
+  if (!existsSync(path.join(dir, TAILOR_ARTIFACT)) && existsSync(path.join(dir, 'model', TAILOR_ARTIFACT)))
+    dir = path.join(dir, 'model');
   const infoFile = path.join(dir, TAILOR_ARTIFACT);
   let info: ArtifactInfo;
   try {
@@ -120,43 +121,3 @@ export async function writeFolderAtomic(dir: string, fill: (tmp: string) => Prom
   }
 }
 
-export interface SaveModelOptions {
-  /** The base `customize` started from: a LoRA result is then merged into plain weights (else its adapter nodes stay in the graph). */
-  base?: Model;
-  /** Longest token sequence to use with the model (default: the run's `maxLength`, else 64). */
-  maxLength?: number;
-  /** Metrics to record (for example the eval's accuracy, or the baseline's and the customized model's). */
-  metrics?: Record<string, unknown>;
-  /** Extra fields for tailor.json. */
-  extra?: Record<string, unknown>;
-}
-
-/**
- * Saves a customized model as a classifier folder (model.onnx, tokenizer files, tailor.json with labels, label
- * maps, strategy, lineage and metrics), atomically: `dir` is complete or absent afterwards. `dir` must not exist
- * or be an empty folder. Returns the folder's absolute path.
- */
-export async function saveCustomizedModel(
-  dir: string,
-  result: Pick<CustomizeResult, 'model' | 'labels' | 'lineage' | 'adapter'>,
-  opts: SaveModelOptions = {},
-): Promise<string> {
-  const out = path.resolve(dir);
-  await assertFreshOut(out);
-  const model = result.adapter && opts.base ? mergeAdapter(opts.base, result.adapter).model : result.model;
-  const lineage: Lineage = result.lineage;
-  const hp = lineage.hyperparameters;
-  const maxLength = opts.maxLength ?? (typeof hp.maxLength === 'number' ? hp.maxLength : 64);
-  await writeFolderAtomic(out, (tmp) =>
-    writeClassifier(model, tmp, {
-      labels: result.labels,
-      maxLength,
-      strategy: lineage.strategy,
-      base: lineage.base.id,
-      lineage,
-      ...(opts.metrics ? { metrics: opts.metrics } : {}),
-      ...opts.extra,
-    }),
-  );
-  return out;
-}
