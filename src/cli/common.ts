@@ -156,6 +156,12 @@ export class Progress {
     }
   }
 
+  /** Progress of a stage (the library's WorkflowProgress): a new bar whenever the stage changes. */
+  stage(stage: string, done: number, total: number): void {
+    if (stage !== this.label) this.start(stage, total);
+    this.update(done, total);
+  }
+
   /** A plain message line (not a bar). */
   log(message: string): void {
     if (!this.enabled) return;
@@ -186,13 +192,22 @@ export function stageProgress(
   progress: Progress | undefined,
   prefix = '',
 ): (stage: string, done: number, total: number) => void {
-  let current: string | undefined;
-  return (stage, done, total) => {
-    if (!progress) return;
-    if (stage !== current) {
-      current = stage;
-      progress.start(`${prefix}${stage}`, total);
-    }
-    progress.update(done, total);
-  };
+  return (stage, done, total) => progress?.stage(`${prefix}${stage}`, done, total);
+}
+
+/** Exit codes documented in docs/cli.md. */
+export const EXIT = { ok: 0, error: 1, usage: 2, regression: 3 } as const;
+
+let requestedExit = 0;
+
+/** A command that completed but must not exit 0 (for example a regression that kept an alias in place) says so here. */
+export function requestExitCode(code: number): void {
+  requestedExit = code;
+}
+
+/** The exit code a command asked for (0 if none), reset for the next command. */
+export function takeRequestedExitCode(): number {
+  const c = requestedExit;
+  requestedExit = 0;
+  return c;
 }

@@ -1,7 +1,7 @@
 /** Terminal renderings of the CLI's results (the JSON forms are the API's return values). */
 import { renderTable } from '../util/table.ts';
 import type { AuditResult, MetricSummary } from '../audit/index.ts';
-import type { PipelineResult } from './pipeline.ts';
+import type { TailorResult } from '../workflow/tailor.ts';
 
 const pct = (v: number | undefined): string =>
   v === undefined || !Number.isFinite(v) ? 'n/a' : `${(v * 100).toFixed(2)}%`;
@@ -84,7 +84,7 @@ function metricRows(b: MetricSummary, c: MetricSummary): string[][] {
 
 /** One line saying whether the customization is worth keeping, by McNemar's test at the 5% level. */
 export function verdict(
-  r: Pick<PipelineResult, 'comparison' | 'strategy'> & Partial<Pick<PipelineResult, 'baseline' | 'customized'>>,
+  r: Pick<TailorResult, 'comparison' | 'strategy'> & Partial<Pick<TailorResult, 'baseline' | 'customized'>>,
 ): string {
   const c = r.comparison;
   if (r.strategy === 'none') return 'the baseline is kept as the model (no customization)';
@@ -102,7 +102,7 @@ export function verdict(
 }
 
 /** Before/after table of a customize run and where its artifacts are. */
-export function formatPipeline(r: PipelineResult, opts: { profile?: boolean } = {}): string {
+export function formatPipeline(r: TailorResult, opts: { profile?: boolean } = {}): string {
   const out: string[] = [];
   out.push(
     `Customized ${r.model.ref} with strategy '${r.strategy}'${r.requested_strategy === 'auto' ? ' (recommended by the audit)' : ''}: ` +
@@ -123,6 +123,7 @@ export function formatPipeline(r: PipelineResult, opts: { profile?: boolean } = 
     `McNemar exact: only baseline right ${c.only_baseline_right}, only customized right ${c.only_customized_right}, p = ${c.p_value < 1e-4 ? c.p_value.toExponential(2) : c.p_value.toFixed(4)}`,
   );
   out.push(`verdict: ${verdict(r)}`);
+  if (!r.alias_decision.moved) out.push(`alias not moved: ${r.alias_decision.reason}`);
   out.push('');
   out.push(
     renderTable(

@@ -1,11 +1,15 @@
 /**
  * The `tailor` command line. Commands are thin wrappers over the library API; `--json` prints the API's return
  * value. Exit codes (docs/cli.md): 0 ok, 1 an error from the library (TailorError: bad data, missing model,
- * registry problem, ...), 2 a usage error (unknown command or option, missing or malformed argument).
+ * registry problem, ...), 2 a usage error (unknown command or option, missing or malformed argument), 3 `customize`
+ * finished but its model is significantly worse than the baseline, so the requested alias was not moved.
  */
 import { Command, CommanderError } from 'commander';
 import { TailorError } from '../errors.ts';
 import { VERSION } from '../version.ts';
+import { EXIT, takeRequestedExitCode } from './common.ts';
+
+export { EXIT };
 import { auditCommand } from './commands/audit.ts';
 import { customizeCommand } from './commands/customize.ts';
 import { demoCommand } from './commands/demo.ts';
@@ -41,9 +45,6 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Exit codes documented in docs/cli.md. */
-export const EXIT = { ok: 0, error: 1, usage: 2 } as const;
-
 /** Applies exitOverride to every (sub)command so that usage errors come back as exceptions. */
 function override(cmd: Command): void {
   cmd.exitOverride();
@@ -55,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
   override(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return EXIT.ok;
+    return takeRequestedExitCode() || EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
       return e.code === 'commander.helpDisplayed' ||

@@ -120,4 +120,3 @@ export async function writeFolderAtomic(dir: string, fill: (tmp: string) => Prom
     throw e;
   }
 }
-

@@ -87,6 +87,6 @@ test('read-only commands on a registry that does not exist: exit 1 naming the fo
 
 test("--strategy choices are auto, none and exactly the strategy table's rows", async () => {
   const { STRATEGIES } = await import('../../src/customize/strategies/index.ts');
-  const { STRATEGY_CHOICES } = await import('../../src/cli/strategies.ts');
+  const { STRATEGY_CHOICES } = await import('../../src/workflow/strategies.ts');
   assert.deepEqual(STRATEGY_CHOICES, ['auto', 'none', ...STRATEGIES]);
 });

@@ -2,6 +2,8 @@
 import { Command, Option } from 'commander';
 import {
   emit,
+  EXIT,
+  requestExitCode,
   num,
   progressFor,
   providersFor,
@@ -10,12 +12,12 @@ import {
   withOutputOptions,
   type GlobalOptions,
 } from '../common.ts';
-import { STRATEGY_CHOICES, type StrategyChoice } from '../strategies.ts';
-import type { PipelineOptions } from '../pipeline.ts';
+import { STRATEGY_CHOICES, type StrategyChoice } from '../../workflow/strategies.ts';
+import type { TailorOptions } from '../../workflow/tailor.ts';
 
 /** Commander's parsed options: the pipeline's own, with the flags that have defaults made required. */
 interface CustomizeCliOptions
-  extends GlobalOptions, Omit<PipelineOptions, 'home' | 'providers' | 'progress' | 'aliases' | 'train' | 'eval'> {
+  extends GlobalOptions, Omit<TailorOptions, 'home' | 'providers' | 'progress' | 'aliases' | 'train' | 'eval'> {
   base: string;
   train: string[];
   eval?: string[];
@@ -49,13 +51,20 @@ export function customizeCommand(): Command {
     .option('--targets <spec>', 'lora: attention | ffn | all-linear | a regular expression over module paths')
     .option('--layers <n>', 'partial: top encoder blocks to train', num({ min: 1, int: true }))
     .option('--threads <n>', 'ONNX Runtime threads per op', num({ min: 1, int: true }))
+    .option(
+      '--allow-regression',
+      'move --alias even when the customized model is significantly worse than the baseline (else: exit 3, alias kept)',
+    )
     .option('--seed <n>', 'seed for splits, initialisation and shuffling', num({ int: true }), 0);
   withGlobals(cmd, { device: true });
   cmd.action(async (o: CustomizeCliOptions) => {
-    const [{ runPipeline }, { formatPipeline }] = await Promise.all([import('../pipeline.ts'), import('../format.ts')]);
+    const [{ tailorModel }, { formatPipeline }] = await Promise.all([
+      import('../../workflow/tailor.ts'),
+      import('../format.ts'),
+    ]);
     const progress = progressFor(o);
     const { json: _json, device, profile: _profile, quiet: _quiet, alias, ...pipeline } = o;
-    const r = await runPipeline({
+    const r = await tailorModel({
       ...pipeline,
       ...(alias ? { aliases: alias } : {}),
       providers: providersFor(device),
@@ -63,6 +72,7 @@ export function customizeCommand(): Command {
     });
     progress.stop();
     emit(o, r, () => formatPipeline(r, { profile: o.profile }));
+    if (!r.alias_decision.moved) requestExitCode(EXIT.regression);
   });
   return cmd;
 }

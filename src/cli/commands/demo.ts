@@ -117,8 +117,8 @@ export function demoCommand(): Command {
     .option('--seed <n>', 'seed', num({ int: true }), 0);
   withGlobals(cmd, { device: true });
   cmd.action(async (o: DemoCliOptions) => {
-    const [{ runPipeline }, { formatAudit, formatPipeline }] = await Promise.all([
-      import('../pipeline.ts'),
+    const [{ tailorModel }, { formatAudit, formatPipeline }] = await Promise.all([
+      import('../../workflow/tailor.ts'),
       import('../format.ts'),
     ]);
     const progress = progressFor(o);
@@ -145,7 +145,7 @@ export function demoCommand(): Command {
       `SpamAssassin corpus: ${all.length} emails; drawn ${splits.train.length} train + ${splits.eval.length} eval (stratified, seed ${o.seed}), ` +
       `subject + first 400 characters of the body, ${maxLength} tokens, ${epochs} epoch(s)${o.quick ? ' (--quick)' : ''}: subsampled so the loop runs in minutes on 2 CPU cores`;
     progress.log(note);
-    const r = await runPipeline({
+    const r = await tailorModel({
       base: 'use-lite',
       train: trainFile,
       eval: evalFile,

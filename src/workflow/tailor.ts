@@ -1,5 +1,6 @@
 /**
- * The product loop behind `tailor customize` (and `demo`): load and check everything first (data, base, registry,
+ * `tailorModel`: the product loop, one call from data to a registered customized model (behind `tailor customize`
+ * and `tailor demo`): load and check everything first (data, base, registry,
  * output folder), audit the off-the-shelf baseline, customize with the chosen (or recommended) strategy, evaluate
  * both on the same eval examples, write the artifact folder atomically, and record two runs (baseline and
  * customized, with predictions so `runs compare` has McNemar) plus a model version with lineage.
@@ -8,9 +9,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors.ts';
 import { customize, type CustomizeResult, type Strategy } from '../customize/customize.ts';
 import type { CustomizeOptions } from '../customize/types.ts';
-import { mergeAdapter } from '../customize/adapters.ts';
-import { saveAdapter } from '../customize/peft.ts';
-import { mergeIa3, saveIa3Adapter } from '../customize/ia3.ts';
+import type { TargetKind } from '../customize/sites.ts';
 import { evaluate, evalReportToJson, formatEvalReport, type EvalReport } from '../eval/index.ts';
 import { countParams, type Model } from '../models/model.ts';
 import { openRegistry, type Registry } from '../registry/index.ts';
@@ -26,13 +25,23 @@ import {
   type Recommendation,
 } from '../audit/index.ts';
 import { argmaxRows, predictTexts } from '../models/text.ts';
-import { assertFreshOut, writeClassifier, writeFolderAtomic } from '../models/artifact.ts';
-import { stageProgress, type Progress } from './common.ts';
+import { assertFreshOut } from '../models/artifact.ts';
+import { mergedModel, saveCustomizedModel } from '../customize/save.ts';
+import { makeLineage } from '../customize/lineage.ts';
 
 import { STRATEGY_CHOICES, type StrategyChoice } from './strategies.ts';
 export { STRATEGY_CHOICES, type StrategyChoice };
 
-export interface PipelineOptions {
+/** Where long library calls report what they are doing (the CLI draws bars from it; a server may log it). */
+export interface WorkflowProgress {
+  /** A line for a person. */
+  log?(message: string): void;
+  /** Progress of a long stage: `done` of `total` units. */
+  stage?(stage: string, done: number, total: number): void;
+}
+
+/** Options of `tailorModel` (the CLI's `customize` flags, camel-cased). */
+export interface TailorOptions {
   base?: string;
   train: string | string[];
   eval?: string | string[];
@@ -57,12 +66,15 @@ export interface PipelineOptions {
   seed?: number;
   providers?: ProviderSpec[];
   threads?: number;
-  progress?: Progress;
+  progress?: WorkflowProgress;
   /** Aliases to set on the new model version. */
   aliases?: string[];
+  /** Move `aliases` even when the customized model is significantly worse than the baseline (default false). */
+  allowRegression?: boolean;
 }
 
-export interface PipelineResult {
+/** What `tailorModel` returns: the object `tailor customize --json` prints. */
+export interface TailorResult {
   run_id: string;
   baseline_run_id: string;
   strategy: Strategy | 'none';
@@ -82,15 +94,17 @@ export interface PipelineResult {
   /** The full audit of the base on this data (baseline, latency, memory, profile, recommendation). */
   audit: AuditResult;
   curve: CustomizeResult['report']['curve'];
+  /** Whether the requested aliases moved to the new version, and why not when they did not. */
+  alias_decision: { requested: string[]; moved: boolean; regression: boolean; reason: string };
   seconds: number;
 }
 
 function strategyOptions(
   strategy: Strategy,
-  o: PipelineOptions,
+  o: TailorOptions,
   rec: Recommendation | undefined,
   labels: string[],
-  progress?: Progress,
+  progress?: WorkflowProgress,
 ): CustomizeOptions {
   const hp = rec?.hyperparameters ?? {};
   const c: CustomizeOptions = {
@@ -104,28 +118,25 @@ function strategyOptions(
     ...(typeof hp.weightDecay === 'number' ? { weightDecay: hp.weightDecay } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
   };
-  if (strategy === 'lora') {
-    c.lora = {
-      ...(o.rank !== undefined ? { r: o.rank, alpha: 2 * o.rank } : {}),
-      ...(typeof hp.loraDropout === 'number' ? { dropout: hp.loraDropout } : {}),
-      ...(o.targets
-        ? {
-            targets:
-              o.targets === 'attention' || o.targets === 'ffn' || o.targets === 'all-linear'
-                ? { kind: o.targets }
-                : o.targets,
-          }
-        : {}),
-    };
-  }
-  if (strategy === 'partial' && o.layers !== undefined) c.partial = { layers: o.layers };
-  let epoch = 0;
+  // Options of one strategy are ignored by the others, so they are passed whatever the strategy.
+  const lora: NonNullable<CustomizeOptions['lora']> = {
+    ...(o.rank !== undefined ? { r: o.rank, alpha: 2 * o.rank } : {}),
+    ...(typeof hp.loraDropout === 'number' ? { dropout: hp.loraDropout } : {}),
+    ...(o.targets
+      ? {
+          targets:
+            o.targets === 'attention' || o.targets === 'ffn' || o.targets === 'all-linear'
+              ? { kind: o.targets as TargetKind }
+              : o.targets,
+        }
+      : {}),
+  };
+  if (Object.keys(lora).length) c.lora = lora;
+  if (o.layers !== undefined) c.partial = { layers: o.layers };
   c.onEpoch = (e) => {
-    epoch++;
-    progress?.log(
+    progress?.log?.(
       `epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)}, val accuracy ${(e.accuracy * 100).toFixed(2)}%, ${e.seconds.toFixed(1)} s`,
     );
-    void epoch;
   };
   return c;
 }
@@ -167,8 +178,15 @@ async function recordBaseline(reg: Registry, state: AuditState, spec: string): P
   }
 }
 
-/** Customize end to end; see the module comment. Bad input fails before anything is written. */
-export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
+/**
+ * Customizes a base on a domain end to end; see the module comment. Bad input fails before anything is written.
+ *
+ * @example
+ * import { tailorModel } from 'tailor';
+ * const r = await tailorModel({ train: 'tickets.csv', textColumn: 'message', labelColumn: 'topic', out: './tickets-model' });
+ * console.log(r.customized.accuracy, r.model.ref);
+ */
+export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
   const t0 = performance.now();
   const progress = o.progress;
   const requested = o.strategy ?? 'auto';
@@ -181,7 +199,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
   const name = o.name ?? path.basename(out).replace(/[^A-Za-z0-9._-]/g, '-');
   // Check, in order of cost: the output folder, the data, the base, the registry. Nothing is written before all pass.
   await assertFreshOut(out);
-  progress?.log('reading data');
+  progress?.log?.('reading data');
   const data = await loadDomainData({
     train: o.train,
     eval: o.eval,
@@ -189,7 +207,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     labelColumn: o.labelColumn,
     seed: o.seed,
   });
-  progress?.log(`loading base ${o.base ?? 'use-lite'}`);
+  progress?.log?.(`loading base ${o.base ?? 'use-lite'}`);
   const { model: base, spec } = await resolveBase(o.base);
   const reg = await openRegistry(o.home !== undefined ? { home: o.home } : {});
   try {
@@ -204,13 +222,12 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       maxLength: o.maxLength,
       providers: o.providers,
       seed: o.seed,
-      onProgress: stageProgress(progress, 'audit: '),
+      onProgress: (stage, done, total) => progress?.stage?.(`audit: ${stage}`, done, total),
     });
-    progress?.stop();
     const audit = state.result;
     const rec = audit.recommendation;
     const strategy: Strategy | 'none' = requested === 'auto' ? rec.strategy : requested;
-    progress?.log(
+    progress?.log?.(
       `baseline (frozen encoder + ridge head): accuracy ${(audit.baseline.accuracy * 100).toFixed(2)}%; strategy ${strategy}${requested === 'auto' ? ` (recommended: ${rec.rules.join(', ')})` : ''}`,
     );
     const baselineRunId = await recordBaseline(reg, state, spec);
@@ -253,7 +270,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       if (strategy === 'none') {
         final = state.baselineModel;
       } else {
-        progress?.log(`customizing: ${strategy} on ${state.train.length} train examples`);
+        progress?.log?.(`customizing: ${strategy} on ${state.train.length} train examples`);
         const copts = strategyOptions(strategy, o, requested === 'auto' ? rec : undefined, labels, progress);
         const onEpoch = copts.onEpoch!;
         copts.onEpoch = (e) => {
@@ -265,14 +282,10 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
         };
         const validation = state.data.validation;
         result = await customize(base, { train: state.train, validation }, copts);
-        final = result.adapter
-          ? mergeAdapter(base, result.adapter).model
-          : result.ia3
-            ? mergeIa3(result.model, result.ia3.spec)
-            : result.model;
+        final = mergedModel(result, base);
       }
       const trainSeconds = (performance.now() - tTrain) / 1000;
-      progress?.log('evaluating the customized model');
+      progress?.log?.('evaluating the customized model');
       const texts = state.evalSet.map((e) => e.text);
       const { logits, classes } = await predictTexts(final, texts, {
         maxLength: o.maxLength,
@@ -294,7 +307,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
       const counts = result
         ? { trainable: result.report.trainableParams, total: result.report.totalParams }
         : { trainable: countParams(state.baselineModel).trainable, total: countParams(state.baselineModel).total };
-      const maxLength = o.maxLength ?? (strategy === 'none' ? audit.settings.maxLength : 64);
+      const maxLength = o.maxLength ?? audit.settings.maxLength;
 
       const summary = {
         strategy,
@@ -307,26 +320,45 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
         customized,
         comparison: report.comparison,
         ...(requested === 'auto' ? { recommendation: rec } : {}),
-        lineage: result?.lineage ?? { base: spec, strategy: 'none', dataFingerprint: audit.data.fingerprint },
       };
-      await writeFolderAtomic(out, async (tmp) => {
-        await writeClassifier(final, path.join(tmp, 'model'), {
+      const saved = await saveCustomizedModel(
+        out,
+        result ?? {
+          model: final,
           labels,
+          lineage: makeLineage(
+            base,
+            'none',
+            { head: 'ridge', lambda: audit.baseline.lambda, maxLength },
+            audit.data.fingerprint,
+            o.seed ?? 0,
+            labels,
+          ),
+        },
+        {
+          base,
           maxLength,
-          strategy,
-          base: spec,
-          lineage: summary.lineage,
           metrics: { baseline: audit.baseline, customized },
-        });
-        if (result?.adapter) await saveAdapter(path.join(tmp, 'adapter'), result.adapter);
-        if (result?.ia3) await saveIa3Adapter(path.join(tmp, 'adapter'), result.ia3.adapter);
-        const { writeFile } = await import('node:fs/promises');
-        await writeFile(
-          path.join(tmp, 'report.json'),
-          `${JSON.stringify({ ...summary, audit, customize: result?.report ?? null, eval: JSON.parse(evalReportToJson(report)) }, null, 2)}\n`,
-        );
-        await writeFile(path.join(tmp, 'report.txt'), `${formatEvalReport(report)}\n`);
-      });
+          files: {
+            'report.json': `${JSON.stringify({ ...summary, audit, customize: result?.report ?? null, eval: JSON.parse(evalReportToJson(report)) }, null, 2)}\n`,
+            'report.txt': `${formatEvalReport(report)}\n`,
+          },
+        },
+      );
+      const c = report.comparison!;
+      // No silent regressions: a version significantly worse than the baseline is registered, but takes no alias
+      // unless the caller allows it.
+      const regression = c.pValue < 0.05 && c.c < c.b;
+      const aliasesWithheld = regression && !o.allowRegression && (o.aliases?.length ?? 0) > 0;
+      const aliasDecision: TailorResult['alias_decision'] = {
+        requested: o.aliases ?? [],
+        moved: !aliasesWithheld,
+        regression,
+        reason: regression
+          ? `the customized model is significantly worse than the baseline on the eval set (${c.c} vs ${c.b} discordant examples right, McNemar p = ${c.pValue.toPrecision(3)})${aliasesWithheld ? '; aliases were not moved (allow with allowRegression / --allow-regression)' : o.allowRegression ? '; aliases moved anyway (allowRegression)' : ''}`
+          : 'not significantly worse than the baseline',
+      };
+      if (aliasesWithheld) progress?.log?.(`alias not moved: ${aliasDecision.reason}`);
 
       await run.logMetrics({
         accuracy: customized.accuracy,
@@ -340,15 +372,14 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
         state.evalTrue.map((i) => labels[i]),
         yPred.map((i) => labels[i]),
       );
-      await run.logArtifact(path.join(out, 'model'), { path: 'model', kind: 'model' });
-      if (result?.adapter || result?.ia3)
-        await run.logArtifact(path.join(out, 'adapter'), { path: 'adapter', kind: 'adapter' });
+      await run.logArtifact(saved.model, { path: 'model', kind: 'model' });
+      if (saved.adapter) await run.logArtifact(saved.adapter, { path: 'adapter', kind: 'adapter' });
       await run.logArtifact(path.join(out, 'report.json'), { path: 'report.json', kind: 'report' });
       const mv = await run.registerModel({
         name,
         source: { runId: run.id, artifactPath: 'model' },
         parents: [{ relation: 'base', external: spec }],
-        ...(o.aliases?.length ? { aliases: o.aliases } : {}),
+        ...(o.aliases?.length && !aliasesWithheld ? { aliases: o.aliases } : {}),
         description: `${strategy} on ${spec}`,
         metadata: {
           strategy,
@@ -359,7 +390,6 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
         },
       });
       await run.finish();
-      const c = report.comparison!;
       return {
         run_id: run.id,
         baseline_run_id: baselineRunId,
@@ -375,10 +405,11 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
         model: { name, version: mv.version, ref: `${name}:${mv.version}`, aliases: mv.aliases },
         out,
         artifacts: {
-          model: path.join(out, 'model'),
-          ...(result?.adapter || result?.ia3 ? { adapter: path.join(out, 'adapter') } : {}),
+          model: saved.model,
+          ...(saved.adapter ? { adapter: saved.adapter } : {}),
           report: path.join(out, 'report.json'),
         },
+        alias_decision: aliasDecision,
         data: audit.data,
         audit,
         curve: result?.report.curve ?? [],
