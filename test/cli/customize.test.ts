@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { json, tailor, workspace, type Workspace } from './fixtures.ts';
+import { openRegistry } from '../../src/registry/index.ts';
 
 interface Metrics {
   accuracy: number;
@@ -209,4 +210,56 @@ test('customize and audit on a user CSV with other column names (lora)', async (
   assert.ok(existsSync(path.join(out, 'adapter', 'adapter_config.json')));
   assert.ok(existsSync(path.join(out, 'adapter', 'adapter_model.safetensors')));
   assert.equal(j.model.name, 'user-lora');
+});
+
+test('a customized model significantly worse than the baseline is registered but takes no alias (exit 3) unless --allow-regression', async (t) => {
+  const w = await workspace('regression');
+  t.after(() => rmSync(w.dir, { recursive: true, force: true }));
+  const run = (out: string, extra: string[]) =>
+    tailor([
+      'customize',
+      '--base',
+      w.bert,
+      '--train',
+      w.train,
+      '--eval',
+      w.eval,
+      '--label-column',
+      'intent',
+      '--epochs',
+      '1',
+      '--out',
+      path.join(w.dir, out),
+      '--name',
+      'clinc',
+      '--alias',
+      'production',
+      '--home',
+      w.home,
+      ...extra,
+    ]);
+  const alias = async (): Promise<number> => {
+    const reg = await openRegistry({ home: w.home });
+    try {
+      return (await reg.getModel('clinc@production')).version;
+    } finally {
+      await reg.close();
+    }
+  };
+  const good = await run('good', ['--strategy', 'none']);
+  assert.equal(good.status, 0, good.stderr);
+  assert.equal(await alias(), 1);
+  // A learning rate of 0.5 for full fine-tuning wrecks the encoder: far below the ridge baseline on the same rows.
+  const bad = await run('bad', ['--strategy', 'full', '--lr', '0.5']);
+  assert.equal(bad.status, 3, bad.stderr);
+  assert.match(bad.stdout, /alias not moved: the customized model is significantly worse than the baseline/);
+  assert.match(bad.stdout, /McNemar p = /);
+  assert.equal(await alias(), 1, 'production stays on version 1');
+  assert.ok(existsSync(path.join(w.dir, 'bad', 'model', 'tailor.json')), 'the version is still written');
+  const forced = await run('forced', ['--strategy', 'full', '--lr', '0.5', '--allow-regression', '--json']);
+  assert.equal(forced.status, 0, forced.stderr);
+  const j = json<{ model: { version: number }; alias_decision: { moved: boolean; regression: boolean } }>(forced);
+  assert.deepEqual([j.alias_decision.moved, j.alias_decision.regression], [true, true]);
+  assert.equal(j.model.version, 3);
+  assert.equal(await alias(), 3);
 });
