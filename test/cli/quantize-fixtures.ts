@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeClassifier } from '../../src/cli/artifacts.ts';
+import { writeClassifier } from '../../src/models/artifact.ts';
 import { wordPieceTokenizerConfig, wordPieceTokenizerJson } from '../../src/models/hf/tokenizer-json.ts';
 import { TextTokenizer } from '../../src/models/hf/tokenizer.ts';
 import { bertConfig, buildBert } from '../../src/models/zoo/bert.ts';

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadArtifact } from '../../src/cli/artifacts.ts';
+import { loadArtifact } from '../../src/models/artifact.ts';
 import { paramValues } from '../../src/models/model.ts';
 import { predictTexts, argmaxRows } from '../../src/models/text.ts';
 import { openRegistry } from '../../src/registry/index.ts';

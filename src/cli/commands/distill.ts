@@ -3,7 +3,6 @@
  * registered model, e.g. one `tailor customize` wrote) on labelled and/or unlabelled domain text, measure teacher
  * vs student, write the student as a classifier folder and register it with lineage to the teacher.
  */
-import path from 'node:path';
 import { Command } from 'commander';
 import {
   collect,
@@ -15,7 +14,6 @@ import {
   withOutputOptions,
   type GlobalOptions,
 } from '../common.ts';
-import { loadSource, nameFromOut, profileText, readLabelled, readTexts, registerDerived } from './quantize.ts';
 
 interface DistillCliOptions extends GlobalOptions {
   teacher: string;
@@ -41,24 +39,6 @@ interface DistillCliOptions extends GlobalOptions {
   name?: string;
   alias?: string[];
   latencyIterations: number;
-}
-
-/** One line saying where the student's weights came from. */
-function initLine(init: {
-  kind: string;
-  teacherLayers: number[] | null;
-  copiedParams: number;
-  hidden: number;
-  layers: number;
-  removedLayers?: number[];
-  intermediate?: number;
-}): string {
-  if (init.kind === 'teacher-graph') {
-    return `student: the teacher's own graph with layer${init.removedLayers!.length > 1 ? 's' : ''} ${init.removedLayers!.join(', ')} removed (kept ${init.teacherLayers!.join(', ')}${init.intermediate !== undefined ? `, FFN narrowed to ${init.intermediate} units` : ''}); all ${init.copiedParams} parameters from the teacher`;
-  }
-  if (init.kind === 'teacher-layers')
-    return `student: a ${init.layers}-layer zoo BERT (hidden ${init.hidden}) holding teacher layers ${init.teacherLayers!.join(', ')}; ${init.copiedParams} parameters copied`;
-  return `student: a freshly initialised ${init.layers}-layer zoo BERT (hidden ${init.hidden})`;
 }
 
 export function distillCommand(): Command {
@@ -104,133 +84,17 @@ export function distillCommand(): Command {
     .option('--latency-iterations <n>', 'timed runs at batch 1 per model', num({ min: 1, int: true }), 50);
   withGlobals(withOutputOptions(cmd, 'the student'), { device: true });
   cmd.action(async (o: DistillCliOptions) => {
-    const [
-      { distillTextClassifier, formatDistillationReport },
-      { assertFreshOut, writeClassifier, writeFolderAtomic },
-      { writeFileSynced },
-      { ConfigError },
-    ] = await Promise.all([
+    const [{ distillModel }, { formatDistillationReport }] = await Promise.all([
+      import('../../workflow/compress.ts'),
       import('../../compress/distill/index.ts'),
-      import('../artifacts.ts'),
-      import('../../onnx/io.ts'),
-      import('../../errors.ts'),
     ]);
-    const progress = progressFor(o);
-    const out = path.resolve(o.out);
-    // Every input is checked before anything is written: out folder, transfer text, teacher, data files.
-    await assertFreshOut(out);
-    if (!o.train && !o.unlabelled?.length)
-      throw new ConfigError('distill needs transfer text: --train FILE (labelled) and/or --unlabelled FILE', {
-        field: 'train',
-      });
-    const t = await loadSource(o.teacher, o.home, '--teacher');
-    const labels = t.info.labels;
-    const maxLength = o.maxLength ?? t.info.maxLength;
-    const train = o.train ? await readLabelled(o.train, o.textColumn, o.labelColumn, labels, 'train') : undefined;
-    const unlabelled: string[] = [];
-    for (const f of o.unlabelled ?? []) unlabelled.push(...(await readTexts(f, o.textColumn, 'unlabelled')));
-    const validation = o.validation
-      ? await readLabelled(o.validation, o.textColumn, o.labelColumn, labels, 'validation')
-      : undefined;
-    const evalSet = o.eval ? await readLabelled(o.eval, o.textColumn, o.labelColumn, labels, 'eval') : undefined;
-    progress.log(
-      `distilling ${o.teacher} into a ${o.studentLayers}-layer student on ${(train?.texts.length ?? 0) + unlabelled.length} texts (${train?.texts.length ?? 0} labelled)`,
-    );
-    const r = await distillTextClassifier(t.model, {
-      layers: o.studentLayers,
-      ...(o.studentHidden !== undefined ? { hidden: o.studentHidden } : {}),
-      ...(o.studentHeads !== undefined ? { heads: o.studentHeads } : {}),
-      ...(o.studentIntermediate !== undefined ? { intermediate: o.studentIntermediate } : {}),
-      ...(train ? { train } : {}),
-      unlabelled,
-      ...(validation ? { validation } : {}),
-      ...(evalSet ? { eval: evalSet } : {}),
-      temperature: o.temperature,
-      alpha: o.alpha,
-      hiddenWeight: o.hiddenWeight,
-      epochs: o.epochs,
-      lr: o.lr,
-      batchSize: o.batchSize,
-      maxLength,
-      seed: o.seed,
-      iterations: o.latencyIterations,
-      providers: providersFor(o.device),
-      throughputIterations: Math.max(2, Math.ceil(o.latencyIterations / 6)),
-      onEpoch: (e) =>
-        progress.log(
-          `epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)}${e.metrics.accuracy !== undefined ? `, validation accuracy ${(e.metrics.accuracy * 100).toFixed(2)}%` : ''}`,
-        ),
-    });
-    const settings = {
-      student_layers: o.studentLayers,
-      student_intermediate: o.studentIntermediate ?? null,
-      student_hidden: r.init.hidden,
-      student_heads: r.init.heads,
-      init: r.init.kind,
-      teacher_layers: r.init.teacherLayers,
-      temperature: o.temperature,
-      alpha: o.alpha,
-      hidden_weight: o.hiddenWeight,
-      epochs: o.epochs,
-      lr: o.lr,
-      batch_size: o.batchSize,
-      max_length: maxLength,
-      seed: o.seed,
-      train: o.train ? path.resolve(o.train) : null,
-      unlabelled: (o.unlabelled ?? []).map((f) => path.resolve(f)),
-      validation: o.validation ? path.resolve(o.validation) : null,
-    };
-    const report = { ...r.report, reportOn: r.reportOn, init: r.init, train: r.train, config: r.config };
-    await writeFolderAtomic(out, async (tmp) => {
-      await writeClassifier(r.student, tmp, {
-        labels,
-        maxLength,
-        strategy: 'distilled',
-        base: o.teacher,
-        distillation: { ...settings, teacher: o.teacher },
-      });
-      await writeFileSynced(
-        path.join(tmp, 'distillation.json'),
-        new TextEncoder().encode(`${JSON.stringify(report, null, 2)}\n`),
-      );
-    });
-    const reg = await registerDerived({
-      home: o.home,
-      out,
-      name: o.name ?? nameFromOut(out),
-      aliases: o.alias,
-      sourceRef: o.teacher,
-      sourceDir: t.dir,
-      relation: 'distilled-from',
-      experiment: 'distill',
-      params: settings,
-      description: `${o.studentLayers}-layer student distilled from ${o.teacher}`,
-      metrics: {
-        accuracy: r.report.student.accuracy,
-        macro_f1: r.report.student.macroF1,
-        teacher_accuracy: r.report.teacher.accuracy,
-        accuracy_delta: r.report.accuracyDelta,
-        agreement: r.report.agreement,
-        speedup_batch1: r.report.speedupBatch1,
-        speedup_throughput: r.report.speedupThroughput,
-        params: r.report.student.params,
-      },
-      metadata: {
-        strategy: 'distilled',
-        accuracy: r.report.student.accuracy,
-        teacher_accuracy: r.report.teacher.accuracy,
-        report_on: r.reportOn,
-      },
-    });
-    progress.stop();
-    const sample = evalSet?.texts[0] ?? train?.texts[0] ?? unlabelled[0];
-    const profile = o.profile ? await profileText(r.student, sample, maxLength, providersFor(o.device)) : undefined;
-    const value = { ...report, teacherRef: o.teacher, out, run_id: reg.runId, model: reg.model };
+    const { json: _json, quiet: _quiet, device, ...rest } = o;
+    const r = await distillModel({ ...rest, providers: providersFor(device), progress: progressFor(o) });
     emit(
       o,
-      value,
+      r,
       () =>
-        `${initLine(r.init)}\n${formatDistillationReport(r.report)}${profile ? `\n\nONNX Runtime profile of the student (batch 1):\n${profile}` : ''}\n(accuracies on the ${r.reportOn} set)\nwritten to ${out}; registered ${reg.model.ref} (distilled-from ${reg.model.parents[0].model ?? reg.model.parents[0].external})`,
+        `${r.initLine}\n${formatDistillationReport(r)}${r.profile ? `\n\nONNX Runtime profile of the student (batch 1):\n${r.profile}` : ''}\n(accuracies on the ${r.reportOn} set)\nwritten to ${r.out}; registered ${r.model.ref} (distilled-from ${r.model.parents[0].model ?? r.model.parents[0].external})`,
     );
   });
   return cmd;

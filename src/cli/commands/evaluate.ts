@@ -46,7 +46,7 @@ export function evaluateCommand(): Command {
       import('../../runtime/session.ts'),
       import('../../models/model.ts'),
       import('../../runtime/profile.ts'),
-      import('../resolve.ts'),
+      import('../../workflow/sources.ts'),
     ]);
     const progress = progressFor(o);
     const providers = providersFor(o.device);

@@ -4,8 +4,8 @@ import { ConfigError } from '../../errors.ts';
 import { emit, withGlobals, type GlobalOptions } from '../common.ts';
 
 /** The registry and its formatters, loaded only when a subcommand runs (better-sqlite3 is a native module). */
-async function lib(): Promise<typeof import('../../registry/index.ts') & typeof import('../registry.ts')> {
-  const [a, b] = await Promise.all([import('../../registry/index.ts'), import('../registry.ts')]);
+async function lib(): Promise<typeof import('../../registry/index.ts') & typeof import('../../workflow/sources.ts')> {
+  const [a, b] = await Promise.all([import('../../registry/index.ts'), import('../../workflow/sources.ts')]);
   return { ...a, ...b };
 }
 
