@@ -168,7 +168,10 @@ test('customize ia3: trains the vectors and the head only; the merged model and 
     await saveIa3Adapter(dir, r.ia3.adapter);
     const cfg = JSON.parse(await readFile(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(cfg.peft_type, 'IA3');
-    assert.deepEqual(cfg.feedforward_modules, ['encoder.layer.0.output.dense', 'encoder.layer.1.output.dense']);
+    // Shortest suffixes PEFT resolves to exactly these modules: `output.dense` alone would also reach
+    // attention.output.dense, and a feed-forward name must also be a target_modules entry.
+    assert.deepEqual(cfg.target_modules, ['key', 'layer.0.output.dense', 'layer.1.output.dense', 'value']);
+    assert.deepEqual(cfg.feedforward_modules, ['layer.0.output.dense', 'layer.1.output.dense']);
     assert.deepEqual(cfg.modules_to_save, ['classifier']);
     const st = parseSafetensors(await readFile(path.join(dir, 'adapter_model.safetensors')));
     assert.deepEqual(
