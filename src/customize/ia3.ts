@@ -31,7 +31,11 @@ import {
 } from './peft.ts';
 import { HEAD_MODULE, linearSites, peftModuleNames, selectSites, targetMatches, type TargetSpec } from './sites.ts';
 
-/** PEFT's IA3 defaults for BERT: key, value and the FFN output projection (feed-forward: scaled on its input). */
+/**
+ * Tailor's IA3 defaults for BERT, the paper's choice: key, value and the FFN output projection (feed-forward: scaled
+ * on its input). PEFT's default list for BERT (utils/constants.py: ["key", "value", "output.dense"], feed-forward
+ * ["output.dense"]) also reaches attention.output.dense, on its input side; adapters made so load and run as PEFT's.
+ */
 export const IA3_DEFAULT_TARGETS = /attention\.self\.(key|value)$|(?<!attention\.)output\.dense$/;
 export const IA3_DEFAULT_FEEDFORWARD = /(?<!attention\.)output\.dense$/;
 
@@ -370,11 +374,14 @@ export function applyIa3Adapter(base: Model, adapter: Ia3Adapter): { model: Mode
   const sites = new Map(linearSites(base).map((s) => [s.module, s]));
   for (const [m, v] of adapter.vectors) {
     const s = sites.get(m);
-    if (!s)
+    if (!s) {
+      // The commonest cause: a task model's prefix (BertForSequenceClassification's `bert.`) on one side only.
+      const near = [...sites.keys()].find((x) => m.endsWith(`.${x}`) || x.endsWith(`.${m}`));
       throw new ConfigError(
-        `IA3 adapter scales module '${m}', which the base lacks; the base's linear modules are: ${[...sites.keys()].join(', ')}`,
+        `IA3 adapter scales module '${m}', which the base lacks${near ? ` (it has '${near}': the adapter was made on a model with other module prefixes)` : ''}; the base's linear modules are: ${[...sites.keys()].join(', ')}`,
         { field: m },
       );
+    }
     const width = v.feedforward ? s.inFeatures : s.outFeatures;
     if (v.data.length !== width)
       throw new ConfigError(
