@@ -211,7 +211,9 @@ export function ia3Adapter(
   const ff = spec.sites.filter((s) => s.feedforward).map((s) => s.module);
   // One computation for both lists, so feedforward_modules is a string subset of target_modules (IA3Config's rule).
   const names = peftModuleNames(model, mods, ff);
-  checkIa3Subset(names.target_modules, names.feedforward_modules, 'ia3 adapter');
+  const problem = ia3SubsetProblem(names.target_modules, names.feedforward_modules);
+  // peftModuleNames builds the feed-forward names from the target names; this guards that promise before writing.
+  if (problem) throw new ConfigError(`IA3 adapter config: ${problem}`, { field: 'feedforward_modules' });
   return {
     config: {
       peft_type: 'IA3',
@@ -238,16 +240,15 @@ export function ia3Adapter(
 
 /**
  * IA3Config's check (PEFT 0.20, tuners/ia3/config.py __post_init__): with both as lists, every feedforward_modules
- * entry must be a target_modules entry, as a string; PEFT refuses the config otherwise.
+ * entry must be a target_modules entry, as a string; PEFT refuses the config otherwise. Returns the message, or
+ * undefined when the rule holds.
  */
-function checkIa3Subset(targets: unknown, feedforward: unknown, file: string): void {
-  if (!Array.isArray(targets) || !Array.isArray(feedforward)) return;
+function ia3SubsetProblem(targets: unknown, feedforward: unknown): string | undefined {
+  if (!Array.isArray(targets) || !Array.isArray(feedforward)) return undefined;
   const missing = feedforward.filter((f) => !targets.includes(f));
-  if (missing.length)
-    throw new ConfigError(
-      `${file}: feedforward_modules should be a subset of target_modules (PEFT refuses the config otherwise): [${missing.join(', ')}] not in [${targets.join(', ')}]`,
-      { file, field: 'feedforward_modules', value: missing.join(', ') },
-    );
+  return missing.length
+    ? `feedforward_modules should be a subset of target_modules (PEFT refuses the config otherwise): [${missing.join(', ')}] not in [${targets.join(', ')}]`
+    : undefined;
 }
 
 const PREFIX = 'base_model.model.';
@@ -288,11 +289,8 @@ function parseIa3Config(raw: unknown, file: string): PeftIa3Config {
         field: k,
       });
   }
-  try {
-    checkIa3Subset(o.target_modules, o.feedforward_modules, file);
-  } catch (e) {
-    throw new ModelFileError((e as Error).message, { file, field: 'feedforward_modules' }, { cause: e });
-  }
+  const problem = ia3SubsetProblem(o.target_modules, o.feedforward_modules);
+  if (problem) throw new ModelFileError(`${file}: ${problem}`, { file, field: 'feedforward_modules' });
   return o as PeftIa3Config;
 }
 
