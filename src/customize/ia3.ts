@@ -7,28 +7,35 @@
  * The base weights are frozen; only the vectors (and the head) train. Merging folds the vectors into the weights
  * (W[i, o]·l[o] and b[o]·l[o], or W[i, o]·l[i]) and removes the Mul nodes.
  */
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ConfigError, GraphError, ModelFileError } from '../errors.ts';
 import { paramValues, type Model, type Parameter } from '../models/model.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { topoSort } from '../onnx/graph.ts';
 import { cloneGraph } from '../onnx/ir.ts';
-import { parseSafetensors } from '../onnx/safetensors.ts';
-import { tensorFromArray, tensorToArray, transpose2d } from '../onnx/tensor.ts';
-import type { Lineage } from './lineage.ts';
+import { tensorFromArray } from '../onnx/tensor.ts';
+import { attachHead, featureValue, featureWidth } from '../models/head.ts';
+import { baseHash, type Lineage } from './lineage.ts';
 import {
   ADAPTER_CONFIG,
-  ADAPTER_WEIGHTS,
-  TAILOR_JSON,
+  HeadReader,
+  adapterFloat32,
   addHeadTensors,
+  checkAdapterBase,
+  readAdapterWeights,
+  readJson,
+  readLineage,
+  upcastNotes,
   writeAdapterFolder,
   type AdapterHead,
 } from './peft.ts';
-import { peftTargetModules, selectSites, targetMatches, type TargetSpec } from './sites.ts';
+import { HEAD_MODULE, linearSites, peftModuleNames, selectSites, targetMatches, type TargetSpec } from './sites.ts';
 
-/** PEFT's IA3 defaults for BERT: key, value and the FFN output projection (feed-forward: scaled on its input). */
+/**
+ * Tailor's IA3 defaults for BERT, the paper's choice: key, value and the FFN output projection (feed-forward: scaled
+ * on its input). PEFT's default list for BERT (utils/constants.py: ["key", "value", "output.dense"], feed-forward
+ * ["output.dense"]) also reaches attention.output.dense, on its input side; adapters made so load and run as PEFT's.
+ */
 export const IA3_DEFAULT_TARGETS = /attention\.self\.(key|value)$|(?<!attention\.)output\.dense$/;
 export const IA3_DEFAULT_FEEDFORWARD = /(?<!attention\.)output\.dense$/;
 
@@ -190,6 +197,8 @@ export interface Ia3Adapter {
   vectors: Map<string, { feedforward: boolean; data: Float32Array }>;
   head?: AdapterHead;
   lineage?: Lineage;
+  /** What loading changed or assumed (e.g. float16 tensors upcast to float32); absent when nothing. */
+  notes?: string[];
 }
 
 /** The adapter of an IA3-injected model in PEFT's form. */
@@ -200,13 +209,18 @@ export function ia3Adapter(
 ): Ia3Adapter {
   const mods = spec.sites.map((s) => s.module);
   const ff = spec.sites.filter((s) => s.feedforward).map((s) => s.module);
+  // One computation for both lists, so feedforward_modules is a string subset of target_modules (IA3Config's rule).
+  const names = peftModuleNames(model, mods, ff);
+  const problem = ia3SubsetProblem(names.target_modules, names.feedforward_modules);
+  // peftModuleNames builds the feed-forward names from the target names; this guards that promise before writing.
+  if (problem) throw new ConfigError(`IA3 adapter config: ${problem}`, { field: 'feedforward_modules' });
   return {
     config: {
       peft_type: 'IA3',
       task_type: extra.taskType ?? 'SEQ_CLS',
       base_model_name_or_path: extra.base ?? null,
-      target_modules: peftTargetModules(model, mods),
-      feedforward_modules: ff.length ? peftTargetModules(model, ff) : [],
+      target_modules: names.target_modules,
+      feedforward_modules: names.feedforward_modules,
       modules_to_save: extra.head ? ['classifier'] : null,
       fan_in_fan_out: false,
       init_ia3_weights: true,
@@ -224,7 +238,18 @@ export function ia3Adapter(
   };
 }
 
-/** [rows, cols] row-major -> [cols, rows]. */
+/**
+ * IA3Config's check (PEFT 0.20, tuners/ia3/config.py __post_init__): with both as lists, every feedforward_modules
+ * entry must be a target_modules entry, as a string; PEFT refuses the config otherwise. Returns the message, or
+ * undefined when the rule holds.
+ */
+function ia3SubsetProblem(targets: unknown, feedforward: unknown): string | undefined {
+  if (!Array.isArray(targets) || !Array.isArray(feedforward)) return undefined;
+  const missing = feedforward.filter((f) => !targets.includes(f));
+  return missing.length
+    ? `feedforward_modules should be a subset of target_modules (PEFT refuses the config otherwise): [${missing.join(', ')}] not in [${targets.join(', ')}]`
+    : undefined;
+}
 
 const PREFIX = 'base_model.model.';
 
@@ -245,85 +270,136 @@ export async function saveIa3Adapter(dir: string, adapter: Ia3Adapter): Promise<
   await writeAdapterFolder(dir, ia3AdapterTensors(adapter), adapter.config, 'ia3-adapter', adapter.lineage);
 }
 
-/** Reads an IA3 adapter folder (ours or PEFT's). The [1, in] / [out, 1] shape says which side a vector scales. */
-export async function loadIa3Adapter(dir: string): Promise<Ia3Adapter> {
-  const cfgFile = path.join(dir, ADAPTER_CONFIG);
-  const config = JSON.parse(
-    await fsp.readFile(cfgFile, 'utf8').catch((e: Error) => {
-      throw new ModelFileError(`cannot read ${cfgFile}: ${e.message}`, { file: cfgFile }, { cause: e });
-    }),
-  ) as PeftIa3Config;
-  if (config.peft_type !== 'IA3')
-    throw new ModelFileError(`${cfgFile}: peft_type ${JSON.stringify(config.peft_type)} is not "IA3"`, {
-      file: cfgFile,
+function parseIa3Config(raw: unknown, file: string): PeftIa3Config {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ModelFileError(`${file}: expected a JSON object`, { file });
+  const o = raw as Record<string, unknown>;
+  if (o.peft_type !== 'IA3')
+    throw new ModelFileError(`${file}: peft_type ${JSON.stringify(o.peft_type)} is not "IA3"`, {
+      file,
       field: 'peft_type',
     });
-  if (config.fan_in_fan_out)
-    throw new ModelFileError(`${cfgFile}: fan_in_fan_out adapters are not supported`, {
-      file: cfgFile,
-      field: 'fan_in_fan_out',
-    });
-  const wFile = path.join(dir, ADAPTER_WEIGHTS);
-  const st = parseSafetensors(
-    await fsp.readFile(wFile).catch((e: Error) => {
-      throw new ModelFileError(`cannot read ${wFile}: ${e.message}`, { file: wFile }, { cause: e });
-    }),
-    wFile,
-  );
-  const vectors = new Map<string, { feedforward: boolean; data: Float32Array }>();
-  let headW: { shape: number[]; data: Float32Array } | undefined;
-  let headB: Float32Array | undefined;
-  for (const [name, t] of st.tensors) {
-    if (t.dtype !== 'float32')
-      throw new ModelFileError(`${wFile}: tensor '${name}' is ${t.dtype}; only float32 adapters are supported`, {
-        file: wFile,
-        field: name,
+  if (o.fan_in_fan_out === true)
+    throw new ModelFileError(`${file}: fan_in_fan_out adapters are not supported`, { file, field: 'fan_in_fan_out' });
+  for (const k of ['target_modules', 'feedforward_modules']) {
+    const v = o[k];
+    if (!(v == null || typeof v === 'string' || (Array.isArray(v) && v.every((t) => typeof t === 'string'))))
+      throw new ModelFileError(`${file}: ${k} must be a string or a list of strings, found ${JSON.stringify(v)}`, {
+        file,
+        field: k,
       });
-    const data = Float32Array.from(tensorToArray(t) as Float32Array);
+  }
+  const problem = ia3SubsetProblem(o.target_modules, o.feedforward_modules);
+  if (problem) throw new ModelFileError(`${file}: ${problem}`, { file, field: 'feedforward_modules' });
+  return o as PeftIa3Config;
+}
+
+/**
+ * PEFT's feed-forward rule (tuners/ia3/model.py _check_target_module_feedforward): a string is matched with
+ * `re.fullmatch`, a list entry with a plain `key.endswith(entry)`.
+ */
+function isFeedforward(ff: string[] | string | null | undefined, module: string): boolean {
+  if (ff == null) return false;
+  if (typeof ff === 'string') return new RegExp(`^(?:${ff})$`).test(module);
+  return ff.some((t) => module.endsWith(t));
+}
+
+/**
+ * Reads an IA3 adapter folder (ours or PEFT's). The [1, in] / [out, 1] shape says which side a vector scales; a
+ * [1, 1] vector is placed by feedforward_modules as PEFT places it.
+ */
+export async function loadIa3Adapter(dir: string): Promise<Ia3Adapter> {
+  const cfgFile = path.join(dir, ADAPTER_CONFIG);
+  const config = parseIa3Config(readJson(cfgFile), cfgFile);
+  const { file: wFile, st } = await readAdapterWeights(dir);
+  const vectors = new Map<string, { feedforward: boolean; data: Float32Array }>();
+  const upcast = new Map<string, string[]>();
+  const heads = new HeadReader(wFile);
+  for (const [name, t] of st.tensors) {
+    const data = adapterFloat32(t, wFile, upcast);
+    // `.ia3_l.default` in files that kept the adapter name.
     const m = /^base_model\.model\.(.+)\.ia3_l(?:\.[^.]+)?$/.exec(name);
     if (m) {
+      if (HEAD_MODULE.test(m[1]))
+        throw new ModelFileError(
+          `${wFile}: tensor '${name}' adapts the classification head '${m[1]}', which PEFT keeps whole in modules_to_save and never adapts (PEFT would ignore this tensor)`,
+          { file: wFile, field: name },
+        );
       const [a, b] = t.dims;
       if (t.dims.length !== 2 || (a !== 1 && b !== 1))
         throw new ModelFileError(`${wFile}: '${name}' is [${t.dims.join(', ')}]; IA3 vectors are [out, 1] or [1, in]`, {
           file: wFile,
           field: name,
         });
-      vectors.set(m[1], {
-        feedforward:
-          a === 1 && b !== 1
-            ? true
-            : a === 1 && b === 1
-              ? targetMatches(config.feedforward_modules as string[], m[1])
-              : false,
-        data,
-      });
-    } else if (name === `${PREFIX}classifier.weight`) headW = { shape: [...t.dims], data };
-    else if (name === `${PREFIX}classifier.bias`) headB = data;
-    else
+      if (vectors.has(m[1]))
+        throw new ModelFileError(`${wFile}: module '${m[1]}' has two IA3 vectors (under two adapter names?)`, {
+          file: wFile,
+          field: name,
+        });
+      const feedforward = a === 1 && b === 1 ? isFeedforward(config.feedforward_modules, m[1]) : a === 1;
+      vectors.set(m[1], { feedforward, data });
+    } else if (!heads.take(name, t.dims, data))
       throw new ModelFileError(
         `${wFile}: tensor '${name}' is neither an IA3 vector (base_model.model.<module>.ia3_l) nor a saved classifier`,
         { file: wFile, field: name },
       );
   }
   if (vectors.size === 0) throw new ModelFileError(`${wFile}: no IA3 vectors found`, { file: wFile });
-  const tFile = path.join(dir, TAILOR_JSON);
-  const lineage = fs.existsSync(tFile)
-    ? (JSON.parse(fs.readFileSync(tFile, 'utf8')) as { lineage?: Lineage }).lineage
-    : undefined;
-  let head: AdapterHead | undefined;
-  if (headW) {
-    const [C, D] = headW.shape;
-    if (!headB || headB.length !== C)
-      throw new ModelFileError(
-        `${wFile}: the saved classifier has a [${headW.shape.join(', ')}] weight but no matching bias`,
-        { file: wFile, field: 'classifier.bias' },
+  const lineage = readLineage(dir);
+  const notes = upcastNotes(upcast);
+  const head = heads.head(lineage?.labels, notes);
+  return {
+    config,
+    vectors,
+    ...(head ? { head } : {}),
+    ...(lineage ? { lineage } : {}),
+    ...(notes.length ? { notes } : {}),
+  };
+}
+
+/** A regular expression that selects exactly these module paths. */
+function exactly(modules: Iterable<string>): RegExp {
+  return new RegExp(`^(?:${[...modules].map((m) => m.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`);
+}
+
+/**
+ * The base with the adapter's head and IA3 vectors (as initializers), as PEFT runs it. Checks the lineage hash (when
+ * the adapter has one), that every module exists with the vector's width, and the head's feature width.
+ * `mergeIa3(model, spec)` folds the vectors into the weights.
+ */
+export function applyIa3Adapter(base: Model, adapter: Ia3Adapter): { model: Model; spec: Ia3Spec } {
+  checkAdapterBase(adapter, baseHash(base));
+  const sites = new Map(linearSites(base).map((s) => [s.module, s]));
+  for (const [m, v] of adapter.vectors) {
+    const s = sites.get(m);
+    if (!s) {
+      // The commonest cause: a task model's prefix (BertForSequenceClassification's `bert.`) on one side only.
+      const near = [...sites.keys()].find((x) => m.endsWith(`.${x}`) || x.endsWith(`.${m}`));
+      throw new ConfigError(
+        `IA3 adapter scales module '${m}', which the base lacks${near ? ` (it has '${near}': the adapter was made on a model with other module prefixes)` : ''}; the base's linear modules are: ${[...sites.keys()].join(', ')}`,
+        { field: m },
       );
-    head = {
-      weight: transpose2d(headW.data, C, D),
-      bias: headB,
-      features: D,
-      labels: lineage?.labels?.length === C ? lineage.labels : Array.from({ length: C }, (_, i) => `LABEL_${i}`),
-    };
+    }
+    const width = v.feedforward ? s.inFeatures : s.outFeatures;
+    if (v.data.length !== width)
+      throw new ConfigError(
+        `IA3 vector for '${m}' has ${v.data.length} values; the module's ${v.feedforward ? 'input' : 'output'} has ${width}`,
+        { field: m },
+      );
   }
-  return { config, vectors, ...(head ? { head } : {}), ...(lineage ? { lineage } : {}) };
+  let headed = base;
+  if (adapter.head) {
+    const D = featureWidth(base, featureValue(base));
+    if (D !== adapter.head.features)
+      throw new ConfigError(`adapter's classifier reads ${adapter.head.features} features but the base yields ${D}`, {
+        field: 'classifier.weight',
+      });
+    headed = attachHead(base, { labels: adapter.head.labels, weight: adapter.head.weight, bias: adapter.head.bias });
+  }
+  const ff = [...adapter.vectors].filter(([, v]) => v.feedforward).map(([m]) => m);
+  return injectIa3(
+    headed,
+    { targets: exactly(adapter.vectors.keys()), feedforward: ff.length ? exactly(ff) : [] },
+    new Map([...adapter.vectors].map(([m, v]) => [m, v.data])),
+  );
 }

@@ -47,14 +47,18 @@ export { baseHash, baseId, dataFingerprint, isBaseParam, makeLineage, type Linea
 export {
   describeSpec,
   linearSites,
+  peftModuleNames,
   peftTargetModules,
   selectSites,
   targetMatches,
+  weightModules,
   type LinearSite,
+  type PeftModuleNames,
   type TargetKind,
   type TargetSpec,
 } from './sites.ts';
 export {
+  applyIa3Adapter,
   IA3_DEFAULT_FEEDFORWARD,
   IA3_DEFAULT_TARGETS,
   ia3Adapter,

@@ -13,11 +13,13 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ConfigError, ModelFileError } from '../errors.ts';
-import { encodeSafetensors, parseSafetensors } from '../onnx/safetensors.ts';
+import type { Tensor } from '../onnx/ir.ts';
+import { encodeSafetensors, parseSafetensors, type SafetensorsFile } from '../onnx/safetensors.ts';
 import { tensorFromArray, tensorToArray, transpose2d } from '../onnx/tensor.ts';
 import { writeFileAtomic } from '../onnx/io.ts';
 import type { Lineage } from './lineage.ts';
 import { loraScaling, type LoraWeights } from './lora.ts';
+import { HEAD_MODULE } from './sites.ts';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -62,6 +64,8 @@ export interface LoraAdapter {
   weights: Map<string, LoraWeights>;
   head?: AdapterHead;
   lineage?: Lineage;
+  /** What loading changed or assumed (e.g. float16 tensors upcast to float32); absent when nothing. */
+  notes?: string[];
 }
 
 /** PEFT's defaults for the fields we do not set. */
@@ -89,10 +93,26 @@ export function peftConfig(
   };
 }
 
-/** PEFT's pattern-key rule: a rank_pattern/alpha_pattern key applies to a module whose name ends in it. */
-function patternValue(patterns: Record<string, number>, module: string): number | undefined {
+/**
+ * PEFT's pattern-key rule (utils/other.py get_pattern_key): the first key, in the config's order, for which
+ * `re.match(rf"(.*\.)?({key})$", module)` holds. The key is grouped, so `a|b` means "ends in a or in b".
+ */
+export function patternValue(
+  patterns: Record<string, number>,
+  module: string,
+  field = 'rank_pattern',
+): number | undefined {
   for (const [k, v] of Object.entries(patterns)) {
-    if (module === k || module.endsWith(`.${k}`) || new RegExp(`(^|\\.)${k}$`).test(module)) return v;
+    let re: RegExp;
+    try {
+      re = new RegExp(`^(.*\\.)?(${k})$`);
+    } catch (e) {
+      throw new ConfigError(`${field} key '${k}' is not a valid regular expression: ${(e as Error).message}`, {
+        field,
+        value: k,
+      });
+    }
+    if (re.test(module)) return v;
   }
   return undefined;
 }
@@ -102,7 +122,7 @@ export function adapterScaling(adapter: LoraAdapter, module: string): number {
   const c = adapter.config;
   const w = adapter.weights.get(module);
   const r = w?.r ?? patternValue(c.rank_pattern ?? {}, module) ?? c.r;
-  const alpha = patternValue(c.alpha_pattern ?? {}, module) ?? c.lora_alpha;
+  const alpha = patternValue(c.alpha_pattern ?? {}, module, 'alpha_pattern') ?? c.lora_alpha;
   return loraScaling(alpha, r, c.use_rslora);
 }
 
@@ -156,7 +176,8 @@ export async function saveAdapter(dir: string, adapter: LoraAdapter): Promise<vo
   await writeAdapterFolder(dir, adapterTensors(adapter), adapter.config, 'lora-adapter', adapter.lineage);
 }
 
-function readJson(file: string): unknown {
+/** Reads and parses a JSON file; errors name the file. */
+export function readJson(file: string): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -168,6 +189,51 @@ function readJson(file: string): unknown {
   } catch (e) {
     throw new ModelFileError(`${file}: not valid JSON (${(e as Error).message})`, { file }, { cause: e });
   }
+}
+
+/**
+ * LoraConfig fields (PEFT 0.20, tuners/lora/config.py) that, when set, make the adapter something other than
+ * `W + scaling·B·A` on the base as loaded: a different forward pass, extra tensors, or a base PEFT changes first.
+ * Each is refused by name rather than run as plain LoRA. VeLoRA (a custom backward pass only), MiCA (B frozen in
+ * training) and MonteCLoRA (sampling only in training) keep plain LoRA's inference forward and are not listed.
+ */
+const LORA_VARIANT_FIELDS: readonly { field: string; what: string; set: (v: unknown) => boolean }[] = [
+  { field: 'use_dora', what: 'DoRA (a learned magnitude per output feature)', set: (v) => v === true },
+  {
+    field: 'alora_invocation_tokens',
+    what: 'Activated LoRA (the adapter acts only from its invocation tokens on)',
+    set: (v) => v != null && !(Array.isArray(v) && v.length === 0),
+  },
+  { field: 'use_qalora', what: 'QA-LoRA (lora_A reads group-pooled inputs)', set: (v) => v === true },
+  { field: 'use_bdlora', what: 'BD-LoRA (block-diagonal lora_A or lora_B)', set: (v) => v != null && v !== false },
+  { field: 'arrow_config', what: 'Arrow (routing among several LoRA experts)', set: (v) => v != null },
+  { field: 'lora_bias', what: 'a bias on lora_B', set: (v) => v === true },
+  {
+    field: 'layer_replication',
+    what: 'layer replication (the base model gets repeated layers)',
+    set: (v) => v != null && !(Array.isArray(v) && v.length === 0),
+  },
+  {
+    field: 'target_parameters',
+    what: 'LoRA on bare parameters (nn.Parameter, not nn.Linear)',
+    set: (v) => v != null && !(Array.isArray(v) && v.length === 0),
+  },
+  {
+    field: 'trainable_token_indices',
+    what: 'trainable tokens (a delta on chosen embedding rows)',
+    set: (v) => v != null && !(Array.isArray(v) && v.length === 0),
+  },
+  { field: 'megatron_config', what: 'Megatron parallel linear layers', set: (v) => v != null },
+];
+
+/** init_lora_weights values that only choose initial values: the saved A and B are plain LoRA on the plain base. */
+const PLAIN_INITS: readonly unknown[] = [true, false, 'gaussian', 'eva', 'orthogonal', 'mica'];
+
+function refuse(file: string, field: string, value: unknown, why: string): ModelFileError {
+  return new ModelFileError(
+    `${file}: ${field} ${JSON.stringify(value)} is not supported: ${why}; Tailor runs plain LoRA only and refuses rather than run this adapter as something else`,
+    { file, field, value: JSON.stringify(value) },
+  );
 }
 
 function parseConfig(raw: unknown, file: string): PeftLoraConfig {
@@ -196,8 +262,31 @@ function parseConfig(raw: unknown, file: string): PeftLoraConfig {
       file,
       field: 'fan_in_fan_out',
     });
-  if (o.use_dora === true)
-    throw new ModelFileError(`${file}: DoRA adapters are not supported`, { file, field: 'use_dora' });
+  for (const v of LORA_VARIANT_FIELDS) if (v.set(o[v.field])) throw refuse(file, v.field, o[v.field], v.what);
+  const init = o.init_lora_weights;
+  if (init !== undefined && !PLAIN_INITS.includes(init))
+    throw refuse(
+      file,
+      'init_lora_weights',
+      init,
+      typeof init === 'string' && /^(pissa|olora|corda|loftq|lora_ga)/i.test(init)
+        ? 'this initialisation rewrites the base weights before training, so the saved A and B only hold on that rewritten base (PEFT saves a converted adapter with init_lora_weights true)'
+        : 'not an initialisation PEFT 0.20 documents as leaving the base weights and the forward pass unchanged',
+    );
+  for (const k of ['rank_pattern', 'alpha_pattern']) {
+    const p = o[k];
+    if (
+      p != null &&
+      (typeof p !== 'object' || Array.isArray(p) || !Object.values(p).every((x) => typeof x === 'number' && x > 0))
+    )
+      throw new ModelFileError(
+        `${file}: ${k} must map module patterns to positive numbers, found ${JSON.stringify(p)}`,
+        {
+          file,
+          field: k,
+        },
+      );
+  }
   const tm = o.target_modules;
   if (!(typeof tm === 'string' || (Array.isArray(tm) && tm.every((t) => typeof t === 'string')))) {
     throw new ModelFileError(
@@ -205,45 +294,169 @@ function parseConfig(raw: unknown, file: string): PeftLoraConfig {
       { file, field: 'target_modules' },
     );
   }
-  return peftConfig(o as Partial<PeftLoraConfig> & Pick<PeftLoraConfig, 'r' | 'lora_alpha' | 'target_modules'>);
+  return peftConfig({
+    ...(o as Partial<PeftLoraConfig> & Pick<PeftLoraConfig, 'r' | 'lora_alpha' | 'target_modules'>),
+    rank_pattern: (o.rank_pattern as Record<string, number> | null) ?? {},
+    alpha_pattern: (o.alpha_pattern as Record<string, number> | null) ?? {},
+  });
+}
+
+/** An adapter folder's safetensors file, read and parsed. */
+export async function readAdapterWeights(dir: string): Promise<{ file: string; st: SafetensorsFile }> {
+  const file = path.join(dir, ADAPTER_WEIGHTS);
+  let bytes: Uint8Array;
+  try {
+    bytes = await fsp.readFile(file);
+  } catch (e) {
+    throw new ModelFileError(`cannot read ${file}: ${(e as Error).message}`, { file }, { cause: e });
+  }
+  return { file, st: parseSafetensors(bytes, file) };
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return sign * f * 2 ** -24;
+  if (e === 31) return f ? NaN : sign * Infinity;
+  return sign * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+/**
+ * An adapter tensor's values as float32. float16 and bfloat16 are widened exactly (every such value is a float32):
+ * PEFT upcasts only the adapter layers, so a head saved from a half-precision model stays F16/BF16 in its file.
+ * `upcast` collects the names widened, by dtype, for the adapter's notes.
+ */
+export function adapterFloat32(t: Tensor, file: string, upcast: Map<string, string[]>): Float32Array {
+  if (t.dtype === 'float32') return Float32Array.from(tensorToArray(t) as Float32Array);
+  if (t.dtype !== 'float16' && t.dtype !== 'bfloat16')
+    throw new ModelFileError(
+      `${file}: tensor '${t.name}' is ${t.dtype}; adapter tensors must be float32, float16 or bfloat16`,
+      { file, field: t.name },
+    );
+  const bits = tensorToArray(t) as Uint16Array;
+  const out = new Float32Array(bits.length);
+  if (t.dtype === 'bfloat16') {
+    // bfloat16 is the top half of a float32's bits.
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
+  } else for (let i = 0; i < bits.length; i++) out[i] = halfToFloat(bits[i]);
+  upcast.set(t.dtype, [...(upcast.get(t.dtype) ?? []), t.name]);
+  return out;
+}
+
+/** The notes for tensors `adapterFloat32` widened (empty when none were). */
+export function upcastNotes(upcast: Map<string, string[]>): string[] {
+  return [...upcast].map(([dtype, names]) => `${dtype} tensors upcast to float32 on load: ${names.join(', ')}`);
+}
+
+/**
+ * A saved head tensor: PEFT saves a modules_to_save module under its own name (`base_model.model.classifier.weight`,
+ * utils/other.py ModulesToSaveWrapper.adapter_state_dict); a full state dict has it under
+ * `classifier.modules_to_save.<adapter>.weight`. PEFT's sequence-classification heads are `classifier` and `score`.
+ */
+export function headTensorOf(name: string): { module: string; part: 'weight' | 'bias' } | undefined {
+  const m = /^base_model\.model\.(classifier|score)(?:\.modules_to_save\.[^.]+)?\.(weight|bias)$/.exec(name);
+  return m ? { module: m[1], part: m[2] as 'weight' | 'bias' } : undefined;
+}
+
+/** Collects the head's tensors while reading a file; `head()` checks and returns it in graph layout. */
+export class HeadReader {
+  private module?: string;
+  private weight?: { shape: number[]; data: Float32Array };
+  private bias?: Float32Array;
+
+  constructor(private readonly file: string) {}
+
+  /** Takes `name` if it is a head tensor; false otherwise. */
+  take(name: string, dims: readonly number[], data: Float32Array): boolean {
+    const h = headTensorOf(name);
+    if (!h) return false;
+    if (this.module && this.module !== h.module)
+      throw new ModelFileError(`${this.file}: the file saves two heads, '${this.module}' and '${h.module}'`, {
+        file: this.file,
+        field: name,
+      });
+    this.module = h.module;
+    const seen = h.part === 'weight' ? this.weight : this.bias;
+    if (seen)
+      throw new ModelFileError(`${this.file}: '${h.module}.${h.part}' is saved twice (under two adapter names?)`, {
+        file: this.file,
+        field: name,
+      });
+    if (h.part === 'weight') this.weight = { shape: [...dims], data };
+    else this.bias = data;
+    return true;
+  }
+
+  /**
+   * The head, if the file has one. A `score` head may lack a bias (Hugging Face's `score` layers are
+   * `nn.Linear(..., bias=False)`): it then gets zeros. A `classifier` without a bias is a broken file.
+   */
+  head(labels: readonly string[] | undefined, notes: string[]): AdapterHead | undefined {
+    const w = this.weight;
+    if (!w) {
+      if (this.bias)
+        throw new ModelFileError(`${this.file}: the file saves ${this.module}.bias but no ${this.module}.weight`, {
+          file: this.file,
+          field: `${this.module}.weight`,
+        });
+      return undefined;
+    }
+    const [C, D] = w.shape;
+    let bias = this.bias;
+    if (!bias && this.module === 'score' && w.shape.length === 2) {
+      bias = new Float32Array(C);
+      notes.push('the score head has no bias (nn.Linear with bias=False): a zero bias is used');
+    }
+    if (w.shape.length !== 2 || !bias || bias.length !== C)
+      throw new ModelFileError(
+        `${this.file}: the saved ${this.module} has a [${w.shape.join(', ')}] weight but ${bias ? `a ${bias.length}-element` : 'no'} bias`,
+        { file: this.file, field: `${this.module}.bias` },
+      );
+    const names = labels?.length === C ? [...labels] : Array.from({ length: C }, (_, i) => `LABEL_${i}`);
+    return { weight: transpose2d(w.data, C, D), bias, features: D, labels: names };
+  }
+}
+
+/** The lineage in an adapter folder's tailor.json, if it has one. */
+export function readLineage(dir: string): Lineage | undefined {
+  const tFile = path.join(dir, TAILOR_JSON);
+  return fs.existsSync(tFile) ? (readJson(tFile) as { lineage?: Lineage }).lineage : undefined;
 }
 
 /** Reads an adapter folder written by PEFT or by `saveAdapter`. */
 export async function loadAdapter(dir: string): Promise<LoraAdapter> {
   const cfgFile = path.join(dir, ADAPTER_CONFIG);
   const config = parseConfig(readJson(cfgFile), cfgFile);
-  const wFile = path.join(dir, ADAPTER_WEIGHTS);
-  let bytes: Uint8Array;
-  try {
-    bytes = await fsp.readFile(wFile);
-  } catch (e) {
-    throw new ModelFileError(`cannot read ${wFile}: ${(e as Error).message}`, { file: wFile }, { cause: e });
-  }
-  const st = parseSafetensors(bytes, wFile);
+  const { file: wFile, st } = await readAdapterWeights(dir);
   const parts = new Map<
     string,
     { A?: { shape: number[]; data: Float32Array }; B?: { shape: number[]; data: Float32Array } }
   >();
-  let headW: { shape: number[]; data: Float32Array } | undefined;
-  let headB: Float32Array | undefined;
+  const upcast = new Map<string, string[]>();
+  const heads = new HeadReader(wFile);
   for (const [name, t] of st.tensors) {
-    if (t.dtype !== 'float32')
-      throw new ModelFileError(`${wFile}: tensor '${name}' is ${t.dtype}; only float32 adapters are supported`, {
-        file: wFile,
-        field: name,
-      });
-    const data = Float32Array.from(tensorToArray(t) as Float32Array);
+    const data = adapterFloat32(t, wFile, upcast);
     // PEFT strips the adapter name on save; tolerate files that kept it (`.lora_A.default.weight`).
     const m = /^base_model\.model\.(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(name);
     if (m) {
+      if (HEAD_MODULE.test(m[1]))
+        throw new ModelFileError(
+          `${wFile}: tensor '${name}' adapts the classification head '${m[1]}', which PEFT keeps whole in modules_to_save and never adapts (PEFT would ignore this tensor)`,
+          { file: wFile, field: name },
+        );
       const e = parts.get(m[1]) ?? {};
+      if (e[m[2] as 'A' | 'B'])
+        throw new ModelFileError(`${wFile}: module '${m[1]}' has lora_${m[2]} twice (under two adapter names?)`, {
+          file: wFile,
+          field: name,
+        });
       e[m[2] as 'A' | 'B'] = { shape: [...t.dims], data };
       parts.set(m[1], e);
       continue;
     }
-    if (name === `${PREFIX}classifier.weight` || name === `${PREFIX}score.weight`) headW = { shape: [...t.dims], data };
-    else if (name === `${PREFIX}classifier.bias` || name === `${PREFIX}score.bias`) headB = data;
-    else
+    if (!heads.take(name, t.dims, data))
       throw new ModelFileError(
         `${wFile}: tensor '${name}' is neither a LoRA tensor (base_model.model.<module>.lora_A/B.weight) nor a saved classifier`,
         { file: wFile, field: name },
@@ -264,6 +477,14 @@ export async function loadAdapter(dir: string): Promise<LoraAdapter> {
         { file: wFile, field: m },
       );
     }
+    // PEFT builds each layer with rank_pattern's rank (tuners/lora/model.py _create_and_replace) and would refuse
+    // tensors of another rank; so do we, since the scaling depends on it.
+    const want = patternValue(config.rank_pattern, m) ?? config.r;
+    if (r !== want)
+      throw new ModelFileError(
+        `${wFile}: module '${m}' has rank ${r} tensors but ${cfgFile} gives it rank ${want} (r or rank_pattern)`,
+        { file: wFile, field: m, value: String(r) },
+      );
     weights.set(m, {
       r,
       inFeatures: inF,
@@ -273,25 +494,20 @@ export async function loadAdapter(dir: string): Promise<LoraAdapter> {
     });
   }
   if (weights.size === 0) throw new ModelFileError(`${wFile}: no LoRA tensors found`, { file: wFile });
-  let lineage: Lineage | undefined;
-  const tFile = path.join(dir, TAILOR_JSON);
-  if (fs.existsSync(tFile)) lineage = (readJson(tFile) as { lineage?: Lineage }).lineage;
-  let head: AdapterHead | undefined;
-  if (headW) {
-    const [C, D] = headW.shape;
-    if (!headB || headB.length !== C)
-      throw new ModelFileError(
-        `${wFile}: the saved classifier has a [${headW.shape.join(', ')}] weight but ${headB ? `a ${headB.length}-element` : 'no'} bias`,
-        { file: wFile, field: 'classifier.bias' },
-      );
-    const labels = lineage?.labels?.length === C ? lineage.labels : Array.from({ length: C }, (_, i) => `LABEL_${i}`);
-    head = { weight: transpose2d(headW.data, C, D), bias: headB, features: D, labels };
-  }
-  return { config, weights, ...(head ? { head } : {}), ...(lineage ? { lineage } : {}) };
+  const lineage = readLineage(dir);
+  const notes = upcastNotes(upcast);
+  const head = heads.head(lineage?.labels, notes);
+  return {
+    config,
+    weights,
+    ...(head ? { head } : {}),
+    ...(lineage ? { lineage } : {}),
+    ...(notes.length ? { notes } : {}),
+  };
 }
 
 /** Checks an adapter's lineage hash against a base's (when the adapter has one). */
-export function checkAdapterBase(adapter: LoraAdapter, hash: string, where = 'adapter'): void {
+export function checkAdapterBase(adapter: { lineage?: Lineage }, hash: string, where = 'adapter'): void {
   const want = adapter.lineage?.base?.hash;
   if (want && want !== hash) {
     throw new ConfigError(

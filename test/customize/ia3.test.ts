@@ -5,11 +5,12 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { customize } from '../../src/customize/customize.ts';
 import { attachHead } from '../../src/models/head.ts';
-import { ia3Name, injectIa3, loadIa3Adapter, mergeIa3, saveIa3Adapter } from '../../src/customize/ia3.ts';
+import { ia3Adapter, ia3Name, injectIa3, loadIa3Adapter, mergeIa3, saveIa3Adapter } from '../../src/customize/ia3.ts';
 import { parseSafetensors } from '../../src/onnx/safetensors.ts';
 import { paramValues, toOnnxModel, withParamValues, type Model } from '../../src/models/model.ts';
 import { ort, Session } from '../../src/runtime/session.ts';
 import { clincSlice, tinyBert } from './fixtures.ts';
+import { ia3Config, peftResolve, tmpDir, vals, writeAdapterDir } from './peft-fixtures.ts';
 
 const data = clincSlice(3, 8, 3);
 const base = tinyBert(data);
@@ -168,7 +169,10 @@ test('customize ia3: trains the vectors and the head only; the merged model and 
     await saveIa3Adapter(dir, r.ia3.adapter);
     const cfg = JSON.parse(await readFile(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(cfg.peft_type, 'IA3');
-    assert.deepEqual(cfg.feedforward_modules, ['encoder.layer.0.output.dense', 'encoder.layer.1.output.dense']);
+    // Shortest suffixes PEFT resolves to exactly these modules: `output.dense` alone would also reach
+    // attention.output.dense, and a feed-forward name must also be a target_modules entry.
+    assert.deepEqual(cfg.target_modules, ['key', 'layer.0.output.dense', 'layer.1.output.dense', 'value']);
+    assert.deepEqual(cfg.feedforward_modules, ['layer.0.output.dense', 'layer.1.output.dense']);
     assert.deepEqual(cfg.modules_to_save, ['classifier']);
     const st = parseSafetensors(await readFile(path.join(dir, 'adapter_model.safetensors')));
     assert.deepEqual(
@@ -201,4 +205,58 @@ test('customize ia3: trains the vectors and the head only; the merged model and 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+// Issue #18, items 1 and 7. Before the fix (commit a5e4090) target_modules and feedforward_modules came from two
+// separate peftTargetModules calls: here target_modules ["dense", "key", "value"] with full-path
+// feedforward_modules, which PEFT's IA3Config refuses ("feedforward_modules should be a subset of
+// target_modules"); and a `score` head was "neither an IA3 vector nor a saved classifier".
+const seqBase = tinyBert(data, 'sequence-classification');
+
+test('IA3 config: feedforward_modules is a string subset of target_modules, and PEFT resolves both to exactly the sites', () => {
+  const { model, spec } = injectIa3(seqBase, { targets: /key|value|dense/ });
+  const cfg = ia3Adapter(model, spec).config;
+  const ff = cfg.feedforward_modules as string[];
+  const targets = cfg.target_modules as string[];
+  assert.ok(
+    ff.every((f) => targets.includes(f)),
+    `${JSON.stringify(ff)} within ${JSON.stringify(targets)}`,
+  );
+  const sites = spec.sites.map((s) => s.module).sort();
+  assert.equal(sites.length, 11, 'key, value and three dense per layer (2 × 5), and the pooler; never the classifier');
+  assert.deepEqual(peftResolve(targets, ['classifier', 'score']).sort(), sites);
+  // PEFT's feed-forward rule for a list (ia3/model.py _check_target_module_feedforward): key.endswith(entry).
+  assert.deepEqual(
+    sites.filter((m) => ff.some((f) => m.endsWith(f))),
+    ['bert.encoder.layer.0.output.dense', 'bert.encoder.layer.1.output.dense'],
+  );
+  assert.deepEqual(
+    spec.sites.filter((s) => s.feedforward).map((s) => s.module),
+    ['bert.encoder.layer.0.output.dense', 'bert.encoder.layer.1.output.dense'],
+  );
+});
+
+test('IA3 adapters with a score head (PEFT adds "score" to modules_to_save for sequence classification) load', async () => {
+  const dir = tmpDir();
+  const key = 'bert.encoder.layer.0.attention.self.key';
+  const l = vals(32, 5).map((x) => 1 + x / 4);
+  const w = vals(2 * 32, 7);
+  writeAdapterDir(dir, ia3Config({ target_modules: ['key'], feedforward_modules: [] }), [
+    { name: `base_model.model.${key}.ia3_l`, shape: [32, 1], values: l },
+    { name: 'base_model.model.score.weight', shape: [2, 32], values: w },
+    { name: 'base_model.model.score.bias', shape: [2], values: [0.5, -0.5] },
+  ]);
+  const a = await loadIa3Adapter(dir);
+  assert.deepEqual([...a.vectors.get(key)!.data], l);
+  assert.equal(a.vectors.get(key)!.feedforward, false);
+  for (let c = 0; c < 2; c++) for (let d = 0; d < 32; d++) assert.equal(a.head!.weight[d * 2 + c], w[c * 32 + d]);
+  assert.deepEqual([...a.head!.bias], [0.5, -0.5]);
+  // PEFT refuses a config whose feedforward_modules are not among target_modules; so does the loader.
+  const bad = tmpDir();
+  writeAdapterDir(bad, ia3Config({ target_modules: ['key', 'value'], feedforward_modules: ['output.dense'] }), [
+    { name: `base_model.model.${key}.ia3_l`, shape: [32, 1], values: l },
+  ]);
+  await assert.rejects(loadIa3Adapter(bad), {
+    message: `${path.join(bad, 'adapter_config.json')}: feedforward_modules should be a subset of target_modules (PEFT refuses the config otherwise): [output.dense] not in [key, value]`,
+  });
 });
