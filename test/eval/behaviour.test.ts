@@ -8,6 +8,7 @@ import {
   changeCase,
   changeContractions,
   changePunctuation,
+  defaultNameLists,
   runBehaviourTests,
   swapNames,
   type Prediction,
@@ -49,20 +50,32 @@ test('typos: one pair of adjacent letters swapped inside one word of 4+ letters,
   assert.equal(addTypo('aaaa', createRng(0)), undefined);
 });
 
-test('name swap: names replaced by the other gender with their case, ambiguous words and shared names left alone', () => {
-  const names = { female: ['Mary', 'Anna', 'Will', 'Jordan'], male: ['John', 'Jordan'] };
+test('name swap: names replaced by the other gender with their case; words, places and shared names left alone', async () => {
+  const names = {
+    female: ['Mary', 'Anna', 'Will', 'Jordan', 'April'],
+    male: ['John', 'Jordan'],
+    words: new Set(['will']),
+  };
   const rng = createRng(1);
   assert.equal(swapNames('Tell Mary I will be late', names, rng), 'Tell John I will be late');
   assert.equal(swapNames('text mary and MARY', names, rng), 'text john and JOHN');
   assert.equal(swapNames('John called', names, rng)?.match(/^(Mary|Anna) called$/)?.length, 2);
-  // "will" is an English word; Jordan is on both lists.
-  assert.equal(swapNames('Will Jordan come', names, rng), undefined);
-  // The stdlib lists: Sarah is female, and is replaced by a male name from the male list.
-  const stdlib = { female: femaleNames(), male: maleNames() };
-  assert.ok(stdlib.female.includes('Sarah') && stdlib.male.includes('Robert'));
+  // "will" is an English word: a name only capitalised inside a sentence. Jordan is on both lists; April is a month.
+  assert.equal(swapNames('Will Jordan come in april', names, rng), undefined);
+  assert.equal(swapNames('I asked Will. Will said no', names, rng), 'I asked John. Will said no');
+  // The default lists (stdlib names, an-array-of-english-words): "my" and "bank" are on the name lists but are words.
+  const stdlib = await defaultNameLists();
+  assert.ok(femaleNames().includes('Sarah') && maleNames().includes('Robert') && maleNames().includes('Bank'));
+  assert.equal(swapNames('can you unlock my bank account', stdlib, createRng(0)), undefined);
   const swapped = swapNames('remind sarah about the meeting', stdlib, createRng(0))!;
   const name = /^remind (\w+) about the meeting$/.exec(swapped)![1];
-  assert.ok(stdlib.male.map((n) => n.toLowerCase()).includes(name), name);
+  assert.ok(
+    maleNames()
+      .map((n) => n.toLowerCase())
+      .includes(name),
+    name,
+  );
+  assert.ok(!stdlib.words!.has(name), `${name} is an English word`);
   assert.equal(swapNames('remind robert about the meeting', stdlib, createRng(0))!.includes('robert'), false);
 });
 
