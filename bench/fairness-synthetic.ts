@@ -52,7 +52,15 @@ const thresholds = fitGroupThresholds({
   tolerance: 0.02,
 });
 console.log();
-console.log('Group thresholds (chosen on validation):', JSON.stringify(thresholds.spec.thresholds));
+const val = thresholds.spec.validation;
+console.log(
+  `Group thresholds on P(approve), chosen on validation (${val.count} rows): ` +
+    Object.entries(thresholds.spec.thresholds)
+      .map(([g, t]) => `${g} ${t.toFixed(4)}`)
+      .join(', ') +
+    `; validation accuracy ${(val.before.accuracy * 100).toFixed(2)}% -> ${(val.after.accuracy * 100).toFixed(2)}%,` +
+    ` DP difference ${val.before.demographicParityDifference.toFixed(4)} -> ${val.after.demographicParityDifference.toFixed(4)}`,
+);
 const mitigated = thresholds.predict(
   probs,
   testSet.map((r) => r.group),

@@ -123,6 +123,23 @@ export function formatDisaggregated(r: DisaggregatedReport): string {
   return out.join('\n');
 }
 
+/**
+ * The two texts around their first difference, each at most `width` characters, so long texts stay readable in a
+ * table (the JSON has them whole).
+ */
+export function clipPair(a: string, b: string, width = 60): [string, string] {
+  let d = 0;
+  while (d < a.length && d < b.length && a[d] === b[d]) d++;
+  const start = Math.max(0, Math.min(d - Math.floor(width / 3), Math.max(a.length, b.length) - width));
+  const clip = (s: string): string => {
+    if (s.length <= width) return s;
+    const from = Math.min(start, Math.max(0, s.length - width));
+    const body = s.slice(from, from + width);
+    return `${from > 0 ? '…' : ''}${body}${from + width < s.length ? '…' : ''}`;
+  };
+  return [clip(a), clip(b)];
+}
+
 /** The behavioural tests: flip rate and confidence shift per test, then flipped examples. */
 export function formatBehaviour(r: BehaviourReport): string {
   const out = [`Behavioural tests (CheckList-style invariance, ${r.texts} texts, seed ${r.seed}):`];
@@ -149,7 +166,9 @@ export function formatBehaviour(r: BehaviourReport): string {
     out.push(
       renderTable(
         ['test', 'original', 'perturbed', 'prediction'],
-        flipped.flatMap((t) => t.examples.map((e) => [t.test, e.original, e.perturbed, `${e.before} -> ${e.after}`])),
+        flipped.flatMap((t) =>
+          t.examples.map((e) => [t.test, ...clipPair(e.original, e.perturbed), `${e.before} -> ${e.after}`]),
+        ),
         ['left', 'left', 'left', 'left'],
       ),
     );
