@@ -30,3 +30,14 @@ test('evaluate with sensitive columns: the fairness section in the text report a
   const json = JSON.parse(evalReportToJson(r)) as { disaggregated: { views: Array<{ judged: string[] }> } };
   assert.deepEqual(json.disaggregated.views[0].judged, ['b', 'c']);
 });
+
+test('clipPair keeps the first difference of two long texts in view', async () => {
+  const { clipPair } = await import('../../src/eval/fairness-format.ts');
+  const a = `${'x'.repeat(100)} Jeremy wrote ${'y'.repeat(100)}`;
+  const b = `${'x'.repeat(100)} Amandie wrote ${'y'.repeat(100)}`;
+  const [ca, cb] = clipPair(a, b, 30);
+  // The change is at index 101; the window starts a third of its width (10) before it: 9 x, a space, the name.
+  assert.equal(ca, `…${'x'.repeat(9)} Jeremy wrote ${'y'.repeat(7)}…`);
+  assert.equal(cb, `…${'x'.repeat(9)} Amandie wrote ${'y'.repeat(6)}…`);
+  assert.deepEqual(clipPair('short', 'short.', 30), ['short', 'short.']);
+});
