@@ -25,7 +25,10 @@ interface EvaluateCliOptions extends GlobalOptions {
   maxFlipRate?: number;
 }
 
-/** The value of each sensitive column for every row of the eval files, keyed by file and line. */
+/**
+ * The value of each sensitive column for every row of the eval files, keyed by file and line. A second read of the
+ * files: the prepared dataset keeps only text, label and one group column, and its rows carry file and line.
+ */
 async function readSensitive(files: string[], columns: string[]): Promise<Map<string, string[]>> {
   const { readTable } = await import('../../data/load.ts');
   const out = new Map<string, string[]>();
@@ -112,6 +115,7 @@ export function evaluateCommand(): Command {
         measureLatency,
         sessionRunner,
         softmax,
+        argmax,
         runBehaviourTests,
         checkFairnessBudget,
         formatBehaviour,
@@ -220,9 +224,7 @@ export function evaluateCommand(): Command {
           const r = await predictTexts(m.model, batch, { maxLength, providers });
           return Array.from({ length: batch.length }, (_, i) => {
             const probabilities = softmax(r.logits.subarray(i * r.classes, (i + 1) * r.classes));
-            let best = 0;
-            for (let j = 1; j < probabilities.length; j++) if (probabilities[j] > probabilities[best]) best = j;
-            return { label: labels[best], probabilities };
+            return { label: labels[argmax(probabilities)], probabilities };
           });
         },
         { seed: o.seed, templates: o.nameTemplate, batchSize: 4096 },
