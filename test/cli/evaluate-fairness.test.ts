@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { clincRows, json, tailor, workspace, type Workspace } from './fixtures.ts';
 
@@ -214,6 +214,33 @@ test('gates: exit 1 with the reason when the measured disparity is over the limi
   const missing = await tailor([...args.slice(0, 7), '--sensitive-column', 'age']);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /missing column "age"/);
+  // An empty sensitive value is named by file and line (row 4 of the data is line 5).
+  const lines = readFileSync(evalCsv, 'utf8').split('\n');
+  lines[4] = lines[4].replace(/,(f|m),(n|s)$/, ',$1,');
+  const holed = path.join(path.dirname(evalCsv), 'holed.csv');
+  writeFileSync(holed, lines.join('\n'));
+  const empty = await tailor([
+    'evaluate',
+    '--model',
+    model,
+    '--eval',
+    holed,
+    '--label-column',
+    'intent',
+    '--no-latency',
+    '--sensitive-column',
+    'region',
+  ]);
+  assert.equal(empty.status, 1);
+  assert.equal(empty.stderr.trim(), `tailor: ${holed}:5: sensitive column "region" is empty`);
+  // --positive-label narrows the one-vs-rest classes.
+  const label = 'accept_reservations'; // the first of the slice's four intents
+  const one = json<EvalJson & { disaggregated: { positiveLabels: string[] } }>(
+    await tailor([...args, '--positive-label', label, '--json']),
+  );
+  assert.deepEqual(one.disaggregated.positiveLabels, [label]);
+  assert.match(one.disaggregated.method, /each of 1 classes/);
+  assert.equal(one.disaggregated.views[0].demographicParityDifference.label, label);
 });
 
 test('--behaviour: flip rates per test; the uncased tokenizer makes casing a no-op; --max-flip-rate gates', async (t) => {
