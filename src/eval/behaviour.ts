@@ -386,3 +386,32 @@ export async function runBehaviourTests(
   });
   return { seed, texts: texts.length, tests: results };
 }
+
+export interface BehaviourChange {
+  test: BehaviourTestName;
+  before: { cases: number; flips: number; flipRate: number };
+  after: { cases: number; flips: number; flipRate: number };
+  /** after − before flip rate; negative = the second model is more robust on this test. */
+  change: number;
+}
+
+/**
+ * Flip rates of two models on the same behavioural tests (e.g. the base model in the audit and the customized one),
+ * per test present in both. With the same texts and seed both models see identical perturbed texts.
+ */
+export function compareBehaviour(before: BehaviourReport, after: BehaviourReport): BehaviourChange[] {
+  if (before.seed !== after.seed || before.texts !== after.texts)
+    throw new ConfigError(
+      `behaviour reports differ in seed or texts (${before.seed}/${before.texts} vs ${after.seed}/${after.texts}): their perturbations are not the same`,
+      { field: 'seed' },
+    );
+  const pick = (t: BehaviourTestResult): BehaviourChange['before'] => ({
+    cases: t.cases,
+    flips: t.flips,
+    flipRate: t.flipRate,
+  });
+  return before.tests.flatMap((b) => {
+    const a = after.tests.find((t) => t.test === b.test);
+    return a ? [{ test: b.test, before: pick(b), after: pick(a), change: a.flipRate - b.flipRate }] : [];
+  });
+}

@@ -1,6 +1,6 @@
 /** Terminal rendering of the disaggregated evaluation, the behavioural tests and the fairness budget. */
 import { renderTable } from '../data/table.ts';
-import type { BehaviourReport } from './behaviour.ts';
+import type { BehaviourChange, BehaviourReport } from './behaviour.ts';
 import { FOUR_FIFTHS, type DisaggregatedReport, type Estimate, type FairnessView } from './disaggregate.ts';
 import type { BudgetResult } from './gate.ts';
 
@@ -174,6 +174,21 @@ export function formatBehaviour(r: BehaviourReport): string {
     );
   }
   return out.join('\n');
+}
+
+/** Flip rates of two models side by side (compareBehaviour). */
+export function formatBehaviourChange(rows: BehaviourChange[], names = ['before', 'after']): string {
+  const pts = (v: number): string => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)} pts` : 'n/a');
+  return renderTable(
+    ['test', `flip rate ${names[0]}`, `flip rate ${names[1]}`, 'change'],
+    rows.map((r) => [
+      r.test,
+      `${pct(r.before.flipRate)} (${r.before.flips}/${r.before.cases})`,
+      `${pct(r.after.flipRate)} (${r.after.flips}/${r.after.cases})`,
+      pts(r.change),
+    ]),
+    ['left', 'right', 'right', 'right'],
+  );
 }
 
 /** The budget verdict, with one line per failed limit. */

@@ -247,6 +247,7 @@ export {
 } from './calibration.ts';
 export {
   runBehaviourTests,
+  compareBehaviour,
   defaultNameLists,
   addTypo,
   changeCase,
@@ -254,6 +255,7 @@ export {
   changePunctuation,
   swapNames,
   BEHAVIOUR_TESTS,
+  type BehaviourChange,
   type BehaviourOptions,
   type BehaviourReport,
   type BehaviourTestName,
@@ -277,7 +279,13 @@ export {
   type GroupResult,
   type SensitiveFeatures,
 } from './disaggregate.ts';
-export { formatBehaviour, formatBudget, formatDisaggregated } from './fairness-format.ts';
+export {
+  clipPair,
+  formatBehaviour,
+  formatBehaviourChange,
+  formatBudget,
+  formatDisaggregated,
+} from './fairness-format.ts';
 export { checkFairnessBudget, type BudgetCheck, type BudgetResult, type FairnessBudget } from './gate.ts';
 export {
   fitGroupThresholds,

