@@ -162,3 +162,29 @@ test('bad specs and inputs are refused with the field named', () => {
     /tolerance must be in \[0, 1\], got 2/,
   );
 });
+
+test('multi-class fit: the favourable class is thresholded per group to equal selection rates', () => {
+  // Three classes; P(b) is high in group G (b selected 4 of 6 by argmax) and low in H (1 of 6).
+  const pb = [0.7, 0.6, 0.55, 0.5, 0.3, 0.2, 0.45, 0.35, 0.3, 0.25, 0.2, 0.1];
+  const probs = pb.map((p, i) => (i % 2 ? [1 - p - 0.05, p, 0.05] : [0.05, p, 1 - p - 0.05]));
+  const groups = pb.map((_, i) => (i < 6 ? 'G' : 'H'));
+  const yTrue = [1, 1, 1, 0, 2, 0, 1, 1, 0, 2, 0, 2];
+  const t = fitGroupThresholds({
+    labels: ['a', 'b', 'c'],
+    positiveLabel: 'b',
+    probabilities: probs,
+    yTrue,
+    groups,
+    tolerance: 0,
+    minGroupSize: 1,
+  });
+  const pred = t.predict(probs, groups);
+  const rate = (g: string): number => pred.filter((p, i) => groups[i] === g && p === 1).length / 6;
+  assert.equal(rate('G'), rate('H'));
+  // Below the threshold the other classes keep their argmax: never "b".
+  pred.forEach((p, i) => {
+    if (p !== 1) assert.equal(p, probs[i][0] > probs[i][2] ? 0 : 2);
+  });
+  close(t.spec.validation.after.demographicParityDifference, 0);
+  close(t.spec.validation.after.accuracy, pred.filter((p, i) => p === yTrue[i]).length / 12);
+});
