@@ -45,3 +45,5 @@ export class TrainingError extends TailorError {}
 export class RegistryError extends TailorError {}
 /** Invalid option or argument given by the user (API or CLI). */
 export class ConfigError extends TailorError {}
+/** A model measured outside a budget it was held to (fairness limits, flip rates): the report says which and by how much. */
+export class GateError extends TailorError {}

@@ -14,6 +14,12 @@ export interface SoftmaxCrossEntropyOptions {
   /** Label value whose positions contribute nothing (and are not counted by the mean), e.g. -100. */
   ignoreIndex?: number;
   reduction?: Reduction;
+  /**
+   * Name of a float value with one weight per flattened label position (e.g. a graph input [N] fed per batch, such
+   * as AIF360-style reweighing weights): loss = Σ wᵢℓᵢ / Σ wᵢ ('mean'), Σ wᵢℓᵢ ('sum') or wᵢℓᵢ ('none'); ignored
+   * positions count in neither sum.
+   */
+  sampleWeights?: string;
 }
 
 /** Last axis of `x` as a 1-element int64 tensor, and a [-1, C] shape tensor to flatten to. */
@@ -40,6 +46,20 @@ export function softmaxCrossEntropy(
       value: String(eps),
     });
   const reduction = opts.reduction ?? 'mean';
+  if (opts.sampleWeights !== undefined) {
+    // Per-position losses (smoothing and ignore_index applied), then weighted and reduced here.
+    const per = softmaxCrossEntropy(b, logits, labels, { ...opts, sampleWeights: undefined, reduction: 'none' });
+    let w = b.op('CastLike', [b.op('Reshape', [opts.sampleWeights, b.ints([-1])]), per]);
+    if (opts.ignoreIndex !== undefined) {
+      const lab = b.op('Reshape', [labels, b.ints([-1])]);
+      const ign = b.op('CastLike', [b.scalar(opts.ignoreIndex, 'int64'), lab]);
+      w = b.mul(w, b.op('CastLike', [b.op('Not', [b.op('Equal', [lab, ign])]), per]));
+    }
+    const weighted = b.mul(per, w);
+    if (reduction === 'none') return weighted;
+    const total = b.op('ReduceSum', [weighted], { keepdims: 0 });
+    return reduction === 'sum' ? total : b.div(total, b.op('ReduceSum', [w], { keepdims: 0 }));
+  }
   const scores = b.op('Reshape', [logits, flattenToClasses(b, logits)]);
   const lab = b.op('Reshape', [labels, b.ints([-1])]);
   const attrs = { reduction, ...(opts.ignoreIndex !== undefined ? { ignore_index: opts.ignoreIndex } : {}) };

@@ -57,7 +57,12 @@ export function bootstrapIntervals(
   const alpha = (1 - confidence) / 2;
   const out: Record<string, Interval> = {};
   for (const k of names) {
-    const sorted = samples.get(k)!.sort();
+    // A statistic can be undefined on some resamples (a ratio whose denominator vanished, a group absent from the
+    // resample); those resamples are left out of that statistic's interval rather than sorted in as NaN.
+    const sorted = samples
+      .get(k)!
+      .filter((v) => !Number.isNaN(v))
+      .sort();
     out[k] = { estimate: estimate[k], lower: quantileSorted(sorted, alpha), upper: quantileSorted(sorted, 1 - alpha) };
   }
   return out;

@@ -6,6 +6,7 @@
 import { ConfigError } from '../errors.ts';
 import { bootstrapIntervals, type BootstrapOptions } from './bootstrap.ts';
 import { calibrationFromConfidence } from './calibration.ts';
+import { disaggregate, type SensitiveFeatures } from './disaggregate.ts';
 import { fairnessReport } from './fairness.ts';
 import {
   countParameters,
@@ -35,6 +36,13 @@ export interface EvaluateInput {
   groups?: ArrayLike<string>;
   /** Classes scored as "positive" for the fairness disparities (default: all, one-vs-rest). */
   positiveLabels?: string[];
+  /**
+   * Sensitive columns (name → value per example): enables the disaggregated section (per group and intersection,
+   * differences and ratios with bootstrap CIs, disparate impact). Uses `bootstrap` and `positiveLabels`.
+   */
+  sensitive?: SensitiveFeatures;
+  /** Groups smaller than this are shown but not judged. Default 30. */
+  minGroupSize?: number;
   /** Predictions of a baseline on the same examples: enables the McNemar comparison. */
   baseline?: { name?: string; yPred: ArrayLike<number> };
   /** Default [1, 3, 5], limited to k < number of classes (k = 1 is accuracy and is shown as such). */
@@ -151,6 +159,16 @@ export async function evaluate(input: EvaluateInput): Promise<EvalReport> {
     };
   }
   if (input.groups) report.fairness = fairnessReport(yTrue, yPred, input.groups, labels, input.positiveLabels);
+  if (input.sensitive)
+    report.disaggregated = disaggregate({
+      labels,
+      yTrue,
+      yPred,
+      sensitive: input.sensitive,
+      positiveLabels: input.positiveLabels,
+      minGroupSize: input.minGroupSize,
+      bootstrap: input.bootstrap,
+    });
   if (input.latency) report.latency = await measureLatency(input.latency.run, input.latency.options);
   if (input.modelPath) report.size = await modelSizeOnDisk(input.modelPath);
   if (input.parameters) report.parameters = countParameters(input.parameters);
@@ -227,6 +245,59 @@ export {
   type CalibrationResult,
   type ReliabilityBin,
 } from './calibration.ts';
+export {
+  runBehaviourTests,
+  compareBehaviour,
+  defaultNameLists,
+  addTypo,
+  changeCase,
+  changeContractions,
+  changePunctuation,
+  swapNames,
+  BEHAVIOUR_TESTS,
+  type BehaviourChange,
+  type BehaviourOptions,
+  type BehaviourReport,
+  type BehaviourTestName,
+  type BehaviourTestResult,
+  type FlipExample,
+  type NameLists,
+  type Prediction,
+  type PredictTexts,
+} from './behaviour.ts';
+export {
+  disaggregate,
+  DEFAULT_MIN_GROUP_SIZE,
+  FOUR_FIFTHS,
+  type ClassDisparity,
+  type DisaggregatedReport,
+  type DisaggregateInput,
+  type Disparity,
+  type Estimate,
+  type FairnessView,
+  type GroupMetricFn,
+  type GroupResult,
+  type SensitiveFeatures,
+} from './disaggregate.ts';
+export {
+  clipPair,
+  formatBehaviour,
+  formatBehaviourChange,
+  formatBudget,
+  formatDisaggregated,
+} from './fairness-format.ts';
+export { checkFairnessBudget, type BudgetCheck, type BudgetResult, type FairnessBudget } from './gate.ts';
+export {
+  fitGroupThresholds,
+  GroupThresholds,
+  reweighingWeights,
+  thresholdStats,
+  type FitThresholdsInput,
+  type GroupThresholdSpec,
+  type ParityConstraint,
+  type ReweighingFactor,
+  type ThresholdStats,
+} from './mitigation.ts';
 export { binaryFairness, fairnessReport, type BinaryFairness, type FairnessReport, type GroupRow } from './fairness.ts';
 export { countParameters, latencyStats, measureLatency, modelSizeOnDisk } from './latency.ts';
 export type {

@@ -2,7 +2,9 @@
 import { renderTable } from '../util/table.ts';
 import type { Interval } from './bootstrap.ts';
 import type { CalibrationResult } from './calibration.ts';
+import type { DisaggregatedReport } from './disaggregate.ts';
 import type { FairnessReport } from './fairness.ts';
+import { formatDisaggregated } from './fairness-format.ts';
 import type { LatencyReport, ModelSize, ParameterCount } from './latency.ts';
 import type { ClassMetrics } from './metrics.ts';
 import type { ModelComparison } from './significance.ts';
@@ -31,6 +33,8 @@ export interface EvalReport {
   calibration?: CalibrationResult;
   comparison?: ModelComparison & { baseline: string; candidate: string };
   fairness?: FairnessReport;
+  /** Per sensitive column and intersection: metrics, differences/ratios with CIs, disparities. */
+  disaggregated?: DisaggregatedReport;
   latency?: LatencyReport;
   size?: ModelSize;
   parameters?: ParameterCount;
@@ -192,6 +196,11 @@ export function formatEvalReport(report: EvalReport): string {
     out.push(
       `equalized odds difference ${num(w.equalizedOddsDifference.value)} (class "${w.equalizedOddsDifference.label}")`,
     );
+  }
+
+  if (report.disaggregated) {
+    out.push('');
+    out.push(formatDisaggregated(report.disaggregated));
   }
 
   if (report.latency || report.size || report.parameters) {

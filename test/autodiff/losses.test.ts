@@ -105,6 +105,39 @@ describe('loss builders: values against plain-JS references', () => {
     const refKl = (T * T * kl) / 2;
     assert.ok(Math.abs((await evalScalar(b, klDivergence(b, 'x', 't', { temperature: T }), feeds)) - refKl) < 1e-9);
   });
+  it('softmaxCrossEntropy with sample weights: Σ wℓ / Σ w over the non-ignored positions', async () => {
+    const weights = [2, 5, 0.5];
+    for (const eps of [0, 0.1]) {
+      for (const reduction of ['mean', 'sum'] as const) {
+        const b = new GraphBuilder('wce');
+        b.input('logits', 'float32', [3, 4]);
+        b.input('labels', 'int64', [3]);
+        b.input('w', 'float32', [3]);
+        const loss = softmaxCrossEntropy(b, 'logits', 'labels', {
+          labelSmoothing: eps,
+          ignoreIndex: -100,
+          reduction,
+          sampleWeights: 'w',
+        });
+        const v = await evalScalar(
+          b,
+          loss,
+          {
+            logits: new ort.Tensor('float32', Float32Array.from(LOGITS.flat()), [3, 4]),
+            labels: new ort.Tensor('int64', BigInt64Array.from(LABELS.map(BigInt)), [3]),
+            w: new ort.Tensor('float32', Float32Array.from(weights), [3]),
+          },
+          'float32',
+        );
+        // Row 1 is ignored (label -100): its weight 5 counts nowhere.
+        const l0 = refCrossEntropy([LOGITS[0]], [LABELS[0]], eps);
+        const l2 = refCrossEntropy([LOGITS[2]], [LABELS[2]], eps);
+        const sum = 2 * l0 + 0.5 * l2;
+        const ref = reduction === 'sum' ? sum : sum / 2.5;
+        assert.ok(Math.abs(v - ref) < 1e-5, `eps ${eps} ${reduction}: ${v} vs ${ref}`);
+      }
+    }
+  });
   it('rejects a label smoothing outside [0, 1)', () => {
     const b = new GraphBuilder('x');
     assert.throws(
@@ -142,6 +175,32 @@ describe('loss gradients (finite differences)', () => {
       );
     });
   }
+  it('softmaxCrossEntropy with sample weights (mean, smoothing 0.1, ignore_index)', async () => {
+    await gradCheck(
+      'float64',
+      (b) => {
+        b.input('logits', 'float64', [2, 3, 4]);
+        b.input('labels', 'int64', [2, 3]);
+        const w = b.constant('float64', Float64Array.of(1, 0.25, 3, 2, 0.5, 1.5), [2, 3]);
+        const loss = softmaxCrossEntropy(b, 'logits', 'labels', {
+          labelSmoothing: 0.1,
+          ignoreIndex: -100,
+          sampleWeights: w,
+        });
+        return { outputs: [], wrt: ['logits'], loss };
+      },
+      {
+        feeds: {
+          logits: {
+            dtype: 'float64',
+            dims: [2, 3, 4],
+            data: Float64Array.from({ length: 24 }, (_, i) => Math.cos(i * 0.7) * 2),
+          },
+          labels: { dtype: 'int64', dims: [2, 3], data: BigInt64Array.of(0n, 3n, -100n, 2n, 1n, 1n) },
+        },
+      },
+    );
+  });
   it('SoftmaxCrossEntropyLoss node with class weights, reduction none', async () => {
     await gradCheck(
       'float64',

@@ -1,7 +1,7 @@
 /** `tailor evaluate`: score a model (registry reference or folder) on an eval file, optionally against another. */
 import { Command } from 'commander';
-import { ConfigError } from '../../errors.ts';
-import type { EvalReport } from '../../eval/index.ts';
+import { ConfigError, DataError, GateError } from '../../errors.ts';
+import type { BehaviourReport, BudgetResult, EvalReport, FairnessBudget } from '../../eval/index.ts';
 import { collect, emit, num, progressFor, providersFor, withGlobals, type GlobalOptions } from '../common.ts';
 
 interface EvaluateCliOptions extends GlobalOptions {
@@ -12,6 +12,39 @@ interface EvaluateCliOptions extends GlobalOptions {
   labelColumn: string;
   maxLength?: number;
   latency: boolean;
+  sensitiveColumn?: string[];
+  minGroupSize: number;
+  positiveLabel?: string[];
+  behaviour?: boolean;
+  nameTemplate?: string[];
+  seed: number;
+  bootstrap: number;
+  maxParityDifference?: number;
+  minDisparateImpact?: number;
+  maxEqualizedOddsDifference?: number;
+  maxFlipRate?: number;
+}
+
+/**
+ * The value of each sensitive column for every row of the eval files, keyed by file and line. A second read of the
+ * files: the prepared dataset keeps only text, label and one group column, and its rows carry file and line.
+ */
+async function readSensitive(files: string[], columns: string[]): Promise<Map<string, string[]>> {
+  const { readTable } = await import('../../data/load.ts');
+  const out = new Map<string, string[]>();
+  for (const file of files) {
+    for await (const ev of readTable(file, { requiredColumns: columns })) {
+      if (ev.kind !== 'row') continue;
+      out.set(
+        `${ev.file}\u0000${ev.line}`,
+        columns.map((c) => {
+          const v = ev.values[c];
+          return v === null || v === undefined ? '' : String(v).trim();
+        }),
+      );
+    }
+  }
+  return out;
 }
 
 export function evaluateCommand(): Command {
@@ -28,13 +61,67 @@ export function evaluateCommand(): Command {
     .option('--text-column <name>', 'column holding the text', 'text')
     .option('--label-column <name>', 'column holding the label', 'label')
     .option('--max-length <n>', "longest token sequence (default: the model's)", num({ min: 2, int: true }))
-    .option('--no-latency', 'skip the latency measurement');
+    .option('--no-latency', 'skip the latency measurement')
+    .option(
+      '--sensitive-column <name>',
+      'column of the eval file to disaggregate by (repeatable; several also give their intersection)',
+      collect,
+    )
+    .option(
+      '--min-group-size <n>',
+      'groups with fewer eval rows are shown but not judged',
+      num({ min: 1, int: true }),
+      30,
+    )
+    .option(
+      '--positive-label <label>',
+      'class that is the favourable outcome for the disparities (repeatable; default: the second of two labels, else every class one-vs-rest)',
+      collect,
+    )
+    .option(
+      '--behaviour',
+      'run the behavioural tests (name swap, typos, casing, punctuation, contractions) on the eval texts',
+    )
+    .option('--name-template <text>', 'sentence with a {name} slot for the name-swap test (repeatable)', collect)
+    .option('--seed <n>', 'seed of the bootstrap and the behavioural tests', num({ int: true, min: 0 }), 0)
+    .option('--bootstrap <n>', 'bootstrap resamples for the confidence intervals', num({ int: true, min: 1 }), 1000)
+    .option(
+      '--max-parity-difference <x>',
+      'fail (exit 1) above this demographic parity difference',
+      num({ min: 0, max: 1 }),
+    )
+    .option(
+      '--min-disparate-impact <x>',
+      'fail (exit 1) below this disparate impact ratio (0.8: four-fifths rule)',
+      num({ min: 0, max: 1 }),
+    )
+    .option(
+      '--max-equalized-odds-difference <x>',
+      'fail (exit 1) above this equalized odds difference',
+      num({ min: 0, max: 1 }),
+    )
+    .option(
+      '--max-flip-rate <x>',
+      'fail (exit 1) above this behavioural flip rate (implies --behaviour)',
+      num({ min: 0, max: 1 }),
+    );
   withGlobals(cmd, { device: true });
   cmd.action(async (o: EvaluateCliOptions) => {
     const [
       { loadDomainData },
       { predictTexts, argmaxRows, textFeeds },
-      { evaluate, formatEvalReport, measureLatency, sessionRunner },
+      {
+        evaluate,
+        formatEvalReport,
+        measureLatency,
+        sessionRunner,
+        softmax,
+        argmax,
+        runBehaviourTests,
+        checkFairnessBudget,
+        formatBehaviour,
+        formatBudget,
+      },
       { Session },
       { toOnnxModel },
       { formatProfile },
@@ -50,6 +137,22 @@ export function evaluateCommand(): Command {
     ]);
     const progress = progressFor(o);
     const providers = providersFor(o.device);
+    const budget: FairnessBudget = {
+      ...(o.maxParityDifference !== undefined ? { maxParityDifference: o.maxParityDifference } : {}),
+      ...(o.minDisparateImpact !== undefined ? { minDisparateImpact: o.minDisparateImpact } : {}),
+      ...(o.maxEqualizedOddsDifference !== undefined
+        ? { maxEqualizedOddsDifference: o.maxEqualizedOddsDifference }
+        : {}),
+      ...(o.maxFlipRate !== undefined ? { maxFlipRate: o.maxFlipRate } : {}),
+    };
+    const columns = [...new Set(o.sensitiveColumn ?? [])];
+    const groupLimits = ['maxParityDifference', 'minDisparateImpact', 'maxEqualizedOddsDifference'] as const;
+    const needsColumn = groupLimits.find((k) => budget[k] !== undefined);
+    if (needsColumn && columns.length === 0)
+      throw new ConfigError(
+        `--${needsColumn.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs at least one --sensitive-column`,
+        { field: 'sensitive-column' },
+      );
     // The eval file doubles as "train" for prepareDataset: only its rows and label set are used.
     const data = await loadDomainData({
       train: o.eval,
@@ -68,6 +171,28 @@ export function evaluateCommand(): Command {
         { file: unknown.file, line: unknown.line, field: o.labelColumn, value: unknown.label },
       );
     const yTrue = rows.map((r) => index.get(r.label)!);
+    let sensitive: Record<string, string[]> | undefined;
+    if (columns.length) {
+      const values = await readSensitive(o.eval, columns);
+      sensitive = Object.fromEntries(columns.map((c) => [c, [] as string[]]));
+      for (const r of rows) {
+        const v = values.get(`${r.file}\u0000${r.line}`);
+        if (!v)
+          throw new DataError(`${r.file}:${r.line}: row not found when reading the sensitive columns`, {
+            file: r.file,
+            line: r.line,
+          });
+        columns.forEach((c, j) => {
+          if (v[j] === '')
+            throw new DataError(`${r.file}:${r.line}: sensitive column "${c}" is empty`, {
+              file: r.file,
+              line: r.line,
+              field: c,
+            });
+          sensitive![c].push(v[j]);
+        });
+      }
+    }
     const maxLength = o.maxLength ?? m.info.maxLength;
     const texts = rows.map((r) => r.text);
     progress.start('scoring', texts.length);
@@ -91,6 +216,22 @@ export function evaluateCommand(): Command {
         onProgress: (d, t) => progress.update(d, t),
       });
       baseline = { name: o.baseline, yPred: argmaxRows(bl.logits, bl.classes) };
+    }
+    let behaviour: BehaviourReport | undefined;
+    if (o.behaviour || o.maxFlipRate !== undefined) {
+      progress.start('behavioural tests', 1);
+      behaviour = await runBehaviourTests(
+        texts,
+        async (batch) => {
+          const r = await predictTexts(m.model, batch, { maxLength, providers });
+          return Array.from({ length: batch.length }, (_, i) => {
+            const probabilities = softmax(r.logits.subarray(i * r.classes, (i + 1) * r.classes));
+            return { label: labels[argmax(probabilities)], probabilities };
+          });
+        },
+        { seed: o.seed, templates: o.nameTemplate, batchSize: 4096 },
+      );
+      progress.update(1, 1);
     }
     progress.stop();
     let latency: EvalReport['latency'];
@@ -130,13 +271,29 @@ export function evaluateCommand(): Command {
       ...(baseline ? { baseline } : {}),
       modelPath: m.dir,
       parameters: [...m.model.params.values()].map((p) => ({ name: p.path, shape: p.shape, trainable: false })),
+      bootstrap: { iterations: o.bootstrap, seed: o.seed },
+      ...(sensitive ? { sensitive, minGroupSize: o.minGroupSize } : {}),
+      ...(o.positiveLabel ? { positiveLabels: o.positiveLabel } : {}),
     });
     if (latency) report.latency = latency;
+    const gate: BudgetResult | undefined =
+      Object.keys(budget).length > 0
+        ? checkFairnessBudget(budget, { fairness: report.disaggregated, behaviour })
+        : undefined;
+    const out = { ...report, ...(behaviour ? { behaviour } : {}), ...(gate ? { fairnessBudget: gate } : {}) };
     emit(
       o,
-      report,
-      () => formatEvalReport(report) + (profileText ? `\n\nONNX Runtime profile (batch 1):\n${profileText}` : ''),
+      out,
+      () =>
+        formatEvalReport(report) +
+        (behaviour ? `\n\n${formatBehaviour(behaviour)}` : '') +
+        (gate ? `\n\n${formatBudget(gate)}` : '') +
+        (profileText ? `\n\nONNX Runtime profile (batch 1):\n${profileText}` : ''),
     );
+    if (gate && !gate.pass)
+      throw new GateError(`fairness budget failed: ${gate.reasons.join('; ')}`, {
+        details: { checks: gate.checks },
+      });
   });
   return cmd;
 }
