@@ -66,7 +66,9 @@ interface Registered {
 interface Row {
   reg: Registered;
   ids: number[];
+  /** Set when the row is picked for a batch. */
   slot: number;
+  labels: readonly string[];
 }
 
 function softmax(logits: Float32Array, k: number, temperature: number): number[] {
@@ -219,7 +221,7 @@ export class MultiAdapterEngine {
     const lengths: number[] = [];
     for (const t of texts) {
       const ids = tok.encode(t, undefined, { maxLength: this.maxLength }).ids;
-      rows.push({ reg, ids, slot: -1 });
+      rows.push({ reg, ids, slot: -1, labels: [] });
       lengths.push(ids.length);
     }
     // Queue first (a full queue refuses before any load starts), then make sure the adapter is on its way.
@@ -254,6 +256,7 @@ export class MultiAdapterEngine {
       const slot = this.pool.acquire(rows[i].reg.key, taken);
       if (slot === undefined) continue;
       rows[i].slot = slot;
+      rows[i].labels = this.pool.adapter(rows[i].reg.key)!.head!.labels;
       taken.add(slot);
       out.push(i);
     }
@@ -293,11 +296,10 @@ export class MultiAdapterEngine {
     this.inferences += n;
     const C = this.graph.maxLabels;
     return rows.map((r, i) => {
-      const labels = this.pool.adapter(r.reg.key)?.head?.labels ?? r.reg.labels ?? [];
-      const scores = softmax(logits.subarray(i * C, (i + 1) * C), labels.length, r.reg.temperature);
+      const scores = softmax(logits.subarray(i * C, (i + 1) * C), r.labels.length, r.reg.temperature);
       let best = 0;
       for (let j = 1; j < scores.length; j++) if (scores[j] > scores[best]) best = j;
-      return { label: labels[best], scores };
+      return { label: r.labels[best], scores };
     });
   }
 }
