@@ -61,6 +61,8 @@ test('adapters of one base in the same batch: each row equals its adapter applie
   const engine = await MultiAdapterEngine.create(
     base,
     engineOpts({
+      // One length bucket, so that every row may share the one batch.
+      buckets: [64],
       observer: { onExecution: (s) => stats.push(s), onCache: (e, k) => cache.push(`${e} ${k}`) },
     }),
   );
@@ -205,6 +207,57 @@ test('a failing or mislabelled adapter fails its own requests only; a full queue
     await good.release();
     assert.equal(engine.pool.resident, 0);
     await assert.rejects(good.predict([texts[0]]), { message: "model 'good' version 1 was released" });
+  } finally {
+    await engine.close();
+  }
+});
+
+test('three adapters through two slots and two concurrent runs: every answer is its own adapter’s (pinned slots)', async () => {
+  const probe = await MultiAdapterEngine.create(base, engineOpts());
+  const bytes = slotBytes(probe.graph);
+  await probe.close();
+  const evictions: string[] = [];
+  const engine = await MultiAdapterEngine.create(
+    base,
+    engineOpts({
+      cacheBytes: 2 * bytes,
+      concurrency: 2,
+      maxBatchSize: 4,
+      maxQueueDelayMs: 0,
+      observer: { onCache: (e, k) => e === 'evict' && evictions.push(k) },
+    }),
+  );
+  try {
+    const loads: Record<string, number> = { a: 0, b: 0, c: 0 };
+    const m = Object.fromEntries(
+      Object.keys(adapters).map((n) => [
+        n,
+        engine.model(n, 1, async () => {
+          loads[n]++;
+          await new Promise((r) => setTimeout(r, 1));
+          return adapters[n];
+        }),
+      ]),
+    );
+    const ref: Record<string, number[][]> = {
+      a: await reference(adapters.a),
+      b: await reference(adapters.b),
+      c: await reference(adapters.c),
+    };
+    // Three rounds of every (adapter, text) pair, interleaved, all queued at once.
+    const asks = [0, 1, 2].flatMap(() =>
+      texts.flatMap((t, i) => Object.keys(adapters).map((n) => ({ n, i, p: m[n].predict([t]) }))),
+    );
+    for (const { n, i, p } of asks) {
+      const [pred] = await p;
+      ref[n][i].forEach((w, j) => assert.ok(Math.abs(pred.scores[j] - w) < 1e-4, `${n} text ${i} class ${j}`));
+    }
+    assert.ok(evictions.length > 0, 'the two slots were shared by three adapters');
+    assert.ok(
+      Object.values(loads).some((x) => x > 1),
+      'an adapter evicted while its rows waited was loaded again',
+    );
+    assert.equal(engine.counts.inferences, asks.length);
   } finally {
     await engine.close();
   }

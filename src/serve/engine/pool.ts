@@ -95,6 +95,11 @@ export class AdapterPool {
     return this.resident * this.slotBytes;
   }
 
+  /** Where `key` is: not loaded, loading, loaded and waiting for a slot, or in a slot. */
+  state(key: string): 'cold' | 'loading' | 'ready' | 'resident' {
+    return this.entries.get(key)?.state ?? 'cold';
+  }
+
   /** The adapter behind `key` if it is loaded (resident or waiting for a slot). */
   adapter(key: string): LoraAdapter | undefined {
     const e = this.entries.get(key);
