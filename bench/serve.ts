@@ -16,7 +16,7 @@
  * CLINC150 test rows is printed as a check that every case serves the same adapters.
  *
  *   node --import tsx bench/serve.ts [--json] [--cases a,b,c,d] [--adapters 100] [--connections 32]
- *     [--seconds 10] [--requests 20000] [--threads 2] [--max-batch 32] [--delay-ms 2] [--zipf 1]
+ *     [--seconds 10] [--requests 20000] [--threads 2] [--max-batch 32] [--delay-ms 2] [--zipf 1] [--runs 2]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -46,6 +46,8 @@ const opt = (k: string, d: string): string => (args.includes(k) ? args[args.inde
 const num = (k: string, d: number): number => Number(opt(k, String(d)));
 const N_ADAPTERS = num('--adapters', 100);
 const THREADS = num('--threads', 2);
+/** ORT runs in flight at once, in every case (the engine's `concurrency`; a semaphore around (c)'s and (d)'s runs). */
+const RUNS = num('--runs', 2);
 const MAX_LENGTH = 32;
 const INTENTS_PER_ADAPTER = 10;
 const TRAIN_PER_INTENT = 15;
@@ -141,6 +143,23 @@ interface Backend {
   stats(): Record<string, number>;
 }
 
+/** At most `n` calls of the returned function run at once; the others wait in arrival order. */
+function semaphore(n: number): <T>(f: () => Promise<T>) => Promise<T> {
+  let free = n;
+  const waiting: (() => void)[] = [];
+  return async <T>(f: () => Promise<T>): Promise<T> => {
+    if (free > 0) free--;
+    else await new Promise<void>((r) => waiting.push(r));
+    try {
+      return await f();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else free++;
+    }
+  };
+}
+
 function softmaxRow(x: Float32Array): number[] {
   const m = Math.max(...x);
   const e = Array.from(x, (v) => Math.exp(v - m));
@@ -154,10 +173,13 @@ function toPrediction(logits: Float32Array, labels: string[]): Prediction {
 }
 
 async function backendFor(c: CaseName, base: Model, dir: string, metas: AdapterMeta[]): Promise<Backend> {
-  const session = { intraOpThreads: THREADS };
+  // The same cores in every case: at most RUNS ORT runs at once, of THREADS / RUNS threads each.
+  const session = { intraOpThreads: Math.max(1, Math.floor(THREADS / RUNS)) };
+  const gate = semaphore(RUNS);
   const load = (name: string) => (): Promise<LoraAdapter> => loadAdapter(path.join(dir, name));
   if (c === 'a' || c === 'b') {
     const engine = await MultiAdapterEngine.create(base, {
+      concurrency: RUNS,
       modules: TARGETS,
       maxRank: 8,
       maxLabels: 16,
@@ -183,7 +205,7 @@ async function backendFor(c: CaseName, base: Model, dir: string, metas: AdapterM
     let runs = 0;
     return {
       predict: async (a, t) => {
-        const out = await host.run(a, textFeeds(base, [t], MAX_LENGTH), ['logits']);
+        const out = await gate(() => host.run(a, textFeeds(base, [t], MAX_LENGTH), ['logits']));
         runs++;
         return toPrediction(out.logits.data as Float32Array, adapters[a].head!.labels);
       },
@@ -202,7 +224,7 @@ async function backendFor(c: CaseName, base: Model, dir: string, metas: AdapterM
   let runs = 0;
   return {
     predict: async (a, t) => {
-      const out = await sessions.get(a)!.run(textFeeds(base, [t], MAX_LENGTH), ['logits']);
+      const out = await gate(() => sessions.get(a)!.run(textFeeds(base, [t], MAX_LENGTH), ['logits']));
       runs++;
       return toPrediction(out.logits.data as Float32Array, adapters[a].head!.labels);
     },
@@ -393,7 +415,7 @@ async function main(): Promise<void> {
   try {
     say(
       `serving benchmark: USE-lite, ${N_ADAPTERS} CLINC150 adapters (LoRA r 8 on query/value + ridge heads), ${connections} connections, ` +
-        `${seconds} s or ${maxRequests} requests per case, ${THREADS} ORT threads, loopback HTTP; load average ${os
+        `${seconds} s or ${maxRequests} requests per case, ${RUNS} ORT runs at once of ${Math.max(1, Math.floor(THREADS / RUNS))} thread(s), loopback HTTP; load average ${os
           .loadavg()
           .map((x) => x.toFixed(1))
           .join(' ')}`,
