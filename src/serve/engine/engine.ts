@@ -80,6 +80,23 @@ interface Row {
   labels: readonly string[];
 }
 
+/** The base's feeds, each a text input the engine fills; anything else is a ConfigError. */
+function textInputs(base: Model): { name: string; kind: 'ids' | 'mask' | 'types' }[] {
+  const kinds: Record<string, 'ids' | 'mask' | 'types'> = {
+    input_ids: 'ids',
+    attention_mask: 'mask',
+    token_type_ids: 'types',
+  };
+  return feedInputs(base).map((v) => {
+    const kind = kinds[v.name];
+    if (!kind)
+      throw new ConfigError(`base input '${v.name}' is not a text input (input_ids, attention_mask, token_type_ids)`, {
+        field: v.name,
+      });
+    return { name: v.name, kind };
+  });
+}
+
 function softmax(logits: Float32Array, k: number, temperature: number): number[] {
   let max = -Infinity;
   for (let i = 0; i < k; i++) max = Math.max(max, logits[i] / temperature);
@@ -106,17 +123,7 @@ export class MultiAdapterEngine {
     private readonly maxLength: number,
     opts: EngineOptions,
   ) {
-    this.inputs = feedInputs(base).map((v) => {
-      const kind = v.name === 'input_ids' ? 'ids' : v.name === 'attention_mask' ? 'mask' : 'types';
-      if (kind === 'types' && v.name !== 'token_type_ids')
-        throw new ConfigError(
-          `base input '${v.name}' is not a text input (input_ids, attention_mask, token_type_ids)`,
-          {
-            field: v.name,
-          },
-        );
-      return { name: v.name, kind };
-    });
+    this.inputs = textInputs(base);
     this.batcher = new DynamicBatcher<Row, Prediction>({
       maxBatchSize: opts.maxBatchSize ?? 32,
       maxQueueDelayMs: opts.maxQueueDelayMs ?? 2,
@@ -150,6 +157,7 @@ export class MultiAdapterEngine {
       throw new ConfigError(`base '${base.architecture}' has no tokenizer, so it cannot serve text`, {
         field: 'tokenizer',
       });
+    textInputs(base);
     const graph = multiLoraModel(base, {
       modules: opts.modules,
       maxRank: opts.maxRank ?? 8,
@@ -186,7 +194,8 @@ export class MultiAdapterEngine {
 
   /**
    * The adapter `name` version `version` as a ServedModel; `load` is called on first use (and again after an
-   * eviction). Registering the same name and version twice returns the same model.
+   * eviction). Registering the same name and version again (until it is released) returns a handle on the same
+   * registration: the first loader, labels and temperature are kept.
    */
   model(name: string, version: number, load: () => Promise<LoraAdapter>, opts: AdapterModelOptions = {}): AdapterModel {
     const key = `${name}:${version}`;
