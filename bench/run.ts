@@ -1,8 +1,9 @@
 /**
  * `npm run bench [-- --json] [-- --cases mlp,encoder-full,encoder-lora] [-- --steps N] [-- --sections training,compress]
- * [-- --compress-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch (Debian python3-torch +
- * OpenBLAS) on the same models, batch and thread count (2), in one run; plus achieved GFLOP/s against a measured ORT
- * MatMul peak. Then the compression section (bench/compress.ts, docs/compression.md). See docs/bench.md.
+ * [-- --compress-args "..."] [-- --serve-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
+ * (Debian python3-torch + OpenBLAS) on the same models, batch and thread count (2), in one run; plus achieved GFLOP/s
+ * against a measured ORT MatMul peak. Then the compression section (bench/compress.ts, docs/compression.md) and, when asked for, the serving
+ * section (bench/serve.ts, docs/serving-engine.md). See docs/bench.md.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -323,8 +324,8 @@ async function runCase(c: Case, mode: 'fused' | 'separate', probe: PeakProbe): P
 }
 const SECTIONS = (argOf('--sections') ?? 'training,compress').split(',');
 for (const s of SECTIONS)
-  if (!['training', 'compress'].includes(s))
-    throw new Error(`unknown bench section '${s}' (sections: training, compress)`);
+  if (!['training', 'compress', 'serve'].includes(s))
+    throw new Error(`unknown bench section '${s}' (sections: training, compress, serve)`);
 let training: { torch: string; cases: Record<string, unknown>[] } | undefined;
 if (SECTIONS.includes('training')) {
   const torchVersion = ensureTorch();
@@ -391,11 +392,34 @@ if (SECTIONS.includes('compress')) {
   if (r.status !== 0) throw new Error(`bench/compress.ts failed (exit ${r.status ?? r.signal})`);
   if (json) compress = JSON.parse(r.stdout) as unknown;
 }
+
+/**
+ * The serving section (bench/serve.ts: USE-lite with 100 CLINC150 adapters behind a loopback HTTP front; one adapter,
+ * mixed-adapter batches, per-call switching, merged models) runs in its own process, which starts one server
+ * process per case. Only with `--sections serve` (it is not in the default list). `--serve-args "..."` passes options.
+ */
+let serve: unknown;
+if (SECTIONS.includes('serve')) {
+  say('\nserving (bench/serve.ts):');
+  const extra = (argOf('--serve-args') ?? '').split(/\s+/).filter(Boolean);
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(HERE, 'serve.ts'), ...(json ? ['--json'] : []), ...extra],
+    {
+      stdio: ['ignore', json ? 'pipe' : 'inherit', 'inherit'],
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
+  if (r.status !== 0) throw new Error(`bench/serve.ts failed (exit ${r.status ?? r.signal})`);
+  if (json) serve = JSON.parse(r.stdout) as unknown;
+}
 if (json)
   console.log(
     JSON.stringify({
       threads: THREADS,
       ...(training ? { torch: training.torch, steps: STEPS, cases: training.cases } : {}),
       ...(compress ? { compress } : {}),
+      ...(serve ? { serve } : {}),
     }),
   );
