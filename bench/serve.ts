@@ -11,7 +11,7 @@
  *
  * Adapters (made once, written as PEFT folders the servers load from disk): LoRA r 8 on the query and value
  * projections of both layers with random-but-seeded A and small B (so they change the features a little), and
- * heads fitted by ridge regression (src/audit/linear.ts) on the frozen base's features of 15 training rows per
+ * heads fitted by ridge regression (src/train/linear-probe.ts) on the frozen base's features of 15 training rows per
  * intent; adapter i classifies 10 consecutive intents starting at intent 17·i mod 150. The answers' accuracy on
  * CLINC150 test rows is printed as a check that every case serves the same adapters.
  *
@@ -25,8 +25,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { encodeTexts, textFeeds } from '../src/audit/features.ts';
-import { fitLinearHead } from '../src/audit/linear.ts';
+import { textFeatures, textFeeds } from '../src/models/text.ts';
+import { fitLinearHead } from '../src/train/linear-probe.ts';
 import { AdapterHost, mergeAdapter } from '../src/customize/adapters.ts';
 import { baseHash } from '../src/customize/lineage.ts';
 import type { LoraWeights } from '../src/customize/lora.ts';
@@ -34,7 +34,7 @@ import { loadAdapter, peftConfig, saveAdapter, type LoraAdapter } from '../src/c
 import { linearSites } from '../src/customize/sites.ts';
 import { toOnnxModel, type Model } from '../src/models/model.ts';
 import { loadBase } from '../src/models/resolve.ts';
-import { mulberry32 } from '../src/models/zoo/params.ts';
+import { mulberry32 } from '../src/util/rng.ts';
 import { Session } from '../src/runtime/session.ts';
 import { MultiAdapterEngine } from '../src/serve/engine/engine.ts';
 import type { Prediction } from '../src/serve/backend.ts';
@@ -81,7 +81,7 @@ async function makeAdapters(base: Model, dir: string): Promise<AdapterMeta[]> {
   const intents = [...new Set(train.map((r) => r.label))].sort();
   const rows = firstPerIntent(train, TRAIN_PER_INTENT, new Set(intents));
   const t0 = performance.now();
-  const { features, width } = await encodeTexts(
+  const { features, width } = await textFeatures(
     base,
     rows.map((r) => r.text),
     { maxLength: MAX_LENGTH, batchSize: 64, intraOpThreads: THREADS },
@@ -205,7 +205,7 @@ async function backendFor(c: CaseName, base: Model, dir: string, metas: AdapterM
     let runs = 0;
     return {
       predict: async (a, t) => {
-        const out = await gate(() => host.run(a, textFeeds(base, [t], MAX_LENGTH), ['logits']));
+        const out = await gate(() => host.run(a, textFeeds(base, [t], { maxLength: MAX_LENGTH }), ['logits']));
         runs++;
         return toPrediction(out.logits.data as Float32Array, adapters[a].head!.labels);
       },
@@ -224,7 +224,7 @@ async function backendFor(c: CaseName, base: Model, dir: string, metas: AdapterM
   let runs = 0;
   return {
     predict: async (a, t) => {
-      const out = await gate(() => sessions.get(a)!.run(textFeeds(base, [t], MAX_LENGTH), ['logits']));
+      const out = await gate(() => sessions.get(a)!.run(textFeeds(base, [t], { maxLength: MAX_LENGTH }), ['logits']));
       runs++;
       return toPrediction(out.logits.data as Float32Array, adapters[a].head!.labels);
     },

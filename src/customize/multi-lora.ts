@@ -22,7 +22,7 @@ import { GraphBuilder } from '../onnx/builder.ts';
 import { extractSubgraph, topoSort } from '../onnx/graph.ts';
 import type { Graph } from '../onnx/ir.ts';
 import { inferShapes, valueType } from '../onnx/shapes/index.ts';
-import { featureValue, featureWidth, LOGITS } from './head.ts';
+import { featureValue, featureWidth, LOGITS } from '../models/head.ts';
 import { baseHash } from './lineage.ts';
 import { adapterScaling, checkAdapterBase, type LoraAdapter } from './peft.ts';
 import { HEAD_MODULE, linearSites, selectSites, type TargetSpec } from './sites.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { textFeeds } from '../../src/audit/features.ts';
+import { textFeeds } from '../../src/models/text.ts';
 import { applyAdapter, mergeAdapter } from '../../src/customize/adapters.ts';
 import {
   ADAPTER_INDEX,
@@ -82,7 +82,7 @@ test('one run of the mixed-adapter graph gives, row by row, each adapter’s own
     writeSlot(mm, stacks, slot, adapters[name]);
   }
   const rowAdapter = ['qv', 'attn', 'ffn', 'attn', 'qv', 'ffn', 'qv'];
-  const feeds: Record<string, ort.Tensor> = textFeeds(base, texts, 32);
+  const feeds: Record<string, ort.Tensor> = textFeeds(base, texts, { maxLength: 32 });
   for (const { name, dims } of stackShapes(mm, stacks.slots))
     feeds[name] = new ort.Tensor('float32', stackArray(stacks, name), dims);
   feeds[ADAPTER_INDEX] = new ort.Tensor('int64', BigInt64Array.from(rowAdapter.map((a) => BigInt(slotOf[a]))), [
@@ -91,7 +91,7 @@ test('one run of the mixed-adapter graph gives, row by row, each adapter’s own
   const mixed = await run(mm.model, feeds);
   const C = 6;
   assert.equal(mixed.length, texts.length * C);
-  const textOnly = textFeeds(base, texts, 32);
+  const textOnly = textFeeds(base, texts, { maxLength: 32 });
   const ref: Record<string, { applied: Float32Array; merged: Float32Array; headOnly: Float32Array }> = {};
   for (const [name, a] of Object.entries(adapters)) {
     ref[name] = {

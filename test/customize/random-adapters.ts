@@ -3,7 +3,7 @@ import { peftConfig, type LoraAdapter } from '../../src/customize/peft.ts';
 import type { LoraWeights } from '../../src/customize/lora.ts';
 import { linearSites } from '../../src/customize/sites.ts';
 import type { Model } from '../../src/models/model.ts';
-import { mulberry32 } from '../../src/models/zoo/params.ts';
+import { mulberry32 } from '../../src/util/rng.ts';
 
 export interface RandomAdapterSpec {
   /** Module paths (exact) to adapt. */

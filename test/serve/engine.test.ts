@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { predictTexts } from '../../src/audit/features.ts';
+import { predictTexts } from '../../src/models/text.ts';
 import { applyAdapter } from '../../src/customize/adapters.ts';
 import { slotBytes } from '../../src/customize/multi-lora.ts';
 import type { LoraAdapter } from '../../src/customize/peft.ts';
