@@ -8,7 +8,7 @@ import { ConfigError } from '../../errors.ts';
 import type { Model } from '../../models/model.ts';
 import { ort, type ProviderSpec } from '../../runtime/session.ts';
 import { encoderParam, layerScopes } from '../../models/layers.ts';
-import { alternateLayers, distill, studentFromTeacher, teacherGraphStudent, type DistillResult } from './index.ts';
+import { alternateLayers, distill, studentFromTeacher, teacherGraphStudent, type DistillResult } from './core.ts';
 import { inheritTeacherWeights, teacherShape } from './inherit.ts';
 import { distillationReport, type DistillationReport } from './report.ts';
 

@@ -13,7 +13,7 @@ import { countParams, toOnnxModel, type Model } from '../../models/model.ts';
 import { writeModel } from '../../onnx/io.ts';
 import { Session, ort, type ProviderSpec } from '../../runtime/session.ts';
 import { timeInterleaved } from '../quantize/report.ts';
-import type { TransferSet } from './index.ts';
+import type { TransferSet } from './core.ts';
 
 export interface DistillSide {
   accuracy: number;
