@@ -28,3 +28,21 @@ export const HASH_RE = /^[0-9a-f]{64}$/;
 export function errCode(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
 }
+
+/**
+ * A URL as it may appear in messages and logs: the password (and any `password`/`secret` query parameter) is
+ * replaced by `***`. Text that is not a URL comes back unchanged except for a `user:password@` part.
+ */
+export function maskUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    for (const k of [...u.searchParams.keys()]) {
+      if (/pass|secret|token|key/i.test(k)) u.searchParams.set(k, '***');
+    }
+    // URL.toString percent-encodes the mask; keep it readable.
+    return u.toString().replace('%2A%2A%2A', '***').replaceAll('=%2A%2A%2A', '=***');
+  } catch {
+    return url.replace(/\/\/([^/:@]*):[^/@]*@/, '//$1:***@');
+  }
+}
