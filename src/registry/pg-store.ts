@@ -860,9 +860,10 @@ export class PgMetadataStore implements MetadataStore {
 
   async referencedObjectList(): Promise<Array<StoredObject & { referencedBy: string }>> {
     const rows = await this.q<{ hash: string; type: ObjectType; size: number; by: string }>(
-      `SELECT hash, type, size, 'run ' || run_id || ' artifact ' || path AS by FROM artifacts
-       UNION ALL SELECT hash, type, size, 'model ' || name || ':' || version AS by FROM model_versions
-       ORDER BY by COLLATE "C"`,
+      `SELECT * FROM (
+         SELECT hash, type, size, 'run ' || run_id || ' artifact ' || path AS by FROM artifacts
+         UNION ALL SELECT hash, type, size, 'model ' || name || ':' || version AS by FROM model_versions
+       ) refs ORDER BY by COLLATE "C"`,
     );
     return rows.map((r) => ({ hash: r.hash, type: r.type, size: r.size, referencedBy: r.by }));
   }

@@ -661,7 +661,8 @@ export class S3ArtifactStore implements ArtifactStore {
         removed.push(`s3://${this.bucket}/${u.Key} (multipart ${u.UploadId})`);
       }
     } catch (e) {
-      this.fail('listing multipart uploads', e);
+      // Some small S3-compatible servers (s3rver) do not list multipart uploads; they have none to abort then.
+      if ((e as { name?: string }).name !== 'NotImplemented') this.fail('listing multipart uploads', e);
     }
     return removed;
   }
