@@ -46,3 +46,4 @@ export {
 } from './compare.ts';
 export { parseModelRef, formatModelRef, checkModelName, checkAlias, type ModelRef } from './refs.ts';
 export * from './format.ts';
+export { migrateRegistry, type MigrateReport, type MigrateOptions } from './migrate.ts';
