@@ -270,12 +270,10 @@ export class PgMetadataStore implements MetadataStore {
     } catch (e) {
       await pool.end().catch(() => undefined);
       if (e instanceof RegistryError) throw e;
-      const why = errCode(e) ?? (e as Error).message;
-      throw new RegistryError(
-        `cannot open registry database ${masked}: ${why}${why === (e as Error).message ? '' : ` (${(e as Error).message})`}`,
-        { value: masked },
-        { cause: e },
-      );
+      // A socket error reads best as its code (ECONNREFUSED); a server error as its message (database "x" does not exist).
+      const code = errCode(e);
+      const why = code !== undefined && /^E[A-Z]+$/.test(code) ? code : (e as Error).message;
+      throw new RegistryError(`cannot open registry database ${masked}: ${why}`, { value: masked }, { cause: e });
     }
     return store;
   }

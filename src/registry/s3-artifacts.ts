@@ -75,6 +75,8 @@ export interface S3StoreOptions {
   maxAttempts?: number;
   /** Connection timeout in ms (default 5000), so an unreachable endpoint fails instead of hanging. */
   connectTimeoutMs?: number;
+  /** Upload progress per key (`part` counts from 1; a multipart upload reports each part), e.g. for a job's progress. */
+  onUploadProgress?: (e: { key: string; part?: number; loaded?: number; total?: number }) => void;
 }
 
 /** What `objects/<hash>` holds. */
@@ -134,6 +136,7 @@ export class S3ArtifactStore implements ArtifactStore {
   private readonly cacheDir: string;
   private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly onUploadProgress: S3StoreOptions['onUploadProgress'];
 
   private constructor(options: S3StoreOptions) {
     const { bucket, prefix } = parseS3Url(options.url);
@@ -151,6 +154,7 @@ export class S3ArtifactStore implements ArtifactStore {
       });
     }
     this.queueSize = options.queueSize ?? 4;
+    this.onUploadProgress = options.onUploadProgress;
     this.client = new S3Client({
       region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
@@ -265,6 +269,8 @@ export class S3ArtifactStore implements ArtifactStore {
         queueSize: this.queueSize,
         leavePartsOnError: false,
       });
+      const report = this.onUploadProgress;
+      if (report) up.on('httpUploadProgress', (p) => report({ key, part: p.part, loaded: p.loaded, total: p.total }));
       await up.done();
     } catch (e) {
       this.fail(`uploading ${key}`, e);
