@@ -30,19 +30,11 @@ export function errCode(e: unknown): string | undefined {
 }
 
 /**
- * A URL as it may appear in messages and logs: the password (and any `password`/`secret` query parameter) is
- * replaced by `***`. Text that is not a URL comes back unchanged except for a `user:password@` part.
+ * A URL as it may appear in messages and logs: the password of `user:password@` and the value of any query
+ * parameter named like a secret (`password`, `secret`, `token`, `key`) become `***`; the rest is left as written.
  */
 export function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    for (const k of [...u.searchParams.keys()]) {
-      if (/pass|secret|token|key/i.test(k)) u.searchParams.set(k, '***');
-    }
-    // URL.toString percent-encodes the mask; keep it readable.
-    return u.toString().replace('%2A%2A%2A', '***').replaceAll('=%2A%2A%2A', '=***');
-  } catch {
-    return url.replace(/\/\/([^/:@]*):[^/@]*@/, '//$1:***@');
-  }
+  return url
+    .replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^/:@?#]*):[^/@?#]*@/, '$1:***@')
+    .replace(/([?&][^=&#]*(?:pass|secret|token|key)[^=&#]*)=[^&#]*/gi, '$1=***');
 }
