@@ -204,6 +204,9 @@ export async function migrateRegistry(
             description: v.description,
             metadata: v.metadata,
             parents: v.parents,
+            // An alias names one version, so setting each at its version's creation reproduces the final state
+            // (and keeps the model's update time, which a later setAlias would move to now).
+            aliases: v.aliases,
           },
           tokens,
         ),
@@ -229,7 +232,9 @@ export async function migrateRegistry(
   }
   for (const m of models) {
     for (const [alias, version] of Object.entries(m.aliases)) {
-      await to.metadata.setAlias(m.name, alias, version);
+      // Only versions skipped as already copied can carry a stale alias (moved in the source since).
+      if ((await to.metadata.resolveAlias(m.name, alias)) !== version)
+        await to.metadata.setAlias(m.name, alias, version);
       report.aliases++;
     }
   }

@@ -182,6 +182,10 @@ test('migrateRegistry copies runs, versions, aliases and objects, verifies them,
   );
   assert.deepEqual(again.verified, { runs: 3, modelVersions: 3, objects: 4 });
   assert.equal((await check.listModelVersions('spam')).length, 2);
+  // An alias moved in the source since the last run follows on the next one.
+  await from.setAlias('spam', 'production', 2);
+  await migrateRegistry(from, check);
+  assert.equal((await check.getModel('spam@production')).version, 2);
   await check.close();
   await from.close();
 });

@@ -52,7 +52,7 @@ export function registryCommand(): Command {
         });
         emit(o, r, () =>
           [
-            `migrated ${r.from} -> ${r.to} (artifacts: ${to.artifacts.location})`,
+            `migrated ${o.from} -> ${r.to} (artifacts: ${to.artifacts.location})`,
             `runs: ${r.runs.copied} copied, ${r.runs.skipped} already there; ${r.metrics} metric points, ${r.artifacts} artifacts, ${r.predictions} predictions`,
             `model versions: ${r.modelVersions.copied} copied, ${r.modelVersions.skipped} already there; ${r.aliases} aliases`,
             `objects: ${r.objects.copied} uploaded (${r.objects.bytes} bytes), ${r.objects.present} already there`,
