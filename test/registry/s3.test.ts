@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ConfigError, RegistryError } from '../../src/errors.ts';
 import { LocalArtifactStore, openRegistry, SqliteMetadataStore } from '../../src/registry/index.ts';
 import { MIN_PART_SIZE, S3ArtifactStore, parseS3Url, type S3StoreOptions } from '../../src/registry/s3-artifacts.ts';
@@ -155,15 +155,16 @@ test('cleanTemp removes orphaned upload data and restores a dead gc quarantine, 
   const q = await store.ingestBytes(new TextEncoder().encode('quarantined by a dead gc'));
   await q.commit();
   const token = (await store.quarantine(q.hash))!;
-  // Make the token look like it came from a process that is gone (pid above Linux's pid_max).
+  // Hand the quarantined marker to a gc process that is gone (pid above Linux's pid_max), as if it died between
+  // quarantine and its re-check.
   const deadToken = token.replace(`-${process.pid}-`, '-4194311-');
+  const qKey = (t: string) => `${prefix}quarantine/${t}`;
   const body = await (
-    await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `${prefix}quarantine/${token}` }))
+    await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: qKey(token) }))
   ).Body!.transformToString();
-  await s3.client.send(
-    new PutObjectCommand({ Bucket: s3.bucket, Key: `${prefix}quarantine/${deadToken}`, Body: body }),
-  );
-  await store.purge(token);
+  await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: qKey(deadToken), Body: body }));
+  await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: qKey(token) }));
+  assert.equal(await store.has(q.hash), false);
   await new Promise((r) => setTimeout(r, 20));
   const removed = await store.cleanTemp(10);
   assert.deepEqual(
@@ -172,7 +173,9 @@ test('cleanTemp removes orphaned upload data and restores a dead gc quarantine, 
   );
   assert.equal(await store.has(live.hash), true);
   assert.deepEqual(await store.check(live.hash), { hash: live.hash, ok: true });
-  assert.deepEqual(await store.check(q.hash), { hash: q.hash, ok: false, problem: 'missing' });
+  // The dead gc's object is back (the next gc decides about it with fresh references), with its data intact.
+  assert.deepEqual(await store.check(q.hash), { hash: q.hash, ok: true });
+  assert.deepEqual(await keys(`${prefix}quarantine/`), []);
   await store.close();
 });
 
