@@ -14,7 +14,7 @@ import pg from 'pg';
 import { RegistryError } from '../../src/errors.ts';
 import { openRegistry } from '../../src/registry/index.ts';
 import { PG_SCHEMA_VERSION, PgMetadataStore, isTransientPgError } from '../../src/registry/pg-store.ts';
-import { randomHex } from '../../src/registry/util.ts';
+import { maskUrl, randomHex } from '../../src/registry/util.ts';
 import { TEST_PG_URL, dropSchemas, pgUrl } from './harness.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'tailor-pg-'));
@@ -218,4 +218,14 @@ test('isTransientPgError: a terminated backend is transient, a constraint violat
   assert.equal(isTransientPgError(violation), false);
   await killer.end();
   await victim.end().catch(() => undefined);
+});
+
+test('maskUrl hides the password and secret-named query parameters and leaves the rest as written', () => {
+  assert.equal(maskUrl('postgres://tailor:s3cret@db:5432/reg?schema=a'), 'postgres://tailor:***@db:5432/reg?schema=a');
+  assert.equal(maskUrl('postgres://tailor@db/reg'), 'postgres://tailor@db/reg');
+  assert.equal(
+    maskUrl('postgres://db/reg?password=x&sslmode=require'),
+    'postgres://db/reg?password=***&sslmode=require',
+  );
+  assert.equal(maskUrl('http://127.0.0.1:9000'), 'http://127.0.0.1:9000');
 });
