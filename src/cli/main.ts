@@ -17,6 +17,7 @@ import { distillCommand } from './commands/distill.ts';
 import { evaluateCommand } from './commands/evaluate.ts';
 import { modelsCommand } from './commands/models.ts';
 import { quantizeCommand } from './commands/quantize.ts';
+import { registryCommand } from './commands/registry.ts';
 import { runsCommand } from './commands/runs.ts';
 
 export function buildProgram(): Command {
@@ -28,7 +29,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .addHelpText(
       'after',
-      '\nExit codes: 0 ok, 1 error (bad data, missing model, registry problem), 2 usage error.\nRegistry: ./.tailor, or --home DIR, or $TAILOR_HOME.',
+      '\nExit codes: 0 ok, 1 error (bad data, missing model, registry problem), 2 usage error.\nRegistry: ./.tailor, or --home DIR, or $TAILOR_HOME; shared: $TAILOR_REGISTRY=postgres://..., $TAILOR_ARTIFACTS=s3://bucket/prefix.',
     );
   for (const c of [
     auditCommand(),
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
     evaluateCommand(),
     runsCommand(),
     modelsCommand(),
+    registryCommand(),
     quantizeCommand(),
     distillCommand(),
     demoCommand(),

@@ -5,8 +5,17 @@
 import { bootstrapIntervals, type Interval } from '../eval/bootstrap.ts';
 import { metricsFromConfusion } from '../eval/metrics.ts';
 import { mcnemarExact, type McNemarResult } from '../eval/significance.ts';
-import type { Registry } from './registry.ts';
+import type { MetadataStore } from './store.ts';
 import type { Json, PredictionRow, RunRecord, RunStatus } from './types.ts';
+
+/**
+ * What compareRuns reads: run lookup by id or prefix, plus the metadata store. `Registry` satisfies it; taking this
+ * narrow shape instead of `Registry` keeps compare.ts below registry.ts (no import cycle).
+ */
+export interface RunSource {
+  getRun(idOrPrefix: string): Promise<RunRecord>;
+  readonly metadata: Pick<MetadataStore, 'getMetrics' | 'listPredictionSets' | 'getPredictions'>;
+}
 
 /** The identifying part of a run shown in a comparison. */
 export interface RunBrief {
@@ -62,7 +71,7 @@ function brief(r: RunRecord): RunBrief {
   };
 }
 
-async function latest(reg: Registry, id: string): Promise<Record<string, number>> {
+async function latest(reg: RunSource, id: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const p of await reg.metadata.getMetrics(id)) out[p.key] = p.value;
   return out;
@@ -133,7 +142,7 @@ export function pairedSignificance(
 
 /** Compares runs A and B (ids or unique prefixes). Throws RegistryError for an unknown run. */
 export async function compareRuns(
-  reg: Registry,
+  reg: RunSource,
   idA: string,
   idB: string,
   options: CompareOptions = {},

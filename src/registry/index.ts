@@ -3,6 +3,21 @@ export * from './types.ts';
 export type { ArtifactStore, MetadataStore, ObjectCheck, StagedObject, StagingArea } from './store.ts';
 export { LocalArtifactStore, treeHash } from './local-artifacts.ts';
 export { SqliteMetadataStore, SCHEMA_VERSION, type SqliteStoreOptions } from './sqlite-store.ts';
+// Types only: the network backends load `pg` and the AWS SDK, which a local registry should not pay for. The
+// classes are reached through openRegistry / openMetadataStore / openArtifactStore (lazy imports).
+export type { PgMetadataStore, PgStoreOptions } from './pg-store.ts';
+export type { S3ArtifactStore, S3StoreOptions } from './s3-artifacts.ts';
+export {
+  openArtifactStore,
+  openMetadataStore,
+  resolveBackends,
+  TAILOR_REGISTRY_ENV,
+  TAILOR_ARTIFACTS_ENV,
+  TAILOR_S3_ENDPOINT_ENV,
+  type BackendOptions,
+  type ResolvedBackends,
+} from './backends.ts';
+export { maskUrl } from './util.ts';
 export {
   Registry,
   RunHandle,
@@ -25,8 +40,10 @@ export {
   pairedSignificance,
   type RunComparison,
   type RunBrief,
+  type RunSource,
   type PairedSignificance,
   type CompareOptions,
 } from './compare.ts';
 export { parseModelRef, formatModelRef, checkModelName, checkAlias, type ModelRef } from './refs.ts';
 export * from './format.ts';
+export { migrateRegistry, type MigrateReport, type MigrateOptions } from './migrate.ts';

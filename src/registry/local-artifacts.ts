@@ -10,111 +10,28 @@
  * being hashed, so the stored bytes are exactly the hashed bytes even if the source changes meanwhile, and
  * they are made read-only because an object must never change under its name.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { join, relative, sep, dirname, posix } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { join, dirname } from 'node:path';
 import { RegistryError } from '../errors.ts';
+import {
+  copyHash,
+  exists,
+  hashTree,
+  listTempDir,
+  makeReadOnly,
+  makeWritable,
+  newTempDir,
+  stageBytes,
+  stageSource,
+  staleTempEntries,
+  walkFiles,
+  type StagedCopy,
+} from './fs-objects.ts';
 import type { ArtifactStore, ObjectCheck, StagedObject, StagingArea } from './store.ts';
 import type { ObjectType, StoredObject } from './types.ts';
-import { HASH_RE, HOST, errCode, pidAlive, randomHex } from './util.ts';
+import { HASH_RE, HOST, errCode, randomHex } from './util.ts';
 
-const TREE_HEADER = 'tailor-tree-v1\n';
-
-interface ManifestEntry {
-  path: string;
-  size: number;
-  hash: string;
-}
-
-/** Canonical folder hash from its file entries (order-independent). */
-export function treeHash(entries: ManifestEntry[]): string {
-  const sorted = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  const h = createHash('sha256');
-  h.update(TREE_HEADER);
-  for (const e of sorted) h.update(`${e.hash} ${e.size} ${JSON.stringify(e.path)}\n`);
-  return h.digest('hex');
-}
-
-/** Copies src to dest (when given) while computing sha256 and size of the bytes read. */
-async function copyHash(src: string, dest?: string): Promise<{ hash: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      h.update(chunk);
-      size += chunk.length;
-      cb(null, dest === undefined ? undefined : chunk);
-    },
-  });
-  if (dest === undefined) {
-    for await (const chunk of createReadStream(src)) {
-      h.update(chunk as Buffer);
-      size += (chunk as Buffer).length;
-    }
-    return { hash: h.digest('hex'), size };
-  } else {
-    await pipeline(createReadStream(src), tap, createWriteStream(dest, { flags: 'wx' }));
-  }
-  return { hash: h.digest('hex'), size };
-}
-
-/** Files under `dir`, following symlinks, as POSIX-style relative paths. */
-async function walkFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const visit = async (abs: string): Promise<void> => {
-    const names = await fsp.readdir(abs);
-    for (const name of names) {
-      const p = join(abs, name);
-      const st = await fsp.stat(p);
-      if (st.isDirectory()) await visit(p);
-      else if (st.isFile()) out.push(relative(dir, p).split(sep).join(posix.sep));
-      // Sockets, fifos and devices are not artifacts; skipping them beats hanging on a fifo read.
-    }
-  };
-  await visit(dir);
-  return out;
-}
-
-/** Hashes a folder in place (no copy). */
-async function hashTree(dir: string): Promise<{ hash: string; size: number; files: number }> {
-  const files = await walkFiles(dir);
-  const entries: ManifestEntry[] = [];
-  for (const f of files) {
-    const r = await copyHash(join(dir, ...f.split('/')));
-    entries.push({ path: f, ...r });
-  }
-  return { hash: treeHash(entries), size: entries.reduce((s, e) => s + e.size, 0), files: entries.length };
-}
-
-async function makeReadOnly(path: string, type: ObjectType): Promise<void> {
-  if (type === 'file') {
-    await fsp.chmod(path, 0o444);
-    return;
-  }
-  for (const f of await walkFiles(path)) await fsp.chmod(join(path, ...f.split('/')), 0o444);
-}
-
-async function makeWritable(path: string): Promise<void> {
-  const st = await fsp.stat(path);
-  if (st.isFile()) {
-    await fsp.chmod(path, 0o644);
-    return;
-  }
-  for (const f of await walkFiles(path)) await fsp.chmod(join(path, ...f.split('/')), 0o644);
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch (e) {
-    if (errCode(e) === 'ENOENT') return false;
-    throw e;
-  }
-}
+export { treeHash } from './fs-objects.ts';
 
 /** Content-addressed objects in a local folder; see the module comment for the layout. */
 export class LocalArtifactStore implements ArtifactStore {
@@ -137,12 +54,6 @@ export class LocalArtifactStore implements ArtifactStore {
   private objectPath(hash: string): string {
     if (!HASH_RE.test(hash)) throw new RegistryError(`not an artifact hash: '${hash}'`, { value: hash });
     return join(this.objectsDir, hash);
-  }
-
-  private async newTemp(): Promise<string> {
-    const dir = join(this.tmpDir, `${HOST}-${process.pid}-${randomHex(6)}`);
-    await fsp.mkdir(dir, { recursive: true });
-    return dir;
   }
 
   private staged(tempRoot: string, objPath: string, obj: StoredObject): StagedObject {
@@ -178,50 +89,20 @@ export class LocalArtifactStore implements ArtifactStore {
     };
   }
 
+  private wrap(c: StagedCopy): StagedObject {
+    return this.staged(c.temp, c.objPath, c.obj);
+  }
+
   async ingest(sourcePath: string): Promise<StagedObject> {
-    let st;
-    try {
-      st = await fsp.stat(sourcePath);
-    } catch (e) {
-      throw new RegistryError(`artifact path does not exist: ${sourcePath}`, { file: sourcePath }, { cause: e });
-    }
-    const temp = await this.newTemp();
-    const objPath = join(temp, 'obj');
-    try {
-      if (st.isFile()) {
-        const r = await copyHash(sourcePath, objPath);
-        return this.staged(temp, objPath, { hash: r.hash, type: 'file', size: r.size });
-      }
-      if (!st.isDirectory())
-        throw new RegistryError(`artifact path is neither a file nor a folder: ${sourcePath}`, { file: sourcePath });
-      const files = await walkFiles(sourcePath);
-      const entries: ManifestEntry[] = [];
-      await fsp.mkdir(objPath);
-      for (const f of files) {
-        const parts = f.split('/');
-        const dest = join(objPath, ...parts);
-        await fsp.mkdir(dirname(dest), { recursive: true });
-        const r = await copyHash(join(sourcePath, ...parts), dest);
-        entries.push({ path: f, ...r });
-      }
-      const size = entries.reduce((s, e) => s + e.size, 0);
-      return this.staged(temp, objPath, { hash: treeHash(entries), type: 'dir', size });
-    } catch (e) {
-      await fsp.rm(temp, { recursive: true, force: true });
-      throw e;
-    }
+    return this.wrap(await stageSource(this.tmpDir, sourcePath));
   }
 
   async ingestBytes(bytes: Uint8Array): Promise<StagedObject> {
-    const temp = await this.newTemp();
-    const objPath = join(temp, 'obj');
-    await fsp.writeFile(objPath, bytes, { flag: 'wx' });
-    const hash = createHash('sha256').update(bytes).digest('hex');
-    return this.staged(temp, objPath, { hash, type: 'file', size: bytes.length });
+    return this.wrap(await stageBytes(this.tmpDir, bytes));
   }
 
   async createStaging(): Promise<StagingArea> {
-    const temp = await this.newTemp();
+    const temp = await newTempDir(this.tmpDir);
     const objPath = join(temp, 'obj');
     await fsp.mkdir(objPath);
     return {
@@ -359,34 +240,27 @@ export class LocalArtifactStore implements ArtifactStore {
 
   async cleanTemp(maxAgeMs: number): Promise<string[]> {
     const removed: string[] = [];
-    let names: string[];
-    try {
-      names = await fsp.readdir(this.tmpDir);
-    } catch (e) {
-      if (errCode(e) === 'ENOENT') return removed;
-      throw e;
-    }
-    const now = Date.now();
-    for (const name of names) {
-      const p = join(this.tmpDir, name);
-      const quarantined = name.startsWith('q-');
-      const m = /^(?:q-)?(.+)-(\d+)-[0-9a-f]{12}(?:-[0-9a-f]{64})?$/.exec(name);
-      let stale: boolean;
-      if (m && m[1] === HOST) stale = Number(m[2]) !== process.pid && !pidAlive(Number(m[2]));
-      else {
-        const st = await fsp.lstat(p).catch(() => undefined);
-        stale = st !== undefined && now - st.mtimeMs > maxAgeMs;
-      }
-      if (!stale) continue;
-      if (quarantined) {
-        // A gc died between quarantine and its re-check: put the object back and let the next gc decide,
-        // because it may be referenced.
-        await this.restore(name);
-      } else {
-        await fsp.rm(p, { recursive: true, force: true });
-      }
-      removed.push(p);
+    for (const e of await staleTempEntries(this.tmpDir, maxAgeMs)) {
+      // A gc that died between quarantine and its re-check: put the object back and let the next gc decide,
+      // because it may be referenced.
+      if (e.quarantined) await this.restore(e.name);
+      else await fsp.rm(e.path, { recursive: true, force: true });
+      removed.push(e.path);
     }
     return removed;
+  }
+
+  async close(): Promise<void> {
+    // Nothing held open between calls.
+  }
+
+  async listTemp(): Promise<string[]> {
+    return listTempDir(this.tmpDir);
+  }
+
+  async materialize(hash: string): Promise<string> {
+    const p = this.objectPath(hash);
+    if (!(await exists(p))) throw new RegistryError(`artifact ${hash} is missing from ${this.objectsDir}`, { file: p });
+    return p;
   }
 }

@@ -13,9 +13,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, RegistryError } from '../errors.ts';
 import { compareRuns as compareRunsImpl, type CompareOptions, type RunComparison } from './compare.ts';
-import { LocalArtifactStore } from './local-artifacts.ts';
+import { openArtifactStore, openMetadataStore, resolveBackends, type BackendOptions } from './backends.ts';
 import { checkAlias, checkModelName, formatModelRef, parseModelRef } from './refs.ts';
-import { SqliteMetadataStore } from './sqlite-store.ts';
 import type { ArtifactStore, MetadataStore, StagedObject, StagingArea } from './store.ts';
 import type {
   ArtifactRef,
@@ -37,18 +36,24 @@ import { HOST, errCode, pidAlive, randomHex } from './util.ts';
 export const TAILOR_HOME_ENV = 'TAILOR_HOME';
 
 /** Options for opening a registry. */
-export interface RegistryOptions {
-  /** Registry folder; default `$TAILOR_HOME`, else `./.tailor`. Ignored when both stores are given. */
+export interface RegistryOptions extends BackendOptions {
+  /**
+   * Registry folder; default `$TAILOR_HOME`, else `./.tailor`. With network backends it still holds the local
+   * staging folder (`tmp/`) and the artifact download cache (`cache/`).
+   */
   home?: string;
-  /** Backends; default SQLite at `<home>/registry.db` and a local folder at `<home>`. */
+  /**
+   * Backend instances; default by URL (`registryUrl`/`$TAILOR_REGISTRY`, `artifactsUrl`/`$TAILOR_ARTIFACTS`),
+   * else SQLite at `<home>/registry.db` and a local folder at `<home>`.
+   */
   metadata?: MetadataStore;
   artifacts?: ArtifactStore;
+  /** How messages name the registry; default the folder, or the (masked) database URL for a network store. */
+  location?: string;
   /** A running run on another host is considered dead when its heartbeat is older than this (default 10 min). */
   staleAfterMs?: number;
   /** How often a live run refreshes its heartbeat (default 30 s). */
   heartbeatIntervalMs?: number;
-  /** SQLite busy timeout in ms (default 15000). */
-  busyTimeoutMs?: number;
 }
 
 /** The folder a registry opens: explicit option, then `$TAILOR_HOME`, then `./.tailor`. */
@@ -199,6 +204,8 @@ export interface GcOptions {
 /** Tracked runs and registered models. Open with `openRegistry()`. */
 export class Registry {
   readonly home: string;
+  /** How messages name this registry: its folder, or its database URL (password masked). */
+  readonly location: string;
   readonly metadata: MetadataStore;
   readonly artifacts: ArtifactStore;
   readonly staleAfterMs: number;
@@ -207,6 +214,7 @@ export class Registry {
 
   constructor(home: string, metadata: MetadataStore, artifacts: ArtifactStore, options: RegistryOptions = {}) {
     this.home = home;
+    this.location = options.location ?? home;
     this.metadata = metadata;
     this.artifacts = artifacts;
     this.staleAfterMs = options.staleAfterMs ?? 10 * 60_000;
@@ -276,7 +284,7 @@ export class Registry {
         );
       }
     }
-    throw new RegistryError(`run '${idOrPrefix}' does not exist in registry ${this.home}`, { value: idOrPrefix });
+    throw new RegistryError(`run '${idOrPrefix}' does not exist in registry ${this.location}`, { value: idOrPrefix });
   }
 
   /** A run record (after the stale-run sweep). Throws RegistryError for an unknown id. */
@@ -363,7 +371,7 @@ export class Registry {
       version = await this.metadata.resolveAlias(r.name, r.alias);
       if (version === undefined) {
         const known = (await this.metadata.listModels()).find((m) => m.name === r.name);
-        if (!known) throw new RegistryError(`model '${r.name}' is not registered in ${this.home}`, { value: ref });
+        if (!known) throw new RegistryError(`model '${r.name}' is not registered in ${this.location}`, { value: ref });
         const aliases = Object.keys(known.aliases);
         throw new RegistryError(
           `alias '${r.alias}' of model '${r.name}' points nowhere (known aliases: ${aliases.length ? aliases.join(', ') : 'none'})`,
@@ -373,14 +381,14 @@ export class Registry {
     } else {
       const versions = await this.metadata.listModelVersions(r.name);
       if (versions.length === 0)
-        throw new RegistryError(`model '${r.name}' is not registered in ${this.home}`, { value: ref });
+        throw new RegistryError(`model '${r.name}' is not registered in ${this.location}`, { value: ref });
       return versions[versions.length - 1];
     }
     const mv = await this.metadata.getModelVersion(r.name, version);
     if (!mv) {
       const versions = await this.metadata.listModelVersions(r.name);
       if (versions.length === 0)
-        throw new RegistryError(`model '${r.name}' is not registered in ${this.home}`, { value: ref });
+        throw new RegistryError(`model '${r.name}' is not registered in ${this.location}`, { value: ref });
       throw new RegistryError(
         `model version ${formatModelRef(r)} does not exist (latest is ${versions[versions.length - 1].version})`,
         { value: ref },
@@ -448,7 +456,8 @@ export class Registry {
   async listModelVersions(name: string): Promise<ModelVersion[]> {
     checkModelName(name);
     const v = await this.metadata.listModelVersions(name);
-    if (v.length === 0) throw new RegistryError(`model '${name}' is not registered in ${this.home}`, { value: name });
+    if (v.length === 0)
+      throw new RegistryError(`model '${name}' is not registered in ${this.location}`, { value: name });
     return v;
   }
 
@@ -484,13 +493,13 @@ export class Registry {
     return mv;
   }
 
-  /** A local path from which a model version can be read in place (local backend), without copying. */
+  /**
+   * A local, read-only folder holding a model version: in place for the local store, a download cached by
+   * content hash for a remote one. Callers never need to know which.
+   */
   async modelPath(ref: string): Promise<string> {
     const mv = await this.getModel(ref);
-    const p = this.artifacts.localPath(mv.artifact.hash);
-    if (p === undefined)
-      throw new RegistryError(`artifact store ${this.artifacts.location} has no local paths; use exportModel`);
-    return p;
+    return this.artifacts.materialize(mv.artifact.hash);
   }
 
   /** Removes unreferenced objects, stale temp folders and stale reservations. */
@@ -567,6 +576,7 @@ export class Registry {
   async close(): Promise<void> {
     for (const h of this.openRuns) h.stopHeartbeat();
     await this.metadata.close();
+    await this.artifacts.close();
   }
 }
 
@@ -766,19 +776,29 @@ export class RunHandle {
   }
 }
 
-/** Opens (creating if needed) the registry at `options.home` / `$TAILOR_HOME` / `./.tailor`. */
+/**
+ * Opens (creating if needed) the registry: the metadata and artifact stores chosen by `registryUrl` /
+ * `$TAILOR_REGISTRY` and `artifactsUrl` / `$TAILOR_ARTIFACTS` (see ./backends.ts), by default SQLite and a folder
+ * at `options.home` / `$TAILOR_HOME` / `./.tailor`. An unreachable store is a RegistryError naming its URL.
+ */
 export async function openRegistry(options: RegistryOptions = {}): Promise<Registry> {
   const home = resolveHome(options.home);
-  let metadata = options.metadata;
+  const picked = resolveBackends(options);
+  // The folder is needed even with network stores: staging and the download cache live there.
+  await ensureWritableHome(home);
+  const metadata = options.metadata ?? (await openMetadataStore(picked.registryUrl, home, options));
   let artifacts = options.artifacts;
-  if (metadata === undefined || artifacts === undefined) await ensureWritableHome(home);
   if (artifacts === undefined) {
-    const local = new LocalArtifactStore(home);
-    await local.init();
-    artifacts = local;
+    try {
+      artifacts = await openArtifactStore(picked.artifactsUrl, home, options);
+    } catch (e) {
+      if (options.metadata === undefined) await metadata.close().catch(() => undefined);
+      throw e;
+    }
   }
-  metadata ??= SqliteMetadataStore.open(join(home, 'registry.db'), { busyTimeoutMs: options.busyTimeoutMs });
-  const reg = new Registry(home, metadata, artifacts, options);
+  const location =
+    options.location ?? (picked.remoteMetadata && options.metadata === undefined ? metadata.location : home);
+  const reg = new Registry(home, metadata, artifacts, { ...options, location });
   await reg.sweepStaleRuns();
   return reg;
 }

@@ -124,6 +124,11 @@ export interface ArtifactStore {
   exportTo(hash: string, destPath: string): Promise<void>;
   /** A local path where the object can be read in place, if the backend has one. */
   localPath(hash: string): string | undefined;
+  /**
+   * A local, read-only path holding the object: in place for a local store, a download cached by content hash
+   * for a remote one (an object never changes under its hash, so the cache never goes stale).
+   */
+  materialize(hash: string): Promise<string>;
   list(): Promise<string[]>;
   /** Re-hashes an object and compares. */
   check(hash: string, type?: StoredObject['type']): Promise<ObjectCheck>;
@@ -134,6 +139,13 @@ export interface ArtifactStore {
   quarantine(hash: string): Promise<string | undefined>;
   restore(token: string): Promise<void>;
   purge(token: string): Promise<void>;
-  /** Removes temp folders left by dead processes or older than `maxAgeMs`. Returns what was removed. */
+  /**
+   * Removes temp folders left by dead processes or older than `maxAgeMs` (for a remote store also abandoned
+   * uploads), and restores objects a dead gc left in quarantine. Returns what was removed.
+   */
   cleanTemp(maxAgeMs: number): Promise<string[]>;
+  /** Names of the local staging entries present now (in-flight writes, leftovers of dead writers). */
+  listTemp(): Promise<string[]>;
+  /** Releases connections; the store is unusable afterwards. */
+  close(): Promise<void>;
 }

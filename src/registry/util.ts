@@ -28,3 +28,13 @@ export const HASH_RE = /^[0-9a-f]{64}$/;
 export function errCode(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
 }
+
+/**
+ * A URL as it may appear in messages and logs: the password of `user:password@` and the value of any query
+ * parameter named like a secret (`password`, `secret`, `token`, `key`) become `***`; the rest is left as written.
+ */
+export function maskUrl(url: string): string {
+  return url
+    .replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^/:@?#]*):[^/@?#]*@/, '$1:***@')
+    .replace(/([?&][^=&#]*(?:pass|secret|token|key)[^=&#]*)=[^&#]*/gi, '$1=***');
+}

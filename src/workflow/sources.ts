@@ -10,15 +10,18 @@ import { DataError, ModelFileError, RegistryError } from '../errors.ts';
 import { loadArtifact } from '../models/artifact.ts';
 import type { Model } from '../models/model.ts';
 import { textFeeds } from '../models/text.ts';
-import { openRegistry, resolveHome, type Json, type Registry } from '../registry/index.ts';
+import { openRegistry, resolveBackends, resolveHome, type Json, type Registry } from '../registry/index.ts';
 import { formatProfile } from '../runtime/profile.ts';
 import { Session, type ProviderSpec } from '../runtime/session.ts';
 import { toOnnxModel } from '../models/model.ts';
 
-/** Opens an existing registry; a missing one is an error naming the folder (and nothing is created). */
+/**
+ * Opens an existing registry; a missing local one is an error naming the folder (and nothing is created). With
+ * `$TAILOR_REGISTRY` pointing at a database there is no folder to check: the database answers for itself.
+ */
 export async function openExistingRegistry(home?: string): Promise<Registry> {
   const dir = resolveHome(home);
-  if (!existsSync(dir)) {
+  if (!resolveBackends().remoteMetadata && !existsSync(dir)) {
     throw new RegistryError(
       `no registry at ${dir} (run 'tailor customize' first, or point --home / TAILOR_HOME at one)`,
       { file: dir },

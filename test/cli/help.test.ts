@@ -38,6 +38,7 @@ const COMMANDS = [
   'models show',
   'models alias',
   'models export',
+  'registry migrate',
   'quantize',
   'distill',
   'demo',
@@ -63,7 +64,7 @@ test('every command has --help with --json and --home; model-running commands ha
 
 test('top-level help lists every command and the exit codes', () => {
   const out = execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
-  for (const c of ['audit', 'customize', 'evaluate', 'runs', 'models', 'quantize', 'distill', 'demo'])
+  for (const c of ['audit', 'customize', 'evaluate', 'runs', 'models', 'registry', 'quantize', 'distill', 'demo'])
     assert.match(out, new RegExp(`^  ${c}\\b`, 'm'), c);
   assert.match(out, /Exit codes: 0 ok, 1 error .*, 2 usage error\./);
 });

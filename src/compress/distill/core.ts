@@ -489,11 +489,4 @@ export async function distill(
   };
 }
 
-export {
-  distillationReport,
-  formatDistillationReport,
-  type DistillationReport,
-  type DistillReportOptions,
-  type DistillSide,
-} from './report.ts';
 export { layerScopes, pruneFfn, removeLayers, type RemoveLayersOptions } from '../../models/layers.ts';

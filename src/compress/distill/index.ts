@@ -2,3 +2,10 @@
 export * from './core.ts';
 export { distillTextClassifier, type TextDistillOptions, type TextDistillResult } from './classifier.ts';
 export { inheritTeacherWeights, teacherShape, type TeacherShape } from './inherit.ts';
+export {
+  distillationReport,
+  formatDistillationReport,
+  type DistillationReport,
+  type DistillReportOptions,
+  type DistillSide,
+} from './report.ts';
