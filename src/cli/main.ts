@@ -14,6 +14,7 @@ import { evaluateCommand } from './commands/evaluate.ts';
 import { modelsCommand } from './commands/models.ts';
 import { quantizeCommand } from './commands/quantize.ts';
 import { runsCommand } from './commands/runs.ts';
+import { serveCommand } from './commands/serve.ts';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
     quantizeCommand(),
     distillCommand(),
     demoCommand(),
+    serveCommand(),
   ]) {
     program.addCommand(c);
   }
