@@ -160,6 +160,8 @@ export async function startServer(options: ServeOptions = {}): Promise<ServeHand
   const common: FastifyServerOptions = {
     logger: options.logger ?? false,
     bodyLimit: limits.maxBodyBytes,
+    // Strict validation: a number where a text belongs, or an unknown field, is a 400, not silently converted or dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     genReqId: (req) => requestId(req.headers['x-request-id']),
   };
   const app = (options.tls

@@ -18,7 +18,7 @@ const versionParams = {
   required: ['name', 'version'],
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 300 },
-    version: { type: 'integer', minimum: 1 },
+    version: { type: 'string', pattern: '^[1-9][0-9]{0,8}$' },
   },
 } as const;
 
@@ -73,10 +73,10 @@ export async function healthPlugin(app: FastifyInstance, opts: { ctx: ServeConte
     { config: pub, schema: { summary: 'Model readiness', tags: ['health'], params: nameParams } },
     async (req, reply) => ready(req.params.name, undefined, reply),
   );
-  app.get<{ Params: { name: string; version: number } }>(
+  app.get<{ Params: { name: string; version: string } }>(
     '/v2/models/:name/versions/:version/ready',
     { config: pub, schema: { summary: 'Model version readiness', tags: ['health'], params: versionParams } },
-    async (req, reply) => ready(req.params.name, req.params.version, reply),
+    async (req, reply) => ready(req.params.name, Number(req.params.version), reply),
   );
   const metadata = (name: string, version: number | undefined, req: import('fastify').FastifyRequest) => {
     authorize(ctx, req, ctx.routes.has(name) ? name : find(ctx, name, version).name);
@@ -106,9 +106,9 @@ export async function healthPlugin(app: FastifyInstance, opts: { ctx: ServeConte
     { schema: { summary: 'Model metadata (inputs, outputs, labels)', tags: ['models'], params: nameParams } },
     async (req) => metadata(req.params.name, undefined, req),
   );
-  app.get<{ Params: { name: string; version: number } }>(
+  app.get<{ Params: { name: string; version: string } }>(
     '/v2/models/:name/versions/:version',
     { schema: { summary: 'Model version metadata', tags: ['models'], params: versionParams } },
-    async (req) => metadata(req.params.name, req.params.version, req),
+    async (req) => metadata(req.params.name, Number(req.params.version), req),
   );
 }

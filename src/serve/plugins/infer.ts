@@ -177,7 +177,7 @@ export async function inferPlugin(app: FastifyInstance, opts: { ctx: ServeContex
     },
     async (req, reply) => v2(req.params.name, undefined, req.body, req, reply),
   );
-  app.post<{ Params: { name: string; version: number }; Body: V2Body }>(
+  app.post<{ Params: { name: string; version: string }; Body: V2Body }>(
     '/v2/models/:name/versions/:version/infer',
     {
       schema: {
@@ -188,12 +188,12 @@ export async function inferPlugin(app: FastifyInstance, opts: { ctx: ServeContex
           required: ['name', 'version'],
           properties: {
             name: { type: 'string', minLength: 1, maxLength: 300 },
-            version: { type: 'integer', minimum: 1 },
+            version: { type: 'string', pattern: '^[1-9][0-9]{0,8}$' },
           },
         },
         body: v2Body,
       },
     },
-    async (req, reply) => v2(req.params.name, req.params.version, req.body, req, reply),
+    async (req, reply) => v2(req.params.name, Number(req.params.version), req.body, req, reply),
   );
 }
