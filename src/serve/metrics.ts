@@ -144,6 +144,7 @@ export class ServeMetrics {
   /** Callbacks for a model version's batcher. */
   batchObserver(model: string, version: number): BatchObserver {
     const labels = { model, version: String(version) };
+    this.queueDepth.set(labels, 0);
     return {
       onExecute: (b) => {
         this.executions.inc(labels);

@@ -130,7 +130,10 @@ export async function startServer(options: ServeOptions = {}): Promise<ServeHand
         metrics.modelsLoaded.dec();
         metrics.forgetVersion(m.name, m.version);
       },
-      onLoadFailed: (e) => metrics.modelLoadFailures.inc({ model: e.name }),
+      onLoadFailed: (e) => {
+        metrics.modelLoadFailures.inc({ model: e.name });
+        if (e.version !== undefined) metrics.forgetVersion(e.name, e.version);
+      },
       onSwitched: (e) => metrics.modelSwitches.inc({ model: e.name }),
     },
   });
