@@ -22,6 +22,8 @@ export interface AppenderOptions {
   maxBufferedRows?: number;
   /** How often the buffer is written. Default 200 ms. */
   flushIntervalMs?: number;
+  /** How long `close` waits for the last write. Default 5000 ms. */
+  closeTimeoutMs?: number;
   /** Writes text at the end of a file (default fs appendFile); tests inject a slow or failing one. */
   write?: (file: string, text: string) => Promise<void>;
   onWritten?: (rows: number) => void;
@@ -53,6 +55,7 @@ export class JsonlAppender {
       maxFileBytes: 64 * 1024 * 1024,
       maxBufferedRows: 10_000,
       flushIntervalMs: 200,
+      closeTimeoutMs: 5000,
       write: (f, t) => appendFile(f, t, 'utf8'),
       ...options,
     };
@@ -146,13 +149,13 @@ export class JsonlAppender {
    * Writes what is left and stops; gives up after `timeoutMs` (a stuck disk must not hold up shutdown), counting
    * what could not be written as dropped.
    */
-  async close(timeoutMs = 5000): Promise<void> {
+  async close(timeoutMs = this.opts.closeTimeoutMs): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     let timeout: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<boolean>((r) => {
+      // Not unref'd: shutdown does wait this long for a slow disk, and no longer.
       timeout = setTimeout(() => r(true), timeoutMs);
-      timeout.unref();
     });
     const done = await Promise.race([this.flush().then(() => false), gaveUp]);
     clearTimeout(timeout);

@@ -13,7 +13,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyServerOptions,
 } from 'fastify';
-import { JsonlAppender } from './applog.ts';
+import { JsonlAppender, type AppenderOptions } from './applog.ts';
 import { KeyRing, type ApiKey } from './auth.ts';
 import type { ServedModel } from './backend.ts';
 import type { BatchingOptions } from './batcher.ts';
@@ -56,11 +56,7 @@ export interface ServeOptions {
   logInputs?: LogInputs;
   logSampleRate?: number;
   /** Appender settings for both logs (tests inject a slow writer). */
-  logAppender?: {
-    write?: (file: string, text: string) => Promise<void>;
-    maxBufferedRows?: number;
-    flushIntervalMs?: number;
-  };
+  logAppender?: Pick<AppenderOptions, 'write' | 'maxBufferedRows' | 'flushIntervalMs' | 'closeTimeoutMs'>;
   /** The engine; default the folder engine (one ORT session per version, dynamic batching). */
   loader?: ModelLoader;
   intraOpThreads?: number;
