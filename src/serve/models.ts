@@ -81,6 +81,7 @@ function tracks(r: ModelRef): boolean {
 /** Loads, resolves, switches and unloads served models. */
 export class ModelManager {
   private readonly entries = new Map<string, ModelEntry>();
+  private readonly loading = new Map<string, Promise<ModelEntry>>();
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
   private closed = false;
@@ -110,8 +111,17 @@ export class ModelManager {
    * resolves but fails to load leaves the entry `failed` (503 for that model only) and returns it.
    */
   async load(ref: string): Promise<ModelEntry> {
-    const parsed = parseModelRef(ref);
-    const canonical = formatModelRef(parsed);
+    const canonical = canonicalRef(ref);
+    // Two concurrent loads of one reference share the first.
+    const pending = this.loading.get(canonical);
+    if (pending) return pending;
+    const p = this.loadOnce(canonical).finally(() => this.loading.delete(canonical));
+    this.loading.set(canonical, p);
+    return p;
+  }
+
+  private async loadOnce(canonical: string): Promise<ModelEntry> {
+    const parsed = parseModelRef(canonical);
     const existing = this.entries.get(canonical);
     if (existing && existing.state !== 'failed') return existing;
     const mv = await this.registry.getModel(canonical);

@@ -59,6 +59,8 @@ export interface ServeOptions {
   logAppender?: Pick<AppenderOptions, 'write' | 'maxBufferedRows' | 'flushIntervalMs' | 'closeTimeoutMs'>;
   /** The engine; default the folder engine (one ORT session per version, dynamic batching). */
   loader?: ModelLoader;
+  /** Metrics to export; pass your own when your loader's engine reports into it (adapter cache events). */
+  metrics?: ServeMetrics;
   intraOpThreads?: number;
   /** Fastify's logger (pino) settings; default off. */
   logger?: FastifyServerOptions['logger'];
@@ -107,7 +109,7 @@ export async function startServer(options: ServeOptions = {}): Promise<ServeHand
   const sampleRate = options.logSampleRate ?? 1;
   if (!(sampleRate >= 0 && sampleRate <= 1))
     throw new ConfigError(`log sample rate must be between 0 and 1, got ${sampleRate}`, { field: 'log-sample-rate' });
-  const metrics = new ServeMetrics();
+  const metrics = options.metrics ?? new ServeMetrics();
   const loader: ModelLoader =
     options.loader ??
     ((mv: ModelVersion, dir: string): Promise<ServedModel> =>

@@ -107,9 +107,15 @@ test('load and unload through the repository API; a model that fails to load ans
     const m = (await call(`${server.url}/metrics`)).text;
     assert.equal(metricValue(m, 'tailor_model_load_failures_total', { model: 'broken' }), 1);
 
-    const load = await call(`${server.url}/v2/repository/models/tickets@candidate/load`, { method: 'POST' });
+    // Two concurrent loads of one reference load it once.
+    const [load, load2] = await Promise.all([
+      call(`${server.url}/v2/repository/models/tickets@candidate/load`, { method: 'POST' }),
+      call(`${server.url}/v2/repository/models/tickets@candidate/load`, { method: 'POST' }),
+    ]);
     assert.equal(load.status, 200, load.text);
     assert.deepEqual(load.body, { name: 'tickets@candidate', version: 2, state: 'ready' });
+    assert.deepEqual(load2.body, load.body);
+    assert.equal(metricValue((await call(`${server.url}/metrics`)).text, 'tailor_models_loaded'), 2);
     const p = await call<PredictBody>(`${server.url}/v1/models/tickets@candidate/predict`, { body: { texts: ['hi'] } });
     assert.deepEqual(p.body.model, { name: 'tickets', version: 2 });
     const un = await call(`${server.url}/v2/repository/models/tickets@candidate/unload`, { method: 'POST' });
