@@ -291,6 +291,31 @@ test('a full batch queue refuses work with 503 and Retry-After instead of growin
   assert.deepEqual(await queued, ['C', 'D', 'E']);
 });
 
+test('over HTTP: a request whose texts do not fit in the batch queue is refused whole with 503 and Retry-After', async () => {
+  const s = await startServer({
+    registry: reg.registry,
+    port: 0,
+    models: ['tickets'],
+    pollIntervalMs: 0,
+    batching: { maxQueueSize: 2 },
+  });
+  try {
+    const r = await call<{ error: string }>(`${s.url}/v1/models/tickets/predict`, { body: { texts: ['a', 'b', 'c'] } });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '1');
+    assert.equal(
+      r.body.error,
+      "model 'tickets:2' is overloaded: its queue holds the maximum of 2 texts (--max-queue); retry later",
+    );
+    assert.equal((await call(`${s.url}/v1/models/tickets/predict`, { body: { texts: ['a', 'b'] } })).status, 200);
+    const m = (await call(`${s.url}/metrics`)).text;
+    assert.equal(metricValue(m, 'tailor_requests_rejected_total', { reason: 'unavailable' }), 1);
+    assert.equal(metricValue(m, 'tailor_requests_total', { model: 'tickets', outcome: 'failure' }), 1);
+  } finally {
+    await s.close();
+  }
+});
+
 test('HTTPS when given a certificate and key', async () => {
   const dir = reg.tmp;
   const key = path.join(dir, 'key.pem');
