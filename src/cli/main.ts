@@ -19,6 +19,7 @@ import { modelsCommand } from './commands/models.ts';
 import { quantizeCommand } from './commands/quantize.ts';
 import { registryCommand } from './commands/registry.ts';
 import { runsCommand } from './commands/runs.ts';
+import { serveCommand } from './commands/serve.ts';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
     quantizeCommand(),
     distillCommand(),
     demoCommand(),
+    serveCommand(),
   ]) {
     program.addCommand(c);
   }

@@ -42,6 +42,7 @@ const COMMANDS = [
   'quantize',
   'distill',
   'demo',
+  'serve',
 ];
 
 test('every command has --help with --json and --home; model-running commands have --device and --profile', () => {
@@ -64,7 +65,18 @@ test('every command has --help with --json and --home; model-running commands ha
 
 test('top-level help lists every command and the exit codes', () => {
   const out = execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
-  for (const c of ['audit', 'customize', 'evaluate', 'runs', 'models', 'registry', 'quantize', 'distill', 'demo'])
+  for (const c of [
+    'audit',
+    'customize',
+    'evaluate',
+    'runs',
+    'models',
+    'registry',
+    'quantize',
+    'distill',
+    'demo',
+    'serve',
+  ])
     assert.match(out, new RegExp(`^  ${c}\\b`, 'm'), c);
   assert.match(out, /Exit codes: 0 ok, 1 error .*, 2 usage error\./);
 });

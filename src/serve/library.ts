@@ -1,0 +1,19 @@
+/**
+ * Every import of Tailor's library internals that the server uses, in one place, so that when files move in the
+ * library the server is repointed by editing this file only.
+ */
+export { VERSION } from '../version.ts';
+export { ConfigError, ModelFileError, RegistryError, RuntimeError, TailorError, type ErrorContext } from '../errors.ts';
+export { loadArtifact, type ArtifactInfo } from '../models/artifact.ts';
+export { runTexts, DEFAULT_MAX_LENGTH } from '../models/text.ts';
+export { Session, type ProviderSpec } from '../runtime/session.ts';
+export type { Model } from '../models/model.ts';
+export {
+  openRegistry,
+  resolveHome,
+  parseModelRef,
+  formatModelRef,
+  type Registry,
+  type ModelRef,
+  type ModelVersion,
+} from '../registry/index.ts';
