@@ -60,6 +60,10 @@ export interface PipelineOptions {
   progress?: Progress;
   /** Aliases to set on the new model version. */
   aliases?: string[];
+  /** Training checkpoints (and resume from them): see CustomizeOptions.checkpoint. */
+  checkpoint?: CustomizeOptions['checkpoint'];
+  /** Extra tags on both runs (a job queue tags them with the job id, to find a job's results again). */
+  tags?: Record<string, string>;
 }
 
 export interface PipelineResult {
@@ -103,6 +107,7 @@ function strategyOptions(
     ...(o.maxLength !== undefined ? { maxLength: o.maxLength } : {}),
     ...(typeof hp.weightDecay === 'number' ? { weightDecay: hp.weightDecay } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}),
   };
   if (strategy === 'lora') {
     c.lora = {
@@ -130,7 +135,12 @@ function strategyOptions(
   return c;
 }
 
-async function recordBaseline(reg: Registry, state: AuditState, spec: string): Promise<string> {
+async function recordBaseline(
+  reg: Registry,
+  state: AuditState,
+  spec: string,
+  tags: Record<string, string> = {},
+): Promise<string> {
   const r = state.result;
   const run = await reg.startRun({
     name: 'baseline',
@@ -142,7 +152,7 @@ async function recordBaseline(reg: Registry, state: AuditState, spec: string): P
       max_length: r.settings.maxLength,
       seed: r.settings.seed,
     },
-    tags: { kind: 'audit-baseline' },
+    tags: { ...tags, kind: 'audit-baseline' },
     baseModel: spec,
     datasetFingerprint: r.data.fingerprint,
   });
@@ -213,7 +223,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
     progress?.log(
       `baseline (frozen encoder + ridge head): accuracy ${(audit.baseline.accuracy * 100).toFixed(2)}%; strategy ${strategy}${requested === 'auto' ? ` (recommended: ${rec.rules.join(', ')})` : ''}`,
     );
-    const baselineRunId = await recordBaseline(reg, state, spec);
+    const baselineRunId = await recordBaseline(reg, state, spec, o.tags);
 
     const run = await reg.startRun({
       name: strategy,
@@ -237,7 +247,7 @@ export async function runPipeline(o: PipelineOptions): Promise<PipelineResult> {
         max_train_examples: o.maxTrainExamples ?? null,
         max_eval_examples: o.maxEvalExamples ?? null,
       },
-      tags: { baseline_run: baselineRunId },
+      tags: { ...o.tags, baseline_run: baselineRunId },
       baseModel: spec,
       datasetFingerprint: audit.data.fingerprint,
       handleSignals: true,

@@ -85,6 +85,11 @@ export interface CustomizeOptions {
   warmStartHead?: boolean | WarmHeadOptions;
   /** ORT intra-op threads for training sessions. */
   threads?: number;
+  /**
+   * Checkpoint the training loop into `dir` every `every` optimizer steps (and at the end), and resume from the
+   * latest checkpoint there, if any: a job restarted after its process was killed continues where it stopped.
+   */
+  checkpoint?: { dir: string; every?: number };
   onEpoch?: (e: EpochReport) => void;
 }
 
@@ -592,6 +597,9 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       bestMetric: { metric: 'selection', mode: 'max' },
       ...(opts.patience
         ? { earlyStopping: { metric: 'selection', mode: 'max' as const, patience: opts.patience } }
+        : {}),
+      ...(opts.checkpoint
+        ? { checkpointDir: opts.checkpoint.dir, checkpointEvery: opts.checkpoint.every, resume: true }
         : {}),
       onEpoch: (e) => {
         const now = performance.now();
