@@ -45,3 +45,5 @@ export class TrainingError extends TailorError {}
 export class RegistryError extends TailorError {}
 /** Invalid option or argument given by the user (API or CLI). */
 export class ConfigError extends TailorError {}
+/** The job queue (Redis) is unreachable or refused a request, or a job is unknown. */
+export class QueueError extends TailorError {}
