@@ -11,6 +11,7 @@ import { customizeCommand } from './commands/customize.ts';
 import { demoCommand } from './commands/demo.ts';
 import { distillCommand } from './commands/distill.ts';
 import { evaluateCommand } from './commands/evaluate.ts';
+import { jobsCommand, submitCommand, workerCommand } from './commands/jobs.ts';
 import { modelsCommand } from './commands/models.ts';
 import { quantizeCommand } from './commands/quantize.ts';
 import { runsCommand } from './commands/runs.ts';
@@ -34,6 +35,9 @@ export function buildProgram(): Command {
     modelsCommand(),
     quantizeCommand(),
     distillCommand(),
+    submitCommand(),
+    workerCommand(),
+    jobsCommand(),
     demoCommand(),
   ]) {
     program.addCommand(c);

@@ -101,8 +101,9 @@ export async function checkRedis(cfg: QueueConfig, timeoutMs = 5000): Promise<vo
     retryStrategy: () => null,
     enableOfflineQueue: false,
   });
-  // ioredis also emits connection errors as events; the rejected promise below is the one we report.
-  client.on('error', () => {});
+  // ioredis emits the cause (ECONNREFUSED, ENOTFOUND, WRONGPASS) as an event and rejects with a generic message.
+  let cause: Error | undefined;
+  client.on('error', (e: Error) => (cause ??= e));
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -116,7 +117,7 @@ export async function checkRedis(cfg: QueueConfig, timeoutMs = 5000): Promise<vo
     ]);
   } catch (e) {
     throw new QueueError(
-      `cannot reach Redis at ${maskUrl(cfg.url)}: ${(e as Error).message} (set --redis or ${TAILOR_REDIS_ENV})`,
+      `cannot reach Redis at ${maskUrl(cfg.url)}: ${(cause ?? (e as Error)).message} (set --redis or ${TAILOR_REDIS_ENV})`,
       { field: 'redis', value: maskUrl(cfg.url) },
       { cause: e },
     );

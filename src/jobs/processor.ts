@@ -3,13 +3,14 @@
  * export there, so CPU-bound training never delays the worker process's lock renewal. The worker passes its
  * registry and work folders through the environment of the child.
  *
- * Failure policy: bad input (a DataError, ConfigError, ModelFileError, GraphError or TrainingError) fails the job
- * at once with the library's message (BullMQ's UnrecoverableError: no retries, since a retry would fail the
- * same way); anything else (a crash, a lost registry connection) is retried with exponential backoff.
+ * Failure policy: bad input (a DataError, ConfigError, ModelFileError, GraphError, TrainingError, or a
+ * RegistryError such as an unknown model reference) fails the job at once with the library's message (BullMQ's
+ * UnrecoverableError: no retries, since a retry would fail the same way); anything else (a crashed or killed
+ * child process, an ONNX Runtime failure, a lost connection) is retried with exponential backoff.
  */
 import path from 'node:path';
 import { ParentCommand, UnrecoverableError, type SandboxedJob } from 'bullmq';
-import { ConfigError, DataError, GraphError, ModelFileError, TrainingError } from '../errors.ts';
+import { ConfigError, DataError, GraphError, ModelFileError, RegistryError, TrainingError } from '../errors.ts';
 import { CALLS, JobCancelled, type CallContext } from './calls.ts';
 import { JOB_KINDS, type JobData, type JobResult } from './types.ts';
 
@@ -17,7 +18,7 @@ import { JOB_KINDS, type JobData, type JobResult } from './types.ts';
 export const CHILD_ENV = { home: 'TAILOR_JOB_HOME', work: 'TAILOR_JOB_WORK_DIR' } as const;
 
 /** Errors a retry cannot fix. */
-const BAD_INPUT = [DataError, ConfigError, ModelFileError, GraphError, TrainingError];
+const BAD_INPUT = [DataError, ConfigError, ModelFileError, GraphError, TrainingError, RegistryError];
 
 /** After a cancel, how long the call may take to reach its next progress report before the child exits. */
 const CANCEL_GRACE_MS = 10_000;
