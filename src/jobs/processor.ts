@@ -12,10 +12,7 @@ import path from 'node:path';
 import { ParentCommand, UnrecoverableError, type SandboxedJob } from 'bullmq';
 import { ConfigError, DataError, GraphError, ModelFileError, RegistryError, TrainingError } from '../errors.ts';
 import { CALLS, JobCancelled, type CallContext } from './calls.ts';
-import { JOB_KINDS, type JobData, type JobResult } from './types.ts';
-
-/** Environment variables the worker sets for its children. */
-export const CHILD_ENV = { home: 'TAILOR_JOB_HOME', work: 'TAILOR_JOB_WORK_DIR' } as const;
+import { CHILD_ENV, JOB_KINDS, type JobData, type JobResult } from './types.ts';
 
 /** Errors a retry cannot fix. */
 const BAD_INPUT = [DataError, ConfigError, ModelFileError, GraphError, TrainingError, RegistryError];

@@ -5,6 +5,9 @@ import type { Json } from '../registry/index.ts';
 export const JOB_KINDS = ['customize', 'quantize', 'distill', 'evaluate', 'register'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
+/** Environment variables a worker sets for its job processes: the registry folder and the work folder. */
+export const CHILD_ENV = { home: 'TAILOR_JOB_HOME', work: 'TAILOR_JOB_WORK_DIR' } as const;
+
 /** In a flow, a `--model`/`--teacher` of this value means "the model the previous step produced". */
 export const PREVIOUS = '@previous';
 

@@ -10,9 +10,8 @@ import path from 'node:path';
 import { QueueEvents, Worker } from 'bullmq';
 import { resolveHome } from '../registry/index.ts';
 import { bullConnection, checkRedis, maskUrl, type QueueConfig } from './config.ts';
-import { CHILD_ENV } from './processor.ts';
 import { CANCEL_EVENT } from './queue.ts';
-import type { JobData, JobResult } from './types.ts';
+import { CHILD_ENV, type JobData, type JobResult } from './types.ts';
 
 export interface WorkerOptions {
   config: QueueConfig;
