@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { QueueError, ConfigError } from '../../src/errors.ts';
@@ -155,6 +156,71 @@ test(
     assert.equal(j.state, 'failed');
     assert.equal(j.failedReason, 'cancelled: changed my mind');
     assert.equal(j.attemptsMade, 1);
+  },
+);
+
+test(
+  'a job process that crashes mid-training is retried after a backoff and resumes from its checkpoint',
+  { timeout: 120_000 },
+  async (t) => {
+    const ws = await workspace('jobs-crash');
+    const cfg = queueConfig({ prefix: prefix('crash') });
+    const q = await JobQueue.open(cfg);
+    const lines: string[] = [];
+    const w = await startWorker({ config: cfg, home: ws.home, log: (l) => lines.push(l) });
+    t.after(async () => {
+      await w.close();
+      await q.obliterate();
+      await q.close();
+      rmSync(ws.dir, { recursive: true, force: true });
+    });
+    const id = await q.submit(
+      {
+        kind: 'customize',
+        options: {
+          base: ws.bert,
+          train: [ws.train],
+          eval: [ws.eval],
+          labelColumn: 'intent',
+          strategy: 'lora',
+          epochs: 6,
+          batchSize: 8,
+          seed: 1,
+          out: path.join(ws.dir, 'crashed'),
+          name: 'crashed',
+        },
+      },
+      { checkpointEvery: 2, attempts: 3, backoffMs: 300 },
+    );
+    // The job's child process (BullMQ's sandbox, a child of this process) is killed once a checkpoint exists.
+    const latest = path.join(ws.home, 'jobs', id, 'checkpoints', 'latest.json');
+    let step: number | undefined;
+    const t0 = Date.now();
+    while (step === undefined && Date.now() - t0 < 60_000) {
+      try {
+        step = (JSON.parse(readFileSync(latest, 'utf8')) as { step: number }).step;
+      } catch {
+        await sleep(20);
+      }
+    }
+    assert.ok(step !== undefined && step < 60, `no early checkpoint: ${step}`);
+    const pids = execFileSync('pgrep', ['-P', String(process.pid), '-f', 'bullmq'], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
+    assert.equal(pids.length, 1, `job processes: ${pids.join(', ')}`);
+    process.kill(Number(pids[0]), 'SIGKILL');
+    const j = await until(q, id, finished, 90_000);
+    assert.equal(j.state, 'completed', j.failedReason ?? '');
+    assert.equal(j.attemptsMade, 2);
+    assert.ok(
+      typeof j.result?.resumed_from_step === 'number' && j.result.resumed_from_step >= step,
+      JSON.stringify(j.result),
+    );
+    assert.ok(
+      lines.some((l) => l.endsWith(`customize job ${id} failed: Unexpected exit code: null signal: SIGKILL`)),
+      lines.join('\n'),
+    );
+    assert.equal((await q.list({ state: 'completed' }))[0]?.result?.model?.ref, 'crashed:1');
   },
 );
 
