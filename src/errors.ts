@@ -47,3 +47,5 @@ export class RegistryError extends TailorError {}
 export class ConfigError extends TailorError {}
 /** A model measured outside a budget it was held to (fairness limits, flip rates): the report says which and by how much. */
 export class GateError extends TailorError {}
+/** The job queue (Redis) is unreachable or refused a request, or a job is unknown. */
+export class QueueError extends TailorError {}

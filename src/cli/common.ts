@@ -6,6 +6,7 @@
 import cliProgress from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ConfigError } from '../errors.ts';
+import { providersForDevice } from '../runtime/providers.ts';
 import type { ProviderSpec } from '../runtime/session.ts';
 
 export interface GlobalOptions {
@@ -54,16 +55,7 @@ export function withOutputOptions(cmd: Command, what: string): Command {
 
 /** `--device` -> ONNX Runtime providers. */
 export function providersFor(device: string | undefined): ProviderSpec[] {
-  switch (device ?? 'cpu') {
-    case 'cpu':
-      return ['cpu'];
-    case 'cuda':
-      return ['cuda'];
-    case 'webgpu':
-      return ['webgpu'];
-    default:
-      throw new ConfigError(`unknown --device '${device}' (cpu, cuda, webgpu)`, { field: 'device', value: device });
-  }
+  return providersForDevice(device);
 }
 
 /** Parses a numeric option; a value out of range is a usage error naming the option. */
@@ -100,9 +92,33 @@ export function toJson(value: unknown): string {
   );
 }
 
-/** Prints the command's result: JSON on --json, else the text rendering. */
+let resultSink: ((value: unknown) => void) | undefined;
+
+/** Prints the command's result: JSON on --json, else the text rendering (or hands it to `captureResult`). */
 export function emit(opts: GlobalOptions, value: unknown, text: () => string): void {
-  process.stdout.write(opts.json ? `${toJson(value)}\n` : `${text()}\n`);
+  if (resultSink) resultSink(JSON.parse(toJson(value)));
+  else process.stdout.write(opts.json ? `${toJson(value)}\n` : `${text()}\n`);
+}
+
+/**
+ * Runs `fn` (which parses and runs a command) and returns the value the command would have printed, as JSON
+ * data, instead of printing it: the job worker runs commands this way, one at a time per process.
+ */
+export async function captureResult(fn: () => Promise<unknown>): Promise<unknown> {
+  let value: unknown;
+  let got = false;
+  const previous = resultSink;
+  resultSink = (v) => {
+    value = v;
+    got = true;
+  };
+  try {
+    await fn();
+  } finally {
+    resultSink = previous;
+  }
+  if (!got) throw new ConfigError('the command finished without a result', { field: 'command' });
+  return value;
 }
 
 /** Progress on stderr: a bar on a TTY, otherwise a line at every quarter (and at the end). */

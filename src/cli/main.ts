@@ -15,6 +15,7 @@ import { customizeCommand } from './commands/customize.ts';
 import { demoCommand } from './commands/demo.ts';
 import { distillCommand } from './commands/distill.ts';
 import { evaluateCommand } from './commands/evaluate.ts';
+import { jobsCommand, submitCommand, workerCommand } from './commands/jobs.ts';
 import { modelsCommand } from './commands/models.ts';
 import { quantizeCommand } from './commands/quantize.ts';
 import { registryCommand } from './commands/registry.ts';
@@ -41,6 +42,9 @@ export function buildProgram(): Command {
     registryCommand(),
     quantizeCommand(),
     distillCommand(),
+    submitCommand(),
+    workerCommand(),
+    jobsCommand(),
     demoCommand(),
     serveCommand(),
   ]) {

@@ -250,6 +250,9 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       ...(opts.maxGradNorm !== undefined ? { maxGradNorm: opts.maxGradNorm } : {}),
       noDecay: (n) => noDecay.has(n.replace(/::lr_scaled$/, '')),
       session: opts.threads ? { intraOpThreads: opts.threads } : {},
+      ...(opts.checkpoint
+        ? { checkpointDir: opts.checkpoint.dir, checkpointEvery: opts.checkpoint.every, resume: true }
+        : {}),
       validation: { data: valData, batchSize: 256, metrics: metricsFn(labels) },
       bestMetric: { metric: 'selection', mode: 'max' },
       ...(opts.patience

@@ -54,6 +54,11 @@ export interface CustomizeOptions {
   warmStartHead?: boolean | WarmHeadOptions;
   /** ORT intra-op threads for training sessions. */
   threads?: number;
+  /**
+   * Checkpoint the training loop into `dir` every `every` optimizer steps (and at the end), and resume from the
+   * latest checkpoint there, if any: a job restarted after its process was killed continues where it stopped.
+   */
+  checkpoint?: { dir: string; every?: number };
   onEpoch?: (e: EpochReport) => void;
 }
 

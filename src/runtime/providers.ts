@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { RuntimeError } from '../errors.ts';
+import { ConfigError, RuntimeError } from '../errors.ts';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml' | 'tensorrt';
 
@@ -90,4 +90,18 @@ export function providerInitError(provider: string, label: string, cause: unknow
     { value: provider },
     { cause },
   );
+}
+
+/** The providers for a `--device` name (cpu, cuda, webgpu); a ConfigError names an unknown device. */
+export function providersForDevice(device: string | undefined): ExecutionProvider[] {
+  switch (device ?? 'cpu') {
+    case 'cpu':
+      return ['cpu'];
+    case 'cuda':
+      return ['cuda'];
+    case 'webgpu':
+      return ['webgpu'];
+    default:
+      throw new ConfigError(`unknown --device '${device}' (cpu, cuda, webgpu)`, { field: 'device', value: device });
+  }
 }

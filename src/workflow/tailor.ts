@@ -69,6 +69,10 @@ export interface TailorOptions {
   progress?: WorkflowProgress;
   /** Aliases to set on the new model version. */
   aliases?: string[];
+  /** Training checkpoints (and resume from them): see CustomizeOptions.checkpoint. */
+  checkpoint?: CustomizeOptions['checkpoint'];
+  /** Extra tags on both runs (a job queue tags them with the job id, to find a job's results again). */
+  tags?: Record<string, string>;
   /** Move `aliases` even when the customized model is significantly worse than the baseline (default false). */
   allowRegression?: boolean;
 }
@@ -117,6 +121,7 @@ function strategyOptions(
     ...(o.maxLength !== undefined ? { maxLength: o.maxLength } : {}),
     ...(typeof hp.weightDecay === 'number' ? { weightDecay: hp.weightDecay } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}),
   };
   // Options of one strategy are ignored by the others, so they are passed whatever the strategy.
   const lora: NonNullable<CustomizeOptions['lora']> = {
@@ -141,7 +146,12 @@ function strategyOptions(
   return c;
 }
 
-async function recordBaseline(reg: Registry, state: AuditState, spec: string): Promise<string> {
+async function recordBaseline(
+  reg: Registry,
+  state: AuditState,
+  spec: string,
+  tags: Record<string, string> = {},
+): Promise<string> {
   const r = state.result;
   const run = await reg.startRun({
     name: 'baseline',
@@ -153,7 +163,7 @@ async function recordBaseline(reg: Registry, state: AuditState, spec: string): P
       max_length: r.settings.maxLength,
       seed: r.settings.seed,
     },
-    tags: { kind: 'audit-baseline' },
+    tags: { ...tags, kind: 'audit-baseline' },
     baseModel: spec,
     datasetFingerprint: r.data.fingerprint,
   });
@@ -230,7 +240,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
     progress?.log?.(
       `baseline (frozen encoder + ridge head): accuracy ${(audit.baseline.accuracy * 100).toFixed(2)}%; strategy ${strategy}${requested === 'auto' ? ` (recommended: ${rec.rules.join(', ')})` : ''}`,
     );
-    const baselineRunId = await recordBaseline(reg, state, spec);
+    const baselineRunId = await recordBaseline(reg, state, spec, o.tags);
 
     const run = await reg.startRun({
       name: strategy,
@@ -254,7 +264,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         max_train_examples: o.maxTrainExamples ?? null,
         max_eval_examples: o.maxEvalExamples ?? null,
       },
-      tags: { baseline_run: baselineRunId },
+      tags: { ...o.tags, baseline_run: baselineRunId },
       baseModel: spec,
       datasetFingerprint: audit.data.fingerprint,
       handleSignals: true,
