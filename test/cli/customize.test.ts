@@ -6,8 +6,35 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { json, tailor, workspace, type Workspace } from './fixtures.ts';
+import { clincRows, json, tailor, workspace, type Workspace } from './fixtures.ts';
 import { openRegistry } from '../../src/registry/index.ts';
+import { Classifier } from '../../src/models/classifier.ts';
+import { loadArtifact } from '../../src/models/artifact.ts';
+import { loadHfModel } from '../../src/models/hf/load.ts';
+import { countParams } from '../../src/models/model.ts';
+import { readAdapterWeights } from '../../src/customize/peft.ts';
+import { numel } from '../../src/onnx/tensor.ts';
+
+/**
+ * Accuracy and macro-F1 (scikit-learn's definition: unweighted mean of per-class F1, classes = the true labels)
+ * of a saved model folder on rows, from its own predictions through the library's Classifier.
+ */
+async function recompute(dir: string, rows: ReadonlyArray<{ text: string; label: string }>) {
+  const clf = await Classifier.load(dir);
+  try {
+    const pred = (await clf.predict(rows.map((r) => r.text))).map((p) => p.label);
+    const right = pred.filter((p, i) => p === rows[i].label).length;
+    const f1 = [...new Set(rows.map((r) => r.label))].map((c) => {
+      const tp = pred.filter((p, i) => p === c && rows[i].label === c).length;
+      const fp = pred.filter((p, i) => p === c && rows[i].label !== c).length;
+      const fn = pred.filter((p, i) => p !== c && rows[i].label === c).length;
+      return tp === 0 ? 0 : (2 * tp) / (2 * tp + fp + fn);
+    });
+    return { right, accuracy: right / rows.length, macroF1: f1.reduce((a, b) => a + b, 0) / f1.length };
+  } finally {
+    await clf.release();
+  }
+}
 
 interface Metrics {
   accuracy: number;
@@ -34,6 +61,7 @@ test('customize --json on CLINC150 (head strategy): one JSON object, artifact fo
   ws = await workspace('customize');
   t.after(() => rmSync(ws.dir, { recursive: true, force: true }));
   const out = path.join(ws.dir, 'clinc-head');
+  const t0 = performance.now();
   const r = await tailor([
     'customize',
     '--base',
@@ -58,18 +86,29 @@ test('customize --json on CLINC150 (head strategy): one JSON object, artifact fo
     ws.home,
     '--json',
   ]);
+  const wall = (performance.now() - t0) / 1000;
   assert.equal(r.status, 0, r.stderr);
   const j = json<CustomizeJson>(r);
   assert.equal(j.strategy, 'head');
-  for (const m of [j.baseline, j.customized]) {
-    assert.ok(m.accuracy >= 0 && m.accuracy <= 1 && m.macro_f1 >= 0 && m.macro_f1 <= 1, JSON.stringify(m));
-    assert.equal(m.count, 40);
-  }
+  assert.equal(j.baseline.count, 40);
+  assert.equal(j.customized.count, 40);
+  // The saved model's own predictions on the eval CSV give the reported figures.
+  const evalRows = clincRows('test', 4, 10);
+  const mine = await recompute(path.join(out, 'model'), evalRows);
+  assert.equal(j.customized.accuracy, mine.accuracy);
+  assert.ok(Math.abs(j.customized.macro_f1 - mine.macroF1) < 1e-12, `${j.customized.macro_f1} vs ${mine.macroF1}`);
+  // The baseline's right answers = the customized model's, minus the rows only it got right, plus those only the
+  // baseline got right (the McNemar counts).
+  assert.equal(
+    Math.round(j.baseline.accuracy * 40),
+    mine.right - j.comparison.only_customized_right + j.comparison.only_baseline_right,
+  );
   assert.match(j.run_id, /^[0-9a-f]{8,}/);
-  assert.ok(j.trainable_params > 0 && j.trainable_params < j.total_params);
-  // head: 16 features x 4 intents + 4 biases
+  // head: 16 features x 4 intents + 4 biases, on top of every parameter of the base folder.
   assert.equal(j.trainable_params, 16 * 4 + 4);
-  assert.ok(j.train_seconds > 0);
+  assert.equal(j.total_params, countParams(await loadHfModel(ws.bert)).total + 16 * 4 + 4);
+  assert.equal(j.total_params, countParams((await loadArtifact(out)).model).total);
+  assert.ok(j.train_seconds > 0 && j.train_seconds < wall, `train ${j.train_seconds} s within the command's ${wall} s`);
   assert.deepEqual(j.model, { name: 'clinc', version: 1, ref: 'clinc:1', aliases: [] });
   for (const f of ['model/model.onnx', 'model/tokenizer.json', 'model/tailor.json', 'report.json', 'report.txt'])
     assert.ok(existsSync(path.join(out, f)), f);
@@ -141,6 +180,7 @@ test('customize --json on CLINC150 (head strategy): one JSON object, artifact fo
 test('customize and audit on a user CSV with other column names (lora)', async (t) => {
   const w = await workspace('user');
   t.after(() => rmSync(w.dir, { recursive: true, force: true }));
+  const ta = performance.now();
   const audit = await tailor([
     'audit',
     '--base',
@@ -157,6 +197,7 @@ test('customize and audit on a user CSV with other column names (lora)', async (
     '0.99',
     '--json',
   ]);
+  const auditMs = performance.now() - ta;
   assert.equal(audit.status, 0, audit.stderr);
   const a = json<{
     recommendation: { strategy: string; rules: string[]; reasons: Array<{ rule: string; text: string }> };
@@ -175,7 +216,7 @@ test('customize and audit on a user CSV with other column names (lora)', async (
       (o) => o.opType === 'MatMul' || o.opType === 'FusedMatMul' || o.opType === 'Gemm' || o.opType === 'FusedGemm',
     ),
   );
-  assert.ok(a.latency.batch1.p50Ms > 0);
+  assert.ok(a.latency.batch1.p50Ms > 0 && a.latency.batch1.p50Ms < auditMs, `p50 ${a.latency.batch1.p50Ms} ms`);
   assert.equal(existsSync(path.join(w.dir, '.tailor')), false, 'audit writes nothing');
 
   const out = path.join(w.dir, 'user-lora');
@@ -206,9 +247,24 @@ test('customize and audit on a user CSV with other column names (lora)', async (
   assert.equal(r.status, 0, r.stderr);
   const j = json<CustomizeJson>(r);
   assert.equal(j.strategy, 'lora');
-  assert.ok(j.trainable_params < j.total_params / 2);
   assert.ok(existsSync(path.join(out, 'adapter', 'adapter_config.json')));
-  assert.ok(existsSync(path.join(out, 'adapter', 'adapter_model.safetensors')));
+  // What trained is exactly what the adapter file holds: rank-2 A/B pairs on 16-wide projections and the 16 x 4 head.
+  const { st } = await readAdapterWeights(path.join(out, 'adapter'));
+  const shapes = [...st.tensors].map(([k, t]) => [k, [...t.dims]] as const);
+  const lora = shapes.filter(([k]) => /lora_[AB]/.test(k));
+  assert.ok(lora.length >= 2, JSON.stringify(shapes));
+  for (const [k, d] of lora)
+    assert.deepEqual(
+      [...d].sort((x, y) => x - y),
+      [2, 16],
+      k,
+    );
+  const inFile = shapes.reduce((a, [, d]) => a + numel(d), 0);
+  assert.equal(inFile, lora.length * 2 * 16 + 16 * 4 + 4);
+  assert.equal(j.trainable_params, inFile);
+  assert.equal(j.total_params, countParams(await loadHfModel(w.bert)).total + inFile);
+  const evalRows = clincRows('test', 4, 10);
+  assert.equal(j.customized.accuracy, (await recompute(path.join(out, 'model'), evalRows)).accuracy);
   assert.equal(j.model.name, 'user-lora');
 });
 

@@ -128,22 +128,49 @@ describe('execution providers', () => {
     assert.deepEqual(cpu, { name: 'cpu', bundled: true, installed: true });
   });
 
-  it('a provider whose binaries are missing is a RuntimeError saying how to get it', async (t) => {
-    const cuda = listProviders().find((p) => p.name === 'cuda');
-    if (!cuda || cuda.installed) {
-      t.skip('CUDA binaries are installed here');
-      return;
+  // CUDA's two paths, each run exactly where it can happen: the error where the libraries are missing, a real
+  // computation where they are installed and an NVIDIA device is present.
+  const cuda = listProviders().find((p) => p.name === 'cuda');
+  const nvidia = fs.existsSync('/dev/nvidiactl');
+  const missingSkip = !cuda
+    ? 'this onnxruntime-node build does not list cuda'
+    : cuda.installed
+      ? 'the CUDA libraries are installed here, so they cannot be missing'
+      : false;
+  const cudaSkip = !cuda?.installed
+    ? 'CUDA libraries not installed (ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node)'
+    : !nvidia
+      ? 'no NVIDIA device (/dev/nvidiactl) on this machine'
+      : false;
+
+  it(
+    'a provider whose binaries are missing is a RuntimeError saying how to get it',
+    { skip: missingSkip },
+    async () => {
+      const { model } = mlp();
+      await assert.rejects(Session.create(model, { providers: ['cuda'] }), (e: unknown) => {
+        assert.ok(e instanceof RuntimeError);
+        assert.match(
+          e.message,
+          /execution provider 'cuda' is supported on linux\/x64 but its libraries are not installed/,
+        );
+        assert.match(e.message, /ONNXRUNTIME_NODE_INSTALL=cuda12/);
+        return true;
+      });
+    },
+  );
+
+  it('cuda, where installed with a GPU, computes the plain-JS reference', { skip: cudaSkip }, async () => {
+    const { model, reference } = mlp();
+    const s = await Session.create(model, { providers: ['cuda'] });
+    try {
+      const x = [1, 2, 3, 4, -0.5, 0.25, 2, -1];
+      const out = await s.run({ x: new ort.Tensor('float32', Float32Array.from(x), [2, 4]) });
+      // GPU matmuls may use TF32 or another summation order: a looser tolerance than the CPU's.
+      close(out[s.outputNames[0]].data as Float32Array, reference(x, 2), 1e-2);
+    } finally {
+      await s.release();
     }
-    const { model } = mlp();
-    await assert.rejects(Session.create(model, { providers: ['cuda'] }), (e: unknown) => {
-      assert.ok(e instanceof RuntimeError);
-      assert.match(
-        e.message,
-        /execution provider 'cuda' is supported on linux\/x64 but its libraries are not installed/,
-      );
-      assert.match(e.message, /ONNXRUNTIME_NODE_INSTALL=cuda12/);
-      return true;
-    });
   });
 
   it('a provider this build lacks is named, with the available ones', () => {
