@@ -135,3 +135,30 @@ show("ks big (asymp)", stats.ks_2samp(big1, big2))
 show("ks strong shift", stats.ks_2samp(a, normals(2, 150, 1.0)))
 show("ks ties", stats.ks_2samp([1, 2, 2, 3, 3, 3, 4], [2, 3, 4, 4, 5, 5]))
 show("kstwobign.sf(1.0), (0.5), (2.0)", (stats.kstwobign.sf(1.0), stats.kstwobign.sf(0.5), stats.kstwobign.sf(2.0)))
+
+# mSPRT normal mixture (Johari et al.): Lambda = integral of N(d; theta, V)/N(d; 0, V) dN(theta; 0, tau^2),
+# computed by quadrature, not by the closed form the code uses.
+from scipy import integrate, optimize
+
+def mixture_lr(d, V, tau2, theta0=0.0):
+    f = lambda th: stats.norm.pdf(d, th, math.sqrt(V)) / stats.norm.pdf(d, theta0, math.sqrt(V)) * stats.norm.pdf(th, theta0, math.sqrt(tau2))
+    return integrate.quad(f, theta0 - 60 * math.sqrt(tau2), theta0 + 60 * math.sqrt(tau2), epsabs=0, epsrel=1e-12, limit=500)[0]
+
+sa, na, sb, nb = 120, 1000, 150, 1000
+pa, pb = sa / na, sb / nb
+d = pb - pa
+V = pa * (1 - pa) / na + pb * (1 - pb) / nb
+tau2 = 0.05**2
+lam = mixture_lr(d, V, tau2)
+show("msprt d, V, Lambda, 1/Lambda", (d, V, lam, 1 / lam))
+# Confidence-sequence bounds: theta0 where the mixture LR centred at theta0 equals 1/alpha.
+lo = optimize.brentq(lambda t: mixture_lr(d, V, tau2, t) - 20, d - 0.2, d)
+hi = optimize.brentq(lambda t: mixture_lr(d, V, tau2, t) - 20, d, d + 0.2)
+show("msprt CS 95%", (lo, hi))
+# Fixed horizon: R's power.prop.test(p1=.5, p2=.75, power=.9) documents n = 76.7 per group.
+za, zb = stats.norm.ppf(0.975), stats.norm.ppf(0.9)
+pbar = 0.625
+show("n power.prop.test(.5,.75,.9)", ((za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(0.25 + 0.1875)) / 0.25) ** 2)
+za, zb = stats.norm.ppf(0.975), stats.norm.ppf(0.8)
+pbar = 0.11
+show("n (.10, .12, power .8)", ((za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(0.1 * 0.9 + 0.12 * 0.88)) / 0.02) ** 2)
