@@ -192,7 +192,11 @@ export interface TextDrift {
 }
 
 /** Text drift: a domain classifier on TF-IDF bag-of-words telling reference texts from current ones. */
-export function textDrift(reference: string[], current: string[], options: DomainClassifierOptions = {}): TextDrift {
+export function textDrift(
+  reference: string[],
+  current: string[],
+  options: DomainClassifierOptions & { examples?: number } = {},
+): TextDrift {
   const features = tfidf([...reference, ...current]);
   const r = domainClassifierDrift(
     features.rows.slice(0, reference.length),
@@ -205,7 +209,7 @@ export function textDrift(reference: string[], current: string[], options: Domai
     threshold: r.threshold,
     method: r.method,
     drift: r.drift,
-    examples: r.mostCurrentLike.slice(0, 10).map((i) => current[i - reference.length]),
+    examples: r.mostCurrentLike.slice(0, options.examples ?? 10).map((i) => current[i - reference.length]),
   };
 }
 
