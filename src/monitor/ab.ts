@@ -196,3 +196,69 @@ export function twoProportionZ(a: ArmCounts, b: ArmCounts): number {
   const z = (b.successes / b.trials - a.successes / a.trials) / se;
   return 2 * (1 - normalCdf(Math.abs(z), 0, 1));
 }
+
+export interface AbReport {
+  variants: [string, string];
+  /** Labelled predictions and correct ones per variant. */
+  a: ArmCounts & { accuracy: number };
+  b: ArmCounts & { accuracy: number };
+  msprt: MsprtResult;
+  /** Fixed-horizon z-test p-value on the final counts (invalid if the data were peeked at; shown for contrast). */
+  fixedHorizonP: number;
+  /** Per-arm sample size a fixed-horizon test would need to detect `effect` from arm A's accuracy. */
+  requiredPerArm: number;
+  effect: number;
+}
+
+/**
+ * A/B analysis from the prediction log: the metric is accuracy on rows with a feedback label; the mSPRT looks at
+ * the running counts after every labelled row, in time order (continuous monitoring).
+ */
+export function abFromLog(
+  predictions: Array<{
+    time: string;
+    request_id: string;
+    index: number;
+    variant: string;
+    label: string;
+    shadow: boolean;
+  }>,
+  feedback: Map<string, string>,
+  variants: [string, string],
+  options: { tau?: number; alpha?: number; effect?: number; power?: number } = {},
+): AbReport {
+  const [va, vb] = variants;
+  const a = { successes: 0, trials: 0 };
+  const b = { successes: 0, trials: 0 };
+  const looks: Array<{ a: ArmCounts; b: ArmCounts }> = [];
+  const rows = predictions
+    .filter((r) => !r.shadow && (r.variant === va || r.variant === vb))
+    .sort((x, y) => Date.parse(x.time) - Date.parse(y.time));
+  for (const r of rows) {
+    const truth = feedback.get(`${r.request_id}#${r.index}`);
+    if (truth === undefined) continue;
+    const arm = r.variant === va ? a : b;
+    arm.trials++;
+    if (truth === r.label) arm.successes++;
+    if (a.trials && b.trials) looks.push({ a: { ...a }, b: { ...b } });
+  }
+  if (!a.trials || !b.trials)
+    throw new ConfigError(`A/B needs labelled predictions from both variants; ${va}: ${a.trials}, ${vb}: ${b.trials}`, {
+      field: 'variants',
+      value: variants.join(','),
+    });
+  const effect = options.effect ?? 0.02;
+  const pa = a.successes / a.trials;
+  const base = Math.min(0.98, Math.max(0.02, pa));
+  return {
+    variants,
+    a: { ...a, accuracy: pa },
+    b: { ...b, accuracy: b.successes / b.trials },
+    msprt: msprt(looks, options),
+    fixedHorizonP: twoProportionZ(a, b),
+    requiredPerArm: Math.ceil(
+      fixedHorizonSampleSize(base, Math.min(0.999, base + effect), { alpha: options.alpha, power: options.power }),
+    ),
+    effect,
+  };
+}

@@ -5,7 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fixedHorizonSampleSize, msprt, msprtLook, simulatePeeking, twoProportionZ } from '../../src/monitor/ab.ts';
+import {
+  abFromLog,
+  fixedHorizonSampleSize,
+  msprt,
+  msprtLook,
+  simulatePeeking,
+  twoProportionZ,
+} from '../../src/monitor/ab.ts';
 
 function close(actual: number, expected: number, tol: number, what: string): void {
   assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs expected ${expected}`);
@@ -65,4 +72,40 @@ test('two-proportion z-test p-value', () => {
     1e-12,
     'p',
   );
+});
+
+test('abFromLog: accuracy on labelled rows per variant, looks in time order, shadow rows ignored', () => {
+  const preds = [];
+  const fb = new Map<string, string>();
+  for (let i = 0; i < 400; i++) {
+    const variant = i % 2 === 0 ? 'production' : 'candidate';
+    // production right 3 times in 4, candidate 9 times in 10.
+    const k = Math.floor(i / 2);
+    const right = variant === 'production' ? k % 4 !== 0 : k % 10 !== 0;
+    preds.push({
+      time: new Date(Date.UTC(2026, 10, 29, 12, 0, i)).toISOString(),
+      request_id: `r${i}`,
+      index: 0,
+      variant,
+      label: right ? 'x' : 'y',
+      shadow: false,
+    });
+    fb.set(`r${i}#0`, 'x');
+  }
+  preds.push({
+    time: '2026-11-29T13:00:00Z',
+    request_id: 's',
+    index: 0,
+    variant: 'candidate',
+    label: 'y',
+    shadow: true,
+  });
+  fb.set('s#0', 'x');
+  const r = abFromLog(preds, fb, ['production', 'candidate']);
+  assert.deepEqual([r.a.trials, r.a.successes, r.b.trials, r.b.successes], [200, 150, 200, 180]);
+  assert.equal(r.msprt.looks, 399);
+  assert.ok(r.msprt.significant && r.msprt.interval[0] > 0, JSON.stringify(r.msprt));
+  // power.prop.test(p1 = 0.75, p2 = 0.77, power = 0.8) closed form with scipy norm.ppf: n = 7156.999 per group.
+  assert.equal(r.requiredPerArm, 7157);
+  assert.throws(() => abFromLog(preds, fb, ['production', 'canary']), /canary: 0/);
 });

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createRng, type Rng } from '../../src/data/rng.ts';
+import { createRng, seedFromString, type Rng } from '../../src/data/rng.ts';
 import { buildProfile, type ReferenceProfile } from '../../src/monitor/profile.ts';
 import { readClinc } from '../clinc150.ts';
 
@@ -25,6 +25,16 @@ function fakeScores(rng: Rng, labels: string[], truth: string, inDomain: boolean
   const k = labels.indexOf(pred);
   const rest = (1 - conf) / (labels.length - 1);
   return { pred, scores: labels.map((_, j) => (j === k ? conf : rest)) };
+}
+
+/** A deterministic toy embedding: hashed bag of words in 128 dimensions, l2-normalised. */
+export function toyEmbed(texts: string[]): Float32Array[] {
+  return texts.map((t) => {
+    const v = new Float32Array(128);
+    for (const w of t.toLowerCase().split(/\s+/)) if (w) v[seedFromString(w) % 128] += 1;
+    const n = Math.hypot(...v) || 1;
+    return v.map((x) => x / n);
+  });
 }
 
 export function makeDeployment(seed = 7): Deployment {
@@ -44,6 +54,7 @@ export function makeDeployment(seed = 7): Deployment {
     trainTexts: train.map((r) => r.text),
     trainLabels: train.map((r) => r.label),
     referenceTexts: reference.map((r) => r.text),
+    referenceEmbeddings: toyEmbed(reference.map((r) => r.text)),
     validation: { labels: reference.map((r) => r.label), probabilities: val.map((v) => v.scores) },
     now: new Date('2026-11-29T08:00:00Z'),
   });
