@@ -75,7 +75,7 @@ test('two-proportion z-test p-value', () => {
 });
 
 test('abFromLog: accuracy on labelled rows per variant, looks in time order, shadow rows ignored', () => {
-  const preds = [];
+  const preds: Parameters<typeof abFromLog>[0] = [];
   const fb = new Map<string, string>();
   for (let i = 0; i < 400; i++) {
     const variant = i % 2 === 0 ? 'production' : 'candidate';
