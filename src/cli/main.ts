@@ -12,6 +12,7 @@ import { demoCommand } from './commands/demo.ts';
 import { distillCommand } from './commands/distill.ts';
 import { evaluateCommand } from './commands/evaluate.ts';
 import { modelsCommand } from './commands/models.ts';
+import { abCommand, monitorCommand, watchCommand } from './commands/monitor.ts';
 import { quantizeCommand } from './commands/quantize.ts';
 import { runsCommand } from './commands/runs.ts';
 
@@ -34,6 +35,9 @@ export function buildProgram(): Command {
     modelsCommand(),
     quantizeCommand(),
     distillCommand(),
+    monitorCommand(),
+    watchCommand(),
+    abCommand(),
     demoCommand(),
   ]) {
     program.addCommand(c);

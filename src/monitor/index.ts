@@ -9,3 +9,4 @@ export * from './gate.ts';
 export * from './policy.ts';
 export * from './report.ts';
 export * from './html.ts';
+export * from './run.ts';
