@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DataError } from '../errors.ts';
 import { abFromLog, type AbReport } from './ab.ts';
 import { renderHtml } from './html.ts';
 import { feedbackLabels, readFeedback, readPredictions } from './log.ts';
@@ -82,10 +83,13 @@ export async function watchOnce(
     now,
   });
   const sf = stateFile(home, profile.model.name);
-  let state: WatchState = {};
+  let state: WatchState;
   try {
     state = JSON.parse(await fs.promises.readFile(sf, 'utf8')) as WatchState;
-  } catch {
+  } catch (e) {
+    // No state yet: never triggered. A damaged state file is an error, not a silent reset of the cool-down.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new DataError(`watch state ${sf} is unreadable: ${(e as Error).message}`, { file: sf }, { cause: e });
     state = {};
   }
   const last = state.lastTriggered ? new Date(state.lastTriggered) : undefined;
