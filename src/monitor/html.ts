@@ -17,7 +17,7 @@ export function escapeHtml(s: string): string {
 
 const W = 640;
 const H = 220;
-const M = { l: 48, r: 16, t: 28, b: 40 };
+const M = { l: 48, r: 36, t: 28, b: 40 };
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
 
 interface Series {
@@ -128,9 +128,11 @@ function distributionChart(c: ColumnDrift): string {
     parts.push(
       `<rect x="${num(x0 + bw * 0.5)}" y="${num(y(cu))}" width="${num(bw * 0.4)}" height="${num(y(0) - y(cu))}" fill="${COLORS[1]}"><title>${escapeHtml(`${b} current ${(cu * 100).toFixed(1)}%`)}</title></rect>`,
     );
-    if (n <= 12 || i % Math.ceil(n / 8) === 0)
+    // Histogram bins are labelled by their lower edge; at most about eight labels fit under a chart.
+    const label = c.type === 'numeric' && b.startsWith('[') ? b.slice(1, b.indexOf(',')) : b;
+    if (i % Math.ceil(n / 8) === 0)
       parts.push(
-        `<text x="${num(x0 + bw / 2)}" y="${H - M.b + 14}" class="ax" text-anchor="middle">${escapeHtml(b.length > 14 ? `${b.slice(0, 13)}…` : b)}</text>`,
+        `<text x="${num(x0 + bw / 2)}" y="${H - M.b + 14}" class="ax" text-anchor="middle">${escapeHtml(label.length > 14 ? `${label.slice(0, 13)}…` : label)}</text>`,
       );
   });
   parts.push(
@@ -156,7 +158,8 @@ function windowRow(w: WindowReport): string {
         signalNames(w).join('; ') || 'none',
       ]
     : ['not tested', '', '', '', ''];
-  const cls = w.tested && signalNames(w).length ? ' class="alert"' : '';
+  const alert = w.tested && (w.data?.drift || w.text?.drift || w.embeddings?.drift || w.cbpe?.alert);
+  const cls = alert ? ' class="alert"' : '';
   return `<tr${cls}><td>${escapeHtml(w.start)}</td><td>${w.count}</td>${cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`;
 }
 

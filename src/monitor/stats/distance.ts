@@ -131,7 +131,8 @@ export function binnedShares(
       current: histogramShares(c, edges),
     };
   } else {
-    const keys = [...new Set([...Array.from(reference), ...Array.from(current)])];
+    // Sorted so plots read in order; Evidently's key order (a Python set) is arbitrary and sums do not depend on it.
+    const keys = [...new Set([...Array.from(reference), ...Array.from(current)])].sort(compareValues);
     const rc = countBy(reference);
     const cc = countBy(current);
     out = {
@@ -145,6 +146,14 @@ export function binnedShares(
     out.current = fillEmpty(out.current);
   }
   return out;
+}
+
+/** Numbers before strings, numbers ascending, strings in code-unit order. */
+export function compareValues(a: Value, b: Value): number {
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'number') return -1;
+  if (typeof b === 'number') return 1;
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function fmt(x: number): string {

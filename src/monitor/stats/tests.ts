@@ -6,7 +6,7 @@
 import chisquareCdf from '@stdlib/stats-base-dists-chisquare-cdf';
 import normalCdf from '@stdlib/stats-base-dists-normal-cdf';
 import { ConfigError } from '../../errors.ts';
-import { countBy, type Value } from './distance.ts';
+import { compareValues, countBy, type Value } from './distance.ts';
 
 export interface TestResult {
   statistic: number;
@@ -60,9 +60,7 @@ export function normalTwoSided(z: number): number {
 export function zTest(reference: ArrayLike<Value>, current: ArrayLike<Value>): TestResult {
   if (reference.length === 0) throw new ConfigError('reference is empty', { field: 'reference' });
   if (current.length === 0) throw new ConfigError('current is empty', { field: 'current' });
-  const keys = [...new Set([...Array.from(reference), ...Array.from(current)])].sort((a, b) =>
-    typeof a === 'number' && typeof b === 'number' ? a - b : String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0,
-  );
+  const keys = [...new Set([...Array.from(reference), ...Array.from(current)])].sort(compareValues);
   if (keys.length === 1) return { statistic: 0, pValue: 1 };
   const target = keys[0];
   const n1 = reference.length;
