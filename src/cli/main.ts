@@ -12,7 +12,7 @@ import { demoCommand } from './commands/demo.ts';
 import { distillCommand } from './commands/distill.ts';
 import { evaluateCommand } from './commands/evaluate.ts';
 import { modelsCommand } from './commands/models.ts';
-import { abCommand, monitorCommand, watchCommand } from './commands/monitor.ts';
+import { abCommand, feedbackCommand, monitorCommand, watchCommand } from './commands/monitor.ts';
 import { quantizeCommand } from './commands/quantize.ts';
 import { runsCommand } from './commands/runs.ts';
 
@@ -38,6 +38,7 @@ export function buildProgram(): Command {
     monitorCommand(),
     watchCommand(),
     abCommand(),
+    feedbackCommand(),
     demoCommand(),
   ]) {
     program.addCommand(c);

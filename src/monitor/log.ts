@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, DataError } from '../errors.ts';
 
 /** One predicted text. */
 export interface PredictionRow {
@@ -200,4 +200,53 @@ export function parseDuration(text: string, field = 'duration'): number {
     m[2] as 'ms' | 's' | 'm' | 'h' | 'd' | 'w'
   ];
   return Number(m[1]) * unit;
+}
+
+/**
+ * Imports feedback labels from a CSV file (columns `request_id`, `label`, optional `index` (default 0) and `time`
+ * (default `now`)) into a new file under `<home>/feedback/`, written atomically. Any bad row is an error naming
+ * the file and line, and nothing is written.
+ */
+export async function importFeedbackCsv(
+  home: string,
+  file: string,
+  now = new Date(),
+): Promise<{ file: string; rows: number }> {
+  const { parse } = await import('csv-parse/sync');
+  let records: Array<Record<string, string>>;
+  try {
+    records = parse(await fs.promises.readFile(file), { columns: true, skip_empty_lines: true, trim: true });
+  } catch (e) {
+    throw new DataError(`cannot read feedback CSV ${file}: ${(e as Error).message}`, { file }, { cause: e });
+  }
+  const rows: FeedbackRow[] = records.map((r, i) => {
+    const line = i + 2; // header is line 1
+    for (const col of ['request_id', 'label'])
+      if (!r[col])
+        throw new DataError(`${file}:${line}: column "${col}" is missing or empty`, { file, line, field: col });
+    const index = r.index === undefined || r.index === '' ? 0 : Number(r.index);
+    if (!Number.isInteger(index) || index < 0)
+      throw new DataError(`${file}:${line}: index "${r.index}" is not a non-negative integer`, {
+        file,
+        line,
+        field: 'index',
+        value: r.index,
+      });
+    const time = r.time ? new Date(r.time) : now;
+    if (Number.isNaN(time.getTime()))
+      throw new DataError(`${file}:${line}: time "${r.time}" is not a date`, {
+        file,
+        line,
+        field: 'time',
+        value: r.time,
+      });
+    return { v: 1, time: time.toISOString(), request_id: r.request_id, index, label: r.label };
+  });
+  const dir = path.join(home, 'feedback');
+  await fs.promises.mkdir(dir, { recursive: true });
+  const out = path.join(dir, `import-${now.toISOString().replace(/[:.]/g, '-')}-${process.pid}.jsonl`);
+  const tmp = `${out}.tmp`;
+  await fs.promises.writeFile(tmp, rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
+  await fs.promises.rename(tmp, out);
+  return { file: out, rows: rows.length };
 }

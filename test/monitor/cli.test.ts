@@ -59,6 +59,12 @@ test('tailor monitor writes both reports and prints the window table; watch --on
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /model 'tickets' is not registered in /);
 
+  const csv = path.join(d.home, 'labels.csv');
+  fs.writeFileSync(csv, 'request_id,label\nreq-0-1,x\n');
+  const imp = await tailor(['feedback', 'import', csv, '--home', d.home]);
+  assert.equal(imp.status, 0, imp.stderr);
+  assert.match(imp.stdout, /^1 feedback label\(s\) imported into .*feedback\/import-.*\.jsonl\n$/);
+
   const ab = await tailor([
     'ab',
     '--model',
@@ -71,7 +77,7 @@ test('tailor monitor writes both reports and prints the window table; watch --on
     d.home,
   ]);
   assert.equal(ab.status, 1);
-  assert.match(ab.stderr, /A\/B needs labelled predictions from both variants; production: 188, candidate: 0/);
+  assert.match(ab.stderr, /A\/B needs labelled predictions from both variants; production: 189, candidate: 0/);
 
   // A candidate that is always right on 60 labelled in-domain requests (production: the first window's traffic).
   const preds: string[] = [];
@@ -119,7 +125,7 @@ test('tailor monitor writes both reports and prints the window table; watch --on
     b: { trials: number; accuracy: number };
     msprt: { looks: number; pValue: number };
   }>(ab2);
-  assert.equal(res.a.trials, 188);
+  assert.equal(res.a.trials, 189);
   assert.equal(res.b.trials, 60);
   assert.equal(res.b.accuracy, 1);
   assert.ok(res.msprt.looks > 0 && res.msprt.pValue <= 1);

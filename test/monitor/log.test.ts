@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { feedbackLabels, parseDuration, readFeedback, readPredictions } from '../../src/monitor/log.ts';
+import {
+  feedbackLabels,
+  importFeedbackCsv,
+  parseDuration,
+  readFeedback,
+  readPredictions,
+} from '../../src/monitor/log.ts';
 
 function row(time: string, id: string, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({
@@ -88,4 +94,27 @@ test('parseDuration', () => {
   assert.equal(parseDuration('30m'), 1800000);
   assert.equal(parseDuration('1.5d'), 129600000);
   assert.throws(() => parseDuration('soon', 'window'), /window "soon" is not a duration like 90s, 30m, 24h or 7d/);
+});
+
+test('importFeedbackCsv: rows become feedback the reader sees; a bad row names file and line, nothing written', async () => {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'tailor-fbcsv-'));
+  const csv = path.join(home, 'labels.csv');
+  fs.writeFileSync(csv, 'request_id,index,label,time\nr1,0,billing,2026-11-29T17:00:00Z\nr2,,refund,\n');
+  const now = new Date('2026-11-29T18:00:00Z');
+  const r = await importFeedbackCsv(home, csv, now);
+  assert.equal(r.rows, 2);
+  const fb = await readFeedback(home);
+  assert.deepEqual(
+    fb.rows.map((x) => [x.request_id, x.index, x.label, x.time]),
+    [
+      ['r1', 0, 'billing', '2026-11-29T17:00:00.000Z'],
+      ['r2', 0, 'refund', '2026-11-29T18:00:00.000Z'],
+    ],
+  );
+  const bad = path.join(home, 'bad.csv');
+  fs.writeFileSync(bad, 'request_id,label,index\nr3,billing,0\nr4,,1\n');
+  await assert.rejects(importFeedbackCsv(home, bad, now), new RegExp(`${bad}:3: column "label" is missing or empty`));
+  fs.writeFileSync(bad, 'request_id,label,index\nr3,billing,-1\n');
+  await assert.rejects(importFeedbackCsv(home, bad, now), /bad.csv:2: index "-1" is not a non-negative integer/);
+  assert.equal(fs.readdirSync(path.join(home, 'feedback')).length, 1);
 });

@@ -154,3 +154,17 @@ export function abCommand(): Command {
   );
   return cmd;
 }
+
+export function feedbackCommand(): Command {
+  const fb = new Command('feedback').description('feedback labels for logged predictions');
+  const imp = new Command('import')
+    .description('import labels from a CSV (request_id, label, optional index and time) into <home>/feedback')
+    .argument('<file>', 'CSV file');
+  withGlobals(imp).action(async (file: string, o: GlobalOptions) => {
+    const L = await lib();
+    const r = await L.importFeedbackCsv(resolveHome(o.home), file);
+    emit(o, r, () => `${r.rows} feedback label(s) imported into ${r.file}`);
+  });
+  fb.addCommand(imp);
+  return fb;
+}
