@@ -40,6 +40,10 @@ const COMMANDS = [
   'models export',
   'quantize',
   'distill',
+  'monitor',
+  'watch',
+  'ab',
+  'feedback import',
   'demo',
 ];
 
