@@ -162,3 +162,5 @@ show("n power.prop.test(.5,.75,.9)", ((za * math.sqrt(2 * pbar * (1 - pbar)) + z
 za, zb = stats.norm.ppf(0.975), stats.norm.ppf(0.8)
 pbar = 0.11
 show("n (.10, .12, power .8)", ((za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(0.1 * 0.9 + 0.12 * 0.88)) / 0.02) ** 2)
+show("ks 1000 vs 5000", stats.ks_2samp(normals(1, 1000), normals(2, 5000, 0.05)))
+show("ks 10000 vs 10000", stats.ks_2samp(normals(1, 10000), normals(2, 10000, 0.02)))

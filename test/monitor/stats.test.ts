@@ -50,6 +50,13 @@ test('ks: exact two-sided p-values match scipy.stats.ks_2samp', () => {
   close(r.statistic, 0.5238095238095238, 1e-12, 'D ties');
   close(r.pValue, 0.2773892773892773, 1e-9, 'p ties');
   assert.deepEqual(ksTest([1, 2, 3], [1, 2, 3]), { statistic: 0, pValue: 1, method: 'exact' });
+  // Sizes a live window reaches: still exact (scipy's 'auto' is exact up to 10,000 rows per sample).
+  r = ksTest(normals(1, 1000), normals(2, 5000, 0.05));
+  close(r.statistic, 0.0252, 1e-12, 'D 1000/5000');
+  close(r.pValue, 0.6588320499535053, 1e-9, 'p 1000/5000');
+  r = ksTest(normals(1, 10000), normals(2, 10000, 0.02));
+  assert.equal(r.method, 'exact');
+  close(r.pValue, 0.060578846945709426, 1e-9, 'p 10000/10000');
 });
 
 test('ks: large samples use the Kolmogorov limit (scipy: kstwobign.sf, and ks_2samp asymptotic)', () => {

@@ -55,21 +55,22 @@ export function medianHeuristicSigma(reference: Rows): number {
   return Math.sqrt(0.5 * d[Math.floor((n * n - n) / 2) - 1]);
 }
 
-function mmd2FromKernel(k: Float64Array, total: number, idx: Int32Array, n: number): number {
+/**
+ * Unbiased MMD² for the split given by `g` (1 = reference, 0 = current) from a kernel matrix with a zero diagonal.
+ * With r = K·g: Σ_XX = gᵀr, Σ_YX = (1−g)ᵀr, Σ_YY = ΣK − Σ_XX − 2Σ_YX; one contiguous pass over K per split.
+ */
+function mmd2FromKernel(k: Float64Array, total: number, g: Float64Array, n: number, sumAll: number): number {
   const m = total - n;
   let xx = 0;
-  let yy = 0;
   let xy = 0;
   for (let a = 0; a < total; a++) {
-    const row = idx[a] * total;
-    const inX = a < n;
-    for (let b = 0; b < total; b++) {
-      const v = k[row + idx[b]];
-      if (inX && b < n) xx += v;
-      else if (!inX && b >= n) yy += v;
-      else if (!inX) xy += v;
-    }
+    const row = a * total;
+    let r = 0;
+    for (let b = 0; b < total; b++) r += k[row + b] * g[b];
+    if (g[a] === 1) xx += r;
+    else xy += r;
   }
+  const yy = sumAll - xx - 2 * xy;
   return xx / (n * (n - 1)) + yy / (m * (m - 1)) - (2 * xy) / (n * m);
 }
 
@@ -85,21 +86,24 @@ export function mmdTest(reference: Rows, current: Rows, options: MmdOptions = {}
   const total = n + current.length;
   const all = [...Array.from(reference), ...Array.from(current)];
   const k = new Float64Array(total * total);
-  const g = 1 / (2 * sigma * sigma);
+  const gamma = 1 / (2 * sigma * sigma);
   for (let a = 0; a < total; a++)
     for (let b = a + 1; b < total; b++) {
-      const v = Math.exp(-g * sqDist(all[a], all[b]));
+      const v = Math.exp(-gamma * sqDist(all[a], all[b]));
       k[a * total + b] = v;
       k[b * total + a] = v;
     }
-  const idx = Int32Array.from({ length: total }, (_, i) => i);
-  const mmd2 = mmd2FromKernel(k, total, idx, n);
+  let sumAll = 0;
+  for (let i = 0; i < k.length; i++) sumAll += k[i];
+  const g = Float64Array.from({ length: total }, (_, i) => (i < n ? 1 : 0));
+  const mmd2 = mmd2FromKernel(k, total, g, n, sumAll);
+  // A permutation relabels which rows count as reference, as Alibi's permuted kernel matrix does.
   const rng = createRng(options.seed ?? 0);
   let atLeast = 0;
-  const perm = Array.from(idx);
+  const labels = Array.from(g);
   for (let p = 0; p < permutations; p++) {
-    rng.shuffle(perm);
-    if (mmd2FromKernel(k, total, Int32Array.from(perm), n) >= mmd2) atLeast++;
+    rng.shuffle(labels);
+    if (mmd2FromKernel(k, total, Float64Array.from(labels), n, sumAll) >= mmd2) atLeast++;
   }
   return { mmd2, pValue: permutations ? atLeast / permutations : NaN, sigma, permutations };
 }
