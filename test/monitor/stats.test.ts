@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import {
   binnedShares,
   chiSquareTest,
+  domainClassifierDrift,
   hellinger,
   jensenShannon,
   klDivergence,
@@ -17,10 +18,12 @@ import {
   mmdTest,
   normedWasserstein,
   psi,
+  randomClassifierAucP95,
   rocAuc,
   sturgesEdges,
   wasserstein,
   zTest,
+  type SparseRow,
 } from '../../src/monitor/stats/index.ts';
 import { categorical, normals } from './data.ts';
 
@@ -162,4 +165,24 @@ test('ROC AUC with ties matches Mann–Whitney U / (n1·n0) (scipy.stats.mannwhi
   const sc = [0.1, 0.4, 0.35, 0.8, 0.4, 0.9, 0.4, 0.2, 0.7, 0.65];
   close(rocAuc(lab, sc), 0.8, 1e-12, 'AUC');
   assert.throws(() => rocAuc([1, 1], [0.1, 0.2]), /both classes/);
+});
+
+test('random-classifier AUC threshold: the 95th percentile matches the Mann–Whitney null (normal approximation)', () => {
+  // Under H0 the AUC has mean 1/2 and variance (n1 + n0 + 1) / (12 n1 n0); for 100/100 the 95th percentile is
+  // 0.5 + 1.6449 · sqrt(201 / 120000) = 0.56732. 1,000 draws: the empirical quantile is within ~0.005.
+  const labels = Array.from({ length: 200 }, (_, i) => (i < 100 ? 1 : 0));
+  close(randomClassifierAucP95(labels, 1000, 3), 0.5 + 1.6448536269514722 * Math.sqrt(201 / 120000), 0.006, 'p95');
+});
+
+test('domain classifier: fixed 0.55 threshold above 1,000 reference rows; separable features give AUC 1', () => {
+  const row = (v: number): SparseRow => ({ indices: Int32Array.from([0]), values: Float64Array.from([v]) });
+  const ref = normals(31, 1200).map(row);
+  const far = normals(32, 300, 3).map(row);
+  const r = domainClassifierDrift(ref, far, 1, { seed: 1 });
+  assert.equal(r.method, 'fixed');
+  assert.equal(r.threshold, 0.55);
+  assert.ok(r.auc > 0.95 && r.drift, `AUC ${r.auc}`);
+  const same = domainClassifierDrift(ref, normals(33, 300).map(row), 1, { seed: 1 });
+  assert.ok(same.auc < 0.55 && !same.drift, `AUC ${same.auc}`);
+  assert.throws(() => domainClassifierDrift(ref, [row(1)], 1), /at least 2 rows on each side, got 1200 and 1/);
 });
