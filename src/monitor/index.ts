@@ -10,3 +10,4 @@ export * from './policy.ts';
 export * from './report.ts';
 export * from './html.ts';
 export * from './run.ts';
+export * from './retrain.ts';
