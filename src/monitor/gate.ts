@@ -25,7 +25,7 @@ export interface GateThresholds {
   latencyBudgetMs?: number;
   fairnessGapBudget?: number;
   /** Change threshold: challenger accuracy − champion accuracy must be >= this (default −0.005, i.e. −0.5 pt). */
-  maxAccuracyDrop?: number;
+  minAccuracyChange?: number;
   /** Instead of non-inferiority, require a better accuracy with McNemar p < `alpha`. Default false. */
   requireSignificantGain?: boolean;
   /** McNemar level. Default 0.05. */
@@ -135,8 +135,8 @@ export function evaluateGate(
         `change ${diff >= 0 ? '+' : ''}${pt(diff)} vs champion, McNemar p = ${comparison.pValue.toPrecision(3)} ${ok ? '<' : 'not <'} ${alpha}${diff > 0 ? '' : ' (not better)'}`,
       );
     } else {
-      const floor = thresholds.maxAccuracyDrop ?? -0.005;
-      // Compare in whole examples' worth to avoid a float-rounding fail exactly at the bar.
+      const floor = thresholds.minAccuracyChange ?? -0.005;
+      // A tiny tolerance, so a change exactly at the bar (-0.5 pt = 1 row in 200) is not failed by float rounding.
       const ok = diff >= floor - 1e-12;
       add(
         'no_regression',

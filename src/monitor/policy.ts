@@ -73,13 +73,13 @@ const schema = z.strictObject({
     .strictObject({
       min_accuracy: share.optional(),
       min_macro_f1: share.optional(),
-      max_accuracy_drop: z.number().max(0).default(-0.005),
+      min_accuracy_change: z.number().max(0).default(-0.005),
       require_significant_gain: z.boolean().default(false),
       alpha: z.number().gt(0).lt(1).default(0.05),
       latency_budget_ms: z.number().positive().optional(),
       fairness_gap_budget: share.optional(),
     })
-    .default({ max_accuracy_drop: -0.005, require_significant_gain: false, alpha: 0.05 }),
+    .default({ min_accuracy_change: -0.005, require_significant_gain: false, alpha: 0.05 }),
 });
 
 export type PolicyFile = z.infer<typeof schema>;
@@ -150,7 +150,7 @@ export function policyFromObject(raw: unknown, file = 'policy'): Policy {
     gate: {
       minAccuracy: p.gate.min_accuracy,
       minMacroF1: p.gate.min_macro_f1,
-      maxAccuracyDrop: p.gate.max_accuracy_drop,
+      minAccuracyChange: p.gate.min_accuracy_change,
       requireSignificantGain: p.gate.require_significant_gain,
       alpha: p.gate.alpha,
       latencyBudgetMs: p.gate.latency_budget_ms,

@@ -174,8 +174,15 @@ export async function monitor(
   );
   const otherVersionRows = predictions.length - own.length;
   const times = own.map((r) => Date.parse(r.time));
-  const since = options.since ?? new Date(times.length ? Math.min(...times) : Date.now());
-  const until = options.until ?? new Date(times.length ? Math.max(...times) + 1 : since.getTime() + options.windowMs);
+  // A loop, not Math.min(...times): spreading a large log overflows the call stack.
+  let firstTime = Infinity;
+  let lastTime = -Infinity;
+  for (const t of times) {
+    if (t < firstTime) firstTime = t;
+    if (t > lastTime) lastTime = t;
+  }
+  const since = options.since ?? new Date(times.length ? firstTime : Date.now());
+  const until = options.until ?? new Date(times.length ? lastTime + 1 : since.getTime() + options.windowMs);
   const minWindowSize = options.minWindowSize ?? 30;
   const vocabulary = new Set(profile.vocabulary);
   const labelsFb = feedbackLabels(feedback);

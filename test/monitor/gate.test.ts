@@ -78,3 +78,12 @@ test('no champion: only value thresholds; mismatched rows and missing measuremen
     /latency budget is set but the challenger has no latencyMs/,
   );
 });
+
+test('exactly at the change bar passes: 0.895 - 0.9 is -0.0050000000000000044 in floating point', () => {
+  const y = new Array<number>(200).fill(0);
+  const p = (wrong: number): number[] => Array.from({ length: 200 }, (_, i) => (i < wrong ? 1 : 0));
+  const r = evaluateGate(y, labels, { predictions: p(21) }, { predictions: p(20) });
+  assert.equal(r.comparison?.difference, 0.895 - 0.9);
+  assert.equal(r.blessed, true);
+  assert.equal(evaluateGate(y, labels, { predictions: p(22) }, { predictions: p(20) }).blessed, false);
+});

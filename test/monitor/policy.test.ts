@@ -26,7 +26,7 @@ trigger:
   consecutive_windows: 2
 gate:
   min_accuracy: 0.85
-  max_accuracy_drop: -0.005
+  min_accuracy_change: -0.005
   latency_budget_ms: 25
 `;
 
@@ -47,7 +47,7 @@ test('parsePolicy: durations in ms, library option shapes, defaults', () => {
   const d = parsePolicy('version: 1\nmodel: m@production\n');
   assert.equal(d.minWindowSize, 100);
   assert.deepEqual(d.trigger, { on: ['dataset_drift', 'text_drift', 'performance'], consecutiveWindows: 1 });
-  assert.equal(d.gate.maxAccuracyDrop, -0.005);
+  assert.equal(d.gate.minAccuracyChange, -0.005);
   assert.deepEqual(d.text, { enabled: true, threshold: 0.55 });
 });
 
