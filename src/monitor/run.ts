@@ -71,6 +71,7 @@ export async function watchOnce(
   policy: Policy,
   profile: ReferenceProfile,
   now = new Date(),
+  options: Pick<MonitorOptions, 'embed' | 'cbpe'> = {},
 ): Promise<WatchTick> {
   const since = new Date(now.getTime() - policy.lookbackMs);
   const { report, skippedLines } = await monitorHome(home, profile, {
@@ -80,6 +81,9 @@ export async function watchOnce(
     minWindowSize: policy.minWindowSize,
     drift: policy.drift,
     text: policy.text,
+    // Embedding checks need the base model to embed live texts: only when the caller passes an embedder.
+    embeddings: policy.embeddings,
+    ...options,
     now,
   });
   const sf = stateFile(home, profile.model.name);
