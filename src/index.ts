@@ -15,4 +15,5 @@ export * as models from './models/index.ts';
 export * as data from './data/index.ts';
 export * as evaluation from './eval/index.ts';
 export * as registry from './registry/index.ts';
+export * as monitor from './monitor/index.ts';
 export { Trainer, tensorData } from './train/trainer.ts';

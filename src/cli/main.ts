@@ -17,6 +17,7 @@ import { distillCommand } from './commands/distill.ts';
 import { evaluateCommand } from './commands/evaluate.ts';
 import { jobsCommand, submitCommand, workerCommand } from './commands/jobs.ts';
 import { modelsCommand } from './commands/models.ts';
+import { abCommand, feedbackCommand, monitorCommand, watchCommand } from './commands/monitor.ts';
 import { quantizeCommand } from './commands/quantize.ts';
 import { registryCommand } from './commands/registry.ts';
 import { runsCommand } from './commands/runs.ts';
@@ -45,6 +46,10 @@ export function buildProgram(): Command {
     submitCommand(),
     workerCommand(),
     jobsCommand(),
+    monitorCommand(),
+    watchCommand(),
+    abCommand(),
+    feedbackCommand(),
     demoCommand(),
     serveCommand(),
   ]) {

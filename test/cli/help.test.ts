@@ -41,6 +41,10 @@ const COMMANDS = [
   'registry migrate',
   'quantize',
   'distill',
+  'monitor',
+  'watch',
+  'ab',
+  'feedback import',
   'demo',
   'serve',
 ];
