@@ -47,10 +47,12 @@ export async function startWorker(o: WorkerOptions): Promise<JobWorker> {
   mkdirSync(workDir, { recursive: true });
   const name = o.name ?? `${hostname()}:${process.pid}`;
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  // The child runs TypeScript like this process does: through tsx's loader, by absolute URL so that it is
-  // found from any working directory.
-  const tsx = import.meta.resolve('tsx');
-  const worker = new Worker<JobData, JobResult>(cfg.queue, new URL('./processor.ts', import.meta.url), {
+  // The child runs what this process runs: the built JavaScript of an installed package, or in a checkout the
+  // TypeScript sources through tsx's loader (by absolute URL, so that it is found from any working directory).
+  const compiled = import.meta.url.endsWith('.js');
+  const execArgv = compiled ? [] : ['--import', import.meta.resolve('tsx')];
+  const processor = new URL(compiled ? './processor.js' : './processor.ts', import.meta.url);
+  const worker = new Worker<JobData, JobResult>(cfg.queue, processor, {
     connection: bullConnection(cfg),
     prefix: cfg.prefix,
     concurrency: o.concurrency ?? 1,
@@ -60,7 +62,7 @@ export async function startWorker(o: WorkerOptions): Promise<JobWorker> {
     maxStalledCount: 3,
     name,
     workerForkOptions: {
-      execArgv: ['--import', tsx],
+      execArgv,
       env: { ...process.env, [CHILD_ENV.home]: home, [CHILD_ENV.work]: workDir },
     },
   });
