@@ -15,7 +15,13 @@ export {
   type ValidationConfig,
 } from './trainer.ts';
 export { buildTrainingGraphs, buildOptimizerGraph, evalGraph, LOSS_OUTPUT, type TrainingGraphs } from './graph.ts';
-export { saveCheckpoint, loadCheckpoint, loadLatestCheckpoint, CHECKPOINT_FORMAT, type Checkpoint } from './checkpoint.ts';
+export {
+  saveCheckpoint,
+  loadCheckpoint,
+  loadLatestCheckpoint,
+  CHECKPOINT_FORMAT,
+  type Checkpoint,
+} from './checkpoint.ts';
 export { logitsAccuracy } from './metrics.ts';
 export { fitLinearHead, linearScores, type LinearHead, type FitOptions } from './linear-probe.ts';
 export { fitWarmHead, type WarmHead, type WarmHeadOptions } from './warm-head.ts';

@@ -13,7 +13,10 @@ import { Classifier, type ClassifierOptions } from '../models/classifier.ts';
 import { resolveModelRef } from './sources.ts';
 
 /** Loads a classifier by registry reference or folder (`home`: the registry folder, default TAILOR_HOME or ./.tailor). */
-export async function loadClassifier(ref: string, opts: ClassifierOptions & { home?: string } = {}): Promise<Classifier> {
+export async function loadClassifier(
+  ref: string,
+  opts: ClassifierOptions & { home?: string } = {},
+): Promise<Classifier> {
   const { home, ...rest } = opts;
   const m = await resolveModelRef(ref, home);
   return Classifier.fromModel(m.model, { ...rest, maxLength: rest.maxLength ?? m.info.maxLength }, m.info);

@@ -1,5 +1,11 @@
 /** The product's workflows: one call each from files and references to registered, measured models. */
-export { tailorModel, STRATEGY_CHOICES, type TailorOptions, type TailorResult, type WorkflowProgress } from './tailor.ts';
+export {
+  tailorModel,
+  STRATEGY_CHOICES,
+  type TailorOptions,
+  type TailorResult,
+  type WorkflowProgress,
+} from './tailor.ts';
 export type { StrategyChoice } from './strategies.ts';
 export { quantizeModel, distillModel, type QuantizeModelOptions, type DistillModelOptions } from './compress.ts';
 export { evaluateModel, type EvaluateModelOptions, type EvaluateModelResult } from './evaluate.ts';
