@@ -11,6 +11,7 @@
  * await clf.release();
  */
 import { ConfigError } from '../errors.ts';
+import { softmax } from '../eval/metrics.ts';
 import { Session, type ProviderSpec } from '../runtime/session.ts';
 import { loadArtifact, type ArtifactInfo } from './artifact.ts';
 import { LOGITS } from './head.ts';
@@ -36,18 +37,7 @@ export interface ClassifierOptions {
 
 /** Row-wise softmax of [n, k] logits into probability rows. */
 export function softmaxRows(logits: Float32Array, k: number): number[][] {
-  const n = logits.length / k;
-  const out: number[][] = [];
-  for (let i = 0; i < n; i++) {
-    let mx = -Infinity;
-    for (let j = 0; j < k; j++) mx = Math.max(mx, logits[i * k + j]);
-    const row = new Array<number>(k);
-    let z = 0;
-    for (let j = 0; j < k; j++) z += row[j] = Math.exp(logits[i * k + j] - mx);
-    for (let j = 0; j < k; j++) row[j] /= z;
-    out.push(row);
-  }
-  return out;
+  return Array.from({ length: logits.length / k }, (_, i) => softmax(logits.subarray(i * k, (i + 1) * k)));
 }
 
 export class Classifier {

@@ -2,6 +2,7 @@
  * The engine for ordinary model folders (a customized classifier, merged LoRA, INT8): one ONNX Runtime session per
  * model version behind a dynamic batcher. Adapter-aware engines implement the same `ServedModel` seam.
  */
+import { softmax } from '../eval/metrics.ts';
 import path from 'node:path';
 import type { Prediction, ServedModel } from './backend.ts';
 import { Batcher, type BatchingOptions, type BatchObserver } from './batcher.ts';
@@ -19,19 +20,7 @@ export interface EngineOptions {
   intraOpThreads?: number;
 }
 
-/** Softmax of one row of logits, in float64 (probabilities that sum to 1 within rounding). */
-export function softmax(logits: ArrayLike<number>): number[] {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
-  const out = new Array<number>(logits.length);
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) {
-    out[i] = Math.exp(logits[i] - max);
-    sum += out[i];
-  }
-  for (let i = 0; i < out.length; i++) out[i] /= sum;
-  return out;
-}
+export { softmax };
 
 /** Index of the largest value (first on ties). */
 export function argmax(values: readonly number[]): number {

@@ -7,6 +7,7 @@
  *   const m = engine.model('tickets', 3, () => loadAdapter(dir), { labels });
  *   await m.predict(['my card was charged twice']);   // [{ label, scores }]
  */
+import { softmax } from '../../eval/metrics.ts';
 import { ConfigError } from '../../errors.ts';
 import { multiLoraModel, type MultiLoraModel } from '../../customize/multi-lora.ts';
 import type { LoraAdapter } from '../../customize/peft.ts';
@@ -97,14 +98,9 @@ function textInputs(base: Model): { name: string; kind: 'ids' | 'mask' | 'types'
   });
 }
 
-function softmax(logits: Float32Array, k: number, temperature: number): number[] {
-  let max = -Infinity;
-  for (let i = 0; i < k; i++) max = Math.max(max, logits[i] / temperature);
-  const out = new Array<number>(k);
-  let sum = 0;
-  for (let i = 0; i < k; i++) sum += out[i] = Math.exp(logits[i] / temperature - max);
-  for (let i = 0; i < k; i++) out[i] /= sum;
-  return out;
+/** Probabilities of the first `k` logits at `temperature` (the one softmax, eval/metrics.ts). */
+function probabilities(logits: Float32Array, k: number, temperature: number): number[] {
+  return softmax(Array.from(logits.subarray(0, k), (x) => x / temperature));
 }
 
 /** One base, many adapters, mixed-adapter batches. */
@@ -320,7 +316,7 @@ export class MultiAdapterEngine {
     this.inferences += n;
     const C = this.graph.maxLabels;
     return rows.map((r, i) => {
-      const scores = softmax(logits.subarray(i * C, (i + 1) * C), r.labels.length, r.reg.temperature);
+      const scores = probabilities(logits.subarray(i * C, (i + 1) * C), r.labels.length, r.reg.temperature);
       let best = 0;
       for (let j = 1; j < scores.length; j++) if (scores[j] > scores[best]) best = j;
       return { label: r.labels[best], scores };
