@@ -5,9 +5,10 @@
  * graph and which initializers train; everything else is here, once: the head, the text feeds, the optional warm
  * head (LP-FT), the trainer, the choice of the best epoch, the lineage.
  */
-import { DataError } from '../errors.ts';
+import { DataError, TrainingError } from '../errors.ts';
+import { fitTemperature, logitCalibration } from '../eval/calibration.ts';
 import { classificationMetrics, scoreLogits } from '../eval/metrics.ts';
-import { attachHead, bodyGraph, HEAD_BIAS, HEAD_WEIGHT, headGraph, LOGITS } from '../models/head.ts';
+import { attachHead, bodyGraph, HEAD_BIAS, HEAD_WEIGHT, headGraph, LOGITS, scaleHead } from '../models/head.ts';
 import { countParams, withParamValues, type Model } from '../models/model.ts';
 import { DEFAULT_MAX_LENGTH, encodeTextBatch } from '../models/text.ts';
 import type { GraphBuilder } from '../onnx/builder.ts';
@@ -16,10 +17,34 @@ import { RssSampler } from '../runtime/memory.ts';
 import { ort, Session } from '../runtime/session.ts';
 import { foldLrScale, lrScaledName, lrScaleReparam } from '../train/layer-decay.ts';
 import { tensorData, Trainer, type TrainData, type TrainResult } from '../train/trainer.ts';
+import { linearScores } from '../train/linear-probe.ts';
 import { fitWarmHead } from '../train/warm-head.ts';
 import { dataFingerprint, makeLineage, type Lineage } from './lineage.ts';
 import { strategyDef, type Strategy } from './strategies/index.ts';
 import type { CustomizeData, CustomizeOptions, EpochReport, LabeledText, StrategyArtifacts } from './types.ts';
+
+/** Accuracy and mean log-loss on the validation split. */
+export interface ValidationScore {
+  accuracy: number;
+  logLoss: number;
+}
+
+/**
+ * Temperature scaling (Guo et al., 2017) fitted on the validation split after training: the one scalar T that
+ * minimises the validation log-loss of logits / T. It is folded into the head (weight and bias divided by T), so
+ * the returned model, its ONNX export, the adapter files and anything serving them give calibrated probabilities;
+ * no prediction changes. ECE: 15 equal-width confidence bins (eval/calibration.ts).
+ */
+export interface CalibrationReport {
+  method: 'temperature';
+  temperature: number;
+  /** Validation ECE of the unscaled and of the scaled logits. */
+  eceBefore: number;
+  eceAfter: number;
+  /** Validation mean log-loss of the unscaled and of the scaled logits. */
+  logLossBefore: number;
+  logLossAfter: number;
+}
 
 export interface CustomizeReport {
   strategy: string;
@@ -31,15 +56,35 @@ export interface CustomizeReport {
   epochSeconds: number[];
   /** head (and warm starts): seconds spent computing the frozen encoder's features once. */
   featureSeconds?: number;
-  /** How the head started: random, given (`head` option) or fitted on frozen features (with that fit's figures). */
+  /**
+   * How the head started: random, given (`head` option) or fitted on frozen features (with that fit's figures and
+   * the temperature-scaled ridge head's, the audit's baseline, on validation).
+   */
   headInit:
     | { kind: 'random' | 'given' }
-    | { kind: 'warm'; l2: number; trainLoss: number; valLoss: number; valAccuracy: number; seconds: number };
+    | {
+        kind: 'warm';
+        l2: number;
+        trainLoss: number;
+        valLoss: number;
+        valAccuracy: number;
+        seconds: number;
+        ridge: ValidationScore;
+      };
+  /**
+   * head strategy from a warm head: the trained head's best epoch against the warm head it started from, on
+   * validation (accuracy, then log-loss: `selectionKey`). Training has to beat the start, or the start is kept:
+   * `ridge` (the temperature-scaled ridge head) or `refined` (the ridge head refined by L2 softmax regression).
+   */
+  headChoice?: { kept: 'trained' | 'ridge' | 'refined'; trained: ValidationScore; start: ValidationScore };
+  /** Temperature scaling fitted on validation and folded into the head (every strategy). */
+  calibration: CalibrationReport;
   totalSeconds: number;
   curve: EpochReport[];
   /** Validation metrics of the returned (best) weights. */
   accuracy: number;
   macroF1: number;
+  /** The epoch whose weights are returned; -1 when the head strategy kept its warm head (`headChoice`). */
   bestEpoch: number;
 }
 
@@ -80,18 +125,31 @@ export function selectionKey(correct: number, logLoss: number): number {
   return correct + 1 / (1 + logLoss);
 }
 
-function metricsFn(labels: readonly string[]) {
+/** Validation logits [n, classes] row-major with their labels, in the order the trainer ran them. */
+interface ValidationLogits {
+  logits: Float32Array;
+  labels: number[];
+}
+
+/** The trainer's validation metrics; each call also hands that epoch's logits to `sink` (calibration needs them). */
+function metricsFn(labels: readonly string[], sink: (v: ValidationLogits) => void) {
   return (outs: Record<string, ort.Tensor>[], batches: Record<string, ort.Tensor>[]): Record<string, number> => {
     const yTrue: number[] = [];
     const yPred: number[] = [];
+    const parts: Float32Array[] = [];
     let nll = 0;
     outs.forEach((o, bi) => {
       const y = Array.from(batches[bi].labels.data as BigInt64Array, Number);
-      const s = scoreLogits(o[LOGITS].data as Float32Array, o[LOGITS].dims[1], y);
+      const z = o[LOGITS].data as Float32Array;
+      const s = scoreLogits(z, o[LOGITS].dims[1], y);
       nll += s.nll;
       yTrue.push(...y);
       yPred.push(...s.predictions);
+      parts.push(z.slice());
     });
+    const all = new Float32Array(parts.reduce((t, p) => t + p.length, 0));
+    parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
+    sink({ logits: all, labels: yTrue });
     const m = classificationMetrics(yTrue, yPred, [...labels]);
     const correct = yTrue.reduce((t, v, i) => t + (v === yPred[i] ? 1 : 0), 0);
     return {
@@ -191,6 +249,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       featureSeconds = (performance.now() - tf) / 1000;
     }
     let headInit: CustomizeReport['headInit'] = { kind: opts.head ? 'given' : 'random' };
+    let warmHead: { weight: Float32Array; bias: Float32Array; l2: number } | undefined;
     if (warm && cached) {
       const tw = performance.now();
       const D = cached.train.dims[1];
@@ -202,6 +261,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
         typeof warm === 'object' ? warm : {},
       );
       model = withParamValues(withParamValues(model, HEAD_WEIGHT, h.weight), HEAD_BIAS, h.bias);
+      warmHead = h;
       headInit = {
         kind: 'warm',
         l2: h.l2,
@@ -209,6 +269,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
         valLoss: h.valLoss,
         valAccuracy: h.valAccuracy,
         seconds: (performance.now() - tw) / 1000,
+        ridge: { accuracy: h.ridge.valAccuracy, logLoss: h.ridge.valLoss },
       };
     }
     const steps = Math.max(1, Math.floor(data.train.length / batchSize) * epochs);
@@ -216,6 +277,8 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     const curve: EpochReport[] = [];
     const epochSeconds: number[] = [];
     const selection: number[] = [];
+    let lastVal: ValidationLogits | undefined;
+    let bestVal: ValidationLogits | undefined;
     let tEpoch = performance.now();
     let graph = model.graph;
     let trainData: TrainData;
@@ -253,7 +316,13 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       ...(opts.checkpoint
         ? { checkpointDir: opts.checkpoint.dir, checkpointEvery: opts.checkpoint.every, resume: true }
         : {}),
-      validation: { data: valData, batchSize: 256, metrics: metricsFn(labels) },
+      validation: {
+        data: valData,
+        batchSize: 256,
+        metrics: metricsFn(labels, (v) => {
+          lastVal = v;
+        }),
+      },
       bestMetric: { metric: 'selection', mode: 'max' },
       ...(opts.patience
         ? { earlyStopping: { metric: 'selection', mode: 'max' as const, patience: opts.patience } }
@@ -268,6 +337,8 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
           macroF1: e.metrics.macro_f1,
           seconds: (now - tEpoch) / 1000,
         };
+        // The trainer keeps the first epoch of the highest key (strictly greater replaces): the same rule here.
+        if (!selection.length || e.metrics.selection > Math.max(...selection)) bestVal = lastVal;
         selection.push(e.metrics.selection);
         tEpoch = now;
         epochSeconds.push(rep.seconds);
@@ -290,7 +361,53 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     } else {
       model = { ...model, graph: result.graph };
     }
-    const bestIdx = selection.reduce((bi, v, i) => (v > selection[bi] ? i : bi), 0);
+    let bestIdx = selection.reduce((bi, v, i) => (v > selection[bi] ? i : bi), 0);
+    if (!bestVal) throw new TrainingError('the trainer reported no validation epoch', { field: 'epochs' });
+    let final = bestVal;
+    const C = labels.length;
+    const score = (v: ValidationLogits): ValidationScore => {
+      const s = scoreLogits(v.logits, C, v.labels);
+      return { accuracy: s.correct / v.labels.length, logLoss: s.nll / v.labels.length };
+    };
+    const key = (v: ValidationScore, n: number): number => selectionKey(Math.round(v.accuracy * n), v.logLoss);
+    let headChoice: CustomizeReport['headChoice'];
+    if (def.headOnly && warmHead && cached) {
+      // The head must end at or above the warm head it started from, and so above the ridge baseline (the warm
+      // head is never ranked below the temperature-scaled ridge head): the same model class on the same features.
+      const D = cached.val.dims[1];
+      const start: ValidationLogits = {
+        logits: linearScores(
+          { weight: warmHead.weight, bias: warmHead.bias, width: D, classes: C, lambda: 0, search: [] },
+          cached.val.data as Float32Array,
+        ),
+        labels: Array.from(yVal, Number),
+      };
+      const st = score(start);
+      const tr = score(bestVal);
+      const trainedWins = key(tr, bestVal.labels.length) > key(st, start.labels.length);
+      headChoice = { kept: trainedWins ? 'trained' : warmHead.l2 === 0 ? 'ridge' : 'refined', trained: tr, start: st };
+      if (!trainedWins) {
+        model = withParamValues(withParamValues(model, HEAD_WEIGHT, warmHead.weight), HEAD_BIAS, warmHead.bias);
+        final = start;
+        bestIdx = -1;
+      }
+    }
+    const temperature = fitTemperature(final.logits, final.labels, C);
+    const before = score(final);
+    const calibration: CalibrationReport = {
+      method: 'temperature',
+      temperature,
+      eceBefore: logitCalibration(final.logits, C, final.labels).ece,
+      eceAfter: logitCalibration(final.logits, C, final.labels, temperature).ece,
+      logLossBefore: before.logLoss,
+      logLossAfter: scoreLogits(final.logits, C, final.labels, temperature).nll / final.labels.length,
+    };
+    model = scaleHead(model, 1 / temperature);
+    const finalMetrics = classificationMetrics(
+      final.labels,
+      scoreLogits(final.logits, C, final.labels).predictions,
+      labels,
+    );
     const hyper: Record<string, unknown> = {
       epochs,
       batchSize,
@@ -302,14 +419,17 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       headInit: headInit.kind,
       ...prepared.hyperparameters,
     };
-    const lineage = makeLineage(
-      base,
-      def.name,
-      hyper,
-      dataFingerprint({ train: data.train, validation: data.validation }),
-      seed,
-      labels,
-    );
+    const lineage: Lineage = {
+      ...makeLineage(
+        base,
+        def.name,
+        hyper,
+        dataFingerprint({ train: data.train, validation: data.validation }),
+        seed,
+        labels,
+      ),
+      calibration: { method: 'temperature', temperature, fitted_on: 'validation' },
+    };
     const report: CustomizeReport = {
       strategy: def.name,
       trainableParams: counts.trainable,
@@ -318,10 +438,12 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       epochSeconds,
       ...(featureSeconds !== undefined ? { featureSeconds } : {}),
       headInit,
+      ...(headChoice ? { headChoice } : {}),
+      calibration,
       totalSeconds: (performance.now() - t0) / 1000,
       curve,
-      accuracy: curve[bestIdx]?.accuracy ?? NaN,
-      macroF1: curve[bestIdx]?.macroF1 ?? NaN,
+      accuracy: finalMetrics.accuracy,
+      macroF1: finalMetrics.macroF1,
       bestEpoch: bestIdx,
     };
     const artifacts = prepared.package?.(model, { base, labels, lineage }) ?? {};
