@@ -119,3 +119,30 @@ test('lora and full on 150 intents x 20 rows: temperature scaling takes validati
     assert.equal(acc, r.report.curve[r.report.bestEpoch].accuracy);
   }
 });
+
+test('head: when training does not beat the warm head on validation, the warm head is kept (temperature-scaled) and the report says so', async () => {
+  // An absurd learning rate: AdamW moves every head weight by ~lr per step, far from the warm head.
+  const bad = await customize(base, data, { strategy: 'head', epochs: 2, batchSize: 20, lr: 50, seed: 1, threads: 1 });
+  const hi = bad.report.headInit;
+  const hc = bad.report.headChoice!;
+  assert.equal(hi.kind, 'warm');
+  if (hi.kind !== 'warm') return;
+  assert.equal(hc.kept, hi.l2 === 0 ? 'ridge' : 'refined');
+  assert.equal(bad.report.bestEpoch, -1);
+  const best = Math.max(...bad.report.curve.map((c) => c.accuracy));
+  assert.ok(hc.trained.accuracy === best && best < hc.start.accuracy, JSON.stringify(hc));
+  assert.equal(bad.report.accuracy, hc.start.accuracy);
+  // The start is the warm head fitWarmHead reported, never below the temperature-scaled ridge head.
+  assert.ok(Math.abs(hc.start.accuracy - hi.valAccuracy) < 1e-9);
+  assert.ok(hc.start.accuracy >= hi.ridge.accuracy);
+  // The returned model is that head with the temperature folded in: its accuracy, and the log-loss the report gives.
+  const { logits } = await predictTexts(bad.model, texts, { maxLength: 64 });
+  const s = scoreLogits(logits, 4, yVal);
+  assert.equal(s.correct / yVal.length, hc.start.accuracy);
+  assert.ok(Math.abs(s.nll / yVal.length - bad.report.calibration.logLossAfter) < 1e-4);
+  assert.ok(
+    Math.abs(
+      scoreLogits(logits, 4, yVal, 1 / bad.report.calibration.temperature).nll / yVal.length - hc.start.logLoss,
+    ) < 1e-4,
+  );
+});

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { customize } from '../../src/customize/customize.ts';
+import { customize, selectionKey, type ValidationScore } from '../../src/customize/customize.ts';
 import { expectedCalibrationError } from '../../src/eval/calibration.ts';
 import { softmax } from '../../src/eval/metrics.ts';
 import { loadBase } from '../../src/models/resolve.ts';
@@ -53,6 +53,15 @@ test('head on USE-lite, CLINC150 slice (150 intents x 20 rows): validation accur
   assert.ok(rep.headInit.kind === 'warm', 'head starts from the warm head');
   assert.ok(rep.headChoice, 'the report says which head was kept');
   assert.ok(Math.abs(rep.headInit.ridge.accuracy - ridgeAcc) < 1e-9, `${rep.headInit.ridge.accuracy} vs ${ridgeAcc}`);
+  // Whichever head was kept ranks first by the best-epoch rule, and the report's accuracy is its accuracy.
+  const { kept, trained, start } = rep.headChoice;
+  const n = data.validation.length;
+  const rank = (s: ValidationScore): number => selectionKey(Math.round(s.accuracy * n), s.logLoss);
+  assert.ok(
+    kept === 'trained' ? rank(trained) > rank(start) : rank(trained) <= rank(start),
+    JSON.stringify(rep.headChoice),
+  );
+  assert.equal(rep.accuracy, kept === 'trained' ? trained.accuracy : start.accuracy);
 
   // The returned model, run end to end on the validation texts.
   const { logits, classes } = await predictTexts(
