@@ -6,10 +6,15 @@
  * cores), against ~30 s for both on the tiny BERT. test/customize/head-baseline.test.ts runs `head` on USE-lite.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { customize } from '../../src/customize/customize.ts';
 import { injectLora } from '../../src/customize/lora.ts';
 import { mergeAdapter } from '../../src/customize/adapters.ts';
+import { loadArtifact, saveCustomizedModel } from '../../src/customize/artifact.ts';
+import type { Lineage } from '../../src/customize/lineage.ts';
 import { GraphError } from '../../src/errors.ts';
 import { expectedCalibrationError } from '../../src/eval/calibration.ts';
 import { scoreLogits, softmax } from '../../src/eval/metrics.ts';
@@ -58,7 +63,7 @@ test('scaleHead: the folded head gives the unfolded logits / T, row for row; a h
   assert.throws(() => scaleHead(headed, 0), { message: 'head scale must be a positive finite number, got 0' });
 });
 
-test('customize (lora): the returned model, the merged adapter and the lineage carry the fitted temperature', async () => {
+test('customize (lora): the returned model, the merged adapter, the saved model folder and the lineage carry the fitted temperature', async (t) => {
   const r = await customize(base, data, {
     strategy: 'lora',
     epochs: 1,
@@ -79,7 +84,12 @@ test('customize (lora): the returned model, the merged adapter and the lineage c
   // The unscaled log-loss is the best epoch's, as the trainer measured it.
   assert.ok(Math.abs(cal.logLossBefore - r.report.curve[r.report.bestEpoch].valLoss) < 1e-6);
   assert.ok(cal.logLossAfter <= cal.logLossBefore, `${cal.logLossAfter} > ${cal.logLossBefore}`);
-  for (const m of [r.model, mergeAdapter(base, r.adapter!).model]) {
+  // The saved model folder (model.onnx, LoRA merged) is the calibrated model too, and its tailor.json records T.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tailor-calibration-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const saved = await loadArtifact(await saveCustomizedModel(path.join(dir, 'model'), r, { base }));
+  assert.deepEqual((saved.info.lineage as Lineage).calibration, r.lineage.calibration);
+  for (const m of [r.model, mergeAdapter(base, r.adapter!).model, saved.model]) {
     const { logits } = await predictTexts(m, texts, { maxLength: 24 });
     const after = scoreLogits(logits, 4, yVal);
     assert.ok(
