@@ -3,7 +3,8 @@
  * (customize/strategies/), trained with src/train's Trainer, measured (trainable/total parameters, peak RSS, time
  * per epoch, validation curve) and returned with its lineage and the strategy's adapter. The strategy decides the
  * graph and which initializers train; everything else is here, once: the head, the text feeds, the optional warm
- * head (LP-FT), the trainer, the choice of the best epoch, the lineage.
+ * head (LP-FT), the trainer, the choice of the best epoch (for `head`: or of the warm head), temperature scaling
+ * folded into the head, the lineage.
  */
 import { DataError, TrainingError } from '../errors.ts';
 import { fitTemperature, logitCalibration } from '../eval/calibration.ts';
@@ -365,11 +366,11 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     if (!bestVal) throw new TrainingError('the trainer reported no validation epoch', { field: 'epochs' });
     let final = bestVal;
     const C = labels.length;
-    const score = (v: ValidationLogits): ValidationScore => {
+    const judge = (v: ValidationLogits): { score: ValidationScore; key: number } => {
       const s = scoreLogits(v.logits, C, v.labels);
-      return { accuracy: s.correct / v.labels.length, logLoss: s.nll / v.labels.length };
+      const logLoss = s.nll / v.labels.length;
+      return { score: { accuracy: s.correct / v.labels.length, logLoss }, key: selectionKey(s.correct, logLoss) };
     };
-    const key = (v: ValidationScore, n: number): number => selectionKey(Math.round(v.accuracy * n), v.logLoss);
     let headChoice: CustomizeReport['headChoice'];
     if (def.headOnly && warmHead && cached) {
       // The head must end at or above the warm head it started from, and so above the ridge baseline (the warm
@@ -382,10 +383,14 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
         ),
         labels: Array.from(yVal, Number),
       };
-      const st = score(start);
-      const tr = score(bestVal);
-      const trainedWins = key(tr, bestVal.labels.length) > key(st, start.labels.length);
-      headChoice = { kept: trainedWins ? 'trained' : warmHead.l2 === 0 ? 'ridge' : 'refined', trained: tr, start: st };
+      const st = judge(start);
+      const tr = judge(bestVal);
+      const trainedWins = tr.key > st.key;
+      headChoice = {
+        kept: trainedWins ? 'trained' : warmHead.l2 === 0 ? 'ridge' : 'refined',
+        trained: tr.score,
+        start: st.score,
+      };
       if (!trainedWins) {
         model = withParamValues(withParamValues(model, HEAD_WEIGHT, warmHead.weight), HEAD_BIAS, warmHead.bias);
         final = start;
@@ -393,7 +398,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       }
     }
     const temperature = fitTemperature(final.logits, final.labels, C);
-    const before = score(final);
+    const before = judge(final).score;
     const calibration: CalibrationReport = {
       method: 'temperature',
       temperature,
