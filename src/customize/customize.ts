@@ -6,7 +6,7 @@
  * head (LP-FT), the trainer, the choice of the best epoch (for `head`: or of the warm head), temperature scaling
  * folded into the head, the lineage.
  */
-import { DataError, TrainingError } from '../errors.ts';
+import { DataError } from '../errors.ts';
 import { fitTemperature, logitCalibration } from '../eval/calibration.ts';
 import { classificationMetrics, scoreLogits } from '../eval/metrics.ts';
 import { attachHead, bodyGraph, HEAD_BIAS, HEAD_WEIGHT, headGraph, LOGITS, scaleHead } from '../models/head.ts';
@@ -126,31 +126,24 @@ export function selectionKey(correct: number, logLoss: number): number {
   return correct + 1 / (1 + logLoss);
 }
 
-/** Validation logits [n, classes] row-major with their labels, in the order the trainer ran them. */
+/** Validation logits [n, classes] row-major with their labels. */
 interface ValidationLogits {
   logits: Float32Array;
   labels: number[];
 }
 
-/** The trainer's validation metrics; each call also hands that epoch's logits to `sink` (calibration needs them). */
-function metricsFn(labels: readonly string[], sink: (v: ValidationLogits) => void) {
+function metricsFn(labels: readonly string[]) {
   return (outs: Record<string, ort.Tensor>[], batches: Record<string, ort.Tensor>[]): Record<string, number> => {
     const yTrue: number[] = [];
     const yPred: number[] = [];
-    const parts: Float32Array[] = [];
     let nll = 0;
     outs.forEach((o, bi) => {
       const y = Array.from(batches[bi].labels.data as BigInt64Array, Number);
-      const z = o[LOGITS].data as Float32Array;
-      const s = scoreLogits(z, o[LOGITS].dims[1], y);
+      const s = scoreLogits(o[LOGITS].data as Float32Array, o[LOGITS].dims[1], y);
       nll += s.nll;
       yTrue.push(...y);
       yPred.push(...s.predictions);
-      parts.push(z.slice());
     });
-    const all = new Float32Array(parts.reduce((t, p) => t + p.length, 0));
-    parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
-    sink({ logits: all, labels: yTrue });
     const m = classificationMetrics(yTrue, yPred, [...labels]);
     const correct = yTrue.reduce((t, v, i) => t + (v === yPred[i] ? 1 : 0), 0);
     return {
@@ -278,8 +271,6 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     const curve: EpochReport[] = [];
     const epochSeconds: number[] = [];
     const selection: number[] = [];
-    let lastVal: ValidationLogits | undefined;
-    let bestVal: ValidationLogits | undefined;
     let tEpoch = performance.now();
     let graph = model.graph;
     let trainData: TrainData;
@@ -317,13 +308,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       ...(opts.checkpoint
         ? { checkpointDir: opts.checkpoint.dir, checkpointEvery: opts.checkpoint.every, resume: true }
         : {}),
-      validation: {
-        data: valData,
-        batchSize: 256,
-        metrics: metricsFn(labels, (v) => {
-          lastVal = v;
-        }),
-      },
+      validation: { data: valData, batchSize: 256, metrics: metricsFn(labels) },
       bestMetric: { metric: 'selection', mode: 'max' },
       ...(opts.patience
         ? { earlyStopping: { metric: 'selection', mode: 'max' as const, patience: opts.patience } }
@@ -338,8 +323,6 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
           macroF1: e.metrics.macro_f1,
           seconds: (now - tEpoch) / 1000,
         };
-        // The trainer keeps the first epoch of the highest key (strictly greater replaces): the same rule here.
-        if (!selection.length || e.metrics.selection > Math.max(...selection)) bestVal = lastVal;
         selection.push(e.metrics.selection);
         tEpoch = now;
         epochSeconds.push(rep.seconds);
@@ -363,9 +346,20 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       model = { ...model, graph: result.graph };
     }
     let bestIdx = selection.reduce((bi, v, i) => (v > selection[bi] ? i : bi), 0);
-    if (!bestVal) throw new TrainingError('the trainer reported no validation epoch', { field: 'epochs' });
-    let final = bestVal;
     const C = labels.length;
+    // The returned weights run once more over validation: calibration is fitted on exactly the model returned (a run
+    // resumed from a checkpoint may return an epoch validated before the restart, whose logits this process never saw).
+    const hg = def.headOnly && cached ? headGraph(model) : undefined;
+    const out = await runFeatures(
+      hg ? hg.graph : model.graph,
+      LOGITS,
+      hg && cached ? { [hg.feature]: cached.val } : val.feeds,
+      data.validation.length,
+      256,
+      opts.threads,
+    );
+    const best: ValidationLogits = { logits: out.data as Float32Array, labels: Array.from(yVal, Number) };
+    let final = best;
     const judge = (v: ValidationLogits): { score: ValidationScore; key: number } => {
       const s = scoreLogits(v.logits, C, v.labels);
       const logLoss = s.nll / v.labels.length;
@@ -384,7 +378,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
         labels: Array.from(yVal, Number),
       };
       const st = judge(start);
-      const tr = judge(bestVal);
+      const tr = judge(best);
       const trainedWins = tr.key > st.key;
       headChoice = {
         kept: trainedWins ? 'trained' : warmHead.l2 === 0 ? 'ridge' : 'refined',

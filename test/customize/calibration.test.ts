@@ -11,15 +11,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { customize } from '../../src/customize/customize.ts';
-import { injectLora } from '../../src/customize/lora.ts';
 import { mergeAdapter } from '../../src/customize/adapters.ts';
-import { loadArtifact, saveCustomizedModel } from '../../src/customize/artifact.ts';
+import { loadAdapter } from '../../src/customize/peft.ts';
+import { saveCustomizedModel } from '../../src/customize/save.ts';
+import { loadArtifact } from '../../src/models/artifact.ts';
 import type { Lineage } from '../../src/customize/lineage.ts';
 import { GraphError } from '../../src/errors.ts';
 import { expectedCalibrationError } from '../../src/eval/calibration.ts';
 import { scoreLogits, softmax } from '../../src/eval/metrics.ts';
 import { attachHead, HEAD_BIAS, HEAD_WEIGHT, scaleHead } from '../../src/models/head.ts';
 import { paramValues } from '../../src/models/model.ts';
+import { cloneGraph } from '../../src/onnx/ir.ts';
 import { argmaxRows, predictTexts } from '../../src/models/text.ts';
 import { clincSlice, tinyBert } from './fixtures.ts';
 
@@ -29,7 +31,7 @@ const labels = [...new Set(data.train.map((r) => r.label))].sort();
 const texts = data.validation.map((r) => r.text);
 const yVal = data.validation.map((r) => labels.indexOf(r.label));
 
-test('scaleHead: the folded head gives the unfolded logits / T, row for row; a head with an adapter on it is refused', async () => {
+test('scaleHead: the folded head gives the unfolded logits / T, row for row; a head with anything between its MatMul and Add is refused', async () => {
   const headed = attachHead(base, { labels, seed: 3 });
   // Random N(0, 0.02) heads give logits near 0; a larger head makes the comparison meaningful.
   const big = scaleHead(headed, 40);
@@ -51,10 +53,20 @@ test('scaleHead: the folded head gives the unfolded logits / T, row for row; a h
   const b1 = paramValues(folded, HEAD_BIAS) as Float32Array;
   w1.forEach((v, i) => assert.ok(Math.abs(v - w0[i] / T) <= 1e-7 * Math.abs(w0[i] / T), `weight ${i}`));
   b1.forEach((v, i) => assert.ok(Math.abs(v - b0[i] / T) <= 1e-7 * Math.abs(b0[i] / T), `bias ${i}`));
-  // LoRA on the classifier itself: dividing W and b alone would not divide the logits.
-  const { model: adapted } = injectLora(headed, { targets: '^classifier$', r: 2, seed: 1 });
+  // Anything between the head's MatMul and its Add (here a Tanh): dividing W and b alone would not divide the logits.
+  const g = cloneGraph(headed.graph);
+  const add = g.nodes.find((n) => n.outputs.includes('logits'))!;
+  g.nodes.push({
+    name: 'squash',
+    opType: 'Tanh',
+    domain: '',
+    inputs: [add.inputs[0]],
+    outputs: ['squashed'],
+    attrs: {},
+  });
+  add.inputs[0] = 'squashed';
   assert.throws(
-    () => scaleHead(adapted, 0.5),
+    () => scaleHead({ ...headed, graph: g }, 0.5),
     (e: unknown) =>
       e instanceof GraphError &&
       e.message ===
@@ -84,12 +96,14 @@ test('customize (lora): the returned model, the merged adapter, the saved model 
   // The unscaled log-loss is the best epoch's, as the trainer measured it.
   assert.ok(Math.abs(cal.logLossBefore - r.report.curve[r.report.bestEpoch].valLoss) < 1e-6);
   assert.ok(cal.logLossAfter <= cal.logLossBefore, `${cal.logLossAfter} > ${cal.logLossBefore}`);
-  // The saved model folder (model.onnx, LoRA merged) is the calibrated model too, and its tailor.json records T.
+  // The saved folder's model (model.onnx, LoRA merged) and adapter (PEFT files) are calibrated too; tailor.json records T.
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tailor-calibration-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const saved = await loadArtifact(await saveCustomizedModel(path.join(dir, 'model'), r, { base }));
+  const paths = await saveCustomizedModel(path.join(dir, 'run'), r, { base });
+  const saved = await loadArtifact(paths.model);
   assert.deepEqual((saved.info.lineage as Lineage).calibration, r.lineage.calibration);
-  for (const m of [r.model, mergeAdapter(base, r.adapter!).model, saved.model]) {
+  const savedAdapter = mergeAdapter(base, await loadAdapter(paths.adapter!)).model;
+  for (const m of [r.model, mergeAdapter(base, r.adapter!).model, saved.model, savedAdapter]) {
     const { logits } = await predictTexts(m, texts, { maxLength: 24 });
     const after = scoreLogits(logits, 4, yVal);
     assert.ok(
