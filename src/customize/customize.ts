@@ -3,11 +3,13 @@
  * (customize/strategies/), trained with src/train's Trainer, measured (trainable/total parameters, peak RSS, time
  * per epoch, validation curve) and returned with its lineage and the strategy's adapter. The strategy decides the
  * graph and which initializers train; everything else is here, once: the head, the text feeds, the optional warm
- * head (LP-FT), the trainer, the choice of the best epoch, the lineage.
+ * head (LP-FT), the trainer, the choice of the best epoch (for `head`: or of the warm head), temperature scaling
+ * folded into the head, the lineage.
  */
 import { DataError } from '../errors.ts';
+import { fitTemperature, logitCalibration } from '../eval/calibration.ts';
 import { classificationMetrics, scoreLogits } from '../eval/metrics.ts';
-import { attachHead, bodyGraph, HEAD_BIAS, HEAD_WEIGHT, headGraph, LOGITS } from '../models/head.ts';
+import { attachHead, bodyGraph, HEAD_BIAS, HEAD_WEIGHT, headGraph, LOGITS, scaleHead } from '../models/head.ts';
 import { countParams, withParamValues, type Model } from '../models/model.ts';
 import { DEFAULT_MAX_LENGTH, encodeTextBatch } from '../models/text.ts';
 import type { GraphBuilder } from '../onnx/builder.ts';
@@ -16,10 +18,34 @@ import { RssSampler } from '../runtime/memory.ts';
 import { ort, Session } from '../runtime/session.ts';
 import { foldLrScale, lrScaledName, lrScaleReparam } from '../train/layer-decay.ts';
 import { tensorData, Trainer, type TrainData, type TrainResult } from '../train/trainer.ts';
+import { linearScores } from '../train/linear-probe.ts';
 import { fitWarmHead } from '../train/warm-head.ts';
 import { dataFingerprint, makeLineage, type Lineage } from './lineage.ts';
 import { strategyDef, type Strategy } from './strategies/index.ts';
 import type { CustomizeData, CustomizeOptions, EpochReport, LabeledText, StrategyArtifacts } from './types.ts';
+
+/** Accuracy and mean log-loss on the validation split. */
+export interface ValidationScore {
+  accuracy: number;
+  logLoss: number;
+}
+
+/**
+ * Temperature scaling (Guo et al., 2017) fitted on the validation split after training: the one scalar T that
+ * minimises the validation log-loss of logits / T. It is folded into the head (weight and bias divided by T), so
+ * the returned model, its ONNX export, the adapter files and anything serving them give calibrated probabilities;
+ * no prediction changes. ECE: 15 equal-width confidence bins (eval/calibration.ts).
+ */
+export interface CalibrationReport {
+  method: 'temperature';
+  temperature: number;
+  /** Validation ECE of the unscaled and of the scaled logits. */
+  eceBefore: number;
+  eceAfter: number;
+  /** Validation mean log-loss of the unscaled and of the scaled logits. */
+  logLossBefore: number;
+  logLossAfter: number;
+}
 
 export interface CustomizeReport {
   strategy: string;
@@ -31,15 +57,35 @@ export interface CustomizeReport {
   epochSeconds: number[];
   /** head (and warm starts): seconds spent computing the frozen encoder's features once. */
   featureSeconds?: number;
-  /** How the head started: random, given (`head` option) or fitted on frozen features (with that fit's figures). */
+  /**
+   * How the head started: random, given (`head` option) or fitted on frozen features (with that fit's figures and
+   * the temperature-scaled ridge head's, the audit's baseline, on validation).
+   */
   headInit:
     | { kind: 'random' | 'given' }
-    | { kind: 'warm'; l2: number; trainLoss: number; valLoss: number; valAccuracy: number; seconds: number };
+    | {
+        kind: 'warm';
+        l2: number;
+        trainLoss: number;
+        valLoss: number;
+        valAccuracy: number;
+        seconds: number;
+        ridge: ValidationScore;
+      };
+  /**
+   * head strategy from a warm head: the trained head's best epoch against the warm head it started from, on
+   * validation (accuracy, then log-loss: `selectionKey`). Training has to beat the start, or the start is kept:
+   * `ridge` (the temperature-scaled ridge head) or `refined` (the ridge head refined by L2 softmax regression).
+   */
+  headChoice?: { kept: 'trained' | 'ridge' | 'refined'; trained: ValidationScore; start: ValidationScore };
+  /** Temperature scaling fitted on validation and folded into the head (every strategy). */
+  calibration: CalibrationReport;
   totalSeconds: number;
   curve: EpochReport[];
   /** Validation metrics of the returned (best) weights. */
   accuracy: number;
   macroF1: number;
+  /** The epoch whose weights are returned; -1 when the head strategy kept its warm head (`headChoice`). */
   bestEpoch: number;
 }
 
@@ -78,6 +124,12 @@ const ceLoss = (b: GraphBuilder): string =>
  */
 export function selectionKey(correct: number, logLoss: number): number {
   return correct + 1 / (1 + logLoss);
+}
+
+/** Validation logits [n, classes] row-major with their labels. */
+interface ValidationLogits {
+  logits: Float32Array;
+  labels: number[];
 }
 
 function metricsFn(labels: readonly string[]) {
@@ -191,6 +243,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       featureSeconds = (performance.now() - tf) / 1000;
     }
     let headInit: CustomizeReport['headInit'] = { kind: opts.head ? 'given' : 'random' };
+    let warmHead: { weight: Float32Array; bias: Float32Array; l2: number } | undefined;
     if (warm && cached) {
       const tw = performance.now();
       const D = cached.train.dims[1];
@@ -202,6 +255,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
         typeof warm === 'object' ? warm : {},
       );
       model = withParamValues(withParamValues(model, HEAD_WEIGHT, h.weight), HEAD_BIAS, h.bias);
+      warmHead = h;
       headInit = {
         kind: 'warm',
         l2: h.l2,
@@ -209,6 +263,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
         valLoss: h.valLoss,
         valAccuracy: h.valAccuracy,
         seconds: (performance.now() - tw) / 1000,
+        ridge: { accuracy: h.ridge.valAccuracy, logLoss: h.ridge.valLoss },
       };
     }
     const steps = Math.max(1, Math.floor(data.train.length / batchSize) * epochs);
@@ -290,7 +345,68 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     } else {
       model = { ...model, graph: result.graph };
     }
-    const bestIdx = selection.reduce((bi, v, i) => (v > selection[bi] ? i : bi), 0);
+    let bestIdx = selection.reduce((bi, v, i) => (v > selection[bi] ? i : bi), 0);
+    const C = labels.length;
+    // The returned weights run once more over validation: calibration is fitted on exactly the model returned (a run
+    // resumed from a checkpoint may return an epoch validated before the restart, whose logits this process never saw).
+    const hg = def.headOnly && cached ? headGraph(model) : undefined;
+    const out = await runFeatures(
+      hg ? hg.graph : model.graph,
+      LOGITS,
+      hg && cached ? { [hg.feature]: cached.val } : val.feeds,
+      data.validation.length,
+      256,
+      opts.threads,
+    );
+    const best: ValidationLogits = { logits: out.data as Float32Array, labels: Array.from(yVal, Number) };
+    let final = best;
+    const judge = (v: ValidationLogits): { score: ValidationScore; key: number } => {
+      const s = scoreLogits(v.logits, C, v.labels);
+      const logLoss = s.nll / v.labels.length;
+      return { score: { accuracy: s.correct / v.labels.length, logLoss }, key: selectionKey(s.correct, logLoss) };
+    };
+    let headChoice: CustomizeReport['headChoice'];
+    if (def.headOnly && warmHead && cached) {
+      // The head must end at or above the warm head it started from, and so above the ridge baseline (the warm
+      // head is never ranked below the temperature-scaled ridge head): the same model class on the same features.
+      const D = cached.val.dims[1];
+      const start: ValidationLogits = {
+        logits: linearScores(
+          { weight: warmHead.weight, bias: warmHead.bias, width: D, classes: C, lambda: 0, search: [] },
+          cached.val.data as Float32Array,
+        ),
+        labels: Array.from(yVal, Number),
+      };
+      const st = judge(start);
+      const tr = judge(best);
+      const trainedWins = tr.key > st.key;
+      headChoice = {
+        kept: trainedWins ? 'trained' : warmHead.l2 === 0 ? 'ridge' : 'refined',
+        trained: tr.score,
+        start: st.score,
+      };
+      if (!trainedWins) {
+        model = withParamValues(withParamValues(model, HEAD_WEIGHT, warmHead.weight), HEAD_BIAS, warmHead.bias);
+        final = start;
+        bestIdx = -1;
+      }
+    }
+    const temperature = fitTemperature(final.logits, final.labels, C);
+    const before = judge(final).score;
+    const calibration: CalibrationReport = {
+      method: 'temperature',
+      temperature,
+      eceBefore: logitCalibration(final.logits, C, final.labels).ece,
+      eceAfter: logitCalibration(final.logits, C, final.labels, temperature).ece,
+      logLossBefore: before.logLoss,
+      logLossAfter: scoreLogits(final.logits, C, final.labels, temperature).nll / final.labels.length,
+    };
+    model = scaleHead(model, 1 / temperature);
+    const finalMetrics = classificationMetrics(
+      final.labels,
+      scoreLogits(final.logits, C, final.labels).predictions,
+      labels,
+    );
     const hyper: Record<string, unknown> = {
       epochs,
       batchSize,
@@ -302,14 +418,17 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       headInit: headInit.kind,
       ...prepared.hyperparameters,
     };
-    const lineage = makeLineage(
-      base,
-      def.name,
-      hyper,
-      dataFingerprint({ train: data.train, validation: data.validation }),
-      seed,
-      labels,
-    );
+    const lineage: Lineage = {
+      ...makeLineage(
+        base,
+        def.name,
+        hyper,
+        dataFingerprint({ train: data.train, validation: data.validation }),
+        seed,
+        labels,
+      ),
+      calibration: { method: 'temperature', temperature, fitted_on: 'validation' },
+    };
     const report: CustomizeReport = {
       strategy: def.name,
       trainableParams: counts.trainable,
@@ -318,10 +437,12 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       epochSeconds,
       ...(featureSeconds !== undefined ? { featureSeconds } : {}),
       headInit,
+      ...(headChoice ? { headChoice } : {}),
+      calibration,
       totalSeconds: (performance.now() - t0) / 1000,
       curve,
-      accuracy: curve[bestIdx]?.accuracy ?? NaN,
-      macroF1: curve[bestIdx]?.macroF1 ?? NaN,
+      accuracy: finalMetrics.accuracy,
+      macroF1: finalMetrics.macroF1,
       bestEpoch: bestIdx,
     };
     const artifacts = prepared.package?.(model, { base, labels, lineage }) ?? {};

@@ -1,5 +1,13 @@
 /** Customization: the strategy table, `customize`, LoRA/IA3 transforms, PEFT-format adapters, saving a result. */
-export { customize, selectionKey, labelIds, type CustomizeReport, type CustomizeResult } from './customize.ts';
+export {
+  customize,
+  selectionKey,
+  labelIds,
+  type CalibrationReport,
+  type CustomizeReport,
+  type CustomizeResult,
+  type ValidationScore,
+} from './customize.ts';
 export type {
   CustomizeData,
   CustomizeOptions,

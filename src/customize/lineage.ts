@@ -12,6 +12,8 @@ export interface Lineage {
   seed: number;
   tailor_version: string;
   labels: string[];
+  /** Temperature scaling folded into the head (the stored model's logits are already divided by `temperature`). */
+  calibration?: { method: 'temperature'; temperature: number; fitted_on: 'validation' };
 }
 
 /** Parameters that belong to the base (not a head, not an adapter). */

@@ -242,8 +242,11 @@ export { bootstrapIntervals, type BootstrapOptions, type Interval } from './boot
 export {
   calibrationFromConfidence,
   expectedCalibrationError,
+  fitTemperature,
+  logitCalibration,
   type CalibrationResult,
   type ReliabilityBin,
+  type TemperatureSearch,
 } from './calibration.ts';
 export {
   runBehaviourTests,

@@ -160,12 +160,15 @@ export function softmax(logits: ArrayLike<number>): number[] {
 /**
  * Predictions and log-loss of row-major logits [n, classes] against labels: argmax per row, the number correct and
  * the summed negative log-likelihood (log-sum-exp shifted by the row's maximum, so large logits do not overflow).
+ * With `temperature` T the log-loss is that of logits / T (temperature scaling; the predictions do not change).
  */
 export function scoreLogits(
   logits: ArrayLike<number>,
   classes: number,
   labels: ArrayLike<number>,
+  temperature = 1,
 ): { predictions: number[]; correct: number; nll: number } {
+  const inv = 1 / temperature;
   const n = labels.length;
   const predictions = new Array<number>(n);
   let correct = 0;
@@ -175,8 +178,8 @@ export function scoreLogits(
     let a = 0;
     for (let c = 1; c < classes; c++) if (logits[o + c] > logits[o + a]) a = c;
     let z = 0;
-    for (let c = 0; c < classes; c++) z += Math.exp(logits[o + c] - logits[o + a]);
-    nll += Math.log(z) - (logits[o + Number(labels[i])] - logits[o + a]);
+    for (let c = 0; c < classes; c++) z += Math.exp(inv * (logits[o + c] - logits[o + a]));
+    nll += Math.log(z) - inv * (logits[o + Number(labels[i])] - logits[o + a]);
     predictions[i] = a;
     if (a === Number(labels[i])) correct++;
   }

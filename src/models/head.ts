@@ -4,7 +4,7 @@
  * [batch, labels]. Its input, the *feature* value, is what the head strategy caches.
  */
 import { ConfigError, GraphError } from '../errors.ts';
-import type { Model, Parameter } from './model.ts';
+import { paramValues, withParamValues, type Model, type Parameter } from './model.ts';
 import { initValues } from './zoo/params.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { extractSubgraph } from '../onnx/graph.ts';
@@ -152,4 +152,44 @@ export function bodyGraph(model: Model): { graph: Graph; feature: string } {
   const g = extractSubgraph(typed, [feature]);
   g.valueInfo = new Map();
   return { graph: g, feature };
+}
+
+/**
+ * The model with its head's weight and bias multiplied by `factor`, so that its logits are exactly the old logits
+ * times `factor` (temperature scaling folded into the head: factor 1/T). Refused unless `logits` is the plain
+ * linear head Add(MatMul(feature, classifier.weight), classifier.bias) with nothing else reading those values (an
+ * adapter on the classifier would make the fold inexact). Pure.
+ */
+export function scaleHead(model: Model, factor: number): Model {
+  if (!(factor > 0 && Number.isFinite(factor)))
+    throw new ConfigError(`head scale must be a positive finite number, got ${factor}`, {
+      field: 'temperature',
+      value: String(factor),
+    });
+  const w = model.params.get(HEAD_WEIGHT);
+  const b = model.params.get(HEAD_BIAS);
+  if (!w || !b)
+    throw new ConfigError(`the model has no '${HEAD_WEIGHT}'/'${HEAD_BIAS}' head to scale`, { field: 'head' });
+  const nodes = model.graph.nodes;
+  const add = nodes.find((n) => n.outputs.includes(LOGITS));
+  const mm = add && nodes.find((n) => n.outputs.includes(add.inputs[0]));
+  const readers = (v: string): number => nodes.filter((n) => n.inputs.includes(v)).length;
+  if (
+    !add ||
+    !mm ||
+    add.opType !== 'Add' ||
+    add.inputs[1] !== b.initializer ||
+    mm.opType !== 'MatMul' ||
+    mm.inputs[1] !== w.initializer ||
+    readers(mm.outputs[0]) !== 1 ||
+    readers(w.initializer) !== 1 ||
+    readers(b.initializer) !== 1
+  )
+    throw new GraphError(
+      `'${LOGITS}' is not the plain linear head Add(MatMul(feature, ${HEAD_WEIGHT}), ${HEAD_BIAS}); cannot fold a scale into it`,
+      { node: add?.name ?? LOGITS },
+    );
+  const scaled = (path: string): Float32Array =>
+    Float32Array.from(paramValues(model, path) as Float32Array, (v) => v * factor);
+  return withParamValues(withParamValues(model, HEAD_WEIGHT, scaled(HEAD_WEIGHT)), HEAD_BIAS, scaled(HEAD_BIAS));
 }

@@ -9,6 +9,7 @@
  * (src/runtime/dense.ts): in JS the refinement took ~10 minutes on full CLINC150 (15,000 x 512, 150 classes).
  */
 import { ConfigError } from '../errors.ts';
+import { fitTemperature } from '../eval/calibration.ts';
 import { fitLinearHead } from './linear-probe.ts';
 import { SoftmaxProblem } from '../runtime/dense.ts';
 
@@ -37,58 +38,11 @@ export interface WarmHead {
   valLoss: number;
   valAccuracy: number;
   iterations: number;
+  /** The temperature-scaled ridge head (the audit's baseline) on the selection split, whether or not it was chosen. */
+  ridge: { valAccuracy: number; valLoss: number };
 }
 
 const sq = (a: Float64Array): number => a.reduce((t, v) => t + v * v, 0);
-
-/** Mean log-loss and correct count of the scores α·s (n rows of k). */
-function scaledLoss(
-  s: Float64Array,
-  y: ArrayLike<number>,
-  k: number,
-  alpha: number,
-): { loss: number; correct: number } {
-  const n = y.length;
-  let loss = 0;
-  let correct = 0;
-  for (let i = 0; i < n; i++) {
-    let mx = 0;
-    for (let c = 1; c < k; c++) if (s[i * k + c] > s[i * k + mx]) mx = c;
-    if (mx === y[i]) correct++;
-    let z = 0;
-    for (let c = 0; c < k; c++) z += Math.exp(alpha * (s[i * k + c] - s[i * k + mx]));
-    loss += Math.log(z) - alpha * (s[i * k + y[i]] - s[i * k + mx]);
-  }
-  return { loss: n ? loss / n : 0, correct };
-}
-
-/** The temperature α (golden-section search on log α in [e^-4, e^8]) that minimises the mean log-loss of α·s. */
-function fitTemperature(s: Float64Array, y: ArrayLike<number>, k: number): number {
-  let lo = -4;
-  let hi = 8;
-  const g = (Math.sqrt(5) - 1) / 2;
-  const f = (t: number): number => scaledLoss(s, y, k, Math.exp(t)).loss;
-  let a = hi - g * (hi - lo);
-  let b = lo + g * (hi - lo);
-  let fa = f(a);
-  let fb = f(b);
-  for (let it = 0; it < 60; it++) {
-    if (fa < fb) {
-      hi = b;
-      b = a;
-      fb = fa;
-      a = hi - g * (hi - lo);
-      fa = f(a);
-    } else {
-      lo = a;
-      a = b;
-      fa = fb;
-      b = lo + g * (hi - lo);
-      fb = f(b);
-    }
-  }
-  return Math.exp((lo + hi) / 2);
-}
 
 /** Validation ranking of candidate heads: more correct always wins, then the lower log-loss (as `selectionKey`). */
 const rank = (correct: number, loss: number): number => correct + 1 / (1 + loss);
@@ -150,9 +104,12 @@ export async function fitWarmHead(
     // Graph layout [width, classes] throughout: the ridge head's layout and the Gemm's right-hand side.
     let w = Float64Array.from(ridge.weight);
     let b = Float64Array.from(ridge.bias);
-    const alpha = fitTemperature(await sel.problem.scores(w, b), sel.labels, k);
+    // Temperature scaling of the ridge scores (T ≪ 1 here: ridge scores lie near ±1 and must grow to mean probabilities).
+    const alpha = 1 / fitTemperature(await sel.problem.scores(w, b), sel.labels, k);
     w = w.map((v) => v * alpha);
     b = b.map((v) => v * alpha);
+    const r = await sel.problem.evaluate(w, b);
+    const ridgeScore = { valAccuracy: r.correct / sel.problem.n, valLoss: r.loss };
 
     const x = train.features;
     let meanSq = 0;
@@ -187,6 +144,7 @@ export async function fitWarmHead(
           valLoss: v.loss,
           valAccuracy: v.correct / sel.problem.n,
           iterations,
+          ridge: ridgeScore,
         };
       }
     };

@@ -14,11 +14,15 @@ import { clincSlice, tinyBert } from '../customize/fixtures.ts';
 const data = clincSlice(4, 30, 10);
 const base = tinyBert(data);
 
-/** Mean log-loss and per-example (confidence, correct) of a model's logits on the validation split, in plain JS. */
+/**
+ * Mean log-loss and per-example (confidence, correct) of a model's logits on the validation split, in plain JS;
+ * `scale` multiplies the logits first (the fitted temperature undoes the temperature folded into the head).
+ */
 async function validationProbabilities(
   m: Model,
   labels: readonly string[],
   d: CustomizeData = data,
+  scale = 1,
 ): Promise<{ nll: number; conf: number[]; correct: boolean[] }> {
   const { logits, classes } = await predictTexts(
     m,
@@ -29,7 +33,7 @@ async function validationProbabilities(
   const conf: number[] = [];
   const correct: boolean[] = [];
   d.validation.forEach((r, i) => {
-    const row = Array.from(logits.subarray(i * classes, (i + 1) * classes));
+    const row = Array.from(logits.subarray(i * classes, (i + 1) * classes), (v) => v * scale);
     const mx = Math.max(...row);
     const z = row.reduce((a, v) => a + Math.exp(v - mx), 0);
     const y = labels.indexOf(r.label);
@@ -47,7 +51,7 @@ test('selection key: more correct always wins; equal counts go to the lower log-
   assert.ok(selectionKey(10, 0) > selectionKey(10, 1e-9));
 });
 
-test('best epoch: among epochs of equal validation accuracy the lowest loss wins, and the returned model has exactly its probabilities', async () => {
+test('best epoch: among epochs of equal validation accuracy the lowest loss wins, and the returned model has exactly its probabilities (then temperature-scaled)', async () => {
   // A head-only run on an easy slice: accuracy saturates early while the loss keeps falling. The old rule (first
   // epoch of best accuracy) returned a barely trained head, whose confidences sat near 1/classes.
   const words = ['table', 'river', 'green', 'seven', 'window', 'music', 'paper', 'stone', 'light', 'cloud'];
@@ -69,6 +73,8 @@ test('best epoch: among epochs of equal validation accuracy the lowest loss wins
     seed: 1,
     threads: 1,
     maxLength: 24,
+    // From a random head (the warm head would already be at 100% with a low loss: no epochs to choose between).
+    warmStartHead: false,
   });
   const c = r.report.curve;
   const bestAcc = Math.max(...c.map((e) => e.accuracy));
@@ -80,8 +86,12 @@ test('best epoch: among epochs of equal validation accuracy the lowest loss wins
   const want = tied.reduce((a, e) => (e.valLoss < a.valLoss ? e : a));
   assert.equal(r.report.bestEpoch, want.epoch);
   assert.ok(want.epoch > tied[0].epoch, 'a later epoch than the first of the tie');
-  const p = await validationProbabilities(r.model, r.labels, easy);
+  const cal = r.report.calibration;
+  const p = await validationProbabilities(r.model, r.labels, easy, cal.temperature);
   assert.ok(Math.abs(p.nll - want.valLoss) < 1e-4, `exported model log-loss ${p.nll} vs training-time ${want.valLoss}`);
+  const scaled = await validationProbabilities(r.model, r.labels, easy);
+  assert.ok(Math.abs(scaled.nll - cal.logLossAfter) < 1e-4, `${scaled.nll} vs calibrated ${cal.logLossAfter}`);
+  assert.ok(cal.logLossAfter <= want.valLoss);
 });
 
 let lora: CustomizeResult;
@@ -100,8 +110,13 @@ test('lora (warm-started head by default): the merged model reproduces training-
   assert.equal(lora.report.headInit.kind, 'warm');
   const best = lora.report.curve[lora.report.bestEpoch];
   const merged = mergeAdapter(base, lora.adapter!).model;
+  const cal = lora.report.calibration;
+  const raw = await validationProbabilities(merged, lora.labels, data, cal.temperature);
+  assert.ok(Math.abs(raw.nll - best.valLoss) < 1e-4, `merged log-loss ${raw.nll} vs training-time ${best.valLoss}`);
+  // The merged model itself is temperature-scaled: the calibrated log-loss, no higher than the raw one.
   const p = await validationProbabilities(merged, lora.labels);
-  assert.ok(Math.abs(p.nll - best.valLoss) < 1e-4, `merged log-loss ${p.nll} vs training-time ${best.valLoss}`);
+  assert.ok(Math.abs(p.nll - cal.logLossAfter) < 1e-4, `merged log-loss ${p.nll} vs calibrated ${cal.logLossAfter}`);
+  assert.ok(cal.logLossAfter <= best.valLoss);
   const acc = p.correct.filter(Boolean).length / p.correct.length;
   assert.ok(Math.abs(acc - best.accuracy) < 1e-9);
   const ece = calibrationFromConfidence(p.conf, p.correct, 10).ece;
@@ -130,10 +145,12 @@ test('warm start: the head starts at the softmax-regression fit on frozen featur
     head: { weight, bias },
   });
   assert.equal(r.report.headInit.kind, 'given');
+  // The returned head is the given one with the fitted temperature folded in (divided by T).
+  const T = r.report.calibration.temperature;
   const w = paramValues(r.model, HEAD_WEIGHT) as Float32Array;
   const b = paramValues(r.model, HEAD_BIAS) as Float32Array;
-  for (let i = 0; i < w.length; i++) assert.ok(Math.abs(w[i] - weight[i]) < 1e-6);
-  for (let i = 0; i < b.length; i++) assert.ok(Math.abs(b[i] - bias[i]) < 1e-6);
+  for (let i = 0; i < w.length; i++) assert.ok(Math.abs(w[i] * T - weight[i]) < 1e-6);
+  for (let i = 0; i < b.length; i++) assert.ok(Math.abs(b[i] * T - bias[i]) < 1e-6);
 });
 
 test('fitWarmHead: stationary point of the relative-L2-regularised log-loss (gradient checked in plain JS)', async () => {
