@@ -122,6 +122,13 @@ export function formatPipeline(r: TailorResult, opts: { profile?: boolean } = {}
   out.push(
     `McNemar exact: only baseline right ${c.only_baseline_right}, only customized right ${c.only_customized_right}, p = ${c.p_value < 1e-4 ? c.p_value.toExponential(2) : c.p_value.toFixed(4)}`,
   );
+  if (r.calibration) {
+    const k = r.calibration;
+    out.push(
+      `calibration: temperature ${k.temperature.toFixed(3)} fitted on validation and folded into the head; ` +
+        `validation ECE ${k.eceBefore.toFixed(3)} -> ${k.eceAfter.toFixed(3)}, log-loss ${k.logLossBefore.toFixed(3)} -> ${k.logLossAfter.toFixed(3)}`,
+    );
+  }
   out.push(`verdict: ${verdict(r)}`);
   if (!r.alias_decision.moved) out.push(`alias not moved: ${r.alias_decision.reason}`);
   out.push('');

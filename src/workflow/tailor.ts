@@ -9,6 +9,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors.ts';
 import { customize, type CustomizeResult, type Strategy } from '../customize/customize.ts';
 import type { CustomizeOptions } from '../customize/types.ts';
+import type { CalibrationReport } from '../customize/customize.ts';
 import type { TargetKind } from '../customize/sites.ts';
 import { evaluate, evalReportToJson, formatEvalReport, type EvalReport } from '../eval/index.ts';
 import { countParams, type Model } from '../models/model.ts';
@@ -98,6 +99,8 @@ export interface TailorResult {
   /** The full audit of the base on this data (baseline, latency, memory, profile, recommendation). */
   audit: AuditResult;
   curve: CustomizeResult['report']['curve'];
+  /** Temperature scaling fitted on validation and folded into the head (absent for strategy 'none'). */
+  calibration?: CalibrationReport;
   /** Whether the requested aliases moved to the new version, and why not when they did not. */
   alias_decision: { requested: string[]; moved: boolean; regression: boolean; reason: string };
   seconds: number;
@@ -419,6 +422,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
           ...(saved.adapter ? { adapter: saved.adapter } : {}),
           report: path.join(out, 'report.json'),
         },
+        ...(result?.report.calibration ? { calibration: result.report.calibration } : {}),
         alias_decision: aliasDecision,
         data: audit.data,
         audit,
