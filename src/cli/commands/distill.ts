@@ -14,32 +14,10 @@ import {
   withOutputOptions,
   type GlobalOptions,
 } from '../common.ts';
+import type { DistillModelOptions } from '../../workflow/compress.ts';
 
-interface DistillCliOptions extends GlobalOptions {
-  teacher: string;
-  studentLayers: number;
-  studentHidden?: number;
-  studentHeads?: number;
-  studentIntermediate?: number;
-  temperature: number;
-  alpha: number;
-  hiddenWeight: number;
-  epochs: number;
-  lr: number;
-  batchSize: number;
-  train?: string;
-  unlabelled?: string[];
-  validation?: string;
-  eval?: string;
-  textColumn: string;
-  labelColumn: string;
-  maxLength?: number;
-  seed: number;
-  out: string;
-  name?: string;
-  alias?: string[];
-  latencyIterations: number;
-}
+/** The library call's options, as commander parses them (the flags' names are the options' names). */
+type DistillCliOptions = GlobalOptions & Omit<DistillModelOptions, 'providers' | 'progress' | 'home' | 'profile'>;
 
 export function distillCommand(): Command {
   const cmd = new Command('distill')

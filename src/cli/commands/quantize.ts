@@ -14,30 +14,10 @@ import {
   withOutputOptions,
   type GlobalOptions,
 } from '../common.ts';
+import type { QuantizeModelOptions } from '../../workflow/compress.ts';
 
-interface QuantizeCliOptions extends GlobalOptions {
-  model: string;
-  mode: 'dynamic' | 'static' | 'int4';
-  format?: 'matmul-integer' | 'dynamic-quantize-matmul';
-  calibration?: string;
-  calibrationMethod: 'minmax' | 'percentile' | 'entropy';
-  calibrationSize: number;
-  percentile?: number;
-  include?: string[];
-  exclude?: string[];
-  blockSize: number;
-  asymmetric?: boolean;
-  minWeightElements?: number;
-  accuracyLevel?: number;
-  embeddings: boolean;
-  eval?: string;
-  textColumn: string;
-  labelColumn: string;
-  out: string;
-  name?: string;
-  alias?: string[];
-  latencyIterations: number;
-}
+/** The library call's options, as commander parses them (the flags' names are the options' names). */
+type QuantizeCliOptions = GlobalOptions & Omit<QuantizeModelOptions, 'providers' | 'progress' | 'home' | 'profile'>;
 
 export function quantizeCommand(): Command {
   const cmd = new Command('quantize')
