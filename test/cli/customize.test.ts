@@ -310,7 +310,10 @@ test('a customized model significantly worse than the baseline is registered but
   assert.equal(bad.status, 3, bad.stderr);
   assert.match(bad.stdout, /alias not moved: the customized model is significantly worse than the baseline/);
   assert.match(bad.stdout, /McNemar p = /);
-  assert.match(bad.stdout, /^calibration: temperature [\d.]+ fitted on validation and folded into the head; validation ECE [\d.]+ -> [\d.]+/m);
+  assert.match(
+    bad.stdout,
+    /^calibration: temperature [\d.]+ fitted on validation and folded into the head; validation ECE [\d.]+ -> [\d.]+/m,
+  );
   assert.equal(await alias(), 1, 'production stays on version 1');
   assert.ok(existsSync(path.join(w.dir, 'bad', 'model', 'tailor.json')), 'the version is still written');
   const forced = await run('forced', ['--strategy', 'full', '--lr', '0.5', '--allow-regression', '--json']);
