@@ -9,14 +9,7 @@
  */
 import type { ServedModel } from './backend.ts';
 import { HttpError } from './errors.ts';
-import {
-  formatModelRef,
-  parseModelRef,
-  RegistryError,
-  type ModelRef,
-  type ModelVersion,
-  type Registry,
-} from './library.ts';
+import { formatModelRef, parseModelRef, type ModelRef, type ModelVersion, type Registry } from './library.ts';
 
 /** Loads the folder of one registered model version as a ServedModel (the engine seam). */
 export type ModelLoader = (version: ModelVersion, dir: string) => Promise<ServedModel>;
@@ -152,11 +145,8 @@ export class ModelManager {
   }
 
   private async loadVersion(mv: ModelVersion): Promise<ServedModel> {
-    const dir = this.registry.artifacts.localPath(mv.artifact.hash);
-    if (dir === undefined)
-      throw new RegistryError(`artifact store ${this.registry.artifacts.location} has no local paths to load from`, {
-        value: `${mv.name}:${mv.version}`,
-      });
+    // A local store reads in place; a remote one (S3) downloads once into the local cache, by content hash.
+    const dir = await this.registry.artifacts.materialize(mv.artifact.hash);
     return this.loader(mv, dir);
   }
 
