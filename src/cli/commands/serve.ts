@@ -29,6 +29,8 @@ interface ServeCliOptions extends GlobalOptions {
   tlsKey?: string;
   threads?: number;
   logLevel: string;
+  mixedAdapters: boolean;
+  adapterCacheMb: number;
 }
 
 function readPem(file: string, what: string): Buffer {
@@ -84,6 +86,11 @@ export function serveCommand(): Command {
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key')
     .option('--threads <n>', 'ONNX Runtime threads per execution (default: ORT)', num({ min: 1, int: true }))
+    .option(
+      '--no-mixed-adapters',
+      'serve each LoRA adapter as its own merged model instead of one mixed-adapter engine per base',
+    )
+    .option('--adapter-cache-mb <n>', 'MiB of adapter slots per base (hot adapters)', num({ min: 1 }), 256)
     .addOption(
       new Option('--log-level <level>', 'server log level (JSON lines on stdout)')
         .choices(['fatal', 'error', 'warn', 'info', 'debug'])
@@ -128,6 +135,7 @@ export function serveCommand(): Command {
         logInputs: o.logInputs,
         logSampleRate: o.logSampleRate,
         intraOpThreads: o.threads,
+        mixedAdapters: { enabled: o.mixedAdapters, cacheBytes: Math.floor(o.adapterCacheMb * 2 ** 20) },
         logger: { level: o.logLevel },
       });
     } catch (e) {
