@@ -43,6 +43,8 @@ export interface MixedAdapterOptions {
   maxRank?: number;
   /** Most labels per adapter head (default the most of the adapters it starts with, at least 64). */
   maxLabels?: number;
+  /** ORT runs in flight at once per engine (default 1). */
+  concurrency?: number;
 }
 
 /** What the loader needs from the server. */
@@ -89,6 +91,19 @@ export function unmergedBase(merged: Model, adapter: LoraAdapter): Model {
   return mergeLora(merged, negated, (m) => adapterScaling(adapter, m)).model;
 }
 
+/**
+ * The labels of the classifier a version registered (its tailor.json), read without loading its merged ONNX model:
+ * only the first adapter of a base needs the model itself.
+ */
+function registeredLabels(dir: string): string[] | undefined {
+  for (const f of [path.join(dir, 'tailor.json'), path.join(dir, 'model', 'tailor.json')]) {
+    if (!isFile(f)) continue;
+    const labels = (readJson(f) as { labels?: unknown }).labels;
+    return Array.isArray(labels) && labels.every((l) => typeof l === 'string') ? (labels as string[]) : undefined;
+  }
+  return undefined;
+}
+
 interface Group {
   engine: MultiAdapterEngine;
   /** Short label for metrics: `lora:<first 12 hex of the lineage base hash>`. */
@@ -116,7 +131,7 @@ export class AdapterEngines {
   }
 
   private async loadAdapterModel(mv: ModelVersion, dir: string, found: Found): Promise<ServedModel> {
-    const { info } = await loadArtifact(dir);
+    const labels = registeredLabels(dir);
     const group = await this.group(found, dir);
     const rebuilt = group.engine.graph.baseHash;
     const load = async (): Promise<LoraAdapter> => {
@@ -129,7 +144,7 @@ export class AdapterEngines {
         );
       return { ...a, lineage: { ...lineage, base: { ...lineage.base, hash: rebuilt } } };
     };
-    const model = group.engine.model(mv.name, mv.version, load, { labels: info.labels });
+    const model = group.engine.model(mv.name, mv.version, load, { labels });
     // Loaded now, so a broken adapter fails this version's load (503 for it alone) instead of its first request.
     await model.ready();
     return model;
@@ -182,6 +197,7 @@ export class AdapterEngines {
       maxBatchSize: b.maxBatchSize,
       maxQueueDelayMs: b.maxQueueDelayMs,
       maxQueueRows: b.maxQueueSize,
+      concurrency: this.opts.concurrency,
       // One sequence length for all its adapters: the first one's (each was trained with the customize default).
       maxLength: info.maxLength,
       session: { intraOpThreads: this.opts.intraOpThreads },

@@ -31,6 +31,7 @@ interface ServeCliOptions extends GlobalOptions {
   logLevel: string;
   mixedAdapters: boolean;
   adapterCacheMb: number;
+  adapterRuns: number;
 }
 
 function readPem(file: string, what: string): Buffer {
@@ -91,6 +92,7 @@ export function serveCommand(): Command {
       'serve each LoRA adapter as its own merged model instead of one mixed-adapter engine per base',
     )
     .option('--adapter-cache-mb <n>', 'MiB of adapter slots per base (hot adapters)', num({ min: 1 }), 256)
+    .option('--adapter-runs <n>', 'ORT runs in flight at once per mixed-adapter base', num({ min: 1, int: true }), 1)
     .addOption(
       new Option('--log-level <level>', 'server log level (JSON lines on stdout)')
         .choices(['fatal', 'error', 'warn', 'info', 'debug'])
@@ -135,7 +137,11 @@ export function serveCommand(): Command {
         logInputs: o.logInputs,
         logSampleRate: o.logSampleRate,
         intraOpThreads: o.threads,
-        mixedAdapters: { enabled: o.mixedAdapters, cacheBytes: Math.floor(o.adapterCacheMb * 2 ** 20) },
+        mixedAdapters: {
+          enabled: o.mixedAdapters,
+          cacheBytes: Math.floor(o.adapterCacheMb * 2 ** 20),
+          concurrency: o.adapterRuns,
+        },
         logger: { level: o.logLevel },
       });
     } catch (e) {
