@@ -6,7 +6,7 @@
  * keeps the folder engine.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -214,6 +214,36 @@ test('mixedAdapters { enabled: false } serves each adapter as its merged model, 
     assert.equal(metricValue(text, 'tailor_inference_total', { model: 'alpha' }), TEXTS.length);
     assert.doesNotMatch(text, /model="lora:/);
     assert.equal(metricValue(text, 'tailor_adapter_cache_misses_total'), 0);
+  } finally {
+    await s.close();
+  }
+});
+
+test('an adapter whose registered labels differ from its own fails to load: 503 for it alone, the others answer', async () => {
+  const dir = path.join(tmp, 'alpha-relabelled');
+  cpSync(folders.alpha, dir, { recursive: true });
+  const infoFile = path.join(dir, 'model', 'tailor.json');
+  const info = JSON.parse(readFileSync(infoFile, 'utf8')) as { labels: string[] };
+  writeFileSync(infoFile, JSON.stringify({ ...info, labels: ['a3', 'a2', 'a1'] }));
+  await registry.registerModel({ name: 'relabelled', source: dir });
+  const s = await startServer({
+    registry,
+    port: 0,
+    pollIntervalMs: 0,
+    logSampleRate: 0,
+    intraOpThreads: 1,
+    models: ['alpha', 'relabelled'],
+  });
+  try {
+    const bad = await call(`${s.url}/v1/models/relabelled/predict`, { body: { texts: [TEXTS[0]] } });
+    assert.equal(bad.status, 503, bad.text);
+    assert.equal(
+      (bad.body as { error: string }).error,
+      "model 'relabelled@latest' failed to load version 1: adapter 'relabelled:1' has labels [a1, a2, a3] but was registered with [a3, a2, a1]",
+    );
+    const ok = await call<V1>(`${s.url}/v1/models/alpha/predict`, { body: { texts: [TEXTS[0]] } });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.body.predictions[0].label, expected.alpha[0].label);
   } finally {
     await s.close();
   }
