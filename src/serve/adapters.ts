@@ -29,6 +29,7 @@ import {
   type Model,
   type ModelVersion,
   type Registry,
+  type TargetSpec,
 } from './library.ts';
 import type { ServeMetrics } from './metrics.ts';
 import type { ModelLoader } from './models.ts';
@@ -43,6 +44,12 @@ export interface MixedAdapterOptions {
   maxRank?: number;
   /** Most labels per adapter head (default the most of the adapters it starts with, at least 64). */
   maxLabels?: number;
+  /**
+   * Modules that get a LoRA branch in the engine's graph (a regular expression on module paths, or PEFT names);
+   * default every linear module of the body, so any adapter of the base fits. Every branch costs compute on every
+   * row, so naming the modules the adapters adapt is faster; an adapter adapting another module fails to load.
+   */
+  modules?: TargetSpec;
   /** ORT runs in flight at once per engine (default 1). */
   concurrency?: number;
 }
@@ -198,6 +205,7 @@ export class AdapterEngines {
       maxQueueDelayMs: b.maxQueueDelayMs,
       maxQueueRows: b.maxQueueSize,
       concurrency: this.opts.concurrency,
+      modules: this.opts.modules,
       // One sequence length for all its adapters: the first one's (each was trained with the customize default).
       maxLength: info.maxLength,
       session: { intraOpThreads: this.opts.intraOpThreads },

@@ -32,6 +32,7 @@ interface ServeCliOptions extends GlobalOptions {
   mixedAdapters: boolean;
   adapterCacheMb: number;
   adapterRuns: number;
+  adapterModules?: string;
 }
 
 function readPem(file: string, what: string): Buffer {
@@ -92,6 +93,10 @@ export function serveCommand(): Command {
       'serve each LoRA adapter as its own merged model instead of one mixed-adapter engine per base',
     )
     .option('--adapter-cache-mb <n>', 'MiB of adapter slots per base (hot adapters)', num({ min: 1 }), 256)
+    .option(
+      '--adapter-modules <regex>',
+      'modules with a LoRA branch in mixed-adapter engines (default: every linear module of the base)',
+    )
     .option('--adapter-runs <n>', 'ORT runs in flight at once per mixed-adapter base', num({ min: 1, int: true }), 1)
     .addOption(
       new Option('--log-level <level>', 'server log level (JSON lines on stdout)')
@@ -141,6 +146,7 @@ export function serveCommand(): Command {
           enabled: o.mixedAdapters,
           cacheBytes: Math.floor(o.adapterCacheMb * 2 ** 20),
           concurrency: o.adapterRuns,
+          ...(o.adapterModules !== undefined ? { modules: o.adapterModules } : {}),
         },
         logger: { level: o.logLevel },
       });
