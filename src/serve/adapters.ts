@@ -85,8 +85,9 @@ export async function findAdapter(registry: Registry, mv: ModelVersion, dir: str
   const beside = loraAdapterAt(path.join(dir, 'adapter'));
   if (beside) return beside;
   if (!mv.runId) return undefined;
-  const run = await registry.showRun(mv.runId);
-  const art = run.artifacts.find((a) => a.kind === 'adapter' || a.path === 'adapter');
+  // The store's list, not showRun: that one sweeps stale runs, a write the server has no business doing.
+  const arts = await registry.metadata.listArtifacts(mv.runId);
+  const art = arts.find((a) => a.kind === 'adapter' || a.path === 'adapter');
   const local = art ? registry.artifacts.localPath(art.hash) : undefined;
   return local ? loraAdapterAt(local) : undefined;
 }

@@ -248,3 +248,31 @@ test('an adapter whose registered labels differ from its own fails to load: 503 
     await s.close();
   }
 });
+
+test('mixedAdapters.modules limits the engine to those branches: an adapter of other modules fails alone, naming them', async () => {
+  // alpha adapts layer 0's query only; gamma adapts layer 1's value and intermediate.dense.
+  const s = await startServer({
+    registry,
+    port: 0,
+    pollIntervalMs: 0,
+    logSampleRate: 0,
+    intraOpThreads: 1,
+    models: ['alpha', 'gamma'],
+    mixedAdapters: { modules: 'layer\\.0\\.attention\\.self\\.query$' },
+  });
+  try {
+    const ok = await call<V1>(`${s.url}/v1/models/alpha/predict`, { body: { texts: TEXTS } });
+    assert.equal(ok.status, 200, ok.text);
+    ok.body.predictions.forEach((p, i) =>
+      assertClose(Object.values(p.scores), expected.alpha[i].probabilities, `alpha text ${i}`),
+    );
+    const bad = await call(`${s.url}/v1/models/gamma/predict`, { body: { texts: [TEXTS[0]] } });
+    assert.equal(bad.status, 503, bad.text);
+    assert.match(
+      (bad.body as { error: string }).error,
+      /^model 'gamma@latest' failed to load version 1: adapter 'gamma:1' adapts module 'encoder\.layer\.1\.attention\.self\.value', which this mixed-adapter graph has no LoRA branch for \(it has: encoder\.layer\.0\.attention\.self\.query\)$/,
+    );
+  } finally {
+    await s.close();
+  }
+});
