@@ -276,3 +276,55 @@ test('mixedAdapters.modules limits the engine to those branches: an adapter of o
     await s.close();
   }
 });
+
+// Last: it adds a version of alpha to the shared registry.
+test('an alias promotion between adapter versions under load: zero failed requests, then the new adapter answers', async () => {
+  await registry.setAlias('alpha', 'production', 1);
+  const s = await startServer({
+    registry,
+    port: 0,
+    pollIntervalMs: 0,
+    logSampleRate: 0,
+    intraOpThreads: 1,
+    models: ['alpha@production'],
+    batching: { maxQueueDelayMs: 1 },
+  });
+  try {
+    let stop = false;
+    const statuses: number[] = [];
+    const versions = new Set<number>();
+    const load = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let k = 0; !stop && k < 200; k++) {
+          const r = await call<V1>(`${s.url}/v1/models/alpha/predict`, { body: { texts: [TEXTS[k % TEXTS.length]] } });
+          statuses.push(r.status);
+          if (r.status === 200) versions.add(r.body.model.version);
+        }
+      }),
+    );
+    // Version 2 of alpha is beta's saved folder: another adapter (other labels) over the same base.
+    await registry.registerModel({ name: 'alpha', source: folders.beta });
+    await registry.setAlias('alpha', 'production', 2);
+    await s.manager.poll();
+    const after = await call<V1>(`${s.url}/v1/models/alpha/predict`, { body: { texts: [TEXTS[1]] } });
+    stop = true;
+    await load;
+    assert.ok(statuses.length > 0);
+    assert.deepEqual(
+      statuses.filter((c) => c !== 200),
+      [],
+    );
+    assert.equal(after.status, 200, after.text);
+    assert.deepEqual(after.body.model, { name: 'alpha', version: 2 });
+    assertClose(
+      ['b1', 'b2'].map((l) => after.body.predictions[0].scores[l]),
+      expected.beta[1].probabilities,
+      'alpha v2 (beta) text 1',
+    );
+    assert.ok(versions.has(1));
+    const text = (await call(`${s.url}/metrics`)).text;
+    assert.equal(metricValue(text, 'tailor_model_switches_total', { model: 'alpha' }), 1);
+  } finally {
+    await s.close();
+  }
+});
