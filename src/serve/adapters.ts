@@ -154,7 +154,12 @@ export class AdapterEngines {
     };
     const model = group.engine.model(mv.name, mv.version, load, { labels });
     // Loaded now, so a broken adapter fails this version's load (503 for it alone) instead of its first request.
-    await model.ready();
+    try {
+      await model.ready();
+    } catch (e) {
+      await model.release(); // forget the registration, so a later load of this version starts afresh
+      throw e;
+    }
     return model;
   }
 
