@@ -394,9 +394,9 @@ if (SECTIONS.includes('compress')) {
 }
 
 /**
- * The serving section (bench/serve.ts: USE-lite with 100 CLINC150 adapters behind a loopback HTTP front; one adapter,
- * mixed-adapter batches, per-call switching, merged models) runs in its own process, which starts one server
- * process per case. Only with `--sections serve` (it is not in the default list). `--serve-args "..."` passes options.
+ * The serving section (bench/serve.ts: USE-lite with 100 CLINC150 adapters over loopback HTTP; one adapter,
+ * mixed-adapter batches through the real `tailor serve` process, per-call switching, merged models) runs in its own
+ * process, which starts one server process per case. Only with `--sections serve` (it is not in the default list). `--serve-args "..."` passes options.
  */
 let serve: unknown;
 if (SECTIONS.includes('serve')) {

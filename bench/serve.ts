@@ -2,10 +2,12 @@
  * The serving benchmark of issue 13: USE-lite with 100 CLINC150 classifier adapters, loopback HTTP load, four
  * ways of serving them, each in its own server process (so each RSS is that case's alone):
  *   (a) one adapter through the mixed-adapter engine (src/serve/engine);
- *   (b) 100 adapters, Zipf-distributed traffic, mixed-adapter batches through the same engine;
+ *   (b) 100 adapters, Zipf-distributed traffic, mixed-adapter batches: the real `tailor serve` process over a registry
+ *       holding each adapter as `tailor customize` saves it (model/ merged, adapter/ PEFT), requests on its
+ *       `POST /v1/models/{name}/predict {texts: [text]}`, counts and RSS from its `/metrics`;
  *   (c) the same 100 adapters switched per call (`AdapterHost`: one session, adapter tensors fed per run);
  *   (d) a merged model (its own ORT session) per adapter.
- * The server is a minimal node:http front kept in this file (`POST /predict {adapter, text}` ->
+ * Cases (a), (c) and (d) run behind a minimal node:http front kept in this file (`POST /predict {adapter, text}` ->
  * `{label, scores}`); the load generator is a closed loop of `--connections` keep-alive connections in this process,
  * one text per request, bounded by `--seconds` and `--requests`.
  *
@@ -28,7 +30,9 @@ import { fileURLToPath } from 'node:url';
 import { textFeatures, textFeeds } from '../src/models/text.ts';
 import { fitLinearHead } from '../src/train/linear-probe.ts';
 import { AdapterHost, mergeAdapter } from '../src/customize/adapters.ts';
-import { baseHash } from '../src/customize/lineage.ts';
+import { baseHash, type Lineage } from '../src/customize/lineage.ts';
+import { saveCustomizedModel } from '../src/customize/save.ts';
+import { openRegistry } from '../src/registry/index.ts';
 import type { LoraWeights } from '../src/customize/lora.ts';
 import { loadAdapter, peftConfig, saveAdapter, type LoraAdapter } from '../src/customize/peft.ts';
 import { linearSites } from '../src/customize/sites.ts';
@@ -70,13 +74,15 @@ interface AdapterMeta {
   labels: string[];
 }
 
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
 /** Intents of adapter i: 10 consecutive ones (cyclically) from 17·i mod 150. */
 function adapterIntents(i: number, all: string[]): string[] {
   return Array.from({ length: INTENTS_PER_ADAPTER }, (_, j) => all[(17 * i + j) % all.length]);
 }
 
 /** Makes the adapters (see the header) and writes them under `dir`; returns their names and labels. */
-async function makeAdapters(base: Model, dir: string): Promise<AdapterMeta[]> {
+async function makeAdapters(base: Model, dir: string, registryHome?: string): Promise<AdapterMeta[]> {
   const train = readClinc('train');
   const intents = [...new Set(train.map((r) => r.label))].sort();
   const rows = firstPerIntent(train, TRAIN_PER_INTENT, new Set(intents));
@@ -115,23 +121,36 @@ async function makeAdapters(base: Model, dir: string): Promise<AdapterMeta[]> {
         B: Float32Array.from({ length: r * s.outFeatures }, () => (rnd() * 2 - 1) * 0.01),
       });
     }
+    const lineage: Lineage = {
+      base: { id: 'use-lite', hash },
+      strategy: 'lora',
+      hyperparameters: { bench: 'serve', maxLength: MAX_LENGTH },
+      data_fingerprint: 'clinc150',
+      seed: i,
+      tailor_version: '0',
+      labels,
+    };
     const adapter: LoraAdapter = {
       config: peftConfig({ r, lora_alpha: 16, target_modules: TARGETS, modules_to_save: ['classifier'] }),
       weights,
       head: { weight: head.weight, bias: head.bias, features: width, labels },
-      lineage: {
-        base: { id: 'use-lite', hash },
-        strategy: 'lora',
-        hyperparameters: { bench: 'serve' },
-        data_fingerprint: 'clinc150',
-        seed: i,
-        tailor_version: '0',
-        labels,
-      },
+      lineage,
     };
     const name = `a${i}`;
     await saveAdapter(path.join(dir, name), adapter);
+    if (registryHome)
+      await saveCustomizedModel(path.join(dir, 'saved', name), { model: base, labels, lineage, adapter }, { base });
     metas.push({ name, labels });
+  }
+  if (registryHome) {
+    // Registered as `tailor customize --register` leaves them: one model per adapter, its saved folder.
+    const registry = await openRegistry({ home: registryHome });
+    try {
+      for (const m of metas) await registry.registerModel({ name: m.name, source: path.join(dir, 'saved', m.name) });
+    } finally {
+      await registry.close();
+    }
+    fs.rmSync(path.join(dir, 'saved'), { recursive: true, force: true });
   }
   return metas;
 }
@@ -303,13 +322,18 @@ function zipf(n: number, s: number, rnd: () => number): () => number {
   };
 }
 
-function post(agent: http.Agent, port: number, body: string): Promise<{ status: number; body: string }> {
+function post(
+  agent: http.Agent,
+  port: number,
+  urlPath: string,
+  body: string,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
         host: '127.0.0.1',
         port,
-        path: '/predict',
+        path: urlPath,
         method: 'POST',
         agent,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
@@ -335,12 +359,30 @@ interface LoadResult {
 }
 
 /** Closed loop: `connections` workers each send one request, await it, and repeat until time or count run out. */
+/** How one case is asked: its path and body, and the label in its answer. */
+interface Protocol {
+  request(a: Ask): { path: string; body: string };
+  label(body: string): string;
+}
+
+const FRONT: Protocol = {
+  request: (a) => ({ path: '/predict', body: JSON.stringify({ adapter: a.adapter, text: a.text }) }),
+  label: (b) => (JSON.parse(b) as Prediction).label,
+};
+
+/** `tailor serve`'s friendly API, one text per request. */
+const TAILOR_SERVE: Protocol = {
+  request: (a) => ({ path: `/v1/models/${a.adapter}/predict`, body: JSON.stringify({ texts: [a.text] }) }),
+  label: (b) => (JSON.parse(b) as { predictions: { label: string }[] }).predictions[0].label,
+};
+
 async function load(
   port: number,
   asks: () => Ask,
   connections: number,
   seconds: number,
   max: number,
+  proto: Protocol = FRONT,
 ): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const lat: number[] = [];
@@ -356,10 +398,11 @@ async function load(
         const a = asks();
         const s = performance.now();
         try {
-          const r = await post(agent, port, JSON.stringify({ adapter: a.adapter, text: a.text }));
+          const q = proto.request(a);
+          const r = await post(agent, port, q.path, q.body);
           lat.push(performance.now() - s);
           if (r.status !== 200) errors++;
-          else if ((JSON.parse(r.body) as Prediction).label === a.label) correct++;
+          else if (proto.label(r.body) === a.label) correct++;
         } catch {
           errors++;
         }
@@ -392,6 +435,81 @@ async function startServer(c: CaseName, dir: string): Promise<{ child: ChildProc
   return { child, port };
 }
 
+/** Case (b): the real `tailor serve` over the bench registry, with the same batching, threads and concurrent runs. */
+async function startTailorServe(home: string): Promise<{ child: ChildProcess; port: number; setupMs: number }> {
+  const t0 = performance.now();
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(REPO, 'bin', 'tailor.js'),
+      'serve',
+      '--home',
+      home,
+      '--port',
+      '0',
+      '--json',
+      '--threads',
+      String(Math.max(1, Math.floor(THREADS / RUNS))),
+      '--adapter-runs',
+      String(RUNS),
+      '--adapter-modules',
+      `\\.(${TARGETS.join('|')})$`,
+      '--max-batch-size',
+      String(num('--max-batch', 32)),
+      '--max-queue-delay-ms',
+      String(num('--delay-ms', 2)),
+      '--max-queue',
+      '4096',
+      '--log-sample-rate',
+      '0',
+      '--poll-interval',
+      '0',
+      '--quiet',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const rl = readline.createInterface({ input: child.stdout! });
+  const port = await new Promise<number>((resolve, reject) => {
+    rl.once('line', (l) => {
+      const r = JSON.parse(l) as { url: string; models: { ref: string; state: string; error?: string }[] };
+      const bad = r.models.filter((m) => m.state !== 'ready');
+      if (bad.length)
+        reject(new Error(`tailor serve could not load ${bad.map((m) => `${m.ref}: ${m.error}`).join('; ')}`));
+      else resolve(Number(new URL(r.url).port));
+    });
+    child.once('exit', (code) => reject(new Error(`tailor serve exited (${code}) before listening`)));
+  });
+  return { child, port, setupMs: performance.now() - t0 };
+}
+
+/** The bench's stats from `tailor serve`'s Prometheus text: RSS, and inference and execution counts of its engines. */
+async function tailorStats(port: number): Promise<Record<string, number>> {
+  const text = await new Promise<string>((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      })
+      .on('error', reject);
+  });
+  const sum = (name: string): number => {
+    let v = 0;
+    for (const line of text.split('\n')) {
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$/.exec(line);
+      if (m && m[1] === name) v += Number(m[3]);
+    }
+    return v;
+  };
+  return {
+    rss: sum('process_resident_memory_bytes'),
+    inferences: sum('tailor_inference_total'),
+    executions: sum('tailor_execution_total'),
+    adapters: sum('tailor_adapters_loaded'),
+    evictions: sum('tailor_adapter_cache_evictions_total'),
+  };
+}
+
 async function getStats(port: number): Promise<Record<string, number>> {
   return new Promise((resolve, reject) => {
     http
@@ -421,7 +539,8 @@ async function main(): Promise<void> {
           .join(' ')}`,
     );
     const base = await loadBase('use-lite');
-    const metas = await makeAdapters(base, dir);
+    const home = path.join(dir, 'home');
+    const metas = await makeAdapters(base, dir, cases.includes('b') ? home : undefined);
     fs.writeFileSync(path.join(dir, 'adapters.json'), JSON.stringify(metas));
     const test = readClinc('test');
     const byIntent = new Map<string, { text: string; label: string }[]>();
@@ -437,12 +556,16 @@ async function main(): Promise<void> {
         const r = pool[Math.floor(rnd() * pool.length)];
         return { adapter: m.name, text: r.text, label: r.label };
       };
-      const { child, port } = await startServer(c, dir);
+      const real = c === 'b';
+      const proto = real ? TAILOR_SERVE : FRONT;
+      const { child, port, setupMs } = real
+        ? await startTailorServe(home)
+        : { ...(await startServer(c, dir)), setupMs: 0 };
       try {
-        await load(port, asks, connections, 2, 400); // warm-up
+        await load(port, asks, connections, 2, Math.min(400, maxRequests), proto); // warm-up
         const loadBefore = os.loadavg()[0];
-        const r = await load(port, asks, connections, seconds, maxRequests);
-        const st = await getStats(port);
+        const r = await load(port, asks, connections, seconds, maxRequests, proto);
+        const st = real ? { ...(await tailorStats(port)), setupMs } : await getStats(port);
         const row = {
           case: c,
           title: CASE_TITLES[c],

@@ -15,7 +15,8 @@ import Fastify, {
 } from 'fastify';
 import { JsonlAppender, type AppenderOptions } from './applog.ts';
 import { KeyRing, type ApiKey } from './auth.ts';
-import type { ServedModel } from './backend.ts';
+import { AdapterEngines, type MixedAdapterOptions } from './adapters.ts';
+import { ModelUnavailableError, ServerBusyError, type ServedModel } from './backend.ts';
 import type { BatchingOptions } from './batcher.ts';
 import { DEFAULT_LIMITS, type Limits, type LogInputs, type ServeContext } from './context.ts';
 import { loadFolderModel } from './engine.ts';
@@ -59,6 +60,11 @@ export interface ServeOptions {
   logAppender?: Pick<AppenderOptions, 'write' | 'maxBufferedRows' | 'flushIntervalMs' | 'closeTimeoutMs'>;
   /** The engine; default the folder engine (one ORT session per version, dynamic batching). */
   loader?: ModelLoader;
+  /**
+   * LoRA adapters over one base served by one mixed-adapter engine (default on); `{ enabled: false }` serves each
+   * adapter's merged model on its own. Ignored when `loader` is given.
+   */
+  mixedAdapters?: MixedAdapterOptions;
   /** Metrics to export; pass your own when your loader's engine reports into it (adapter cache events). */
   metrics?: ServeMetrics;
   intraOpThreads?: number;
@@ -110,16 +116,25 @@ export async function startServer(options: ServeOptions = {}): Promise<ServeHand
   if (!(sampleRate >= 0 && sampleRate <= 1))
     throw new ConfigError(`log sample rate must be between 0 and 1, got ${sampleRate}`, { field: 'log-sample-rate' });
   const metrics = options.metrics ?? new ServeMetrics();
-  const loader: ModelLoader =
-    options.loader ??
-    ((mv: ModelVersion, dir: string): Promise<ServedModel> =>
-      loadFolderModel(dir, {
-        name: mv.name,
-        version: mv.version,
+  const folderLoader = (mv: ModelVersion, dir: string): Promise<ServedModel> =>
+    loadFolderModel(dir, {
+      name: mv.name,
+      version: mv.version,
+      batching: options.batching,
+      observer: metrics.batchObserver(mv.name, mv.version),
+      intraOpThreads: options.intraOpThreads,
+    });
+  const adapterEngines = options.loader
+    ? undefined
+    : new AdapterEngines({
+        ...options.mixedAdapters,
+        registry,
+        metrics,
+        fallback: folderLoader,
         batching: options.batching,
-        observer: metrics.batchObserver(mv.name, mv.version),
         intraOpThreads: options.intraOpThreads,
-      }));
+      });
+  const loader: ModelLoader = options.loader ?? adapterEngines!.loader;
   const manager = new ModelManager(registry, loader, {
     pollIntervalMs: options.pollIntervalMs,
     events: {
@@ -180,8 +195,12 @@ export async function startServer(options: ServeOptions = {}): Promise<ServeHand
   app.setErrorHandler((err: FastifyError | HttpError, req, reply) => {
     let status = 500;
     let message = err.message;
-    const headers: Record<string, string> = err instanceof HttpError ? err.headers : {};
+    const headers: Record<string, string> = err instanceof HttpError ? { ...err.headers } : {};
     if (err instanceof HttpError) status = err.statusCode;
+    else if (err instanceof ServerBusyError) {
+      status = 503;
+      headers['retry-after'] = String(err.retryAfterSeconds);
+    } else if (err instanceof ModelUnavailableError) status = 503;
     else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       status = 413;
       message = `request body is larger than the limit of ${limits.maxBodyBytes} bytes (--max-body-bytes)`;
@@ -237,6 +256,7 @@ export async function startServer(options: ServeOptions = {}): Promise<ServeHand
   const close = async (): Promise<void> => {
     await app.close();
     await manager.close();
+    await adapterEngines?.close();
     await Promise.all([ctx.predictionLog?.close(), ctx.feedbackLog.close()]);
     if (ownsRegistry) await registry.close();
   };

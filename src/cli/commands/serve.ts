@@ -29,6 +29,10 @@ interface ServeCliOptions extends GlobalOptions {
   tlsKey?: string;
   threads?: number;
   logLevel: string;
+  mixedAdapters: boolean;
+  adapterCacheMb: number;
+  adapterRuns: number;
+  adapterModules?: string;
 }
 
 function readPem(file: string, what: string): Buffer {
@@ -84,6 +88,16 @@ export function serveCommand(): Command {
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key')
     .option('--threads <n>', 'ONNX Runtime threads per execution (default: ORT)', num({ min: 1, int: true }))
+    .option(
+      '--no-mixed-adapters',
+      'serve each LoRA adapter as its own merged model instead of one mixed-adapter engine per base',
+    )
+    .option('--adapter-cache-mb <n>', 'MiB of adapter slots per base (hot adapters)', num({ min: 1 }), 256)
+    .option(
+      '--adapter-modules <regex>',
+      'modules with a LoRA branch in mixed-adapter engines (default: every linear module of the base)',
+    )
+    .option('--adapter-runs <n>', 'ORT runs in flight at once per mixed-adapter base', num({ min: 1, int: true }), 1)
     .addOption(
       new Option('--log-level <level>', 'server log level (JSON lines on stdout)')
         .choices(['fatal', 'error', 'warn', 'info', 'debug'])
@@ -128,6 +142,12 @@ export function serveCommand(): Command {
         logInputs: o.logInputs,
         logSampleRate: o.logSampleRate,
         intraOpThreads: o.threads,
+        mixedAdapters: {
+          enabled: o.mixedAdapters,
+          cacheBytes: Math.floor(o.adapterCacheMb * 2 ** 20),
+          concurrency: o.adapterRuns,
+          ...(o.adapterModules !== undefined ? { modules: o.adapterModules } : {}),
+        },
         logger: { level: o.logLevel },
       });
     } catch (e) {
