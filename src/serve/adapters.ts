@@ -88,8 +88,8 @@ export async function findAdapter(registry: Registry, mv: ModelVersion, dir: str
   // The store's list, not showRun: that one sweeps stale runs, a write the server has no business doing.
   const arts = await registry.metadata.listArtifacts(mv.runId);
   const art = arts.find((a) => a.kind === 'adapter' || a.path === 'adapter');
-  const local = art ? registry.artifacts.localPath(art.hash) : undefined;
-  return local ? loraAdapterAt(local) : undefined;
+  // In place on a local store; downloaded once, by content hash, from a remote one.
+  return art ? loraAdapterAt(await registry.artifacts.materialize(art.hash)) : undefined;
 }
 
 /** The base under a merged LoRA model: the merged weights minus the same adapter delta (see the module comment). */
