@@ -12,3 +12,4 @@ export * from './html.ts';
 export * from './run.ts';
 export * from './retrain.ts';
 export * from './reference.ts';
+export * from './loop.ts';

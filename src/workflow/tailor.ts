@@ -13,7 +13,7 @@ import type { CalibrationReport } from '../customize/customize.ts';
 import type { TargetKind } from '../customize/sites.ts';
 import { evaluate, evalReportToJson, formatEvalReport, type EvalReport } from '../eval/index.ts';
 import { countParams, type Model } from '../models/model.ts';
-import { openRegistry, type Registry } from '../registry/index.ts';
+import { openRegistry, type ParentSpec, type Registry } from '../registry/index.ts';
 import type { ProviderSpec } from '../runtime/session.ts';
 import {
   loadDomainData,
@@ -83,6 +83,8 @@ export interface TailorOptions {
    * Monitoring uses it to store the reference profile (monitor/ sits above workflow/, so it hooks in here).
    */
   beforeRegister?: (ctx: RegistrationContext) => Promise<Record<string, string>>;
+  /** Lineage parents besides the base (e.g. `{ relation: 'retrained_from', model: 'tickets:3' }`). */
+  parents?: ParentSpec[];
 }
 
 /** What a `beforeRegister` hook sees: the model about to be registered and the data it was made from. */
@@ -447,7 +449,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       const mv = await run.registerModel({
         name,
         source: { runId: run.id, artifactPath: 'model' },
-        parents: [{ relation: 'base', external: spec }],
+        parents: [{ relation: 'base', external: spec }, ...(o.parents ?? [])],
         ...(o.aliases?.length && !aliasesWithheld ? { aliases: o.aliases } : {}),
         description: `${strategy} on ${spec}`,
         metadata: {
