@@ -101,10 +101,10 @@ export function watchCommand(): Command {
       const home = resolveHome(o.home);
       for (;;) {
         const profile = await profileFor(policy.model, o.reference, o.home);
-        const tick = o.retrain
-          ? await L.watchAndRetrain({ home, policy, profile })
-          : await L.watchOnce(home, policy, profile);
-        const retrain = 'retrain' in tick ? tick.retrain : undefined;
+        const tick: import('../../monitor/index.ts').WatchTick & {
+          retrain?: import('../../monitor/index.ts').RetrainOutcome;
+        } = o.retrain ? await L.watchAndRetrain({ home, policy, profile }) : await L.watchOnce(home, policy, profile);
+        const retrain = tick.retrain;
         emit(o, { decision: tick.decision, summary: tick.report.summary, ...(retrain ? { retrain } : {}) }, () =>
           [
             `${new Date().toISOString()} ${policy.model} v${profile.model.version}: ${
