@@ -7,12 +7,12 @@
  * The loop itself is a tracked run (experiment `monitor`); the challenger's customize runs are tagged with it and
  * the challenger's lineage names the champion (`retrained_from`).
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from '../errors.ts';
 import { Classifier } from '../models/classifier.ts';
 import { openRegistry, parseModelRef, type Json, type ModelVersion } from '../registry/index.ts';
-import { seedFor } from '../util/hash.ts';
 import type { TailorOptions, WorkflowProgress } from '../workflow/tailor.ts';
 import { STRATEGY_CHOICES, type StrategyChoice } from '../workflow/strategies.ts';
 import { evaluateGate, type GateResult, type GateThresholds } from './gate.ts';
@@ -177,7 +177,15 @@ export async function retrainAndPromote(o: RetrainOptions): Promise<RetrainOutco
         seen.add(k);
         labelled.push(p);
       }
-      const isHeld = (p: PredictionRow): boolean => seedFor(seed, rowKey(p)) / 2 ** 32 < holdOutShare;
+      // SHA-256 rather than the project's FNV-1a: request ids differ in a digit or two, and FNV's top bits barely
+      // move then, which put whole requests on one side.
+      const isHeld = (p: PredictionRow): boolean =>
+        createHash('sha256')
+          .update(`${seed}:${rowKey(p)}`)
+          .digest()
+          .readUInt32BE(0) /
+          2 ** 32 <
+        holdOutShare;
       const heldFeedback = labelled.filter(isHeld);
       const trainFeedback = labelled.filter((p) => !isHeld(p));
       const base: Omit<RetrainOutcome, 'status' | 'reasons' | 'runId'> = {
