@@ -7,16 +7,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeCsv, writeTinyBert, type Row } from '../cli/fixtures.ts';
+import { json, tailor, writeCsv, writeTinyBert, type Row } from '../cli/fixtures.ts';
 import { firstPerIntent, readClinc } from '../clinc150.ts';
 import { createRng } from '../../src/util/rng.ts';
 import {
   loadProfile,
   policyFromObject,
   retrainAndPromote,
+  type RetrainOutcome,
   tailorWithReference,
   watchOnce,
 } from '../../src/monitor/index.ts';
@@ -215,8 +216,19 @@ test('corrupted feedback labels: the challenger is worse and the gate refuses it
     keys,
     keys.map(() => KNOWN[rng.int(KNOWN.length)]),
   );
-  const out = await retrainAndPromote({ home, policy, tailor: { epochs: 4 } });
+  // Through the CLI this time: `tailor watch` fires on the shift and runs the loop with the champion's recipe.
+  const policyFile = path.join(dir, 'policy.yaml');
+  writeFileSync(
+    policyFile,
+    'version: 1\nmodel: tickets@production\nwindow: 1h\nlookback: 1h\nmin_window_size: 20\ntrigger:\n  on: [dataset_drift, text_drift]\n',
+  );
+  const w = await tailor(['watch', '--policy', policyFile, '--once', '--json', '--home', home]);
+  assert.equal(w.status, 0, w.stderr);
+  const tick = json<{ decision: { fire: boolean }; retrain: RetrainOutcome }>(w);
+  assert.equal(tick.decision.fire, true);
+  const out = tick.retrain;
   assert.equal(out.status, 'refused', JSON.stringify(out.gate?.checks));
+  assert.equal(out.strategy, 'head');
   assert.equal(out.reasons.length, 1);
   assert.match(out.reasons[0], /^change -\d+\.\d\d pt vs champion < -0\.50 pt$/);
   const reg = await openRegistry({ home });
