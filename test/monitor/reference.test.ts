@@ -11,10 +11,13 @@ import { workspace } from '../cli/fixtures.ts';
 import {
   loadProfile,
   loadReferenceData,
+  policyFromObject,
   PROFILE_FILE,
   REFERENCE_DATA_FILE,
+  retrainAndPromote,
   tailorWithReference,
 } from '../../src/monitor/index.ts';
+import { ConfigError } from '../../src/errors.ts';
 import { tailorModel } from '../../src/workflow/tailor.ts';
 import { openRegistry } from '../../src/registry/index.ts';
 import { Classifier } from '../../src/models/classifier.ts';
@@ -72,4 +75,30 @@ test('the registered version carries its reference profile and reference rows; p
   );
   // The profile file is in the version's immutable folder, not only in the out folder.
   assert.ok(readFileSync(path.join(r.out, 'model', REFERENCE_DATA_FILE), 'utf8').length > 0);
+
+  // Without labelled feedback the loop does not retrain; it says why and records the skip as a run.
+  const policy = policyFromObject({ version: 1, model: 'clinc@production' });
+  const out = await retrainAndPromote({ home: ws.home, policy });
+  assert.equal(out.status, 'skipped');
+  assert.deepEqual(out.reasons, [
+    '0 labelled feedback row(s) to train on (0 labelled, 0 held out for the gate); need 1',
+  ]);
+  assert.equal(out.production, 2);
+  const reg2 = await openRegistry({ home: ws.home });
+  assert.equal((await reg2.showRun(out.runId)).tags.decision, 'skipped');
+  assert.equal((await reg2.getModel('clinc@production')).version, 2);
+  await reg2.close();
+
+  // A hook may only add files inside the model folder; the run fails and nothing is written or registered.
+  const escape = path.join(ws.dir, 'escape');
+  await assert.rejects(
+    tailorModel({ ...common, out: escape, beforeRegister: async () => ({ '../evil.txt': 'x' }) }),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.message === "beforeRegister returned the file name '../evil.txt', which leaves the model folder",
+  );
+  assert.equal(existsSync(escape), false);
+  const reg3 = await openRegistry({ home: ws.home });
+  assert.equal((await reg3.listModelVersions('clinc')).length, 2);
+  await reg3.close();
 });
