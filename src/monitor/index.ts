@@ -11,3 +11,5 @@ export * from './report.ts';
 export * from './html.ts';
 export * from './run.ts';
 export * from './retrain.ts';
+export * from './reference.ts';
+export * from './loop.ts';

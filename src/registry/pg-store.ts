@@ -13,6 +13,8 @@ import pRetry, { AbortError } from 'p-retry';
 import { RegistryError } from '../errors.ts';
 import type { MetadataStore } from './store.ts';
 import type {
+  AliasMove,
+  AliasRollback,
   ArtifactRef,
   CodeVersion,
   Json,
@@ -30,7 +32,7 @@ import type {
   RunStatus,
   StoredObject,
 } from './types.ts';
-import { errCode, maskUrl } from './util.ts';
+import { errCode, maskUrl, rollbackTarget } from './util.ts';
 
 /** Schema migrations; index i upgrades version i to i+1. Append only, never edit a released one. */
 const MIGRATIONS: string[] = [
@@ -140,6 +142,20 @@ const MIGRATIONS: string[] = [
     host TEXT NOT NULL,
     created_at BIGINT NOT NULL
   );
+  `,
+  // Alias history, so that `rollback` knows where an alias pointed before; seeded with the current targets.
+  `
+  CREATE TABLE alias_history (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT COLLATE "C" NOT NULL,
+    alias TEXT COLLATE "C" NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('set', 'rollback', 'delete')),
+    version INTEGER,
+    at BIGINT NOT NULL
+  );
+  CREATE INDEX alias_history_key ON alias_history (name, alias, id);
+  INSERT INTO alias_history (name, alias, action, version, at)
+    SELECT name, alias, 'set', version, updated_at FROM aliases ORDER BY updated_at;
   `,
 ];
 
@@ -748,19 +764,34 @@ export class PgMetadataStore implements MetadataStore {
           );
         }
       }
-      for (const a of input.aliases ?? []) await this.upsertAlias(c, input.name, a, next, input.createdAt);
+      for (const a of input.aliases ?? []) await this.upsertAlias(c, input.name, a, next, input.createdAt, 'set');
       if (releaseTokens.length) await c.query('DELETE FROM reservations WHERE token = ANY($1)', [releaseTokens]);
       return next;
     });
     return (await this.getModelVersion(input.name, version))!;
   }
 
-  private async upsertAlias(c: pg.PoolClient, name: string, alias: string, version: number, at: number): Promise<void> {
+  /** Points the alias and appends the move to its history, inside the caller's transaction. */
+  private async upsertAlias(
+    c: pg.PoolClient,
+    name: string,
+    alias: string,
+    version: number,
+    at: number,
+    action: 'set' | 'rollback',
+  ): Promise<void> {
     await c.query(
       `INSERT INTO aliases (name, alias, version, updated_at) VALUES ($1, $2, $3, $4)
        ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
       [name, alias, version, at],
     );
+    await c.query('INSERT INTO alias_history (name, alias, action, version, at) VALUES ($1, $2, $3, $4, $5)', [
+      name,
+      alias,
+      action,
+      version,
+      at,
+    ]);
   }
 
   async getModelVersion(name: string, version: number): Promise<ModelVersion | undefined> {
@@ -812,16 +843,64 @@ export class PgMetadataStore implements MetadataStore {
         throw new RegistryError(`model version ${name}:${version} does not exist`, { value: `${name}:${version}` });
       }
       const now = Date.now();
-      await this.upsertAlias(c, name, alias, version, now);
+      await this.upsertAlias(c, name, alias, version, now, 'set');
       await c.query('UPDATE models SET updated_at = $1 WHERE name = $2', [now, name]);
     });
   }
 
   async deleteAlias(name: string, alias: string): Promise<boolean> {
-    return this.tx(
-      async (c) =>
-        ((await c.query('DELETE FROM aliases WHERE name = $1 AND alias = $2', [name, alias])).rowCount ?? 0) > 0,
+    return this.tx(async (c) => {
+      const gone =
+        ((await c.query('DELETE FROM aliases WHERE name = $1 AND alias = $2', [name, alias])).rowCount ?? 0) > 0;
+      if (gone) {
+        await c.query(
+          "INSERT INTO alias_history (name, alias, action, version, at) VALUES ($1, $2, 'delete', NULL, $3)",
+          [name, alias, Date.now()],
+        );
+      }
+      return gone;
+    });
+  }
+
+  async aliasHistory(name: string, alias: string): Promise<AliasMove[]> {
+    return this.readAliasHistory((sql, params) => this.q(sql, params), name, alias);
+  }
+
+  private async readAliasHistory(
+    query: (
+      sql: string,
+      params: unknown[],
+    ) => Promise<Array<{ action: string; version: number | null; at: string | number }>>,
+    name: string,
+    alias: string,
+  ): Promise<AliasMove[]> {
+    const rows = await query(
+      'SELECT action, version, at FROM alias_history WHERE name = $1 AND alias = $2 ORDER BY id',
+      [name, alias],
     );
+    return rows.map((r) => ({ action: r.action as AliasMove['action'], version: r.version, at: Number(r.at) }));
+  }
+
+  async rollbackAlias(name: string, alias: string): Promise<AliasRollback> {
+    return this.tx(async (c) => {
+      // Lock the alias row so that two rollbacks (or a rollback and a set) serialise on it.
+      const cur = await c.query<{ version: number }>(
+        'SELECT version FROM aliases WHERE name = $1 AND alias = $2 FOR UPDATE',
+        [name, alias],
+      );
+      const current = cur.rows[0]?.version;
+      const history = await this.readAliasHistory(
+        async (sql, params) =>
+          (await c.query<{ action: string; version: number | null; at: string }>(sql, params)).rows,
+        name,
+        alias,
+      );
+      const to = rollbackTarget(name, alias, current, history);
+      const now = Date.now();
+      await this.upsertAlias(c, name, alias, to, now, 'rollback');
+      await c.query('UPDATE models SET updated_at = $1 WHERE name = $2', [now, name]);
+      return { name, alias, from: current!, to };
+    });
   }
 
   async resolveAlias(name: string, alias: string): Promise<number | undefined> {

@@ -17,6 +17,8 @@ import { openArtifactStore, openMetadataStore, resolveBackends, type BackendOpti
 import { checkAlias, checkModelName, formatModelRef, parseModelRef } from './refs.ts';
 import type { ArtifactStore, MetadataStore, StagedObject, StagingArea } from './store.ts';
 import type {
+  AliasMove,
+  AliasRollback,
   ArtifactRef,
   CodeVersion,
   Json,
@@ -484,6 +486,24 @@ export class Registry {
     if (!(await this.metadata.deleteAlias(name, alias))) {
       throw new RegistryError(`alias '${alias}' of model '${name}' points nowhere`, { value: `${name}@${alias}` });
     }
+  }
+
+  /**
+   * Moves an alias back to the version it pointed at before its current one, in one transaction. Repeated
+   * rollbacks walk further back through the alias's history; a deletion starts the history afresh.
+   */
+  async rollbackAlias(name: string, alias = 'production'): Promise<AliasRollback> {
+    checkModelName(name);
+    checkAlias(alias);
+    await this.listModelVersions(name); // a clear error for an unknown model
+    return this.metadata.rollbackAlias(name, alias);
+  }
+
+  /** Every recorded move of an alias, oldest first. */
+  async aliasHistory(name: string, alias: string): Promise<AliasMove[]> {
+    checkModelName(name);
+    checkAlias(alias);
+    return this.metadata.aliasHistory(name, alias);
   }
 
   /** Copies a model version's folder to `dest` (which must not exist). Returns the version exported. */

@@ -7,7 +7,10 @@
 import Database from 'better-sqlite3';
 import { RegistryError } from '../errors.ts';
 import type { MetadataStore } from './store.ts';
+import { rollbackTarget } from './util.ts';
 import type {
+  AliasMove,
+  AliasRollback,
   ArtifactRef,
   CodeVersion,
   Json,
@@ -132,6 +135,20 @@ const MIGRATIONS: string[] = [
     host TEXT NOT NULL,
     created_at INTEGER NOT NULL
   );
+  `,
+  // Alias history, so that `rollback` knows where an alias pointed before; seeded with the current targets.
+  `
+  CREATE TABLE alias_history (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('set', 'rollback', 'delete')),
+    version INTEGER,
+    at INTEGER NOT NULL
+  );
+  CREATE INDEX alias_history_key ON alias_history (name, alias, id);
+  INSERT INTO alias_history (name, alias, action, version, at)
+    SELECT name, alias, 'set', version, updated_at FROM aliases ORDER BY updated_at;
   `,
 ];
 
@@ -552,8 +569,7 @@ export class SqliteMetadataStore implements MetadataStore {
           );
         }
       });
-      const al = db.prepare('INSERT OR REPLACE INTO aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?)');
-      for (const a of input.aliases ?? []) al.run(input.name, a, next, input.createdAt);
+      for (const a of input.aliases ?? []) this.upsertAlias(input.name, a, next, input.createdAt, 'set');
       const rel = db.prepare('DELETE FROM reservations WHERE token = ?');
       for (const t of releaseTokens) rel.run(t);
       return next;
@@ -605,17 +621,53 @@ export class SqliteMetadataStore implements MetadataStore {
         throw new RegistryError(`model version ${name}:${version} does not exist`, { value: `${name}:${version}` });
       }
       const now = Date.now();
-      this.db
-        .prepare('INSERT OR REPLACE INTO aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?)')
-        .run(name, alias, version, now);
+      this.upsertAlias(name, alias, version, now, 'set');
       this.db.prepare('UPDATE models SET updated_at = ? WHERE name = ?').run(now, name);
     });
   }
 
+  /** Points the alias and appends the move to its history; call inside a write transaction. */
+  private upsertAlias(name: string, alias: string, version: number, at: number, action: 'set' | 'rollback'): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?)')
+      .run(name, alias, version, at);
+    this.db
+      .prepare('INSERT INTO alias_history (name, alias, action, version, at) VALUES (?, ?, ?, ?, ?)')
+      .run(name, alias, action, version, at);
+  }
+
   async deleteAlias(name: string, alias: string): Promise<boolean> {
-    return this.write(
-      () => this.db.prepare('DELETE FROM aliases WHERE name = ? AND alias = ?').run(name, alias).changes > 0,
-    );
+    return this.write(() => {
+      const gone = this.db.prepare('DELETE FROM aliases WHERE name = ? AND alias = ?').run(name, alias).changes > 0;
+      if (gone) {
+        this.db
+          .prepare("INSERT INTO alias_history (name, alias, action, version, at) VALUES (?, ?, 'delete', NULL, ?)")
+          .run(name, alias, Date.now());
+      }
+      return gone;
+    });
+  }
+
+  async aliasHistory(name: string, alias: string): Promise<AliasMove[]> {
+    return this.readAliasHistory(name, alias);
+  }
+
+  private readAliasHistory(name: string, alias: string): AliasMove[] {
+    return this.db
+      .prepare('SELECT action, version, at FROM alias_history WHERE name = ? AND alias = ? ORDER BY id')
+      .all(name, alias) as AliasMove[];
+  }
+
+  async rollbackAlias(name: string, alias: string): Promise<AliasRollback> {
+    return this.write(() => {
+      const cur = this.db.prepare('SELECT version FROM aliases WHERE name = ? AND alias = ?').get(name, alias) as
+        { version: number } | undefined;
+      const to = rollbackTarget(name, alias, cur?.version, this.readAliasHistory(name, alias));
+      const now = Date.now();
+      this.upsertAlias(name, alias, to, now, 'rollback');
+      this.db.prepare('UPDATE models SET updated_at = ? WHERE name = ?').run(now, name);
+      return { name, alias, from: cur!.version, to };
+    });
   }
 
   async resolveAlias(name: string, alias: string): Promise<number | undefined> {

@@ -4,6 +4,8 @@
  * backend needs that) and take and return plain data from ./types.ts; no backend type crosses the seam.
  */
 import type {
+  AliasMove,
+  AliasRollback,
   ArtifactRef,
   Json,
   MetricPoint,
@@ -71,6 +73,10 @@ export interface MetadataStore {
   /** Returns whether the alias existed. */
   deleteAlias(name: string, alias: string): Promise<boolean>;
   resolveAlias(name: string, alias: string): Promise<number | undefined>;
+  /** Every recorded move of the alias, oldest first (set, rollback, delete). */
+  aliasHistory(name: string, alias: string): Promise<AliasMove[]>;
+  /** Moves the alias back to the version it pointed at before its current one (see `aliasStack`); atomic. */
+  rollbackAlias(name: string, alias: string): Promise<AliasRollback>;
 
   /** Marks an object as being written, so gc keeps it although no row references it yet. */
   reserveObject(reservation: ObjectReservation): Promise<void>;

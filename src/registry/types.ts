@@ -138,6 +138,21 @@ export interface ModelSummary {
   updatedAt: number;
 }
 
+/** One recorded move of an alias, oldest first in a history. `version` is null for a deletion. */
+export interface AliasMove {
+  action: 'set' | 'rollback' | 'delete';
+  version: number | null;
+  at: number;
+}
+
+/** Result of rolling an alias back: where it pointed and where it points now. */
+export interface AliasRollback {
+  name: string;
+  alias: string;
+  from: number;
+  to: number;
+}
+
 /** Filters for listing runs. */
 export interface RunFilter {
   status?: RunStatus;

@@ -1,6 +1,8 @@
 /** Small process and id helpers shared by the registry backends. */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { RegistryError } from '../errors.ts';
+import type { AliasMove } from './types.ts';
 
 /** This machine's name, recorded with pids so that liveness is only judged for local processes. */
 export const HOST = hostname();
@@ -37,4 +39,39 @@ export function maskUrl(url: string): string {
   return url
     .replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^/:@?#]*):[^/@?#]*@/, '$1:***@')
     .replace(/([?&][^=&#]*(?:pass|secret|token|key)[^=&#]*)=[^&#]*/gi, '$1=***');
+}
+
+/**
+ * The versions an alias has pointed at that a rollback can return to, oldest first, replayed from its history:
+ * a set pushes (unless it re-sets the current version), a rollback pops, a deletion clears.
+ */
+export function aliasStack(moves: readonly AliasMove[]): number[] {
+  const stack: number[] = [];
+  for (const m of moves) {
+    if (m.action === 'delete') stack.length = 0;
+    else if (m.action === 'rollback') stack.pop();
+    else if (m.version !== null && stack[stack.length - 1] !== m.version) stack.push(m.version);
+  }
+  return stack;
+}
+
+/** The version a rollback of an alias currently at `current` moves it to; throws when there is none. */
+export function rollbackTarget(
+  name: string,
+  alias: string,
+  current: number | undefined,
+  moves: readonly AliasMove[],
+): number {
+  if (current === undefined) {
+    throw new RegistryError(`alias '${alias}' of model '${name}' points nowhere`, { value: `${name}@${alias}` });
+  }
+  const stack = aliasStack(moves);
+  // A history that disagrees with the alias (e.g. rows copied by an older migrate) has no trustworthy "before".
+  if (stack.length < 2 || stack[stack.length - 1] !== current) {
+    throw new RegistryError(
+      `alias '${alias}' of model '${name}' has no previous version to roll back to (it points at version ${current})`,
+      { value: `${name}@${alias}` },
+    );
+  }
+  return stack[stack.length - 2];
 }

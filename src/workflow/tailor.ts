@@ -13,7 +13,7 @@ import type { CalibrationReport } from '../customize/customize.ts';
 import type { TargetKind } from '../customize/sites.ts';
 import { evaluate, evalReportToJson, formatEvalReport, type EvalReport } from '../eval/index.ts';
 import { countParams, type Model } from '../models/model.ts';
-import { openRegistry, type Registry } from '../registry/index.ts';
+import { openRegistry, type ParentSpec, type Registry } from '../registry/index.ts';
 import type { ProviderSpec } from '../runtime/session.ts';
 import {
   loadDomainData,
@@ -26,6 +26,7 @@ import {
   type Recommendation,
 } from '../audit/index.ts';
 import { argmaxRows, predictTexts } from '../models/text.ts';
+import { softmaxRows } from '../models/classifier.ts';
 import { assertFreshOut } from '../models/artifact.ts';
 import { mergedModel, saveCustomizedModel } from '../customize/save.ts';
 import { makeLineage } from '../customize/lineage.ts';
@@ -76,6 +77,33 @@ export interface TailorOptions {
   tags?: Record<string, string>;
   /** Move `aliases` even when the customized model is significantly worse than the baseline (default false). */
   allowRegression?: boolean;
+  /**
+   * Called once the model is trained and evaluated, before its folder is written and registered: returns extra
+   * files for the model folder (path inside model/ -> text), which so become part of the registered version.
+   * Monitoring uses it to store the reference profile (monitor/ sits above workflow/, so it hooks in here).
+   */
+  beforeRegister?: (ctx: RegistrationContext) => Promise<Record<string, string>>;
+  /** Lineage parents besides the base (e.g. `{ relation: 'retrained_from', model: 'tickets:3' }`). */
+  parents?: ParentSpec[];
+}
+
+/** What a `beforeRegister` hook sees: the model about to be registered and the data it was made from. */
+export interface RegistrationContext {
+  name: string;
+  /** The version the registry will assign unless another writer registers the same name first (latest + 1). */
+  version: number;
+  labels: string[];
+  strategy: Strategy | 'none';
+  /** The training rows customize saw (after any subsampling). */
+  train: Array<{ text: string; label: string }>;
+  /** Validation rows with the final model's (calibrated) class probabilities, aligned with `labels`. */
+  validation: { texts: string[]; labels: string[]; probabilities: number[][] };
+  /** The held-out eval rows the model was scored on. */
+  eval: Array<{ text: string; label: string }>;
+  /** The final model (weights merged) and the base it came from. */
+  model: Model;
+  base: Model;
+  maxLength: number;
 }
 
 /** What `tailorModel` returns: the object `tailor customize --json` prints. */
@@ -334,6 +362,35 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         comparison: report.comparison,
         ...(requested === 'auto' ? { recommendation: rec } : {}),
       };
+      let modelFiles: Record<string, string> = {};
+      if (o.beforeRegister) {
+        const vt = state.data.validation.map((e) => e.text);
+        const vp = await predictTexts(final, vt, { maxLength: o.maxLength, providers: o.providers, batchSize: 32 });
+        const latest = (await reg.listModels()).find((m) => m.name === name)?.latestVersion ?? 0;
+        const files = await o.beforeRegister({
+          name,
+          version: latest + 1,
+          labels,
+          strategy,
+          train: state.train.map((e) => ({ text: e.text, label: e.label })),
+          validation: {
+            texts: vt,
+            labels: state.data.validation.map((e) => e.label),
+            probabilities: softmaxRows(vp.logits, vp.classes),
+          },
+          eval: state.evalSet.map((e) => ({ text: e.text, label: e.label })),
+          model: final,
+          base,
+          maxLength,
+        });
+        for (const f of Object.keys(files))
+          if (path.isAbsolute(f) || f.split(/[\\/]/).includes('..'))
+            throw new ConfigError(`beforeRegister returned the file name '${f}', which leaves the model folder`, {
+              field: 'beforeRegister',
+              value: f,
+            });
+        modelFiles = Object.fromEntries(Object.entries(files).map(([f, text]) => [path.join('model', f), text]));
+      }
       const saved = await saveCustomizedModel(
         out,
         result ?? {
@@ -353,6 +410,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
           maxLength,
           metrics: { baseline: audit.baseline, customized },
           files: {
+            ...modelFiles,
             'report.json': `${JSON.stringify({ ...summary, audit, customize: result?.report ?? null, eval: JSON.parse(evalReportToJson(report)) }, null, 2)}\n`,
             'report.txt': `${formatEvalReport(report)}\n`,
           },
@@ -391,7 +449,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       const mv = await run.registerModel({
         name,
         source: { runId: run.id, artifactPath: 'model' },
-        parents: [{ relation: 'base', external: spec }],
+        parents: [{ relation: 'base', external: spec }, ...(o.parents ?? [])],
         ...(o.aliases?.length && !aliasesWithheld ? { aliases: o.aliases } : {}),
         description: `${strategy} on ${spec}`,
         metadata: {

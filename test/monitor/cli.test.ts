@@ -39,7 +39,8 @@ test('tailor monitor writes both reports and prints the window table; watch --on
 
   const policy = path.join(d.home, 'policy.yaml');
   fs.writeFileSync(policy, 'version: 1\nmodel: tickets@production\nlookback: 100d\nwindow: 1h\nmin_window_size: 100\n');
-  const w = await tailor(['watch', '--policy', policy, '--once', '--json', ...common]);
+  // The synthetic deployment has a profile but no registered model to retrain: report only.
+  const w = await tailor(['watch', '--policy', policy, '--once', '--no-retrain', '--json', ...common]);
   assert.equal(w.status, 0, w.stderr);
   const tick = json<{ decision: { fire: boolean; reasons: string[] } }>(w);
   assert.equal(tick.decision.fire, true);
@@ -52,7 +53,7 @@ test('tailor monitor writes both reports and prints the window table; watch --on
     1,
   );
   // Within the cool-down the next tick holds the trigger.
-  const w2 = await tailor(['watch', '--policy', policy, '--once', ...common]);
+  const w2 = await tailor(['watch', '--policy', policy, '--once', '--no-retrain', ...common]);
   assert.match(w2.stdout, /: ok - .*held: last trigger at .* is within the 6h cool-down/);
 
   const bad = await tailor(['watch', '--policy', policy, '--once', '--home', d.home]);

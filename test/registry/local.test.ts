@@ -73,7 +73,33 @@ describe('registry folder', () => {
     db.close();
     await assert.rejects(
       openRegistry({ home }),
-      /has schema version 2, newer than this Tailor supports \(1\); upgrade Tailor/,
+      new RegExp(
+        `has schema version ${SCHEMA_VERSION + 1}, newer than this Tailor supports \\(${SCHEMA_VERSION}\\); upgrade Tailor`,
+      ),
     );
+  });
+
+  test('upgrading a schema-1 registry seeds the alias history with the current targets, so rollback works after', async () => {
+    const home = fresh();
+    const src = join(root, `src-${n++}`);
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'model.onnx'), 'w');
+    const reg = await openRegistry({ home });
+    await reg.registerModel({ name: 'spam', source: src, aliases: ['production'] });
+    await reg.registerModel({ name: 'spam', source: src });
+    await reg.close();
+    // Back to schema 1 as an older Tailor left it: no history table.
+    const db = new Database(join(home, 'registry.db'));
+    db.exec('DROP TABLE alias_history');
+    db.pragma('user_version = 1');
+    db.close();
+    const again = await openRegistry({ home });
+    assert.deepEqual(
+      (await again.aliasHistory('spam', 'production')).map((m) => [m.action, m.version]),
+      [['set', 1]],
+    );
+    await again.setAlias('spam', 'production', 2);
+    assert.deepEqual(await again.rollbackAlias('spam'), { name: 'spam', alias: 'production', from: 2, to: 1 });
+    await again.close();
   });
 });

@@ -257,6 +257,59 @@ for (const backend of useBackends()) {
         await reg.close();
       });
 
+      test('rollback walks an alias back through its history, atomically and with clear errors', async () => {
+        const reg = await openRegistry(fresh());
+        await reg.registerModel({ name: 'spam', source: modelDir('r1'), aliases: ['production'] });
+        await reg.registerModel({ name: 'spam', source: modelDir('r2') });
+        await reg.registerModel({ name: 'spam', source: modelDir('r3') });
+        await assert.rejects(
+          reg.rollbackAlias('spam'),
+          isRegistryError(
+            `alias 'production' of model 'spam' has no previous version to roll back to (it points at version 1)`,
+          ),
+        );
+        await reg.setAlias('spam', 'production', 2);
+        await reg.setAlias('spam', 'production', 2); // re-pointing at the same version is not a new step
+        await reg.setAlias('spam', 'production', 3);
+        assert.deepEqual(await reg.rollbackAlias('spam'), { name: 'spam', alias: 'production', from: 3, to: 2 });
+        assert.equal((await reg.getModel('spam@production')).version, 2);
+        assert.deepEqual(await reg.rollbackAlias('spam', 'production'), {
+          name: 'spam',
+          alias: 'production',
+          from: 2,
+          to: 1,
+        });
+        assert.equal((await reg.getModel('spam@production')).version, 1);
+        await assert.rejects(
+          reg.rollbackAlias('spam'),
+          /has no previous version to roll back to \(it points at version 1\)/,
+        );
+        assert.deepEqual(
+          (await reg.aliasHistory('spam', 'production')).map((m) => [m.action, m.version]),
+          [
+            ['set', 1],
+            ['set', 2],
+            ['set', 2],
+            ['set', 3],
+            ['rollback', 2],
+            ['rollback', 1],
+          ],
+        );
+        // A deletion forgets the history: a fresh alias has nothing to roll back to.
+        await reg.deleteAlias('spam', 'production');
+        await reg.setAlias('spam', 'production', 3);
+        await assert.rejects(
+          reg.rollbackAlias('spam'),
+          /no previous version to roll back to \(it points at version 3\)/,
+        );
+        await assert.rejects(
+          reg.rollbackAlias('spam', 'staging'),
+          isRegistryError(`alias 'staging' of model 'spam' points nowhere`),
+        );
+        await assert.rejects(reg.rollbackAlias('ham'), /model 'ham' is not registered/);
+        await reg.close();
+      });
+
       test('a bad lineage parent aborts the registration without consuming a version', async () => {
         const reg = await openRegistry(fresh());
         await reg.registerModel({ name: 'spam', source: modelDir('a') });

@@ -58,13 +58,14 @@ export function customizeCommand(): Command {
     .option('--seed <n>', 'seed for splits, initialisation and shuffling', num({ int: true }), 0);
   withGlobals(cmd, { device: true });
   cmd.action(async (o: CustomizeCliOptions) => {
-    const [{ tailorModel }, { formatPipeline }] = await Promise.all([
-      import('../../workflow/tailor.ts'),
+    // tailorModel plus the monitoring reference (profile and reference rows) stored in the registered version.
+    const [{ tailorWithReference }, { formatPipeline }] = await Promise.all([
+      import('../../monitor/reference.ts'),
       import('../format.ts'),
     ]);
     const progress = progressFor(o);
     const { json: _json, device, profile: _profile, quiet: _quiet, alias, ...pipeline } = o;
-    const r = await tailorModel({
+    const r = await tailorWithReference({
       ...pipeline,
       ...(alias ? { aliases: alias } : {}),
       providers: providersFor(device),

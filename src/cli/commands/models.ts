@@ -1,4 +1,4 @@
-/** `tailor models list | show | alias | export`. */
+/** `tailor models list | show | alias | rollback | export`. */
 import { Command } from 'commander';
 import { ConfigError } from '../../errors.ts';
 import { emit, withGlobals, type GlobalOptions } from '../common.ts';
@@ -10,7 +10,7 @@ async function lib(): Promise<typeof import('../../registry/index.ts') & typeof 
 }
 
 export function modelsCommand(): Command {
-  const models = new Command('models').description('registered models: list, show, alias, export');
+  const models = new Command('models').description('registered models: list, show, alias, rollback, export');
 
   const list = new Command('list').description('every model name with its latest version and aliases');
   withGlobals(list).action(async (o: GlobalOptions) => {
@@ -59,6 +59,16 @@ export function modelsCommand(): Command {
     },
   );
 
+  const rollback = new Command('rollback')
+    .description('move an alias of model NAME back to the version it pointed at before (default alias: production)')
+    .argument('<name>', 'model name')
+    .option('--alias <alias>', 'alias to roll back', 'production');
+  withGlobals(rollback).action(async (name: string, o: GlobalOptions & { alias: string }) => {
+    const L = await lib();
+    const r = await L.withRegistry(o.home, (reg) => reg.rollbackAlias(name, o.alias));
+    emit(o, r, () => `${name}@${r.alias} -> ${name}:${r.to} (was ${name}:${r.from})`);
+  });
+
   const exp = new Command('export')
     .description("copy a model version's folder out of the registry")
     .argument('<ref>', 'model reference')
@@ -69,5 +79,5 @@ export function modelsCommand(): Command {
     emit(o, { ...r, exportedTo: dir }, () => `exported ${r.name}:${r.version} to ${dir}`);
   });
 
-  return models.addCommand(list).addCommand(show).addCommand(alias).addCommand(exp);
+  return models.addCommand(list).addCommand(show).addCommand(alias).addCommand(rollback).addCommand(exp);
 }

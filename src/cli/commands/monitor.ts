@@ -87,29 +87,37 @@ export function monitorCommand(): Command {
 
 export function watchCommand(): Command {
   const cmd = new Command('watch')
-    .description('run the policy checks on its schedule; report when the retraining trigger fires')
-    .requiredOption('--policy <file>', 'policy YAML (tests, thresholds, window, cool-down, schedule)')
+    .description(
+      'run the policy checks on its schedule; when the trigger fires, retrain on the reference data plus feedback labels, gate the challenger against the champion and promote it when blessed',
+    )
+    .requiredOption('--policy <file>', 'policy YAML (tests, thresholds, window, cool-down, schedule, retrain, gate)')
     .option('--reference <dir>', "folder holding reference-profile.json (default: the model version's folder)")
+    .option('--no-retrain', 'only report when the trigger fires')
     .option('--once', 'one check, then exit');
-  withGlobals(cmd).action(async (o: GlobalOptions & { policy: string; reference?: string; once?: boolean }) => {
-    const L = await lib();
-    const policy = L.loadPolicy(o.policy);
-    const home = resolveHome(o.home);
-    for (;;) {
-      const profile = await profileFor(policy.model, o.reference, o.home);
-      const tick = await L.watchOnce(home, policy, profile);
-      emit(
-        o,
-        { decision: tick.decision, summary: tick.report.summary },
-        () =>
-          `${new Date().toISOString()} ${policy.model} v${profile.model.version}: ${
-            tick.decision.fire ? 'TRIGGER' : 'ok'
-          } - ${tick.decision.reasons.join('; ')}`,
-      );
-      if (o.once) return;
-      await new Promise((r) => setTimeout(r, policy.scheduleMs ?? policy.windowMs));
-    }
-  });
+  withGlobals(cmd).action(
+    async (o: GlobalOptions & { policy: string; reference?: string; once?: boolean; retrain: boolean }) => {
+      const L = await lib();
+      const policy = L.loadPolicy(o.policy);
+      const home = resolveHome(o.home);
+      for (;;) {
+        const profile = await profileFor(policy.model, o.reference, o.home);
+        const tick: import('../../monitor/index.ts').WatchTick & {
+          retrain?: import('../../monitor/index.ts').RetrainOutcome;
+        } = o.retrain ? await L.watchAndRetrain({ home, policy, profile }) : await L.watchOnce(home, policy, profile);
+        const retrain = tick.retrain;
+        emit(o, { decision: tick.decision, summary: tick.report.summary, ...(retrain ? { retrain } : {}) }, () =>
+          [
+            `${new Date().toISOString()} ${policy.model} v${profile.model.version}: ${
+              tick.decision.fire ? 'TRIGGER' : 'ok'
+            } - ${tick.decision.reasons.join('; ')}`,
+            ...(retrain ? [`retrain: ${retrain.status} - ${retrain.reasons.join('; ')}`] : []),
+          ].join('\n'),
+        );
+        if (o.once) return;
+        await new Promise((r) => setTimeout(r, policy.scheduleMs ?? policy.windowMs));
+      }
+    },
+  );
   return cmd;
 }
 
