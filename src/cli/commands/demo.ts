@@ -117,8 +117,9 @@ export function demoCommand(): Command {
     .option('--seed <n>', 'seed', num({ int: true }), 0);
   withGlobals(cmd, { device: true });
   cmd.action(async (o: DemoCliOptions) => {
-    const [{ tailorModel }, { formatAudit, formatPipeline }] = await Promise.all([
-      import('../../workflow/tailor.ts'),
+    // tailorModel plus the monitoring reference stored with the version, so the demo model can be monitored.
+    const [{ tailorWithReference: tailorModel }, { formatAudit, formatPipeline }] = await Promise.all([
+      import('../../monitor/reference.ts'),
       import('../format.ts'),
     ]);
     const progress = progressFor(o);
