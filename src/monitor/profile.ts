@@ -99,6 +99,15 @@ function encodeRows(rows: ArrayLike<ArrayLike<number>>): { dim: number; rows: nu
   return { dim, rows: rows.length, base64: Buffer.from(flat.buffer).toString('base64') };
 }
 
+/** The profile with the embeddings of its reference `texts` (same order, one row each) stored in it. */
+export function withEmbeddings(profile: ReferenceProfile, rows: ArrayLike<ArrayLike<number>>): ReferenceProfile {
+  if (rows.length !== profile.texts.length)
+    throw new DataError(`${rows.length} embedding rows for ${profile.texts.length} reference texts`, {
+      field: 'referenceEmbeddings',
+    });
+  return { ...profile, embeddings: encodeRows(rows) };
+}
+
 /** The embedding rows stored in a profile (Float32Array per row), or undefined. */
 export function profileEmbeddings(profile: ReferenceProfile): Float32Array[] | undefined {
   const e = profile.embeddings;

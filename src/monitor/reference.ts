@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataError } from '../errors.ts';
 import { tailorModel, type RegistrationContext, type TailorOptions, type TailorResult } from '../workflow/tailor.ts';
-import { buildProfile, PROFILE_FILE } from './profile.ts';
+import { textFeatures } from '../models/text.ts';
+import { buildProfile, PROFILE_FILE, withEmbeddings } from './profile.ts';
 
 export const REFERENCE_DATA_FILE = 'reference-data.jsonl';
 
@@ -19,18 +20,26 @@ export interface ReferenceRow {
   label: string;
 }
 
-/** The files `tailorWithReference` adds to the model folder: reference-profile.json and reference-data.jsonl. */
-export function referenceFiles(
+/**
+ * The files `tailorWithReference` adds to the model folder: reference-profile.json (with the base model's embeddings
+ * of the reference texts, for embedding drift) and reference-data.jsonl.
+ */
+export async function referenceFiles(
   ctx: RegistrationContext,
   options: { sampleSize?: number } = {},
-): Record<string, string> {
-  const profile = buildProfile({
+): Promise<Record<string, string>> {
+  const built = buildProfile({
     model: { name: ctx.name, version: ctx.version, labels: ctx.labels },
     trainTexts: ctx.train.map((r) => r.text),
     trainLabels: ctx.train.map((r) => r.label),
     validation: { labels: ctx.validation.labels, probabilities: ctx.validation.probabilities },
     ...(options.sampleSize !== undefined ? { sampleSize: options.sampleSize } : {}),
   });
+  const { features, width } = await textFeatures(ctx.base, built.texts, { maxLength: ctx.maxLength });
+  const profile = withEmbeddings(
+    built,
+    built.texts.map((_, i) => features.subarray(i * width, (i + 1) * width)),
+  );
   const rows: ReferenceRow[] = [
     ...ctx.train.map((r) => ({ split: 'train' as const, text: r.text, label: r.label })),
     ...ctx.validation.texts.map((text, i) => ({ split: 'validation' as const, text, label: ctx.validation.labels[i] })),
@@ -50,7 +59,7 @@ export async function tailorWithReference(o: TailorOptions): Promise<TailorResul
   const own = o.beforeRegister;
   return tailorModel({
     ...o,
-    beforeRegister: async (ctx) => ({ ...referenceFiles(ctx), ...(own ? await own(ctx) : {}) }),
+    beforeRegister: async (ctx) => ({ ...(await referenceFiles(ctx)), ...(own ? await own(ctx) : {}) }),
   });
 }
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { workspace } from '../cli/fixtures.ts';
 import {
   loadProfile,
+  profileEmbeddings,
   loadReferenceData,
   policyFromObject,
   PROFILE_FILE,
@@ -18,6 +19,8 @@ import {
   tailorWithReference,
 } from '../../src/monitor/index.ts';
 import { ConfigError } from '../../src/errors.ts';
+import { loadBase } from '../../src/models/resolve.ts';
+import { textFeatures } from '../../src/models/text.ts';
 import { tailorModel } from '../../src/workflow/tailor.ts';
 import { openRegistry } from '../../src/registry/index.ts';
 import { Classifier } from '../../src/models/classifier.ts';
@@ -75,6 +78,15 @@ test('the registered version carries its reference profile and reference rows; p
   );
   // The profile file is in the version's immutable folder, not only in the out folder.
   assert.ok(readFileSync(path.join(r.out, 'model', REFERENCE_DATA_FILE), 'utf8').length > 0);
+  // The base model's embeddings of the reference texts, recomputed here from the base folder.
+  const stored = profileEmbeddings(profile)!;
+  assert.equal(stored.length, profile.texts.length);
+  const base = await loadBase(ws.bert);
+  const { features, width } = await textFeatures(base, profile.texts, { maxLength: 64 });
+  stored.forEach((row, i) => {
+    assert.equal(row.length, width);
+    row.forEach((v, j) => assert.ok(Math.abs(v - features[i * width + j]) < 1e-5, `embedding ${i}.${j}`));
+  });
 
   // Without labelled feedback the loop does not retrain; it says why and records the skip as a run.
   const policy = policyFromObject({ version: 1, model: 'clinc@production' });
