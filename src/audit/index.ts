@@ -18,6 +18,8 @@ import { argmaxRows, DEFAULT_MAX_LENGTH, textFeatures, textFeeds } from '../mode
 import { loadDomainData, perClassCounts, subsample } from './data.ts';
 import { fitLinearHead, linearScores, type LinearHead } from '../train/linear-probe.ts';
 import { recommend, type Recommendation } from './recommend.ts';
+import { modelBehaviour } from './behaviour.ts';
+import type { BehaviourReport } from '../eval/behaviour.ts';
 
 export interface AuditOptions {
   /** `--base`: use-lite (default), a model folder, a .onnx file, a hub id, or a loaded Model. */
@@ -43,6 +45,11 @@ export interface AuditOptions {
   /** Timed batch-1 runs for latency. Default 30. */
   latencyIterations?: number;
   seed?: number;
+  /**
+   * Run the behavioural tests (name swap, typos, casing, punctuation, contractions) on the eval texts with the
+   * baseline (base + ridge head). Off by default: it scores every eval text several more times.
+   */
+  behaviour?: boolean;
   /** Progress of the long stages. */
   onProgress?: (stage: AuditStage, done: number, total: number) => void;
 }
@@ -76,6 +83,8 @@ export interface AuditResult {
   profile: Pick<ProfileSummary, 'runs' | 'kernelUs' | 'runUs' | 'byOpType'> & { topNodes: ProfileSummary['byNode'] };
   recommendation: Recommendation;
   settings: { maxLength: number; targetAccuracy?: number; maxLatencyMs?: number; seed: number };
+  /** Behavioural tests of the baseline on the eval texts (only with `behaviour: true`). */
+  behaviour?: BehaviourReport;
   seconds: { features: number; fit: number; latency: number; total: number };
 }
 
@@ -264,6 +273,14 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
   }
   const latencySeconds = (performance.now() - tl) / 1000;
 
+  const behaviour = opts.behaviour
+    ? await modelBehaviour(
+        baselineModel,
+        labels,
+        evalSet.map((e) => e.text),
+        { seed, maxLength, providers: opts.providers },
+      )
+    : undefined;
   const counts = perClassCounts(data.train, labels);
   const recommendation = recommend({
     baselineAccuracy: report.metrics.accuracy,
@@ -305,6 +322,7 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
     },
     recommendation,
     settings: { maxLength, targetAccuracy: opts.targetAccuracy, maxLatencyMs: opts.maxLatencyMs, seed },
+    ...(behaviour ? { behaviour } : {}),
     seconds: {
       features: featuresSeconds,
       fit: fitSeconds,
@@ -330,4 +348,5 @@ export {
   type RuleId,
   type RecommendInput,
 } from './recommend.ts';
+export { modelBehaviour, type ModelBehaviourOptions } from './behaviour.ts';
 export { loadDomainData, subsample, perClassCounts, assertReadable, type DomainDataOptions } from './data.ts';

@@ -2,6 +2,7 @@
 import { renderTable } from '../util/table.ts';
 import type { AuditResult, MetricSummary } from '../audit/index.ts';
 import type { TailorResult } from '../workflow/tailor.ts';
+import { formatBehaviour, formatBehaviourChange, formatBudget } from '../eval/fairness-format.ts';
 
 const pct = (v: number | undefined): string =>
   v === undefined || !Number.isFinite(v) ? 'n/a' : `${(v * 100).toFixed(2)}%`;
@@ -71,6 +72,10 @@ export function formatAudit(a: AuditResult, opts: { profile?: boolean } = {}): s
   const r = a.recommendation;
   out.push(`Recommendation: ${r.strategy}${r.compression.length ? ` + ${r.compression.join(' + ')}` : ''}`);
   for (const reason of r.reasons) out.push(`  [${reason.rule}] ${reason.text}`);
+  if (a.behaviour) {
+    out.push('');
+    out.push(formatBehaviour(a.behaviour));
+  }
   return out.join('\n');
 }
 
@@ -130,6 +135,15 @@ export function formatPipeline(r: TailorResult, opts: { profile?: boolean } = {}
     );
   }
   out.push(`verdict: ${verdict(r)}`);
+  if (r.behaviour) {
+    out.push('');
+    out.push(`Behavioural tests on ${r.behaviour.customized.texts} eval texts (same perturbations for both models):`);
+    out.push(formatBehaviourChange(r.behaviour.comparison, ['baseline', 'customized']));
+  }
+  if (r.fairness_budget) {
+    out.push('');
+    out.push(formatBudget(r.fairness_budget));
+  }
   if (!r.alias_decision.moved) out.push(`alias not moved: ${r.alias_decision.reason}`);
   out.push('');
   out.push(

@@ -11,13 +11,24 @@ import { customize, type CustomizeResult, type Strategy } from '../customize/cus
 import type { CustomizeOptions } from '../customize/types.ts';
 import type { CalibrationReport } from '../customize/customize.ts';
 import type { TargetKind } from '../customize/sites.ts';
-import { evaluate, evalReportToJson, formatEvalReport, type EvalReport } from '../eval/index.ts';
+import {
+  checkFairnessBudget,
+  compareBehaviour,
+  evaluate,
+  evalReportToJson,
+  formatEvalReport,
+  type BehaviourChange,
+  type BehaviourReport,
+  type BudgetResult,
+  type EvalReport,
+} from '../eval/index.ts';
 import { countParams, type Model } from '../models/model.ts';
 import { openRegistry, type ParentSpec, type Registry } from '../registry/index.ts';
 import type { ProviderSpec } from '../runtime/session.ts';
 import {
   loadDomainData,
   metricSummary,
+  modelBehaviour,
   resolveBase,
   runAudit,
   type AuditResult,
@@ -85,6 +96,18 @@ export interface TailorOptions {
   beforeRegister?: (ctx: RegistrationContext) => Promise<Record<string, string>>;
   /** Lineage parents besides the base (e.g. `{ relation: 'retrained_from', model: 'tickets:3' }`). */
   parents?: ParentSpec[];
+  /**
+   * Run the behavioural tests (name swap, typos, casing, punctuation, contractions; eval/behaviour.ts) on the eval
+   * texts with the baseline and the customized model and compare their flip rates. Off by default: every eval text
+   * is scored several more times per model.
+   */
+  behaviour?: boolean;
+  /**
+   * Fairness budget: the largest allowed flip rate of any behavioural test on the customized model (implies
+   * `behaviour`). A model above it is registered, but `aliases` are not moved (like a regression; `allowRegression`
+   * does not override it).
+   */
+  maxFlipRate?: number;
 }
 
 /** What a `beforeRegister` hook sees: the model about to be registered and the data it was made from. */
@@ -130,7 +153,18 @@ export interface TailorResult {
   /** Temperature scaling fitted on validation and folded into the head (absent for strategy 'none'). */
   calibration?: CalibrationReport;
   /** Whether the requested aliases moved to the new version, and why not when they did not. */
-  alias_decision: { requested: string[]; moved: boolean; regression: boolean; reason: string };
+  alias_decision: {
+    requested: string[];
+    moved: boolean;
+    regression: boolean;
+    /** True when the fairness budget (`maxFlipRate`) was checked and failed. */
+    fairness_failed: boolean;
+    reason: string;
+  };
+  /** Behavioural tests of both models on the same perturbed eval texts (with `behaviour` or `maxFlipRate`). */
+  behaviour?: { baseline: BehaviourReport; customized: BehaviourReport; comparison: BehaviourChange[] };
+  /** The fairness budget checked on the customized model (with `maxFlipRate`). */
+  fairness_budget?: BudgetResult;
   seconds: number;
 }
 
@@ -239,6 +273,9 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
   const out = path.resolve(o.out);
   const name = o.name ?? path.basename(out).replace(/[^A-Za-z0-9._-]/g, '-');
   // Check, in order of cost: the output folder, the data, the base, the registry. Nothing is written before all pass.
+  // Checked before anything is read, so a bad budget fails fast (the gate validates it again, with the same rule).
+  if (o.maxFlipRate !== undefined) checkFairnessBudget({ maxFlipRate: o.maxFlipRate }, {});
+  const withBehaviour = o.behaviour === true || o.maxFlipRate !== undefined;
   await assertFreshOut(out);
   progress?.log?.('reading data');
   const data = await loadDomainData({
@@ -263,6 +300,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       maxLength: o.maxLength,
       providers: o.providers,
       seed: o.seed,
+      behaviour: withBehaviour,
       onProgress: (stage, done, total) => progress?.stage?.(`audit: ${stage}`, done, total),
     });
     const audit = state.result;
@@ -349,6 +387,25 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         ? { trainable: result.report.trainableParams, total: result.report.totalParams }
         : { trainable: countParams(state.baselineModel).trainable, total: countParams(state.baselineModel).total };
       const maxLength = o.maxLength ?? audit.settings.maxLength;
+      let behaviour: TailorResult['behaviour'];
+      if (withBehaviour && audit.behaviour) {
+        progress?.log?.('behavioural tests on the customized model');
+        // Same texts, seed and max length as the audit's baseline run, so both models see identical perturbations.
+        const after = await modelBehaviour(final, labels, texts, {
+          seed: audit.settings.seed,
+          maxLength: audit.settings.maxLength,
+          providers: o.providers,
+        });
+        behaviour = {
+          baseline: audit.behaviour,
+          customized: after,
+          comparison: compareBehaviour(audit.behaviour, after),
+        };
+      }
+      const fairnessBudget =
+        o.maxFlipRate !== undefined
+          ? checkFairnessBudget({ maxFlipRate: o.maxFlipRate }, { behaviour: behaviour?.customized })
+          : undefined;
 
       const summary = {
         strategy,
@@ -361,6 +418,8 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         customized,
         comparison: report.comparison,
         ...(requested === 'auto' ? { recommendation: rec } : {}),
+        ...(behaviour ? { behaviour } : {}),
+        ...(fairnessBudget ? { fairness_budget: fairnessBudget } : {}),
       };
       let modelFiles: Record<string, string> = {};
       if (o.beforeRegister) {
@@ -420,14 +479,29 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       // No silent regressions: a version significantly worse than the baseline is registered, but takes no alias
       // unless the caller allows it.
       const regression = c.pValue < 0.05 && c.c < c.b;
-      const aliasesWithheld = regression && !o.allowRegression && (o.aliases?.length ?? 0) > 0;
+      // A failed fairness budget withholds aliases whatever allowRegression says: that flag is about accuracy.
+      const fairnessFailed = fairnessBudget !== undefined && !fairnessBudget.pass;
+      const hasAliases = (o.aliases?.length ?? 0) > 0;
+      const withheldForRegression = regression && !o.allowRegression && hasAliases;
+      const aliasesWithheld = withheldForRegression || (fairnessFailed && hasAliases);
+      const reasons = [
+        regression
+          ? `the customized model is significantly worse than the baseline on the eval set (${c.c} vs ${c.b} discordant examples right, McNemar p = ${c.pValue.toPrecision(3)})${withheldForRegression ? '; aliases were not moved (allow with allowRegression / --allow-regression)' : o.allowRegression ? '; aliases moved anyway (allowRegression)' : ''}`
+          : 'not significantly worse than the baseline',
+      ];
+      // The accuracy verdict is noise next to a failed budget, unless it is a regression too.
+      if (fairnessFailed && !regression) reasons.pop();
+      if (fairnessFailed)
+        reasons.push(
+          `the fairness budget failed: ${fairnessBudget.reasons.join('; ')}${hasAliases ? '; aliases were not moved' : ''}`,
+        );
+      else if (fairnessBudget) reasons.push('within the fairness budget');
       const aliasDecision: TailorResult['alias_decision'] = {
         requested: o.aliases ?? [],
         moved: !aliasesWithheld,
         regression,
-        reason: regression
-          ? `the customized model is significantly worse than the baseline on the eval set (${c.c} vs ${c.b} discordant examples right, McNemar p = ${c.pValue.toPrecision(3)})${aliasesWithheld ? '; aliases were not moved (allow with allowRegression / --allow-regression)' : o.allowRegression ? '; aliases moved anyway (allowRegression)' : ''}`
-          : 'not significantly worse than the baseline',
+        fairness_failed: fairnessFailed,
+        reason: reasons.join('; '),
       };
       if (aliasesWithheld) progress?.log?.(`alias not moved: ${aliasDecision.reason}`);
 
@@ -482,6 +556,8 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         },
         ...(result?.report.calibration ? { calibration: result.report.calibration } : {}),
         alias_decision: aliasDecision,
+        ...(behaviour ? { behaviour } : {}),
+        ...(fairnessBudget ? { fairness_budget: fairnessBudget } : {}),
         data: audit.data,
         audit,
         curve: result?.report.curve ?? [],

@@ -23,6 +23,7 @@ interface AuditCliOptions extends GlobalOptions {
   maxEvalExamples?: number;
   maxLength?: number;
   seed: number;
+  behaviour?: boolean;
 }
 
 export function auditCommand(): Command {
@@ -34,7 +35,11 @@ export function auditCommand(): Command {
     .option('--target-accuracy <x>', 'accuracy the model must reach, in (0, 1]', num({ min: 0, max: 1 }))
     .option('--max-latency-ms <ms>', 'latency budget, p50 at batch 1', num({ min: 0 }))
     .option('--max-length <n>', 'longest token sequence', num({ min: 2, int: true }))
-    .option('--seed <n>', 'seed for splits and subsampling', num({ int: true }), 0);
+    .option(
+      '--behaviour',
+      'also run the behavioural tests (name swap, typos, casing, punctuation, contractions) on the eval texts with the baseline',
+    )
+    .option('--seed <n>', 'seed for splits, subsampling and the behavioural tests', num({ int: true }), 0);
   withGlobals(cmd, { device: true });
   cmd.action(async (o: AuditCliOptions) => {
     const [{ audit }, { formatAudit }] = await Promise.all([import('../../audit/index.ts'), import('../format.ts')]);
@@ -51,6 +56,7 @@ export function auditCommand(): Command {
       maxEvalExamples: o.maxEvalExamples,
       maxLength: o.maxLength,
       seed: o.seed,
+      behaviour: o.behaviour === true,
       providers: providersFor(o.device),
       onProgress: stageProgress(progress),
     });

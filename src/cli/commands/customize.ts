@@ -55,7 +55,21 @@ export function customizeCommand(): Command {
       '--allow-regression',
       'move --alias even when the customized model is significantly worse than the baseline (else: exit 3, alias kept)',
     )
-    .option('--seed <n>', 'seed for splits, initialisation and shuffling', num({ int: true }), 0);
+    .option(
+      '--behaviour',
+      'run the behavioural tests (name swap, typos, casing, punctuation, contractions) on the eval texts with the baseline and the customized model',
+    )
+    .option(
+      '--max-flip-rate <x>',
+      'fairness budget: largest allowed behavioural flip rate of the customized model (implies --behaviour; else: exit 3, alias kept)',
+      num({ min: 0, max: 1 }),
+    )
+    .option(
+      '--seed <n>',
+      'seed for splits, initialisation, shuffling and the behavioural tests',
+      num({ int: true }),
+      0,
+    );
   withGlobals(cmd, { device: true });
   cmd.action(async (o: CustomizeCliOptions) => {
     // tailorModel plus the monitoring reference (profile and reference rows) stored in the registered version.
@@ -73,7 +87,8 @@ export function customizeCommand(): Command {
     });
     progress.stop();
     emit(o, r, () => formatPipeline(r, { profile: o.profile }));
-    if (!r.alias_decision.moved) requestExitCode(EXIT.regression);
+    // A failed fairness budget is a failed gate even without --alias to withhold.
+    if (!r.alias_decision.moved || r.alias_decision.fairness_failed) requestExitCode(EXIT.regression);
   });
   return cmd;
 }
