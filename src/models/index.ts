@@ -79,4 +79,10 @@ export {
   writeFolderAtomic,
   type ArtifactInfo,
 } from './artifact.ts';
-export { Classifier, softmaxRows, storeGroupThresholds, type ClassifierOptions, type Prediction } from './classifier.ts';
+export {
+  Classifier,
+  softmaxRows,
+  storeGroupThresholds,
+  type ClassifierOptions,
+  type Prediction,
+} from './classifier.ts';
