@@ -56,7 +56,7 @@ export interface EvaluateModelOptions {
  * The value of each sensitive column for every row of the eval files, keyed by file and line. A second read of the
  * files: the prepared dataset keeps only text, label and one group column, and its rows carry file and line.
  */
-async function readSensitive(files: string[], columns: string[]): Promise<Map<string, string[]>> {
+export async function readSensitive(files: string[], columns: string[]): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
   for (const file of files) {
     for await (const ev of readTable(file, { requiredColumns: columns })) {

@@ -6,7 +6,7 @@
  * customized, with predictions so `runs compare` has McNemar) plus a model version with lineage.
  */
 import path from 'node:path';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, DataError } from '../errors.ts';
 import { customize, type CustomizeResult, type Strategy } from '../customize/customize.ts';
 import type { CustomizeOptions } from '../customize/types.ts';
 import type { CalibrationReport } from '../customize/customize.ts';
@@ -21,7 +21,9 @@ import {
   type BehaviourReport,
   type BudgetResult,
   type EvalReport,
+  type FairnessBudget,
 } from '../eval/index.ts';
+import { readSensitive } from './evaluate.ts';
 import { countParams, type Model } from '../models/model.ts';
 import { openRegistry, type ParentSpec, type Registry } from '../registry/index.ts';
 import type { ProviderSpec } from '../runtime/session.ts';
@@ -108,6 +110,15 @@ export interface TailorOptions {
    * does not override it).
    */
   maxFlipRate?: number;
+  /**
+   * Columns of the train/eval files holding a sensitive attribute: the customized model's eval metrics are
+   * disaggregated by them (`evaluate({ sensitive })`), for the group limits below.
+   */
+  sensitiveColumn?: string[];
+  /** Fairness budget: largest allowed demographic parity difference (needs `sensitiveColumn`; gates aliases like `maxFlipRate`). */
+  maxParityDifference?: number;
+  /** Fairness budget: smallest allowed disparate impact ratio (needs `sensitiveColumn`; gates aliases like `maxFlipRate`). */
+  minDisparateImpact?: number;
 }
 
 /** What a `beforeRegister` hook sees: the model about to be registered and the data it was made from. */
@@ -274,7 +285,19 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
   const name = o.name ?? path.basename(out).replace(/[^A-Za-z0-9._-]/g, '-');
   // Check, in order of cost: the output folder, the data, the base, the registry. Nothing is written before all pass.
   // Checked before anything is read, so a bad budget fails fast (the gate validates it again, with the same rule).
-  if (o.maxFlipRate !== undefined) checkFairnessBudget({ maxFlipRate: o.maxFlipRate }, {});
+  const budget: FairnessBudget = {
+    ...(o.maxFlipRate !== undefined ? { maxFlipRate: o.maxFlipRate } : {}),
+    ...(o.maxParityDifference !== undefined ? { maxParityDifference: o.maxParityDifference } : {}),
+    ...(o.minDisparateImpact !== undefined ? { minDisparateImpact: o.minDisparateImpact } : {}),
+  };
+  const hasBudget = Object.keys(budget).length > 0;
+  if (hasBudget) checkFairnessBudget(budget, {});
+  const sensitiveColumns = [...new Set(o.sensitiveColumn ?? [])];
+  const groupLimit = (['maxParityDifference', 'minDisparateImpact'] as const).find((k) => budget[k] !== undefined);
+  if (groupLimit && sensitiveColumns.length === 0)
+    throw new ConfigError(`${groupLimit} needs at least one sensitive column (--sensitive-column)`, {
+      field: 'sensitiveColumn',
+    });
   const withBehaviour = o.behaviour === true || o.maxFlipRate !== undefined;
   await assertFreshOut(out);
   progress?.log?.('reading data');
@@ -285,6 +308,14 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
     labelColumn: o.labelColumn,
     seed: o.seed,
   });
+  // The prepared rows keep file and line; the sensitive values are read from the files themselves (eval rows may
+  // come from the train files when there is no eval file).
+  const sensitiveValues = sensitiveColumns.length
+    ? await readSensitive(
+        [...(Array.isArray(o.train) ? o.train : [o.train]), ...(o.eval === undefined ? [] : [o.eval].flat())],
+        sensitiveColumns,
+      )
+    : undefined;
   progress?.log?.(`loading base ${o.base ?? 'use-lite'}`);
   const { model: base, spec } = await resolveBase(o.base);
   const reg = await openRegistry(o.home !== undefined ? { home: o.home } : {});
@@ -372,7 +403,9 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         batchSize: 32,
       });
       const yPred = argmaxRows(logits, classes);
+      const sensitive = sensitiveValues ? sensitiveFor(state.evalSet, sensitiveColumns, sensitiveValues) : undefined;
       const report: EvalReport = await evaluate({
+        ...(sensitive ? { sensitive } : {}),
         labels,
         yTrue: state.evalTrue,
         yPred,
@@ -402,10 +435,9 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
           comparison: compareBehaviour(audit.behaviour, after),
         };
       }
-      const fairnessBudget =
-        o.maxFlipRate !== undefined
-          ? checkFairnessBudget({ maxFlipRate: o.maxFlipRate }, { behaviour: behaviour?.customized })
-          : undefined;
+      const fairnessBudget = hasBudget
+        ? checkFairnessBudget(budget, { fairness: report.disaggregated, behaviour: behaviour?.customized })
+        : undefined;
 
       const summary = {
         strategy,
@@ -570,4 +602,31 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
   } finally {
     await reg.close();
   }
+}
+
+/** The sensitive values of the eval rows, in eval order; every row must have a non-empty value in every column. */
+function sensitiveFor(
+  rows: ReadonlyArray<{ file: string; line: number }>,
+  columns: string[],
+  values: Map<string, string[]>,
+): Record<string, string[]> {
+  const out: Record<string, string[]> = Object.fromEntries(columns.map((c) => [c, [] as string[]]));
+  for (const r of rows) {
+    const v = values.get(`${r.file}\u0000${r.line}`);
+    if (!v)
+      throw new DataError(`${r.file}:${r.line}: row not found when reading the sensitive columns`, {
+        file: r.file,
+        line: r.line,
+      });
+    columns.forEach((c, j) => {
+      if (v[j] === '')
+        throw new DataError(`${r.file}:${r.line}: sensitive column "${c}" is empty`, {
+          file: r.file,
+          line: r.line,
+          field: c,
+        });
+      out[c].push(v[j]);
+    });
+  }
+  return out;
 }

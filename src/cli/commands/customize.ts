@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import {
   emit,
+  collect,
   EXIT,
   requestExitCode,
   num,
@@ -62,6 +63,21 @@ export function customizeCommand(): Command {
     .option(
       '--max-flip-rate <x>',
       'fairness budget: largest allowed behavioural flip rate of the customized model (implies --behaviour; else: exit 3, alias kept)',
+      num({ min: 0, max: 1 }),
+    )
+    .option(
+      '--sensitive-column <name>',
+      'column of the data files to disaggregate the eval metrics of the customized model by (repeatable)',
+      collect,
+    )
+    .option(
+      '--max-parity-difference <x>',
+      'fairness budget: largest allowed demographic parity difference (needs --sensitive-column; else: exit 3, alias kept)',
+      num({ min: 0, max: 1 }),
+    )
+    .option(
+      '--min-disparate-impact <x>',
+      'fairness budget: smallest allowed disparate impact ratio (needs --sensitive-column; else: exit 3, alias kept)',
       num({ min: 0, max: 1 }),
     )
     .option(

@@ -1,0 +1,142 @@
+/**
+ * The group fairness budget in the product flow: `tailor customize --sensitive-column --max-parity-difference
+ * --min-disparate-impact`, end to end on a tiny BERT with a seeded synthetic loan set whose labels are biased
+ * against one district (test/eval/synthetic-bias.ts).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { json, tailor, writeTinyBert } from './fixtures.ts';
+import { loanExamples, type LoanExample } from '../eval/synthetic-bias.ts';
+import { Classifier } from '../../src/models/classifier.ts';
+import { openRegistry } from '../../src/registry/index.ts';
+
+interface CustomizeJson {
+  model: { name: string; version: number; aliases: string[] };
+  artifacts: { model: string };
+  fairness_budget?: {
+    pass: boolean;
+    checks: Array<{ limit: string; bound: number; value: number | null; pass: boolean }>;
+    reasons: string[];
+  };
+  alias_decision: { moved: boolean; regression: boolean; fairness_failed: boolean; reason: string };
+}
+
+function writeLoans(file: string, rows: LoanExample[]): string {
+  const lines = [
+    'text,decision,district',
+    ...rows.map((r) => `"${r.text}",${r.label ? 'approve' : 'deny'},${r.group}`),
+  ];
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+test('customize --sensitive-column with a parity/disparate-impact budget: measured on the eval groups, a failed budget keeps the alias (exit 3)', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tailor-cli-fairness-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const train = loanExamples(160, 'fair-train', 1);
+  const evalRows = loanExamples(80, 'fair-eval', 1);
+  const trainFile = writeLoans(path.join(dir, 'train.csv'), train);
+  const evalFile = writeLoans(path.join(dir, 'eval.csv'), evalRows);
+  const bert = await writeTinyBert(
+    path.join(dir, 'tiny-bert'),
+    [...train, ...evalRows].map((r) => r.text),
+  );
+  const home = path.join(dir, '.tailor');
+  const common = (out: string): string[] => [
+    'customize',
+    '--base',
+    bert,
+    '--train',
+    trainFile,
+    '--eval',
+    evalFile,
+    '--label-column',
+    'decision',
+    '--strategy',
+    'head',
+    '--epochs',
+    '2',
+    '--home',
+    home,
+    '--name',
+    'loans',
+    '--sensitive-column',
+    'district',
+    '--alias',
+    'prod',
+    '--allow-regression',
+    '--json',
+    '--out',
+    path.join(dir, out),
+  ];
+
+  // 1. A budget every model meets (parity difference <= 1, disparate impact >= 0): the alias moves, exit 0.
+  const r1 = await tailor([...common('v1'), '--max-parity-difference', '1', '--min-disparate-impact', '0']);
+  assert.equal(r1.status, 0, r1.stderr);
+  const j1 = json<CustomizeJson>(r1);
+  assert.equal(j1.fairness_budget!.pass, true);
+  assert.deepEqual(
+    j1.fairness_budget!.checks.map((c) => c.limit),
+    ['maxParityDifference', 'minDisparateImpact'],
+  );
+  assert.equal(j1.alias_decision.fairness_failed, false);
+  assert.deepEqual(j1.model.aliases, ['prod']);
+
+  // The measured values, recomputed independently from the saved artifact's predictions on the eval rows.
+  const clf = await Classifier.load(j1.artifacts.model);
+  let preds: string[];
+  try {
+    preds = (await clf.predict(evalRows.map((r) => r.text))).map((p) => p.label);
+  } finally {
+    await clf.release();
+  }
+  const rate = (group: string, label: string): number => {
+    const idx = evalRows.flatMap((r, i) => (r.group === group ? [i] : []));
+    return idx.filter((i) => preds[i] === label).length / idx.length;
+  };
+  const parity = Math.abs(rate('Northvale', 'approve') - rate('Southmere', 'approve'));
+  const ratios = ['approve', 'deny'].map((l) => {
+    const a = rate('Northvale', l);
+    const b = rate('Southmere', l);
+    return Math.min(a, b) / Math.max(a, b);
+  });
+  const [pd, di] = j1.fairness_budget!.checks;
+  assert.ok(Math.abs(pd.value! - parity) < 1e-12, `parity ${pd.value} vs ${parity}`);
+  assert.ok(
+    ratios.some((x) => Math.abs(di.value! - x) < 1e-12),
+    `disparate impact ${di.value} vs ${ratios.join(', ')}`,
+  );
+  assert.ok(parity > 0, `the model treats the districts differently (parity difference ${parity})`);
+
+  // 2. A parity limit below the measured difference: registered as v2, alias stays on v1, exit 3.
+  const r2 = await tailor([...common('v2'), '--max-parity-difference', String(parity / 2)]);
+  assert.equal(r2.status, 3, r2.stderr);
+  const j2 = json<CustomizeJson>(r2);
+  assert.equal(j2.model.version, 2);
+  assert.deepEqual(j2.model.aliases, []);
+  assert.equal(j2.fairness_budget!.pass, false);
+  assert.equal(j2.alias_decision.moved, false);
+  assert.equal(j2.alias_decision.fairness_failed, true);
+  assert.match(
+    j2.alias_decision.reason,
+    /the fairness budget failed: demographic parity difference [0-9.]+ in "district".* is above the limit .*; aliases were not moved/,
+  );
+  const reg = await openRegistry({ home });
+  try {
+    assert.equal((await reg.getModel('loans@prod')).version, 1);
+  } finally {
+    await reg.close();
+  }
+
+  // 3. A group limit without a sensitive column is a usage error before anything is read.
+  const r3 = await tailor([
+    ...common('v3').filter((a, i, all) => a !== 'district' && all[i + 1] !== 'district'),
+    '--min-disparate-impact',
+    '0.8',
+  ]);
+  assert.notEqual(r3.status, 0);
+  assert.match(r3.stderr, /minDisparateImpact needs at least one sensitive column \(--sensitive-column\)/);
+});
