@@ -4,8 +4,7 @@
  * a fairness budget (behind `tailor evaluate`).
  */
 import { loadDomainData } from '../audit/data.ts';
-import { readTable } from '../data/load.ts';
-import { ConfigError, DataError } from '../errors.ts';
+import { ConfigError } from '../errors.ts';
 import {
   argmax,
   checkFairnessBudget,
@@ -23,6 +22,7 @@ import { toOnnxModel } from '../models/model.ts';
 import { argmaxRows, predictTexts, textFeeds } from '../models/text.ts';
 import { formatProfile } from '../runtime/profile.ts';
 import { Session, type ProviderSpec } from '../runtime/session.ts';
+import { readSensitive, sensitiveFor } from './sensitive.ts';
 import { resolveModelRef } from './sources.ts';
 import type { WorkflowProgress } from './tailor.ts';
 
@@ -50,27 +50,6 @@ export interface EvaluateModelOptions {
   /** Also return ONNX Runtime's per-op profile at batch 1. */
   profile?: boolean;
   progress?: WorkflowProgress;
-}
-
-/**
- * The value of each sensitive column for every row of the eval files, keyed by file and line. A second read of the
- * files: the prepared dataset keeps only text, label and one group column, and its rows carry file and line.
- */
-export async function readSensitive(files: string[], columns: string[]): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  for (const file of files) {
-    for await (const ev of readTable(file, { requiredColumns: columns })) {
-      if (ev.kind !== 'row') continue;
-      out.set(
-        `${ev.file}\u0000${ev.line}`,
-        columns.map((c) => {
-          const v = ev.values[c];
-          return v === null || v === undefined ? '' : String(v).trim();
-        }),
-      );
-    }
-  }
-  return out;
 }
 
 /** What `evaluateModel` measured; the CLI prints it, and exits 1 when the fairness budget failed. */
@@ -117,28 +96,7 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
       { file: unknown.file, line: unknown.line, field: o.labelColumn, value: unknown.label },
     );
   const yTrue = rows.map((r) => index.get(r.label)!);
-  let sensitive: Record<string, string[]> | undefined;
-  if (columns.length) {
-    const values = await readSensitive(o.eval, columns);
-    sensitive = Object.fromEntries(columns.map((c) => [c, [] as string[]]));
-    for (const r of rows) {
-      const v = values.get(`${r.file}\u0000${r.line}`);
-      if (!v)
-        throw new DataError(`${r.file}:${r.line}: row not found when reading the sensitive columns`, {
-          file: r.file,
-          line: r.line,
-        });
-      columns.forEach((c, j) => {
-        if (v[j] === '')
-          throw new DataError(`${r.file}:${r.line}: sensitive column "${c}" is empty`, {
-            file: r.file,
-            line: r.line,
-            field: c,
-          });
-        sensitive![c].push(v[j]);
-      });
-    }
-  }
+  const sensitive = columns.length ? sensitiveFor(rows, columns, await readSensitive(o.eval, columns)) : undefined;
   const maxLength = o.maxLength ?? m.info.maxLength;
   const texts = rows.map((r) => r.text);
   const { logits, classes } = await predictTexts(m.model, texts, {

@@ -6,7 +6,7 @@
  * customized, with predictions so `runs compare` has McNemar) plus a model version with lineage.
  */
 import path from 'node:path';
-import { ConfigError, DataError } from '../errors.ts';
+import { ConfigError } from '../errors.ts';
 import { customize, type CustomizeResult, type Strategy } from '../customize/customize.ts';
 import type { CustomizeOptions } from '../customize/types.ts';
 import type { CalibrationReport } from '../customize/customize.ts';
@@ -23,7 +23,7 @@ import {
   type EvalReport,
   type FairnessBudget,
 } from '../eval/index.ts';
-import { readSensitive } from './evaluate.ts';
+import { readSensitive, sensitiveFor } from './sensitive.ts';
 import { countParams, type Model } from '../models/model.ts';
 import { openRegistry, type ParentSpec, type Registry } from '../registry/index.ts';
 import type { ProviderSpec } from '../runtime/session.ts';
@@ -602,31 +602,4 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
   } finally {
     await reg.close();
   }
-}
-
-/** The sensitive values of the eval rows, in eval order; every row must have a non-empty value in every column. */
-function sensitiveFor(
-  rows: ReadonlyArray<{ file: string; line: number }>,
-  columns: string[],
-  values: Map<string, string[]>,
-): Record<string, string[]> {
-  const out: Record<string, string[]> = Object.fromEntries(columns.map((c) => [c, [] as string[]]));
-  for (const r of rows) {
-    const v = values.get(`${r.file}\u0000${r.line}`);
-    if (!v)
-      throw new DataError(`${r.file}:${r.line}: row not found when reading the sensitive columns`, {
-        file: r.file,
-        line: r.line,
-      });
-    columns.forEach((c, j) => {
-      if (v[j] === '')
-        throw new DataError(`${r.file}:${r.line}: sensitive column "${c}" is empty`, {
-          file: r.file,
-          line: r.line,
-          field: c,
-        });
-      out[c].push(v[j]);
-    });
-  }
-  return out;
 }
