@@ -168,13 +168,13 @@ export interface TailorResult {
     requested: string[];
     moved: boolean;
     regression: boolean;
-    /** True when the fairness budget (`maxFlipRate`) was checked and failed. */
+    /** True when the fairness budget (`maxFlipRate`, `maxParityDifference`, `minDisparateImpact`) was checked and failed. */
     fairness_failed: boolean;
     reason: string;
   };
   /** Behavioural tests of both models on the same perturbed eval texts (with `behaviour` or `maxFlipRate`). */
   behaviour?: { baseline: BehaviourReport; customized: BehaviourReport; comparison: BehaviourChange[] };
-  /** The fairness budget checked on the customized model (with `maxFlipRate`). */
+  /** The fairness budget checked on the customized model (with any of `maxFlipRate`, `maxParityDifference`, `minDisparateImpact`). */
   fairness_budget?: BudgetResult;
   seconds: number;
 }
