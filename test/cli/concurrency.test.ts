@@ -3,21 +3,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { json, tailor, workspace } from './fixtures.ts';
+import { json, tailor, workspace, clincArgs } from './fixtures.ts';
 
 test('two concurrent customize runs: 4 finished runs, versions 1 and 2, every artifact on disk, nothing for gc', async (t) => {
   const ws = await workspace('concurrent');
   t.after(() => rmSync(ws.dir, { recursive: true, force: true }));
   const args = (out: string, seed: string): string[] => [
     'customize',
-    '--base',
-    ws.bert,
-    '--train',
-    ws.train,
-    '--eval',
-    ws.eval,
-    '--label-column',
-    'intent',
+    ...clincArgs(ws),
     '--strategy',
     'head',
     '--epochs',

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { clincRows, json, tailor, workspace, type Workspace } from './fixtures.ts';
+import { clincRows, json, tailor, workspace, type Workspace, clincArgs } from './fixtures.ts';
 import { Classifier } from '../../src/models/classifier.ts';
 import { openRegistry } from '../../src/registry/index.ts';
 import { changeCase, changePunctuation } from '../../src/eval/behaviour.ts';
@@ -64,14 +64,7 @@ async function countFlips(dir: string, texts: string[], perturb: (t: string) => 
 
 let ws: Workspace;
 const common = (): string[] => [
-  '--base',
-  ws.bert,
-  '--train',
-  ws.train,
-  '--eval',
-  ws.eval,
-  '--label-column',
-  'intent',
+  ...clincArgs(ws),
   '--strategy',
   'head',
   '--epochs',
@@ -178,33 +171,10 @@ test('customize --behaviour --max-flip-rate: both models tested on the same pert
   }
 
   // 3. `tailor audit --behaviour` on the same data and seed gives the baseline report customize recorded.
-  const a = await tailor([
-    'audit',
-    '--base',
-    ws.bert,
-    '--train',
-    ws.train,
-    '--eval',
-    ws.eval,
-    '--label-column',
-    'intent',
-    '--behaviour',
-    '--json',
-  ]);
+  const a = await tailor(['audit', ...clincArgs(ws), '--behaviour', '--json']);
   assert.equal(a.status, 0, a.stderr);
   assert.deepEqual(json<{ behaviour?: Behaviour }>(a).behaviour, b.baseline);
-  const text = await tailor([
-    'audit',
-    '--base',
-    ws.bert,
-    '--train',
-    ws.train,
-    '--eval',
-    ws.eval,
-    '--label-column',
-    'intent',
-    '--behaviour',
-  ]);
+  const text = await tailor(['audit', ...clincArgs(ws), '--behaviour']);
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /Behavioural tests \(CheckList-style invariance, 40 texts, seed 0\):/);
 });

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { clincRows, json, tailor, workspace, type Workspace } from './fixtures.ts';
+import { clincRows, json, tailor, workspace, type Workspace, clincArgs } from './fixtures.ts';
 import { openRegistry } from '../../src/registry/index.ts';
 import { Classifier } from '../../src/models/classifier.ts';
 import { loadArtifact } from '../../src/models/artifact.ts';
@@ -274,14 +274,7 @@ test('a customized model significantly worse than the baseline is registered but
   const run = (out: string, extra: string[]) =>
     tailor([
       'customize',
-      '--base',
-      w.bert,
-      '--train',
-      w.train,
-      '--eval',
-      w.eval,
-      '--label-column',
-      'intent',
+      ...clincArgs(w),
       '--epochs',
       '1',
       '--out',

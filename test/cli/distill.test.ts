@@ -11,7 +11,7 @@ import { loadArtifact } from '../../src/models/artifact.ts';
 import { Classifier } from '../../src/models/classifier.ts';
 import { countParams } from '../../src/models/model.ts';
 import { openRegistry } from '../../src/registry/index.ts';
-import { json, tailor, workspace } from './fixtures.ts';
+import { json, tailor, workspace, clincArgs } from './fixtures.ts';
 import { assertNothingWritten, compressionWorkspace, type CompressionWorkspace } from './quantize-fixtures.ts';
 
 let ws: CompressionWorkspace;
@@ -152,14 +152,7 @@ test('a teacher made by tailor customize, by registry reference, unlabelled text
   t.after(() => rmSync(cw.dir, { recursive: true, force: true }));
   const c = await tailor([
     'customize',
-    '--base',
-    cw.bert,
-    '--train',
-    cw.train,
-    '--eval',
-    cw.eval,
-    '--label-column',
-    'intent',
+    ...clincArgs(cw),
     '--strategy',
     'head',
     '--epochs',

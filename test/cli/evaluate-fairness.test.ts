@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { clincRows, json, tailor, workspace, type Workspace } from './fixtures.ts';
+import { clincRows, json, tailor, workspace, type Workspace, clincArgs } from './fixtures.ts';
 
 interface Estimate {
   estimate: number | null;
@@ -51,14 +51,7 @@ test('setup: customize a head on CLINC150 and write an eval file with "group" an
   model = path.join(ws.dir, 'head');
   const r = await tailor([
     'customize',
-    '--base',
-    ws.bert,
-    '--train',
-    ws.train,
-    '--eval',
-    ws.eval,
-    '--label-column',
-    'intent',
+    ...clincArgs(ws),
     '--strategy',
     'head',
     '--epochs',

@@ -121,3 +121,8 @@ export function json<T = Record<string, unknown>>(r: Spawned): T {
     );
   }
 }
+
+/** The flags that point a command at a workspace's tiny BERT and its CLINC150 train/eval files (label column `intent`). */
+export function clincArgs(w: Pick<Workspace, 'bert' | 'train' | 'eval'>): string[] {
+  return ['--base', w.bert, '--train', w.train, '--eval', w.eval, '--label-column', 'intent'];
+}

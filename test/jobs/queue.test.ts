@@ -16,7 +16,7 @@ import { customizeCommand } from '../../src/cli/commands/customize.ts';
 import { quantizeCommand } from '../../src/cli/commands/quantize.ts';
 import { evaluateCommand } from '../../src/cli/commands/evaluate.ts';
 import { openRegistry } from '../../src/registry/index.ts';
-import { tailor, workspace, type Workspace } from '../cli/fixtures.ts';
+import { tailor, workspace, type Workspace, clincArgs } from '../cli/fixtures.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const prefix = (tag: string): string => `tailor-test-${tag}-${process.pid}-${Date.now()}`;
@@ -242,14 +242,7 @@ test(
     const steps = [
       [
         'customize',
-        '--base',
-        ws.bert,
-        '--train',
-        ws.train,
-        '--eval',
-        ws.eval,
-        '--label-column',
-        'intent',
+        ...clincArgs(ws),
         '--strategy',
         'head',
         '--epochs',
