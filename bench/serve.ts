@@ -61,13 +61,18 @@ const say = (s: string): void => {
   else console.log(s);
 };
 
-type CaseName = 'a' | 'b' | 'c' | 'd';
+type CaseName = 'a' | 'b' | 'c' | 'd' | 'a8' | 'b8';
 const CASE_TITLES: Record<CaseName, string> = {
   a: '(a) 1 adapter, engine',
   b: `(b) ${N_ADAPTERS} adapters, Zipf, mixed batches`,
   c: `(c) ${N_ADAPTERS} adapters, switched per call`,
   d: `(d) ${N_ADAPTERS} merged models`,
+  a8: '(a8) = (a), int8 base',
+  b8: `(b8) = (b), int8 base`,
 };
+/** Cases (a8) and (b8) are (a) and (b) with the engine's base weights in int8 (`--adapter-base-precision int8`). */
+const isInt8 = (c: CaseName): boolean => c === 'a8' || c === 'b8';
+const isTailorServe = (c: CaseName): boolean => c === 'b' || c === 'b8';
 
 interface AdapterMeta {
   name: string;
@@ -196,8 +201,9 @@ async function backendFor(c: CaseName, base: Model, dir: string, metas: AdapterM
   const session = { intraOpThreads: Math.max(1, Math.floor(THREADS / RUNS)) };
   const gate = semaphore(RUNS);
   const load = (name: string) => (): Promise<LoraAdapter> => loadAdapter(path.join(dir, name));
-  if (c === 'a' || c === 'b') {
+  if (c === 'a' || c === 'b' || c === 'a8' || c === 'b8') {
     const engine = await MultiAdapterEngine.create(base, {
+      basePrecision: isInt8(c) ? 'int8' : 'fp32',
       concurrency: RUNS,
       modules: TARGETS,
       maxRank: 8,
@@ -208,7 +214,7 @@ async function backendFor(c: CaseName, base: Model, dir: string, metas: AdapterM
       maxLength: MAX_LENGTH,
       session,
     });
-    const served = c === 'a' ? metas.slice(0, 1) : metas;
+    const served = c === 'a' || c === 'a8' ? metas.slice(0, 1) : metas;
     const models = new Map(served.map((m) => [m.name, engine.model(m.name, 1, load(m.name), { labels: m.labels })]));
     // Steady state: every adapter hot before the load starts (cold loads are tested in test/serve/engine.test.ts).
     for (const m of models.values()) await m.ready();
@@ -436,7 +442,10 @@ async function startServer(c: CaseName, dir: string): Promise<{ child: ChildProc
 }
 
 /** Case (b): the real `tailor serve` over the bench registry, with the same batching, threads and concurrent runs. */
-async function startTailorServe(home: string): Promise<{ child: ChildProcess; port: number; setupMs: number }> {
+async function startTailorServe(
+  home: string,
+  precision: 'fp32' | 'int8',
+): Promise<{ child: ChildProcess; port: number; setupMs: number }> {
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
@@ -452,6 +461,8 @@ async function startTailorServe(home: string): Promise<{ child: ChildProcess; po
       String(Math.max(1, Math.floor(THREADS / RUNS))),
       '--adapter-runs',
       String(RUNS),
+      '--adapter-base-precision',
+      precision,
       '--adapter-modules',
       `\\.(${TARGETS.join('|')})$`,
       '--max-batch-size',
@@ -523,8 +534,9 @@ async function getStats(port: number): Promise<Record<string, number>> {
 }
 
 async function main(): Promise<void> {
-  const cases = opt('--cases', 'a,b,c,d').split(',') as CaseName[];
-  for (const c of cases) if (!(c in CASE_TITLES)) throw new Error(`unknown case '${c}' (cases: a, b, c, d)`);
+  const cases = opt('--cases', 'a,b,c,d,a8,b8').split(',') as CaseName[];
+  for (const c of cases)
+    if (!(c in CASE_TITLES)) throw new Error(`unknown case '${c}' (cases: ${Object.keys(CASE_TITLES).join(', ')})`);
   const connections = num('--connections', 32);
   const seconds = num('--seconds', 10);
   const maxRequests = num('--requests', 20000);
@@ -540,7 +552,7 @@ async function main(): Promise<void> {
     );
     const base = await loadBase('use-lite');
     const home = path.join(dir, 'home');
-    const metas = await makeAdapters(base, dir, cases.includes('b') ? home : undefined);
+    const metas = await makeAdapters(base, dir, cases.some(isTailorServe) ? home : undefined);
     fs.writeFileSync(path.join(dir, 'adapters.json'), JSON.stringify(metas));
     const test = readClinc('test');
     const byIntent = new Map<string, { text: string; label: string }[]>();
@@ -548,7 +560,7 @@ async function main(): Promise<void> {
     const rows: Record<string, unknown>[] = [];
     for (const c of cases) {
       const rnd = mulberry32(7);
-      const pick = zipf(c === 'a' ? 1 : N_ADAPTERS, s, rnd);
+      const pick = zipf(c === 'a' || c === 'a8' ? 1 : N_ADAPTERS, s, rnd);
       const asks = (): Ask => {
         const m = metas[pick()];
         const intent = m.labels[Math.floor(rnd() * m.labels.length)];
@@ -556,10 +568,10 @@ async function main(): Promise<void> {
         const r = pool[Math.floor(rnd() * pool.length)];
         return { adapter: m.name, text: r.text, label: r.label };
       };
-      const real = c === 'b';
+      const real = isTailorServe(c);
       const proto = real ? TAILOR_SERVE : FRONT;
       const { child, port, setupMs } = real
-        ? await startTailorServe(home)
+        ? await startTailorServe(home, isInt8(c) ? 'int8' : 'fp32')
         : { ...(await startServer(c, dir)), setupMs: 0 };
       try {
         await load(port, asks, connections, 2, Math.min(400, maxRequests), proto); // warm-up
@@ -598,13 +610,21 @@ async function main(): Promise<void> {
     if (by.a && by.b) ratios.b_over_a_rps = by.b.rps / by.a.rps;
     if (by.b && by.d) ratios.b_over_d_rss = by.b.rss_mib / by.d.rss_mib;
     if (by.b && by.c) ratios.b_over_c_rps = by.b.rps / by.c.rps;
+    if (by.a8 && by.b8) ratios.b8_over_a8_rps = by.b8.rps / by.a8.rps;
+    if (by.b8 && by.d) ratios.b8_over_d_rss = by.b8.rss_mib / by.d.rss_mib;
+    if (by.b && by.b8) ratios.b8_over_b_rps = by.b8.rps / by.b.rps;
     if (ratios.b_over_a_rps !== undefined) say(`(b)/(a) throughput ${ratios.b_over_a_rps.toFixed(2)} (target >= 0.8)`);
     if (ratios.b_over_c_rps !== undefined) say(`(b)/(c) throughput ${ratios.b_over_c_rps.toFixed(2)}`);
     if (ratios.b_over_d_rss !== undefined) say(`RSS (b)/(d) ${ratios.b_over_d_rss.toFixed(2)} (target < 1)`);
-    if (by.b)
-      say(
-        `(b) targets: >= 1000 req/s ${by.b.rps >= 1000 ? 'PASS' : 'MISS'}, p99 < 50 ms ${by.b.p99 < 50 ? 'PASS' : 'MISS'}, zero errors ${by.b.errors === 0 ? 'PASS' : 'MISS'}`,
-      );
+    if (ratios.b8_over_a8_rps !== undefined)
+      say(`(b8)/(a8) throughput ${ratios.b8_over_a8_rps.toFixed(2)} (target >= 0.8)`);
+    if (ratios.b8_over_b_rps !== undefined) say(`(b8)/(b) throughput ${ratios.b8_over_b_rps.toFixed(2)}`);
+    if (ratios.b8_over_d_rss !== undefined) say(`RSS (b8)/(d) ${ratios.b8_over_d_rss.toFixed(2)} (target < 1)`);
+    for (const k of ['b', 'b8'] as const)
+      if (by[k])
+        say(
+          `(${k}) targets: >= 1000 req/s ${by[k].rps >= 1000 ? 'PASS' : 'MISS'}, p99 < 50 ms ${by[k].p99 < 50 ? 'PASS' : 'MISS'}, zero errors ${by[k].errors === 0 ? 'PASS' : 'MISS'}`,
+        );
     if (json)
       console.log(
         JSON.stringify({ connections, seconds, threads: THREADS, adapters: N_ADAPTERS, cases: rows, ratios }),

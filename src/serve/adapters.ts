@@ -17,6 +17,7 @@ import path from 'node:path';
 import type { ServedModel } from './backend.ts';
 import type { BatchingOptions } from './batcher.ts';
 import { MultiAdapterEngine, type EngineObserver } from './engine/engine.ts';
+import type { BasePrecision } from './engine/precision.ts';
 import {
   adapterScaling,
   ConfigError,
@@ -52,6 +53,8 @@ export interface MixedAdapterOptions {
   modules?: TargetSpec;
   /** ORT runs in flight at once per engine (default 1). */
   concurrency?: number;
+  /** Precision of each engine's shared base weights (default 'fp32'; see EngineOptions.basePrecision). */
+  basePrecision?: BasePrecision;
 }
 
 /** What the loader needs from the server. */
@@ -212,6 +215,7 @@ export class AdapterEngines {
       maxQueueRows: b.maxQueueSize,
       concurrency: this.opts.concurrency,
       modules: this.opts.modules,
+      basePrecision: this.opts.basePrecision,
       // One sequence length for all its adapters: the first one's (each was trained with the customize default).
       maxLength: info.maxLength,
       session: { intraOpThreads: this.opts.intraOpThreads },

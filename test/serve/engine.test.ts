@@ -55,6 +55,37 @@ function engineOpts(extra: Partial<EngineOptions> = {}): EngineOptions {
   };
 }
 
+test('int8 base: the adapters answer close to fp32 (not bit-equal: the base really is quantized); a bad precision names the field', async () => {
+  await assert.rejects(
+    MultiAdapterEngine.create(base, engineOpts({ basePrecision: 'fp16' as 'int8' })),
+    (e: Error & { context?: { field?: string } }) =>
+      /base precision must be one of fp32, int8, got 'fp16'/.test(e.message) && e.context?.field === 'basePrecision',
+  );
+  const engine = await MultiAdapterEngine.create(base, engineOpts({ basePrecision: 'int8', buckets: [64] }));
+  try {
+    let maxDiff = 0;
+    let agree = 0;
+    let n = 0;
+    for (const [name, a] of Object.entries(adapters)) {
+      const m = engine.model(name, 1, () => Promise.resolve(a), { labels: a.head!.labels });
+      const got = await m.predict(texts);
+      const want = await reference(a);
+      got.forEach((p, i) => {
+        p.scores.forEach((s, j) => (maxDiff = Math.max(maxDiff, Math.abs(s - want[i][j]))));
+        agree += p.label === a.head!.labels[want[i].indexOf(Math.max(...want[i]))] ? 1 : 0;
+        n++;
+      });
+    }
+    // Per-channel int8 weights and per-tensor uint8 activations: probabilities move by well under a hundredth on
+    // this model, but they do move (an fp32 run would match to 1e-6, as the test above shows).
+    assert.ok(maxDiff > 1e-6, `int8 answers equal fp32's exactly (max diff ${maxDiff}): was the base quantized?`);
+    assert.ok(maxDiff < 0.02, `int8 answers too far from fp32's: max probability difference ${maxDiff}`);
+    assert.ok(agree >= n - 1, `int8 labels agree with fp32 on ${agree} of ${n} rows`);
+  } finally {
+    await engine.close();
+  }
+});
+
 test('adapters of one base in the same batch: each row equals its adapter applied alone; one execution', async () => {
   const stats: ExecutionStats[] = [];
   const cache: string[] = [];

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../errors.ts';
+import { BASE_PRECISIONS, type BasePrecision } from '../../serve/engine/precision.ts';
 import { num, withGlobals, type GlobalOptions } from '../common.ts';
 
 /** Environment variable holding the API key file's JSON when no --api-keys file is given. */
@@ -32,6 +33,7 @@ interface ServeCliOptions extends GlobalOptions {
   mixedAdapters: boolean;
   adapterCacheMb: number;
   adapterRuns: number;
+  adapterBasePrecision: BasePrecision;
   adapterModules?: string;
 }
 
@@ -99,6 +101,14 @@ export function serveCommand(): Command {
     )
     .option('--adapter-runs <n>', 'ORT runs in flight at once per mixed-adapter base', num({ min: 1, int: true }), 1)
     .addOption(
+      new Option(
+        '--adapter-base-precision <p>',
+        "weights of the shared base in mixed-adapter engines: int8 is ~3x faster on CPUs with AVX-512 VNNI, answers close to fp32's",
+      )
+        .choices([...BASE_PRECISIONS])
+        .default('fp32'),
+    )
+    .addOption(
       new Option('--log-level <level>', 'server log level (JSON lines on stdout)')
         .choices(['fatal', 'error', 'warn', 'info', 'debug'])
         .default('warn'),
@@ -146,6 +156,7 @@ export function serveCommand(): Command {
           enabled: o.mixedAdapters,
           cacheBytes: Math.floor(o.adapterCacheMb * 2 ** 20),
           concurrency: o.adapterRuns,
+          basePrecision: o.adapterBasePrecision,
           ...(o.adapterModules !== undefined ? { modules: o.adapterModules } : {}),
         },
         logger: { level: o.logLevel },

@@ -8,3 +8,4 @@ export {
 } from './engine.ts';
 export { DynamicBatcher, type BatcherObserver, type BatcherOptions, type ExecutionStats } from './batcher.ts';
 export { AdapterPool, type CacheEvent, type PoolObserver, type PoolOptions } from './pool.ts';
+export { BASE_PRECISIONS, type BasePrecision } from './precision.ts';
