@@ -219,6 +219,32 @@ test('mixedAdapters { enabled: false } serves each adapter as its merged model, 
   }
 });
 
+test('mixedAdapters { basePrecision: int8 }: the adapters answer close to the library (int8 base), not bit-equal', async () => {
+  const s = await startServer({
+    registry,
+    port: 0,
+    pollIntervalMs: 0,
+    logSampleRate: 0,
+    intraOpThreads: 1,
+    models: ['beta'],
+    mixedAdapters: { basePrecision: 'int8' },
+  });
+  try {
+    const r = await call<V1>(`${s.url}/v1/models/beta/predict`, { body: { texts: TEXTS } });
+    assert.equal(r.status, 200, r.text);
+    let maxDiff = 0;
+    r.body.predictions.forEach((p, i) =>
+      Object.values(p.scores).forEach(
+        (v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - expected.beta[i].probabilities[j]))),
+      ),
+    );
+    assert.ok(maxDiff > 1e-6 && maxDiff < 0.02, `int8 engine vs library fp32: max probability difference ${maxDiff}`);
+    assert.match((await call(`${s.url}/metrics`)).text, /model="lora:/);
+  } finally {
+    await s.close();
+  }
+});
+
 test('an adapter whose registered labels differ from its own fails to load: 503 for it alone, the others answer', async () => {
   const dir = path.join(tmp, 'alpha-relabelled');
   cpSync(folders.alpha, dir, { recursive: true });
