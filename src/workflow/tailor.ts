@@ -119,6 +119,10 @@ export interface TailorOptions {
   maxParityDifference?: number;
   /** Fairness budget: smallest allowed disparate impact ratio (needs `sensitiveColumn`; gates aliases like `maxFlipRate`). */
   minDisparateImpact?: number;
+  /** Fairness budget: largest allowed equalized odds difference (needs `sensitiveColumn`; gates aliases like `maxFlipRate`). */
+  maxEqualizedOddsDifference?: number;
+  /** Groups with fewer eval rows are shown but not judged by the group limits (default 30; needs `sensitiveColumn`). */
+  minGroupSize?: number;
 }
 
 /** What a `beforeRegister` hook sees: the model about to be registered and the data it was made from. */
@@ -168,13 +172,13 @@ export interface TailorResult {
     requested: string[];
     moved: boolean;
     regression: boolean;
-    /** True when the fairness budget (`maxFlipRate`, `maxParityDifference`, `minDisparateImpact`) was checked and failed. */
+    /** True when the fairness budget (`maxFlipRate` and the group limits) was checked and failed. */
     fairness_failed: boolean;
     reason: string;
   };
   /** Behavioural tests of both models on the same perturbed eval texts (with `behaviour` or `maxFlipRate`). */
   behaviour?: { baseline: BehaviourReport; customized: BehaviourReport; comparison: BehaviourChange[] };
-  /** The fairness budget checked on the customized model (with any of `maxFlipRate`, `maxParityDifference`, `minDisparateImpact`). */
+  /** The fairness budget checked on the customized model (with `maxFlipRate` or any of the group limits). */
   fairness_budget?: BudgetResult;
   seconds: number;
 }
@@ -289,14 +293,21 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
     ...(o.maxFlipRate !== undefined ? { maxFlipRate: o.maxFlipRate } : {}),
     ...(o.maxParityDifference !== undefined ? { maxParityDifference: o.maxParityDifference } : {}),
     ...(o.minDisparateImpact !== undefined ? { minDisparateImpact: o.minDisparateImpact } : {}),
+    ...(o.maxEqualizedOddsDifference !== undefined ? { maxEqualizedOddsDifference: o.maxEqualizedOddsDifference } : {}),
   };
   const hasBudget = Object.keys(budget).length > 0;
   if (hasBudget) checkFairnessBudget(budget, {});
   const sensitiveColumns = [...new Set(o.sensitiveColumn ?? [])];
-  const groupLimit = (['maxParityDifference', 'minDisparateImpact'] as const).find((k) => budget[k] !== undefined);
+  const groupLimit = (['maxParityDifference', 'minDisparateImpact', 'maxEqualizedOddsDifference'] as const).find(
+    (k) => budget[k] !== undefined,
+  );
   if (groupLimit && sensitiveColumns.length === 0)
     throw new ConfigError(`${groupLimit} needs at least one sensitive column (--sensitive-column)`, {
       field: 'sensitiveColumn',
+    });
+  if (o.minGroupSize !== undefined && sensitiveColumns.length === 0)
+    throw new ConfigError('minGroupSize needs at least one sensitive column (--sensitive-column)', {
+      field: 'minGroupSize',
     });
   const withBehaviour = o.behaviour === true || o.maxFlipRate !== undefined;
   await assertFreshOut(out);
@@ -405,7 +416,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       const yPred = argmaxRows(logits, classes);
       const sensitive = sensitiveValues ? sensitiveFor(state.evalSet, sensitiveColumns, sensitiveValues) : undefined;
       const report: EvalReport = await evaluate({
-        ...(sensitive ? { sensitive } : {}),
+        ...(sensitive ? { sensitive, ...(o.minGroupSize !== undefined ? { minGroupSize: o.minGroupSize } : {}) } : {}),
         labels,
         yTrue: state.evalTrue,
         yPred,
