@@ -22,6 +22,8 @@ import {
   type BudgetResult,
   type EvalReport,
   type FairnessBudget,
+  reweighingWeights,
+  type ReweighingFactor,
 } from '../eval/index.ts';
 import { readSensitive, sensitiveFor } from './sensitive.ts';
 import { countParams, type Model } from '../models/model.ts';
@@ -123,6 +125,12 @@ export interface TailorOptions {
   maxEqualizedOddsDifference?: number;
   /** Groups with fewer eval rows are shown but not judged by the group limits (default 30; needs `sensitiveColumn`). */
   minGroupSize?: number;
+  /**
+   * A column of the training files holding a sensitive attribute: training rows are reweighed by AIF360's Reweighing
+   * (w(g, y) = P(g) P(y) / P(g, y), eval/mitigation.ts `reweighingWeights`), so that label and group are independent
+   * in the weighted training set (CustomizeOptions.sampleWeights). Needs a trained strategy (not 'none').
+   */
+  reweighColumn?: string;
 }
 
 /** What a `beforeRegister` hook sees: the model about to be registered and the data it was made from. */
@@ -180,6 +188,8 @@ export interface TailorResult {
   behaviour?: { baseline: BehaviourReport; customized: BehaviourReport; comparison: BehaviourChange[] };
   /** The fairness budget checked on the customized model (with `maxFlipRate` or any of the group limits). */
   fairness_budget?: BudgetResult;
+  /** With `reweighColumn`: the weight of each (group, label) cell of the training rows (AIF360's Reweighing). */
+  reweighing?: { column: string; factors: ReweighingFactor[] };
   seconds: number;
 }
 
@@ -310,6 +320,11 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       field: 'minGroupSize',
     });
   const withBehaviour = o.behaviour === true || o.maxFlipRate !== undefined;
+  if (o.reweighColumn !== undefined && requested === 'none')
+    throw new ConfigError("reweighColumn reweighs training, but strategy 'none' trains nothing", {
+      field: 'reweighColumn',
+      value: o.reweighColumn,
+    });
   await assertFreshOut(out);
   progress?.log?.('reading data');
   const data = await loadDomainData({
@@ -327,6 +342,8 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         sensitiveColumns,
       )
     : undefined;
+  const reweighValues =
+    o.reweighColumn !== undefined ? await readSensitive([o.train].flat(), [o.reweighColumn]) : undefined;
   progress?.log?.(`loading base ${o.base ?? 'use-lite'}`);
   const { model: base, spec } = await resolveBase(o.base);
   const reg = await openRegistry(o.home !== undefined ? { home: o.home } : {});
@@ -348,6 +365,22 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
     const audit = state.result;
     const rec = audit.recommendation;
     const strategy: Strategy | 'none' = requested === 'auto' ? rec.strategy : requested;
+    if (o.reweighColumn !== undefined && strategy === 'none')
+      throw new ConfigError(
+        `reweighColumn reweighs training, but the audit recommends strategy 'none' (${rec.rules.join(', ')}); choose a strategy`,
+        { field: 'reweighColumn', value: o.reweighColumn },
+      );
+    // AIF360's Reweighing on the rows customize trains on (after any subsampling).
+    const reweighing =
+      o.reweighColumn !== undefined && reweighValues
+        ? {
+            column: o.reweighColumn,
+            ...reweighingWeights(
+              state.train.map((r) => r.label),
+              sensitiveFor(state.train, [o.reweighColumn], reweighValues)[o.reweighColumn],
+            ),
+          }
+        : undefined;
     progress?.log?.(
       `baseline (frozen encoder + ridge head): accuracy ${(audit.baseline.accuracy * 100).toFixed(2)}%; strategy ${strategy}${requested === 'auto' ? ` (recommended: ${rec.rules.join(', ')})` : ''}`,
     );
@@ -374,6 +407,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         ) as Record<string, string | number>),
         max_train_examples: o.maxTrainExamples ?? null,
         max_eval_examples: o.maxEvalExamples ?? null,
+        ...(reweighing ? { reweigh: reweighing.column } : {}),
       },
       tags: { ...o.tags, baseline_run: baselineRunId },
       baseModel: spec,
@@ -393,6 +427,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       } else {
         progress?.log?.(`customizing: ${strategy} on ${state.train.length} train examples`);
         const copts = strategyOptions(strategy, o, requested === 'auto' ? rec : undefined, labels, progress);
+        if (reweighing) copts.sampleWeights = reweighing.weights;
         const onEpoch = copts.onEpoch!;
         copts.onEpoch = (e) => {
           onEpoch(e);
@@ -463,6 +498,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         ...(requested === 'auto' ? { recommendation: rec } : {}),
         ...(behaviour ? { behaviour } : {}),
         ...(fairnessBudget ? { fairness_budget: fairnessBudget } : {}),
+        ...(reweighing ? { reweighing: { column: reweighing.column, factors: reweighing.factors } } : {}),
       };
       let modelFiles: Record<string, string> = {};
       if (o.beforeRegister) {
@@ -601,6 +637,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         alias_decision: aliasDecision,
         ...(behaviour ? { behaviour } : {}),
         ...(fairnessBudget ? { fairness_budget: fairnessBudget } : {}),
+        ...(reweighing ? { reweighing: { column: reweighing.column, factors: reweighing.factors } } : {}),
         data: audit.data,
         audit,
         curve: result?.report.curve ?? [],

@@ -26,6 +26,7 @@ interface CustomizeCliOptions
   labelColumn: string;
   strategy: StrategyChoice;
   alias?: string[];
+  reweigh?: string;
   seed: number;
 }
 
@@ -91,6 +92,10 @@ export function customizeCommand(): Command {
       num({ min: 1, int: true }),
     )
     .option(
+      '--reweigh <column>',
+      "reweigh the training rows by this column of the train files (AIF360's Reweighing: w = P(group) P(label) / P(group, label))",
+    )
+    .option(
       '--seed <n>',
       'seed for splits, initialisation, shuffling and the behavioural tests',
       num({ int: true }),
@@ -104,10 +109,11 @@ export function customizeCommand(): Command {
       import('../format.ts'),
     ]);
     const progress = progressFor(o);
-    const { json: _json, device, profile: _profile, quiet: _quiet, alias, ...pipeline } = o;
+    const { json: _json, device, profile: _profile, quiet: _quiet, alias, reweigh, ...pipeline } = o;
     const r = await tailorWithReference({
       ...pipeline,
       ...(alias ? { aliases: alias } : {}),
+      ...(reweigh !== undefined ? { reweighColumn: reweigh } : {}),
       providers: providersFor(device),
       progress,
     });
