@@ -29,7 +29,8 @@ test('tailor mitigate: thresholds chosen on validation under demographic parity,
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const train = loanExamples(400, 'train');
   const val = loanExamples(300, 'val');
-  const heldOut = loanExamples(300, 'test');
+  // Distinct texts: `tailor evaluate` drops repeated rows, and its figures are compared with counts over these.
+  const heldOut = loanExamples(300, 'test').filter((x, i, all) => all.findIndex((y) => y.text === x.text) === i);
   const bert = await writeTinyBert(
     path.join(dir, 'tiny-bert'),
     [...train, ...val, ...heldOut].map((r) => r.text),
@@ -111,6 +112,23 @@ test('tailor mitigate: thresholds chosen on validation under demographic parity,
       `validation: accuracy ${m.validation.before.accuracy} -> ${m.validation.after.accuracy}, DP ${m.validation.before.demographicParityDifference} -> ${m.validation.after.demographicParityDifference}; held-out DP ${before} -> ${after}`,
     );
     assert.ok(after < before / 2, `held-out parity gap ${before} -> ${after}`);
+
+    // `tailor evaluate` with the thresholds' column applies them: its parity difference is the gap counted above.
+    const testFile = writeLoans(path.join(dir, 'test.csv'), heldOut);
+    const evalArgs = ['evaluate', '--model', 'loans@fair', '--eval', testFile, '--label-column', 'decision'];
+    const e = await tailor([...evalArgs, '--sensitive-column', 'district', '--no-latency', '--home', home, '--json']);
+    assert.equal(e.status, 0, e.stderr);
+    const ej = json<{
+      groupThresholds?: { column: string; thresholds: Record<string, number> };
+      disaggregated: { views: Array<{ demographicParityDifference: { estimate: number } }> };
+    }>(e);
+    assert.deepEqual(ej.groupThresholds?.column, 'district');
+    assert.deepEqual(ej.groupThresholds?.thresholds, stored.thresholds);
+    assert.ok(Math.abs(ej.disaggregated.views[0].demographicParityDifference.estimate - after) < 1e-12);
+    // Without the column there are no groups to apply them to: argmax, as before.
+    const plainEval = await tailor([...evalArgs, '--no-latency', '--home', home, '--json']);
+    assert.equal(plainEval.status, 0, plainEval.stderr);
+    assert.equal(json<{ groupThresholds?: unknown }>(plainEval).groupThresholds, undefined);
   } finally {
     await clf.release();
   }
