@@ -128,9 +128,10 @@ export interface TailorOptions {
   /**
    * A column of the training files holding a sensitive attribute: training rows are reweighed by AIF360's Reweighing
    * (w(g, y) = P(g) P(y) / P(g, y), eval/mitigation.ts `reweighingWeights`), so that label and group are independent
-   * in the weighted training set (CustomizeOptions.sampleWeights). Needs a trained strategy (not 'none').
+   * in the weighted training set (CustomizeOptions.sampleWeights). Needs a trained strategy (not 'none'). Named
+   * as the CLI flag, so `tailor customize --reweigh` and a queued customize job pass it through unchanged.
    */
-  reweighColumn?: string;
+  reweigh?: string;
 }
 
 /** What a `beforeRegister` hook sees: the model about to be registered and the data it was made from. */
@@ -188,7 +189,7 @@ export interface TailorResult {
   behaviour?: { baseline: BehaviourReport; customized: BehaviourReport; comparison: BehaviourChange[] };
   /** The fairness budget checked on the customized model (with `maxFlipRate` or any of the group limits). */
   fairness_budget?: BudgetResult;
-  /** With `reweighColumn`: the weight of each (group, label) cell of the training rows (AIF360's Reweighing). */
+  /** With `reweigh`: the weight of each (group, label) cell of the training rows (AIF360's Reweighing). */
   reweighing?: { column: string; factors: ReweighingFactor[] };
   seconds: number;
 }
@@ -320,10 +321,10 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       field: 'minGroupSize',
     });
   const withBehaviour = o.behaviour === true || o.maxFlipRate !== undefined;
-  if (o.reweighColumn !== undefined && requested === 'none')
-    throw new ConfigError("reweighColumn reweighs training, but strategy 'none' trains nothing", {
-      field: 'reweighColumn',
-      value: o.reweighColumn,
+  if (o.reweigh !== undefined && requested === 'none')
+    throw new ConfigError("reweigh (--reweigh) reweighs training, but strategy 'none' trains nothing", {
+      field: 'reweigh',
+      value: o.reweigh,
     });
   await assertFreshOut(out);
   progress?.log?.('reading data');
@@ -342,8 +343,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         sensitiveColumns,
       )
     : undefined;
-  const reweighValues =
-    o.reweighColumn !== undefined ? await readSensitive([o.train].flat(), [o.reweighColumn]) : undefined;
+  const reweighValues = o.reweigh !== undefined ? await readSensitive([o.train].flat(), [o.reweigh]) : undefined;
   progress?.log?.(`loading base ${o.base ?? 'use-lite'}`);
   const { model: base, spec } = await resolveBase(o.base);
   const reg = await openRegistry(o.home !== undefined ? { home: o.home } : {});
@@ -365,19 +365,19 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
     const audit = state.result;
     const rec = audit.recommendation;
     const strategy: Strategy | 'none' = requested === 'auto' ? rec.strategy : requested;
-    if (o.reweighColumn !== undefined && strategy === 'none')
+    if (o.reweigh !== undefined && strategy === 'none')
       throw new ConfigError(
-        `reweighColumn reweighs training, but the audit recommends strategy 'none' (${rec.rules.join(', ')}); choose a strategy`,
-        { field: 'reweighColumn', value: o.reweighColumn },
+        `reweigh (--reweigh) reweighs training, but the audit recommends strategy 'none' (${rec.rules.join(', ')}); choose a strategy`,
+        { field: 'reweigh', value: o.reweigh },
       );
     // AIF360's Reweighing on the rows customize trains on (after any subsampling).
     const reweighing =
-      o.reweighColumn !== undefined && reweighValues
+      o.reweigh !== undefined && reweighValues
         ? {
-            column: o.reweighColumn,
+            column: o.reweigh,
             ...reweighingWeights(
               state.train.map((r) => r.label),
-              sensitiveFor(state.train, [o.reweighColumn], reweighValues)[o.reweighColumn],
+              sensitiveFor(state.train, [o.reweigh], reweighValues)[o.reweigh],
             ),
           }
         : undefined;

@@ -316,7 +316,7 @@ test('customize --reweigh: AIF360 weights per (district, decision) cell, and a l
   // Strategy none trains nothing to reweigh: an error before anything is read.
   const none = await tailor([...args('none', '--reweigh', 'district'), '--strategy', 'none']);
   assert.notEqual(none.status, 0);
-  assert.match(none.stderr, /reweighColumn reweighs training, but strategy 'none' trains nothing/);
+  assert.match(none.stderr, /reweigh \(--reweigh\) reweighs training, but strategy 'none' trains nothing/);
   // A column the train file lacks names the column and the file.
   const missing = await tailor(args('missing', '--reweigh', 'region'));
   assert.notEqual(missing.status, 0);

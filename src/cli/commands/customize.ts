@@ -26,7 +26,6 @@ interface CustomizeCliOptions
   labelColumn: string;
   strategy: StrategyChoice;
   alias?: string[];
-  reweigh?: string;
   seed: number;
 }
 
@@ -109,11 +108,10 @@ export function customizeCommand(): Command {
       import('../format.ts'),
     ]);
     const progress = progressFor(o);
-    const { json: _json, device, profile: _profile, quiet: _quiet, alias, reweigh, ...pipeline } = o;
+    const { json: _json, device, profile: _profile, quiet: _quiet, alias, ...pipeline } = o;
     const r = await tailorWithReference({
       ...pipeline,
       ...(alias ? { aliases: alias } : {}),
-      ...(reweigh !== undefined ? { reweighColumn: reweigh } : {}),
       providers: providersFor(device),
       progress,
     });
