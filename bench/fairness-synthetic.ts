@@ -2,7 +2,11 @@
  * The fairness audit on the seeded synthetic loan task (test/eval/synthetic-bias.ts): audit of the biased model,
  * the budget verdict, group thresholds and reweighing with their accuracy cost. Prints what docs/eval.md shows.
  *   node --import tsx bench/fairness-synthetic.ts
+ * With `--csv DIR`, writes the same seeded rows as DIR/{train,validation,test}.csv (columns text, decision,
+ * district) for the command-line walk-through in docs/eval.md, and exits.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import {
   argmax,
   checkFairnessBudget,
@@ -21,6 +25,25 @@ const train = loanExamples(800, 'train');
 const validation = loanExamples(400, 'validation');
 const testSet = loanExamples(400, 'test');
 const texts = (rows: LoanExample[]): string[] => rows.map((r) => r.text);
+
+const csvAt = process.argv.indexOf('--csv');
+if (csvAt >= 0) {
+  const dir = process.argv[csvAt + 1] ?? 'loans';
+  mkdirSync(dir, { recursive: true });
+  for (const [name, rows] of [
+    ['train', train],
+    ['validation', validation],
+    ['test', testSet],
+  ] as const)
+    writeFileSync(
+      path.join(dir, `${name}.csv`),
+      ['text,decision,district', ...rows.map((r) => `"${r.text}",${LABELS[r.label]},${r.group}`)].join('\n') + '\n',
+    );
+  console.log(
+    `wrote ${dir}/train.csv (${train.length}), validation.csv (${validation.length}), test.csv (${testSet.length})`,
+  );
+  process.exit(0);
+}
 const audit = (pred: number[]): DisaggregatedReport =>
   disaggregate({
     labels: LABELS,

@@ -37,6 +37,7 @@ export {
   quantizeModel,
   distillModel,
   evaluateModel,
+  mitigateModel,
   loadClassifier,
   type TailorOptions,
   type TailorResult,

@@ -134,6 +134,11 @@ export function formatPipeline(r: TailorResult, opts: { profile?: boolean } = {}
         `validation ECE ${k.eceBefore.toFixed(3)} -> ${k.eceAfter.toFixed(3)}, log-loss ${k.logLossBefore.toFixed(3)} -> ${k.logLossAfter.toFixed(3)}`,
     );
   }
+  if (r.reweighing)
+    out.push(
+      `reweighing by "${r.reweighing.column}" (AIF360, P(group) P(label) / P(group, label)): ` +
+        r.reweighing.factors.map((f) => `${f.group}/${f.label} (${f.count}) ${f.weight.toFixed(4)}`).join(', '),
+    );
   out.push(`verdict: ${verdict(r)}`);
   if (r.behaviour) {
     out.push('');

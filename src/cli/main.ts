@@ -16,6 +16,7 @@ import { demoCommand } from './commands/demo.ts';
 import { distillCommand } from './commands/distill.ts';
 import { evaluateCommand } from './commands/evaluate.ts';
 import { jobsCommand, submitCommand, workerCommand } from './commands/jobs.ts';
+import { mitigateCommand } from './commands/mitigate.ts';
 import { modelsCommand } from './commands/models.ts';
 import { abCommand, feedbackCommand, monitorCommand, watchCommand } from './commands/monitor.ts';
 import { quantizeCommand } from './commands/quantize.ts';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
     registryCommand(),
     quantizeCommand(),
     distillCommand(),
+    mitigateCommand(),
     submitCommand(),
     workerCommand(),
     jobsCommand(),

@@ -6,6 +6,7 @@
  * head (LP-FT), the trainer, the choice of the best epoch (for `head`: or of the warm head), temperature scaling
  * folded into the head, the lineage.
  */
+import { softmaxCrossEntropy } from '../autodiff/losses.ts';
 import { DataError } from '../errors.ts';
 import { fitTemperature, logitCalibration } from '../eval/calibration.ts';
 import { classificationMetrics, scoreLogits } from '../eval/metrics.ts';
@@ -14,6 +15,7 @@ import { countParams, withParamValues, type Model } from '../models/model.ts';
 import { DEFAULT_MAX_LENGTH, encodeTextBatch } from '../models/text.ts';
 import type { GraphBuilder } from '../onnx/builder.ts';
 import { modelFromGraph, type Graph } from '../onnx/ir.ts';
+import { normalizedWeights } from '../runtime/dense.ts';
 import { RssSampler } from '../runtime/memory.ts';
 import { ort, Session } from '../runtime/session.ts';
 import { foldLrScale, lrScaledName, lrScaleReparam } from '../train/layer-decay.ts';
@@ -116,6 +118,15 @@ export function labelIds(rows: readonly LabeledText[], labels: readonly string[]
 const ceLoss = (b: GraphBuilder): string =>
   b.op('SoftmaxCrossEntropyLoss', [LOGITS, b.input('labels', 'int64', ['batch'])], { reduction: 'mean' });
 
+/** The data column (and graph input) of `sampleWeights`. */
+const SAMPLE_WEIGHT = 'sample_weight';
+
+/** Cross-entropy weighted per row by the `sample_weight` column: Σ wᵢℓᵢ / Σ wᵢ over the batch. */
+const weightedCeLoss = (b: GraphBuilder): string =>
+  softmaxCrossEntropy(b, LOGITS, b.input('labels', 'int64', ['batch']), {
+    sampleWeights: b.input(SAMPLE_WEIGHT, 'float32', ['batch']),
+  });
+
 /**
  * Key that picks the best epoch: validation accuracy, ties broken by the lower validation log-loss. Accuracy alone
  * saturates on small validation sets (every epoch at 100%), and the first of equal epochs then won: weights from
@@ -191,8 +202,12 @@ async function runFeatures(
   }
 }
 
-function withColumns(feeds: Record<string, ort.Tensor>, labels: BigInt64Array): TrainData {
-  return tensorData({ ...feeds, labels: new ort.Tensor('int64', labels, [labels.length]) });
+function withColumns(feeds: Record<string, ort.Tensor>, labels: BigInt64Array, weights?: Float32Array): TrainData {
+  return tensorData({
+    ...feeds,
+    labels: new ort.Tensor('int64', labels, [labels.length]),
+    ...(weights ? { [SAMPLE_WEIGHT]: new ort.Tensor('float32', weights, [weights.length]) } : {}),
+  });
 }
 
 /** Customizes `base` on `data` with one strategy; see the module comment. Nothing is written to disk. */
@@ -208,6 +223,12 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
   const batchSize = opts.batchSize ?? 32;
   const lr = opts.lr ?? def.defaultLr;
   const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
+  // Scaled to mean 1 (checked: one finite weight >= 0 per training row). Validation rows all weigh 1: its loss is
+  // the plain mean, and the choices made on it stay unweighted.
+  const sampleWeights = opts.sampleWeights
+    ? Float32Array.from(normalizedWeights(opts.sampleWeights, data.train.length, 'sampleWeights'))
+    : undefined;
+  const valWeights = sampleWeights ? new Float32Array(data.validation.length).fill(1) : undefined;
   const t0 = performance.now();
   const rss = new RssSampler().start();
   try {
@@ -248,7 +269,11 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       const tw = performance.now();
       const D = cached.train.dims[1];
       const h = await fitWarmHead(
-        { features: cached.train.data as Float32Array, labels: Array.from(yTrain, Number) },
+        {
+          features: cached.train.data as Float32Array,
+          labels: Array.from(yTrain, Number),
+          ...(sampleWeights ? { weights: sampleWeights } : {}),
+        },
         { features: cached.val.data as Float32Array, labels: Array.from(yVal, Number) },
         D,
         labels.length,
@@ -278,11 +303,11 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     if (def.headOnly && cached) {
       const hg = headGraph(model);
       graph = hg.graph;
-      trainData = withColumns({ [hg.feature]: cached.train }, yTrain);
-      valData = withColumns({ [hg.feature]: cached.val }, yVal);
+      trainData = withColumns({ [hg.feature]: cached.train }, yTrain, sampleWeights);
+      valData = withColumns({ [hg.feature]: cached.val }, yVal, valWeights);
     } else {
-      trainData = withColumns(train.feeds, yTrain);
-      valData = withColumns(val.feeds, yVal);
+      trainData = withColumns(train.feeds, yTrain, sampleWeights);
+      valData = withColumns(val.feeds, yVal, valWeights);
     }
     let trainable = [...model.params.values()].filter((p) => p.trainable).map((p) => p.initializer);
     const scales = prepared.lrScales;
@@ -294,7 +319,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       ...[...model.params.values()].filter((p) => p.role === 'bias' || p.role === 'norm').map((p) => p.initializer),
       ...(prepared.noDecay ?? []),
     ]);
-    const trainer = new Trainer(graph, ceLoss, trainable, trainData, {
+    const trainer = new Trainer(graph, sampleWeights ? weightedCeLoss : ceLoss, trainable, trainData, {
       seed,
       epochs,
       batchSize,
@@ -416,6 +441,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       maxLength,
       seq: train.seq,
       headInit: headInit.kind,
+      ...(sampleWeights ? { sampleWeighted: true } : {}),
       ...prepared.hyperparameters,
     };
     const lineage: Lineage = {

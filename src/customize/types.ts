@@ -52,6 +52,13 @@ export interface CustomizeOptions {
    * (src/train/warm-head.ts). Default: the strategy's `warmStartHead`.
    */
   warmStartHead?: boolean | WarmHeadOptions;
+  /**
+   * One weight per training row (e.g. AIF360's Reweighing, eval/mitigation.ts `reweighingWeights`): training
+   * minimises the weighted mean cross-entropy Σ wᵢℓᵢ / Σ wᵢ of each batch, and the warm head (and so the head
+   * strategy, which trains on cached features) is fitted with the same weights. Validation (the best epoch, the
+   * warm-or-trained head choice, calibration) stays unweighted.
+   */
+  sampleWeights?: ArrayLike<number>;
   /** ORT intra-op threads for training sessions. */
   threads?: number;
   /**

@@ -6,6 +6,9 @@
  * a verdict with reasons comes out; the caller records it and moves the alias.
  */
 import { ConfigError } from '../errors.ts';
+import type { BehaviourReport } from '../eval/behaviour.ts';
+import type { DisaggregatedReport } from '../eval/disaggregate.ts';
+import { checkFairnessBudget, type FairnessBudget } from '../eval/gate.ts';
 import { classificationMetrics } from '../eval/metrics.ts';
 import { compareModels, type ModelComparison } from '../eval/significance.ts';
 
@@ -16,6 +19,11 @@ export interface GateCandidate {
   latencyMs?: number;
   /** Measured fairness gap (e.g. largest accuracy difference between groups), if a budget is set. */
   fairnessGap?: number;
+  /**
+   * What the fairness budget reads (`fairnessBudget`): metrics disaggregated by a sensitive column (for the group
+   * limits) and behavioural tests (for the flip rate). A limit whose report is missing fails, as in customize.
+   */
+  fairnessReports?: { fairness?: DisaggregatedReport; behaviour?: BehaviourReport };
 }
 
 export interface GateThresholds {
@@ -24,6 +32,11 @@ export interface GateThresholds {
   minMacroF1?: number;
   latencyBudgetMs?: number;
   fairnessGapBudget?: number;
+  /**
+   * The fairness budget `customize` checks (eval/gate.ts: parity difference, disparate impact, equalized odds
+   * difference, flip rate), checked on the challenger; each limit is one check, failed like an accuracy bar.
+   */
+  fairnessBudget?: FairnessBudget;
   /** Change threshold: challenger accuracy − champion accuracy must be >= this (default −0.005, i.e. −0.5 pt). */
   minAccuracyChange?: number;
   /** Instead of non-inferiority, require a better accuracy with McNemar p < `alpha`. Default false. */
@@ -49,6 +62,20 @@ export interface GateResult {
   champion?: { accuracy: number; macroF1: number };
   comparison?: ModelComparison;
 }
+
+/** Gate check names of the fairness budget's limits, and what each measures. */
+const BUDGET_CHECK: Record<keyof FairnessBudget, string> = {
+  maxParityDifference: 'parity_difference',
+  minDisparateImpact: 'disparate_impact',
+  maxEqualizedOddsDifference: 'equalized_odds_difference',
+  maxFlipRate: 'flip_rate',
+};
+const BUDGET_NAME: Record<keyof FairnessBudget, string> = {
+  maxParityDifference: 'demographic parity difference',
+  minDisparateImpact: 'disparate impact ratio',
+  maxEqualizedOddsDifference: 'equalized odds difference',
+  maxFlipRate: 'flip rate',
+};
 
 const pt = (x: number): string => `${(x * 100).toFixed(2)} pt`;
 const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
@@ -116,6 +143,23 @@ export function evaluateGate(
       thresholds.fairnessGapBudget,
       `fairness gap ${pt(challenger.fairnessGap)} ${ok ? '<=' : '>'} budget ${pt(thresholds.fairnessGapBudget)}`,
     );
+  }
+  const budget = thresholds.fairnessBudget;
+  if (budget && Object.values(budget).some((v) => v !== undefined)) {
+    const verdict = checkFairnessBudget(budget, challenger.fairnessReports ?? {});
+    let failed = 0;
+    for (const c of verdict.checks) {
+      const measured = c.value === null ? 'not measured' : `${c.value.toFixed(4)} in ${c.where}`;
+      const bound = c.limit === 'minDisparateImpact' ? '>=' : '<=';
+      add(
+        BUDGET_CHECK[c.limit],
+        c.pass,
+        c.value ?? Number.NaN,
+        c.bound,
+        // A failed limit reads as customize's budget reason; checkFairnessBudget keeps the failed ones in order.
+        c.pass ? `${BUDGET_NAME[c.limit]} ${measured} ${bound} ${c.bound}` : verdict.reasons[failed++],
+      );
+    }
   }
   let comparison: ModelComparison | undefined;
   let championMetrics: GateResult['champion'];

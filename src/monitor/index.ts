@@ -13,3 +13,4 @@ export * from './run.ts';
 export * from './retrain.ts';
 export * from './reference.ts';
 export * from './loop.ts';
+export * from './fairness.ts';

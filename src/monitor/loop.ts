@@ -15,6 +15,7 @@ import { Classifier } from '../models/classifier.ts';
 import { openRegistry, parseModelRef, type Json, type ModelVersion } from '../registry/index.ts';
 import type { TailorOptions, WorkflowProgress } from '../workflow/tailor.ts';
 import { STRATEGY_CHOICES, type StrategyChoice } from '../workflow/strategies.ts';
+import { accuracyGap, challengerFairness } from './fairness.ts';
 import { evaluateGate, type GateResult, type GateThresholds } from './gate.ts';
 import { feedbackLabels, readFeedback, readPredictions, rowKey, type PredictionRow } from './log.ts';
 import type { Policy } from './policy.ts';
@@ -267,20 +268,38 @@ export async function retrainAndPromote(o: RetrainOptions): Promise<RetrainOutco
       // Both models on the same held-out rows, in one label space (the challenger may know new intents).
       const texts = heldOut.map((r) => r.text);
       const champ = await predictLabels(championDir, texts);
-      const chall = await predictLabels(await reg.modelPath(`${name}:${challenger.version}`), texts);
+      const challengerDir = await reg.modelPath(`${name}:${challenger.version}`);
+      const chall = await predictLabels(challengerDir, texts);
       const space = [...new Set([...heldOut.map((r) => r.label), ...champ.labels, ...chall.labels])].sort();
       const id = new Map(space.map((l, i) => [l, i]));
       const thresholds: GateThresholds = { ...o.policy.gate };
       const notes: string[] = [];
-      if (thresholds.fairnessGapBudget !== undefined) {
-        // The log has no group column to measure a gap on; say so rather than pass or fail silently.
+      // The fairness budget on the challenger: flip rates on the held-out texts, group limits on the policy's
+      // fairness data (the log has no group column).
+      const fairnessReports =
+        thresholds.fairnessBudget || (thresholds.fairnessGapBudget !== undefined && o.policy.fairnessData)
+          ? await challengerFairness(challengerDir, o.policy, texts, seed)
+          : undefined;
+      if (fairnessReports)
+        await run.logArtifactBytes(`${JSON.stringify(fairnessReports, null, 2)}\n`, 'fairness.json', 'report');
+      if (thresholds.fairnessGapBudget !== undefined && !fairnessReports?.fairness) {
+        // Nothing to measure a gap on; say so rather than pass or fail silently.
         delete thresholds.fairnessGapBudget;
-        notes.push('fairness gap budget not checked: the feedback carries no group column');
+        notes.push(
+          'fairness gap budget not checked: the feedback carries no group column and the policy names no gate.fairness_data',
+        );
       }
       const gate = evaluateGate(
         heldOut.map((r) => id.get(r.label)!),
         space,
-        { predictions: chall.labels.map((l) => id.get(l)!), latencyMs: chall.p95Ms },
+        {
+          predictions: chall.labels.map((l) => id.get(l)!),
+          latencyMs: chall.p95Ms,
+          ...(fairnessReports ? { fairnessReports } : {}),
+          ...(thresholds.fairnessGapBudget !== undefined && fairnessReports?.fairness
+            ? { fairnessGap: accuracyGap(fairnessReports.fairness) }
+            : {}),
+        },
         { predictions: champ.labels.map((l) => id.get(l)!), latencyMs: champ.p95Ms },
         thresholds,
       );

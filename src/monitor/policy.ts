@@ -4,6 +4,7 @@
  * validated with zod; every error names the file and the field path (e.g. `drift.numeric.test`).
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
@@ -78,9 +79,43 @@ const schema = z.strictObject({
       alpha: z.number().gt(0).lt(1).default(0.05),
       latency_budget_ms: z.number().positive().optional(),
       fairness_gap_budget: share.optional(),
+      // The fairness budget of `customize` (eval/gate.ts), checked on the challenger.
+      max_parity_difference: share.optional(),
+      min_disparate_impact: share.optional(),
+      max_equalized_odds_difference: share.optional(),
+      max_flip_rate: share.optional(),
+      // Labelled rows with a sensitive column: the group limits (and the fairness gap) are measured on them.
+      fairness_data: z
+        .strictObject({
+          file: z.string().min(1),
+          text_column: z.string().min(1).default('text'),
+          label_column: z.string().min(1).default('label'),
+          sensitive_column: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+          min_group_size: z.int().min(1).default(30),
+        })
+        .optional(),
+    })
+    .superRefine((g, ctx) => {
+      for (const k of ['max_parity_difference', 'min_disparate_impact', 'max_equalized_odds_difference'] as const)
+        if (g[k] !== undefined && !g.fairness_data)
+          ctx.addIssue({
+            code: 'custom',
+            path: [k],
+            message: 'a group limit needs gate.fairness_data (labelled rows with a sensitive column to measure it on)',
+          });
     })
     .default({ min_accuracy_change: -0.005, require_significant_gain: false, alpha: 0.05 }),
 });
+
+/** Where the promotion gate measures group fairness: labelled rows with one or more sensitive columns. */
+export interface FairnessData {
+  /** Resolved against the policy file's folder by `loadPolicy`. */
+  file: string;
+  textColumn: string;
+  labelColumn: string;
+  sensitiveColumns: string[];
+  minGroupSize: number;
+}
 
 export type PolicyFile = z.infer<typeof schema>;
 export type TriggerKind = PolicyFile['trigger']['on'][number];
@@ -100,6 +135,8 @@ export interface Policy {
   trigger: { on: TriggerKind[]; consecutiveWindows: number };
   retrain: { strategy: string; hyperparameters?: Record<string, unknown> };
   gate: GateThresholds;
+  /** With group limits in the gate: the labelled rows with sensitive columns they are measured on. */
+  fairnessData?: FairnessData;
   /** The file as validated (snake_case), for the run record. */
   source: PolicyFile;
 }
@@ -123,6 +160,15 @@ export function policyFromObject(raw: unknown, file = 'policy'): Policy {
   }
   const p = r.data;
   const ms = (text: string, field: string): number => parseDuration(text, field);
+  const budget = Object.fromEntries(
+    Object.entries({
+      maxParityDifference: p.gate.max_parity_difference,
+      minDisparateImpact: p.gate.min_disparate_impact,
+      maxEqualizedOddsDifference: p.gate.max_equalized_odds_difference,
+      maxFlipRate: p.gate.max_flip_rate,
+    }).filter(([, v]) => v !== undefined),
+  );
+  const fd = p.gate.fairness_data;
   return {
     model: p.model,
     ...(p.schedule ? { scheduleMs: ms(p.schedule.every, 'schedule.every') } : {}),
@@ -155,7 +201,19 @@ export function policyFromObject(raw: unknown, file = 'policy'): Policy {
       alpha: p.gate.alpha,
       latencyBudgetMs: p.gate.latency_budget_ms,
       fairnessGapBudget: p.gate.fairness_gap_budget,
+      ...(Object.keys(budget).length ? { fairnessBudget: budget } : {}),
     },
+    ...(fd
+      ? {
+          fairnessData: {
+            file: fd.file,
+            textColumn: fd.text_column,
+            labelColumn: fd.label_column,
+            sensitiveColumns: [fd.sensitive_column].flat(),
+            minGroupSize: fd.min_group_size,
+          },
+        }
+      : {}),
     source: p,
   };
 }
@@ -179,7 +237,11 @@ export function loadPolicy(file: string): Policy {
   } catch (e) {
     throw new ConfigError(`cannot read policy file ${file}: ${(e as Error).message}`, { file }, { cause: e });
   }
-  return parsePolicy(text, file);
+  const policy = parsePolicy(text, file);
+  // A relative fairness_data file is relative to the policy file, not to wherever `tailor watch` runs.
+  if (policy.fairnessData && !path.isAbsolute(policy.fairnessData.file))
+    policy.fairnessData.file = path.resolve(path.dirname(file), policy.fairnessData.file);
+  return policy;
 }
 
 /** What one monitoring window found, as far as the trigger is concerned. */

@@ -43,6 +43,30 @@ export async function crossProduct(
   }
 }
 
+/**
+ * Per-example weights scaled to mean 1 (all ones without `weights`): a weighted fit then keeps the scale of an
+ * unweighted one (its regularisation strengths mean the same). Each weight must be finite and >= 0, their sum > 0.
+ */
+export function normalizedWeights(weights: ArrayLike<number> | undefined, n: number, where: string): Float64Array {
+  const out = new Float64Array(n).fill(1);
+  if (!weights) return out;
+  if (weights.length !== n)
+    throw new ConfigError(`${where}: ${weights.length} weights for ${n} examples`, { field: 'weights' });
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const v = weights[i];
+    if (!(v >= 0 && Number.isFinite(v)))
+      throw new ConfigError(`${where}: weight ${v} of example ${i} is not a finite number >= 0`, {
+        field: 'weights',
+        value: String(v),
+      });
+    total += v;
+  }
+  if (!(total > 0)) throw new ConfigError(`${where}: the weights sum to 0`, { field: 'weights' });
+  for (let i = 0; i < n; i++) out[i] = (weights[i] * n) / total;
+  return out;
+}
+
 /** Mean log-loss, correct count and (when asked) the gradient of the mean log-loss of a linear softmax classifier. */
 export interface SoftmaxEval {
   loss: number;
@@ -55,6 +79,8 @@ export interface SoftmaxEval {
 /**
  * A softmax-regression problem (features X [n, width], labels in [0, classes)) held in ORT tensors, evaluated at
  * any (W [width, classes], b [classes]). One session per problem; X and the one-hot labels are fed by reference.
+ * With `weights` (one per example, e.g. reweighing's), the loss and its gradient are the weighted mean
+ * Σ wᵢℓᵢ / Σ wᵢ; the correct count stays unweighted.
  */
 export class SoftmaxProblem {
   private constructor(
@@ -70,13 +96,15 @@ export class SoftmaxProblem {
     labels: ArrayLike<number>,
     width: number,
     classes: number,
-    opts: { threads?: number } = {},
+    opts: { threads?: number; weights?: ArrayLike<number> } = {},
   ): Promise<SoftmaxProblem> {
     const n = labels.length;
     if (features.length !== n * width)
       throw new ConfigError(`SoftmaxProblem: ${features.length} feature values for ${n} examples of width ${width}`, {
         field: 'features',
       });
+    // Weights scaled to mean 1, so the weighted mean is Σ wᵢℓᵢ / n and an unweighted problem is all ones.
+    const sw = normalizedWeights(opts.weights, n, 'SoftmaxProblem');
     const oneHot = new Float64Array(n * classes);
     const ids = new BigInt64Array(n);
     for (let i = 0; i < n; i++) {
@@ -92,14 +120,15 @@ export class SoftmaxProblem {
     const x = g.input('x', 'float64', [n, width]);
     const yh = g.input('y', 'float64', [n, classes]);
     const yi = g.input('labels', 'int64', [n]);
+    const sv = g.input('sw', 'float64', [n, 1]);
     const w = g.input('w', 'float64', [width, classes]);
     const b = g.input('b', 'float64', [classes]);
     const scores = g.op('Gemm', [x, w, b]);
     const logp = g.op('LogSoftmax', [scores], { axis: 1 });
     const inv = g.constant('float64', Float64Array.of(n ? 1 / n : 0), []);
-    const loss = g.mul(g.neg(g.op('ReduceSum', [g.mul(yh, logp)], { keepdims: 0 })), inv);
+    const loss = g.mul(g.neg(g.op('ReduceSum', [g.mul(g.mul(yh, logp), sv)], { keepdims: 0 })), inv);
     const hits = g.op('ReduceSum', [g.cast(g.op('Equal', [g.argMax(scores, 1), yi]), 'float64')], { keepdims: 0 });
-    const resid = g.mul(g.sub(g.exp(logp), yh), inv);
+    const resid = g.mul(g.mul(g.sub(g.exp(logp), yh), sv), inv);
     const gw = g.op('Gemm', [x, resid], { transA: 1 });
     const gb = g.reduceSum(resid, [0], false);
     for (const [v, name, shape] of [
@@ -130,6 +159,7 @@ export class SoftmaxProblem {
       ]),
       y: new ort.Tensor('float64', oneHot, [n, classes]),
       labels: new ort.Tensor('int64', ids, [n]),
+      sw: new ort.Tensor('float64', sw, [n, 1]),
     };
     return new SoftmaxProblem(session, feeds, n, width, classes);
   }

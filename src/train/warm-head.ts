@@ -11,7 +11,7 @@
 import { ConfigError } from '../errors.ts';
 import { fitTemperature } from '../eval/calibration.ts';
 import { fitLinearHead } from './linear-probe.ts';
-import { SoftmaxProblem } from '../runtime/dense.ts';
+import { normalizedWeights, SoftmaxProblem } from '../runtime/dense.ts';
 
 export interface WarmHeadOptions {
   /**
@@ -60,7 +60,8 @@ const rank = (correct: number, loss: number): number => correct + 1 / (1 + loss)
  * SpamAssassin: 97.3% → 91%), and fine-tuning then started below the frozen-feature baseline.
  */
 export async function fitWarmHead(
-  train: { features: Float32Array; labels: ArrayLike<number> },
+  /** `weights`: one per training example (e.g. reweighing's); the ridge start and the log-loss are weighted by them. */
+  train: { features: Float32Array; labels: ArrayLike<number>; weights?: ArrayLike<number> },
   validation: { features: Float32Array; labels: ArrayLike<number> },
   width: number,
   classes: number,
@@ -76,20 +77,14 @@ export async function fitWarmHead(
       { field: 'features' },
     );
   }
-  const ridge = await fitLinearHead(
-    train.features,
-    train.labels,
-    d,
-    k,
-    nVa ? { validation: { features: validation.features, labels: validation.labels } } : {},
-  );
-  const tr = await SoftmaxProblem.create(
-    train.features,
-    train.labels,
-    d,
-    k,
-    opts.threads ? { threads: opts.threads } : {},
-  );
+  const ridge = await fitLinearHead(train.features, train.labels, d, k, {
+    ...(nVa ? { validation: { features: validation.features, labels: validation.labels } } : {}),
+    ...(train.weights ? { weights: train.weights } : {}),
+  });
+  const tr = await SoftmaxProblem.create(train.features, train.labels, d, k, {
+    ...(opts.threads ? { threads: opts.threads } : {}),
+    ...(train.weights ? { weights: train.weights } : {}),
+  });
   const va = nVa
     ? await SoftmaxProblem.create(
         validation.features,
@@ -112,8 +107,10 @@ export async function fitWarmHead(
     const ridgeScore = { valAccuracy: r.correct / sel.problem.n, valLoss: r.loss };
 
     const x = train.features;
+    // The Hessian bound of the (weighted) mean log-loss: the weighted mean of ‖x‖² + 1 (weights of mean 1).
+    const sw = normalizedWeights(train.weights, nTr, 'fitWarmHead');
     let meanSq = 0;
-    for (let i = 0; i < x.length; i++) meanSq += x[i] * x[i];
+    for (let i = 0; i < nTr; i++) for (let j = 0; j < d; j++) meanSq += sw[i] * x[i * d + j] * x[i * d + j];
     meanSq = meanSq / nTr + 1;
     let variance = 0;
     for (let j = 0; j < d; j++) {

@@ -18,6 +18,7 @@ import {
   type EvalReport,
   type FairnessBudget,
 } from '../eval/index.ts';
+import { readGroupThresholds } from '../models/group-thresholds.ts';
 import { toOnnxModel } from '../models/model.ts';
 import { argmaxRows, predictTexts, textFeeds } from '../models/text.ts';
 import { formatProfile } from '../runtime/profile.ts';
@@ -55,6 +56,11 @@ export interface EvaluateModelOptions {
 /** What `evaluateModel` measured; the CLI prints it, and exits 1 when the fairness budget failed. */
 export interface EvaluateModelResult {
   report: EvalReport;
+  /**
+   * Set when the model carries group thresholds (`tailor mitigate`) for one of the sensitive columns: the
+   * predictions (and so every metric but top-k and calibration) are the thresholded ones.
+   */
+  groupThresholds?: { column: string; thresholds: Record<string, number>; positiveLabel: string };
   behaviour?: BehaviourReport;
   fairnessBudget?: BudgetResult;
   profile?: string;
@@ -104,6 +110,16 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
     providers,
     onProgress: (d, t) => progress?.stage?.('scoring', d, t),
   });
+  // Group thresholds stored with the model (tailor mitigate) apply when their column is one of the sensitive columns.
+  const stored = (m.info.groupThresholds as { sensitiveColumn?: unknown } | undefined)?.sensitiveColumn;
+  const thresholdColumn = typeof stored === 'string' && sensitive && columns.includes(stored) ? stored : undefined;
+  const thresholds = thresholdColumn ? await readGroupThresholds(m.dir, labels) : undefined;
+  const yPred = thresholds
+    ? thresholds.predict(
+        Array.from({ length: rows.length }, (_, i) => softmax(logits.subarray(i * classes, (i + 1) * classes))),
+        sensitive![thresholdColumn!],
+      )
+    : undefined;
   let baseline: { name: string; yPred: number[] } | undefined;
   if (o.baseline) {
     const b = await resolveModelRef(o.baseline, o.home);
@@ -164,6 +180,7 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
     yTrue,
     scores: Array.from({ length: rows.length }, (_, i) => logits.subarray(i * classes, (i + 1) * classes)),
     scoresAre: 'logits',
+    ...(yPred ? { yPred } : {}),
     model: o.model,
     datasetFingerprint: data.fingerprint,
     ...(baseline ? { baseline } : {}),
@@ -180,6 +197,15 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
       : undefined;
   return {
     report,
+    ...(thresholds
+      ? {
+          groupThresholds: {
+            column: thresholdColumn!,
+            thresholds: thresholds.spec.thresholds,
+            positiveLabel: thresholds.spec.positiveLabel,
+          },
+        }
+      : {}),
     ...(behaviour ? { behaviour } : {}),
     ...(gate ? { fairnessBudget: gate } : {}),
     ...(profile ? { profile } : {}),

@@ -9,6 +9,7 @@ export {
 export type { StrategyChoice } from './strategies.ts';
 export { quantizeModel, distillModel, type QuantizeModelOptions, type DistillModelOptions } from './compress.ts';
 export { evaluateModel, type EvaluateModelOptions, type EvaluateModelResult } from './evaluate.ts';
+export { mitigateModel, type MitigateModelOptions, type MitigateModelResult } from './mitigate.ts';
 export { loadClassifier } from './classifier.ts';
 export {
   resolveModelRef,

@@ -22,6 +22,8 @@ import {
   type BudgetResult,
   type EvalReport,
   type FairnessBudget,
+  reweighingWeights,
+  type ReweighingFactor,
 } from '../eval/index.ts';
 import { readSensitive, sensitiveFor } from './sensitive.ts';
 import { countParams, type Model } from '../models/model.ts';
@@ -119,6 +121,17 @@ export interface TailorOptions {
   maxParityDifference?: number;
   /** Fairness budget: smallest allowed disparate impact ratio (needs `sensitiveColumn`; gates aliases like `maxFlipRate`). */
   minDisparateImpact?: number;
+  /** Fairness budget: largest allowed equalized odds difference (needs `sensitiveColumn`; gates aliases like `maxFlipRate`). */
+  maxEqualizedOddsDifference?: number;
+  /** Groups with fewer eval rows are shown but not judged by the group limits (default 30; needs `sensitiveColumn`). */
+  minGroupSize?: number;
+  /**
+   * A column of the training files holding a sensitive attribute: training rows are reweighed by AIF360's Reweighing
+   * (w(g, y) = P(g) P(y) / P(g, y), eval/mitigation.ts `reweighingWeights`), so that label and group are independent
+   * in the weighted training set (CustomizeOptions.sampleWeights). Needs a trained strategy (not 'none'). Named
+   * as the CLI flag, so `tailor customize --reweigh` and a queued customize job pass it through unchanged.
+   */
+  reweigh?: string;
 }
 
 /** What a `beforeRegister` hook sees: the model about to be registered and the data it was made from. */
@@ -168,14 +181,16 @@ export interface TailorResult {
     requested: string[];
     moved: boolean;
     regression: boolean;
-    /** True when the fairness budget (`maxFlipRate`, `maxParityDifference`, `minDisparateImpact`) was checked and failed. */
+    /** True when the fairness budget (`maxFlipRate` and the group limits) was checked and failed. */
     fairness_failed: boolean;
     reason: string;
   };
   /** Behavioural tests of both models on the same perturbed eval texts (with `behaviour` or `maxFlipRate`). */
   behaviour?: { baseline: BehaviourReport; customized: BehaviourReport; comparison: BehaviourChange[] };
-  /** The fairness budget checked on the customized model (with any of `maxFlipRate`, `maxParityDifference`, `minDisparateImpact`). */
+  /** The fairness budget checked on the customized model (with `maxFlipRate` or any of the group limits). */
   fairness_budget?: BudgetResult;
+  /** With `reweigh`: the weight of each (group, label) cell of the training rows (AIF360's Reweighing). */
+  reweighing?: { column: string; factors: ReweighingFactor[] };
   seconds: number;
 }
 
@@ -289,16 +304,28 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
     ...(o.maxFlipRate !== undefined ? { maxFlipRate: o.maxFlipRate } : {}),
     ...(o.maxParityDifference !== undefined ? { maxParityDifference: o.maxParityDifference } : {}),
     ...(o.minDisparateImpact !== undefined ? { minDisparateImpact: o.minDisparateImpact } : {}),
+    ...(o.maxEqualizedOddsDifference !== undefined ? { maxEqualizedOddsDifference: o.maxEqualizedOddsDifference } : {}),
   };
   const hasBudget = Object.keys(budget).length > 0;
   if (hasBudget) checkFairnessBudget(budget, {});
   const sensitiveColumns = [...new Set(o.sensitiveColumn ?? [])];
-  const groupLimit = (['maxParityDifference', 'minDisparateImpact'] as const).find((k) => budget[k] !== undefined);
+  const groupLimit = (['maxParityDifference', 'minDisparateImpact', 'maxEqualizedOddsDifference'] as const).find(
+    (k) => budget[k] !== undefined,
+  );
   if (groupLimit && sensitiveColumns.length === 0)
     throw new ConfigError(`${groupLimit} needs at least one sensitive column (--sensitive-column)`, {
       field: 'sensitiveColumn',
     });
+  if (o.minGroupSize !== undefined && sensitiveColumns.length === 0)
+    throw new ConfigError('minGroupSize needs at least one sensitive column (--sensitive-column)', {
+      field: 'minGroupSize',
+    });
   const withBehaviour = o.behaviour === true || o.maxFlipRate !== undefined;
+  if (o.reweigh !== undefined && requested === 'none')
+    throw new ConfigError("reweigh (--reweigh) reweighs training, but strategy 'none' trains nothing", {
+      field: 'reweigh',
+      value: o.reweigh,
+    });
   await assertFreshOut(out);
   progress?.log?.('reading data');
   const data = await loadDomainData({
@@ -316,6 +343,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         sensitiveColumns,
       )
     : undefined;
+  const reweighValues = o.reweigh !== undefined ? await readSensitive([o.train].flat(), [o.reweigh]) : undefined;
   progress?.log?.(`loading base ${o.base ?? 'use-lite'}`);
   const { model: base, spec } = await resolveBase(o.base);
   const reg = await openRegistry(o.home !== undefined ? { home: o.home } : {});
@@ -337,6 +365,22 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
     const audit = state.result;
     const rec = audit.recommendation;
     const strategy: Strategy | 'none' = requested === 'auto' ? rec.strategy : requested;
+    if (o.reweigh !== undefined && strategy === 'none')
+      throw new ConfigError(
+        `reweigh (--reweigh) reweighs training, but the audit recommends strategy 'none' (${rec.rules.join(', ')}); choose a strategy`,
+        { field: 'reweigh', value: o.reweigh },
+      );
+    // AIF360's Reweighing on the rows customize trains on (after any subsampling).
+    const reweighing =
+      o.reweigh !== undefined && reweighValues
+        ? {
+            column: o.reweigh,
+            ...reweighingWeights(
+              state.train.map((r) => r.label),
+              sensitiveFor(state.train, [o.reweigh], reweighValues)[o.reweigh],
+            ),
+          }
+        : undefined;
     progress?.log?.(
       `baseline (frozen encoder + ridge head): accuracy ${(audit.baseline.accuracy * 100).toFixed(2)}%; strategy ${strategy}${requested === 'auto' ? ` (recommended: ${rec.rules.join(', ')})` : ''}`,
     );
@@ -363,6 +407,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         ) as Record<string, string | number>),
         max_train_examples: o.maxTrainExamples ?? null,
         max_eval_examples: o.maxEvalExamples ?? null,
+        ...(reweighing ? { reweigh: reweighing.column } : {}),
       },
       tags: { ...o.tags, baseline_run: baselineRunId },
       baseModel: spec,
@@ -382,6 +427,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       } else {
         progress?.log?.(`customizing: ${strategy} on ${state.train.length} train examples`);
         const copts = strategyOptions(strategy, o, requested === 'auto' ? rec : undefined, labels, progress);
+        if (reweighing) copts.sampleWeights = reweighing.weights;
         const onEpoch = copts.onEpoch!;
         copts.onEpoch = (e) => {
           onEpoch(e);
@@ -405,7 +451,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       const yPred = argmaxRows(logits, classes);
       const sensitive = sensitiveValues ? sensitiveFor(state.evalSet, sensitiveColumns, sensitiveValues) : undefined;
       const report: EvalReport = await evaluate({
-        ...(sensitive ? { sensitive } : {}),
+        ...(sensitive ? { sensitive, ...(o.minGroupSize !== undefined ? { minGroupSize: o.minGroupSize } : {}) } : {}),
         labels,
         yTrue: state.evalTrue,
         yPred,
@@ -452,6 +498,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         ...(requested === 'auto' ? { recommendation: rec } : {}),
         ...(behaviour ? { behaviour } : {}),
         ...(fairnessBudget ? { fairness_budget: fairnessBudget } : {}),
+        ...(reweighing ? { reweighing: { column: reweighing.column, factors: reweighing.factors } } : {}),
       };
       let modelFiles: Record<string, string> = {};
       if (o.beforeRegister) {
@@ -590,6 +637,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         alias_decision: aliasDecision,
         ...(behaviour ? { behaviour } : {}),
         ...(fairnessBudget ? { fairness_budget: fairnessBudget } : {}),
+        ...(reweighing ? { reweighing: { column: reweighing.column, factors: reweighing.factors } } : {}),
         data: audit.data,
         audit,
         curve: result?.report.curve ?? [],

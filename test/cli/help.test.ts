@@ -41,6 +41,7 @@ const COMMANDS = [
   'registry migrate',
   'quantize',
   'distill',
+  'mitigate',
   'monitor',
   'watch',
   'ab',
@@ -78,6 +79,7 @@ test('top-level help lists every command and the exit codes', () => {
     'registry',
     'quantize',
     'distill',
+    'mitigate',
     'demo',
     'serve',
   ])

@@ -87,3 +87,107 @@ test('exactly at the change bar passes: 0.895 - 0.9 is -0.0050000000000000044 in
   assert.equal(r.blessed, true);
   assert.equal(evaluateGate(y, labels, { predictions: p(22) }, { predictions: p(20) }).blessed, false);
 });
+
+test('fairness budget on the challenger: each limit is a gate check; a failed one refuses it with the budget reason', async () => {
+  const { disaggregate } = await import('../../src/eval/disaggregate.ts');
+  // 100 rows, groups x (rows 0-49) and y (50-99). The challenger predicts "b" for 30 of x's rows and 10 of y's:
+  // selection rates 0.6 and 0.2, so parity difference 0.4 and disparate impact 0.2 / 0.6 = 1/3.
+  const groups = Array.from({ length: 100 }, (_, i) => (i < 50 ? 'x' : 'y'));
+  const predictions = Array.from({ length: 100 }, (_, i) => ((i < 50 ? i < 30 : i < 60) ? 1 : 0));
+  const truth = Array.from({ length: 100 }, (_, i) => ((i < 50 ? i < 25 : i < 65) ? 1 : 0));
+  const fairness = disaggregate({
+    labels,
+    yTrue: truth,
+    yPred: predictions,
+    sensitive: { g: groups },
+    bootstrap: false,
+  });
+  const behaviour = {
+    seed: 0,
+    texts: 100,
+    tests: [
+      {
+        test: 'typos' as const,
+        description: '',
+        cases: 20,
+        unchanged: 0,
+        flips: 3,
+        flipRate: 0.15,
+        meanConfidenceShift: 0,
+        meanAbsConfidenceShift: 0,
+        examples: [],
+      },
+      {
+        test: 'casing' as const,
+        description: '',
+        cases: 100,
+        unchanged: 0,
+        flips: 5,
+        flipRate: 0.05,
+        meanConfidenceShift: 0,
+        meanAbsConfidenceShift: 0,
+        examples: [],
+      },
+    ],
+  };
+  const challenger = { predictions, fairnessReports: { fairness, behaviour } };
+  const refused = evaluateGate(truth, labels, challenger, undefined, {
+    fairnessBudget: { maxParityDifference: 0.1, minDisparateImpact: 0.8, maxFlipRate: 0.1 },
+  });
+  assert.equal(refused.blessed, false);
+  assert.deepEqual(
+    refused.checks.map((c) => [c.name, c.passed, c.threshold]),
+    [
+      ['parity_difference', false, 0.1],
+      ['disparate_impact', false, 0.8],
+      ['flip_rate', false, 0.1],
+    ],
+  );
+  assert.ok(Math.abs(refused.checks[0].value - 0.4) < 1e-12);
+  assert.ok(Math.abs(refused.checks[1].value - 1 / 3) < 1e-12);
+  assert.equal(refused.checks[2].value, 0.15);
+  assert.deepEqual(refused.reasons, [
+    'demographic parity difference 0.4000 in "g" is above the limit 0.1',
+    'disparate impact ratio 0.3333 in "g" is below the limit 0.8',
+    'flip rate 0.1500 in typos (3/20 flipped) is above the limit 0.1',
+  ]);
+
+  // Within a looser budget: blessed, and each check says what it measured.
+  const blessed = evaluateGate(truth, labels, challenger, undefined, {
+    fairnessBudget: {
+      maxParityDifference: 0.5,
+      minDisparateImpact: 0.3,
+      maxEqualizedOddsDifference: 0.5,
+      maxFlipRate: 0.2,
+    },
+  });
+  assert.equal(blessed.blessed, true, blessed.reasons.join('; '));
+  // Equalized odds: TPR x = 25/25 = 1, y = 10/15; FPR x = 5/25 = 0.2, y = 0/35: max(1/3, 0.2) = 1/3.
+  assert.deepEqual(
+    blessed.checks.map((c) => c.detail),
+    [
+      'demographic parity difference 0.4000 in "g" <= 0.5',
+      'disparate impact ratio 0.3333 in "g" >= 0.3',
+      'equalized odds difference 0.3333 in "g" <= 0.5',
+      'flip rate 0.1500 in typos (3/20 flipped) <= 0.2',
+    ],
+  );
+
+  // A limit without its measurement fails (a gate that cannot check must not pass), next to an accuracy bar.
+  const unmeasured = evaluateGate(truth, labels, { predictions }, undefined, {
+    minAccuracy: 0.5,
+    fairnessBudget: { maxFlipRate: 0.1 },
+  });
+  assert.equal(unmeasured.blessed, false);
+  assert.deepEqual(
+    unmeasured.checks.map((c) => [c.name, c.passed]),
+    [
+      ['accuracy', true],
+      ['flip_rate', false],
+    ],
+  );
+  assert.ok(Number.isNaN(unmeasured.checks[1].value));
+  assert.deepEqual(unmeasured.reasons, [
+    'flip rate was not measured (no behavioural test had cases), so the limit 0.1 cannot be checked',
+  ]);
+});

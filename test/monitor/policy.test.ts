@@ -92,3 +92,42 @@ test('decideTrigger: consecutive windows, minimum size, cool-down', () => {
     '0 window(s) with at least 50 predictions; need 2',
   ]);
 });
+
+test('policy gate: the fairness budget and the fairness data it is measured on', async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { loadPolicy } = await import('../../src/monitor/policy.ts');
+  const text =
+    'version: 1\nmodel: loans@production\ngate:\n  max_parity_difference: 0.1\n  min_disparate_impact: 0.8\n' +
+    '  max_flip_rate: 0.05\n  fairness_data: { file: audit.csv, label_column: decision, sensitive_column: district }\n';
+  const p = parsePolicy(text);
+  assert.deepEqual(p.gate.fairnessBudget, { maxParityDifference: 0.1, minDisparateImpact: 0.8, maxFlipRate: 0.05 });
+  assert.deepEqual(p.fairnessData, {
+    file: 'audit.csv',
+    textColumn: 'text',
+    labelColumn: 'decision',
+    sensitiveColumns: ['district'],
+    minGroupSize: 30,
+  });
+  // No limits: no budget; a flip-rate limit alone needs no data.
+  assert.equal(parsePolicy('version: 1\nmodel: m\n').gate.fairnessBudget, undefined);
+  assert.deepEqual(parsePolicy('version: 1\nmodel: m\ngate: { max_flip_rate: 0.1 }\n').gate.fairnessBudget, {
+    maxFlipRate: 0.1,
+  });
+  // A group limit without fairness data is an error naming the field.
+  assert.throws(
+    () => parsePolicy('version: 1\nmodel: m\ngate: { max_equalized_odds_difference: 0.2 }\n', 'p.yaml'),
+    /p\.yaml: field "gate\.max_equalized_odds_difference": a group limit needs gate\.fairness_data/,
+  );
+  assert.throws(() => parsePolicy('version: 1\nmodel: m\ngate: { max_flip_rate: 2 }\n'), /field "gate\.max_flip_rate"/);
+  // loadPolicy resolves the data file against the policy file's folder.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tailor-policy-'));
+  try {
+    const file = path.join(dir, 'policy.yaml');
+    writeFileSync(file, text);
+    assert.equal(loadPolicy(file).fairnessData?.file, path.join(dir, 'audit.csv'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -74,3 +74,49 @@ test('SoftmaxProblem: mean log-loss, correct count and gradient equal a plain-JS
     /SoftmaxProblem: label 3 of example 8 is outside \[0, 3\)/,
   );
 });
+
+test('SoftmaxProblem with weights: integer weights give the loss and gradient of the data with each row repeated that often', async () => {
+  const [n, d, k] = [6, 3, 3];
+  const x = values(n * d, 17);
+  const y = [0, 1, 2, 1, 0, 2];
+  const weights = [1, 2, 0, 3, 1, 1];
+  const w = values(d * k, 19);
+  const b = values(k, 23);
+  // Row i repeated weights[i] times: the unweighted mean over the repeated rows is Σ wᵢℓᵢ / Σ wᵢ.
+  const rx: number[] = [];
+  const ry: number[] = [];
+  weights.forEach((c, i) => {
+    for (let r = 0; r < c; r++) {
+      rx.push(...x.subarray(i * d, (i + 1) * d));
+      ry.push(y[i]);
+    }
+  });
+  const weighted = await SoftmaxProblem.create(x, y, d, k, { weights });
+  const repeated = await SoftmaxProblem.create(Float64Array.from(rx), ry, d, k);
+  try {
+    const a = await weighted.evaluate(w, b, true);
+    const r = await repeated.evaluate(w, b, true);
+    assert.ok(Math.abs(a.loss - r.loss) < 1e-12, `loss ${a.loss} vs ${r.loss}`);
+    for (let i = 0; i < d * k; i++) assert.ok(Math.abs(a.gradWeight![i] - r.gradWeight![i]) < 1e-12, `grad w[${i}]`);
+    for (let c = 0; c < k; c++) assert.ok(Math.abs(a.gradBias![c] - r.gradBias![c]) < 1e-12, `grad b[${c}]`);
+    // The correct count is over the 6 rows, unweighted.
+    const plain = await SoftmaxProblem.create(x, y, d, k);
+    try {
+      assert.equal(a.correct, (await plain.evaluate(w, b)).correct);
+    } finally {
+      await plain.release();
+    }
+  } finally {
+    await weighted.release();
+    await repeated.release();
+  }
+  await assert.rejects(
+    SoftmaxProblem.create(x, y, d, k, { weights: [1, 2] }),
+    /SoftmaxProblem: 2 weights for 6 examples/,
+  );
+  await assert.rejects(
+    SoftmaxProblem.create(x, y, d, k, { weights: [1, 1, -1, 1, 1, 1] }),
+    /SoftmaxProblem: weight -1 of example 2 is not a finite number >= 0/,
+  );
+  await assert.rejects(SoftmaxProblem.create(x, y, d, k, { weights: new Array(6).fill(0) }), /the weights sum to 0/);
+});

@@ -105,3 +105,44 @@ test('subsample keeps class shares (at least one each), is seeded and keeps inpu
   );
   assert.equal(subsample(rows, 1000, 0).length, 100);
 });
+
+test('weighted ridge head: integer weights give the head fitted on the rows repeated that often', async () => {
+  const X = [
+    [1, 2, 0.5],
+    [0.3, -1, 2],
+    [2, 0.1, -0.4],
+    [-1, 1, 1],
+    [0.5, 0.5, 0.5],
+    [3, -2, 0],
+    [0.2, 0.4, -1],
+  ];
+  const y = [0, 1, 2, 1, 0, 2, 1];
+  const weights = [1, 3, 0, 2, 1, 1, 2];
+  const rx: number[][] = [];
+  const ry: number[] = [];
+  weights.forEach((c, i) => {
+    for (let r = 0; r < c; r++) {
+      rx.push(X[i]);
+      ry.push(y[i]);
+    }
+  });
+  const weighted = await fitLinearHead(Float32Array.from(X.flat()), y, 3, 3, { lambdas: [0.1], weights });
+  const repeated = await fitLinearHead(Float32Array.from(rx.flat()), ry, 3, 3, { lambdas: [0.1] });
+  for (let i = 0; i < 9; i++)
+    assert.ok(
+      Math.abs(weighted.weight[i] - repeated.weight[i]) < 1e-5,
+      `W[${i}] ${weighted.weight[i]} vs ${repeated.weight[i]}`,
+    );
+  for (let c = 0; c < 3; c++)
+    assert.ok(
+      Math.abs(weighted.bias[c] - repeated.bias[c]) < 1e-5,
+      `b[${c}] ${weighted.bias[c]} vs ${repeated.bias[c]}`,
+    );
+  // And it differs from the unweighted fit (the weights matter).
+  const plain = await fitLinearHead(Float32Array.from(X.flat()), y, 3, 3, { lambdas: [0.1] });
+  assert.ok(plain.weight.some((v, i) => Math.abs(v - weighted.weight[i]) > 1e-3));
+  await assert.rejects(
+    fitLinearHead(Float32Array.from(X.flat()), y, 3, 3, { weights: [1, 2] }),
+    /fitLinearHead: 2 weights for 7 examples/,
+  );
+});

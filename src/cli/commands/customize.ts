@@ -81,6 +81,20 @@ export function customizeCommand(): Command {
       num({ min: 0, max: 1 }),
     )
     .option(
+      '--max-equalized-odds-difference <x>',
+      'fairness budget: largest allowed equalized odds difference (needs --sensitive-column; else: exit 3, alias kept)',
+      num({ min: 0, max: 1 }),
+    )
+    .option(
+      '--min-group-size <n>',
+      'with --sensitive-column: groups with fewer eval rows are shown but not judged (default 30)',
+      num({ min: 1, int: true }),
+    )
+    .option(
+      '--reweigh <column>',
+      "reweigh the training rows by this column of the train files (AIF360's Reweighing: w = P(group) P(label) / P(group, label))",
+    )
+    .option(
       '--seed <n>',
       'seed for splits, initialisation, shuffling and the behavioural tests',
       num({ int: true }),

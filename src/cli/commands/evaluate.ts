@@ -81,12 +81,24 @@ export function evaluateCommand(): Command {
     const progress = progressFor(o);
     const r = await evaluateModel({ ...rest, providers: providersFor(device), progress });
     progress.stop();
-    const { report, behaviour, fairnessBudget: gate, profile } = r;
-    const out = { ...report, ...(behaviour ? { behaviour } : {}), ...(gate ? { fairnessBudget: gate } : {}) };
+    const { report, behaviour, fairnessBudget: gate, profile, groupThresholds: gt } = r;
+    const out = {
+      ...report,
+      ...(gt ? { groupThresholds: gt } : {}),
+      ...(behaviour ? { behaviour } : {}),
+      ...(gate ? { fairnessBudget: gate } : {}),
+    };
     emit(
       o,
       out,
       () =>
+        (gt
+          ? `Predictions use the model's group thresholds on P(${gt.positiveLabel}) by "${gt.column}": ${Object.entries(
+              gt.thresholds,
+            )
+              .map(([g, t]) => `${g} ${t > 1 ? 'never' : t.toFixed(4)}`)
+              .join(', ')}\n\n`
+          : '') +
         formatEvalReport(report) +
         (behaviour ? `\n\n${formatBehaviour(behaviour)}` : '') +
         (gate ? `\n\n${formatBudget(gate)}` : '') +
