@@ -126,6 +126,11 @@ export interface TailorOptions {
   /** Groups with fewer eval rows are shown but not judged by the group limits (default 30; needs `sensitiveColumn`). */
   minGroupSize?: number;
   /**
+   * Classes that are the favourable outcome for the group disparities (needs `sensitiveColumn`; default: the second
+   * of two labels in sorted order, else every class one-vs-rest). Named as the CLI flag (`--positive-label`).
+   */
+  positiveLabel?: string[];
+  /**
    * A column of the training files holding a sensitive attribute: training rows are reweighed by AIF360's Reweighing
    * (w(g, y) = P(g) P(y) / P(g, y), eval/mitigation.ts `reweighingWeights`), so that label and group are independent
    * in the weighted training set (CustomizeOptions.sampleWeights). Needs a trained strategy (not 'none'). Named
@@ -320,6 +325,10 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
     throw new ConfigError('minGroupSize needs at least one sensitive column (--sensitive-column)', {
       field: 'minGroupSize',
     });
+  if (o.positiveLabel?.length && sensitiveColumns.length === 0)
+    throw new ConfigError('positiveLabel needs at least one sensitive column (--sensitive-column)', {
+      field: 'positiveLabel',
+    });
   const withBehaviour = o.behaviour === true || o.maxFlipRate !== undefined;
   if (o.reweigh !== undefined && requested === 'none')
     throw new ConfigError("reweigh (--reweigh) reweighs training, but strategy 'none' trains nothing", {
@@ -335,6 +344,13 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
     labelColumn: o.labelColumn,
     seed: o.seed,
   });
+  // Checked here, not by evaluate after training: a typo in a label must not cost a training run.
+  for (const l of o.positiveLabel ?? [])
+    if (!data.labels.includes(l))
+      throw new ConfigError(
+        `positive label "${l}" is not one of the labels (${data.labels.slice(0, 10).join(', ')}${data.labels.length > 10 ? ', ...' : ''})`,
+        { field: 'positiveLabel', value: l },
+      );
   // The prepared rows keep file and line; the sensitive values are read from the files themselves (eval rows may
   // come from the train files when there is no eval file).
   const sensitiveValues = sensitiveColumns.length
@@ -451,7 +467,13 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       const yPred = argmaxRows(logits, classes);
       const sensitive = sensitiveValues ? sensitiveFor(state.evalSet, sensitiveColumns, sensitiveValues) : undefined;
       const report: EvalReport = await evaluate({
-        ...(sensitive ? { sensitive, ...(o.minGroupSize !== undefined ? { minGroupSize: o.minGroupSize } : {}) } : {}),
+        ...(sensitive
+          ? {
+              sensitive,
+              ...(o.minGroupSize !== undefined ? { minGroupSize: o.minGroupSize } : {}),
+              ...(o.positiveLabel?.length ? { positiveLabels: o.positiveLabel } : {}),
+            }
+          : {}),
         labels,
         yTrue: state.evalTrue,
         yPred,

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { json, tailor, writeTinyBert } from './fixtures.ts';
@@ -74,7 +74,15 @@ test('customize --sensitive-column with a parity/disparate-impact budget: measur
   ];
 
   // 1. A budget every model meets (parity difference <= 1, disparate impact >= 0): the alias moves, exit 0.
-  const r1 = await tailor([...common('v1'), '--max-parity-difference', '1', '--min-disparate-impact', '0']);
+  const r1 = await tailor([
+    ...common('v1'),
+    '--max-parity-difference',
+    '1',
+    '--min-disparate-impact',
+    '0',
+    '--positive-label',
+    'approve',
+  ]);
   assert.equal(r1.status, 0, r1.stderr);
   const j1 = json<CustomizeJson>(r1);
   assert.equal(j1.fairness_budget!.pass, true);
@@ -105,10 +113,8 @@ test('customize --sensitive-column with a parity/disparate-impact budget: measur
   });
   const [pd, di] = j1.fairness_budget!.checks;
   assert.ok(Math.abs(pd.value! - parity) < 1e-12, `parity ${pd.value} vs ${parity}`);
-  assert.ok(
-    ratios.some((x) => Math.abs(di.value! - x) < 1e-12),
-    `disparate impact ${di.value} vs ${ratios.join(', ')}`,
-  );
+  // --positive-label approve: the disparate impact is the ratio of approval rates (not of denial rates).
+  assert.ok(Math.abs(di.value! - ratios[0]) < 1e-12, `disparate impact ${di.value} vs approve ${ratios[0]}`);
   assert.ok(parity > 0, `the model treats the districts differently (parity difference ${parity})`);
 
   // 2. A parity limit below the measured difference: registered as v2, alias stays on v1, exit 3.
@@ -139,6 +145,12 @@ test('customize --sensitive-column with a parity/disparate-impact budget: measur
   ]);
   assert.notEqual(r3.status, 0);
   assert.match(r3.stderr, /minDisparateImpact needs at least one sensitive column \(--sensitive-column\)/);
+
+  // 4. A positive label that is no label of the data: an error naming it, before any training; nothing registered.
+  const r4 = await tailor([...common('v4'), '--positive-label', 'maybe']);
+  assert.equal(r4.status, 1, r4.stderr);
+  assert.match(r4.stderr, /positive label "maybe" is not one of the labels \(approve, deny\)/);
+  assert.equal(existsSync(path.join(dir, 'v4')), false);
 });
 
 test('customize --max-equalized-odds-difference and --min-group-size: the worst TPR/FPR gap is measured and gated; groups under the minimum are not judged', async (t) => {

@@ -91,6 +91,11 @@ export function customizeCommand(): Command {
       num({ min: 1, int: true }),
     )
     .option(
+      '--positive-label <label>',
+      'with --sensitive-column: class that is the favourable outcome for the disparities (repeatable; default: the second of two labels, else every class one-vs-rest)',
+      collect,
+    )
+    .option(
       '--reweigh <column>',
       "reweigh the training rows by this column of the train files (AIF360's Reweighing: w = P(group) P(label) / P(group, label))",
     )
