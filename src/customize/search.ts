@@ -112,9 +112,10 @@ export function halvingSchedule(o: ScheduleOptions): Rung[] {
 }
 
 /**
- * The default search space, the audit's strategy (`first`) first: the linear head on frozen features; LoRA on every
+ * The default search space, in search order (`orderCandidates`): the linear head on frozen features; LoRA on every
  * linear layer (ranks 8 and 16) and on the attention projections; the top encoder block; full fine-tuning at three
  * learning rates. Learning rates are the strategies' defaults and their neighbours (the issue's CLINC150 runs).
+ * No MLP head: the head is a linear `classifier` everywhere (artifact, PEFT adapters, serving).
  */
 export function defaultCandidates(first?: string): SearchConfig[] {
   const all: SearchConfig[] = [
@@ -130,9 +131,23 @@ export function defaultCandidates(first?: string): SearchConfig[] {
   return orderCandidates(all, first);
 }
 
-/** `candidates` with those of strategy `first` moved to the front (a stable reordering). */
+/**
+ * The search order: strategy `first` (the audit's) first, then one configuration of each strategy in turn (round
+ * robin, each strategy's own in the given order), so that a budget which runs out at rung 0 has still tried every
+ * strategy once before a second configuration of any. Stable and pure.
+ */
 export function orderCandidates(candidates: readonly SearchConfig[], first?: string): SearchConfig[] {
-  return [...candidates.filter((c) => c.strategy === first), ...candidates.filter((c) => c.strategy !== first)];
+  const groups = new Map<string, SearchConfig[]>();
+  if (first !== undefined && candidates.some((c) => c.strategy === first)) groups.set(first, []);
+  for (const c of candidates) {
+    const g = groups.get(c.strategy);
+    if (g) g.push(c);
+    else groups.set(c.strategy, [c]);
+  }
+  const out: SearchConfig[] = [];
+  for (let i = 0; out.length < candidates.length; i++)
+    for (const g of groups.values()) if (i < g.length) out.push(g[i]);
+  return out;
 }
 
 /**
@@ -314,6 +329,11 @@ export interface SearchOptions extends Omit<ScheduleOptions, 'configs'> {
   first?: string;
   /** Early-stopping patience of the last rung (default 1). */
   patience?: number;
+  /**
+   * The fewest training rows a rung trains on (raises `minFraction` on small data; default 0). searchCustomize
+   * asks for 4 batches: fewer rows than one batch make no step at all.
+   */
+  minRows?: number;
   /** Called after each trial, run or skipped. */
   onTrial?: (t: TrialRecord) => void;
   /** Seconds on some monotonic clock (default performance.now()/1000); tests drive a fake one. */
@@ -359,7 +379,7 @@ export async function runSearch(
     configs: candidates.length,
     eta,
     maxEpochs,
-    ...(opts.minFraction !== undefined ? { minFraction: opts.minFraction } : {}),
+    minFraction: Math.min(1, Math.max(opts.minFraction ?? 1 / (eta * eta), (opts.minRows ?? 0) / trainLabels.length)),
   });
   const clock = opts.clock ?? (() => performance.now() / 1000);
   const t0 = clock();
@@ -497,7 +517,7 @@ export async function runSearch(
       schedule
         .map((r) => `${r.configs} on ${pctOf(r.fraction)} of the training rows for ${r.epochs} epoch(s)`)
         .join(', then ') +
-      `; the best 1/${eta} by validation accuracy (then log-loss) go on`,
+      (schedule.length > 1 ? `; the best 1/${eta} by validation accuracy (then log-loss) go on` : ''),
     `winner: ${winner.config}, validation accuracy ${pctOf(winner.accuracy!)} (log-loss ${winner.logLoss!.toFixed(4)}) ` +
       `at rung ${winner.rung} (${pctOf(winner.fraction)} of the training rows, ${winner.epochsRun} epoch(s)), ` +
       `the best of ${ranAt(winner.rung).length} trial(s) there`,
@@ -620,6 +640,7 @@ export async function searchCustomize(
     eta,
     minFraction,
     maxEpochs,
+    minRows,
     runner,
     ...shared
   } = opts;
@@ -638,6 +659,7 @@ export async function searchCustomize(
       ...(eta !== undefined ? { eta } : {}),
       ...(minFraction !== undefined ? { minFraction } : {}),
       ...(maxEpochs !== undefined ? { maxEpochs } : {}),
+      minRows: minRows ?? 4 * (shared.batchSize ?? 32),
     },
   );
 }

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import {
   defaultCandidates,
   describeConfig,
+  fixCandidates,
   formatSearchTrials,
   halvingSchedule,
   runSearch,
@@ -147,14 +148,14 @@ test('runSearch with room for everything: 8 + 2 + 1 trials, the best of each run
     onTrial: (t) => seen.push(t),
   });
   assert.deepEqual(s.trials.map(row), [
-    // The audit's strategy (lora) first, then the table's order.
+    // The audit's strategy (lora) first, then one configuration of each strategy in turn.
     ['lora all-linear r8 lr 2e-3', 0, 90, 1, 'pruned'],
-    ['lora all-linear r16 lr 1e-3', 0, 90, 1, 'pruned'],
-    ['lora attention r8 lr 2e-3', 0, 90, 1, 'pruned'],
     ['head lr 1e-2', 0, 90, 1, 'pruned'],
     ['partial 1 block lr 5e-4', 0, 90, 1, 'pruned'],
     ['full lr 1e-4', 0, 90, 1, 'promoted'],
+    ['lora all-linear r16 lr 1e-3', 0, 90, 1, 'pruned'],
     ['full lr 5e-5', 0, 90, 1, 'pruned'],
+    ['lora attention r8 lr 2e-3', 0, 90, 1, 'pruned'],
     ['full lr 2e-4', 0, 90, 1, 'promoted'],
     // floor(8 / 3) = 2 best on 1/3 of the rows, best first.
     ['full lr 2e-4', 1, 300, 1, 'promoted'],
@@ -194,35 +195,76 @@ test('runSearch with room for everything: 8 + 2 + 1 trials, the best of each run
   assert.deepEqual(again.trials.map(row), s.trials.map(row));
 });
 
-test('runSearch under a tight budget: later configurations are skipped to keep the leader last rung, which is shortened to fit', async () => {
+test('runSearch under a tight budget: untried strategies wait while the leader last rung is kept back; that rung is shortened to fit', async () => {
   const sim = simulated();
-  const s = await runSearch(LABELS, sim.runner, { budgetSeconds: 60, seed: 3, first: 'lora', clock: sim.clock });
-  // By hand (setup 10 s, budget 60 s): the lora, head and partial trials of rung 0 fit with the leader's last rung
-  // (lora 5 + 2 x (2 + 3.6) = 16.2 s, then partial 6 + 2 x (2 + 4.5) = 19 s) kept back; after partial, 16.46 s are
-  // left, under the 19 s kept back, so the full trials (never measured) are skipped; at rung 1 every estimate plus
-  // 19 s exceeds 16.46 s for the two promoted (partial, lora r8); the last rung takes partial, whose 2 epochs (19 s) do not fit, but 1 (12.5 s) does.
+  const s = await runSearch(LABELS, sim.runner, { budgetSeconds: 45, seed: 3, first: 'lora', clock: sim.clock });
+  // By hand (setup 10 s, budget 45 s), in the search order (lora first, then one of each strategy in turn): lora
+  // r8 (7.36 s), head (3.009 s) and partial (8.45 s) fit with the leader's last rung kept back (lora r8: 5 + 2 x
+  // (2 + 3.6) = 16.2 s; from partial on, partial's 6 + 2 x (2 + 4.5) = 19 s). Then 16.181 s are left: full has no
+  // estimate yet and the 19 s kept back are more than that, so it waits, and so do the rest. At rung 1 the two
+  // promoted (partial, lora r8) need 9.5 and 8.2 s besides the 19 s. The last rung takes partial: 2 epochs (19 s)
+  // do not fit in 16.181 s, 1 epoch (12.5 s) does.
   assert.deepEqual(s.trials.map(row), [
     ['lora all-linear r8 lr 2e-3', 0, 90, 1, 'promoted'],
-    ['lora all-linear r16 lr 1e-3', 0, 90, 1, 'pruned'],
-    ['lora attention r8 lr 2e-3', 0, 90, 1, 'pruned'],
     ['head lr 1e-2', 0, 90, 1, 'pruned'],
     ['partial 1 block lr 5e-4', 0, 90, 1, 'promoted'],
     ['full lr 1e-4', 0, 90, 1, 'skipped'],
+    ['lora all-linear r16 lr 1e-3', 0, 90, 1, 'skipped'],
     ['full lr 5e-5', 0, 90, 1, 'skipped'],
+    ['lora attention r8 lr 2e-3', 0, 90, 1, 'skipped'],
     ['full lr 2e-4', 0, 90, 1, 'skipped'],
     ['partial 1 block lr 5e-4', 1, 300, 1, 'skipped'],
     ['lora all-linear r8 lr 2e-3', 1, 300, 1, 'skipped'],
     ['partial 1 block lr 5e-4', 2, 900, 1, 'winner'],
   ]);
-  assert.equal(s.trials[5].note, '16 s left, all kept for the last rung (~19 s)');
-  assert.equal(s.trials[8].note, 'needs ~10 s + ~19 s kept for the last rung, 16 s left');
-  assert.equal(s.trials[10].note, 'shortened from 2 to 1 epoch(s): ~19 s estimated, 16 s left');
+  assert.deepEqual(
+    s.trials.map((t) => t.note),
+    [
+      undefined,
+      undefined,
+      undefined,
+      '16 s left, all kept for the last rung (~19 s)',
+      'needs ~7 s + ~19 s kept for the last rung, 16 s left',
+      '16 s left, all kept for the last rung (~19 s)',
+      'needs ~7 s + ~19 s kept for the last rung, 16 s left',
+      '16 s left, all kept for the last rung (~19 s)',
+      'needs ~10 s + ~19 s kept for the last rung, 16 s left',
+      'needs ~8 s + ~19 s kept for the last rung, 16 s left',
+      'shortened from 2 to 1 epoch(s): ~19 s estimated, 16 s left',
+    ],
+  );
   assert.equal(s.winner.epochsRun, 1);
-  assert.ok(s.seconds <= 60, `${s.seconds} s`);
-  assert.ok(near(s.seconds, 43.539 + 12.5, 1e-6), String(s.seconds));
+  assert.ok(near(s.winner.accuracy!, 0.925 - 9 / 900));
+  assert.ok(near(s.seconds, 10 + 7.36 + 3.009 + 8.45 + 12.5, 1e-6), String(s.seconds));
+  assert.ok(s.seconds <= 45);
   // The timing-driven decisions are part of the reasons.
-  assert.ok(s.reasons.some((r) => r.startsWith('full lr 1e-4 at rung 0 skipped: 16 s left')));
+  assert.ok(s.reasons.includes('full lr 1e-4 at rung 0 skipped: 16 s left, all kept for the last rung (~19 s)'));
   assert.ok(s.reasons.some((r) => r.startsWith('partial 1 block lr 5e-4 at rung 2 shortened from 2 to 1')));
+});
+
+test('runSearch with a little more time: full is tried, leads, and its last rung is what is kept back', async () => {
+  const sim = simulated();
+  const s = await runSearch(LABELS, sim.runner, { budgetSeconds: 60, seed: 3, first: 'lora', clock: sim.clock });
+  // As above until partial (28.819 s); full (10.72 s) fits beside the 19 s kept back for partial, and leads (0.83):
+  // from then on full's last rung, 8 + 2 x (2 + 7.2) = 26.4 s, is kept back and 20.461 s are left, so the rest of
+  // rung 0 and both of rung 1 wait; full's last rung runs 1 epoch (17.2 s).
+  assert.deepEqual(s.trials.map(row), [
+    ['lora all-linear r8 lr 2e-3', 0, 90, 1, 'pruned'],
+    ['head lr 1e-2', 0, 90, 1, 'pruned'],
+    ['partial 1 block lr 5e-4', 0, 90, 1, 'promoted'],
+    ['full lr 1e-4', 0, 90, 1, 'promoted'],
+    ['lora all-linear r16 lr 1e-3', 0, 90, 1, 'skipped'],
+    ['full lr 5e-5', 0, 90, 1, 'skipped'],
+    ['lora attention r8 lr 2e-3', 0, 90, 1, 'skipped'],
+    ['full lr 2e-4', 0, 90, 1, 'skipped'],
+    ['full lr 1e-4', 1, 300, 1, 'skipped'],
+    ['partial 1 block lr 5e-4', 1, 300, 1, 'skipped'],
+    ['full lr 1e-4', 2, 900, 1, 'winner'],
+  ]);
+  assert.equal(s.trials[5].note, 'needs ~11 s + ~26 s kept for the last rung, 20 s left');
+  assert.equal(s.trials[8].note, 'needs ~12 s + ~26 s kept for the last rung, 20 s left');
+  assert.equal(s.trials[10].note, 'shortened from 2 to 1 epoch(s): ~26 s estimated, 20 s left');
+  assert.ok(near(s.seconds, 39.539 + 17.2, 1e-6), String(s.seconds));
 });
 
 test('runSearch: the first trial runs even when the setup spent the budget; nothing else does', async () => {
@@ -260,7 +302,7 @@ test('runSearch: a winner found on a lower rung when the last rung cannot run, a
 
 test('formatSearchTrials: one row per trial with rung, data, epochs, seconds, scores and the decision', async () => {
   const sim = simulated();
-  const s = await runSearch(LABELS, sim.runner, { budgetSeconds: 60, first: 'lora', clock: sim.clock, seed: 3 });
+  const s = await runSearch(LABELS, sim.runner, { budgetSeconds: 45, first: 'lora', clock: sim.clock, seed: 3 });
   const lines = formatSearchTrials(s).split('\n');
   assert.match(lines[0], /^ #\s+config\s+rung\s+data\s+rows\s+epochs\s+seconds\s+val acc\s+val loss\s+result$/);
   assert.equal(lines.length, 2 + s.trials.length);
@@ -269,8 +311,8 @@ test('formatSearchTrials: one row per trial with rung, data, epochs, seconds, sc
     /^ 1\s+lora all-linear r8 lr 2e-3\s+0\s+11\.1%\s+90\s+1\/1\s+7\.4\s+82\.00%\s+0\.3000\s+promoted$/,
   );
   assert.match(
-    lines[7],
-    /^ 6\s+full lr 1e-4\s+0\s+11\.1%\s+90\s+-\s+-\s+-\s+-\s+skipped \(16 s left, all kept for the last rung \(~19 s\)\)$/,
+    lines[5],
+    /^ 4\s+full lr 1e-4\s+0\s+11\.1%\s+90\s+-\s+-\s+-\s+-\s+skipped \(16 s left, all kept for the last rung \(~19 s\)\)$/,
   );
   assert.match(
     lines.at(-1)!,
@@ -278,9 +320,33 @@ test('formatSearchTrials: one row per trial with rung, data, epochs, seconds, sc
   );
 });
 
-test('defaultCandidates: the recommended strategy first, every configuration distinct', () => {
-  const c = defaultCandidates('full').map(describeConfig);
-  assert.deepEqual(c.slice(0, 3), ['full lr 1e-4', 'full lr 5e-5', 'full lr 2e-4']);
-  assert.equal(new Set(c).size, c.length);
-  assert.deepEqual(defaultCandidates().map(describeConfig), Object.keys(QUALITY));
+test('defaultCandidates: the recommended strategy first, then one of each strategy in turn; every configuration distinct', () => {
+  assert.deepEqual(defaultCandidates('full').map(describeConfig), [
+    'full lr 1e-4',
+    'head lr 1e-2',
+    'lora all-linear r8 lr 2e-3',
+    'partial 1 block lr 5e-4',
+    'full lr 5e-5',
+    'lora all-linear r16 lr 1e-3',
+    'full lr 2e-4',
+    'lora attention r8 lr 2e-3',
+  ]);
+  const plain = defaultCandidates().map(describeConfig);
+  assert.equal(new Set(plain).size, 8);
+  assert.deepEqual([...plain].sort(), Object.keys(QUALITY).sort());
+  // A strategy not among the candidates changes nothing.
+  assert.deepEqual(defaultCandidates('ia3').map(describeConfig), plain);
+});
+
+test('fixCandidates: fixed hyper-parameters apply where they mean something; equal configurations are kept once', () => {
+  const c = fixCandidates(defaultCandidates('lora'), { lr: 1e-3, rank: 4, targets: 'query|value', layers: 2 });
+  assert.deepEqual(c.map(describeConfig), [
+    'lora /query|value/ r4 lr 1e-3',
+    'head lr 1e-3',
+    'partial 2 blocks lr 1e-3',
+    'full lr 1e-3',
+  ]);
+  const d = fixCandidates(defaultCandidates(), { loraDropout: 0.1 });
+  assert.equal(d.length, 8);
+  assert.ok(d.filter((x) => x.lora).every((x) => x.lora!.dropout === 0.1 && describeConfig(x).includes('dropout 0.1')));
 });
