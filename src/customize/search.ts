@@ -19,7 +19,7 @@
  */
 import { ConfigError } from '../errors.ts';
 import type { Model } from '../models/model.ts';
-import { DEFAULT_MAX_LENGTH, textFeatures } from '../models/text.ts';
+import { DEFAULT_MAX_LENGTH, encodeTextBatch, featureSession, textFeatures } from '../models/text.ts';
 import { fitWarmHead, type WarmHead } from '../train/warm-head.ts';
 import { createRng } from '../util/rng.ts';
 import { seedFor } from '../util/hash.ts';
@@ -548,47 +548,78 @@ export type SharedTrialOptions = Omit<
 >;
 
 /**
+ * Seconds of one pass of the frozen encoder over the validation rows as `customize` runs it during training (batches
+ * of 256, every row padded to the longest training text), timed on one such batch: the feature pass pads each batch
+ * to its own longest text only, and on short texts (CLINC150: 9 tokens at the median, 32 at most) it is several
+ * times faster than the validation it would otherwise stand for.
+ */
+async function validationPassSeconds(
+  base: Model,
+  data: CustomizeData,
+  maxLength: number,
+  threads: number | undefined,
+): Promise<number> {
+  const seq = encodeTextBatch(
+    base,
+    data.train.map((r) => r.text),
+    { maxLength },
+  ).seq;
+  const sample = data.validation.slice(0, 256).map((r) => r.text);
+  const { feeds } = encodeTextBatch(base, sample, { maxLength, padTo: seq });
+  const { session, feature } = await featureSession(base, threads ? { intraOpThreads: threads } : {});
+  try {
+    await session.run(feeds, [feature]);
+    const t = performance.now();
+    await session.run(feeds, [feature]);
+    return (((performance.now() - t) / 1000) * data.validation.length) / sample.length;
+  } finally {
+    await session.release();
+  }
+}
+
+/**
  * The real trial runner: `customize` on the plan's rows. `prepare` computes the frozen encoder's features of every
  * train and validation row and fits the warm head on them once; every trial reuses both (`precomputed`), so a
  * trial on a fraction of the rows starts from the head fitted on all of them.
  */
 export function customizeTrials(base: Model, data: CustomizeData, shared: SharedTrialOptions = {}): TrialRunner {
   const labels = shared.labels ? [...shared.labels] : [...new Set(data.train.map((r) => r.label))].sort();
+  const maxLength = shared.maxLength ?? DEFAULT_MAX_LENGTH;
   let pre: { train: Float32Array; validation: Float32Array; width: number; warmHead?: WarmHead } | undefined;
+  const prepare = async (): Promise<{ validationSeconds: number }> => {
+    const yTrain = labelIds(data.train, labels, 'the training split');
+    const yVal = labelIds(data.validation, labels, 'the validation split');
+    const { features, width } = await textFeatures(
+      base,
+      [...data.train, ...data.validation].map((r) => r.text),
+      {
+        maxLength,
+        batchSize: 64,
+        ...(shared.threads ? { intraOpThreads: shared.threads } : {}),
+      },
+    );
+    const n = data.train.length;
+    const validationSeconds = await validationPassSeconds(base, data, maxLength, shared.threads);
+    const train = features.slice(0, n * width);
+    const validation = features.slice(n * width);
+    const warm = shared.warmStartHead ?? true;
+    const warmHead =
+      warm === false
+        ? undefined
+        : await fitWarmHead(
+            { features: train, labels: Array.from(yTrain, Number) },
+            { features: validation, labels: Array.from(yVal, Number) },
+            width,
+            labels.length,
+            { ...(typeof warm === 'object' ? warm : {}), ...(shared.threads ? { threads: shared.threads } : {}) },
+          );
+    pre = { train, validation, width, ...(warmHead ? { warmHead } : {}) };
+    return { validationSeconds };
+  };
   return {
-    async prepare() {
-      const yTrain = labelIds(data.train, labels, 'the training split');
-      const yVal = labelIds(data.validation, labels, 'the validation split');
-      const t = performance.now();
-      const { features, width } = await textFeatures(
-        base,
-        [...data.train, ...data.validation].map((r) => r.text),
-        {
-          maxLength: shared.maxLength ?? DEFAULT_MAX_LENGTH,
-          batchSize: 64,
-          ...(shared.threads ? { intraOpThreads: shared.threads } : {}),
-        },
-      );
-      const featureSeconds = (performance.now() - t) / 1000;
-      const n = data.train.length;
-      const train = features.slice(0, n * width);
-      const validation = features.slice(n * width);
-      const warm = shared.warmStartHead ?? true;
-      const warmHead =
-        warm === false
-          ? undefined
-          : await fitWarmHead(
-              { features: train, labels: Array.from(yTrain, Number) },
-              { features: validation, labels: Array.from(yVal, Number) },
-              width,
-              labels.length,
-              { ...(typeof warm === 'object' ? warm : {}), ...(shared.threads ? { threads: shared.threads } : {}) },
-            );
-      pre = { train, validation, width, ...(warmHead ? { warmHead } : {}) };
-      return { validationSeconds: (featureSeconds * data.validation.length) / (n + data.validation.length) };
-    },
+    prepare,
     async run(plan) {
-      if (!pre) await this.prepare!();
+      if (!pre) await prepare();
       const p = pre!;
       const w = p.width;
       const trainFeatures = new Float32Array(plan.rows.length * w);

@@ -27,6 +27,7 @@ test('searchCustomize on a tiny BERT: 3 trials on a third of the rows (13 of 40 
   const runner = customizeTrials(base, data, { ...shared, seed: 1 });
   const results: CustomizeResult[] = [];
   const s = await searchCustomize(base, data, {
+    ...shared,
     budgetSeconds: 3600,
     seed: 1,
     candidates,
