@@ -412,7 +412,7 @@ export async function runSearch(
   let winnerResult: CustomizeResult | undefined;
   let leader: TrialRecord | undefined;
   const top = schedule[schedule.length - 1];
-  const timing: string[] = [];
+  const timing: { what: string; why: string }[] = [];
   let previous: TrialRecord[] = [];
 
   for (const rung of schedule) {
@@ -466,11 +466,11 @@ export async function runSearch(
       if (skip) {
         const rec: TrialRecord = { ...base, epochsRun: 0, seconds: 0, status: 'skipped', note: skip };
         trials.push(rec);
-        timing.push(`${rec.config} at rung ${rung.rung} skipped: ${skip}`);
+        timing.push({ what: `${rec.config} at rung ${rung.rung}`, why: `skipped: ${skip}` });
         opts.onTrial?.(rec);
         continue;
       }
-      if (note) timing.push(`${base.config} at rung ${rung.rung} ${note}`);
+      if (note) timing.push({ what: `${base.config} at rung ${rung.rung}`, why: note });
       const ts = clock();
       const out = await runner.run({
         config,
@@ -521,7 +521,14 @@ export async function runSearch(
     `winner: ${winner.config}, validation accuracy ${pctOf(winner.accuracy!)} (log-loss ${winner.logLoss!.toFixed(4)}) ` +
       `at rung ${winner.rung} (${pctOf(winner.fraction)} of the training rows, ${winner.epochsRun} epoch(s)), ` +
       `the best of ${ranAt(winner.rung).length} trial(s) there`,
-    ...timing,
+    // One sentence per distinct decision: a spent budget skips everything left in the same words.
+    ...[...new Set(timing.map((t) => t.why))].map(
+      (why) =>
+        `${timing
+          .filter((t) => t.why === why)
+          .map((t) => t.what)
+          .join(', ')} ${why}`,
+    ),
   ];
   return {
     budgetSeconds: budget,

@@ -237,9 +237,14 @@ test('runSearch under a tight budget: untried strategies wait while the leader l
   assert.ok(near(s.winner.accuracy!, 0.925 - 9 / 900));
   assert.ok(near(s.seconds, 10 + 7.36 + 3.009 + 8.45 + 12.5, 1e-6), String(s.seconds));
   assert.ok(s.seconds <= 45);
-  // The timing-driven decisions are part of the reasons.
-  assert.ok(s.reasons.includes('full lr 1e-4 at rung 0 skipped: 16 s left, all kept for the last rung (~19 s)'));
-  assert.ok(s.reasons.some((r) => r.startsWith('partial 1 block lr 5e-4 at rung 2 shortened from 2 to 1')));
+  // The timing-driven decisions are part of the reasons, one sentence per distinct decision.
+  assert.deepEqual(s.reasons.slice(2), [
+    'full lr 1e-4 at rung 0, full lr 5e-5 at rung 0, full lr 2e-4 at rung 0 skipped: 16 s left, all kept for the last rung (~19 s)',
+    'lora all-linear r16 lr 1e-3 at rung 0, lora attention r8 lr 2e-3 at rung 0 skipped: needs ~7 s + ~19 s kept for the last rung, 16 s left',
+    'partial 1 block lr 5e-4 at rung 1 skipped: needs ~10 s + ~19 s kept for the last rung, 16 s left',
+    'lora all-linear r8 lr 2e-3 at rung 1 skipped: needs ~8 s + ~19 s kept for the last rung, 16 s left',
+    'partial 1 block lr 5e-4 at rung 2 shortened from 2 to 1 epoch(s): ~19 s estimated, 16 s left',
+  ]);
 });
 
 test('runSearch with a little more time: full is tried, leads, and its last rung is what is kept back', async () => {
@@ -277,6 +282,10 @@ test('runSearch: the first trial runs even when the setup spent the budget; noth
   // Past the budget by one trial's time (7.36 s), no more.
   assert.ok(near(s.seconds, 10 + 7.36, 1e-9));
   assert.match(s.trials.at(-1)!.note!, /^one epoch over all the data needs ~11 s, 0 s left$/);
+  assert.match(
+    s.reasons[2],
+    /^head lr 1e-2 at rung 0, partial 1 block lr 5e-4 at rung 0, .*, full lr 2e-4 at rung 0, lora all-linear r8 lr 2e-3 at rung 1 skipped: the budget is spent$/,
+  );
 });
 
 test('runSearch: a winner found on a lower rung when the last rung cannot run, and bad options', async () => {
