@@ -552,7 +552,13 @@ export async function runSearch(
 export type SharedTrialOptions = Omit<
   CustomizeOptions,
   'strategy' | 'lr' | 'lora' | 'partial' | 'layerDecay' | 'epochs' | 'patience' | 'precomputed' | 'head' | 'checkpoint'
->;
+> & {
+  /**
+   * The frozen encoder's features of every train and validation row ([rows, width] row-major, in order), when the
+   * caller has them (the audit does): the setup then only fits the warm head. Ignored unless their sizes fit.
+   */
+  features?: { train: Float32Array; validation: Float32Array; width: number };
+};
 
 /**
  * Seconds of one pass of the frozen encoder over the validation rows as `customize` runs it during training (batches
@@ -589,26 +595,30 @@ async function validationPassSeconds(
  * train and validation row and fits the warm head on them once; every trial reuses both (`precomputed`), so a
  * trial on a fraction of the rows starts from the head fitted on all of them.
  */
-export function customizeTrials(base: Model, data: CustomizeData, shared: SharedTrialOptions = {}): TrialRunner {
+export function customizeTrials(base: Model, data: CustomizeData, options: SharedTrialOptions = {}): TrialRunner {
+  const { features: given, ...shared } = options;
   const labels = shared.labels ? [...shared.labels] : [...new Set(data.train.map((r) => r.label))].sort();
   const maxLength = shared.maxLength ?? DEFAULT_MAX_LENGTH;
+  const threads = shared.threads;
   let pre: { train: Float32Array; validation: Float32Array; width: number; warmHead?: WarmHead } | undefined;
   const prepare = async (): Promise<{ validationSeconds: number }> => {
     const yTrain = labelIds(data.train, labels, 'the training split');
     const yVal = labelIds(data.validation, labels, 'the validation split');
-    const { features, width } = await textFeatures(
-      base,
-      [...data.train, ...data.validation].map((r) => r.text),
-      {
-        maxLength,
-        batchSize: 64,
-        ...(shared.threads ? { intraOpThreads: shared.threads } : {}),
-      },
-    );
     const n = data.train.length;
-    const validationSeconds = await validationPassSeconds(base, data, maxLength, shared.threads);
-    const train = features.slice(0, n * width);
-    const validation = features.slice(n * width);
+    const { features, width } =
+      given &&
+      given.width > 0 &&
+      given.train.length === n * given.width &&
+      given.validation.length === data.validation.length * given.width
+        ? { features: undefined, width: given.width }
+        : await textFeatures(
+            base,
+            [...data.train, ...data.validation].map((r) => r.text),
+            { maxLength, batchSize: 64, ...(threads ? { intraOpThreads: threads } : {}) },
+          );
+    const validationSeconds = await validationPassSeconds(base, data, maxLength, threads);
+    const train = features ? features.slice(0, n * width) : given!.train;
+    const validation = features ? features.slice(n * width) : given!.validation;
     const warm = shared.warmStartHead ?? true;
     const warmHead =
       warm === false
@@ -618,7 +628,7 @@ export function customizeTrials(base: Model, data: CustomizeData, shared: Shared
             { features: validation, labels: Array.from(yVal, Number) },
             width,
             labels.length,
-            { ...(typeof warm === 'object' ? warm : {}), ...(shared.threads ? { threads: shared.threads } : {}) },
+            { ...(typeof warm === 'object' ? warm : {}), ...(threads ? { threads } : {}) },
           );
     pre = { train, validation, width, ...(warmHead ? { warmHead } : {}) };
     return { validationSeconds };

@@ -430,6 +430,8 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
             seed: o.seed ?? 0,
             first: strategy,
             labels,
+            // The audit's features of the same rows: the search only fits its warm head before the first trial.
+            features: state.features,
             candidates: fixCandidates(defaultCandidates(), {
               lr: o.lr,
               rank: o.rank,

@@ -120,3 +120,27 @@ test('customize with precomputed features and warm head starts where computing t
     /precomputed\.warmHead's weight is not \[32, 5\]/,
   );
 });
+
+test('customizeTrials starts from features it is given when their sizes fit the rows, else encodes the rows itself', async () => {
+  const plan = {
+    config: { strategy: 'head' as const, lr: 3e-2 },
+    rung: 0,
+    rows: data.train.map((_, i) => i),
+    fraction: 1,
+    epochs: 1,
+  };
+  const warmAccuracy = async (features?: { train: Float32Array; validation: Float32Array; width: number }) => {
+    const runner = customizeTrials(base, data, { ...shared, seed: 1, ...(features ? { features } : {}) });
+    const { result } = await runner.run(plan);
+    const h = result!.report.headInit;
+    assert.equal(h.kind, 'warm');
+    return h.kind === 'warm' ? h.valAccuracy : NaN;
+  };
+  const own = await warmAccuracy();
+  assert.ok(own > 0.5, String(own));
+  // All-zero features of the right sizes: the warm head sees no signal and gives every text one class, 10 of 50.
+  const zeros = { train: new Float32Array(200 * 32), validation: new Float32Array(50 * 32), width: 32 };
+  assert.equal(await warmAccuracy(zeros), 0.2);
+  // Sizes that do not fit the rows (a subsampled validation split): ignored, the rows are encoded again.
+  assert.equal(await warmAccuracy({ ...zeros, validation: new Float32Array(40 * 32) }), own);
+});
