@@ -323,9 +323,9 @@ export interface SearchOptions extends Omit<ScheduleOptions, 'configs'> {
   /** Wall-clock budget of the whole search, setup included. */
   budgetSeconds: number;
   seed?: number;
-  /** The search space, in search order (default `defaultCandidates(first)`). */
+  /** The search space, in search order (`orderCandidates` reorders it when `first` is given); default `defaultCandidates(first)`. */
   candidates?: readonly SearchConfig[];
-  /** A strategy whose candidates go first (the audit's recommendation). */
+  /** A strategy whose candidates go first, then one of each strategy in turn (the audit's recommendation). */
   first?: string;
   /** Early-stopping patience of the last rung (default 1). */
   patience?: number;
@@ -369,7 +369,11 @@ export async function runSearch(
       value: String(budget),
     });
   if (trainLabels.length === 0) throw new ConfigError('the training split is empty', { field: 'train' });
-  const candidates = opts.candidates ? orderCandidates(opts.candidates, opts.first) : defaultCandidates(opts.first);
+  const candidates = !opts.candidates
+    ? defaultCandidates(opts.first)
+    : opts.first !== undefined
+      ? orderCandidates(opts.candidates, opts.first)
+      : [...opts.candidates];
   for (const c of candidates) strategyDef(c.strategy);
   const seed = opts.seed ?? 0;
   const eta = opts.eta ?? 3;

@@ -9,6 +9,8 @@ import path from 'node:path';
 import { clincArgs, json, tailor, workspace, type Workspace } from './fixtures.ts';
 import { openRegistry } from '../../src/registry/index.ts';
 import type { SearchReport } from '../../src/customize/search.ts';
+import { duration } from '../../src/cli/common.ts';
+import { InvalidArgumentError } from 'commander';
 
 let ws: Workspace;
 test.before(async () => {
@@ -17,6 +19,9 @@ test.before(async () => {
 test.after(() => rmSync(ws.dir, { recursive: true, force: true }));
 
 test('--budget: 90s, 10m and 1h parse; anything else is a usage error naming the flag, before anything is written', async () => {
+  // The option's parser (the 90s and 1m runs below go through it end to end).
+  assert.deepEqual(['90s', '10m', '1h', '1.5h'].map(duration), [90, 600, 3600, 5400]);
+  assert.throws(() => duration('ten minutes'), InvalidArgumentError);
   for (const bad of ['soon', '0', '-5m', '10x', '1e3']) {
     const out = path.join(ws.dir, `o-bad-${bad}`);
     const r = await tailor(['customize', ...clincArgs(ws), '--budget', bad, '--out', out, '--home', ws.home]);
