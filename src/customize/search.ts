@@ -14,7 +14,7 @@
  * for the current leader; the last rung itself is shortened to the epochs that fit. A trial is never interrupted,
  * and the first trial of a strategy has no estimate yet (it starts when any time is left; the search's very first
  * trial always runs, so there is a result), so the search ends at most one trial's time past the budget: by how far
- * the last trial outran its estimate. Everything is deterministic given the seed except these timing-driven skips
+ * the last trial outran its estimate (or, when the setup itself outran the budget, by that plus the first trial). Everything is deterministic given the seed except these timing-driven skips
  * and shortenings, which the trial table records.
  */
 import { ConfigError } from '../errors.ts';
