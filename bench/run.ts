@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --json] [-- --cases mlp,encoder-full,encoder-lora] [-- --steps N] [-- --sections training,compress]
- * [-- --compress-args "..."] [-- --serve-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
+ * [-- --compress-args "..."] [-- --serve-args "..."] [-- --auto-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
  * (Debian python3-torch + OpenBLAS) on the same models, batch and thread count (2), in one run; plus achieved GFLOP/s
  * against a measured ORT MatMul peak. Then the compression section (bench/compress.ts, docs/compression.md) and, when asked for, the serving
  * section (bench/serve.ts, docs/serving-engine.md). See docs/bench.md.
@@ -324,8 +324,8 @@ async function runCase(c: Case, mode: 'fused' | 'separate', probe: PeakProbe): P
 }
 const SECTIONS = (argOf('--sections') ?? 'training,compress').split(',');
 for (const s of SECTIONS)
-  if (!['training', 'compress', 'serve'].includes(s))
-    throw new Error(`unknown bench section '${s}' (sections: training, compress, serve)`);
+  if (!['training', 'compress', 'serve', 'auto'].includes(s))
+    throw new Error(`unknown bench section '${s}' (sections: training, compress, serve, auto)`);
 let training: { torch: string; cases: Record<string, unknown>[] } | undefined;
 if (SECTIONS.includes('training')) {
   const torchVersion = ensureTorch();
@@ -414,6 +414,27 @@ if (SECTIONS.includes('serve')) {
   if (r.status !== 0) throw new Error(`bench/serve.ts failed (exit ${r.status ?? r.signal})`);
   if (json) serve = JSON.parse(r.stdout) as unknown;
 }
+/**
+ * The automatic-search section (bench/auto.ts: `--strategy auto --budget 10m` on full CLINC150, the trial table and
+ * the winner's test accuracy) runs in its own process. Only with `--sections auto` (it takes the whole budget, 10
+ * minutes by default). `--auto-args "--budget 5m ..."` passes options.
+ */
+let auto: unknown;
+if (SECTIONS.includes('auto')) {
+  say('\nautomatic search (bench/auto.ts):');
+  const extra = (argOf('--auto-args') ?? '').split(/\s+/).filter(Boolean);
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(HERE, 'auto.ts'), ...(json ? ['--json'] : []), ...extra],
+    {
+      stdio: ['ignore', json ? 'pipe' : 'inherit', 'inherit'],
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
+  if (r.status !== 0) throw new Error(`bench/auto.ts failed (exit ${r.status ?? r.signal})`);
+  if (json) auto = JSON.parse(r.stdout) as unknown;
+}
 if (json)
   console.log(
     JSON.stringify({
@@ -421,5 +442,6 @@ if (json)
       ...(training ? { torch: training.torch, steps: STEPS, cases: training.cases } : {}),
       ...(compress ? { compress } : {}),
       ...(serve ? { serve } : {}),
+      ...(auto ? { auto } : {}),
     }),
   );

@@ -101,6 +101,12 @@ export interface AuditState {
   evalPred: number[];
   evalTrue: number[];
   report: EvalReport;
+  /**
+   * The frozen encoder's pooled features ([rows, width] row-major) of `train` and of the validation rows the
+   * baseline's ridge λ was picked on (all of `data.validation`, in order, unless subsampled): a search over
+   * strategies (customize/search.ts) starts from them instead of encoding the data again.
+   */
+  features: { train: Float32Array; validation: Float32Array; width: number };
 }
 
 function ci(report: EvalReport, key: string): [number, number] | undefined {
@@ -330,7 +336,18 @@ export async function runAudit(opts: AuditOptions): Promise<AuditState> {
       total: (performance.now() - t0) / 1000,
     },
   };
-  return { result, base, baselineModel, data, train, evalSet, evalPred, evalTrue: yEval, report };
+  return {
+    result,
+    base,
+    baselineModel,
+    data,
+    train,
+    evalSet,
+    evalPred,
+    evalTrue: yEval,
+    report,
+    features: { train: fTrain, validation: fVal, width },
+  };
 }
 
 /** Measures the off-the-shelf baseline on the domain and recommends a strategy (see docs/audit.md). */

@@ -7,6 +7,7 @@ import cliProgress from 'cli-progress';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ConfigError } from '../errors.ts';
 import { providersForDevice } from '../runtime/providers.ts';
+import { parseDuration } from '../util/duration.ts';
 import type { ProviderSpec } from '../runtime/session.ts';
 
 export interface GlobalOptions {
@@ -81,6 +82,16 @@ export function num(opts: { min?: number; max?: number; int?: boolean } = {}): (
     }
     return n;
   };
+}
+
+/** Parses a duration option (`90s`, `10m`, `1h`) into seconds; anything else is a usage error naming the option. */
+export function duration(v: string): number {
+  try {
+    return parseDuration(v);
+  } catch {
+    // A usage error (exit 2): commander prints it with the option's name.
+    throw new InvalidArgumentError('must be a positive duration such as 90s, 10m or 1h');
+  }
 }
 
 /** JSON text where NaN/Infinity become null (JSON has no such numbers). */

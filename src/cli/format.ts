@@ -3,6 +3,7 @@ import { renderTable } from '../util/table.ts';
 import type { AuditResult, MetricSummary } from '../audit/index.ts';
 import type { TailorResult } from '../workflow/tailor.ts';
 import { formatBehaviour, formatBehaviourChange, formatBudget } from '../eval/fairness-format.ts';
+import { formatSearch } from '../customize/search.ts';
 
 const pct = (v: number | undefined): string =>
   v === undefined || !Number.isFinite(v) ? 'n/a' : `${(v * 100).toFixed(2)}%`;
@@ -110,10 +111,14 @@ export function verdict(
 export function formatPipeline(r: TailorResult, opts: { profile?: boolean } = {}): string {
   const out: string[] = [];
   out.push(
-    `Customized ${r.model.ref} with strategy '${r.strategy}'${r.requested_strategy === 'auto' ? ' (recommended by the audit)' : ''}: ` +
+    `Customized ${r.model.ref} with strategy '${r.strategy}'${r.requested_strategy === 'auto' ? (r.search ? ` (the search's winner: ${r.search.winner.config})` : ' (recommended by the audit)') : ''}: ` +
       `${r.trainable_params.toLocaleString('en-US')} of ${r.total_params.toLocaleString('en-US')} parameters trained in ${r.train_seconds.toFixed(1)} s`,
   );
   if (r.recommendation) for (const reason of r.recommendation.reasons) out.push(`  [${reason.rule}] ${reason.text}`);
+  if (r.search) {
+    out.push('');
+    out.push(formatSearch(r.search));
+  }
   out.push('');
   out.push(`On ${r.customized.count} eval examples:`);
   out.push(

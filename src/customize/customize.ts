@@ -7,7 +7,7 @@
  * folded into the head, the lineage.
  */
 import { softmaxCrossEntropy } from '../autodiff/losses.ts';
-import { DataError } from '../errors.ts';
+import { ConfigError, DataError } from '../errors.ts';
 import { fitTemperature, logitCalibration } from '../eval/calibration.ts';
 import { classificationMetrics, scoreLogits } from '../eval/metrics.ts';
 import { attachHead, bodyGraph, HEAD_BIAS, HEAD_WEIGHT, headGraph, LOGITS, scaleHead } from '../models/head.ts';
@@ -210,6 +210,28 @@ function withColumns(feeds: Record<string, ort.Tensor>, labels: BigInt64Array, w
   });
 }
 
+/** `precomputed` must hold one feature row per train and validation row, and a head of [width, classes]. */
+function checkPrecomputed(
+  pre: NonNullable<CustomizeOptions['precomputed']>,
+  data: CustomizeData,
+  classes: number,
+): void {
+  for (const [split, values, rows] of [
+    ['train', pre.train, data.train.length],
+    ['validation', pre.validation, data.validation.length],
+  ] as const)
+    if (values.length !== rows * pre.width)
+      throw new ConfigError(
+        `precomputed.${split} holds ${values.length} values, not ${rows} rows of width ${pre.width}`,
+        { field: `precomputed.${split}`, value: String(values.length) },
+      );
+  if (pre.warmHead && pre.warmHead.weight.length !== pre.width * classes)
+    throw new ConfigError(`precomputed.warmHead's weight is not [${pre.width}, ${classes}] (features, labels)`, {
+      field: 'precomputed.warmHead',
+      value: String(pre.warmHead.weight.length),
+    });
+}
+
 /** Customizes `base` on `data` with one strategy; see the module comment. Nothing is written to disk. */
 export async function customize(base: Model, data: CustomizeData, opts: CustomizeOptions): Promise<CustomizeResult> {
   const def = strategyDef(String(opts.strategy));
@@ -253,7 +275,14 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     const warm = opts.head ? false : (opts.warmStartHead ?? def.warmStartHead);
     let featureSeconds: number | undefined;
     let cached: { train: ort.Tensor; val: ort.Tensor } | undefined;
-    if (def.headOnly || warm) {
+    const pre = opts.precomputed;
+    if (pre) checkPrecomputed(pre, data, labels.length);
+    if (pre && (def.headOnly || warm)) {
+      cached = {
+        train: new ort.Tensor('float32', pre.train, [data.train.length, pre.width]),
+        val: new ort.Tensor('float32', pre.validation, [data.validation.length, pre.width]),
+      };
+    } else if (def.headOnly || warm) {
       // The body is the same before and after injection (LoRA and IA3 start equal to the base), so its features fit both.
       const tf = performance.now();
       const body = bodyGraph(model);
@@ -268,17 +297,20 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     if (warm && cached) {
       const tw = performance.now();
       const D = cached.train.dims[1];
-      const h = await fitWarmHead(
-        {
-          features: cached.train.data as Float32Array,
-          labels: Array.from(yTrain, Number),
-          ...(sampleWeights ? { weights: sampleWeights } : {}),
-        },
-        { features: cached.val.data as Float32Array, labels: Array.from(yVal, Number) },
-        D,
-        labels.length,
-        typeof warm === 'object' ? warm : {},
-      );
+      // A shared warm head (a search's) was fitted without weights: with sample weights the head is fitted here.
+      const h =
+        (sampleWeights ? undefined : pre?.warmHead) ??
+        (await fitWarmHead(
+          {
+            features: cached.train.data as Float32Array,
+            labels: Array.from(yTrain, Number),
+            ...(sampleWeights ? { weights: sampleWeights } : {}),
+          },
+          { features: cached.val.data as Float32Array, labels: Array.from(yVal, Number) },
+          D,
+          labels.length,
+          typeof warm === 'object' ? warm : {},
+        ));
       model = withParamValues(withParamValues(model, HEAD_WEIGHT, h.weight), HEAD_BIAS, h.bias);
       warmHead = h;
       headInit = {

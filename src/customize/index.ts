@@ -80,3 +80,28 @@ export {
 } from './ia3.ts';
 export type { Ia3Adapter, Ia3Options, Ia3Site, Ia3Spec, PeftIa3Config } from './ia3.ts';
 export { mergedModel, saveCustomizedModel, type SavedModel, type SaveModelOptions } from './save.ts';
+export {
+  customizeTrials,
+  defaultCandidates,
+  describeConfig,
+  fixCandidates,
+  formatSearch,
+  formatSearchTrials,
+  halvingSchedule,
+  orderCandidates,
+  runSearch,
+  searchCustomize,
+  searchReport,
+  stratifiedRows,
+  type Rung,
+  type ScheduleOptions,
+  type SearchConfig,
+  type SearchOptions,
+  type SearchReport,
+  type SearchResult,
+  type SharedTrialOptions,
+  type TrialOutcome,
+  type TrialPlan,
+  type TrialRecord,
+  type TrialRunner,
+} from './search.ts';

@@ -8,7 +8,7 @@ import type { LoraAdapter } from './peft.ts';
 import type { Ia3Adapter, Ia3Options, Ia3Spec } from './ia3.ts';
 import type { TargetSpec } from './sites.ts';
 import type { Model, NamePattern } from '../models/model.ts';
-import type { WarmHeadOptions } from '../train/warm-head.ts';
+import type { WarmHead, WarmHeadOptions } from '../train/warm-head.ts';
 
 export interface LabeledText {
   text: string;
@@ -59,6 +59,13 @@ export interface CustomizeOptions {
    * warm-or-trained head choice, calibration) stays unweighted.
    */
   sampleWeights?: ArrayLike<number>;
+  /**
+   * Work already done on exactly these rows, so that runs on the same data (a search's trials) do it once: the
+   * frozen body's features of the train and validation rows ([rows, width] row-major, in the rows' order), used
+   * instead of a feature pass, and the warm head fitted on the features (used instead of fitting one when the warm
+   * start is on; it may come from more training rows than these, e.g. all of them for a trial on a fraction).
+   */
+  precomputed?: { train: Float32Array; validation: Float32Array; width: number; warmHead?: WarmHead };
   /** ORT intra-op threads for training sessions. */
   threads?: number;
   /**

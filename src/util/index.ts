@@ -2,3 +2,4 @@
 export { createRng, mulberry32, seedFromString, TrainRng, type Rng, type RngState } from './rng.ts';
 export { fnv1a, seedFor } from './hash.ts';
 export { renderTable, type Align } from './table.ts';
+export { parseDuration, formatDuration } from './duration.ts';

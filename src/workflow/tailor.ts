@@ -45,6 +45,15 @@ import { softmaxRows } from '../models/classifier.ts';
 import { assertFreshOut } from '../models/artifact.ts';
 import { mergedModel, saveCustomizedModel } from '../customize/save.ts';
 import { makeLineage } from '../customize/lineage.ts';
+import {
+  defaultCandidates,
+  fixCandidates,
+  formatSearchTrials,
+  searchCustomize,
+  searchReport,
+  type SearchReport,
+} from '../customize/search.ts';
+import { parseDuration } from '../util/duration.ts';
 
 import { STRATEGY_CHOICES, type StrategyChoice } from './strategies.ts';
 export { STRATEGY_CHOICES, type StrategyChoice };
@@ -86,7 +95,14 @@ export interface TailorOptions {
   progress?: WorkflowProgress;
   /** Aliases to set on the new model version. */
   aliases?: string[];
-  /** Training checkpoints (and resume from them): see CustomizeOptions.checkpoint. */
+  /**
+   * `strategy: 'auto'`: the wall-clock budget of the search over strategies and hyper-parameters (customize/search.ts),
+   * in seconds or as a duration (`'90s'`, `'10m'`, `'1h'`); default DEFAULT_SEARCH_BUDGET_SECONDS. The search
+   * ends at most one trial's time past it. `epochs` is then the last rung's maximum, and `lr`, `rank`, `targets`
+   * and `layers` fix those hyper-parameters in every configuration they apply to.
+   */
+  budget?: number | string;
+  /** Training checkpoints (and resume from them): see CustomizeOptions.checkpoint (a search's trials are not checkpointed). */
   checkpoint?: CustomizeOptions['checkpoint'];
   /** Extra tags on both runs (a job queue tags them with the job id, to find a job's results again). */
   tags?: Record<string, string>;
@@ -165,6 +181,8 @@ export interface TailorResult {
   strategy: Strategy | 'none';
   requested_strategy: StrategyChoice;
   recommendation?: Recommendation;
+  /** `strategy: 'auto'`: the search (schedule, every trial, the winner and why; also the run's `search.json`). */
+  search?: SearchReport;
   trainable_params: number;
   total_params: number;
   train_seconds: number;
@@ -198,6 +216,9 @@ export interface TailorResult {
   reweighing?: { column: string; factors: ReweighingFactor[] };
   seconds: number;
 }
+
+/** The search budget of `strategy: 'auto'` when none is given: a few minutes. */
+export const DEFAULT_SEARCH_BUDGET_SECONDS = 300;
 
 function strategyOptions(
   strategy: Strategy,
@@ -301,6 +322,22 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       field: 'strategy',
       value: requested,
     });
+  const budgetSeconds =
+    o.budget === undefined
+      ? DEFAULT_SEARCH_BUDGET_SECONDS
+      : typeof o.budget === 'string'
+        ? parseDuration(o.budget, 'budget')
+        : o.budget;
+  if (!(budgetSeconds > 0) || !Number.isFinite(budgetSeconds))
+    throw new ConfigError(`budget must be a positive number of seconds, got ${o.budget}`, {
+      field: 'budget',
+      value: String(o.budget),
+    });
+  if (o.budget !== undefined && requested !== 'auto')
+    throw new ConfigError(
+      `budget is the time of the search behind strategy 'auto'; strategy '${requested}' trains one configuration`,
+      { field: 'budget', value: String(o.budget) },
+    );
   const out = path.resolve(o.out);
   const name = o.name ?? path.basename(out).replace(/[^A-Za-z0-9._-]/g, '-');
   // Check, in order of cost: the output folder, the data, the base, the registry. Nothing is written before all pass.
@@ -380,7 +417,11 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
     });
     const audit = state.result;
     const rec = audit.recommendation;
-    const strategy: Strategy | 'none' = requested === 'auto' ? rec.strategy : requested;
+    let strategy: Strategy | 'none' = requested === 'auto' ? rec.strategy : requested;
+    // auto searches strategies and hyper-parameters, the audit's strategy first, unless the baseline meets the target.
+    // With reweighing it trains the audit's strategy instead: the search's trials share one unweighted warm head and
+    // score unweighted validation, so it would pick among models that ignored the weights.
+    const searching = requested === 'auto' && strategy !== 'none' && o.reweigh === undefined;
     if (o.reweigh !== undefined && strategy === 'none')
       throw new ConfigError(
         `reweigh (--reweigh) reweighs training, but the audit recommends strategy 'none' (${rec.rules.join(', ')}); choose a strategy`,
@@ -398,12 +439,12 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
           }
         : undefined;
     progress?.log?.(
-      `baseline (frozen encoder + ridge head): accuracy ${(audit.baseline.accuracy * 100).toFixed(2)}%; strategy ${strategy}${requested === 'auto' ? ` (recommended: ${rec.rules.join(', ')})` : ''}`,
+      `baseline (frozen encoder + ridge head): accuracy ${(audit.baseline.accuracy * 100).toFixed(2)}%; ${searching ? `searching strategies for up to ${budgetSeconds} s, ${strategy} first` : `strategy ${strategy}`}${requested === 'auto' ? ` (recommended: ${rec.rules.join(', ')})` : ''}`,
     );
     const baselineRunId = await recordBaseline(reg, state, spec, o.tags);
 
     const run = await reg.startRun({
-      name: strategy,
+      name: searching ? 'auto' : strategy,
       experiment: 'customize',
       params: {
         strategy,
@@ -411,6 +452,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         base: spec,
         seed: o.seed ?? 0,
         ...(requested === 'auto' ? { recommendation_rules: rec.rules } : {}),
+        ...(searching ? { search_budget_seconds: budgetSeconds } : {}),
         ...(Object.fromEntries(
           Object.entries({
             epochs: o.epochs,
@@ -437,9 +479,52 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       const labels = state.data.labels;
       let final: Model;
       let result: CustomizeResult | undefined;
+      let search: SearchReport | undefined;
       const tTrain = performance.now();
       if (strategy === 'none') {
         final = state.baselineModel;
+      } else if (searching) {
+        const hp = rec.hyperparameters;
+        const s = await searchCustomize(
+          base,
+          { train: state.train, validation: state.data.validation },
+          {
+            budgetSeconds,
+            seed: o.seed ?? 0,
+            first: strategy,
+            labels,
+            // The audit's features of the same rows: the search only fits its warm head before the first trial.
+            features: state.features,
+            candidates: fixCandidates(defaultCandidates(), {
+              lr: o.lr,
+              rank: o.rank,
+              targets: o.targets,
+              layers: o.layers,
+              ...(typeof hp.loraDropout === 'number' ? { loraDropout: hp.loraDropout } : {}),
+            }),
+            ...(o.epochs !== undefined ? { maxEpochs: o.epochs } : {}),
+            ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+            ...(o.maxLength !== undefined ? { maxLength: o.maxLength } : {}),
+            ...(typeof hp.weightDecay === 'number' ? { weightDecay: hp.weightDecay } : {}),
+            ...(o.threads !== undefined ? { threads: o.threads } : {}),
+            onTrial: (t) =>
+              progress?.log?.(
+                `trial ${t.config} at rung ${t.rung} (${t.trainRows} rows, ${t.epochs} epoch(s)): ${t.status === 'skipped' ? `skipped, ${t.note}` : `val accuracy ${(100 * t.accuracy!).toFixed(2)}% in ${t.seconds.toFixed(1)} s`}`,
+              ),
+          },
+        );
+        result = s.result!;
+        strategy = result.report.strategy as Strategy;
+        search = searchReport(s);
+        final = mergedModel(result, base);
+        progress?.log?.(`search done:\n${formatSearchTrials(search)}`);
+        await run.logParams({ strategy, search_winner: search.winner.config, search_trials: search.trials.length });
+        await run.logArtifactBytes(`${JSON.stringify(search, null, 2)}\n`, 'search.json', 'report');
+        for (const e of result.report.curve)
+          await run.logMetrics(
+            { train_loss: e.trainLoss, val_loss: e.valLoss, val_accuracy: e.accuracy, val_macro_f1: e.macroF1 },
+            { epoch: e.epoch },
+          );
       } else {
         progress?.log?.(`customizing: ${strategy} on ${state.train.length} train examples`);
         const copts = strategyOptions(strategy, o, requested === 'auto' ? rec : undefined, labels, progress);
@@ -518,6 +603,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         customized,
         comparison: report.comparison,
         ...(requested === 'auto' ? { recommendation: rec } : {}),
+        ...(search ? { search } : {}),
         ...(behaviour ? { behaviour } : {}),
         ...(fairnessBudget ? { fairness_budget: fairnessBudget } : {}),
         ...(reweighing ? { reweighing: { column: reweighing.column, factors: reweighing.factors } } : {}),
@@ -642,6 +728,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         strategy,
         requested_strategy: requested,
         ...(requested === 'auto' ? { recommendation: rec } : {}),
+        ...(search ? { search } : {}),
         trainable_params: counts.trainable,
         total_params: counts.total,
         train_seconds: trainSeconds,

@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import {
   emit,
   collect,
+  duration,
   EXIT,
   requestExitCode,
   num,
@@ -36,12 +37,20 @@ export function customizeCommand(): Command {
         'customize the base on your data, evaluate it against the off-the-shelf baseline, save the artifact and register it',
       ),
     ).addOption(
-      new Option('--strategy <s>', "auto follows the audit's recommendation; none keeps the baseline")
+      new Option(
+        '--strategy <s>',
+        "auto searches strategies and hyper-parameters within --budget, the audit's recommendation first; none keeps the baseline",
+      )
         .choices([...STRATEGY_CHOICES])
         .default('auto'),
     ),
     'the artifact (model, adapter) and its report',
   )
+    .option(
+      '--budget <duration>',
+      'for --strategy auto: wall-clock time of the search over strategies and hyper-parameters, e.g. 90s, 10m, 1h (default 5m)',
+      duration,
+    )
     .option('--target-accuracy <x>', 'for --strategy auto: accuracy to reach', num({ min: 0, max: 1 }))
     .option('--max-latency-ms <ms>', 'for --strategy auto: latency budget (p50, batch 1)', num({ min: 0 }))
     .option('--epochs <n>', 'training epochs (default 3)', num({ min: 1, int: true }))
