@@ -25,7 +25,7 @@ import { emit, num, progressFor, providersFor, withGlobals, type GlobalOptions }
 
 /** One demo task: how an email's SpamAssassin group becomes its label, and how the demo customizes for it. */
 export interface DemoTask {
-  /** Registry model name (also the prefix of the data files and the artifact folder). */
+  /** Registry model name (the data files and the artifact folder are named after the task). */
   model: string;
   /** One line for the note printed before the audit. */
   summary: string;
