@@ -4,7 +4,9 @@
  * queries, Larson et al. 2019) gets a confident wrong intent. An abstain rule scores each row's logits and answers
  * `OUT_OF_SCOPE` below a threshold chosen on validation data:
  *
- * - `msp`: the maximum softmax probability (Hendrycks & Gimpel 2017);
+ * - `msp`: the maximum softmax probability (Hendrycks & Gimpel 2017), scored as its logarithm: the same order, but a
+ *   confident row's MSP rounds to 1 in floating point (from a logit margin of about 37) while its log keeps apart
+ *   rows that would otherwise tie at 1, so a threshold can still be placed among them;
  * - `energy`: the negative free energy T·logsumexp(logits / T) (Liu et al. 2020), which unlike the MSP keeps the
  *   logits' scale (an input far from every class has small logits everywhere, not only a flat softmax).
  *
@@ -52,7 +54,7 @@ export interface AbstainSpec {
   score: AbstainScore;
   /** Energy temperature T (1 for msp, where it is unused). */
   temperature: number;
-  /** A row is rejected when its score is below this. */
+  /** A row is rejected when its score is below this (for msp: the log of the MSP). */
   threshold: number;
   target: AbstainTarget;
   /** A label of the model that itself means "out of scope" (trained as a class), if any. */
@@ -60,15 +62,16 @@ export interface AbstainSpec {
   validation: AbstainValidation;
 }
 
-/** The score of one row of logits: higher means more in scope. */
+/** The score of one row of logits: higher means more in scope (msp: log MSP; energy: T·logsumexp(logits / T)). */
 export function abstainScore(logits: ArrayLike<number>, score: AbstainScore, temperature = 1): number {
-  let max = -Infinity;
-  for (let j = 0; j < logits.length; j++) if (logits[j] > max) max = logits[j];
+  let top = 0;
+  for (let j = 1; j < logits.length; j++) if (logits[j] > logits[top]) top = j;
+  const max = logits[top];
   if (score === 'msp') {
-    // max_j softmax(l)_j = 1 / Σ exp(l_j − max).
-    let sum = 0;
-    for (let j = 0; j < logits.length; j++) sum += Math.exp(logits[j] - max);
-    return 1 / sum;
+    // log max_j softmax(l)_j = −log(1 + Σ_{j≠top} exp(l_j − max)); log1p keeps the tiny sums of confident rows.
+    let rest = 0;
+    for (let j = 0; j < logits.length; j++) if (j !== top) rest += Math.exp(logits[j] - max);
+    return -Math.log1p(rest);
   }
   // T·logsumexp(l / T), shifted by the maximum so large logits do not overflow.
   let sum = 0;
@@ -373,6 +376,13 @@ export interface OutOfScopeReport {
   abstain?: AbstainSpec;
 }
 
+/** "msp < 0.9512" (the log threshold as a probability, or as 1 − ε when that rounds to 1) or "energy < 7.412". */
+export function thresholdText(a: Pick<AbstainSpec, 'score' | 'threshold'>): string {
+  if (a.score !== 'msp') return `${a.score} < ${a.threshold.toPrecision(4)}`;
+  const p = Math.exp(a.threshold);
+  return p > 0.9999 ? `msp < 1 - ${(-Math.expm1(a.threshold)).toPrecision(3)}` : `msp < ${p.toPrecision(4)}`;
+}
+
 const pct = (x: number | null): string => (x === null ? '-' : `${(100 * x).toFixed(2)}%`);
 
 /** The report as a table: one row per way of answering, in-scope accuracy to out-of-scope recall. */
@@ -381,8 +391,7 @@ export function formatOutOfScope(r: OutOfScopeReport): string {
   const rows: Array<[string, OutOfScopeMetrics]> = [
     [r.trainedClass ? `argmax (class '${r.oosLabel}')` : 'argmax (no abstention)', m],
   ];
-  if (r.withAbstention && r.abstain)
-    rows.push([`abstain: ${r.abstain.score} < ${r.abstain.threshold.toPrecision(4)}`, r.withAbstention]);
+  if (r.withAbstention && r.abstain) rows.push([`abstain: ${thresholdText(r.abstain)}`, r.withAbstention]);
   const head = `Out-of-scope detection on ${m.inScope} in-scope and ${m.outOfScope} out-of-scope rows${r.oosLabel !== undefined ? ` (label '${r.oosLabel}')` : ''}:`;
   const table = renderTable(
     ['answers', 'in-scope accuracy', 'accuracy when answered', 'false rejections', 'out-of-scope recall'],

@@ -298,6 +298,7 @@ export {
   DEFAULT_TARGET_FRR,
   fitAbstainRule,
   formatOutOfScope,
+  thresholdText,
   OUT_OF_SCOPE,
   outOfScopeMetrics,
   type AbstainScore,

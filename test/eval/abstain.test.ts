@@ -8,31 +8,37 @@ import {
   fitAbstainRule,
   OUT_OF_SCOPE,
   outOfScopeMetrics,
+  thresholdText,
 } from '../../src/eval/abstain.ts';
 
 const close = (a: number, b: number, eps = 1e-12): void => assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
 const { log } = Math;
-/** Two-class logits [ln q, 0] whose MSP is q / (q + 1) (for q >= 1). */
+/** Two-class logits [ln q, 0] whose MSP is q / (q + 1) (for q >= 1): its msp score is log(q / (q + 1)). */
 const odds = (q: number): number[] => [log(q), 0];
 
-test('abstainScore: MSP and energy by hand', () => {
+test('abstainScore: MSP (as its log) and energy by hand', () => {
   // softmax([ln 3, 0]) = [3/4, 1/4].
-  close(abstainScore([log(3), 0], 'msp'), 0.75);
-  close(abstainScore([0, 0, 0, 0], 'msp'), 0.25);
+  close(abstainScore([log(3), 0], 'msp'), log(0.75));
+  close(abstainScore([0, 0, 0, 0], 'msp'), log(0.25));
+  // Margins of 40 and 50: both MSPs round to 1, their logs stay apart (−e^−40 vs −e^−50) and in order.
+  assert.equal(1 / (1 + Math.exp(-40)), 1);
+  close(abstainScore([40, 0], 'msp'), -Math.exp(-40), 1e-30);
+  assert.ok(abstainScore([40, 0], 'msp') < abstainScore([50, 0], 'msp'));
   // T·logsumexp(l / T): logsumexp([ln 3, 0]) = ln 4; T = 2: 2 ln(e^{ln3/2} + 1) = 2 ln(√3 + 1).
   close(abstainScore([log(3), 0], 'energy'), log(4));
   close(abstainScore([log(3), 0], 'energy', 2), 2 * log(Math.sqrt(3) + 1));
   // Shift by the maximum: no overflow at logits of 1000, and energy moves with the scale where MSP does not.
   close(abstainScore([1000, 1000], 'energy'), 1000 + log(2), 1e-9);
-  close(abstainScore([1000, 1000], 'msp'), 0.5);
+  close(abstainScore([1000, 1000], 'msp'), log(0.5));
   close(abstainScore([1, 1], 'energy'), 1 + log(2));
 });
 
 test('fitAbstainRule: false-rejection target places the threshold between the r-th and (r+1)-th lowest score', () => {
-  // MSPs 0.5, 0.6, 0.75, 0.8, 0.9 (q = 1, 1.5, 3, 4, 9); target 0.4 over 5 rows: r = 2 rejected.
+  // MSPs 0.5, 0.6, 0.75, 0.8, 0.9 (q = 1, 1.5, 3, 4, 9); target 0.4 over 5 rows: r = 2 rejected, the threshold
+  // halfway between the 2nd and 3rd lowest log MSP.
   const inScope = [odds(3), odds(1), odds(9), odds(1.5), odds(4)];
   const rule = fitAbstainRule({ labels: ['a', 'b'], inScope, targetFrr: 0.4 });
-  close(rule.spec.threshold, (0.6 + 0.75) / 2);
+  close(rule.spec.threshold, (log(0.6) + log(0.75)) / 2);
   assert.deepEqual(rule.spec.target, { kind: 'false_rejection_rate', value: 0.4 });
   assert.deepEqual(rule.spec.validation, {
     inScope: 5,
@@ -47,23 +53,23 @@ test('fitAbstainRule: false-rejection target places the threshold between the r-
     [false, true, false, true, false],
   );
   // Target 0.3: r = ⌊1.5⌋ = 1, between 0.5 and 0.6. Target 0.1: r = 0, the lowest score itself (none rejected).
-  close(fitAbstainRule({ labels: ['a', 'b'], inScope, targetFrr: 0.3 }).spec.threshold, 0.55);
+  close(fitAbstainRule({ labels: ['a', 'b'], inScope, targetFrr: 0.3 }).spec.threshold, (log(0.5) + log(0.6)) / 2);
   const none = fitAbstainRule({ labels: ['a', 'b'], inScope, targetFrr: 0.1 });
-  close(none.spec.threshold, 0.5);
+  close(none.spec.threshold, log(0.5));
   assert.equal(none.spec.validation.falseRejectionRate, 0);
   // Default target 5% of 20 rows: exactly 1 rejected (the floating 0.05 * 20 is not rounded down to 0).
   const twenty = Array.from({ length: 20 }, (_, i) => odds(1 + i));
   const d = fitAbstainRule({ labels: ['a', 'b'], inScope: twenty });
   assert.equal(d.spec.target.value, 0.05);
-  close(d.spec.threshold, (0.5 + 2 / 3) / 2);
+  close(d.spec.threshold, (log(0.5) + log(2 / 3)) / 2);
   assert.equal(d.spec.validation.falseRejectionRate, 0.05);
 });
 
 test('fitAbstainRule: ties at the threshold are accepted, so the achieved rate stays at or below the target', () => {
   const inScope = [odds(1), odds(3), odds(3), odds(3)];
-  // r = 2 falls inside the tie at 0.75: the midpoint is 0.75 itself and only the 0.5 row is below it.
+  // r = 2 falls inside the tie at 0.75: the midpoint is log 0.75 itself and only the 0.5 row is below it.
   const rule = fitAbstainRule({ labels: ['a', 'b'], inScope, targetFrr: 0.5 });
-  close(rule.spec.threshold, 0.75);
+  close(rule.spec.threshold, log(0.75));
   assert.equal(rule.spec.validation.falseRejectionRate, 0.25);
 });
 
@@ -91,13 +97,13 @@ test('fitAbstainRule: precision target takes the lowest threshold reaching it, o
   const outOfScope = [odds(1), odds(3)];
   // Accept all: 3/5 = 0.6; reject 0.5: 3/4; reject 0.5, 0.6: 2/3; reject three: 2/2 = 1.
   const p = fitAbstainRule({ labels: ['a', 'b'], inScope, outOfScope, targetPrecision: 0.7 });
-  close(p.spec.threshold, 0.55);
+  close(p.spec.threshold, (log(0.5) + log(0.6)) / 2);
   assert.equal(p.spec.validation.inScopePrecision, 0.75);
   assert.equal(p.spec.validation.falseRejectionRate, 0);
   assert.equal(p.spec.validation.outOfScopeRecall, 0.5);
   assert.equal(p.spec.validation.targetMet, true);
   const q = fitAbstainRule({ labels: ['a', 'b'], inScope, outOfScope, targetPrecision: 0.9 });
-  close(q.spec.threshold, (0.75 + 0.8) / 2);
+  close(q.spec.threshold, (log(0.75) + log(0.8)) / 2);
   assert.equal(q.spec.validation.inScopePrecision, 1);
   close(q.spec.validation.falseRejectionRate, 1 / 3);
   // Out of reach: an out-of-scope row scores above every in-scope one.
@@ -108,8 +114,8 @@ test('fitAbstainRule: precision target takes the lowest threshold reaching it, o
     targetPrecision: 0.9,
   });
   assert.equal(r.spec.validation.targetMet, false);
-  // Accept all 2/4; reject 0.5: 2/3; reject 0.5, 0.6: 1/2; reject three: 0/1. Best: 2/3, threshold 0.55.
-  close(r.spec.threshold, 0.55);
+  // Accept all 2/4; reject 0.5: 2/3; reject 0.5, 0.6: 1/2; reject three: 0/1. Best: 2/3, between 0.5 and 0.6.
+  close(r.spec.threshold, (log(0.5) + log(0.6)) / 2);
   close(r.spec.validation.inScopePrecision!, 2 / 3);
 });
 
@@ -123,8 +129,8 @@ test('fitAbstainRule: an explicit out-of-scope class counts as a rejection again
     [log(4), 0, 0],
   ];
   const rule = fitAbstainRule({ labels: ['a', 'b', 'oos'], inScope, targetFrr: 0.5, outOfScopeClass: 'oos' });
-  // MSPs of the three: 3/5, 9/11, 4/6; the midpoint of 0.6 and 2/3.
-  close(rule.spec.threshold, (0.6 + 2 / 3) / 2);
+  // MSPs of the three: 3/5, 9/11, 4/6; halfway between log 0.6 and log 2/3.
+  close(rule.spec.threshold, (log(0.6) + log(2 / 3)) / 2);
   assert.equal(rule.spec.validation.falseRejectionRate, 0.5);
   assert.equal(rule.spec.outOfScopeClass, 'oos');
   assert.throws(
@@ -158,6 +164,12 @@ test('fitAbstainRule: bad options are ConfigErrors naming the option and its fla
   );
   assert.throws(() => fitAbstainRule({ labels: ['a', 'b'], inScope: [] }), /needs in-scope validation rows/);
   assert.throws(() => fitAbstainRule({ labels: ['a', 'b'], inScope: [[1, 2, 3]] }), /row 0 has 3 logits, expected 2/);
+});
+
+test('thresholdText: an msp threshold as a probability, 1 - ε when it rounds to 1', () => {
+  assert.equal(thresholdText({ score: 'msp', threshold: log(0.95) }), 'msp < 0.9500');
+  assert.equal(thresholdText({ score: 'msp', threshold: -1e-20 }), 'msp < 1 - 1.00e-20');
+  assert.equal(thresholdText({ score: 'energy', threshold: 7.4123 }), 'energy < 7.412');
 });
 
 test('AbstainRule: JSON round trip, field checks, and abstainedLabel', () => {

@@ -1,8 +1,8 @@
 /**
  * An abstain rule stored with a model (abstain.json) is applied wherever the model answers: `Classifier.load` and
  * both server engines (the folder engine for ordinary classifiers, the mixed-adapter engine for LoRA adapters)
- * answer `__out_of_scope__` for the same texts, and those are exactly the texts whose top probability is below the
- * stored MSP threshold. A broken abstain.json fails the load, naming the file.
+ * answer `__out_of_scope__` for the same texts, and those are exactly the texts whose log top probability is below
+ * the stored MSP threshold. A broken abstain.json fails the load, naming the file.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -92,7 +92,8 @@ test('Classifier.load applies the stored MSP rule: below the threshold is __out_
     const preds = await clf.predict(TEXTS);
     preds.forEach((p, i) => {
       const top = Math.max(...probs[i]);
-      const want = top < stored.threshold ? OUT_OF_SCOPE : LABELS[probs[i].indexOf(top)];
+      // The msp score is the log of the top probability.
+      const want = Math.log(top) < stored.threshold ? OUT_OF_SCOPE : LABELS[probs[i].indexOf(top)];
       assert.equal(p.label, want, `text ${i}`);
       assert.ok(Math.abs(p.confidence - top) < 1e-6);
       assert.equal(p.probabilities.length, LABELS.length);
