@@ -10,6 +10,7 @@ export type { StrategyChoice } from './strategies.ts';
 export { quantizeModel, distillModel, type QuantizeModelOptions, type DistillModelOptions } from './compress.ts';
 export { evaluateModel, type EvaluateModelOptions, type EvaluateModelResult } from './evaluate.ts';
 export { loadClassifier } from './classifier.ts';
+export { outOfScopeReport, type TailorAbstainOptions } from './oos.ts';
 export {
   resolveModelRef,
   openExistingRegistry,

@@ -43,6 +43,15 @@ import { softmaxRows } from '../models/classifier.ts';
 import { assertFreshOut } from '../models/artifact.ts';
 import { mergedModel, saveCustomizedModel } from '../customize/save.ts';
 import { makeLineage } from '../customize/lineage.ts';
+import { abstainFileText } from '../models/abstain.ts';
+import type { OutOfScopeReport } from '../eval/abstain.ts';
+import {
+  checkOutOfScopeOptions,
+  checkPrecisionTarget,
+  outOfScopeStage,
+  splitOutOfScope,
+  type TailorAbstainOptions,
+} from './oos.ts';
 
 import { STRATEGY_CHOICES, type StrategyChoice } from './strategies.ts';
 export { STRATEGY_CHOICES, type StrategyChoice };
@@ -119,6 +128,18 @@ export interface TailorOptions {
   maxParityDifference?: number;
   /** Fairness budget: smallest allowed disparate impact ratio (needs `sensitiveColumn`; gates aliases like `maxFlipRate`). */
   minDisparateImpact?: number;
+  /**
+   * The label of out-of-scope rows in the data (CLINC150's "oos"). Rows with it in train make it a class (the model
+   * rejects by predicting it); rows with it only in validation/eval are set aside from the classes. Either way the
+   * result gets `out_of_scope`: in-scope accuracy and out-of-scope recall on the eval rows.
+   */
+  oosLabel?: string;
+  /**
+   * Fit an abstain rule on validation (eval/abstain.ts: MSP or energy threshold for a target false-rejection rate or
+   * in-scope precision) and store it with the model (model/abstain.json): `Classifier.predict` and the server then
+   * answer OUT_OF_SCOPE for the texts it rejects.
+   */
+  abstain?: TailorAbstainOptions;
 }
 
 /** What a `beforeRegister` hook sees: the model about to be registered and the data it was made from. */
@@ -176,6 +197,8 @@ export interface TailorResult {
   behaviour?: { baseline: BehaviourReport; customized: BehaviourReport; comparison: BehaviourChange[] };
   /** The fairness budget checked on the customized model (with any of `maxFlipRate`, `maxParityDifference`, `minDisparateImpact`). */
   fairness_budget?: BudgetResult;
+  /** Out-of-scope detection on the eval rows (with `oosLabel` or `abstain`), with the stored abstain rule. */
+  out_of_scope?: OutOfScopeReport;
   seconds: number;
 }
 
@@ -220,6 +243,18 @@ function strategyOptions(
     );
   };
   return c;
+}
+
+/** The out-of-scope figures as run metrics (absent ones, like recall without out-of-scope rows, left out). */
+function oosRunMetrics(r: OutOfScopeReport | undefined): Record<string, number> {
+  if (!r) return {};
+  const m = r.withAbstention ?? r.withoutAbstention;
+  const out: Record<string, number | null> = {
+    in_scope_accuracy: m.inScopeAccuracy,
+    oos_recall: m.outOfScopeRecall,
+    false_rejection_rate: m.falseRejectionRate,
+  };
+  return Object.fromEntries(Object.entries(out).filter((e): e is [string, number] => e[1] !== null));
 }
 
 async function recordBaseline(
@@ -299,15 +334,22 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       field: 'sensitiveColumn',
     });
   const withBehaviour = o.behaviour === true || o.maxFlipRate !== undefined;
+  checkOutOfScopeOptions(o);
   await assertFreshOut(out);
   progress?.log?.('reading data');
-  const data = await loadDomainData({
-    train: o.train,
-    eval: o.eval,
-    textColumn: o.textColumn,
-    labelColumn: o.labelColumn,
-    seed: o.seed,
-  });
+  const oosSplit = splitOutOfScope(
+    await loadDomainData({
+      train: o.train,
+      eval: o.eval,
+      textColumn: o.textColumn,
+      labelColumn: o.labelColumn,
+      seed: o.seed,
+      ...(o.oosLabel !== undefined ? { prepare: { outOfScopeLabel: o.oosLabel } } : {}),
+    }),
+    o.oosLabel,
+  );
+  const data = oosSplit.data;
+  checkPrecisionTarget(oosSplit, o);
   // The prepared rows keep file and line; the sensitive values are read from the files themselves (eval rows may
   // come from the train files when there is no eval file).
   const sensitiveValues = sensitiveColumns.length
@@ -438,6 +480,19 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       const fairnessBudget = hasBudget
         ? checkFairnessBudget(budget, { fairness: report.disaggregated, behaviour: behaviour?.customized })
         : undefined;
+      if (o.abstain) progress?.log?.(`fitting the abstain rule (${o.abstain.score ?? 'msp'}) on validation`);
+      const oos = await outOfScopeStage({
+        model: final,
+        labels,
+        ...(o.oosLabel !== undefined ? { oosLabel: o.oosLabel } : {}),
+        ...(o.abstain ? { abstain: o.abstain } : {}),
+        split: oosSplit,
+        validation: state.data.validation,
+        evalSet: state.evalSet,
+        evalLogits: logits,
+        maxLength,
+        providers: o.providers,
+      });
 
       const summary = {
         strategy,
@@ -452,6 +507,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         ...(requested === 'auto' ? { recommendation: rec } : {}),
         ...(behaviour ? { behaviour } : {}),
         ...(fairnessBudget ? { fairness_budget: fairnessBudget } : {}),
+        ...(oos.report ? { out_of_scope: oos.report } : {}),
       };
       let modelFiles: Record<string, string> = {};
       if (o.beforeRegister) {
@@ -482,6 +538,8 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
             });
         modelFiles = Object.fromEntries(Object.entries(files).map(([f, text]) => [path.join('model', f), text]));
       }
+      // Beside model.onnx, where Classifier.load and the server read it (models/abstain.ts).
+      if (oos.rule) modelFiles[path.join('model', 'abstain.json')] = abstainFileText(oos.rule);
       const saved = await saveCustomizedModel(
         out,
         result ?? {
@@ -543,6 +601,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         train_seconds: trainSeconds,
         trainable_params: counts.trainable,
         total_params: counts.total,
+        ...oosRunMetrics(oos.report),
       });
       await run.logPredictions(
         'eval',
@@ -590,6 +649,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         alias_decision: aliasDecision,
         ...(behaviour ? { behaviour } : {}),
         ...(fairnessBudget ? { fairness_budget: fairnessBudget } : {}),
+        ...(oos.report ? { out_of_scope: oos.report } : {}),
         data: audit.data,
         audit,
         curve: result?.report.curve ?? [],
