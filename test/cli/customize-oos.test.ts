@@ -75,6 +75,17 @@ test('customize --oos-label oos --abstain energy --abstain-frr 0.2: rule stored 
   );
   assert.equal(ej.count, 40);
   assert.deepEqual(ej.outOfScope.withAbstention, o.withAbstention);
+  const evalErr = async (files: string[], label: string, message: RegExp): Promise<void> => {
+    const x = await tailor([
+      'evaluate',
+      ...['--model', j.artifacts.model, ...files.flatMap((f) => ['--eval', f]), '--label-column', 'intent'],
+      ...['--oos-label', label, '--no-latency'],
+    ]);
+    assert.equal(x.status, 1, x.stderr);
+    assert.match(err(x.stderr), message);
+  };
+  await evalErr([ws.eval, oosEval], 'nonesuch', /no eval row has the out-of-scope label 'nonesuch' \(--oos-label\)/);
+  await evalErr([oosEval], 'oos', /every eval row has the out-of-scope label 'oos'; give in-scope rows too/);
 });
 
 test('an explicit oos class: oos rows in train are a class, and --oos-label reports its recall without --abstain', async () => {
