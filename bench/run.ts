@@ -1,9 +1,9 @@
 /**
  * `npm run bench [-- --json] [-- --cases mlp,encoder-full,encoder-lora] [-- --steps N] [-- --sections training,compress]
- * [-- --compress-args "..."] [-- --serve-args "..."] [-- --auto-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
+ * [-- --compress-args "..."] [-- --serve-args "..."] [-- --auto-args "..."] [-- --oos-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
  * (Debian python3-torch + OpenBLAS) on the same models, batch and thread count (2), in one run; plus achieved GFLOP/s
  * against a measured ORT MatMul peak. Then the compression section (bench/compress.ts, docs/compression.md) and, when asked for, the serving
- * section (bench/serve.ts, docs/serving-engine.md). See docs/bench.md.
+ * section (bench/serve.ts, docs/serving-engine.md) and the out-of-scope section (bench/oos.ts, docs/customize.md). See docs/bench.md.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -324,8 +324,8 @@ async function runCase(c: Case, mode: 'fused' | 'separate', probe: PeakProbe): P
 }
 const SECTIONS = (argOf('--sections') ?? 'training,compress').split(',');
 for (const s of SECTIONS)
-  if (!['training', 'compress', 'serve', 'auto'].includes(s))
-    throw new Error(`unknown bench section '${s}' (sections: training, compress, serve, auto)`);
+  if (!['training', 'compress', 'serve', 'auto', 'oos'].includes(s))
+    throw new Error(`unknown bench section '${s}' (sections: training, compress, serve, auto, oos)`);
 let training: { torch: string; cases: Record<string, unknown>[] } | undefined;
 if (SECTIONS.includes('training')) {
   const torchVersion = ensureTorch();
@@ -435,6 +435,27 @@ if (SECTIONS.includes('auto')) {
   if (r.status !== 0) throw new Error(`bench/auto.ts failed (exit ${r.status ?? r.signal})`);
   if (json) auto = JSON.parse(r.stdout) as unknown;
 }
+/**
+ * The out-of-scope section (bench/oos.ts: USE-lite on the full CLINC150 with its out-of-scope queries; no abstention
+ * vs MSP and energy thresholds vs an explicit oos class) runs in its own process. Only with `--sections oos`.
+ * `--oos-args "--strategies head,lora"` passes options.
+ */
+let oos: unknown;
+if (SECTIONS.includes('oos')) {
+  say('\nout-of-scope detection (bench/oos.ts):');
+  const extra = (argOf('--oos-args') ?? '').split(/\s+/).filter(Boolean);
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(HERE, 'oos.ts'), ...(json ? ['--json'] : []), ...extra],
+    {
+      stdio: ['ignore', json ? 'pipe' : 'inherit', 'inherit'],
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
+  if (r.status !== 0) throw new Error(`bench/oos.ts failed (exit ${r.status ?? r.signal})`);
+  if (json) oos = JSON.parse(r.stdout) as unknown;
+}
 if (json)
   console.log(
     JSON.stringify({
@@ -443,5 +464,6 @@ if (json)
       ...(compress ? { compress } : {}),
       ...(serve ? { serve } : {}),
       ...(auto ? { auto } : {}),
+      ...(oos ? { oos } : {}),
     }),
   );

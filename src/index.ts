@@ -44,6 +44,7 @@ export {
 } from './workflow/index.ts';
 export { audit as auditModel, type AuditOptions, type AuditResult } from './audit/index.ts';
 export { customize as customizeModel, saveCustomizedModel, STRATEGIES, type Strategy } from './customize/index.ts';
-export { Classifier, type Prediction } from './models/classifier.ts';
+export { Classifier, storeAbstainRule, type Prediction } from './models/classifier.ts';
+export { OUT_OF_SCOPE } from './eval/abstain.ts';
 export { openRegistry } from './registry/index.ts';
 export { Trainer, tensorData } from './train/trainer.ts';

@@ -4,6 +4,7 @@ import type { AuditResult, MetricSummary } from '../audit/index.ts';
 import type { TailorResult } from '../workflow/tailor.ts';
 import { formatBehaviour, formatBehaviourChange, formatBudget } from '../eval/fairness-format.ts';
 import { formatSearch } from '../customize/search.ts';
+import { formatOutOfScope } from '../eval/abstain.ts';
 
 const pct = (v: number | undefined): string =>
   v === undefined || !Number.isFinite(v) ? 'n/a' : `${(v * 100).toFixed(2)}%`;
@@ -153,6 +154,10 @@ export function formatPipeline(r: TailorResult, opts: { profile?: boolean } = {}
   if (r.fairness_budget) {
     out.push('');
     out.push(formatBudget(r.fairness_budget));
+  }
+  if (r.out_of_scope) {
+    out.push('');
+    out.push(formatOutOfScope(r.out_of_scope));
   }
   if (!r.alias_decision.moved) out.push(`alias not moved: ${r.alias_decision.reason}`);
   out.push('');

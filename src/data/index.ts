@@ -39,6 +39,12 @@ export interface PrepareOptions extends DedupOptions {
   invalidRows?: 'error' | 'drop';
   /** Labels in validation/eval that train never has: 'error' (default) or 'drop' (counted). */
   unseenLabels?: 'error' | 'drop';
+  /**
+   * The label of out-of-scope rows (inputs outside every class, like CLINC150's "oos"): validation/eval rows with it
+   * are kept even when train never has it, so out-of-scope detection can be measured on them. It is a class (in
+   * `labels`) only when train has it.
+   */
+  outOfScopeLabel?: string;
   /** Text augmentation of train rows, applied after the split. */
   augment?: TextAugmentOptions;
 }
@@ -143,7 +149,7 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
   const trainLabels = new Set(train.map((e) => e.label));
   for (const h of heldOut) {
     h.rows = h.rows.filter((e) => {
-      if (trainLabels.has(e.label)) return true;
+      if (trainLabels.has(e.label) || e.label === options.outOfScopeLabel) return true;
       const issue = {
         file: e.file,
         line: e.line,
@@ -195,6 +201,7 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
     rareClasses: options.rareClasses ?? 'error',
     invalidRows: options.invalidRows ?? 'error',
     unseenLabels: options.unseenLabels ?? 'error',
+    ...(options.outOfScopeLabel !== undefined ? { outOfScopeLabel: options.outOfScopeLabel } : {}),
     nearDuplicates: options.nearDuplicates ?? 'remove',
     labelConflicts: options.labelConflicts ?? 'keep',
     leakage: options.leakage ?? 'remove',

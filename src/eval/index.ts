@@ -289,6 +289,26 @@ export {
   formatBudget,
   formatDisaggregated,
 } from './fairness-format.ts';
+export {
+  ABSTAIN_SCORES,
+  AbstainRule,
+  abstainedLabel,
+  abstainScore,
+  checkAbstainOptions,
+  DEFAULT_TARGET_FRR,
+  fitAbstainRule,
+  formatOutOfScope,
+  thresholdText,
+  OUT_OF_SCOPE,
+  outOfScopeMetrics,
+  type AbstainScore,
+  type AbstainSpec,
+  type AbstainTarget,
+  type AbstainValidation,
+  type FitAbstainInput,
+  type OutOfScopeMetrics,
+  type OutOfScopeReport,
+} from './abstain.ts';
 export { checkFairnessBudget, type BudgetCheck, type BudgetResult, type FairnessBudget } from './gate.ts';
 export {
   fitGroupThresholds,

@@ -82,7 +82,10 @@ export {
 export {
   Classifier,
   softmaxRows,
+  storeAbstainRule,
   storeGroupThresholds,
   type ClassifierOptions,
   type Prediction,
+  type StoreAbstainInput,
 } from './classifier.ts';
+export { ABSTAIN_FILE, readAbstainRule, writeAbstainRule } from './abstain.ts';

@@ -24,7 +24,9 @@ import {
   loadAdapter,
   loadArtifact,
   mergeLora,
+  readAbstainRule,
   readJson,
+  type AbstainRule,
   type LoraAdapter,
   type LoraWeights,
   type Model,
@@ -115,6 +117,14 @@ function registeredLabels(dir: string): string[] | undefined {
   return undefined;
 }
 
+/** The abstain rule stored beside the version's tailor.json (abstain.json), if any. */
+async function registeredAbstain(dir: string, labels: readonly string[] | undefined): Promise<AbstainRule | undefined> {
+  if (!labels) return undefined;
+  for (const d of [dir, path.join(dir, 'model')])
+    if (isFile(path.join(d, 'tailor.json'))) return readAbstainRule(d, labels);
+  return undefined;
+}
+
 interface Group {
   engine: MultiAdapterEngine;
   /** Short label for metrics: `lora:<first 12 hex of the lineage base hash>`. */
@@ -143,6 +153,7 @@ export class AdapterEngines {
 
   private async loadAdapterModel(mv: ModelVersion, dir: string, found: Found): Promise<ServedModel> {
     const labels = registeredLabels(dir);
+    const abstain = await registeredAbstain(dir, labels);
     const group = await this.group(found, dir);
     const rebuilt = group.engine.graph.baseHash;
     const load = async (): Promise<LoraAdapter> => {
@@ -155,7 +166,7 @@ export class AdapterEngines {
         );
       return { ...a, lineage: { ...lineage, base: { ...lineage.base, hash: rebuilt } } };
     };
-    const model = group.engine.model(mv.name, mv.version, load, { labels });
+    const model = group.engine.model(mv.name, mv.version, load, { labels, ...(abstain ? { abstain } : {}) });
     // Loaded now, so a broken adapter fails this version's load (503 for it alone) instead of its first request.
     try {
       await model.ready();

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Prediction, ServedModel } from './backend.ts';
 import { Batcher, type BatchingOptions, type BatchObserver } from './batcher.ts';
 import { HttpError } from './errors.ts';
-import { loadArtifact, runTexts, Session, type ProviderSpec } from './library.ts';
+import { abstainedLabel, loadArtifact, readAbstainRule, runTexts, Session, type ProviderSpec } from './library.ts';
 
 /** How to load one model version. */
 export interface EngineOptions {
@@ -29,7 +29,10 @@ export function argmax(values: readonly number[]): number {
   return best;
 }
 
-/** Loads a classifier folder (tailor.json + model.onnx + tokenizer) as a batched ServedModel. */
+/**
+ * Loads a classifier folder (tailor.json + model.onnx + tokenizer) as a batched ServedModel. With an abstain rule in
+ * the folder (abstain.json), the texts it rejects are answered OUT_OF_SCOPE (their scores are still the model's).
+ */
 export async function loadFolderModel(dir: string, opts: EngineOptions): Promise<ServedModel> {
   const { model, info, dir: root } = await loadArtifact(dir);
   // From the file, not from the parsed graph: ORT reads external data beside it and nothing is re-encoded.
@@ -39,6 +42,7 @@ export async function loadFolderModel(dir: string, opts: EngineOptions): Promise
     label: `${opts.name}:${opts.version}`,
   });
   const labels = [...info.labels];
+  const abstain = await readAbstainRule(root, labels);
   const maxLength = info.maxLength;
   const execute = async (texts: string[]): Promise<Prediction[]> => {
     // runTexts sorts by length so a batch pads to similar lengths (sequence-length bucketing within a batch).
@@ -50,8 +54,9 @@ export async function loadFolderModel(dir: string, opts: EngineOptions): Promise
         { file: path.join(root, 'tailor.json'), field: 'labels' },
       );
     return texts.map((_, i) => {
-      const scores = softmax(r.values.subarray(i * r.width, (i + 1) * r.width));
-      return { label: labels[argmax(scores)], scores };
+      const row = r.values.subarray(i * r.width, (i + 1) * r.width);
+      const scores = softmax(row);
+      return { label: abstainedLabel(labels[argmax(scores)], row, abstain), scores };
     });
   };
   const batcher = new Batcher(`${opts.name}:${opts.version}`, execute, opts.batching, opts.observer);

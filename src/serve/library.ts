@@ -5,6 +5,8 @@
 export { VERSION } from '../version.ts';
 export { ConfigError, ModelFileError, RegistryError, RuntimeError, TailorError, type ErrorContext } from '../errors.ts';
 export { loadArtifact, type ArtifactInfo } from '../models/artifact.ts';
+export { readAbstainRule } from '../models/abstain.ts';
+export { abstainedLabel, OUT_OF_SCOPE, type AbstainRule } from '../eval/abstain.ts';
 export { runTexts, DEFAULT_MAX_LENGTH } from '../models/text.ts';
 export { Session, type ProviderSpec } from '../runtime/session.ts';
 export type { Model } from '../models/model.ts';

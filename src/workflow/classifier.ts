@@ -19,5 +19,6 @@ export async function loadClassifier(
 ): Promise<Classifier> {
   const { home, ...rest } = opts;
   const m = await resolveModelRef(ref, home);
-  return Classifier.fromModel(m.model, { ...rest, maxLength: rest.maxLength ?? m.info.maxLength }, m.info);
+  // fromArtifact: the group thresholds and abstain rule stored in the folder come with it.
+  return Classifier.fromArtifact(m, rest);
 }

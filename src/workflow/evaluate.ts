@@ -25,6 +25,9 @@ import { formatProfile } from '../runtime/profile.ts';
 import { Session, type ProviderSpec } from '../runtime/session.ts';
 import { readSensitive, sensitiveFor } from './sensitive.ts';
 import { resolveModelRef } from './sources.ts';
+import { readAbstainRule } from '../models/abstain.ts';
+import type { OutOfScopeReport } from '../eval/abstain.ts';
+import { outOfScopeReport } from './oos.ts';
 import type { WorkflowProgress } from './tailor.ts';
 
 export interface EvaluateModelOptions {
@@ -51,6 +54,12 @@ export interface EvaluateModelOptions {
   /** Also return ONNX Runtime's per-op profile at batch 1. */
   profile?: boolean;
   progress?: WorkflowProgress;
+  /**
+   * The label of out-of-scope rows in the eval files: rows with it count as out of scope (when the model does not
+   * have it as a class they are left out of the main report), and `outOfScope` reports in-scope accuracy and
+   * out-of-scope recall, through the model's abstain rule when it has one.
+   */
+  oosLabel?: string;
 }
 
 /** What `evaluateModel` measured; the CLI prints it, and exits 1 when the fairness budget failed. */
@@ -64,6 +73,8 @@ export interface EvaluateModelResult {
   behaviour?: BehaviourReport;
   fairnessBudget?: BudgetResult;
   profile?: string;
+  /** With `oosLabel`, or for a model with an abstain rule: out-of-scope detection on the eval rows. */
+  outOfScope?: OutOfScopeReport;
 }
 
 /** Evaluates a model; see the module comment. */
@@ -91,10 +102,23 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
     labelColumn: o.labelColumn,
     prepare: { validationFraction: 0, minExamplesPerClass: 1, nearDuplicates: 'keep', leakage: 'keep' },
   });
-  const rows = [...data.train, ...data.validation];
+  const all = [...data.train, ...data.validation];
   const m = await resolveModelRef(o.model, o.home);
   const labels = m.info.labels;
   const index = new Map(labels.map((l, i) => [l, i]));
+  // Out-of-scope rows the model has no class for are scored for out-of-scope detection only.
+  const setAside = o.oosLabel !== undefined && !index.has(o.oosLabel);
+  const rows = setAside ? all.filter((r) => r.label !== o.oosLabel) : all;
+  const oosRows = setAside ? all.filter((r) => r.label === o.oosLabel) : [];
+  if (o.oosLabel !== undefined && !all.some((r) => r.label === o.oosLabel))
+    throw new ConfigError(`no eval row has the out-of-scope label '${o.oosLabel}' (--oos-label)`, {
+      field: 'oos-label',
+      value: o.oosLabel,
+    });
+  if (rows.length === 0)
+    throw new ConfigError(`every eval row has the out-of-scope label '${o.oosLabel}'; give in-scope rows too`, {
+      field: 'oos-label',
+    });
   const unknown = rows.find((r) => !index.has(r.label));
   if (unknown)
     throw new ConfigError(
@@ -191,6 +215,27 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
     ...(o.positiveLabel ? { positiveLabels: o.positiveLabel } : {}),
   });
   if (latency) report.latency = latency;
+  const rule = await readAbstainRule(m.dir, labels);
+  let outOfScope: OutOfScopeReport | undefined;
+  if (o.oosLabel !== undefined || rule) {
+    const extra = oosRows.length
+      ? await predictTexts(
+          m.model,
+          oosRows.map((r) => r.text),
+          { maxLength, providers },
+        )
+      : undefined;
+    const rowsOf = (l: Float32Array, n: number): Float32Array[] =>
+      Array.from({ length: n }, (_, i) => l.subarray(i * classes, (i + 1) * classes));
+    outOfScope = outOfScopeReport({
+      labels,
+      logits: [...rowsOf(logits, rows.length), ...(extra ? rowsOf(extra.logits, oosRows.length) : [])],
+      yTrue: [...rows, ...oosRows].map((r) => r.label),
+      ...(o.oosLabel !== undefined ? { oosLabel: o.oosLabel } : {}),
+      ...(rule ? { rule } : {}),
+      trainedClass: o.oosLabel !== undefined && index.has(o.oosLabel),
+    });
+  }
   const gate: BudgetResult | undefined =
     Object.keys(budget).length > 0
       ? checkFairnessBudget(budget, { fairness: report.disaggregated, behaviour })
@@ -209,5 +254,6 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<EvaluateMo
     ...(behaviour ? { behaviour } : {}),
     ...(gate ? { fairnessBudget: gate } : {}),
     ...(profile ? { profile } : {}),
+    ...(outOfScope ? { outOfScope } : {}),
   };
 }

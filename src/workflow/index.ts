@@ -12,6 +12,7 @@ export { quantizeModel, distillModel, type QuantizeModelOptions, type DistillMod
 export { evaluateModel, type EvaluateModelOptions, type EvaluateModelResult } from './evaluate.ts';
 export { mitigateModel, type MitigateModelOptions, type MitigateModelResult } from './mitigate.ts';
 export { loadClassifier } from './classifier.ts';
+export { outOfScopeReport, type TailorAbstainOptions } from './oos.ts';
 export {
   resolveModelRef,
   openExistingRegistry,

@@ -54,6 +54,15 @@ import {
   type SearchReport,
 } from '../customize/search.ts';
 import { parseDuration } from '../util/duration.ts';
+import { abstainFileText } from '../models/abstain.ts';
+import type { OutOfScopeReport } from '../eval/abstain.ts';
+import {
+  checkOutOfScopeOptions,
+  checkPrecisionTarget,
+  outOfScopeStage,
+  splitOutOfScope,
+  type TailorAbstainOptions,
+} from './oos.ts';
 
 import { STRATEGY_CHOICES, type StrategyChoice } from './strategies.ts';
 export { STRATEGY_CHOICES, type StrategyChoice };
@@ -153,6 +162,18 @@ export interface TailorOptions {
    * as the CLI flag, so `tailor customize --reweigh` and a queued customize job pass it through unchanged.
    */
   reweigh?: string;
+  /**
+   * The label of out-of-scope rows in the data (CLINC150's "oos"). Rows with it in train make it a class (the model
+   * rejects by predicting it); rows with it only in validation/eval are set aside from the classes. Either way the
+   * result gets `out_of_scope`: in-scope accuracy and out-of-scope recall on the eval rows.
+   */
+  oosLabel?: string;
+  /**
+   * Fit an abstain rule on validation (eval/abstain.ts: MSP or energy threshold for a target false-rejection rate or
+   * in-scope precision) and store it with the model (model/abstain.json): `Classifier.predict` and the server then
+   * answer OUT_OF_SCOPE for the texts it rejects.
+   */
+  abstain?: TailorAbstainOptions;
 }
 
 /** What a `beforeRegister` hook sees: the model about to be registered and the data it was made from. */
@@ -214,6 +235,8 @@ export interface TailorResult {
   fairness_budget?: BudgetResult;
   /** With `reweigh`: the weight of each (group, label) cell of the training rows (AIF360's Reweighing). */
   reweighing?: { column: string; factors: ReweighingFactor[] };
+  /** Out-of-scope detection on the eval rows (with `oosLabel` or `abstain`), with the stored abstain rule. */
+  out_of_scope?: OutOfScopeReport;
   seconds: number;
 }
 
@@ -261,6 +284,18 @@ function strategyOptions(
     );
   };
   return c;
+}
+
+/** The out-of-scope figures as run metrics (absent ones, like recall without out-of-scope rows, left out). */
+function oosRunMetrics(r: OutOfScopeReport | undefined): Record<string, number> {
+  if (!r) return {};
+  const m = r.withAbstention ?? r.withoutAbstention;
+  const out: Record<string, number | null> = {
+    in_scope_accuracy: m.inScopeAccuracy,
+    oos_recall: m.outOfScopeRecall,
+    false_rejection_rate: m.falseRejectionRate,
+  };
+  return Object.fromEntries(Object.entries(out).filter((e): e is [string, number] => e[1] !== null));
 }
 
 async function recordBaseline(
@@ -367,6 +402,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       field: 'positiveLabel',
     });
   const withBehaviour = o.behaviour === true || o.maxFlipRate !== undefined;
+  checkOutOfScopeOptions(o);
   if (o.reweigh !== undefined && requested === 'none')
     throw new ConfigError("reweigh (--reweigh) reweighs training, but strategy 'none' trains nothing", {
       field: 'reweigh',
@@ -374,13 +410,19 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
     });
   await assertFreshOut(out);
   progress?.log?.('reading data');
-  const data = await loadDomainData({
-    train: o.train,
-    eval: o.eval,
-    textColumn: o.textColumn,
-    labelColumn: o.labelColumn,
-    seed: o.seed,
-  });
+  const oosSplit = splitOutOfScope(
+    await loadDomainData({
+      train: o.train,
+      eval: o.eval,
+      textColumn: o.textColumn,
+      labelColumn: o.labelColumn,
+      seed: o.seed,
+      ...(o.oosLabel !== undefined ? { prepare: { outOfScopeLabel: o.oosLabel } } : {}),
+    }),
+    o.oosLabel,
+  );
+  const data = oosSplit.data;
+  checkPrecisionTarget(oosSplit, o);
   // Checked here, not by evaluate after training: a typo in a label must not cost a training run.
   for (const l of o.positiveLabel ?? [])
     if (!data.labels.includes(l))
@@ -591,6 +633,19 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       const fairnessBudget = hasBudget
         ? checkFairnessBudget(budget, { fairness: report.disaggregated, behaviour: behaviour?.customized })
         : undefined;
+      if (o.abstain) progress?.log?.(`fitting the abstain rule (${o.abstain.score ?? 'msp'}) on validation`);
+      const oos = await outOfScopeStage({
+        model: final,
+        labels,
+        ...(o.oosLabel !== undefined ? { oosLabel: o.oosLabel } : {}),
+        ...(o.abstain ? { abstain: o.abstain } : {}),
+        split: oosSplit,
+        validation: state.data.validation,
+        evalSet: state.evalSet,
+        evalLogits: logits,
+        maxLength,
+        providers: o.providers,
+      });
 
       const summary = {
         strategy,
@@ -607,6 +662,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         ...(behaviour ? { behaviour } : {}),
         ...(fairnessBudget ? { fairness_budget: fairnessBudget } : {}),
         ...(reweighing ? { reweighing: { column: reweighing.column, factors: reweighing.factors } } : {}),
+        ...(oos.report ? { out_of_scope: oos.report } : {}),
       };
       let modelFiles: Record<string, string> = {};
       if (o.beforeRegister) {
@@ -637,6 +693,8 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
             });
         modelFiles = Object.fromEntries(Object.entries(files).map(([f, text]) => [path.join('model', f), text]));
       }
+      // Beside model.onnx, where Classifier.load and the server read it (models/abstain.ts).
+      if (oos.rule) modelFiles[path.join('model', 'abstain.json')] = abstainFileText(oos.rule);
       const saved = await saveCustomizedModel(
         out,
         result ?? {
@@ -698,6 +756,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         train_seconds: trainSeconds,
         trainable_params: counts.trainable,
         total_params: counts.total,
+        ...oosRunMetrics(oos.report),
       });
       await run.logPredictions(
         'eval',
@@ -747,6 +806,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
         ...(behaviour ? { behaviour } : {}),
         ...(fairnessBudget ? { fairness_budget: fairnessBudget } : {}),
         ...(reweighing ? { reweighing: { column: reweighing.column, factors: reweighing.factors } } : {}),
+        ...(oos.report ? { out_of_scope: oos.report } : {}),
         data: audit.data,
         audit,
         curve: result?.report.curve ?? [],

@@ -133,6 +133,43 @@ test('rare classes and unseen eval labels are clear errors by default, counted w
   }
 });
 
+test('outOfScopeLabel: held-out rows with it are kept without being a class; other unseen labels still fail', async () => {
+  const t = await tempFiles({
+    'oos.csv': ['text,intent', 'what is the capital of peru,oos', 'play some jazz,oos'].join('\n'),
+  });
+  try {
+    const ds = await prepareDataset({
+      train: clincPath('train.csv'),
+      eval: [clincPath('test.csv'), t.path('oos.csv')],
+      labelColumn: 'intent',
+      outOfScopeLabel: 'oos',
+    });
+    assert.equal(ds.labels.length, 150);
+    assert.ok(!ds.labels.includes('oos'));
+    assert.deepEqual(
+      ds.eval!.filter((e) => e.label === 'oos').map((e) => e.text),
+      ['what is the capital of peru', 'play some jazz'],
+    );
+    assert.equal(ds.report.splits.eval!.classCounts.oos, 2);
+    assert.equal(ds.report.options.outOfScopeLabel, 'oos');
+    await assert.rejects(
+      prepareDataset({ train: clincPath('train.csv'), eval: t.path('oos.csv'), labelColumn: 'intent' }),
+      /label "oos" never appears in train/,
+    );
+    await assert.rejects(
+      prepareDataset({
+        train: clincPath('train.csv'),
+        eval: t.path('oos.csv'),
+        labelColumn: 'intent',
+        outOfScopeLabel: 'out_of_domain',
+      }),
+      /label "oos" never appears in train/,
+    );
+  } finally {
+    await t.cleanup();
+  }
+});
+
 test('CLINC150 slice: every row read is kept or counted; a train row repeated in eval is removed as leakage', async () => {
   // The committed slice has no repeats; one train query copied into the eval file (other case and
   // punctuation) must come out as leakage, counted, with the file and line of its twin.

@@ -16,10 +16,13 @@ import {
 } from '../common.ts';
 import { STRATEGY_CHOICES, type StrategyChoice } from '../../workflow/strategies.ts';
 import type { TailorOptions } from '../../workflow/tailor.ts';
+import { ABSTAIN_SCORES, type AbstainScore } from '../../eval/abstain.ts';
 
 /** Commander's parsed options: the pipeline's own, with the flags that have defaults made required. */
 interface CustomizeCliOptions
-  extends GlobalOptions, Omit<TailorOptions, 'home' | 'providers' | 'progress' | 'aliases' | 'train' | 'eval'> {
+  extends
+    GlobalOptions,
+    Omit<TailorOptions, 'home' | 'providers' | 'progress' | 'aliases' | 'train' | 'eval' | 'abstain'> {
   base: string;
   train: string[];
   eval?: string[];
@@ -28,6 +31,9 @@ interface CustomizeCliOptions
   strategy: StrategyChoice;
   alias?: string[];
   seed: number;
+  abstain?: AbstainScore;
+  abstainFrr?: number;
+  abstainPrecision?: number;
 }
 
 export function customizeCommand(): Command {
@@ -109,6 +115,28 @@ export function customizeCommand(): Command {
       "reweigh the training rows by this column of the train files (AIF360's Reweighing: w = P(group) P(label) / P(group, label))",
     )
     .option(
+      '--oos-label <label>',
+      "label of out-of-scope rows (e.g. CLINC150's oos): report in-scope accuracy and out-of-scope recall",
+    )
+    .addOption(
+      new Option(
+        '--abstain [score]',
+        'fit an abstain threshold on validation and store it with the model: texts below it are answered __out_of_scope__',
+      )
+        .choices([...ABSTAIN_SCORES])
+        .preset('msp'),
+    )
+    .option(
+      '--abstain-frr <x>',
+      'with --abstain: share of in-scope validation rows it may reject, in (0, 1) (default 0.05)',
+      num(),
+    )
+    .option(
+      '--abstain-precision <x>',
+      'with --abstain: share of accepted validation rows that must be in scope, in (0, 1) (needs out-of-scope validation rows)',
+      num(),
+    )
+    .option(
       '--seed <n>',
       'seed for splits, initialisation, shuffling and the behavioural tests',
       num({ int: true }),
@@ -122,10 +150,34 @@ export function customizeCommand(): Command {
       import('../format.ts'),
     ]);
     const progress = progressFor(o);
-    const { json: _json, device, profile: _profile, quiet: _quiet, alias, ...pipeline } = o;
+    const {
+      json: _json,
+      device,
+      profile: _profile,
+      quiet: _quiet,
+      alias,
+      abstain,
+      abstainFrr,
+      abstainPrecision,
+      ...pipeline
+    } = o;
+    const stray =
+      abstainFrr !== undefined ? '--abstain-frr' : abstainPrecision !== undefined ? '--abstain-precision' : undefined;
+    // A usage error (exit 2), like a malformed flag; the ranges are the library's (a ConfigError naming the flag).
+    if (stray && abstain === undefined)
+      cmd.error(`error: ${stray} needs --abstain (msp or energy)`, { exitCode: EXIT.usage, code: 'tailor.usage' });
     const r = await tailorWithReference({
       ...pipeline,
       ...(alias ? { aliases: alias } : {}),
+      ...(abstain !== undefined
+        ? {
+            abstain: {
+              score: abstain,
+              ...(abstainFrr !== undefined ? { targetFrr: abstainFrr } : {}),
+              ...(abstainPrecision !== undefined ? { targetPrecision: abstainPrecision } : {}),
+            },
+          }
+        : {}),
       providers: providersFor(device),
       progress,
     });

@@ -70,23 +70,26 @@ export function evaluateCommand(): Command {
       '--max-flip-rate <x>',
       'fail (exit 1) above this behavioural flip rate (implies --behaviour)',
       num({ min: 0, max: 1 }),
+    )
+    .option(
+      '--oos-label <label>',
+      "label of out-of-scope rows (e.g. CLINC150's oos): report in-scope accuracy and out-of-scope recall, with the model's abstain rule",
     );
   withGlobals(cmd, { device: true });
   cmd.action(async (o: EvaluateCliOptions) => {
-    const [{ evaluateModel }, { formatEvalReport, formatBehaviour, formatBudget }] = await Promise.all([
-      import('../../workflow/evaluate.ts'),
-      import('../../eval/index.ts'),
-    ]);
+    const [{ evaluateModel }, { formatEvalReport, formatBehaviour, formatBudget, formatOutOfScope }] =
+      await Promise.all([import('../../workflow/evaluate.ts'), import('../../eval/index.ts')]);
     const { json: _json, quiet: _quiet, device, ...rest } = o;
     const progress = progressFor(o);
     const r = await evaluateModel({ ...rest, providers: providersFor(device), progress });
     progress.stop();
-    const { report, behaviour, fairnessBudget: gate, profile, groupThresholds: gt } = r;
+    const { report, behaviour, fairnessBudget: gate, profile, groupThresholds: gt, outOfScope } = r;
     const out = {
       ...report,
       ...(gt ? { groupThresholds: gt } : {}),
       ...(behaviour ? { behaviour } : {}),
       ...(gate ? { fairnessBudget: gate } : {}),
+      ...(outOfScope ? { outOfScope } : {}),
     };
     emit(
       o,
@@ -102,6 +105,7 @@ export function evaluateCommand(): Command {
         formatEvalReport(report) +
         (behaviour ? `\n\n${formatBehaviour(behaviour)}` : '') +
         (gate ? `\n\n${formatBudget(gate)}` : '') +
+        (outOfScope ? `\n\n${formatOutOfScope(outOfScope)}` : '') +
         (profile ? `\n\nONNX Runtime profile (batch 1):\n${profile}` : ''),
     );
     if (gate && !gate.pass)

@@ -17,6 +17,7 @@ import { feedInputs, toOnnxModel, type Model } from '../../models/model.ts';
 import { ort, Session, type SessionOptions } from '../../runtime/session.ts';
 import { ModelUnavailableError, type Prediction, type ServedModel } from '../backend.ts';
 import { DynamicBatcher, type BatcherObserver } from './batcher.ts';
+import { abstainedLabel, type AbstainRule } from '../library.ts';
 import { AdapterPool, type PoolObserver } from './pool.ts';
 import { BASE_PRECISIONS, type BasePrecision } from './precision.ts';
 
@@ -69,6 +70,8 @@ export interface AdapterModelOptions {
   labels?: readonly string[];
   /** Softmax temperature (default 1): probabilities are softmax(logits / temperature). */
   temperature?: number;
+  /** The abstain rule stored with the model (abstain.json): rows it rejects (on logits / temperature) are OUT_OF_SCOPE. */
+  abstain?: AbstainRule;
 }
 
 interface Registered {
@@ -78,6 +81,7 @@ interface Registered {
   load: () => Promise<LoraAdapter>;
   labels?: readonly string[];
   temperature: number;
+  abstain?: AbstainRule;
   released: boolean;
   /** Predictions queued or running. */
   inflight: Set<Promise<unknown>>;
@@ -109,9 +113,6 @@ function textInputs(base: Model): { name: string; kind: 'ids' | 'mask' | 'types'
 }
 
 /** Probabilities of the first `k` logits at `temperature` (the one softmax, eval/metrics.ts). */
-function probabilities(logits: Float32Array, k: number, temperature: number): number[] {
-  return softmax(Array.from(logits.subarray(0, k), (x) => x / temperature));
-}
 
 /** One base, many adapters, mixed-adapter batches. */
 export class MultiAdapterEngine {
@@ -231,7 +232,17 @@ export class MultiAdapterEngine {
       );
     let reg = this.models.get(key);
     if (!reg || reg.released) {
-      reg = { key, name, version, load, labels: opts.labels, temperature: t, released: false, inflight: new Set() };
+      reg = {
+        key,
+        name,
+        version,
+        load,
+        labels: opts.labels,
+        temperature: t,
+        ...(opts.abstain ? { abstain: opts.abstain } : {}),
+        released: false,
+        inflight: new Set(),
+      };
       this.models.set(key, reg);
     }
     return new AdapterModel(this, reg);
@@ -339,10 +350,12 @@ export class MultiAdapterEngine {
     this.inferences += n;
     const C = this.graph.maxLabels;
     return rows.map((r, i) => {
-      const scores = probabilities(logits.subarray(i * C, (i + 1) * C), r.labels.length, r.reg.temperature);
+      const t = r.reg.temperature;
+      const row = Array.from(logits.subarray(i * C, i * C + r.labels.length), (x) => x / t);
+      const scores = softmax(row);
       let best = 0;
       for (let j = 1; j < scores.length; j++) if (scores[j] > scores[best]) best = j;
-      return { label: r.labels[best], scores };
+      return { label: abstainedLabel(r.labels[best], row, r.reg.abstain), scores };
     });
   }
 }
