@@ -1,9 +1,10 @@
 /**
  * `npm run bench [-- --json] [-- --cases mlp,encoder-full,encoder-lora] [-- --steps N] [-- --sections training,compress]
- * [-- --compress-args "..."] [-- --serve-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
+ * [-- --compress-args "..."] [-- --serve-args "..."] [-- --fewshot-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
  * (Debian python3-torch + OpenBLAS) on the same models, batch and thread count (2), in one run; plus achieved GFLOP/s
  * against a measured ORT MatMul peak. Then the compression section (bench/compress.ts, docs/compression.md) and, when asked for, the serving
- * section (bench/serve.ts, docs/serving-engine.md). See docs/bench.md.
+ * section (bench/serve.ts, docs/serving-engine.md) and the few-shot section (bench/fewshot.ts, docs/customize.md). See
+ * docs/bench.md.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -324,8 +325,8 @@ async function runCase(c: Case, mode: 'fused' | 'separate', probe: PeakProbe): P
 }
 const SECTIONS = (argOf('--sections') ?? 'training,compress').split(',');
 for (const s of SECTIONS)
-  if (!['training', 'compress', 'serve'].includes(s))
-    throw new Error(`unknown bench section '${s}' (sections: training, compress, serve)`);
+  if (!['training', 'compress', 'serve', 'fewshot'].includes(s))
+    throw new Error(`unknown bench section '${s}' (sections: training, compress, serve, fewshot)`);
 let training: { torch: string; cases: Record<string, unknown>[] } | undefined;
 if (SECTIONS.includes('training')) {
   const torchVersion = ensureTorch();
@@ -414,6 +415,27 @@ if (SECTIONS.includes('serve')) {
   if (r.status !== 0) throw new Error(`bench/serve.ts failed (exit ${r.status ?? r.signal})`);
   if (json) serve = JSON.parse(r.stdout) as unknown;
 }
+/**
+ * The few-shot section (bench/fewshot.ts: head, lora and setfit on full CLINC150 with 5, 10 and 20 examples per
+ * intent, 3 seeds each) runs in its own process. Only with `--sections fewshot` (hours on 2 cores). `--fewshot-args
+ * "..."` passes options (`--k 5 --seeds 1` for a shorter run).
+ */
+let fewshot: unknown;
+if (SECTIONS.includes('fewshot')) {
+  say('\nfew-shot (bench/fewshot.ts):');
+  const extra = (argOf('--fewshot-args') ?? '').split(/\s+/).filter(Boolean);
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(HERE, 'fewshot.ts'), ...(json ? ['--json'] : []), ...extra],
+    {
+      stdio: ['ignore', json ? 'pipe' : 'inherit', 'inherit'],
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
+  if (r.status !== 0) throw new Error(`bench/fewshot.ts failed (exit ${r.status ?? r.signal})`);
+  if (json) fewshot = JSON.parse(r.stdout) as unknown;
+}
 if (json)
   console.log(
     JSON.stringify({
@@ -421,5 +443,6 @@ if (json)
       ...(training ? { torch: training.torch, steps: STEPS, cases: training.cases } : {}),
       ...(compress ? { compress } : {}),
       ...(serve ? { serve } : {}),
+      ...(fewshot ? { fewshot } : {}),
     }),
   );

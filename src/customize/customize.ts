@@ -214,7 +214,8 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
   const yVal = labelIds(data.validation, labels, 'the validation split');
   const seed = opts.seed ?? 0;
   const epochs = opts.epochs ?? 3;
-  const batchSize = opts.batchSize ?? 32;
+  // A training split smaller than the batch is one batch (few-shot: 2 examples of 10 labels), not zero batches.
+  const batchSize = Math.min(opts.batchSize ?? 32, data.train.length);
   const lr = opts.lr ?? def.defaultLr;
   const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
   const t0 = performance.now();
