@@ -1,9 +1,10 @@
 /**
  * `npm run bench [-- --json] [-- --cases mlp,encoder-full,encoder-lora] [-- --steps N] [-- --sections training,compress]
- * [-- --compress-args "..."] [-- --serve-args "..."] [-- --auto-args "..."] [-- --oos-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
+ * [-- --compress-args "..."] [-- --serve-args "..."] [-- --auto-args "..."] [-- --oos-args "..."] [-- --fewshot-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
  * (Debian python3-torch + OpenBLAS) on the same models, batch and thread count (2), in one run; plus achieved GFLOP/s
  * against a measured ORT MatMul peak. Then the compression section (bench/compress.ts, docs/compression.md) and, when asked for, the serving
- * section (bench/serve.ts, docs/serving-engine.md) and the out-of-scope section (bench/oos.ts, docs/customize.md). See docs/bench.md.
+ * section (bench/serve.ts, docs/serving-engine.md), the automatic search, out-of-scope and few-shot sections (bench/auto.ts, bench/oos.ts,
+ * bench/fewshot.ts, docs/customize.md). See docs/bench.md.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -322,10 +323,27 @@ async function runCase(c: Case, mode: 'fused' | 'separate', probe: PeakProbe): P
     profile,
   };
 }
+/**
+ * Sections that run in their own process (each prints its table; with --json its result lands under its name). None
+ * is in the default list: each takes minutes to hours. `--<name>-args "..."` passes options to the script.
+ */
+const PROCESS_SECTIONS: { name: string; script: string; title: string }[] = [
+  // USE-lite with 100 CLINC150 adapters over loopback HTTP: one adapter, mixed-adapter batches through the real
+  // `tailor serve` process (fp32 and int8 base), per-call switching, merged models; one server process per case.
+  { name: 'serve', script: 'serve.ts', title: 'serving' },
+  // `--strategy auto --budget 10m` on full CLINC150: the trial table and the winner's test accuracy.
+  { name: 'auto', script: 'auto.ts', title: 'automatic search' },
+  // Full CLINC150 with its out-of-scope queries: no abstention vs MSP and energy thresholds vs an explicit oos class.
+  { name: 'oos', script: 'oos.ts', title: 'out-of-scope detection' },
+  // head, lora and setfit on full CLINC150 with 5, 10 and 20 examples per intent, 3 seeds each (hours on 2 cores).
+  { name: 'fewshot', script: 'fewshot.ts', title: 'few-shot' },
+];
 const SECTIONS = (argOf('--sections') ?? 'training,compress').split(',');
 for (const s of SECTIONS)
-  if (!['training', 'compress', 'serve', 'auto', 'oos'].includes(s))
-    throw new Error(`unknown bench section '${s}' (sections: training, compress, serve, auto, oos)`);
+  if (!['training', 'compress', ...PROCESS_SECTIONS.map((p) => p.name)].includes(s))
+    throw new Error(
+      `unknown bench section '${s}' (sections: training, compress, ${PROCESS_SECTIONS.map((p) => p.name).join(', ')})`,
+    );
 let training: { torch: string; cases: Record<string, unknown>[] } | undefined;
 if (SECTIONS.includes('training')) {
   const torchVersion = ensureTorch();
@@ -393,68 +411,22 @@ if (SECTIONS.includes('compress')) {
   if (json) compress = JSON.parse(r.stdout) as unknown;
 }
 
-/**
- * The serving section (bench/serve.ts: USE-lite with 100 CLINC150 adapters over loopback HTTP; one adapter,
- * mixed-adapter batches through the real `tailor serve` process, per-call switching, merged models) runs in its own
- * process, which starts one server process per case. Only with `--sections serve` (it is not in the default list). `--serve-args "..."` passes options.
- */
-let serve: unknown;
-if (SECTIONS.includes('serve')) {
-  say('\nserving (bench/serve.ts):');
-  const extra = (argOf('--serve-args') ?? '').split(/\s+/).filter(Boolean);
+const sub: Record<string, unknown> = {};
+for (const sec of PROCESS_SECTIONS) {
+  if (!SECTIONS.includes(sec.name)) continue;
+  say(`\n${sec.title} (bench/${sec.script}):`);
+  const extra = (argOf(`--${sec.name}-args`) ?? '').split(/\s+/).filter(Boolean);
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', path.join(HERE, 'serve.ts'), ...(json ? ['--json'] : []), ...extra],
+    ['--import', 'tsx', path.join(HERE, sec.script), ...(json ? ['--json'] : []), ...extra],
     {
       stdio: ['ignore', json ? 'pipe' : 'inherit', 'inherit'],
       encoding: 'utf8',
       maxBuffer: 64 * 1024 * 1024,
     },
   );
-  if (r.status !== 0) throw new Error(`bench/serve.ts failed (exit ${r.status ?? r.signal})`);
-  if (json) serve = JSON.parse(r.stdout) as unknown;
-}
-/**
- * The automatic-search section (bench/auto.ts: `--strategy auto --budget 10m` on full CLINC150, the trial table and
- * the winner's test accuracy) runs in its own process. Only with `--sections auto` (it takes the whole budget, 10
- * minutes by default). `--auto-args "--budget 5m ..."` passes options.
- */
-let auto: unknown;
-if (SECTIONS.includes('auto')) {
-  say('\nautomatic search (bench/auto.ts):');
-  const extra = (argOf('--auto-args') ?? '').split(/\s+/).filter(Boolean);
-  const r = spawnSync(
-    process.execPath,
-    ['--import', 'tsx', path.join(HERE, 'auto.ts'), ...(json ? ['--json'] : []), ...extra],
-    {
-      stdio: ['ignore', json ? 'pipe' : 'inherit', 'inherit'],
-      encoding: 'utf8',
-      maxBuffer: 64 * 1024 * 1024,
-    },
-  );
-  if (r.status !== 0) throw new Error(`bench/auto.ts failed (exit ${r.status ?? r.signal})`);
-  if (json) auto = JSON.parse(r.stdout) as unknown;
-}
-/**
- * The out-of-scope section (bench/oos.ts: USE-lite on the full CLINC150 with its out-of-scope queries; no abstention
- * vs MSP and energy thresholds vs an explicit oos class) runs in its own process. Only with `--sections oos`.
- * `--oos-args "--strategies head,lora"` passes options.
- */
-let oos: unknown;
-if (SECTIONS.includes('oos')) {
-  say('\nout-of-scope detection (bench/oos.ts):');
-  const extra = (argOf('--oos-args') ?? '').split(/\s+/).filter(Boolean);
-  const r = spawnSync(
-    process.execPath,
-    ['--import', 'tsx', path.join(HERE, 'oos.ts'), ...(json ? ['--json'] : []), ...extra],
-    {
-      stdio: ['ignore', json ? 'pipe' : 'inherit', 'inherit'],
-      encoding: 'utf8',
-      maxBuffer: 64 * 1024 * 1024,
-    },
-  );
-  if (r.status !== 0) throw new Error(`bench/oos.ts failed (exit ${r.status ?? r.signal})`);
-  if (json) oos = JSON.parse(r.stdout) as unknown;
+  if (r.status !== 0) throw new Error(`bench/${sec.script} failed (exit ${r.status ?? r.signal})`);
+  if (json) sub[sec.name] = JSON.parse(r.stdout) as unknown;
 }
 if (json)
   console.log(
@@ -462,8 +434,6 @@ if (json)
       threads: THREADS,
       ...(training ? { torch: training.torch, steps: STEPS, cases: training.cases } : {}),
       ...(compress ? { compress } : {}),
-      ...(serve ? { serve } : {}),
-      ...(auto ? { auto } : {}),
-      ...(oos ? { oos } : {}),
+      ...sub,
     }),
   );

@@ -24,7 +24,14 @@ import { linearScores } from '../train/linear-probe.ts';
 import { fitWarmHead } from '../train/warm-head.ts';
 import { dataFingerprint, makeLineage, type Lineage } from './lineage.ts';
 import { strategyDef, type Strategy } from './strategies/index.ts';
-import type { CustomizeData, CustomizeOptions, EpochReport, LabeledText, StrategyArtifacts } from './types.ts';
+import type {
+  BodyPhaseReport,
+  CustomizeData,
+  CustomizeOptions,
+  EpochReport,
+  LabeledText,
+  StrategyArtifacts,
+} from './types.ts';
 
 /** Accuracy and mean log-loss on the validation split. */
 export interface ValidationScore {
@@ -57,6 +64,8 @@ export interface CustomizeReport {
   peakRssBytes: number;
   /** Wall-clock seconds of each epoch (training + validation). */
   epochSeconds: number[];
+  /** Strategies with a body phase (setfit): what it did, before the head and the training loop. */
+  bodyPhase?: BodyPhaseReport;
   /** head (and warm starts): seconds spent computing the frozen encoder's features once. */
   featureSeconds?: number;
   /**
@@ -242,7 +251,8 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
   const yVal = labelIds(data.validation, labels, 'the validation split');
   const seed = opts.seed ?? 0;
   const epochs = opts.epochs ?? 3;
-  const batchSize = opts.batchSize ?? 32;
+  // A training split smaller than the batch is one batch (few-shot: 2 examples of 10 labels), not zero batches.
+  const batchSize = Math.min(opts.batchSize ?? 32, data.train.length);
   const lr = opts.lr ?? def.defaultLr;
   const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
   // Scaled to mean 1 (checked: one finite weight >= 0 per training row). Validation rows all weigh 1: its loss is
@@ -272,6 +282,17 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       data.validation.map((r) => r.text),
       { maxLength, padTo: train.seq },
     );
+    let bodyPhase: BodyPhaseReport | undefined;
+    if (def.bodyPhase) {
+      const bp = await def.bodyPhase(
+        model,
+        { rows: data.train, feeds: train.feeds, labels: yTrain, maxLength },
+        { seed, options: opts },
+      );
+      model = bp.model;
+      bodyPhase = bp.report;
+      rss.sample();
+    }
     const warm = opts.head ? false : (opts.warmStartHead ?? def.warmStartHead);
     let featureSeconds: number | undefined;
     let cached: { train: ort.Tensor; val: ort.Tensor } | undefined;
@@ -493,6 +514,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       totalParams: counts.total,
       peakRssBytes: rss.stop(),
       epochSeconds,
+      ...(bodyPhase ? { bodyPhase } : {}),
       ...(featureSeconds !== undefined ? { featureSeconds } : {}),
       headInit,
       ...(headChoice ? { headChoice } : {}),

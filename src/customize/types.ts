@@ -9,6 +9,7 @@ import type { Ia3Adapter, Ia3Options, Ia3Spec } from './ia3.ts';
 import type { TargetSpec } from './sites.ts';
 import type { Model, NamePattern } from '../models/model.ts';
 import type { WarmHead, WarmHeadOptions } from '../train/warm-head.ts';
+import type { ort } from '../runtime/session.ts';
 
 export interface LabeledText {
   text: string;
@@ -45,6 +46,8 @@ export interface CustomizeOptions {
   partial?: { layers?: number; patterns?: NamePattern[] };
   /** full: per-layer learning-rate multiplier decay^(depth from the top) (default 1: none). */
   layerDecay?: number;
+  /** setfit: the contrastive body phase's settings (strategies/setfit.ts has the defaults). */
+  setfit?: SetFitOptions;
   /** Initial head values in graph layout (weight [features, labels] row-major, bias [labels]); overrides `warmStartHead`. */
   head?: { weight: Float32Array; bias: Float32Array };
   /**
@@ -85,6 +88,39 @@ export interface EpochReport {
   seconds: number;
 }
 
+/** SetFit's contrastive body phase (customize/setfit.ts). */
+export interface SetFitOptions {
+  /** What the pair loss tunes: LoRA adapters (the `lora` options apply) or every body weight. */
+  body?: 'lora' | 'full';
+  /** Pair-sampling rounds: each gives every training example one positive and one negative pair. */
+  pairsPerExample?: number;
+  /** Epochs over the pairs. */
+  epochs?: number;
+  /** Peak learning rate of the body phase (the head phase uses `lr`). */
+  lr?: number;
+  /** Pairs per step (the body runs over twice as many texts). */
+  batchSize?: number;
+}
+
+/** What a strategy's body phase did (`report.bodyPhase`). */
+export interface BodyPhaseReport {
+  seconds: number;
+  /** Optimizer steps. */
+  steps: number;
+  /** Mean training loss of each epoch. */
+  trainLoss: number[];
+  /** The phase's own figures (setfit: pair counts, mean cosines of the training pairs before and after). */
+  metrics: Record<string, number>;
+}
+
+/** The training split as the body phase gets it: rows, their encoded texts and label ids (head order). */
+export interface BodyPhaseData {
+  rows: readonly LabeledText[];
+  feeds: Record<string, ort.Tensor>;
+  labels: BigInt64Array;
+  maxLength: number;
+}
+
 /** What a strategy packages beyond the trained weights: a PEFT-format adapter (LoRA or IA3). */
 export interface StrategyArtifacts {
   /** lora: the adapter in PEFT's form. */
@@ -121,4 +157,14 @@ export interface StrategyDef {
   readonly headOnly?: boolean;
   /** The headed model (a linear `classifier` on the base's features), prepared for training. */
   prepare(headed: Model, ctx: { seed: number; options: CustomizeOptions }): PreparedModel;
+  /**
+   * A phase that tunes the body before anything else (setfit: contrastive pairs). It gets the prepared model and
+   * returns it with the body tuned and trainable flags set for the rest of the run; the feature cache, the warm
+   * head and the training loop then start from it.
+   */
+  bodyPhase?(
+    prepared: Model,
+    train: BodyPhaseData,
+    ctx: { seed: number; options: CustomizeOptions },
+  ): Promise<{ model: Model; report: BodyPhaseReport }>;
 }

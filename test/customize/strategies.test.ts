@@ -191,6 +191,6 @@ test('validation labels that never appear in training are a DataError listing th
       e.message === "the validation split has labels that never appear in training: 'nope', 'also_nope'",
   );
   await assert.rejects(customize(base, data, { strategy: 'magic' as Strategy }), {
-    message: "unknown strategy 'magic' (strategies: head, lora, partial, full, scratch, bitfit, ia3)",
+    message: "unknown strategy 'magic' (strategies: head, lora, partial, full, scratch, bitfit, ia3, setfit)",
   });
 });

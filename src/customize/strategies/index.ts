@@ -11,8 +11,9 @@ import { ia3 } from './ia3.ts';
 import { lora } from './lora.ts';
 import { partial } from './partial.ts';
 import { scratch } from './scratch.ts';
+import { setfit } from './setfit.ts';
 
-export const STRATEGY_TABLE = { head, lora, partial, full, scratch, bitfit, ia3 } as const satisfies Record<
+export const STRATEGY_TABLE = { head, lora, partial, full, scratch, bitfit, ia3, setfit } as const satisfies Record<
   string,
   StrategyDef
 >;
