@@ -9,11 +9,14 @@ export {
   type ValidationScore,
 } from './customize.ts';
 export type {
+  BodyPhaseData,
+  BodyPhaseReport,
   CustomizeData,
   CustomizeOptions,
   EpochReport,
   LabeledText,
   PreparedModel,
+  SetFitOptions,
   StrategyArtifacts,
   StrategyDef,
 } from './types.ts';
@@ -26,6 +29,17 @@ export {
   topLayersTrainable,
   type Strategy,
 } from './strategies/index.ts';
+export {
+  contrastiveTune,
+  pairBatches,
+  pairCosineLoss,
+  pairCosines,
+  samplePairs,
+  type ContrastiveOptions,
+  type PairCosines,
+  type PairSet,
+} from './setfit.ts';
+export { SETFIT_DEFAULTS, setfitOptions } from './strategies/setfit.ts';
 export { compareStrategies, formatComparison, type ComparisonRow } from './compare.ts';
 export {
   initLoraA,

@@ -253,23 +253,17 @@ test('setfit (LoRA and full body): trains, saves, and reloads through Classifier
   }
 });
 
-test('setfit from 2 examples per class (USE-lite, 10 intents): well above chance, the pairs pulled apart', async () => {
+test('setfit from 2 examples per class (USE-lite, 10 intents, defaults): above the frozen-feature head, pairs pulled apart', async () => {
   const data = clincSlice(10, 2, 5);
   assert.equal(data.train.length, 20);
   const base = await loadBase('use-lite');
-  const r = await customize(base, data, {
-    strategy: 'setfit',
-    seed: 1,
-    threads: 2,
-    maxLength: 32,
-    setfit: { pairsPerExample: 4 },
-  });
+  const r = await customize(base, data, { strategy: 'setfit', seed: 1, threads: 2, maxLength: 32 });
   const m = r.report.bodyPhase!.metrics;
-  assert.equal(m.positives, 4 * 20);
+  assert.equal(m.positives, 5 * 20);
   assert.ok(
-    m.sameCosineAfter - m.differentCosineAfter > m.sameCosineBefore - m.differentCosineBefore,
+    m.sameCosineAfter - m.differentCosineAfter > m.sameCosineBefore - m.differentCosineBefore + 0.1,
     JSON.stringify(m),
   );
-  // Chance is 10%; the `head` strategy (frozen USE-lite features) reaches 72% on this split, setfit 80%.
-  assert.ok(r.report.accuracy >= 0.7, `validation accuracy ${r.report.accuracy}`);
+  // Chance is 10%; the `head` strategy (frozen USE-lite features) reaches 72% (36 of 50) on this split, setfit 76%.
+  assert.ok(r.report.accuracy >= 0.74, `validation accuracy ${r.report.accuracy}`);
 });
