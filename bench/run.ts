@@ -1,10 +1,10 @@
 /**
  * `npm run bench [-- --json] [-- --cases mlp,encoder-full,encoder-lora] [-- --steps N] [-- --sections training,compress]
- * [-- --compress-args "..."] [-- --serve-args "..."] [-- --auto-args "..."] [-- --oos-args "..."] [-- --fewshot-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
+ * [-- --compress-args "..."] [-- --serve-args "..."] [-- --auto-args "..."] [-- --oos-args "..."] [-- --fewshot-args "..."] [-- --memory-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
  * (Debian python3-torch + OpenBLAS) on the same models, batch and thread count (2), in one run; plus achieved GFLOP/s
  * against a measured ORT MatMul peak. Then the compression section (bench/compress.ts, docs/compression.md) and, when asked for, the serving
  * section (bench/serve.ts, docs/serving-engine.md), the automatic search, out-of-scope and few-shot sections (bench/auto.ts, bench/oos.ts,
- * bench/fewshot.ts, docs/customize.md). See docs/bench.md.
+ * bench/fewshot.ts, docs/customize.md) and the training-memory section (bench/train-memory.ts). See docs/bench.md.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -337,6 +337,9 @@ const PROCESS_SECTIONS: { name: string; script: string; title: string }[] = [
   { name: 'oos', script: 'oos.ts', title: 'out-of-scope detection' },
   // head, lora and setfit on full CLINC150 with 5, 10 and 20 examples per intent, 3 seeds each (hours on 2 cores).
   { name: 'fewshot', script: 'fewshot.ts', title: 'few-shot' },
+  // LoRA all-linear on USE-lite at maxLength 64: peak RSS and step time against weights + trainable state + saved
+  // activations, the step with ORT's memory pattern on, and a whole customize run (docs/customize.md, Training memory).
+  { name: 'memory', script: 'train-memory.ts', title: 'training memory' },
 ];
 const SECTIONS = (argOf('--sections') ?? 'training,compress').split(',');
 for (const s of SECTIONS)
