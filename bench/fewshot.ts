@@ -3,13 +3,16 @@
  * examples per in-scope intent drawn with a seed (and k validation examples per intent, drawn the same way from the
  * validation split), each method trained and then scored on the full in-scope test split; mean ± sd over seeds.
  *
- *   node --import tsx bench/fewshot.ts [--k 5,10,20] [--seeds 3] [--intents 150] [--methods head,lora,setfit]
+ *   node --import tsx bench/fewshot.ts [--k 5,10,20] [--seeds 3] [--intents 150] [--methods head,lora,setfit,auto]
+ *     [--auto-budget 2m]
  *     [--test-per-intent N] [--setfit '{"pairsPerExample":20}'] [--json]
  *
- * Methods are strategies of the strategy table with their defaults (maxLength 32, threads 2); `auto` joins the
- * default list when the table has it. `--intents` and `--test-per-intent` shrink the run (the first intents,
- * sorted; the first test rows of each) for a machine that cannot afford the whole of it. Also a section of
- * `npm run bench` (`--sections fewshot`, options through `--fewshot-args "..."`).
+ * Methods are strategies of the strategy table with their defaults (maxLength 32, threads 2), and `auto`: the
+ * search `tailor customize --strategy auto` runs (`searchCustomize`, the audit's recommendation for this many
+ * examples per class first, its little-data regularisation) with `--auto-budget` (default 2m) per run.
+ * `--intents` and `--test-per-intent` shrink the run (the first intents, sorted; the first test rows of each) for a
+ * machine that cannot afford the whole of it. Also a section of `npm run bench` (`--sections fewshot`, options
+ * through `--fewshot-args "..."`).
  */
 import * as os from 'node:os';
 import { customize } from '../src/customize/customize.ts';
@@ -20,6 +23,10 @@ import { argmaxRows, predictTexts } from '../src/models/text.ts';
 import { seedFor } from '../src/util/hash.ts';
 import { createRng } from '../src/util/rng.ts';
 import { renderTable } from '../src/util/table.ts';
+import { parseDuration } from '../src/util/duration.ts';
+import { recommend } from '../src/audit/recommend.ts';
+import { defaultCandidates, fixCandidates, searchCustomize } from '../src/customize/search.ts';
+import type { CustomizeResult } from '../src/customize/customize.ts';
 import { clincIntents, firstPerIntent, readClinc } from './clinc150.ts';
 
 const args = process.argv.slice(2);
@@ -31,11 +38,10 @@ const json = args.includes('--json');
 const ks = (argOf('--k') ?? '5,10,20').split(',').map(Number);
 const seeds = Number(argOf('--seeds') ?? 3);
 const intents = clincIntents(Number(argOf('--intents') ?? 150));
-const methods = (
-  argOf('--methods') ?? ['head', 'lora', 'setfit', ...('auto' in STRATEGY_TABLE ? ['auto'] : [])].join(',')
-)
-  .split(',')
-  .filter(Boolean);
+const methods = (argOf('--methods') ?? 'head,lora,setfit,auto').split(',').filter(Boolean);
+for (const m of methods)
+  if (m !== 'auto' && !(m in STRATEGY_TABLE)) throw new Error(`--methods: unknown method '${m}' (strategies or auto)`);
+const autoBudget = parseDuration(argOf('--auto-budget') ?? '2m', '--auto-budget');
 const testPer = argOf('--test-per-intent');
 const setfit = JSON.parse(argOf('--setfit') ?? '{}') as CustomizeOptions['setfit'];
 const MAX_LENGTH = 32;
@@ -71,6 +77,8 @@ interface Run {
   seconds: number;
   validation: number;
   bodySeconds?: number;
+  /** auto: the configuration that won the search. */
+  winner?: string;
 }
 const runs: Run[] = [];
 for (const k of ks) {
@@ -81,13 +89,34 @@ for (const k of ks) {
     };
     for (const method of methods) {
       const t0 = performance.now();
-      const r = await customize(base, data, {
-        strategy: method,
-        seed,
-        maxLength: MAX_LENGTH,
-        threads: THREADS,
-        ...(method === 'setfit' && setfit ? { setfit } : {}),
-      });
+      let winner: string | undefined;
+      let r: CustomizeResult;
+      if (method === 'auto') {
+        // As `tailor customize --strategy auto`: the audit's rules (no target accuracy) order the search and add
+        // their little-data regularisation; the baseline accuracy and latency do not enter those rules.
+        const rec = recommend({ baselineAccuracy: 0, latencyP50Ms: 0, examplesPerClass: [k] });
+        const hp = rec.hyperparameters;
+        const s = await searchCustomize(base, data, {
+          budgetSeconds: autoBudget,
+          seed,
+          first: rec.strategy,
+          candidates: fixCandidates(defaultCandidates(), {
+            ...(typeof hp.loraDropout === 'number' ? { loraDropout: hp.loraDropout } : {}),
+          }),
+          ...(typeof hp.weightDecay === 'number' ? { weightDecay: hp.weightDecay } : {}),
+          maxLength: MAX_LENGTH,
+          threads: THREADS,
+        });
+        r = s.result!;
+        winner = s.winner.config;
+      } else
+        r = await customize(base, data, {
+          strategy: method,
+          seed,
+          maxLength: MAX_LENGTH,
+          threads: THREADS,
+          ...(method === 'setfit' && setfit ? { setfit } : {}),
+        });
       const seconds = (performance.now() - t0) / 1000;
       const p = await predictTexts(
         r.model,
@@ -104,11 +133,12 @@ for (const k of ks) {
         seconds,
         validation: r.report.accuracy,
         ...(r.report.bodyPhase ? { bodySeconds: r.report.bodyPhase.seconds } : {}),
+        ...(winner ? { winner } : {}),
       };
       runs.push(run);
       process.stderr.write(
         `k=${k} seed=${seed} ${method}: test ${(100 * accuracy).toFixed(2)}%, validation ${(100 * run.validation).toFixed(2)}%, ` +
-          `${seconds.toFixed(0)} s${r.report.bodyPhase ? ` (body phase ${r.report.bodyPhase.seconds.toFixed(0)} s, ${JSON.stringify(r.report.bodyPhase.metrics)})` : ''}; load ${loadAvg()}\n`,
+          `${seconds.toFixed(0)} s${winner ? ` (winner ${winner})` : ''}${r.report.bodyPhase ? ` (body phase ${r.report.bodyPhase.seconds.toFixed(0)} s, ${JSON.stringify(r.report.bodyPhase.metrics)})` : ''}; load ${loadAvg()}\n`,
       );
     }
   }

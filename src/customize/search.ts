@@ -291,6 +291,8 @@ export interface TrialRecord {
   status: 'winner' | 'promoted' | 'pruned' | 'skipped';
   /** Why a trial was skipped or shortened (timing-driven decisions). */
   note?: string;
+  /** Run on the last rung with time left after the schedule (see `SearchOptions.fill`), not promoted there. */
+  extra?: boolean;
 }
 
 /** The search's report (JSON): the schedule, every trial, the winner and why. */
@@ -334,6 +336,11 @@ export interface SearchOptions extends Omit<ScheduleOptions, 'configs'> {
    * asks for 4 batches: fewer rows than one batch make no step at all.
    */
   minRows?: number;
+  /**
+   * Spend time left after the schedule on more configurations at the last rung (default true): the best of each
+   * strategy not yet there first, then the rest, while their estimates fit.
+   */
+  fill?: boolean;
   /** Called after each trial, run or skipped. */
   onTrial?: (t: TrialRecord) => void;
   /** Seconds on some monotonic clock (default performance.now()/1000); tests drive a fake one. */
@@ -419,6 +426,48 @@ export async function runSearch(
   const timing: { what: string; why: string }[] = [];
   let previous: TrialRecord[] = [];
 
+  /** Runs one trial, records it, and keeps its model when it becomes the leader. */
+  const runTrial = async (
+    base: Omit<TrialRecord, 'epochsRun' | 'seconds' | 'status'>,
+    planRows: number[],
+    isTop: boolean,
+    note: string | undefined,
+    extra = false,
+  ): Promise<TrialRecord> => {
+    const config = candidates[base.candidate];
+    const ts = clock();
+    const out = await runner.run({
+      config,
+      rung: base.rung,
+      rows: planRows,
+      fraction: base.fraction,
+      epochs: base.epochs,
+      ...(isTop ? { patience } : {}),
+    });
+    const seconds = clock() - ts;
+    const m: Measured = { seconds, epochSeconds: out.epochSeconds, rows: planRows.length };
+    byConfig.set(base.candidate, m);
+    byStrategy.set(config.strategy, m);
+    const rec: TrialRecord = {
+      ...base,
+      epochsRun: out.epochSeconds.length,
+      seconds,
+      accuracy: out.accuracy,
+      logLoss: out.logLoss,
+      status: 'pruned',
+      ...(note ? { note } : {}),
+      ...(extra ? { extra } : {}),
+    };
+    trials.push(rec);
+    // The leader: the best trial of the highest rung reached; only its model is kept.
+    if (!leader || rec.rung > leader.rung || better(rec, leader) < 0) {
+      leader = rec;
+      winnerResult = out.result;
+    }
+    opts.onTrial?.(rec);
+    return rec;
+  };
+
   for (const rung of schedule) {
     const isTop = rung === top;
     // Rung 0 runs every candidate; a later rung walks the rung below's trials best first until `configs` have run,
@@ -475,45 +524,64 @@ export async function runSearch(
         continue;
       }
       if (note) timing.push({ what: `${base.config} at rung ${rung.rung}`, why: note });
-      const ts = clock();
-      const out = await runner.run({
-        config,
-        rung: rung.rung,
-        rows: planRows,
-        fraction: rung.fraction,
-        epochs,
-        ...(isTop ? { patience } : {}),
-      });
-      const seconds = clock() - ts;
-      const m: Measured = { seconds, epochSeconds: out.epochSeconds, rows: planRows.length };
-      byConfig.set(candidate, m);
-      byStrategy.set(config.strategy, m);
-      const rec: TrialRecord = {
-        ...base,
-        epochsRun: out.epochSeconds.length,
-        seconds,
-        accuracy: out.accuracy,
-        logLoss: out.logLoss,
-        status: 'pruned',
-        ...(note ? { note } : {}),
-      };
-      trials.push(rec);
-      ran.push(rec);
-      // The leader: the best trial of the highest rung reached; only its model is kept.
-      if (!leader || rec.rung > leader.rung || better(rec, leader) < 0) {
-        leader = rec;
-        winnerResult = out.result;
-      }
-      opts.onTrial?.(rec);
+      ran.push(await runTrial(base, planRows, isTop, note));
     }
     if (ran.length) previous = ran;
+  }
+  // Time left after the schedule buys more configurations on the last rung (all the rows, maxEpochs): the best
+  // untried-at-the-top configuration of each strategy first, since a low rung's ranking *across* strategies is the
+  // least trustworthy (learning curves cross: full fine-tuning gains more from data than a head does), then the
+  // rest; each by the highest rung it reached and its score there. One that does not fit is passed over for a
+  // cheaper one.
+  const extras = { ran: [] as string[], passed: [] as string[], left: Math.max(0, budget - elapsed()) };
+  if (
+    opts.fill !== false &&
+    schedule.length > 1 &&
+    trials.some((t) => t.rung === top.rung && t.accuracy !== undefined)
+  ) {
+    const atTop = new Set(
+      trials.filter((t) => t.rung === top.rung && t.accuracy !== undefined).map((t) => t.candidate),
+    );
+    const bestOf = new Map<number, TrialRecord>();
+    for (const t of trials) {
+      if (t.accuracy === undefined || atTop.has(t.candidate)) continue;
+      const b = bestOf.get(t.candidate);
+      if (!b || t.rung > b.rung || (t.rung === b.rung && better(t, b) < 0)) bestOf.set(t.candidate, t);
+    }
+    const ranked = [...bestOf.values()].sort((a, b) => b.rung - a.rung || better(a, b));
+    const covered = new Set(trials.filter((t) => atTop.has(t.candidate)).map((t) => t.strategy));
+    const firsts = ranked.filter((t) => !covered.has(t.strategy) && (covered.add(t.strategy), true));
+    const allRows = rows(1);
+    for (const prev of [...firsts, ...ranked.filter((t) => !firsts.includes(t))]) {
+      const est = estimate(prev.candidate, allRows.length, top.epochs)!;
+      if (est > budget - elapsed()) {
+        extras.passed.push(prev.config);
+        continue;
+      }
+      extras.ran.push(prev.config);
+      await runTrial(
+        {
+          candidate: prev.candidate,
+          config: prev.config,
+          strategy: prev.strategy,
+          rung: top.rung,
+          fraction: top.fraction,
+          trainRows: allRows.length,
+          epochs: top.epochs,
+        },
+        allRows,
+        true,
+        'extra: run with the time left after the schedule',
+        true,
+      );
+    }
   }
   if (!leader) throw new ConfigError('the search ran no trial', { field: 'budgetSeconds', value: String(budget) });
   const winner = leader;
   for (const t of trials) {
     if (t.status === 'skipped') continue;
     if (t === winner) t.status = 'winner';
-    else if (trials.some((u) => u.candidate === t.candidate && u.rung > t.rung)) t.status = 'promoted';
+    else if (trials.some((u) => u.candidate === t.candidate && u.rung > t.rung && !u.extra)) t.status = 'promoted';
   }
   const ranAt = (r: number): TrialRecord[] => trials.filter((t) => t.rung === r && t.status !== 'skipped');
   const reasons = [
@@ -525,6 +593,12 @@ export async function runSearch(
     `winner: ${winner.config}, validation accuracy ${pctOf(winner.accuracy!)} (log-loss ${winner.logLoss!.toFixed(4)}) ` +
       `at rung ${winner.rung} (${pctOf(winner.fraction)} of the training rows, ${winner.epochsRun} epoch(s)), ` +
       `the best of ${ranAt(winner.rung).length} trial(s) there`,
+    ...(extras.ran.length
+      ? [
+          `${Math.round(extras.left)} s were left after the schedule, so ${extras.ran.length} more configuration(s) ran on all the rows: ${extras.ran.join(', ')}` +
+            (extras.passed.length ? `; ${extras.passed.join(', ')} did not fit` : ''),
+        ]
+      : []),
     // One sentence per distinct decision: a spent budget skips everything left in the same words.
     ...[...new Set(timing.map((t) => t.why))].map(
       (why) =>
@@ -710,7 +784,8 @@ export async function searchCustomize(
       ...(clock ? { clock } : {}),
       ...(eta !== undefined ? { eta } : {}),
       ...(minFraction !== undefined ? { minFraction } : {}),
-      ...(maxEpochs !== undefined ? { maxEpochs } : {}),
+      // customize's default epochs: on full CLINC150 full fine-tuning's best epoch was the 2nd of 3 and LoRA's the 3rd.
+      maxEpochs: maxEpochs ?? 3,
       minRows: minRows ?? 4 * (shared.batchSize ?? 32),
     },
   );

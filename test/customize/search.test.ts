@@ -144,6 +144,7 @@ test('runSearch with room for everything: 8 + 2 + 1 trials, the best of each run
     budgetSeconds: 1000,
     seed: 3,
     first: 'lora',
+    fill: false,
     clock: sim.clock,
     onTrial: (t) => seen.push(t),
   });
@@ -190,9 +191,89 @@ test('runSearch with room for everything: 8 + 2 + 1 trials, the best of each run
     budgetSeconds: 1000,
     seed: 3,
     first: 'lora',
+    fill: false,
     clock: simulated().clock,
   });
   assert.deepEqual(again.trials.map(row), s.trials.map(row));
+});
+
+test('runSearch fills the time left after the schedule: one more configuration per strategy first, and a late bloomer can win', async () => {
+  // Learning curves cross: full fine-tuning pays 20 / (rows x epochs) instead of 9, so at rung 0 (90 rows) every
+  // full configuration ranks last and is pruned, while on all the rows full lr 2e-4 (0.935 - 20/1800 = 0.9239) beats
+  // the schedule's winner, partial (0.925 - 9/1800 = 0.92).
+  const crossing = (fill: boolean) => {
+    const sim = simulated();
+    const runner: TrialRunner = {
+      prepare: sim.runner.prepare,
+      async run(plan) {
+        const out = await sim.runner.run(plan);
+        if (plan.config.strategy !== 'full') return out;
+        return {
+          ...out,
+          accuracy: out.accuracy + 9 / (plan.rows.length * plan.epochs) - 20 / (plan.rows.length * plan.epochs),
+        };
+      },
+    };
+    return runSearch(LABELS, runner, { budgetSeconds: 1000, seed: 3, first: 'lora', clock: sim.clock, fill });
+  };
+  const without = await crossing(false);
+  assert.equal(without.winner.config, 'partial 1 block lr 5e-4');
+  assert.equal(without.trials.length, 11);
+  const s = await crossing(true);
+  // The schedule is the same 11 trials (rung 1: partial 0.895, lora r8 0.89; the last rung: partial).
+  assert.deepEqual(
+    s.trials.slice(0, 11).map((t) => [t.config, t.rung]),
+    without.trials.map((t) => [t.config, t.rung]),
+  );
+  // Then on all the rows: the best not-yet-there configuration of lora, head and full (partial is there), by the
+  // highest rung reached and its score (lora r8 reached rung 1), then the rest by their rung-0 scores.
+  assert.deepEqual(
+    s.trials.slice(11).map((t) => [t.config, t.rung, t.trainRows, t.epochs, t.status]),
+    [
+      ['lora all-linear r8 lr 2e-3', 2, 900, 2, 'pruned'],
+      ['head lr 1e-2', 2, 900, 2, 'pruned'],
+      ['full lr 2e-4', 2, 900, 2, 'winner'],
+      ['lora all-linear r16 lr 1e-3', 2, 900, 2, 'pruned'],
+      ['lora attention r8 lr 2e-3', 2, 900, 2, 'pruned'],
+      ['full lr 1e-4', 2, 900, 2, 'pruned'],
+      ['full lr 5e-5', 2, 900, 2, 'pruned'],
+    ],
+  );
+  assert.ok(s.trials.slice(11).every((t) => t.extra && t.note === 'extra: run with the time left after the schedule'));
+  assert.ok(near(s.winner.accuracy!, 0.935 - 20 / 1800));
+  // An extra run does not make the rung-0 trial "promoted": it was pruned by the schedule.
+  assert.equal(s.trials.find((t) => t.config === 'full lr 2e-4' && t.rung === 0)!.status, 'pruned');
+  assert.equal(s.trials.find((t) => t.config === 'partial 1 block lr 5e-4' && t.rung === 2)!.status, 'pruned');
+  assert.ok(
+    s.reasons.some((r) =>
+      /^\d+ s were left after the schedule, so 7 more configuration\(s\) ran on all the rows: lora all-linear r8 lr 2e-3, head lr 1e-2, full lr 2e-4, /.test(
+        r,
+      ),
+    ),
+    s.reasons.join('\n'),
+  );
+  // The extras' seconds by hand (900 rows, 2 epochs): lora 5 + 2 x (2 + 3.6) = 16.2 (three of them), head 5.18,
+  // full 8 + 2 x (2 + 7.2) = 26.4 (three).
+  const extraSeconds = s.trials.slice(11).reduce((a, t) => a + t.seconds, 0);
+  assert.ok(near(extraSeconds, 3 * 16.2 + 5.18 + 3 * 26.4, 1e-6), String(extraSeconds));
+});
+
+test('runSearch fill: configurations whose estimate does not fit are passed over for cheaper ones', async () => {
+  // The schedule ends at 126.899 s (as in the first test); 150 - 126.899 = 23.1 s are left: partial's last rung
+  // (19 s) fits first, then nothing does (lora 16.2 s, head 5.18 s > 4.1 s).
+  const sim = simulated();
+  const s = await runSearch(LABELS, sim.runner, { budgetSeconds: 150, seed: 3, first: 'lora', clock: sim.clock });
+  assert.deepEqual(
+    s.trials.slice(11).map((t) => t.config),
+    ['partial 1 block lr 5e-4'],
+  );
+  assert.equal(s.winner.config, 'full lr 2e-4');
+  assert.ok(s.seconds <= 150);
+  assert.equal(
+    s.reasons.find((r) => r.includes('were left after the schedule')),
+    '23 s were left after the schedule, so 1 more configuration(s) ran on all the rows: partial 1 block lr 5e-4; ' +
+      'lora all-linear r8 lr 2e-3, head lr 1e-2, full lr 1e-4, lora all-linear r16 lr 1e-3, lora attention r8 lr 2e-3, full lr 5e-5 did not fit',
+  );
 });
 
 test('runSearch under a tight budget: untried strategies wait while the leader last rung is kept back; that rung is shortened to fit', async () => {

@@ -64,7 +64,7 @@ export function customizeCommand(): Command {
     .option('--batch-size <n>', 'examples per step (default 32)', num({ min: 1, int: true }))
     .option('--max-length <n>', 'longest token sequence (default 64)', num({ min: 2, int: true }))
     .option('--rank <r>', 'lora: rank (alpha = 2r)', num({ min: 1, int: true }))
-    .option('--targets <spec>', 'lora: attention | ffn | all-linear | a regular expression over module paths')
+    .option('--targets <spec>', 'lora: all-linear (default) | attention | ffn | a regular expression over module paths')
     .option('--layers <n>', 'partial: top encoder blocks to train', num({ min: 1, int: true }))
     .option('--threads <n>', 'ONNX Runtime threads per op', num({ min: 1, int: true }))
     .option(

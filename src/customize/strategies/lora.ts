@@ -2,7 +2,7 @@ import { HEAD_BIAS, HEAD_WEIGHT } from '../../models/head.ts';
 import { paramValues, type Model } from '../../models/model.ts';
 import { injectLora, loraWeightsOf } from '../lora.ts';
 import { peftConfig, type AdapterHead } from '../peft.ts';
-import { describeSpec, peftTargetModules } from '../sites.ts';
+import { describeSpec, peftTargetModules, type TargetSpec } from '../sites.ts';
 import type { StrategyDef } from '../types.ts';
 
 /** The trained head in the adapter files' form (PEFT's `modules_to_save: ["classifier"]`). */
@@ -18,6 +18,9 @@ export function adapterHead(model: Model, labels: string[]): AdapterHead {
 /** The base's name or path as PEFT's `base_model_name_or_path`. */
 export const peftBaseName = (base: Model): string | null => base.source.hubId ?? base.source.path ?? null;
 
+/** The modules LoRA adapts when `lora.targets` is not given. */
+export const LORA_DEFAULT_TARGETS: TargetSpec = { kind: 'all-linear' };
+
 /** lora: low-rank adapters on the chosen linear modules plus the head; base weights stay frozen. */
 export const lora: StrategyDef = {
   name: 'lora',
@@ -26,7 +29,10 @@ export const lora: StrategyDef = {
   warmStartHead: true,
   prepare(headed, { seed, options }) {
     const lo = options.lora ?? {};
-    const targets = lo.targets ?? { kind: 'attention' };
+    // Every linear layer by default: on full CLINC150 (USE-lite, 3 epochs) all-linear reached 94.60% validation
+    // (94.04% test) against the attention projections' 94.17% (93.69%), for 1.6x the adapter weights
+    // (docs/customize.md, "Default LoRA targets").
+    const targets = lo.targets ?? LORA_DEFAULT_TARGETS;
     const { model, spec } = injectLora(headed, { ...lo, targets, seed });
     return {
       model,
