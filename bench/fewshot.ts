@@ -100,9 +100,12 @@ for (const k of ks) {
           budgetSeconds: autoBudget,
           seed,
           first: rec.strategy,
-          candidates: fixCandidates(defaultCandidates(), {
-            ...(typeof hp.loraDropout === 'number' ? { loraDropout: hp.loraDropout } : {}),
-          }),
+          candidates: fixCandidates(
+            defaultCandidates(undefined, { littleData: rec.rules.includes('R6-little-data') }),
+            {
+              ...(typeof hp.loraDropout === 'number' ? { loraDropout: hp.loraDropout } : {}),
+            },
+          ),
           ...(typeof hp.weightDecay === 'number' ? { weightDecay: hp.weightDecay } : {}),
           maxLength: MAX_LENGTH,
           threads: THREADS,

@@ -304,7 +304,8 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     const warm = opts.head ? false : (opts.warmStartHead ?? def.warmStartHead);
     let featureSeconds: number | undefined;
     let cached: { train: ort.Tensor; val: ort.Tensor } | undefined;
-    const pre = opts.precomputed;
+    // Precomputed features are the frozen base's; a body phase has just changed the body, so they no longer apply.
+    const pre = def.bodyPhase ? undefined : opts.precomputed;
     if (pre) checkPrecomputed(pre, data, labels.length);
     if (pre && (def.headOnly || warm)) {
       cached = {

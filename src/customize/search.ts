@@ -115,10 +115,13 @@ export function halvingSchedule(o: ScheduleOptions): Rung[] {
  * The default search space, in search order (`orderCandidates`): the linear head on frozen features; LoRA on every
  * linear layer (ranks 8 and 16) and on the attention projections; the top encoder block; full fine-tuning at three
  * learning rates. Learning rates are the strategies' defaults and their neighbours (the issue's CLINC150 runs).
+ * With `littleData` (the audit's rule R6: under 20 training rows per label) `setfit` joins them.
  * No MLP head: the head is a linear `classifier` everywhere (artifact, PEFT adapters, serving).
  */
-export function defaultCandidates(first?: string): SearchConfig[] {
+export function defaultCandidates(first?: string, o: { littleData?: boolean } = {}): SearchConfig[] {
   const all: SearchConfig[] = [
+    // Few examples per label (the audit's rule R6): SetFit's contrastive pairs, the few-shot table's best row.
+    ...(o.littleData ? [{ strategy: 'setfit' as const }] : []),
     { strategy: 'head' },
     { strategy: 'lora', lora: { r: 8, targets: 'all-linear' }, lr: 2e-3 },
     { strategy: 'lora', lora: { r: 16, targets: 'all-linear' }, lr: 1e-3 },
@@ -239,6 +242,12 @@ export function stratifiedRows(labels: readonly string[], fraction: number, seed
     keep.push(...rows.slice(0, Math.max(1, Math.round(fraction * rows.length))));
   }
   return keep.sort((a, b) => a - b);
+}
+
+function labelCounts(labels: readonly string[]): number[] {
+  const n = new Map<string, number>();
+  for (const l of labels) n.set(l, (n.get(l) ?? 0) + 1);
+  return [...n.values()];
 }
 
 /** What a trial runner is asked to do. */
@@ -386,11 +395,17 @@ export async function runSearch(
   const eta = opts.eta ?? 3;
   const maxEpochs = opts.maxEpochs ?? 2;
   const patience = opts.patience ?? 1;
+  // A strategy that needs some rows of every label (setfit: a same-label pair) gets them at every rung.
+  const perLabel = Math.max(0, ...candidates.map((c) => strategyDef(c.strategy).minPerLabel ?? 0));
+  const rarest = Math.min(...labelCounts(trainLabels));
   const schedule = halvingSchedule({
     configs: candidates.length,
     eta,
     maxEpochs,
-    minFraction: Math.min(1, Math.max(opts.minFraction ?? 1 / (eta * eta), (opts.minRows ?? 0) / trainLabels.length)),
+    minFraction: Math.min(
+      1,
+      Math.max(opts.minFraction ?? 1 / (eta * eta), (opts.minRows ?? 0) / trainLabels.length, perLabel / rarest),
+    ),
   });
   const clock = opts.clock ?? (() => performance.now() / 1000);
   const t0 = clock();
@@ -767,6 +782,7 @@ export async function searchCustomize(
     minFraction,
     maxEpochs,
     minRows,
+    fill,
     runner,
     ...shared
   } = opts;
@@ -782,6 +798,7 @@ export async function searchCustomize(
       ...(patience !== undefined ? { patience } : {}),
       ...(onTrial ? { onTrial } : {}),
       ...(clock ? { clock } : {}),
+      ...(fill !== undefined ? { fill } : {}),
       ...(eta !== undefined ? { eta } : {}),
       ...(minFraction !== undefined ? { minFraction } : {}),
       // customize's default epochs: on full CLINC150 full fine-tuning's best epoch was the 2nd of 3 and LoRA's the 3rd.

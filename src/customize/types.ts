@@ -155,6 +155,8 @@ export interface StrategyDef {
   readonly warmStartHead: boolean;
   /** Only the head trains: the frozen body runs once over the data and training runs on the cached features. */
   readonly headOnly?: boolean;
+  /** The fewest training rows a label needs (setfit: 2, for a same-label pair); the search's fractions keep them. */
+  readonly minPerLabel?: number;
   /** The headed model (a linear `classifier` on the base's features), prepared for training. */
   prepare(headed: Model, ctx: { seed: number; options: CustomizeOptions }): PreparedModel;
   /**

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { ConfigError, ModelFileError } from '../errors.ts';
 import { toOnnxModel, type Model } from './model.ts';
 import { loadOnnxFile } from './resolve.ts';
-import { writeFileSynced, writeModel } from '../onnx/io.ts';
+import { writeFileAtomic, writeFileSynced, writeModel } from '../onnx/io.ts';
 
 export const TAILOR_ARTIFACT = 'tailor.json';
 
@@ -119,4 +119,44 @@ export async function writeFolderAtomic(dir: string, fill: (tmp: string) => Prom
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * Writes `value` as the JSON file `name` beside model.onnx in the classifier folder `dir` (abstain.json,
+ * group-thresholds.json), atomically: a temp file, then a rename over any old one.
+ */
+export async function writeSidecar(dir: string, name: string, value: unknown): Promise<string> {
+  const file = path.join(dir, name);
+  await writeFileAtomic(file, new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`));
+  return file;
+}
+
+/**
+ * Reads the JSON file `name` of the classifier folder `dir`, or undefined when there is none. A file that is there
+ * but unreadable or not JSON is a ModelFileError naming it (never silently ignored: a rule stored with a model must
+ * not quietly stop applying).
+ */
+export async function readSidecar(dir: string, name: string): Promise<{ file: string; value: unknown } | undefined> {
+  const file = path.join(dir, name);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ModelFileError(`cannot read ${file}: ${(e as Error).message}`, { file }, { cause: e });
+  }
+  try {
+    return { file, value: JSON.parse(text) as unknown };
+  } catch (e) {
+    throw new ModelFileError(`${file} is not JSON: ${(e as Error).message}`, { file }, { cause: e });
+  }
+}
+
+/** A sidecar's labels must be the model's, in order; a ModelFileError naming the file and field otherwise. */
+export function assertSidecarLabels(file: string, theirs: readonly string[], labels: readonly string[]): void {
+  if (theirs.length !== labels.length || theirs.some((l, i) => l !== labels[i]))
+    throw new ModelFileError(
+      `${file}: field 'labels' is ${JSON.stringify(theirs)}, but the model's labels are ${JSON.stringify(labels)}`,
+      { file, field: 'labels' },
+    );
 }

@@ -537,13 +537,16 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
             labels,
             // The audit's features of the same rows: the search only fits its warm head before the first trial.
             features: state.features,
-            candidates: fixCandidates(defaultCandidates(), {
-              lr: o.lr,
-              rank: o.rank,
-              targets: o.targets,
-              layers: o.layers,
-              ...(typeof hp.loraDropout === 'number' ? { loraDropout: hp.loraDropout } : {}),
-            }),
+            candidates: fixCandidates(
+              defaultCandidates(undefined, { littleData: rec.rules.includes('R6-little-data') }),
+              {
+                lr: o.lr,
+                rank: o.rank,
+                targets: o.targets,
+                layers: o.layers,
+                ...(typeof hp.loraDropout === 'number' ? { loraDropout: hp.loraDropout } : {}),
+              },
+            ),
             ...(o.epochs !== undefined ? { maxEpochs: o.epochs } : {}),
             ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
             ...(o.maxLength !== undefined ? { maxLength: o.maxLength } : {}),

@@ -248,19 +248,26 @@ test('customize and audit on a user CSV with other column names (lora)', async (
   const j = json<CustomizeJson>(r);
   assert.equal(j.strategy, 'lora');
   assert.ok(existsSync(path.join(out, 'adapter', 'adapter_config.json')));
-  // What trained is exactly what the adapter file holds: rank-2 A/B pairs on 16-wide projections and the 16 x 4 head.
+  // What trained is exactly what the adapter file holds: rank-2 A/B pairs on every linear layer (the default
+  // targets), PEFT's [r, in] and [out, r], on 16-wide projections, the 16 -> 32 FFN input and the 32 -> 16 FFN
+  // output, and the 16 x 4 head.
   const { st } = await readAdapterWeights(path.join(out, 'adapter'));
   const shapes = [...st.tensors].map(([k, t]) => [k, [...t.dims]] as const);
   const lora = shapes.filter(([k]) => /lora_[AB]/.test(k));
-  assert.ok(lora.length >= 2, JSON.stringify(shapes));
-  for (const [k, d] of lora)
-    assert.deepEqual(
-      [...d].sort((x, y) => x - y),
-      [2, 16],
-      k,
-    );
+  const width = (k: string): [number, number] =>
+    /intermediate\.dense/.test(k) ? [16, 32] : /\.output\.dense/.test(k) && !/attention/.test(k) ? [32, 16] : [16, 16];
+  for (const [k, d] of lora) {
+    const [inW, outW] = width(k);
+    assert.deepEqual(d, /lora_A/.test(k) ? [2, inW] : [outW, 2], k);
+  }
+  // Six linear modules a layer (query, key, value, attention output, FFN in, FFN out), an A and a B each.
+  assert.equal(lora.length % 12, 0, JSON.stringify(shapes));
+  assert.ok(
+    lora.some(([k]) => /intermediate\.dense/.test(k)),
+    'the FFN is adapted too',
+  );
   const inFile = shapes.reduce((a, [, d]) => a + numel(d), 0);
-  assert.equal(inFile, lora.length * 2 * 16 + 16 * 4 + 4);
+  assert.equal(inFile, (lora.length / 12) * (4 * 2 * (2 * 16) + 2 * (2 * 16 + 2 * 32)) + 16 * 4 + 4);
   assert.equal(j.trainable_params, inFile);
   assert.equal(j.total_params, countParams(await loadHfModel(w.bert)).total + inFile);
   const evalRows = clincRows('test', 4, 10);

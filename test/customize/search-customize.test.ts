@@ -33,6 +33,7 @@ test('searchCustomize on a tiny BERT: 3 trials on a third of the rows (13 of 40 
     candidates,
     minFraction: 1 / 3,
     maxEpochs: 2,
+    fill: false,
     runner: {
       prepare: () => runner.prepare!(),
       async run(plan) {
@@ -143,4 +144,20 @@ test('customizeTrials starts from features it is given when their sizes fit the 
   assert.equal(await warmAccuracy(zeros), 0.2);
   // Sizes that do not fit the rows (a subsampled validation split): ignored, the rows are encoded again.
   assert.equal(await warmAccuracy({ ...zeros, validation: new Float32Array(40 * 32) }), own);
+});
+
+test('setfit ignores precomputed features: its body phase changes the body they were computed from', async () => {
+  const opts = { strategy: 'setfit' as const, epochs: 1, seed: 1, ...shared, labels, setfit: { pairsPerExample: 1 } };
+  const width = 32;
+  const zeros = {
+    train: new Float32Array(data.train.length * width),
+    validation: new Float32Array(data.validation.length * width),
+    width,
+  };
+  const plain = await customize(base, data, opts);
+  const pre = await customize(base, data, { ...opts, precomputed: zeros });
+  // The tuned body's features were computed (not the zeros), so the two runs agree.
+  assert.ok(pre.report.featureSeconds !== undefined);
+  assert.equal(pre.report.accuracy, plain.report.accuracy);
+  assert.ok(pre.report.accuracy > 1 / labels.length, `accuracy ${pre.report.accuracy} is above chance`);
 });

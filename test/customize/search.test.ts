@@ -428,6 +428,64 @@ test('defaultCandidates: the recommended strategy first, then one of each strate
   assert.deepEqual(defaultCandidates('ia3').map(describeConfig), plain);
 });
 
+test('defaultCandidates with little data: setfit joins, and goes first when the audit recommends it', () => {
+  const few = defaultCandidates('lora', { littleData: true }).map(describeConfig);
+  assert.equal(few.length, 9);
+  // lora (the audit's) first, then one of each strategy in turn; setfit's group comes first among the rest.
+  assert.deepEqual(few.slice(0, 5), [
+    'lora all-linear r8 lr 2e-3',
+    'setfit lr 1e-2',
+    'head lr 1e-2',
+    'partial 1 block lr 5e-4',
+    'full lr 1e-4',
+  ]);
+  assert.deepEqual(
+    few.filter((c) => c !== 'setfit lr 1e-2').sort(),
+    [...defaultCandidates().map(describeConfig)].sort(),
+  );
+});
+
+test('runSearch keeps two rows of every label at every rung when a candidate needs them (setfit)', async () => {
+  // 40 labels x 5 rows: rung 0 would take 1/9 (round(0.56) = 1 row a label); setfit's pairs need 2, so the rungs
+  // start at 2/5 of the rows.
+  const labels = Array.from({ length: 200 }, (_, i) => `l${i % 40}`);
+  const plans: TrialPlan[] = [];
+  let now = 0;
+  const runner: TrialRunner = {
+    async run(plan) {
+      plans.push(plan);
+      now += 1;
+      return { accuracy: 0.5 + plan.rows.length / 1000, logLoss: 1, epochSeconds: [0.5] };
+    },
+  };
+  const cands: SearchConfig[] = [
+    { strategy: 'head' },
+    { strategy: 'setfit' },
+    { strategy: 'lora', lora: { r: 8, targets: 'all-linear' } },
+  ];
+  const s = await runSearch(labels, runner, { budgetSeconds: 100, candidates: cands, clock: () => now, fill: false });
+  assert.deepEqual(
+    s.schedule.map((r) => [r.configs, r.fraction]),
+    [
+      [3, 0.4],
+      [1, 1],
+    ],
+  );
+  for (const p of plans) {
+    const per = new Map<string, number>();
+    for (const i of p.rows) per.set(labels[i], (per.get(labels[i]) ?? 0) + 1);
+    assert.equal(per.size, 40);
+    assert.ok(Math.min(...per.values()) >= 2, `${describeConfig(p.config)} at rung ${p.rung}`);
+  }
+  // Without setfit the same data starts at 1/9.
+  const without = await runSearch(labels, runner, {
+    budgetSeconds: 100,
+    candidates: [cands[0], cands[2]],
+    clock: () => now,
+  });
+  assert.ok(near(without.schedule[0].fraction, 1 / 9));
+});
+
 test('fixCandidates: fixed hyper-parameters apply where they mean something; equal configurations are kept once', () => {
   const c = fixCandidates(defaultCandidates('lora'), { lr: 1e-3, rank: 4, targets: 'query|value', layers: 2 });
   assert.deepEqual(c.map(describeConfig), [

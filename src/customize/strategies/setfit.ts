@@ -47,6 +47,7 @@ export const setfit: StrategyDef = {
   defaultLr: 1e-2,
   warmStartHead: true,
   headOnly: true,
+  minPerLabel: 2,
   prepare(headed, ctx) {
     const o = setfitOptions(ctx.options.setfit);
     if (o.body === 'full') return { model: setTrainable(headed, () => true), hyperparameters: { setfit: o } };
