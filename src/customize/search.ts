@@ -385,19 +385,32 @@ export async function runSearch(
       value: String(budget),
     });
   if (trainLabels.length === 0) throw new ConfigError('the training split is empty', { field: 'train' });
-  const candidates = !opts.candidates
+  const ordered = !opts.candidates
     ? defaultCandidates(opts.first)
     : opts.first !== undefined
       ? orderCandidates(opts.candidates, opts.first)
       : [...opts.candidates];
-  for (const c of candidates) strategyDef(c.strategy);
+  for (const c of ordered) strategyDef(c.strategy);
+  // A configuration the data cannot feed (setfit when no label has two rows) is left out, with a reason.
+  const counts = labelCounts(trainLabels);
+  const fed = (c: SearchConfig): boolean => Math.max(...counts) >= (strategyDef(c.strategy).minPerLabel ?? 0);
+  const candidates = ordered.filter(fed);
+  const unfed = ordered.filter((c) => !fed(c));
+  const unfedWhy = unfed.map(
+    (c) =>
+      `${describeConfig(c)} left out: it needs ${strategyDef(c.strategy).minPerLabel} training rows of some label, the most any label has is ${Math.max(...counts)}`,
+  );
+  if (candidates.length === 0)
+    throw new ConfigError(`no configuration can train on these rows: ${unfedWhy.join('; ')}`, {
+      field: 'candidates',
+    });
   const seed = opts.seed ?? 0;
   const eta = opts.eta ?? 3;
   const maxEpochs = opts.maxEpochs ?? 2;
   const patience = opts.patience ?? 1;
   // A strategy that needs some rows of every label (setfit: a same-label pair) gets them at every rung.
   const perLabel = Math.max(0, ...candidates.map((c) => strategyDef(c.strategy).minPerLabel ?? 0));
-  const rarest = Math.min(...labelCounts(trainLabels));
+  const rarest = Math.min(...counts);
   const schedule = halvingSchedule({
     configs: candidates.length,
     eta,
@@ -608,6 +621,7 @@ export async function runSearch(
     `winner: ${winner.config}, validation accuracy ${pctOf(winner.accuracy!)} (log-loss ${winner.logLoss!.toFixed(4)}) ` +
       `at rung ${winner.rung} (${pctOf(winner.fraction)} of the training rows, ${winner.epochsRun} epoch(s)), ` +
       `the best of ${ranAt(winner.rung).length} trial(s) there`,
+    ...unfedWhy,
     ...(extras.ran.length
       ? [
           `${Math.round(extras.left)} s were left after the schedule, so ${extras.ran.length} more configuration(s) ran on all the rows: ${extras.ran.join(', ')}` +

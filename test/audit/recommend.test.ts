@@ -59,19 +59,27 @@ test('R5: latency over budget adds quantization, and distillation beyond 2x', ()
   );
 });
 
-test('R6: little data per class turns full into LoRA (or head below 5) with strong regularisation', () => {
+test('R6: little data per class turns full or LoRA into SetFit (or head below 2) with strong regularisation', () => {
   let r = recommend({ baselineAccuracy: 0.3, targetAccuracy: 0.9, latencyP50Ms: 5, examplesPerClass: [10, 12, 30] });
-  assert.equal(r.strategy, 'lora');
+  assert.equal(r.strategy, 'setfit');
   assert.deepEqual(r.rules, ['R2-large-gap', 'R6-little-data']);
   assert.deepEqual(r.hyperparameters, { weightDecay: 0.1, loraDropout: 0.1 });
+  assert.equal(
+    r.reasons[1].text,
+    'only 12 train examples per class (median; under 20): setfit instead of full: contrastive pairs of training texts ' +
+      'give the encoder many signals from few examples with strong regularisation (weight decay 0.1, adapter dropout ' +
+      '0.1 for LoRA) to avoid memorising the training set',
+  );
+  r = recommend({ baselineAccuracy: 0.3, latencyP50Ms: 5, examplesPerClass: [3, 4, 4, 20] });
+  assert.equal(r.strategy, 'setfit');
+  // The median of an even count is the mean of the middle two.
+  assert.match(r.reasons[1].text, /only 4 train examples per class \(median; under 20\): setfit instead of lora/);
+  r = recommend({ baselineAccuracy: 0.3, latencyP50Ms: 5, examplesPerClass: [1, 1, 2] });
+  assert.equal(r.strategy, 'head');
   assert.match(
     r.reasons[1].text,
-    /only 12 train examples per class \(median; under 20\): lora instead of full with strong regularisation \(weight decay 0\.1, adapter dropout 0\.1\)/,
+    /only 1 train examples per class .*: head instead of lora: too few for a same-label pair/,
   );
-  r = recommend({ baselineAccuracy: 0.3, targetAccuracy: 0.9, latencyP50Ms: 5, examplesPerClass: [3, 4, 4, 20] });
-  assert.equal(r.strategy, 'head');
-  // The median of an even count is the mean of the middle two.
-  assert.match(r.reasons[1].text, /only 4 train examples/);
 });
 
 test('bad targets and budgets are ConfigErrors naming the field', () => {

@@ -123,7 +123,17 @@ test('lora and full on 150 intents x 20 rows: temperature scaling takes validati
   const names = [...new Set(big.train.map((r) => r.label))].sort();
   const y = big.validation.map((r) => names.indexOf(r.label));
   for (const strategy of ['lora', 'full'] as const) {
-    const r = await customize(tiny, big, { strategy, epochs: 1, batchSize: 32, seed: 1, threads: 1, maxLength: 24 });
+    // LoRA on the attention projections: the configuration this bound was set on. With the default (every linear
+    // layer) this 33%-accurate tiny model lands at ECE 0.0502 after scaling, at the bound rather than under it.
+    const r = await customize(tiny, big, {
+      strategy,
+      epochs: 1,
+      batchSize: 32,
+      seed: 1,
+      threads: 1,
+      maxLength: 24,
+      ...(strategy === 'lora' ? { lora: { targets: { kind: 'attention' as const } } } : {}),
+    });
     const cal = r.report.calibration;
     const { logits } = await predictTexts(
       r.model,

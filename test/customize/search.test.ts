@@ -477,6 +477,25 @@ test('runSearch keeps two rows of every label at every rung when a candidate nee
     assert.equal(per.size, 40);
     assert.ok(Math.min(...per.values()) >= 2, `${describeConfig(p.config)} at rung ${p.rung}`);
   }
+  // One row a label: setfit cannot pair anything, so it is left out with the reason; alone, it is an error.
+  const single = Array.from({ length: 40 }, (_, i) => `l${i}`);
+  const left = await runSearch(single, runner, {
+    budgetSeconds: 100,
+    candidates: cands,
+    clock: () => now,
+    fill: false,
+  });
+  assert.ok(left.trials.every((t) => t.strategy !== 'setfit'));
+  assert.ok(
+    left.reasons.includes(
+      'setfit lr 1e-2 left out: it needs 2 training rows of some label, the most any label has is 1',
+    ),
+    left.reasons.join('\n'),
+  );
+  await assert.rejects(
+    runSearch(single, runner, { budgetSeconds: 100, candidates: [cands[1]], clock: () => now }),
+    /^ConfigError: no configuration can train on these rows: setfit lr 1e-2 left out/,
+  );
   // Without setfit the same data starts at 1/9.
   const without = await runSearch(labels, runner, {
     budgetSeconds: 100,
