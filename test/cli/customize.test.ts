@@ -206,11 +206,11 @@ test('customize and audit on a user CSV with other column names (lora)', async (
     latency: { batch1: { p50Ms: number } };
   }>(audit);
   // The rules, applied by hand: the gap to 99% decides R2/R3; 20 rows per intent minus the 10% validation split
-  // leaves a median of 18 per class (< 20), so R6 fires and the strategy is LoRA either way.
+  // leaves a median of 18 per class (< 20), so R6 fires and the strategy is SetFit either way.
   assert.ok(a.baseline.accuracy < 0.99, String(a.baseline.accuracy));
   const gap = (0.99 - a.baseline.accuracy) / 0.99;
   assert.deepEqual(a.recommendation.rules, [gap > 0.2 ? 'R2-large-gap' : 'R3-moderate-gap', 'R6-little-data']);
-  assert.equal(a.recommendation.strategy, 'lora');
+  assert.equal(a.recommendation.strategy, 'setfit');
   assert.ok(
     a.profile.byOpType.some(
       (o) => o.opType === 'MatMul' || o.opType === 'FusedMatMul' || o.opType === 'Gemm' || o.opType === 'FusedGemm',
