@@ -201,13 +201,15 @@ test('isTransientPgError: a terminated backend is transient, a constraint violat
   const pid = (await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
   const killer = new pg.Client({ connectionString: TEST_PG_URL });
   await killer.connect();
-  const pending = victim.query('SELECT pg_sleep(5)');
-  await new Promise((r) => setTimeout(r, 200));
-  await killer.query('SELECT pg_terminate_backend($1)', [pid]);
-  const killed = await pending.then(
+  // The handler is attached at once: the victim's query can fail before the killer's query returns, and a rejection
+  // with no handler yet is an unhandled rejection that fails the test.
+  const pending = victim.query('SELECT pg_sleep(5)').then(
     () => undefined,
     (e: unknown) => e,
   );
+  await new Promise((r) => setTimeout(r, 200));
+  await killer.query('SELECT pg_terminate_backend($1)', [pid]);
+  const killed = await pending;
   assert.ok(killed !== undefined);
   assert.equal(isTransientPgError(killed), true, String(killed));
   const violation = await killer.query('CREATE TEMP TABLE t (x int primary key); INSERT INTO t VALUES (1), (1)').then(
