@@ -25,7 +25,8 @@ import { createRng } from '../src/util/rng.ts';
 import { renderTable } from '../src/util/table.ts';
 import { parseDuration } from '../src/util/duration.ts';
 import { recommend } from '../src/audit/recommend.ts';
-import { defaultCandidates, fixCandidates, searchCustomize } from '../src/customize/search.ts';
+import { searchCustomize } from '../src/customize/search.ts';
+import { recommendedSearch } from '../src/workflow/tailor.ts';
 import type { CustomizeResult } from '../src/customize/customize.ts';
 import { clincIntents, firstPerIntent, readClinc } from './clinc150.ts';
 
@@ -95,18 +96,10 @@ for (const k of ks) {
         // As `tailor customize --strategy auto`: the audit's rules (no target accuracy) order the search and add
         // their little-data regularisation; the baseline accuracy and latency do not enter those rules.
         const rec = recommend({ baselineAccuracy: 0, latencyP50Ms: 0, examplesPerClass: [k] });
-        const hp = rec.hyperparameters;
         const s = await searchCustomize(base, data, {
           budgetSeconds: autoBudget,
           seed,
-          first: rec.strategy,
-          candidates: fixCandidates(
-            defaultCandidates(undefined, { littleData: rec.rules.includes('R6-little-data') }),
-            {
-              ...(typeof hp.loraDropout === 'number' ? { loraDropout: hp.loraDropout } : {}),
-            },
-          ),
-          ...(typeof hp.weightDecay === 'number' ? { weightDecay: hp.weightDecay } : {}),
+          ...recommendedSearch(rec),
           maxLength: MAX_LENGTH,
           threads: THREADS,
         });

@@ -393,13 +393,15 @@ export async function runSearch(
   for (const c of ordered) strategyDef(c.strategy);
   // A configuration the data cannot feed (setfit when no label has two rows) is left out, with a reason.
   const counts = labelCounts(trainLabels);
-  const fed = (c: SearchConfig): boolean => Math.max(...counts) >= (strategyDef(c.strategy).minPerLabel ?? 0);
+  const most = Math.max(...counts);
+  const fed = (c: SearchConfig): boolean => most >= (strategyDef(c.strategy).minPerLabel ?? 0);
   const candidates = ordered.filter(fed);
-  const unfed = ordered.filter((c) => !fed(c));
-  const unfedWhy = unfed.map(
-    (c) =>
-      `${describeConfig(c)} left out: it needs ${strategyDef(c.strategy).minPerLabel} training rows of some label, the most any label has is ${Math.max(...counts)}`,
-  );
+  const unfedWhy = ordered
+    .filter((c) => !fed(c))
+    .map(
+      (c) =>
+        `${describeConfig(c)} left out: it needs ${strategyDef(c.strategy).minPerLabel} training rows of some label, the most any label has is ${most}`,
+    );
   if (candidates.length === 0)
     throw new ConfigError(`no configuration can train on these rows: ${unfedWhy.join('; ')}`, {
       field: 'candidates',
@@ -562,14 +564,9 @@ export async function runSearch(
   // rest; each by the highest rung it reached and its score there. One that does not fit is passed over for a
   // cheaper one.
   const extras = { ran: [] as string[], passed: [] as string[], left: Math.max(0, budget - elapsed()) };
-  if (
-    opts.fill !== false &&
-    schedule.length > 1 &&
-    trials.some((t) => t.rung === top.rung && t.accuracy !== undefined)
-  ) {
-    const atTop = new Set(
-      trials.filter((t) => t.rung === top.rung && t.accuracy !== undefined).map((t) => t.candidate),
-    );
+  const ranAtTop = trials.filter((t) => t.rung === top.rung && t.accuracy !== undefined);
+  if (opts.fill !== false && schedule.length > 1 && ranAtTop.length > 0) {
+    const atTop = new Set(ranAtTop.map((t) => t.candidate));
     const bestOf = new Map<number, TrialRecord>();
     for (const t of trials) {
       if (t.accuracy === undefined || atTop.has(t.candidate)) continue;
@@ -577,7 +574,7 @@ export async function runSearch(
       if (!b || t.rung > b.rung || (t.rung === b.rung && better(t, b) < 0)) bestOf.set(t.candidate, t);
     }
     const ranked = [...bestOf.values()].sort((a, b) => b.rung - a.rung || better(a, b));
-    const covered = new Set(trials.filter((t) => atTop.has(t.candidate)).map((t) => t.strategy));
+    const covered = new Set(ranAtTop.map((t) => t.strategy));
     const firsts = ranked.filter((t) => !covered.has(t.strategy) && (covered.add(t.strategy), true));
     const allRows = rows(1);
     for (const prev of [...firsts, ...ranked.filter((t) => !firsts.includes(t))]) {

@@ -1,6 +1,7 @@
 /** The product's workflows: one call each from files and references to registered, measured models. */
 export {
   tailorModel,
+  recommendedSearch,
   DEFAULT_SEARCH_BUDGET_SECONDS,
   STRATEGY_CHOICES,
   type TailorOptions,

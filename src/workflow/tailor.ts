@@ -51,6 +51,7 @@ import {
   formatSearchTrials,
   searchCustomize,
   searchReport,
+  type SearchConfig,
   type SearchReport,
 } from '../customize/search.ts';
 import { parseDuration } from '../util/duration.ts';
@@ -341,6 +342,29 @@ async function recordBaseline(
 }
 
 /**
+ * The search the audit's recommendation implies, as `--strategy auto` runs it: its strategy first; the default
+ * candidates (with `setfit` on little data, rule R6) with the caller's fixed hyper-parameters and the rule's adapter
+ * dropout; the rule's weight decay for every trial.
+ *
+ * @example
+ * const s = await searchCustomize(base, data, { budgetSeconds: 300, ...recommendedSearch(audit.recommendation) });
+ */
+export function recommendedSearch(
+  rec: Pick<Recommendation, 'strategy' | 'rules' | 'hyperparameters'>,
+  fixed: { lr?: number; rank?: number; targets?: string; layers?: number } = {},
+): { first: string; candidates: SearchConfig[]; weightDecay?: number } {
+  const hp = rec.hyperparameters;
+  return {
+    first: rec.strategy,
+    candidates: fixCandidates(defaultCandidates(undefined, { littleData: rec.rules.includes('R6-little-data') }), {
+      ...fixed,
+      ...(typeof hp.loraDropout === 'number' ? { loraDropout: hp.loraDropout } : {}),
+    }),
+    ...(typeof hp.weightDecay === 'number' ? { weightDecay: hp.weightDecay } : {}),
+  };
+}
+
+/**
  * Customizes a base on a domain end to end; see the module comment. Bad input fails before anything is written.
  *
  * @example
@@ -526,31 +550,19 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
       if (strategy === 'none') {
         final = state.baselineModel;
       } else if (searching) {
-        const hp = rec.hyperparameters;
         const s = await searchCustomize(
           base,
           { train: state.train, validation: state.data.validation },
           {
             budgetSeconds,
             seed: o.seed ?? 0,
-            first: strategy,
+            ...recommendedSearch(rec, { lr: o.lr, rank: o.rank, targets: o.targets, layers: o.layers }),
             labels,
             // The audit's features of the same rows: the search only fits its warm head before the first trial.
             features: state.features,
-            candidates: fixCandidates(
-              defaultCandidates(undefined, { littleData: rec.rules.includes('R6-little-data') }),
-              {
-                lr: o.lr,
-                rank: o.rank,
-                targets: o.targets,
-                layers: o.layers,
-                ...(typeof hp.loraDropout === 'number' ? { loraDropout: hp.loraDropout } : {}),
-              },
-            ),
             ...(o.epochs !== undefined ? { maxEpochs: o.epochs } : {}),
             ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
             ...(o.maxLength !== undefined ? { maxLength: o.maxLength } : {}),
-            ...(typeof hp.weightDecay === 'number' ? { weightDecay: hp.weightDecay } : {}),
             ...(o.threads !== undefined ? { threads: o.threads } : {}),
             onTrial: (t) =>
               progress?.log?.(
