@@ -52,11 +52,16 @@ export interface PeftLoraConfig {
 
 /** A classification head saved through modules_to_save, in graph layout. */
 export interface AdapterHead {
-  /** [features, labels] */
+  /** The output layer: [features, labels] (an MLP head's: [features, labels] over its hidden layer of width features). */
   weight: Float32Array;
   bias: Float32Array;
   features: number;
   labels: string[];
+  /**
+   * An MLP head's hidden layer (models/head.ts kind `mlp`, RoBERTa's `classifier.dense`): weight [features, features],
+   * bias [features]. Absent for the linear head.
+   */
+  dense?: { weight: Float32Array; bias: Float32Array };
 }
 
 export interface LoraAdapter {

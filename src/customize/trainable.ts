@@ -1,5 +1,5 @@
 /** Trainable-flag helpers the strategies share. */
-import { HEAD_BIAS, HEAD_WEIGHT } from '../models/head.ts';
+import { isHeadPath } from '../models/head.ts';
 import type { Model, Parameter } from '../models/model.ts';
 
 /** The model with `trainable` set by `pick` (buffers never train). Pure. */
@@ -9,8 +9,8 @@ export function setTrainable(model: Model, pick: (p: Parameter) => boolean): Mod
   return { ...model, params };
 }
 
-/** The classifier head's weight or bias. */
-export const isHead = (p: Parameter): boolean => p.path === HEAD_WEIGHT || p.path === HEAD_BIAS;
+/** A parameter of the classifier head (its weight and bias; an MLP head's both layers). */
+export const isHead = (p: Parameter): boolean => isHeadPath(p.path);
 
 /** Parameters above the encoder blocks (BERT's pooler), which train with the head in partial fine-tuning. */
 export const isPooler = (p: Parameter): boolean => /(^|\.)pooler\./.test(p.path);

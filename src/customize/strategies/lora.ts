@@ -1,4 +1,4 @@
-import { HEAD_BIAS, HEAD_WEIGHT } from '../../models/head.ts';
+import { headKind, headLayout, MLP_DENSE_BIAS, MLP_DENSE_WEIGHT } from '../../models/head.ts';
 import { paramValues, type Model } from '../../models/model.ts';
 import { injectLora, loraWeightsOf } from '../lora.ts';
 import { peftConfig, type AdapterHead } from '../peft.ts';
@@ -7,11 +7,20 @@ import type { StrategyDef } from '../types.ts';
 
 /** The trained head in the adapter files' form (PEFT's `modules_to_save: ["classifier"]`). */
 export function adapterHead(model: Model, labels: string[]): AdapterHead {
+  const { out } = headLayout(model);
   return {
-    weight: paramValues(model, HEAD_WEIGHT) as Float32Array,
-    bias: paramValues(model, HEAD_BIAS) as Float32Array,
-    features: model.params.get(HEAD_WEIGHT)!.shape[0],
+    weight: paramValues(model, out.weight) as Float32Array,
+    bias: paramValues(model, out.bias) as Float32Array,
+    features: model.params.get(out.weight)!.shape[0],
     labels,
+    ...(headKind(model) === 'mlp'
+      ? {
+          dense: {
+            weight: paramValues(model, MLP_DENSE_WEIGHT) as Float32Array,
+            bias: paramValues(model, MLP_DENSE_BIAS) as Float32Array,
+          },
+        }
+      : {}),
   };
 }
 
