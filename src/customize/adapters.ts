@@ -3,23 +3,36 @@
  * ONNX model), or host many on one session and switch per call.
  *
  * Switching: the host graph carries the base weights as initializers and takes every adapter tensor (A, B, the
- * scaling and the classifier) as graph inputs, so one ORT session serves every adapter and switching is feeding
- * other tensors; the base is loaded once. Modules an adapter does not adapt get rank-1 zero tensors.
+ * scaling and the classifier, an MLP head's hidden layer included) as graph inputs, so one ORT session serves every
+ * adapter and switching is feeding other tensors; the base is loaded once. Modules an adapter does not adapt get
+ * rank-1 zero tensors. The graph has one head subgraph, so a host's adapters share one head kind.
  */
 import { ConfigError } from '../errors.ts';
 import type { Model } from '../models/model.ts';
 import { toOnnxModel } from '../models/model.ts';
 import { cloneGraph } from '../onnx/ir.ts';
 import { ort, Session, type Feeds, type Fetches, type SessionOptions } from '../runtime/session.ts';
-import { attachHead, featureValue, featureWidth, HEAD_BIAS, HEAD_WEIGHT, LOGITS } from '../models/head.ts';
+import {
+  attachHead,
+  featureValue,
+  featureWidth,
+  HEAD_KINDS,
+  LOGITS,
+  MLP_DENSE_BIAS,
+  MLP_DENSE_WEIGHT,
+  type HeadKind,
+} from '../models/head.ts';
 import { baseHash } from './lineage.ts';
 import { injectLora, loraAName, loraBName, mergeLora, type MergedModel } from './lora.ts';
-import { adapterScaling, checkAdapterBase, type LoraAdapter } from './peft.ts';
+import { adapterHeadSpec, adapterScaling, checkAdapterBase, type AdapterHead, type LoraAdapter } from './peft.ts';
 import { linearSites } from './sites.ts';
+
+/** The kind of head an adapter saved: an MLP when it has a hidden layer. */
+const headKindOf = (h: AdapterHead): HeadKind => (h.dense ? 'mlp' : 'linear');
 
 function withAdapterHead(base: Model, adapter: LoraAdapter): Model {
   if (!adapter.head) return base;
-  return attachHead(base, { labels: adapter.head.labels, weight: adapter.head.weight, bias: adapter.head.bias });
+  return attachHead(base, adapterHeadSpec(adapter.head));
 }
 
 function checkModules(base: Model, adapter: LoraAdapter): void {
@@ -39,13 +52,35 @@ function checkModules(base: Model, adapter: LoraAdapter): void {
       );
     }
   }
-  if (adapter.head) {
+  const h = adapter.head;
+  if (h) {
     const D = featureWidth(base, featureValue(base));
-    if (D !== adapter.head.features)
-      throw new ConfigError(`adapter's classifier reads ${adapter.head.features} features but the base yields ${D}`, {
+    if (D !== h.features)
+      throw new ConfigError(`adapter's classifier reads ${h.features} features but the base yields ${D}`, {
         field: 'classifier.weight',
       });
+    checkHeadValues(h, D);
   }
+}
+
+/**
+ * Checks that a head's arrays have the sizes of a head over `D` features: checked here, not left to attachHead,
+ * because the host feeds them to ORT without building a head (ORT's own size error names no tensor).
+ */
+function checkHeadValues(h: AdapterHead, D: number, where = 'adapter'): void {
+  const C = h.labels.length;
+  const { out } = HEAD_KINDS[headKindOf(h)];
+  const sizes: [string, Float32Array, number][] = [
+    [out.weight, h.weight, D * C],
+    [out.bias, h.bias, C],
+  ];
+  if (h.dense) sizes.push([MLP_DENSE_WEIGHT, h.dense.weight, D * D], [MLP_DENSE_BIAS, h.dense.bias, D]);
+  for (const [name, v, n] of sizes)
+    if (v.length !== n)
+      throw new ConfigError(
+        `${where}'s '${name}' has ${v.length} values; a head over ${D} features with ${C} labels needs ${n}`,
+        { field: name },
+      );
 }
 
 /** The base with the adapter's head and LoRA nodes (adapter tensors as initializers). Checks hash and shapes. */
@@ -75,7 +110,36 @@ interface HostFeeds {
   tensors: Record<string, ort.Tensor>;
 }
 
-/** One base, many adapters, one session. */
+/**
+ * Refuses an adapter whose head kind differs from the host's: the host graph has one head subgraph, and a linear
+ * head is no MLP head with some values (tanh sits between the layers), so it cannot take the other kind's feeds.
+ */
+function checkHeadKind(name: string, head: AdapterHead, kind: HeadKind): void {
+  const k = headKindOf(head);
+  if (k !== kind)
+    throw new ConfigError(
+      `adapter '${name}' has a${k === 'mlp' ? 'n' : ''} ${k} head but this host's adapters have ${kind} heads, and one host runs one head graph; host it with adapters whose heads are ${k} too, or serve its merged model (mergeAdapter, or the model/ folder of its saved customization)`,
+      { field: name, value: k },
+    );
+}
+
+/** An adapter head's values as host feeds, under its head parameters' names (the host graph's inputs). */
+function headFeeds(h: AdapterHead): Record<string, ort.Tensor> {
+  const D = h.features;
+  const C = h.labels.length;
+  const { out } = HEAD_KINDS[headKindOf(h)];
+  const t: Record<string, ort.Tensor> = {
+    [out.weight]: new ort.Tensor('float32', h.weight, [D, C]),
+    [out.bias]: new ort.Tensor('float32', h.bias, [C]),
+  };
+  if (h.dense) {
+    t[MLP_DENSE_WEIGHT] = new ort.Tensor('float32', h.dense.weight, [D, D]);
+    t[MLP_DENSE_BIAS] = new ort.Tensor('float32', h.dense.bias, [D]);
+  }
+  return t;
+}
+
+/** One base, many adapters, one session. Every adapter's head must be of one kind (all linear, or all MLP). */
 export class AdapterHost {
   private readonly feeds = new Map<string, HostFeeds>();
 
@@ -86,9 +150,15 @@ export class AdapterHost {
     private readonly session: Session,
     private readonly hash: string,
     private readonly features: number,
+    /** The kind of every adapter's head (undefined without heads). */
+    readonly headKind: HeadKind | undefined,
   ) {}
 
-  /** Builds the host graph over the union of the adapters' modules and loads it once. */
+  /**
+   * Builds the host graph over the union of the adapters' modules and loads it once. With heads, the head's
+   * parameters (an MLP head's hidden layer too) become graph inputs; a ConfigError names an adapter whose head kind
+   * differs from the first adapter's.
+   */
   static async create(
     base: Model,
     adapters: Record<string, LoraAdapter>,
@@ -100,38 +170,40 @@ export class AdapterHost {
     if (heads !== 0 && heads !== list.length)
       throw new ConfigError('either every adapter carries a classifier or none does', { field: 'adapters' });
     const hash = baseHash(base);
+    const kind = heads > 0 ? headKindOf(list[0].head!) : undefined;
     for (const [name, a] of Object.entries(adapters)) {
       checkAdapterBase(a, hash, `adapter '${name}'`);
       checkModules(base, a);
+      if (kind) checkHeadKind(name, a.head!, kind);
     }
     const modules = [...new Set(list.flatMap((a) => [...a.weights.keys()]))];
     let m = base;
-    const withHead = heads > 0;
     let D = 0;
-    if (withHead) {
+    if (kind) {
       D = list[0].head!.features;
-      m = attachHead(base, { labels: list[0].head!.labels });
+      m = attachHead(base, { labels: list[0].head!.labels, kind });
+      const layout = HEAD_KINDS[kind];
       const g = cloneGraph(m.graph);
-      g.initializers.delete(HEAD_WEIGHT);
-      g.initializers.delete(HEAD_BIAS);
-      g.inputs.push(
-        { name: HEAD_WEIGHT, dtype: 'float32', shape: [D, 'labels'] },
-        { name: HEAD_BIAS, dtype: 'float32', shape: ['labels'] },
-      );
-      g.outputs = g.outputs.map((o) => (o.name === LOGITS ? { ...o, shape: ['batch', 'labels'] } : o));
       const params = new Map(m.params);
-      params.delete(HEAD_WEIGHT);
-      params.delete(HEAD_BIAS);
+      for (const p of layout.params) {
+        const info = m.params.get(p)!;
+        g.initializers.delete(info.initializer);
+        params.delete(p);
+        // The output layer's label count varies per adapter; the hidden layer is [D, D] / [D] for all of them.
+        const shape = p === layout.out.weight ? [D, 'labels'] : p === layout.out.bias ? ['labels'] : [...info.shape];
+        g.inputs.push({ name: info.initializer, dtype: 'float32', shape });
+      }
+      g.outputs = g.outputs.map((o) => (o.name === LOGITS ? { ...o, shape: ['batch', 'labels'] } : o));
       m = { ...m, graph: g, params };
     }
     m = injectLora(m, { targets: modules, r: 1 }, undefined, 'inputs').model;
     const session = await Session.create(toOnnxModel(m), { label: 'adapter host', ...opts });
-    const host = new AdapterHost(base, modules, withHead, session, hash, D);
+    const host = new AdapterHost(base, modules, kind !== undefined, session, hash, D, kind);
     for (const [name, a] of Object.entries(adapters)) host.add(name, a);
     return host;
   }
 
-  /** Adds (or replaces) an adapter whose modules are among the host's; no reload. */
+  /** Adds (or replaces) an adapter whose modules are among the host's and whose head is of the host's kind; no reload. */
   add(name: string, adapter: LoraAdapter): void {
     checkAdapterBase(adapter, this.hash, `adapter '${name}'`);
     const extra = [...adapter.weights.keys()].filter((m) => !this.modules.includes(m));
@@ -150,6 +222,10 @@ export class AdapterHost {
         `adapter '${name}' classifier reads ${adapter.head.features} features, the base yields ${this.features}`,
         { field: name },
       );
+    if (adapter.head && this.headKind) {
+      checkHeadKind(name, adapter.head, this.headKind);
+      checkHeadValues(adapter.head, this.features, `adapter '${name}'`);
+    }
     const sites = new Map(linearSites(this.base).map((s) => [s.module, s]));
     const t: Record<string, ort.Tensor> = {};
     for (const m of this.modules) {
@@ -163,13 +239,7 @@ export class AdapterHost {
         : new ort.Tensor('float32', new Float32Array(s.outFeatures), [1, s.outFeatures]);
       t[`${m}.lora_scaling`] = new ort.Tensor('float32', Float32Array.of(w ? adapterScaling(adapter, m) : 0), []);
     }
-    if (adapter.head) {
-      t[HEAD_WEIGHT] = new ort.Tensor('float32', adapter.head.weight, [
-        adapter.head.features,
-        adapter.head.labels.length,
-      ]);
-      t[HEAD_BIAS] = new ort.Tensor('float32', adapter.head.bias, [adapter.head.labels.length]);
-    }
+    if (adapter.head) Object.assign(t, headFeeds(adapter.head));
     this.feeds.set(name, { tensors: t });
   }
 

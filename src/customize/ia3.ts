@@ -21,6 +21,7 @@ import {
   HeadReader,
   adapterFloat32,
   addHeadTensors,
+  adapterHeadSpec,
   checkAdapterBase,
   readAdapterWeights,
   readJson,
@@ -394,7 +395,7 @@ export function applyIa3Adapter(base: Model, adapter: Ia3Adapter): { model: Mode
       throw new ConfigError(`adapter's classifier reads ${adapter.head.features} features but the base yields ${D}`, {
         field: 'classifier.weight',
       });
-    headed = attachHead(base, { labels: adapter.head.labels, weight: adapter.head.weight, bias: adapter.head.bias });
+    headed = attachHead(base, adapterHeadSpec(adapter.head));
   }
   const ff = [...adapter.vectors].filter(([, v]) => v.feedforward).map(([m]) => m);
   return injectIa3(

@@ -56,12 +56,14 @@ export { AdapterHost, applyAdapter, mergeAdapter } from './adapters.ts';
 export {
   ADAPTER_CONFIG,
   ADAPTER_WEIGHTS,
+  adapterHeadSpec,
   adapterScaling,
   adapterTensors,
   checkAdapterBase,
   loadAdapter,
   peftConfig,
   saveAdapter,
+  savedHeadKind,
   TAILOR_JSON,
 } from './peft.ts';
 export type { AdapterHead, LoraAdapter, PeftLoraConfig } from './peft.ts';

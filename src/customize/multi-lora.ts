@@ -13,7 +13,8 @@
  *   ((x[b] · A[idx[b]]) · s[idx[b]]) · B[idx[b]]
  * with Gather on the slot axis and a batched MatMul, i.e. exactly what `applyAdapter` computes for that row's
  * adapter. A module an adapter does not adapt has zero A, B and scaling in its slot. The output `logits` is
- * [batch, C]; row b's first `labels(idx[b])` columns are its adapter's logits.
+ * [batch, C]; row b's first `labels(idx[b])` columns are its adapter's logits. Heads are linear: an adapter with an
+ * MLP head (models/head.ts kind `mlp`) is refused by `checkAdapterFits` and is served as its merged model.
  */
 import { ConfigError, GraphError } from '../errors.ts';
 import type { Model, Parameter } from '../models/model.ts';
@@ -221,7 +222,7 @@ export function allocStacks(m: MultiLoraModel, slots: number): AdapterStacks {
 
 /**
  * Checks that `adapter` fits the mixed-adapter model: same base (lineage hash, when it has one), modules among the
- * graph's, rank at most maxRank, a head over the right features with at most maxLabels labels.
+ * graph's, rank at most maxRank, a linear head (not an MLP one) over the right features with at most maxLabels labels.
  */
 export function checkAdapterFits(m: MultiLoraModel, adapter: LoraAdapter, name: string): void {
   checkAdapterBase(adapter, m.baseHash, `adapter '${name}'`);
@@ -249,6 +250,13 @@ export function checkAdapterFits(m: MultiLoraModel, adapter: LoraAdapter, name: 
   }
   const h = adapter.head;
   if (!h) throw new ConfigError(`adapter '${name}' has no classifier head; served adapters need one`, { field: name });
+  // Stacking an MLP head would add a [slots, D, D] hidden layer per slot (D² floats an adapter, more than its LoRA
+  // tensors at typical ranks) and a second batched MatMul; its merged model serves it exactly instead.
+  if (h.dense)
+    throw new ConfigError(
+      `adapter '${name}' has an MLP head (classifier.dense + classifier.out_proj), and the mixed-adapter graph stacks linear heads only; serve its merged model instead (the model/ folder of its saved customization, or mergeAdapter)`,
+      { field: 'classifier.dense', value: name },
+    );
   if (h.features !== m.features)
     throw new ConfigError(
       `adapter '${name}': its classifier reads ${h.features} features, the base yields ${m.features}`,

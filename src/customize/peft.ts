@@ -6,6 +6,9 @@
  *   `<module>.lora_B.weight` graph [r, out] <->  `base_model.model.<module>.lora_B.weight` [out, r]
  *   `classifier.weight` graph [in, labels]  <->  `base_model.model.classifier.weight` [labels, in] (modules_to_save)
  *   `classifier.bias`                       <->  `base_model.model.classifier.bias`
+ * An MLP head (models/head.ts kind `mlp`, RoBERTa's RobertaClassificationHead) is saved as PEFT saves RoBERTa's
+ * `classifier` module: `classifier.dense.weight` [D, D] and `classifier.out_proj.weight` [labels, D] (PyTorch
+ * layout, so the graph's [in, out] transposed), with `classifier.dense.bias` and `classifier.out_proj.bias`.
  * A `tailor.json` beside them holds the lineage (base hash, labels, ...); PEFT ignores it, and an adapter without
  * one (written by PEFT) loads with `LABEL_i` labels and no base-hash check.
  */
@@ -17,6 +20,7 @@ import type { Tensor } from '../onnx/ir.ts';
 import { encodeSafetensors, parseSafetensors, type SafetensorsFile } from '../onnx/safetensors.ts';
 import { tensorFromArray, tensorToArray, transpose2d } from '../onnx/tensor.ts';
 import { writeFileAtomic } from '../onnx/io.ts';
+import type { HeadKind, HeadSpec } from '../models/head.ts';
 import type { Lineage } from './lineage.ts';
 import { loraScaling, type LoraWeights } from './lora.ts';
 import { HEAD_MODULE } from './sites.ts';
@@ -62,6 +66,20 @@ export interface AdapterHead {
    * bias [features]. Absent for the linear head.
    */
   dense?: { weight: Float32Array; bias: Float32Array };
+}
+
+/**
+ * The `attachHead` spec that rebuilds a saved head on a base: kind `mlp` when it has a hidden layer (else `linear`),
+ * its labels and all its values, so the rebuilt model computes the logits the adapter was saved with.
+ */
+export function adapterHeadSpec(h: AdapterHead): HeadSpec {
+  return {
+    labels: h.labels,
+    kind: h.dense ? 'mlp' : 'linear',
+    weight: h.weight,
+    bias: h.bias,
+    ...(h.dense ? { dense: { weight: h.dense.weight, bias: h.dense.bias } } : {}),
+  };
 }
 
 export interface LoraAdapter {
@@ -142,13 +160,31 @@ export function adapterTensors(adapter: LoraAdapter): Map<string, { shape: numbe
   return out;
 }
 
-/** The head as PEFT's modules_to_save tensors (`classifier.weight` [labels, features], `classifier.bias`). */
+/**
+ * The head as PEFT's modules_to_save tensors, PyTorch layout: a linear head as `classifier.weight` [labels, features]
+ * and `classifier.bias`; an MLP head as `classifier.dense.weight` [features, features], `classifier.dense.bias`,
+ * `classifier.out_proj.weight` [labels, features] and `classifier.out_proj.bias` (RoBERTa's module names, which is
+ * what PEFT writes for a RobertaClassificationHead). A ConfigError when the values do not fit those shapes.
+ */
 export function addHeadTensors(out: Map<string, { shape: number[]; data: Float32Array }>, h: AdapterHead): void {
-  out.set(`${PREFIX}classifier.weight`, {
-    shape: [h.labels.length, h.features],
-    data: transpose2d(h.weight, h.features, h.labels.length),
-  });
-  out.set(`${PREFIX}classifier.bias`, { shape: [h.labels.length], data: h.bias });
+  const C = h.labels.length;
+  const D = h.features;
+  const fits = (what: string, w: Float32Array, b: Float32Array, cols: number): void => {
+    if (w.length !== D * cols || b.length !== cols)
+      throw new ConfigError(
+        `adapter head ${what} has ${w.length} + ${b.length} values; a [${D}, ${cols}] layer needs ${D * cols} + ${cols}`,
+        { field: what },
+      );
+  };
+  const layer = h.dense ? 'classifier.out_proj' : 'classifier';
+  fits(layer, h.weight, h.bias, C);
+  if (h.dense) {
+    fits('classifier.dense', h.dense.weight, h.dense.bias, D);
+    out.set(`${PREFIX}classifier.dense.weight`, { shape: [D, D], data: transpose2d(h.dense.weight, D, D) });
+    out.set(`${PREFIX}classifier.dense.bias`, { shape: [D], data: h.dense.bias });
+  }
+  out.set(`${PREFIX}${layer}.weight`, { shape: [C, D], data: transpose2d(h.weight, D, C) });
+  out.set(`${PREFIX}${layer}.bias`, { shape: [C], data: h.bias });
 }
 
 /**
@@ -355,21 +391,44 @@ export function upcastNotes(upcast: Map<string, string[]>): string[] {
   return [...upcast].map(([dtype, names]) => `${dtype} tensors upcast to float32 on load: ${names.join(', ')}`);
 }
 
+/** Where a saved head tensor belongs: the head module, the MLP layer (absent for a linear head) and the part. */
+export interface HeadTensor {
+  module: string;
+  /** `dense` (hidden layer) or `out_proj` (output layer) of an MLP head; absent for a linear head's own weight/bias. */
+  layer?: 'dense' | 'out_proj';
+  part: 'weight' | 'bias';
+}
+
 /**
  * A saved head tensor: PEFT saves a modules_to_save module under its own name (`base_model.model.classifier.weight`,
  * utils/other.py ModulesToSaveWrapper.adapter_state_dict); a full state dict has it under
- * `classifier.modules_to_save.<adapter>.weight`. PEFT's sequence-classification heads are `classifier` and `score`.
+ * `classifier.modules_to_save.<adapter>.weight`. PEFT's sequence-classification heads are `classifier` and `score`;
+ * RoBERTa's `classifier` is an MLP whose tensors are `classifier.dense.*` and `classifier.out_proj.*` (in either form).
  */
-export function headTensorOf(name: string): { module: string; part: 'weight' | 'bias' } | undefined {
-  const m = /^base_model\.model\.(classifier|score)(?:\.modules_to_save\.[^.]+)?\.(weight|bias)$/.exec(name);
-  return m ? { module: m[1], part: m[2] as 'weight' | 'bias' } : undefined;
+export function headTensorOf(name: string): HeadTensor | undefined {
+  const m =
+    /^base_model\.model\.(classifier|score)(?:\.modules_to_save\.[^.]+)?(?:\.(dense|out_proj))?\.(weight|bias)$/.exec(
+      name,
+    );
+  if (!m) return undefined;
+  return { module: m[1], ...(m[2] ? { layer: m[2] as 'dense' | 'out_proj' } : {}), part: m[3] as 'weight' | 'bias' };
 }
+
+/** A head tensor as read: its name in the file, its PyTorch shape, its values. */
+interface SeenTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/** The parts of an MLP head, in the order PEFT saves them. */
+const MLP_PARTS = ['dense.weight', 'dense.bias', 'out_proj.weight', 'out_proj.bias'] as const;
 
 /** Collects the head's tensors while reading a file; `head()` checks and returns it in graph layout. */
 export class HeadReader {
   private module?: string;
-  private weight?: { shape: number[]; data: Float32Array };
-  private bias?: Float32Array;
+  /** By part: `weight`/`bias` for a linear head, `dense.weight` ... `out_proj.bias` for an MLP head. */
+  private readonly seen = new Map<string, SeenTensor>();
 
   constructor(private readonly file: string) {}
 
@@ -383,45 +442,157 @@ export class HeadReader {
         field: name,
       });
     this.module = h.module;
-    const seen = h.part === 'weight' ? this.weight : this.bias;
-    if (seen)
-      throw new ModelFileError(`${this.file}: '${h.module}.${h.part}' is saved twice (under two adapter names?)`, {
+    const key = h.layer ? `${h.layer}.${h.part}` : h.part;
+    if (this.seen.has(key))
+      throw new ModelFileError(`${this.file}: '${h.module}.${key}' is saved twice (under two adapter names?)`, {
         file: this.file,
         field: name,
       });
-    if (h.part === 'weight') this.weight = { shape: [...dims], data };
-    else this.bias = data;
+    this.seen.set(key, { name, shape: [...dims], data });
     return true;
+  }
+
+  private fail(message: string, field: string): ModelFileError {
+    return new ModelFileError(`${this.file}: ${message}`, { file: this.file, field });
+  }
+
+  private labelNames(labels: readonly string[] | undefined, C: number): string[] {
+    return labels?.length === C ? [...labels] : Array.from({ length: C }, (_, i) => `LABEL_${i}`);
   }
 
   /**
    * The head, if the file has one. A `score` head may lack a bias (Hugging Face's `score` layers are
-   * `nn.Linear(..., bias=False)`): it then gets zeros. A `classifier` without a bias is a broken file.
+   * `nn.Linear(..., bias=False)`): it then gets zeros. A `classifier` without a bias is a broken file, and so is an
+   * MLP head short of any of its four tensors, with shapes that do not chain, or saved beside a linear head.
    */
   head(labels: readonly string[] | undefined, notes: string[]): AdapterHead | undefined {
-    const w = this.weight;
+    const mlp = MLP_PARTS.map((k) => this.seen.get(k)).filter((t): t is SeenTensor => t !== undefined);
+    const linear = (['weight', 'bias'] as const)
+      .map((k) => this.seen.get(k))
+      .filter((t): t is SeenTensor => t !== undefined);
+    if (mlp.length && linear.length)
+      throw this.fail(
+        `the file mixes a linear head ('${linear[0].name}') and an MLP head ('${mlp[0].name}'); a saved ${this.module} is one or the other`,
+        mlp[0].name,
+      );
+    if (mlp.length) return this.mlpHead(labels);
+    const w = this.seen.get('weight');
+    const b = this.seen.get('bias');
     if (!w) {
-      if (this.bias)
-        throw new ModelFileError(`${this.file}: the file saves ${this.module}.bias but no ${this.module}.weight`, {
-          file: this.file,
-          field: `${this.module}.weight`,
-        });
+      if (b)
+        throw this.fail(`the file saves ${this.module}.bias but no ${this.module}.weight`, `${this.module}.weight`);
       return undefined;
     }
     const [C, D] = w.shape;
-    let bias = this.bias;
+    let bias = b?.data;
     if (!bias && this.module === 'score' && w.shape.length === 2) {
       bias = new Float32Array(C);
       notes.push('the score head has no bias (nn.Linear with bias=False): a zero bias is used');
     }
     if (w.shape.length !== 2 || !bias || bias.length !== C)
-      throw new ModelFileError(
-        `${this.file}: the saved ${this.module} has a [${w.shape.join(', ')}] weight but ${bias ? `a ${bias.length}-element` : 'no'} bias`,
-        { file: this.file, field: `${this.module}.bias` },
+      throw this.fail(
+        `the saved ${this.module} has a [${w.shape.join(', ')}] weight but ${bias ? `a ${bias.length}-element` : 'no'} bias`,
+        `${this.module}.bias`,
       );
-    const names = labels?.length === C ? [...labels] : Array.from({ length: C }, (_, i) => `LABEL_${i}`);
-    return { weight: transpose2d(w.data, C, D), bias, features: D, labels: names };
+    return { weight: transpose2d(w.data, C, D), bias, features: D, labels: this.labelNames(labels, C) };
   }
+
+  /** RoBERTa's head: dense [D, D] + bias [D], out_proj [C, D] + bias [C] (PyTorch layout), all four required. */
+  private mlpHead(labels: readonly string[] | undefined): AdapterHead {
+    const m = this.module!;
+    const missing = MLP_PARTS.filter((k) => !this.seen.has(k));
+    if (missing.length)
+      throw this.fail(
+        `the saved MLP head ${m} is incomplete: it has ${MLP_PARTS.filter((k) => this.seen.has(k))
+          .map((k) => `'${this.seen.get(k)!.name}'`)
+          .join(', ')} but no ${missing.map((k) => `${m}.${k}`).join(', ')}`,
+        `${m}.${missing[0]}`,
+      );
+    const [dw, db, ow, ob] = MLP_PARTS.map((k) => this.seen.get(k)!);
+    const D = dw.shape[0];
+    if (dw.shape.length !== 2 || dw.shape[1] !== D)
+      throw this.fail(
+        `'${dw.name}' is [${dw.shape.join(', ')}]; an MLP head's hidden layer is square, [features, features]`,
+        dw.name,
+      );
+    if (db.shape.length !== 1 || db.shape[0] !== D)
+      throw this.fail(`'${db.name}' is [${db.shape.join(', ')}]; the hidden layer '${dw.name}' needs [${D}]`, db.name);
+    const C = ow.shape[0];
+    if (ow.shape.length !== 2 || ow.shape[1] !== D)
+      throw this.fail(
+        `'${ow.name}' is [${ow.shape.join(', ')}]; it reads the ${D}-wide hidden layer, so it must be [labels, ${D}]`,
+        ow.name,
+      );
+    if (ob.shape.length !== 1 || ob.shape[0] !== C)
+      throw this.fail(`'${ob.name}' is [${ob.shape.join(', ')}]; the output layer '${ow.name}' needs [${C}]`, ob.name);
+    return {
+      weight: transpose2d(ow.data, C, D),
+      bias: ob.data,
+      features: D,
+      labels: this.labelNames(labels, C),
+      dense: { weight: transpose2d(dw.data, D, D), bias: db.data },
+    };
+  }
+}
+
+/** The largest safetensors header read (the reference implementation refuses headers above 100 MB too). */
+const MAX_HEADER = 100_000_000;
+
+/**
+ * The tensor names in an adapter folder's adapter_model.safetensors, from its header alone (the weights are not
+ * read): enough to tell how to serve an adapter before loading it. ModelFileErrors name the file.
+ */
+export function adapterTensorNames(dir: string): string[] {
+  const file = path.join(dir, ADAPTER_WEIGHTS);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const size = fs.fstatSync(fd).size;
+    const len = Buffer.alloc(8);
+    if (size < 8 || fs.readSync(fd, len, 0, 8, 0) !== 8)
+      throw new ModelFileError(
+        `${file}: not a safetensors file: ${size} bytes is shorter than the 8-byte header length`,
+        {
+          file,
+        },
+      );
+    const n = Number(len.readBigUInt64LE(0));
+    if (n > MAX_HEADER || 8 + n > size)
+      throw new ModelFileError(
+        `${file}: not a safetensors file (or truncated): header length ${n} does not fit in ${size} bytes`,
+        { file },
+      );
+    const header = Buffer.alloc(n);
+    if (fs.readSync(fd, header, 0, n, 8) !== n)
+      throw new ModelFileError(`${file}: the ${n}-byte header could not be read whole`, { file });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(header.toString('utf8'));
+    } catch (e) {
+      throw new ModelFileError(`${file}: the safetensors header is not valid JSON (${(e as Error).message})`, { file });
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new ModelFileError(`${file}: the safetensors header is not a JSON object`, { file });
+    return Object.keys(parsed).filter((k) => k !== '__metadata__');
+  } catch (e) {
+    if (e instanceof ModelFileError) throw e;
+    throw new ModelFileError(`cannot read ${file}: ${(e as Error).message}`, { file }, { cause: e });
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/**
+ * The kind of head an adapter folder saves (`mlp` when it has `classifier.dense` / `classifier.out_proj` tensors,
+ * `linear` for `classifier.weight|bias` or `score.*`), or undefined for none, from the safetensors header alone.
+ * The full check of the head's tensors is `loadAdapter`'s.
+ */
+export function savedHeadKind(dir: string): HeadKind | undefined {
+  const heads = adapterTensorNames(dir)
+    .map(headTensorOf)
+    .filter((h): h is HeadTensor => h !== undefined);
+  if (heads.length === 0) return undefined;
+  return heads.some((h) => h.layer) ? 'mlp' : 'linear';
 }
 
 /** The lineage in an adapter folder's tailor.json, if it has one. */

@@ -3,8 +3,9 @@
  * manager's loader seam. A registered model version is served as an adapter when its LoRA adapter can be found (an
  * `adapter/` folder beside `model/` in its artifact, or the `adapter` artifact of the run that registered it) and
  * the adapter's tailor.json names its base by hash; versions whose adapters name the same base hash share one
- * engine. Everything else (head-only, full fine-tuning, IA3, INT8, folders without an adapter) goes to the folder
- * engine.
+ * engine. Everything else (head-only, full fine-tuning, IA3, INT8, folders without an adapter, and LoRA adapters
+ * with an MLP head, which the engine's stacked linear heads cannot hold) goes to the folder engine, which serves
+ * the version's merged model/.
  *
  * The registry keeps no copy of the base, so the engine's base is rebuilt from the first adapter's merged model
  * (model/ = base + adapter, saved by `saveCustomizedModel`) by subtracting the same adapter delta. That recovers the
@@ -26,6 +27,7 @@ import {
   mergeLora,
   readAbstainRule,
   readJson,
+  savedHeadKind,
   type AbstainRule,
   type LoraAdapter,
   type LoraWeights,
@@ -69,10 +71,12 @@ export interface AdapterLoaderOptions extends MixedAdapterOptions {
   intraOpThreads?: number;
 }
 
-/** A LoRA adapter found for a model version, with the base hash its lineage names. */
+/** A LoRA adapter found for a model version, with the base hash its lineage names and the kind of its head. */
 interface Found {
   dir: string;
   baseHash: string;
+  /** From the safetensors header: an `mlp` head does not fit the engine's stacked linear heads. */
+  headKind: 'linear' | 'mlp' | undefined;
 }
 
 const isFile = (p: string): boolean => fs.existsSync(p) && fs.statSync(p).isFile();
@@ -82,7 +86,8 @@ function loraAdapterAt(dir: string): Found | undefined {
   if (!isFile(path.join(dir, 'adapter_config.json')) || !isFile(path.join(dir, 'tailor.json'))) return undefined;
   const t = readJson(path.join(dir, 'tailor.json')) as { kind?: unknown; lineage?: { base?: { hash?: unknown } } };
   const hash = t.lineage?.base?.hash;
-  return t.kind === 'lora-adapter' && typeof hash === 'string' && hash !== '' ? { dir, baseHash: hash } : undefined;
+  if (t.kind !== 'lora-adapter' || typeof hash !== 'string' || hash === '') return undefined;
+  return { dir, baseHash: hash, headKind: savedHeadKind(dir) };
 }
 
 /** Where a model version's LoRA adapter lies: `<artifact>/adapter`, else its run's `adapter` artifact. */
@@ -142,7 +147,8 @@ export class AdapterEngines {
   readonly loader: ModelLoader = async (mv, dir) => {
     if (this.opts.enabled === false) return this.opts.fallback(mv, dir);
     const found = await findAdapter(this.opts.registry, mv, dir);
-    if (!found) return this.opts.fallback(mv, dir);
+    // An MLP head would be refused by the engine (checkAdapterFits); its merged model/ serves it exactly.
+    if (!found || found.headKind === 'mlp') return this.opts.fallback(mv, dir);
     return this.loadAdapterModel(mv, dir, found);
   };
 

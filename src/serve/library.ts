@@ -19,6 +19,6 @@ export {
   type ModelRef,
   type ModelVersion,
 } from '../registry/index.ts';
-export { loadAdapter, adapterScaling, readJson, type LoraAdapter } from '../customize/peft.ts';
+export { loadAdapter, adapterScaling, readJson, savedHeadKind, type LoraAdapter } from '../customize/peft.ts';
 export { mergeLora, type LoraWeights } from '../customize/lora.ts';
 export type { TargetSpec } from '../customize/sites.ts';

@@ -17,9 +17,11 @@ export interface RandomAdapterSpec {
   features: number;
   /** Spread of A, B and head values (default 0.3). */
   scale?: number;
+  /** Give the adapter an MLP head (models/head.ts kind `mlp`): a random [features, features] hidden layer too. */
+  mlpHead?: boolean;
 }
 
-/** An adapter with uniform(±scale) A, B, head weight and bias, from `seed`. */
+/** An adapter with uniform(±scale) A, B, head weight and bias (and hidden layer, with `mlpHead`), from `seed`. */
 export function randomAdapter(base: Model, spec: RandomAdapterSpec): LoraAdapter {
   const rnd = mulberry32(spec.seed);
   const sc = spec.scale ?? 0.3;
@@ -38,6 +40,10 @@ export function randomAdapter(base: Model, spec: RandomAdapterSpec): LoraAdapter
     });
   }
   const C = spec.labels.length;
+  const weight = u(spec.features * C);
+  const bias = u(C);
+  // Drawn after the output layer, so an adapter's other values do not depend on whether it has a hidden layer.
+  const dense = spec.mlpHead ? { weight: u(spec.features * spec.features), bias: u(spec.features) } : undefined;
   return {
     config: peftConfig({
       r: spec.r,
@@ -47,6 +53,6 @@ export function randomAdapter(base: Model, spec: RandomAdapterSpec): LoraAdapter
       modules_to_save: ['classifier'],
     }),
     weights,
-    head: { weight: u(spec.features * C), bias: u(C), features: spec.features, labels: [...spec.labels] },
+    head: { weight, bias, features: spec.features, labels: [...spec.labels], ...(dense ? { dense } : {}) },
   };
 }

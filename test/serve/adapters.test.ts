@@ -3,7 +3,7 @@
  * saved as `tailor customize` saves them (model/ merged, adapter/ PEFT), registered two ways (the whole folder, and
  * model/ with the adapter as a run artifact, as the workflow does). Answers over /v1 and V2 equal `Classifier.load`
  * on each saved folder row by row; one execution holds rows of different adapters; an ordinary model beside them
- * keeps the folder engine.
+ * keeps the folder engine, and so does an adapter with an MLP head (the engine stacks linear heads only).
  */
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -298,6 +298,58 @@ test('mixedAdapters.modules limits the engine to those branches: an adapter of o
       (bad.body as { error: string }).error,
       /^model 'gamma@latest' failed to load version 1: adapter 'gamma:1' adapts module 'encoder\.layer\.1\.attention\.self\.value', which this mixed-adapter graph has no LoRA branch for \(it has: encoder\.layer\.0\.attention\.self\.query\)$/,
     );
+  } finally {
+    await s.close();
+  }
+});
+
+test('a LoRA adapter with an MLP head is served by the folder engine from its merged model/, beside a mixed-engine adapter', async () => {
+  const labels = ['m1', 'm2', 'm3'];
+  const lineage = makeLineage(base, 'lora', { maxLength: 32 }, 'fp-mlp', 21, labels);
+  const spec = {
+    modules: [L(0, 'attention.self.query')],
+    r: 2,
+    alpha: 8,
+    labels,
+    seed: 21,
+    features: H,
+    mlpHead: true,
+  };
+  const adapter = { ...randomAdapter(base, spec), lineage };
+  const saved = await saveCustomizedModel(path.join(tmp, 'mlp'), { model: base, labels, lineage, adapter }, { base });
+  await registry.registerModel({ name: 'mlp', source: saved.dir });
+  const clf = await Classifier.load(saved.dir, { intraOpThreads: 1 });
+  const want = await clf.predict(TEXTS);
+  await clf.release();
+  const s = await startServer({
+    registry,
+    port: 0,
+    pollIntervalMs: 0,
+    logSampleRate: 0,
+    intraOpThreads: 1,
+    models: ['alpha', 'mlp'],
+  });
+  try {
+    const r = await call<V1>(`${s.url}/v1/models/mlp/predict`, { body: { texts: TEXTS } });
+    assert.equal(r.status, 200, r.text);
+    r.body.predictions.forEach((p, i) => {
+      assert.deepEqual(Object.keys(p.scores), labels);
+      assertClose(
+        labels.map((l) => p.scores[l]),
+        want[i].probabilities,
+        `mlp text ${i}`,
+      );
+      assert.equal(p.label, want[i].label);
+    });
+    const ok = await call<V1>(`${s.url}/v1/models/alpha/predict`, { body: { texts: [TEXTS[0]] } });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.body.predictions[0].label, expected.alpha[0].label);
+    const text = (await call(`${s.url}/metrics`)).text;
+    // The MLP-headed adapter runs as its own model (folder engine series), alpha in the mixed engine.
+    assert.equal(metricValue(text, 'tailor_inference_total', { model: 'mlp' }), TEXTS.length);
+    assert.match(text, /tailor_inference_total\{model="lora:[0-9a-f]{12}",version="mixed"\} 1\b/);
+    assert.equal(metricValue(text, 'tailor_adapters_loaded'), 1);
+    assert.equal(metricValue(text, 'tailor_adapter_cache_misses_total'), 1);
   } finally {
     await s.close();
   }
