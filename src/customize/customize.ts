@@ -10,7 +10,17 @@ import { softmaxCrossEntropy } from '../autodiff/losses.ts';
 import { ConfigError, DataError } from '../errors.ts';
 import { fitTemperature, logitCalibration } from '../eval/calibration.ts';
 import { classificationMetrics, scoreLogits } from '../eval/metrics.ts';
-import { attachHead, bodyGraph, HEAD_BIAS, HEAD_WEIGHT, headGraph, LOGITS, scaleHead } from '../models/head.ts';
+import {
+  attachHead,
+  bodyGraph,
+  headGraph,
+  headKindOf,
+  headLayout,
+  LOGITS,
+  scaleHead,
+  warmHeadValues,
+  withHeadValues,
+} from '../models/head.ts';
 import { countParams, withParamValues, type Model } from '../models/model.ts';
 import { DEFAULT_MAX_LENGTH, encodeTextBatch } from '../models/text.ts';
 import type { GraphBuilder } from '../onnx/builder.ts';
@@ -20,7 +30,6 @@ import { RssSampler } from '../runtime/memory.ts';
 import { ort, Session } from '../runtime/session.ts';
 import { foldLrScale, lrScaledName, lrScaleReparam } from '../train/layer-decay.ts';
 import { tensorData, Trainer, type TrainData, type TrainResult } from '../train/trainer.ts';
-import { linearScores } from '../train/linear-probe.ts';
 import { fitWarmHead } from '../train/warm-head.ts';
 import { dataFingerprint, makeLineage, type Lineage } from './lineage.ts';
 import { strategyDef, type Strategy } from './strategies/index.ts';
@@ -182,6 +191,13 @@ function metricsFn(labels: readonly string[]) {
  */
 const EVAL_BATCH = 64;
 
+/** Root mean square of `values` (the scale of the features an MLP head's warm start keeps tanh linear on). */
+function rms(values: Float32Array): number {
+  let s = 0;
+  for (const v of values) s += v * v;
+  return values.length ? Math.sqrt(s / values.length) : 0;
+}
+
 /** Runs `graph` (inputs -> `feature`) over row-major feeds of `n` rows in batches: the frozen body's features [n, D]. */
 async function runFeatures(
   graph: Graph,
@@ -261,7 +277,6 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
   const epochs = opts.epochs ?? 3;
   // A training split smaller than the batch is one batch (few-shot: 2 examples of 10 labels), not zero batches.
   const batchSize = Math.min(opts.batchSize ?? 32, data.train.length);
-  const lr = opts.lr ?? def.defaultLr;
   const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;
   // Scaled to mean 1 (checked: one finite weight >= 0 per training row). Validation rows all weigh 1: its loss is
   // the plain mean, and the choices made on it stay unweighted.
@@ -272,10 +287,15 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
   const t0 = performance.now();
   const rss = new RssSampler().start();
   try {
+    const headKind = headKindOf(opts.headType ?? 'linear');
+    const lr = opts.lr ?? def.defaultLrByHead?.[headKind] ?? def.defaultLr;
     const headed = attachHead(base, {
       labels,
       seed,
-      ...(opts.head ? { weight: opts.head.weight, bias: opts.head.bias } : {}),
+      kind: headKind,
+      ...(opts.head
+        ? { weight: opts.head.weight, bias: opts.head.bias, ...(opts.head.dense ? { dense: opts.head.dense } : {}) }
+        : {}),
     });
     const prepared = def.prepare(headed, { seed, options: opts });
     let model = prepared.model;
@@ -323,7 +343,8 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       featureSeconds = (performance.now() - tf) / 1000;
     }
     let headInit: CustomizeReport['headInit'] = { kind: opts.head ? 'given' : 'random' };
-    let warmHead: { weight: Float32Array; bias: Float32Array; l2: number } | undefined;
+    // The model as the warm start left it: the head strategy's trained head must beat it, or it is kept.
+    let warmStart: { model: Model; l2: number } | undefined;
     if (warm && cached) {
       const tw = performance.now();
       const D = cached.train.dims[1];
@@ -341,8 +362,8 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
           labels.length,
           typeof warm === 'object' ? warm : {},
         ));
-      model = withParamValues(withParamValues(model, HEAD_WEIGHT, h.weight), HEAD_BIAS, h.bias);
-      warmHead = h;
+      model = withHeadValues(model, warmHeadValues(headKind, h, D, rms(cached.train.data as Float32Array)));
+      if (def.headOnly) warmStart = { model, l2: h.l2 };
       headInit = {
         kind: 'warm',
         l2: h.l2,
@@ -428,8 +449,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       await trainer.release();
     }
     if (def.headOnly) {
-      model = withParamValues(model, HEAD_WEIGHT, result.bestWeights.get(HEAD_WEIGHT)!);
-      model = withParamValues(model, HEAD_BIAS, result.bestWeights.get(HEAD_BIAS)!);
+      for (const p of headLayout(model).params) model = withParamValues(model, p, result.bestWeights.get(p)!);
     } else if (scales) {
       model = { ...model, graph: foldLrScale(result.graph, model.graph, scales) };
     } else {
@@ -439,16 +459,19 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
     const C = labels.length;
     // The returned weights run once more over validation: calibration is fitted on exactly the model returned (a run
     // resumed from a checkpoint may return an epoch validated before the restart, whose logits this process never saw).
-    const hg = def.headOnly && cached ? headGraph(model) : undefined;
-    const out = await runFeatures(
-      hg ? hg.graph : model.graph,
-      LOGITS,
-      hg && cached ? { [hg.feature]: cached.val } : val.feeds,
-      data.validation.length,
-      EVAL_BATCH,
-      opts.threads,
-    );
-    const best: ValidationLogits = { logits: out.data as Float32Array, labels: Array.from(yVal, Number) };
+    const validationLogits = async (m: Model): Promise<ValidationLogits> => {
+      const hg = def.headOnly && cached ? headGraph(m) : undefined;
+      const out = await runFeatures(
+        hg ? hg.graph : m.graph,
+        LOGITS,
+        hg && cached ? { [hg.feature]: cached.val } : val.feeds,
+        data.validation.length,
+        EVAL_BATCH,
+        opts.threads,
+      );
+      return { logits: out.data as Float32Array, labels: Array.from(yVal, Number) };
+    };
+    const best = await validationLogits(model);
     let final = best;
     const judge = (v: ValidationLogits): { score: ValidationScore; key: number } => {
       const s = scoreLogits(v.logits, C, v.labels);
@@ -456,27 +479,21 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       return { score: { accuracy: s.correct / v.labels.length, logLoss }, key: selectionKey(s.correct, logLoss) };
     };
     let headChoice: CustomizeReport['headChoice'];
-    if (def.headOnly && warmHead && cached) {
+    if (def.headOnly && warmStart && cached) {
       // The head must end at or above the warm head it started from, and so above the ridge baseline (the warm
-      // head is never ranked below the temperature-scaled ridge head): the same model class on the same features.
-      const D = cached.val.dims[1];
-      const start: ValidationLogits = {
-        logits: linearScores(
-          { weight: warmHead.weight, bias: warmHead.bias, width: D, classes: C, lambda: 0, search: [] },
-          cached.val.data as Float32Array,
-        ),
-        labels: Array.from(yVal, Number),
-      };
+      // head is never ranked below the temperature-scaled ridge head): the same model class on the same features
+      // (an MLP head starts as the warm linear head, within tanh's linear range).
+      const start = await validationLogits(warmStart.model);
       const st = judge(start);
       const tr = judge(best);
       const trainedWins = tr.key > st.key;
       headChoice = {
-        kept: trainedWins ? 'trained' : warmHead.l2 === 0 ? 'ridge' : 'refined',
+        kept: trainedWins ? 'trained' : warmStart.l2 === 0 ? 'ridge' : 'refined',
         trained: tr.score,
         start: st.score,
       };
       if (!trainedWins) {
-        model = withParamValues(withParamValues(model, HEAD_WEIGHT, warmHead.weight), HEAD_BIAS, warmHead.bias);
+        model = warmStart.model;
         final = start;
         bestIdx = -1;
       }
@@ -506,6 +523,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
       maxLength,
       seq: train.seq,
       headInit: headInit.kind,
+      ...(headKind !== 'linear' ? { headType: headKind } : {}),
       ...(sampleWeights ? { sampleWeighted: true } : {}),
       ...prepared.hyperparameters,
     };

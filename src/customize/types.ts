@@ -7,6 +7,7 @@ import type { LoraOptions } from './lora.ts';
 import type { LoraAdapter } from './peft.ts';
 import type { Ia3Adapter, Ia3Options, Ia3Spec } from './ia3.ts';
 import type { TargetSpec } from './sites.ts';
+import type { HeadKind } from '../models/head.ts';
 import type { Model, NamePattern } from '../models/model.ts';
 import type { WarmHead, WarmHeadOptions } from '../train/warm-head.ts';
 import type { ort } from '../runtime/session.ts';
@@ -48,8 +49,16 @@ export interface CustomizeOptions {
   layerDecay?: number;
   /** setfit: the contrastive body phase's settings (strategies/setfit.ts has the defaults). */
   setfit?: SetFitOptions;
-  /** Initial head values in graph layout (weight [features, labels] row-major, bias [labels]); overrides `warmStartHead`. */
-  head?: { weight: Float32Array; bias: Float32Array };
+  /**
+   * The head's kind (models/head.ts `HEAD_KINDS`): `linear` (default) or `mlp` (RoBERTa's classification head:
+   * dense features -> features, tanh, then the output layer; warm-started as the linear head, see `warmHeadValues`).
+   */
+  headType?: HeadKind;
+  /**
+   * Initial head values in graph layout (output layer weight [features, labels] row-major, bias [labels]; an `mlp`
+   * head's hidden layer in `dense`); overrides `warmStartHead`.
+   */
+  head?: { weight: Float32Array; bias: Float32Array; dense?: { weight: Float32Array; bias: Float32Array } };
   /**
    * Fit the head on the frozen body's features before training (LP-FT): ridge init, then L2 softmax regression
    * (src/train/warm-head.ts). Default: the strategy's `warmStartHead`.
@@ -151,13 +160,15 @@ export interface StrategyDef {
   /** One line for help texts and docs. */
   readonly summary: string;
   readonly defaultLr: number;
+  /** The default learning rate with a head of another kind than `linear`, where it differs (head: an MLP head). */
+  readonly defaultLrByHead?: Partial<Record<HeadKind, number>>;
   /** Whether the head is fitted on frozen features before training, unless the caller says otherwise. */
   readonly warmStartHead: boolean;
   /** Only the head trains: the frozen body runs once over the data and training runs on the cached features. */
   readonly headOnly?: boolean;
   /** The fewest training rows a label needs (setfit: 2, for a same-label pair); the search's fractions keep them. */
   readonly minPerLabel?: number;
-  /** The headed model (a linear `classifier` on the base's features), prepared for training. */
+  /** The headed model (a `classifier` head of the kind asked for on the base's features), prepared for training. */
   prepare(headed: Model, ctx: { seed: number; options: CustomizeOptions }): PreparedModel;
   /**
    * A phase that tunes the body before anything else (setfit: contrastive pairs). It gets the prepared model and

@@ -231,7 +231,7 @@ export function attachHead(model: Model, spec: HeadSpec): Model {
 
 /**
  * Head values that start a head of `kind` as the linear head (`weight` [D, C], `bias` [C]) on the same features:
- * linear: those values; mlp: the hidden layer s·I (s = min(1, 0.1 / rms of the features), which keeps tanh in its
+ * linear: those values; mlp: the hidden layer s·I (s = min(1, 0.05 / rms of the features), which keeps tanh in its
  * linear range, where tanh(s·x)/s ≈ x) and the output layer weight/s, so its logits start within ~1% of the linear
  * head's (exactly for s·x → 0), and training moves on from the warm head instead of a random one. Pure.
  */
@@ -242,7 +242,7 @@ export function warmHeadValues(
   featureRms: number,
 ): Pick<HeadSpec, 'weight' | 'bias' | 'dense'> {
   if (kind === 'linear') return { weight: linear.weight, bias: linear.bias };
-  const s = featureRms > 0 ? Math.min(1, 0.1 / featureRms) : 1;
+  const s = featureRms > 0 ? Math.min(1, 0.05 / featureRms) : 1;
   const dense = new Float32Array(D * D);
   for (let i = 0; i < D; i++) dense[i * D + i] = s;
   return {

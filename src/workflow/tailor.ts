@@ -27,6 +27,7 @@ import {
 } from '../eval/index.ts';
 import { readSensitive, sensitiveFor } from './sensitive.ts';
 import { countParams, type Model } from '../models/model.ts';
+import type { HeadKind } from '../models/head.ts';
 import { openRegistry, type ParentSpec, type Registry } from '../registry/index.ts';
 import type { ProviderSpec } from '../runtime/session.ts';
 import {
@@ -99,6 +100,8 @@ export interface TailorOptions {
   rank?: number;
   targets?: string;
   layers?: number;
+  /** The head's kind: `linear` (default) or `mlp` (customize/types.ts `headType`); with `auto`, fixed in every trial. */
+  headType?: HeadKind;
   seed?: number;
   providers?: ProviderSpec[];
   threads?: number;
@@ -108,8 +111,8 @@ export interface TailorOptions {
   /**
    * `strategy: 'auto'`: the wall-clock budget of the search over strategies and hyper-parameters (customize/search.ts),
    * in seconds or as a duration (`'90s'`, `'10m'`, `'1h'`); default DEFAULT_SEARCH_BUDGET_SECONDS. The search
-   * ends at most one trial's time past it. `epochs` is then the last rung's maximum, and `lr`, `rank`, `targets`
-   * and `layers` fix those hyper-parameters in every configuration they apply to.
+   * ends at most one trial's time past it. `epochs` is then the last rung's maximum, and `lr`, `rank`, `targets`,
+   * `layers` and `headType` fix those hyper-parameters in every configuration they apply to.
    */
   budget?: number | string;
   /** Training checkpoints (and resume from them): see CustomizeOptions.checkpoint (a search's trials are not checkpointed). */
@@ -260,6 +263,7 @@ function strategyOptions(
     ...(o.lr !== undefined ? { lr: o.lr } : {}),
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
     ...(o.maxLength !== undefined ? { maxLength: o.maxLength } : {}),
+    ...(o.headType !== undefined ? { headType: o.headType } : {}),
     ...(typeof hp.weightDecay === 'number' ? { weightDecay: hp.weightDecay } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
     ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}),
@@ -351,7 +355,7 @@ async function recordBaseline(
  */
 export function recommendedSearch(
   rec: Pick<Recommendation, 'strategy' | 'rules' | 'hyperparameters'>,
-  fixed: { lr?: number; rank?: number; targets?: string; layers?: number } = {},
+  fixed: { lr?: number; rank?: number; targets?: string; layers?: number; head?: HeadKind } = {},
 ): { first: string; candidates: SearchConfig[]; weightDecay?: number } {
   const hp = rec.hyperparameters;
   return {
@@ -527,6 +531,7 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
             max_length: o.maxLength,
             rank: o.rank,
             targets: o.targets,
+            head_type: o.headType,
           }).filter(([, v]) => v !== undefined),
         ) as Record<string, string | number>),
         max_train_examples: o.maxTrainExamples ?? null,
@@ -556,7 +561,13 @@ export async function tailorModel(o: TailorOptions): Promise<TailorResult> {
           {
             budgetSeconds,
             seed: o.seed ?? 0,
-            ...recommendedSearch(rec, { lr: o.lr, rank: o.rank, targets: o.targets, layers: o.layers }),
+            ...recommendedSearch(rec, {
+              lr: o.lr,
+              rank: o.rank,
+              targets: o.targets,
+              layers: o.layers,
+              head: o.headType,
+            }),
             labels,
             // The audit's features of the same rows: the search only fits its warm head before the first trial.
             features: state.features,

@@ -70,7 +70,7 @@ test('scaleHead: the folded head gives the unfolded logits / T, row for row; a h
     (e: unknown) =>
       e instanceof GraphError &&
       e.message ===
-        "'logits' is not the plain linear head Add(MatMul(feature, classifier.weight), classifier.bias); cannot fold a scale into it",
+        "'logits' is not the plain linear layer Add(MatMul(x, classifier.weight), classifier.bias); cannot fold a scale into it",
   );
   assert.throws(() => scaleHead(headed, 0), { message: 'head scale must be a positive finite number, got 0' });
 });

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  configOptions,
   defaultCandidates,
   describeConfig,
   fixCandidates,
@@ -107,8 +108,24 @@ const QUALITY: Record<string, number> = {
   'partial 1 block lr 5e-4': 0.925,
   'full lr 1e-4': 0.93,
   'full lr 5e-5': 0.905,
+  'head mlp lr 3e-4': 0.895,
   'full lr 2e-4': 0.935,
 };
+
+/**
+ * The search space of the schedule tests, fixed here (it was the default space when they were written) so that they
+ * test the halving and the budget, not what `defaultCandidates` holds today.
+ */
+const SPACE: SearchConfig[] = [
+  { strategy: 'head' },
+  { strategy: 'lora', lora: { r: 8, targets: 'all-linear' }, lr: 2e-3 },
+  { strategy: 'lora', lora: { r: 16, targets: 'all-linear' }, lr: 1e-3 },
+  { strategy: 'lora', lora: { r: 8, targets: 'attention' }, lr: 2e-3 },
+  { strategy: 'partial', partial: { layers: 1 }, lr: 5e-4 },
+  { strategy: 'full', lr: 1e-4 },
+  { strategy: 'full', lr: 5e-5 },
+  { strategy: 'full', lr: 2e-4 },
+];
 
 function simulated(setupSeconds = 10) {
   let now = 0;
@@ -141,6 +158,7 @@ test('runSearch with room for everything: 8 + 2 + 1 trials, the best of each run
   const sim = simulated();
   const seen: TrialRecord[] = [];
   const s = await runSearch(LABELS, sim.runner, {
+    candidates: SPACE,
     budgetSeconds: 1000,
     seed: 3,
     first: 'lora',
@@ -188,6 +206,7 @@ test('runSearch with room for everything: 8 + 2 + 1 trials, the best of each run
   );
   // Deterministic: the same inputs give the same report.
   const again = await runSearch(LABELS, simulated().runner, {
+    candidates: SPACE,
     budgetSeconds: 1000,
     seed: 3,
     first: 'lora',
@@ -214,7 +233,14 @@ test('runSearch fills the time left after the schedule: one more configuration p
         };
       },
     };
-    return runSearch(LABELS, runner, { budgetSeconds: 1000, seed: 3, first: 'lora', clock: sim.clock, fill });
+    return runSearch(LABELS, runner, {
+      candidates: SPACE,
+      budgetSeconds: 1000,
+      seed: 3,
+      first: 'lora',
+      clock: sim.clock,
+      fill,
+    });
   };
   const without = await crossing(false);
   assert.equal(without.winner.config, 'partial 1 block lr 5e-4');
@@ -262,7 +288,13 @@ test('runSearch fill: configurations whose estimate does not fit are passed over
   // The schedule ends at 126.899 s (as in the first test); 150 - 126.899 = 23.1 s are left: partial's last rung
   // (19 s) fits first, then nothing does (lora 16.2 s, head 5.18 s > 4.1 s).
   const sim = simulated();
-  const s = await runSearch(LABELS, sim.runner, { budgetSeconds: 150, seed: 3, first: 'lora', clock: sim.clock });
+  const s = await runSearch(LABELS, sim.runner, {
+    candidates: SPACE,
+    budgetSeconds: 150,
+    seed: 3,
+    first: 'lora',
+    clock: sim.clock,
+  });
   assert.deepEqual(
     s.trials.slice(11).map((t) => t.config),
     ['partial 1 block lr 5e-4'],
@@ -278,7 +310,13 @@ test('runSearch fill: configurations whose estimate does not fit are passed over
 
 test('runSearch under a tight budget: untried strategies wait while the leader last rung is kept back; that rung is shortened to fit', async () => {
   const sim = simulated();
-  const s = await runSearch(LABELS, sim.runner, { budgetSeconds: 45, seed: 3, first: 'lora', clock: sim.clock });
+  const s = await runSearch(LABELS, sim.runner, {
+    candidates: SPACE,
+    budgetSeconds: 45,
+    seed: 3,
+    first: 'lora',
+    clock: sim.clock,
+  });
   // By hand (setup 10 s, budget 45 s), in the search order (lora first, then one of each strategy in turn): lora
   // r8 (7.36 s), head (3.009 s) and partial (8.45 s) fit with the leader's last rung kept back (lora r8: 5 + 2 x
   // (2 + 3.6) = 16.2 s; from partial on, partial's 6 + 2 x (2 + 4.5) = 19 s). Then 16.181 s are left: full has no
@@ -330,7 +368,13 @@ test('runSearch under a tight budget: untried strategies wait while the leader l
 
 test('runSearch with a little more time: full is tried, leads, and its last rung is what is kept back', async () => {
   const sim = simulated();
-  const s = await runSearch(LABELS, sim.runner, { budgetSeconds: 60, seed: 3, first: 'lora', clock: sim.clock });
+  const s = await runSearch(LABELS, sim.runner, {
+    candidates: SPACE,
+    budgetSeconds: 60,
+    seed: 3,
+    first: 'lora',
+    clock: sim.clock,
+  });
   // As above until partial (28.819 s); full (10.72 s) fits beside the 19 s kept back for partial, and leads (0.83):
   // from then on full's last rung, 8 + 2 x (2 + 7.2) = 26.4 s, is kept back and 20.461 s are left, so the rest of
   // rung 0 and both of rung 1 wait; full's last rung runs 1 epoch (17.2 s).
@@ -355,7 +399,12 @@ test('runSearch with a little more time: full is tried, leads, and its last rung
 
 test('runSearch: the first trial runs even when the setup spent the budget; nothing else does', async () => {
   const sim = simulated(10);
-  const s = await runSearch(LABELS, sim.runner, { budgetSeconds: 5, first: 'lora', clock: sim.clock });
+  const s = await runSearch(LABELS, sim.runner, {
+    candidates: SPACE,
+    budgetSeconds: 5,
+    first: 'lora',
+    clock: sim.clock,
+  });
   assert.deepEqual(s.trials.filter((t) => t.status !== 'skipped').map(row), [
     ['lora all-linear r8 lr 2e-3', 0, stratifiedRows(LABELS, 1 / 9, 0).length, 1, 'winner'],
   ]);
@@ -382,7 +431,10 @@ test('runSearch: a winner found on a lower rung when the last rung cannot run, a
   ]);
   assert.equal(s.winner.config, 'full lr 1e-4');
   assert.equal(s.winner.rung, 0);
-  await assert.rejects(runSearch(LABELS, sim.runner, { budgetSeconds: 0 }), /budget must be a positive number/);
+  await assert.rejects(
+    runSearch(LABELS, sim.runner, { candidates: SPACE, budgetSeconds: 0 }),
+    /budget must be a positive number/,
+  );
   await assert.rejects(runSearch([], sim.runner, { budgetSeconds: 10 }), /training split is empty/);
   await assert.rejects(
     runSearch(LABELS, sim.runner, { budgetSeconds: 10, candidates: [{ strategy: 'nope' as 'head' }] }),
@@ -392,7 +444,13 @@ test('runSearch: a winner found on a lower rung when the last rung cannot run, a
 
 test('formatSearchTrials: one row per trial with rung, data, epochs, seconds, scores and the decision', async () => {
   const sim = simulated();
-  const s = await runSearch(LABELS, sim.runner, { budgetSeconds: 45, first: 'lora', clock: sim.clock, seed: 3 });
+  const s = await runSearch(LABELS, sim.runner, {
+    candidates: SPACE,
+    budgetSeconds: 45,
+    first: 'lora',
+    clock: sim.clock,
+    seed: 3,
+  });
   const lines = formatSearchTrials(s).split('\n');
   assert.match(lines[0], /^ #\s+config\s+rung\s+data\s+rows\s+epochs\s+seconds\s+val acc\s+val loss\s+result$/);
   assert.equal(lines.length, 2 + s.trials.length);
@@ -416,14 +474,15 @@ test('defaultCandidates: the recommended strategy first, then one of each strate
     'head lr 1e-2',
     'lora all-linear r8 lr 2e-3',
     'partial 1 block lr 5e-4',
-    'full lr 5e-5',
-    'lora all-linear r16 lr 1e-3',
     'full lr 2e-4',
+    // The head type is searched on the head strategy, at the MLP head's own default learning rate.
+    'head mlp lr 3e-4',
+    'lora all-linear r16 lr 1e-3',
     'lora attention r8 lr 2e-3',
   ]);
   const plain = defaultCandidates().map(describeConfig);
   assert.equal(new Set(plain).size, 8);
-  assert.deepEqual([...plain].sort(), Object.keys(QUALITY).sort());
+  assert.deepEqual(configOptions(defaultCandidates()[4]), { strategy: 'head', headType: 'mlp' });
   // A strategy not among the candidates changes nothing.
   assert.deepEqual(defaultCandidates('ia3').map(describeConfig), plain);
 });
@@ -512,7 +571,14 @@ test('fixCandidates: fixed hyper-parameters apply where they mean something; equ
     'head lr 1e-3',
     'partial 2 blocks lr 1e-3',
     'full lr 1e-3',
+    'head mlp lr 1e-3',
   ]);
+  // A fixed head type applies to every configuration; fixing the linear head drops the MLP head's row.
+  const h = fixCandidates(defaultCandidates(), { head: 'mlp' });
+  assert.ok(h.every((x) => x.head === 'mlp'));
+  assert.ok(h.map(describeConfig).includes('lora all-linear r8 mlp head lr 2e-3'));
+  assert.ok(fixCandidates(defaultCandidates(), { head: 'linear' }).every((x) => x.head === undefined));
+  assert.equal(fixCandidates(defaultCandidates(), { head: 'linear' }).length, 7);
   const d = fixCandidates(defaultCandidates(), { loraDropout: 0.1 });
   assert.equal(d.length, 8);
   assert.ok(d.filter((x) => x.lora).every((x) => x.lora!.dropout === 0.1 && describeConfig(x).includes('dropout 0.1')));

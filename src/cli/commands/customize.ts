@@ -15,6 +15,7 @@ import {
   type GlobalOptions,
 } from '../common.ts';
 import { STRATEGY_CHOICES, type StrategyChoice } from '../../workflow/strategies.ts';
+import { HEAD_KIND_NAMES } from '../../models/head.ts';
 import type { TailorOptions } from '../../workflow/tailor.ts';
 import { ABSTAIN_SCORES, type AbstainScore } from '../../eval/abstain.ts';
 
@@ -66,6 +67,12 @@ export function customizeCommand(): Command {
     .option('--rank <r>', 'lora: rank (alpha = 2r)', num({ min: 1, int: true }))
     .option('--targets <spec>', 'lora: all-linear (default) | attention | ffn | a regular expression over module paths')
     .option('--layers <n>', 'partial: top encoder blocks to train', num({ min: 1, int: true }))
+    .addOption(
+      new Option(
+        '--head-type <kind>',
+        "the classification head: linear, or mlp (RoBERTa's: dense + tanh + output layer); with auto, fixed in every trial (default: linear, and auto also tries mlp on the frozen features)",
+      ).choices([...HEAD_KIND_NAMES]),
+    )
     .option('--threads <n>', 'ONNX Runtime threads per op', num({ min: 1, int: true }))
     .option(
       '--allow-regression',
