@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --json] [-- --cases mlp,encoder-full,encoder-lora] [-- --steps N] [-- --sections training,compress]
- * [-- --compress-args "..."] [-- --serve-args "..."] [-- --auto-args "..."] [-- --oos-args "..."] [-- --fewshot-args "..."] [-- --memory-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
+ * [-- --compress-args "..."] [-- --serve-args "..."] [-- --auto-args "..."] [-- --oos-args "..."] [-- --fewshot-args "..."] [-- --heads-args "..."] [-- --memory-args "..."]`: training-step time of Tailor (onnxruntime-node) vs PyTorch
  * (Debian python3-torch + OpenBLAS) on the same models, batch and thread count (2), in one run; plus achieved GFLOP/s
  * against a measured ORT MatMul peak. Then the compression section (bench/compress.ts, docs/compression.md) and, when asked for, the serving
  * section (bench/serve.ts, docs/serving-engine.md), the automatic search, out-of-scope and few-shot sections (bench/auto.ts, bench/oos.ts,
@@ -336,6 +336,8 @@ const PROCESS_SECTIONS: { name: string; script: string; title: string }[] = [
   { name: 'auto', script: 'auto.ts', title: 'automatic search' },
   // Full CLINC150 with its out-of-scope queries: no abstention vs MSP and energy thresholds vs an explicit oos class.
   { name: 'oos', script: 'oos.ts', title: 'out-of-scope detection' },
+  // The linear head against the MLP head on frozen USE-lite features, full CLINC150 (docs/customize.md, Head type).
+  { name: 'heads', script: 'heads.ts', title: 'head types' },
   // head, lora and setfit on full CLINC150 with 5, 10 and 20 examples per intent, 3 seeds each (hours on 2 cores).
   { name: 'fewshot', script: 'fewshot.ts', title: 'few-shot' },
   // LoRA all-linear on USE-lite at maxLength 64: peak RSS and step time against weights + trainable state + saved

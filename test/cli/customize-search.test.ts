@@ -69,7 +69,7 @@ interface SearchJson {
 
 test('customize --strategy auto --budget 90s --json: the search table in the result, the run and report.json; the winner is what was saved', async () => {
   const out = path.join(ws.dir, 'o-auto');
-  // --rank/--targets/--lr fix those hyper-parameters: the space collapses to head, lora, partial and full.
+  // --rank/--targets/--lr fix those hyper-parameters: the space collapses to head, lora, partial, full and the MLP head.
   const args = [
     'customize',
     ...clincArgs(ws),
@@ -106,13 +106,14 @@ test('customize --strategy auto --budget 90s --json: the search table in the res
     'head lr 3e-3',
     'partial 1 block lr 3e-3',
     'full lr 3e-3',
+    'head mlp lr 3e-3',
   ]);
-  // 4 configurations, eta 3: all 4 on 40 of the 88 training rows (100 less the validation split; 1/9 raised to 4
+  // 5 configurations, eta 3: all 5 on 40 of the 88 training rows (100 less the validation split; 1/9 raised to 4
   // batches of 10: 10 of 22 per intent), then the best on all of them.
   assert.deepEqual(
     s.schedule.map((x) => [x.configs, x.epochs]),
     [
-      [4, 1],
+      [5, 1],
       [1, 2],
     ],
   );
@@ -182,7 +183,7 @@ test('customize --strategy auto (text): the trial table is printed', async () =>
   // Batches of 32: 4 of them need more than the 88 training rows, so every trial trains on all of them, once: one rung.
   assert.match(
     r.stdout,
-    /^ {2}4 configurations \(the audit's strategy, lora, first\), 1 rung\(s\): 4 on 100% of the training rows for 1 epoch\(s\)$/m,
+    /^ {2}5 configurations \(the audit's strategy, lora, first\), 1 rung\(s\): 5 on 100% of the training rows for 1 epoch\(s\)$/m,
   );
   assert.match(r.stdout, /^1\s+lora attention r4 lr 3e-3\s+0\s+100%\s+88\s+1\/1\s+[\d.]+\s+[\d.]+%\s+[\d.]+\s+\w+/m);
 });

@@ -19,10 +19,10 @@ test('recommendedSearch on little data: setfit first, LoRA with dropout 0.1, wei
     'lora all-linear r8 dropout 0.1 lr 2e-3',
     'partial 1 block lr 5e-4',
     'full lr 1e-4',
+    'head mlp lr 3e-4',
     'lora all-linear r16 dropout 0.1 lr 1e-3',
-    'full lr 5e-5',
-    'lora attention r8 dropout 0.1 lr 2e-3',
     'full lr 2e-4',
+    'lora attention r8 dropout 0.1 lr 2e-3',
   ]);
 });
 
@@ -38,8 +38,11 @@ test('recommendedSearch with plenty of data: no setfit, no regularisation; fixed
     'lora attention r4 lr 2e-3',
     'partial 1 block lr 5e-4',
     'full lr 1e-4',
+    'head mlp lr 3e-4',
     'lora attention r4 lr 1e-3',
-    'full lr 5e-5',
     'full lr 2e-4',
   ]);
+  // A fixed head type applies to every configuration.
+  const mlp = recommendedSearch(rec, { head: 'mlp' }).candidates;
+  assert.ok(mlp.length === 7 && mlp.every((c) => c.head === 'mlp'), mlp.map(describeConfig).join(', '));
 });
