@@ -274,7 +274,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
   const yTrain = labelIds(data.train, labels, 'the training split');
   const yVal = labelIds(data.validation, labels, 'the validation split');
   const seed = opts.seed ?? 0;
-  const epochs = opts.epochs ?? 3;
+  const epochs = opts.epochs ?? def.defaultEpochs ?? 3;
   // A training split smaller than the batch is one batch (few-shot: 2 examples of 10 labels), not zero batches.
   const batchSize = Math.min(opts.batchSize ?? 32, data.train.length);
   const maxLength = opts.maxLength ?? DEFAULT_MAX_LENGTH;

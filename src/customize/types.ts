@@ -27,6 +27,7 @@ export interface CustomizeOptions {
   strategy: string;
   /** Label order of the head (default: sorted distinct training labels). */
   labels?: readonly string[];
+  /** Training epochs (default: the strategy's `defaultEpochs`, else 3; head: 10). */
   epochs?: number;
   batchSize?: number;
   /** Peak learning rate (default: the strategy's `defaultLr`). */
@@ -160,6 +161,8 @@ export interface StrategyDef {
   /** One line for help texts and docs. */
   readonly summary: string;
   readonly defaultLr: number;
+  /** Epochs when the caller gives none (default 3). */
+  readonly defaultEpochs?: number;
   /** The default learning rate with a head of another kind than `linear`, where it differs (head: an MLP head). */
   readonly defaultLrByHead?: Partial<Record<HeadKind, number>>;
   /** Whether the head is fitted on frozen features before training, unless the caller says otherwise. */

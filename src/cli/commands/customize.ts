@@ -60,7 +60,7 @@ export function customizeCommand(): Command {
     )
     .option('--target-accuracy <x>', 'for --strategy auto: accuracy to reach', num({ min: 0, max: 1 }))
     .option('--max-latency-ms <ms>', 'for --strategy auto: latency budget (p50, batch 1)', num({ min: 0 }))
-    .option('--epochs <n>', 'training epochs (default 3)', num({ min: 1, int: true }))
+    .option('--epochs <n>', 'training epochs (default 3; head: 10)', num({ min: 1, int: true }))
     .option('--lr <x>', 'peak learning rate (default per strategy)', num({ min: 0 }))
     .option('--batch-size <n>', 'examples per step (default 32)', num({ min: 1, int: true }))
     .option('--max-length <n>', 'longest token sequence (default 64)', num({ min: 2, int: true }))
