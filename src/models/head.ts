@@ -33,8 +33,9 @@ export interface HeadLayout {
 
 /**
  * The head kinds, a table (add a kind: a row here and its graph in `attachHead`). `mlp` is RoBERTa's
- * `RobertaClassificationHead` without its dropout: on frozen sentence embeddings a hidden layer can draw class
- * boundaries the linear head cannot, and its names are the ones PEFT saves for such a head.
+ * `RobertaClassificationHead` without its dropout: a hidden layer can draw class boundaries the linear head cannot
+ * (on USE-lite's CLINC150 embeddings it did not need to: level with the linear head, docs/customize.md), and its
+ * names are the ones PEFT saves for such a head.
  */
 export const HEAD_KINDS = {
   linear: { input: HEAD_WEIGHT, out: { weight: HEAD_WEIGHT, bias: HEAD_BIAS }, params: [HEAD_WEIGHT, HEAD_BIAS] },
@@ -157,9 +158,13 @@ function checkValues(what: string, w: Float32Array, bias: Float32Array, rows: nu
 }
 
 /**
- * Replaces the model's head (or puts one on a headless encoder) with a linear `classifier` over the feature
- * value. Everything after the feature value is dropped; the body's parameters and their trainable flags are kept.
- * Pure: returns a new Model.
+ * Replaces the model's head (or puts one on a headless encoder) with a `classifier` head of `spec.kind` (default
+ * linear) over the feature value. Everything after the feature value is dropped; the body's parameters and their
+ * trainable flags are kept. Pure: returns a new Model.
+ *
+ * @example
+ * const m = attachHead(encoder, { labels: ['billing', 'login', 'other'], kind: 'mlp' });
+ * headKind(m); // 'mlp': classifier.dense [D, D] + tanh + classifier.out_proj [D, 3]
  */
 export function attachHead(model: Model, spec: HeadSpec): Model {
   const C = spec.labels.length;

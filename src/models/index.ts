@@ -53,9 +53,17 @@ export {
   featureValue,
   featureWidth,
   headGraph,
+  headKind,
+  headLayout,
   HEAD_BIAS,
+  HEAD_KIND_NAMES,
+  HEAD_KINDS,
   HEAD_WEIGHT,
   LOGITS,
+  warmHeadValues,
+  withHeadValues,
+  type HeadKind,
+  type HeadLayout,
   type HeadSpec,
 } from './head.ts';
 export {
