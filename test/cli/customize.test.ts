@@ -323,3 +323,45 @@ test('a customized model significantly worse than the baseline is registered but
   assert.equal(j.model.version, 3);
   assert.equal(await alias(), 3);
 });
+
+test('customize --head-type mlp: an MLP head on the frozen encoder, saved, recorded in the lineage, predicting what it reports; an unknown head type is a usage error', async (t) => {
+  const w = await workspace('customize-mlp');
+  t.after(() => rmSync(w.dir, { recursive: true, force: true }));
+  const out = path.join(w.dir, 'clinc-mlp');
+  const r = await tailor([
+    'customize',
+    ...clincArgs(w),
+    '--strategy',
+    'head',
+    '--head-type',
+    'mlp',
+    '--epochs',
+    '2',
+    '--out',
+    out,
+    '--home',
+    w.home,
+    '--json',
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const j = json<CustomizeJson>(r);
+  // 16 features: dense 16 x 16 + 16, out_proj 16 x 4 + 4.
+  assert.equal(j.trainable_params, 16 * 16 + 16 + 16 * 4 + 4);
+  const saved = await loadArtifact(out);
+  assert.deepEqual([...saved.model.params.keys()].filter((k) => k.startsWith('classifier.')).sort(), [
+    'classifier.dense.bias',
+    'classifier.dense.weight',
+    'classifier.out_proj.bias',
+    'classifier.out_proj.weight',
+  ]);
+  const hp = (saved.info.lineage as { hyperparameters: Record<string, unknown> }).hyperparameters;
+  assert.equal(hp.headType, 'mlp');
+  assert.equal(hp.lr, 3e-4);
+  const mine = await recompute(path.join(out, 'model'), clincRows('test', 4, 10));
+  assert.equal(j.customized.accuracy, mine.accuracy);
+
+  const bad = await tailor(['customize', ...clincArgs(w), '--head-type', 'tree', '--out', path.join(w.dir, 'x')]);
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /--head-type.*'tree' is invalid\. Allowed choices are linear, mlp/);
+  assert.equal(existsSync(path.join(w.dir, 'x')), false);
+});
