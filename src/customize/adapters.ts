@@ -24,11 +24,15 @@ import {
 } from '../models/head.ts';
 import { baseHash } from './lineage.ts';
 import { injectLora, loraAName, loraBName, mergeLora, type MergedModel } from './lora.ts';
-import { adapterHeadSpec, adapterScaling, checkAdapterBase, type AdapterHead, type LoraAdapter } from './peft.ts';
+import {
+  adapterHeadKind,
+  adapterHeadSpec,
+  adapterScaling,
+  checkAdapterBase,
+  type AdapterHead,
+  type LoraAdapter,
+} from './peft.ts';
 import { linearSites } from './sites.ts';
-
-/** The kind of head an adapter saved: an MLP when it has a hidden layer. */
-const headKindOf = (h: AdapterHead): HeadKind => (h.dense ? 'mlp' : 'linear');
 
 function withAdapterHead(base: Model, adapter: LoraAdapter): Model {
   if (!adapter.head) return base;
@@ -69,7 +73,7 @@ function checkModules(base: Model, adapter: LoraAdapter): void {
  */
 function checkHeadValues(h: AdapterHead, D: number, where = 'adapter'): void {
   const C = h.labels.length;
-  const { out } = HEAD_KINDS[headKindOf(h)];
+  const { out } = HEAD_KINDS[adapterHeadKind(h)];
   const sizes: [string, Float32Array, number][] = [
     [out.weight, h.weight, D * C],
     [out.bias, h.bias, C],
@@ -115,7 +119,7 @@ interface HostFeeds {
  * head is no MLP head with some values (tanh sits between the layers), so it cannot take the other kind's feeds.
  */
 function checkHeadKind(name: string, head: AdapterHead, kind: HeadKind): void {
-  const k = headKindOf(head);
+  const k = adapterHeadKind(head);
   if (k !== kind)
     throw new ConfigError(
       `adapter '${name}' has a${k === 'mlp' ? 'n' : ''} ${k} head but this host's adapters have ${kind} heads, and one host runs one head graph; host it with adapters whose heads are ${k} too, or serve its merged model (mergeAdapter, or the model/ folder of its saved customization)`,
@@ -127,7 +131,7 @@ function checkHeadKind(name: string, head: AdapterHead, kind: HeadKind): void {
 function headFeeds(h: AdapterHead): Record<string, ort.Tensor> {
   const D = h.features;
   const C = h.labels.length;
-  const { out } = HEAD_KINDS[headKindOf(h)];
+  const { out } = HEAD_KINDS[adapterHeadKind(h)];
   const t: Record<string, ort.Tensor> = {
     [out.weight]: new ort.Tensor('float32', h.weight, [D, C]),
     [out.bias]: new ort.Tensor('float32', h.bias, [C]),
@@ -170,7 +174,7 @@ export class AdapterHost {
     if (heads !== 0 && heads !== list.length)
       throw new ConfigError('either every adapter carries a classifier or none does', { field: 'adapters' });
     const hash = baseHash(base);
-    const kind = heads > 0 ? headKindOf(list[0].head!) : undefined;
+    const kind = heads > 0 ? adapterHeadKind(list[0].head!) : undefined;
     for (const [name, a] of Object.entries(adapters)) {
       checkAdapterBase(a, hash, `adapter '${name}'`);
       checkModules(base, a);

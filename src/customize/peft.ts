@@ -68,6 +68,9 @@ export interface AdapterHead {
   dense?: { weight: Float32Array; bias: Float32Array };
 }
 
+/** The kind of head an adapter saved: an MLP when it has a hidden layer. */
+export const adapterHeadKind = (h: AdapterHead): HeadKind => (h.dense ? 'mlp' : 'linear');
+
 /**
  * The `attachHead` spec that rebuilds a saved head on a base: kind `mlp` when it has a hidden layer (else `linear`),
  * its labels and all its values, so the rebuilt model computes the logits the adapter was saved with.
@@ -75,7 +78,7 @@ export interface AdapterHead {
 export function adapterHeadSpec(h: AdapterHead): HeadSpec {
   return {
     labels: h.labels,
-    kind: h.dense ? 'mlp' : 'linear',
+    kind: adapterHeadKind(h),
     weight: h.weight,
     bias: h.bias,
     ...(h.dense ? { dense: { weight: h.dense.weight, bias: h.dense.bias } } : {}),
