@@ -355,6 +355,12 @@ export interface SearchOptions extends Omit<ScheduleOptions, 'configs'> {
   /** Early-stopping patience of the last rung (default 1). */
   patience?: number;
   /**
+   * At the last rung (and in the time-left stage), train a strategy that defaults to more epochs than `maxEpochs`
+   * for its own default (`StrategyDef.defaultEpochs`; head: 10, which cost next to nothing on cached features)
+   * (default false; `searchCustomize` turns it on unless the caller gives `maxEpochs`).
+   */
+  strategyEpochs?: boolean;
+  /**
    * The fewest training rows a rung trains on (raises `minFraction` on small data; default 0). searchCustomize
    * asks for 4 batches: fewer rows than one batch make no step at all.
    */
@@ -467,6 +473,11 @@ export async function runSearch(
   let winnerResult: CustomizeResult | undefined;
   let leader: TrialRecord | undefined;
   const top = schedule[schedule.length - 1];
+  // The last rung's epochs for a candidate: the schedule's, or its strategy's default when that is more.
+  const topEpochs = (candidate: number): number =>
+    opts.strategyEpochs
+      ? Math.max(top.epochs, STRATEGY_TABLE[candidates[candidate].strategy].defaultEpochs ?? 0)
+      : top.epochs;
   const timing: { what: string; why: string }[] = [];
   let previous: TrialRecord[] = [];
 
@@ -529,12 +540,13 @@ export async function runSearch(
       if (ran.length >= rung.configs) break;
       const config = candidates[candidate];
       const planRows = rows(rung.fraction);
-      let epochs = rung.epochs;
+      let epochs = isTop ? topEpochs(candidate) : rung.epochs;
       let note: string | undefined;
       const left = budget - elapsed();
       const est = estimate(candidate, planRows.length, epochs);
       // The leader's last rung is kept back while lower rungs run, so the search can always finish it.
-      const reserve = !isTop && leader ? (estimate(leader.candidate, rows(1).length, top.epochs) ?? 0) : 0;
+      const reserve =
+        !isTop && leader ? (estimate(leader.candidate, rows(1).length, topEpochs(leader.candidate)) ?? 0) : 0;
       let skip: string | undefined;
       const first = trials.every((t) => t.status === 'skipped');
       if (isTop && est !== undefined && est > left) {
@@ -592,7 +604,8 @@ export async function runSearch(
     const firsts = ranked.filter((t) => !covered.has(t.strategy) && (covered.add(t.strategy), true));
     const allRows = rows(1);
     for (const prev of [...firsts, ...ranked.filter((t) => !firsts.includes(t))]) {
-      const est = estimate(prev.candidate, allRows.length, top.epochs)!;
+      const epochs = topEpochs(prev.candidate);
+      const est = estimate(prev.candidate, allRows.length, epochs)!;
       if (est > budget - elapsed()) {
         extras.passed.push(prev.config);
         continue;
@@ -606,7 +619,7 @@ export async function runSearch(
           rung: top.rung,
           fraction: top.fraction,
           trainRows: allRows.length,
-          epochs: top.epochs,
+          epochs,
         },
         allRows,
         true,
@@ -816,6 +829,7 @@ export async function searchCustomize(
     eta,
     minFraction,
     maxEpochs,
+    strategyEpochs,
     minRows,
     fill,
     runner,
@@ -836,8 +850,10 @@ export async function searchCustomize(
       ...(fill !== undefined ? { fill } : {}),
       ...(eta !== undefined ? { eta } : {}),
       ...(minFraction !== undefined ? { minFraction } : {}),
-      // customize's default epochs: on full CLINC150 full fine-tuning's best epoch was the 2nd of 3 and LoRA's the 3rd.
+      // customize's default epochs: on full CLINC150 full fine-tuning's best epoch was the 2nd of 3 and LoRA's the 3rd;
+      // the head's default (10) where the caller did not set the epochs.
       maxEpochs: maxEpochs ?? 3,
+      strategyEpochs: strategyEpochs ?? maxEpochs === undefined,
       minRows: minRows ?? 4 * (shared.batchSize ?? 32),
     },
   );

@@ -14,6 +14,7 @@ import {
   formatSearchTrials,
   halvingSchedule,
   runSearch,
+  searchCustomize,
   stratifiedRows,
   type SearchConfig,
   type TrialPlan,
@@ -21,6 +22,7 @@ import {
   type TrialRunner,
 } from '../../src/customize/search.ts';
 import { ConfigError } from '../../src/errors.ts';
+import { tinyBert } from './fixtures.ts';
 
 const near = (a: number, b: number, eps = 1e-9): boolean => Math.abs(a - b) < eps;
 
@@ -582,4 +584,52 @@ test('fixCandidates: fixed hyper-parameters apply where they mean something; equ
   const d = fixCandidates(defaultCandidates(), { loraDropout: 0.1 });
   assert.equal(d.length, 8);
   assert.ok(d.filter((x) => x.lora).every((x) => x.lora!.dropout === 0.1 && describeConfig(x).includes('dropout 0.1')));
+});
+
+test('strategyEpochs: at the last rung and in the time left, head trains its own 10 epochs, the rest the schedule maxEpochs; searchCustomize turns it on unless maxEpochs is given', async () => {
+  const space: SearchConfig[] = [
+    { strategy: 'head' },
+    { strategy: 'full', lr: 1e-4 },
+    { strategy: 'lora', lora: { r: 8, targets: 'all-linear' }, lr: 2e-3 },
+  ];
+  const top = (s: { trials: TrialRecord[] }, strategy: string) =>
+    s.trials.filter((t) => t.strategy === strategy && t.trainRows === 900).map((t) => t.epochs);
+  const on = simulated();
+  const s = await runSearch(LABELS, on.runner, {
+    candidates: space,
+    budgetSeconds: 1000,
+    seed: 3,
+    clock: on.clock,
+    strategyEpochs: true,
+  });
+  assert.deepEqual(top(s, 'head'), [10]);
+  assert.deepEqual(top(s, 'full'), [2]);
+  // The lower rungs keep their one epoch.
+  assert.ok(s.trials.filter((t) => t.trainRows < 900).every((t) => t.epochs === 1));
+  assert.ok(on.plans.some((p) => p.config.strategy === 'head' && p.epochs === 10));
+  const off = simulated();
+  const o = await runSearch(LABELS, off.runner, { candidates: space, budgetSeconds: 1000, seed: 3, clock: off.clock });
+  assert.deepEqual(top(o, 'head'), [2]);
+
+  // searchCustomize: on by default, off when the caller sets the epochs (`--epochs` with auto).
+  const data = {
+    train: LABELS.map((label, i) => ({ text: `t${i}`, label })),
+    validation: [{ text: 'v', label: LABELS[0] }],
+  };
+  const base = tinyBert(data);
+  const run = async (maxEpochs?: number) => {
+    const sim = simulated();
+    return searchCustomize(base, data, {
+      runner: sim.runner,
+      candidates: space,
+      budgetSeconds: 1000,
+      seed: 3,
+      clock: sim.clock,
+      minRows: 0,
+      ...(maxEpochs ? { maxEpochs } : {}),
+    });
+  };
+  assert.deepEqual(top(await run(), 'head'), [10]);
+  assert.deepEqual(top(await run(), 'full'), [3]);
+  assert.deepEqual(top(await run(2), 'head'), [2]);
 });
