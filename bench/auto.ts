@@ -20,6 +20,7 @@ import { loadUseLite } from '../src/models/use/index.ts';
 import { argmaxRows, predictTexts, textFeatures } from '../src/models/text.ts';
 import { parseDuration } from '../src/util/duration.ts';
 import { readClinc } from './clinc150.ts';
+import { loadAverage } from './output.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -35,11 +36,7 @@ const seed = Number(argOf('--seed') ?? 1);
 const say = (s: string): void => {
   process.stderr.write(`${s}\n`);
 };
-const load = (): string =>
-  os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ');
+const load = loadAverage;
 
 const data = { train: readClinc('train'), validation: readClinc('validation') };
 const test = readClinc('test');

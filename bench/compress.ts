@@ -30,6 +30,7 @@ import type { ModelProto } from '../src/onnx/ir.ts';
 import { encodeModel } from '../src/onnx/serialize.ts';
 import { Session, ort, type Feeds } from '../src/runtime/session.ts';
 import { firstPerIntent, readClinc } from './clinc150.ts';
+import { sayer, loadAverage } from './output.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -52,15 +53,8 @@ const STUDENT_FFN = (args.includes('--students') ? args[args.indexOf('--students
 // times the scheduler rather than the model. --spin turns it back on.
 const SPIN = args.includes('--spin');
 const sessionOpts = { intraOpThreads: THREADS, ...(SPIN ? {} : { allowSpinning: false }) };
-const say = (s: string): void => {
-  if (!json) console.log(s);
-  else process.stderr.write(`${s}\n`);
-};
-const load = (): string =>
-  os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ');
+const say = sayer(json);
+const load = loadAverage;
 const secs = (t0: number): string => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
 
 const t00 = performance.now();

@@ -6,7 +6,6 @@
  * measured on CLINC150's validation rows of those intents: accuracy, macro-F1, size, p50 at batch 1, items/s at
  * batch 32. Threads: 2 for timing.
  */
-import os from 'node:os';
 import { bertConfig, buildBert, toOnnxModel, trainableParams, type Model } from '../src/models/index.ts';
 import type { GraphBuilder } from '../src/onnx/builder.ts';
 import type { ModelProto } from '../src/onnx/ir.ts';
@@ -28,6 +27,7 @@ import {
   type QuantizationReport,
   type QuantizeResult,
 } from '../src/compress/quantize/index.ts';
+import { loadAverage, sayer } from './output.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -35,10 +35,7 @@ const argOf = (k: string, d: number): number => (args.includes(k) ? Number(args[
 const INTENTS = argOf('--intents', 30);
 const EPOCHS = argOf('--epochs', 8);
 const SEQ = 16;
-const say = (s: string): void => {
-  if (!json) console.log(s);
-  else process.stderr.write(`${s}\n`);
-};
+const say = sayer(json);
 
 const trainRows = readClinc('train');
 const labels = [...new Set(trainRows.map((r) => r.label))].sort().slice(0, INTENTS);
@@ -82,10 +79,7 @@ const train = encode(trainRows);
 const val = encode(readClinc('validation'));
 const n = train.labels!.length;
 say(
-  `CLINC150 slice: ${INTENTS} intents, ${n} train / ${val.labels!.length} validation rows, vocab ${vocab.size}, seq ${SEQ}; load ${os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ')}`,
+  `CLINC150 slice: ${INTENTS} intents, ${n} train / ${val.labels!.length} validation rows, vocab ${vocab.size}, seq ${SEQ}; load ${loadAverage()}`,
 );
 
 const cfg = bertConfig({
@@ -197,12 +191,7 @@ for (const [name, q] of variants) {
   );
   for (const note of r.notes) say(`  note: ${note}`);
 }
-say(
-  `load after: ${os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ')}`,
-);
+say(`load after: ${loadAverage()}`);
 if (json)
   console.log(
     JSON.stringify(

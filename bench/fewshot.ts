@@ -29,6 +29,7 @@ import { searchCustomize } from '../src/customize/search.ts';
 import { recommendedSearch } from '../src/workflow/tailor.ts';
 import type { CustomizeResult } from '../src/customize/customize.ts';
 import { clincIntents, firstPerIntent, readClinc } from './clinc150.ts';
+import { loadAverage, sayer } from './output.ts';
 
 const args = process.argv.slice(2);
 const argOf = (k: string): string | undefined => {
@@ -47,12 +48,8 @@ const testPer = argOf('--test-per-intent');
 const setfit = JSON.parse(argOf('--setfit') ?? '{}') as CustomizeOptions['setfit'];
 const MAX_LENGTH = 32;
 const THREADS = 2;
-const say = (s: string): void => void (json ? process.stderr : process.stdout).write(`${s}\n`);
-const loadAvg = (): string =>
-  os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ');
+const say = sayer(json);
+const loadAvg = loadAverage;
 
 /** k rows of each kept intent, drawn without replacement by a generator seeded from (seed, split). */
 export function drawPerIntent(rows: readonly LabeledText[], k: number, seed: number, split: string): LabeledText[] {

@@ -10,7 +10,6 @@
  * Reads ../shared/datasets/clinc150 beside the repository (or $CLINC150_DIR); `npm run bench -- --sections heads`
  * runs it as the `heads` section (about 6 minutes on 2 idle cores).
  */
-import os from 'node:os';
 import { customize } from '../src/customize/customize.ts';
 import type { CustomizeOptions } from '../src/customize/types.ts';
 import { headGraph, LOGITS } from '../src/models/head.ts';
@@ -20,6 +19,7 @@ import { modelFromGraph } from '../src/onnx/ir.ts';
 import { ort, Session } from '../src/runtime/session.ts';
 import { renderTable } from '../src/util/table.ts';
 import { readClinc } from './clinc150.ts';
+import { sayer, loadAverage } from './output.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -41,15 +41,8 @@ const CONFIGS: Config[] = JSON.parse(
     ]),
   ),
 ) as Config[];
-const say = (s: string): void => {
-  if (!json) console.log(s);
-  else process.stderr.write(`${s}\n`);
-};
-const load = (): string =>
-  os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ');
+const say = sayer(json);
+const load = loadAverage;
 
 const describe = (c: Config, epochs: unknown): string =>
   [

@@ -40,6 +40,7 @@ import { loadUseLite } from '../src/models/use/index.ts';
 import { predictTexts, textFeatures } from '../src/models/text.ts';
 import { renderTable } from '../src/util/table.ts';
 import { readClinc, type ClincRow } from './clinc150.ts';
+import { sayer, loadAverage } from './output.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -51,15 +52,8 @@ const MAX_LENGTH = Number(arg('--max-length', '32'));
 const EPOCHS = args.includes('--epochs') ? Number(arg('--epochs', '3')) : undefined;
 const THREADS = Number(arg('--threads', '2'));
 const OOS = 'oos';
-const say = (s: string): void => {
-  if (!json) console.log(s);
-  else process.stderr.write(`${s}\n`);
-};
-const load = (): string =>
-  os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ');
+const say = sayer(json);
+const load = loadAverage;
 const secs = (t0: number): number => (performance.now() - t0) / 1000;
 
 const split = {

@@ -11,15 +11,13 @@ import type { ModelProto } from '../src/onnx/ir.ts';
 import { encodeModel } from '../src/onnx/serialize.ts';
 import { Session, ort, type Feeds } from '../src/runtime/session.ts';
 import { quantizeDynamic, quantizeInt4, quantizeStatic, timeInterleaved } from '../src/compress/quantize/index.ts';
+import { loadAverage, sayer } from './output.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
 const iters = Number(args[args.indexOf('--iters') + 1] || 20);
 const SEQ = 64;
-const say = (s: string): void => {
-  if (!json) console.log(s);
-  else process.stderr.write(`${s}\n`);
-};
+const say = sayer(json);
 
 function feedsFor(vocab: number): (bs: number) => Feeds {
   return (bs) => {
@@ -82,12 +80,7 @@ async function benchCase(hidden: number): Promise<{ name: string; rows: Row[] }>
 
 const cases = [256, ...(args.includes('--wide') ? [512] : [])];
 const results = [];
-say(
-  `quantization bench: ${os.cpus()[0]?.model}, 2 threads, load ${os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ')}`,
-);
+say(`quantization bench: ${os.cpus()[0]?.model}, 2 threads, load ${loadAverage()}`);
 for (const h of cases) {
   const r = await benchCase(h);
   results.push(r);
@@ -102,10 +95,5 @@ for (const h of cases) {
     );
   }
 }
-say(
-  `load after: ${os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ')}`,
-);
+say(`load after: ${loadAverage()}`);
 if (json) console.log(JSON.stringify({ bench: 'quantize', threads: 2, seq: SEQ, results }, null, 2));

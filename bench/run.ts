@@ -7,7 +7,6 @@
  * bench/fewshot.ts, docs/customize.md) and the training-memory section (bench/train-memory.ts). See docs/bench.md.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import * as os from 'node:os';
 import * as readline from 'node:readline';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +16,7 @@ import { Session, ort, type SessionOptions } from '../src/runtime/session.ts';
 import { TrainingEngine } from '../src/train/engine.ts';
 import { TrainRng } from '../src/util/rng.ts';
 import { buildEncoderClassifier, classificationLoss, type EncoderConfig } from './encoder.ts';
+import { sayer, loadAverage } from './output.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PY = '/usr/bin/python3';
@@ -29,10 +29,7 @@ const argOf = (k: string): string | undefined => {
 };
 const STEPS = Number(argOf('--steps') ?? 5);
 const WARMUP = 2;
-const say = (s: string): void => {
-  if (!json) console.log(s);
-  else process.stderr.write(`${s}\n`);
-};
+const say = sayer(json);
 
 function ensureTorch(): string {
   const probe = spawnSync(PY, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
@@ -50,11 +47,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const PROFILE = args.includes('--profile');
 // No interOpThreads: ORT then runs nodes sequentially (the parallel executor only adds scheduling cost for a chain).
 const session: SessionOptions = { intraOpThreads: THREADS };
-const load = (): string =>
-  os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ');
+const load = loadAverage;
 
 /**
  * ORT's 1024³ MatMul throughput, sampled between training steps so that the peak a case is compared with was

@@ -43,6 +43,7 @@ import { Session } from '../src/runtime/session.ts';
 import { MultiAdapterEngine } from '../src/serve/engine/engine.ts';
 import type { Prediction } from '../src/serve/backend.ts';
 import { firstPerIntent, readClinc } from './clinc150.ts';
+import { loadAverage, sayer } from './output.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -56,10 +57,7 @@ const MAX_LENGTH = 32;
 const INTENTS_PER_ADAPTER = 10;
 const TRAIN_PER_INTENT = 15;
 const TARGETS = ['query', 'value'];
-const say = (s: string): void => {
-  if (json) process.stderr.write(`${s}\n`);
-  else console.log(s);
-};
+const say = sayer(json);
 
 type CaseName = 'a' | 'b' | 'c' | 'd' | 'a8' | 'b8';
 const CASE_TITLES: Record<CaseName, string> = {
@@ -545,10 +543,7 @@ async function main(): Promise<void> {
   try {
     say(
       `serving benchmark: USE-lite, ${N_ADAPTERS} CLINC150 adapters (LoRA r 8 on query/value + ridge heads), ${connections} connections, ` +
-        `${seconds} s or ${maxRequests} requests per case, ${RUNS} ORT runs at once of ${Math.max(1, Math.floor(THREADS / RUNS))} thread(s), loopback HTTP; load average ${os
-          .loadavg()
-          .map((x) => x.toFixed(1))
-          .join(' ')}`,
+        `${seconds} s or ${maxRequests} requests per case, ${RUNS} ORT runs at once of ${Math.max(1, Math.floor(THREADS / RUNS))} thread(s), loopback HTTP; load average ${loadAverage()}`,
     );
     const base = await loadBase('use-lite');
     const home = path.join(dir, 'home');

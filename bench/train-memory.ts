@@ -36,6 +36,7 @@ import { buildTrainingGraphs, LOSS_OUTPUT } from '../src/train/graph.ts';
 import { tensorData } from '../src/train/trainer.ts';
 import { TrainRng } from '../src/util/rng.ts';
 import { firstPerIntent, readClinc } from './clinc150.ts';
+import { sayer, loadAverage } from './output.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -49,15 +50,8 @@ const BATCH = 32;
 const MAX_LENGTH = 64;
 const THREADS = 2;
 const MB = 2 ** 20;
-const say = (s: string): void => {
-  if (json) process.stderr.write(`${s}\n`);
-  else console.log(s);
-};
-const load = (): string =>
-  os
-    .loadavg()
-    .map((x) => x.toFixed(1))
-    .join(' ');
+const say = sayer(json);
+const load = loadAverage;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ce = (b: GraphBuilder): string =>
   b.op('SoftmaxCrossEntropyLoss', [LOGITS, b.input('labels', 'int64', ['batch'])], { reduction: 'mean' });

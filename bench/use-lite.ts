@@ -11,6 +11,7 @@ import { loadUseLite, locateUseLitePackage } from '../src/models/use/index.ts';
 import { Session, ort } from '../src/runtime/session.ts';
 import { readClinc } from './clinc150.ts';
 import { loadTfModel, referenceTokenizer, useTfBackend } from '../test/models/use-lite.reference.ts';
+import { sayer } from './output.ts';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -18,10 +19,7 @@ const runsArg = args.indexOf('--runs');
 const RUNS = runsArg >= 0 ? Number(args[runsArg + 1]) : 5;
 const BATCH = 64;
 const THREADS = 2;
-const say = (s: string): void => {
-  if (json) process.stderr.write(`${s}\n`);
-  else console.log(s);
-};
+const say = sayer(json);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function timeIt(runs: number, fn: () => Promise<void>): Promise<number> {

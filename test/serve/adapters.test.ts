@@ -14,7 +14,7 @@ import { makeLineage } from '../../src/customize/lineage.ts';
 import { saveCustomizedModel } from '../../src/customize/save.ts';
 import { Classifier } from '../../src/models/classifier.ts';
 import { openRegistry, type Registry } from '../../src/registry/index.ts';
-import { startServer, type ServeHandle } from '../../src/serve/server.ts';
+import { startServer, type ServeHandle, type ServeOptions } from '../../src/serve/server.ts';
 import { clincSlice, tinyBert } from '../customize/fixtures.ts';
 import { randomAdapter } from '../customize/random-adapters.ts';
 import { call, directScores, metricValue, tinyClassifier } from './fixtures.ts';
@@ -54,6 +54,10 @@ const folders = {} as Record<Name, string>;
 const expected = {} as Record<Name, { label: string; probabilities: number[] }[]>;
 let plainDir: string;
 
+/** A server over this file's registry on an ephemeral loopback port, quiet and on one thread, with `options`. */
+const serve = (options: ServeOptions): Promise<ServeHandle> =>
+  startServer({ registry, port: 0, pollIntervalMs: 0, logSampleRate: 0, intraOpThreads: 1, ...options });
+
 before(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'tailor-serve-adapters-'));
   registry = await openRegistry({ home: path.join(tmp, 'home') });
@@ -80,12 +84,7 @@ before(async () => {
   }
   plainDir = await tinyClassifier(path.join(tmp, 'plain'), 5);
   await registry.registerModel({ name: 'plain', source: plainDir });
-  server = await startServer({
-    registry,
-    port: 0,
-    pollIntervalMs: 0,
-    logSampleRate: 0,
-    intraOpThreads: 1,
+  server = await serve({
     // Long enough that requests sent together land in one execution on a busy machine.
     batching: { maxQueueDelayMs: 150 },
   });
@@ -193,12 +192,7 @@ test('an ordinary model beside the adapters keeps the folder engine and its own 
 });
 
 test('mixedAdapters { enabled: false } serves each adapter as its merged model, with the same answers', async () => {
-  const s = await startServer({
-    registry,
-    port: 0,
-    pollIntervalMs: 0,
-    logSampleRate: 0,
-    intraOpThreads: 1,
+  const s = await serve({
     models: ['alpha', 'gamma'],
     mixedAdapters: { enabled: false },
   });
@@ -220,12 +214,7 @@ test('mixedAdapters { enabled: false } serves each adapter as its merged model, 
 });
 
 test('mixedAdapters { basePrecision: int8 }: the adapters answer close to the library (int8 base), not bit-equal', async () => {
-  const s = await startServer({
-    registry,
-    port: 0,
-    pollIntervalMs: 0,
-    logSampleRate: 0,
-    intraOpThreads: 1,
+  const s = await serve({
     models: ['beta'],
     mixedAdapters: { basePrecision: 'int8' },
   });
@@ -252,12 +241,7 @@ test('an adapter whose registered labels differ from its own fails to load: 503 
   const info = JSON.parse(readFileSync(infoFile, 'utf8')) as { labels: string[] };
   writeFileSync(infoFile, JSON.stringify({ ...info, labels: ['a3', 'a2', 'a1'] }));
   await registry.registerModel({ name: 'relabelled', source: dir });
-  const s = await startServer({
-    registry,
-    port: 0,
-    pollIntervalMs: 0,
-    logSampleRate: 0,
-    intraOpThreads: 1,
+  const s = await serve({
     models: ['alpha', 'relabelled'],
   });
   try {
@@ -277,12 +261,7 @@ test('an adapter whose registered labels differ from its own fails to load: 503 
 
 test('mixedAdapters.modules limits the engine to those branches: an adapter of other modules fails alone, naming them', async () => {
   // alpha adapts layer 0's query only; gamma adapts layer 1's value and intermediate.dense.
-  const s = await startServer({
-    registry,
-    port: 0,
-    pollIntervalMs: 0,
-    logSampleRate: 0,
-    intraOpThreads: 1,
+  const s = await serve({
     models: ['alpha', 'gamma'],
     mixedAdapters: { modules: 'layer\\.0\\.attention\\.self\\.query$' },
   });
@@ -321,12 +300,7 @@ test('a LoRA adapter with an MLP head is served by the folder engine from its me
   const clf = await Classifier.load(saved.dir, { intraOpThreads: 1 });
   const want = await clf.predict(TEXTS);
   await clf.release();
-  const s = await startServer({
-    registry,
-    port: 0,
-    pollIntervalMs: 0,
-    logSampleRate: 0,
-    intraOpThreads: 1,
+  const s = await serve({
     models: ['alpha', 'mlp'],
   });
   try {
@@ -358,12 +332,7 @@ test('a LoRA adapter with an MLP head is served by the folder engine from its me
 // Last: it adds a version of alpha to the shared registry.
 test('an alias promotion between adapter versions under load: zero failed requests, then the new adapter answers', async () => {
   await registry.setAlias('alpha', 'production', 1);
-  const s = await startServer({
-    registry,
-    port: 0,
-    pollIntervalMs: 0,
-    logSampleRate: 0,
-    intraOpThreads: 1,
+  const s = await serve({
     models: ['alpha@production'],
     batching: { maxQueueDelayMs: 1 },
   });
