@@ -32,7 +32,7 @@ import { foldLrScale, lrScaledName, lrScaleReparam } from '../train/layer-decay.
 import { tensorData, Trainer, type TrainData, type TrainResult } from '../train/trainer.ts';
 import { fitWarmHead } from '../train/warm-head.ts';
 import { dataFingerprint, makeLineage, type Lineage } from './lineage.ts';
-import { strategyDef, type Strategy } from './strategies/index.ts';
+import { defaultLrOf, strategyDef, type Strategy } from './strategies/index.ts';
 import type {
   BodyPhaseReport,
   CustomizeData,
@@ -191,13 +191,6 @@ function metricsFn(labels: readonly string[]) {
  */
 const EVAL_BATCH = 64;
 
-/** Root mean square of `values` (the scale of the features an MLP head's warm start keeps tanh linear on). */
-function rms(values: Float32Array): number {
-  let s = 0;
-  for (const v of values) s += v * v;
-  return values.length ? Math.sqrt(s / values.length) : 0;
-}
-
 /** Runs `graph` (inputs -> `feature`) over row-major feeds of `n` rows in batches: the frozen body's features [n, D]. */
 async function runFeatures(
   graph: Graph,
@@ -288,7 +281,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
   const rss = new RssSampler().start();
   try {
     const headKind = headKindOf(opts.headType ?? 'linear');
-    const lr = opts.lr ?? def.defaultLrByHead?.[headKind] ?? def.defaultLr;
+    const lr = opts.lr ?? defaultLrOf(def, headKind);
     const headed = attachHead(base, {
       labels,
       seed,
@@ -362,7 +355,7 @@ export async function customize(base: Model, data: CustomizeData, opts: Customiz
           labels.length,
           typeof warm === 'object' ? warm : {},
         ));
-      model = withHeadValues(model, warmHeadValues(headKind, h, D, rms(cached.train.data as Float32Array)));
+      model = withHeadValues(model, warmHeadValues(headKind, h, D, cached.train.data as Float32Array));
       if (def.headOnly) warmStart = { model, l2: h.l2 };
       headInit = {
         kind: 'warm',

@@ -26,9 +26,9 @@ import { createRng } from '../util/rng.ts';
 import { seedFor } from '../util/hash.ts';
 import { renderTable } from '../util/table.ts';
 import { customize, labelIds, type CustomizeResult } from './customize.ts';
-import { STRATEGY_TABLE, strategyDef, type Strategy } from './strategies/index.ts';
+import { defaultLrOf, STRATEGY_TABLE, strategyDef, type Strategy } from './strategies/index.ts';
 import type { TargetKind } from './sites.ts';
-import type { CustomizeData, CustomizeOptions, StrategyDef } from './types.ts';
+import type { CustomizeData, CustomizeOptions } from './types.ts';
 
 /** One point of the search space: a strategy and the hyper-parameters that differ from its defaults. */
 export interface SearchConfig {
@@ -206,8 +206,7 @@ export function describeConfig(c: SearchConfig): string {
   if (c.layerDecay !== undefined) parts.push(`decay ${c.layerDecay}`);
   // `head mlp lr 3e-4`, `lora all-linear r8 mlp head lr 2e-3`.
   if (c.head && c.head !== 'linear') parts.push(c.strategy === 'head' ? c.head : `${c.head} head`);
-  const def: StrategyDef = STRATEGY_TABLE[c.strategy];
-  const lr = c.lr ?? (c.head ? def.defaultLrByHead?.[c.head] : undefined) ?? def.defaultLr;
+  const lr = c.lr ?? defaultLrOf(STRATEGY_TABLE[c.strategy], c.head);
   parts.push(`lr ${lr.toExponential().replace(/\.?0*e\+?/, 'e')}`);
   return parts.join(' ');
 }

@@ -235,8 +235,8 @@ export function attachHead(model: Model, spec: HeadSpec): Model {
 }
 
 /**
- * Head values that start a head of `kind` as the linear head (`weight` [D, C], `bias` [C]) on the same features:
- * linear: those values; mlp: the hidden layer s·I (s = min(1, 0.05 / rms of the features), which keeps tanh in its
+ * Head values that start a head of `kind` as the linear head (`weight` [D, C], `bias` [C]) on `features` (rows of
+ * width D): linear: those values; mlp: the hidden layer s·I (s = min(1, 0.05 / rms of the features), which keeps tanh in its
  * linear range, where tanh(s·x)/s ≈ x) and the output layer weight/s, so its logits start within ~1% of the linear
  * head's (exactly for s·x → 0), and training moves on from the warm head instead of a random one. Pure.
  */
@@ -244,10 +244,13 @@ export function warmHeadValues(
   kind: HeadKind,
   linear: { weight: Float32Array; bias: Float32Array },
   D: number,
-  featureRms: number,
+  features: Float32Array,
 ): Pick<HeadSpec, 'weight' | 'bias' | 'dense'> {
   if (kind === 'linear') return { weight: linear.weight, bias: linear.bias };
-  const s = featureRms > 0 ? Math.min(1, 0.05 / featureRms) : 1;
+  let sq = 0;
+  for (const v of features) sq += v * v;
+  const rms = features.length ? Math.sqrt(sq / features.length) : 0;
+  const s = rms > 0 ? Math.min(1, 0.05 / rms) : 1;
   const dense = new Float32Array(D * D);
   for (let i = 0; i < D; i++) dense[i * D + i] = s;
   return {

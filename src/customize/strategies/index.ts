@@ -3,6 +3,7 @@
  * is a file in this folder and a row here; `customize`, the CLI's choices and the docs read this table.
  */
 import { ConfigError } from '../../errors.ts';
+import type { HeadKind } from '../../models/head.ts';
 import type { StrategyDef } from '../types.ts';
 import { bitfit } from './bitfit.ts';
 import { full } from './full.ts';
@@ -32,6 +33,11 @@ export function strategyDef(name: string): StrategyDef {
       value: name,
     });
   return STRATEGY_TABLE[name as Strategy];
+}
+
+/** A strategy's default learning rate with a head of `head`'s kind (its own for that kind where it has one). */
+export function defaultLrOf(def: StrategyDef, head: HeadKind = 'linear'): number {
+  return def.defaultLrByHead?.[head] ?? def.defaultLr;
 }
 
 export { adapterHead } from './lora.ts';
