@@ -29,6 +29,7 @@ import {
   adapterHeadSpec,
   adapterScaling,
   checkAdapterBase,
+  checkAdapterHead,
   type AdapterHead,
   type LoraAdapter,
 } from './peft.ts';
@@ -63,28 +64,8 @@ function checkModules(base: Model, adapter: LoraAdapter): void {
       throw new ConfigError(`adapter's classifier reads ${h.features} features but the base yields ${D}`, {
         field: 'classifier.weight',
       });
-    checkHeadValues(h, D);
+    checkAdapterHead(h, D);
   }
-}
-
-/**
- * Checks that a head's arrays have the sizes of a head over `D` features: checked here, not left to attachHead,
- * because the host feeds them to ORT without building a head (ORT's own size error names no tensor).
- */
-function checkHeadValues(h: AdapterHead, D: number, where = 'adapter'): void {
-  const C = h.labels.length;
-  const { out } = HEAD_KINDS[adapterHeadKind(h)];
-  const sizes: [string, Float32Array, number][] = [
-    [out.weight, h.weight, D * C],
-    [out.bias, h.bias, C],
-  ];
-  if (h.dense) sizes.push([MLP_DENSE_WEIGHT, h.dense.weight, D * D], [MLP_DENSE_BIAS, h.dense.bias, D]);
-  for (const [name, v, n] of sizes)
-    if (v.length !== n)
-      throw new ConfigError(
-        `${where}'s '${name}' has ${v.length} values; a head over ${D} features with ${C} labels needs ${n}`,
-        { field: name },
-      );
 }
 
 /** The base with the adapter's head and LoRA nodes (adapter tensors as initializers). Checks hash and shapes. */
@@ -228,7 +209,7 @@ export class AdapterHost {
       );
     if (adapter.head && this.headKind) {
       checkHeadKind(name, adapter.head, this.headKind);
-      checkHeadValues(adapter.head, this.features, `adapter '${name}'`);
+      checkAdapterHead(adapter.head, this.features, `adapter '${name}'`);
     }
     const sites = new Map(linearSites(this.base).map((s) => [s.module, s]));
     const t: Record<string, ort.Tensor> = {};

@@ -20,7 +20,7 @@ import type { Tensor } from '../onnx/ir.ts';
 import { encodeSafetensors, parseSafetensors, type SafetensorsFile } from '../onnx/safetensors.ts';
 import { tensorFromArray, tensorToArray, transpose2d } from '../onnx/tensor.ts';
 import { writeFileAtomic } from '../onnx/io.ts';
-import type { HeadKind, HeadSpec } from '../models/head.ts';
+import { HEAD_KINDS, MLP_DENSE_BIAS, MLP_DENSE_WEIGHT, type HeadKind, type HeadSpec } from '../models/head.ts';
 import type { Lineage } from './lineage.ts';
 import { loraScaling, type LoraWeights } from './lora.ts';
 import { HEAD_MODULE } from './sites.ts';
@@ -164,6 +164,27 @@ export function adapterTensors(adapter: LoraAdapter): Map<string, { shape: numbe
 }
 
 /**
+ * Checks that a head's arrays have the sizes of a head over `D` features (default: the head's own), before they are
+ * written or fed to ORT without building a head (ORT's own size error names no tensor). A ConfigError naming the
+ * tensor otherwise.
+ */
+export function checkAdapterHead(h: AdapterHead, D = h.features, where = 'adapter'): void {
+  const C = h.labels.length;
+  const { out } = HEAD_KINDS[adapterHeadKind(h)];
+  const sizes: [string, Float32Array, number][] = [
+    [out.weight, h.weight, D * C],
+    [out.bias, h.bias, C],
+  ];
+  if (h.dense) sizes.push([MLP_DENSE_WEIGHT, h.dense.weight, D * D], [MLP_DENSE_BIAS, h.dense.bias, D]);
+  for (const [name, v, n] of sizes)
+    if (v.length !== n)
+      throw new ConfigError(
+        `${where}'s '${name}' has ${v.length} values; a head over ${D} features with ${C} labels needs ${n}`,
+        { field: name },
+      );
+}
+
+/**
  * The head as PEFT's modules_to_save tensors, PyTorch layout: a linear head as `classifier.weight` [labels, features]
  * and `classifier.bias`; an MLP head as `classifier.dense.weight` [features, features], `classifier.dense.bias`,
  * `classifier.out_proj.weight` [labels, features] and `classifier.out_proj.bias` (RoBERTa's module names, which is
@@ -172,17 +193,9 @@ export function adapterTensors(adapter: LoraAdapter): Map<string, { shape: numbe
 export function addHeadTensors(out: Map<string, { shape: number[]; data: Float32Array }>, h: AdapterHead): void {
   const C = h.labels.length;
   const D = h.features;
-  const fits = (what: string, w: Float32Array, b: Float32Array, cols: number): void => {
-    if (w.length !== D * cols || b.length !== cols)
-      throw new ConfigError(
-        `adapter head ${what} has ${w.length} + ${b.length} values; a [${D}, ${cols}] layer needs ${D * cols} + ${cols}`,
-        { field: what },
-      );
-  };
+  checkAdapterHead(h);
   const layer = h.dense ? 'classifier.out_proj' : 'classifier';
-  fits(layer, h.weight, h.bias, C);
   if (h.dense) {
-    fits('classifier.dense', h.dense.weight, h.dense.bias, D);
     out.set(`${PREFIX}classifier.dense.weight`, { shape: [D, D], data: transpose2d(h.dense.weight, D, D) });
     out.set(`${PREFIX}classifier.dense.bias`, { shape: [D], data: h.dense.bias });
   }
